@@ -1,0 +1,47 @@
+// The one codec of protocol vrouter.v1: text frames <-> typed messages. Socket-free and
+// allocation-light; used by the router, the tests, the load harness and the fuzzer alike.
+//
+// Decoding never throws and never trusts input: anything that is not exactly a v1 message becomes
+// a DecodeError with a typed code, a human message, and the request id when one could be read.
+// Unknown fields are ignored (forward compatibility); PROTOCOL.md says so.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "proto/messages.h"
+
+namespace vrouter::proto {
+
+struct DecodeError {
+  ErrorCode code = ErrorCode::kInvalidMessage;
+  std::string message;
+  RequestId id;  // set when the frame carried a valid `id`, so the error can be matched to it
+};
+
+using ClientDecodeResult = std::variant<ClientMessage, DecodeError>;
+using ServerDecodeResult = std::variant<ServerMessage, DecodeError>;
+
+// Maximum JSON nesting accepted; v1 messages nest at most 4 deep.
+inline constexpr std::size_t kMaxJsonDepth = 8;
+
+ClientDecodeResult DecodeClientMessage(std::string_view text);
+ServerDecodeResult DecodeServerMessage(std::string_view text);
+
+std::string Encode(const ClientMessage& message);
+std::string Encode(const ServerMessage& message);
+
+// Wire names (`type` field), indexed like the variants: kClientTypeNames[msg.index()].
+inline constexpr std::string_view kClientTypeNames[] = {"hello", "join",    "resume", "lookup",
+                                                        "watch", "unwatch", "report", "leave"};
+inline constexpr std::string_view kServerTypeNames[] = {
+    "welcome", "assigned", "lookup_result", "watch_result", "ack",
+    "moved",   "left",     "migrate",       "goaway",       "error"};
+static_assert(std::size(kClientTypeNames) == std::variant_size_v<ClientMessage>);
+static_assert(std::size(kServerTypeNames) == std::variant_size_v<ServerMessage>);
+
+// True when `id` is a valid user, space or server id (1..kMaxIdBytes, no control characters).
+bool IsValidId(std::string_view id);
+
+}  // namespace vrouter::proto

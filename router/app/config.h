@@ -1,0 +1,63 @@
+// The replica's whole configuration: one immutable struct, built once in main from flags and
+// VROUTER_* environment variables (a flag wins over its variable), validated before anything
+// starts. Parsing is a pure function of (argv, environment), so every rule is unit-tested.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace vrouter::app {
+
+struct HostPort {
+  std::string host;  // numeric IPv4/IPv6 address
+  std::uint16_t port = 0;
+  bool operator==(const HostPort&) const = default;
+};
+
+struct Config {
+  std::optional<HostPort> listen;        // plain ws
+  std::optional<HostPort> tls_listen;    // wss
+  std::optional<HostPort> admin_listen;  // /healthz /readyz /metrics /v1/...
+  std::string tls_cert;
+  std::string tls_key;
+  std::string video_servers_file;
+  std::string auth_secret;
+  std::string replica_id;  // default: hostname + random suffix
+  unsigned threads = 1;
+  std::size_t max_connections = 0;  // 0 = derived from the open-files limit at start-up
+  int backlog = 4096;
+  std::uint32_t max_message_bytes = 128 * 1024;
+  std::uint32_t max_batch = 1000;
+  std::uint32_t max_watches = 1000;
+  std::size_t send_queue_bytes = 1024 * 1024;
+  std::uint32_t max_pings_per_second = 20;
+  std::chrono::milliseconds handshake_timeout{5000};
+  std::chrono::milliseconds hello_timeout{10000};
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds resume_grace{30000};
+  std::chrono::milliseconds drain_window{10000};
+  std::int64_t token_leeway_seconds = 30;
+  std::string log_level = "info";
+};
+
+struct ParsedArgs {
+  std::optional<Config> config;  // set on success
+  std::string error;             // set on failure: names the setting and the problem
+  std::string help;              // set when --help was asked for
+};
+
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+
+// `args` excludes the program name (and the subcommand, if any).
+ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup& env,
+                          unsigned hardware_threads);
+
+std::optional<HostPort> ParseHostPort(std::string_view text);
+std::string ToString(const HostPort& hp);
+
+}  // namespace vrouter::app

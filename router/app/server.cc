@@ -1,0 +1,322 @@
+#include "router/app/server.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "proto/codec.h"
+#include "router/core/fleet.h"
+#include "router/core/log.h"
+#include "router/core/metrics.h"
+#include "router/core/watch_hub.h"
+#include "router/net/admin_http.h"
+#include "router/net/client_protocol.h"
+#include "router/net/client_session.h"
+#include "router/net/listener.h"
+#include "router/net/service.h"
+#include "router/net/session_registry.h"
+#include "router/net/tls.h"
+#include "router/store/memory_store.h"
+
+#ifndef VROUTER_VERSION
+#define VROUTER_VERSION "dev"
+#endif
+#ifndef VROUTER_GIT_COMMIT
+#define VROUTER_GIT_COMMIT "unknown"
+#endif
+
+namespace vrouter::app {
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+// File descriptors kept for everything that is not a client socket: listeners, admin sessions,
+// logs, the store, certificate reloads. The rest of RLIMIT_NOFILE is the connection budget.
+constexpr std::size_t kReservedFds = 256;
+// How often detached assignments past their resume grace are expired.
+constexpr auto kSweepInterval = std::chrono::seconds(1);
+// How often shutdown checks whether every session has gone.
+constexpr auto kDrainPoll = std::chrono::milliseconds(50);
+
+std::size_t ConnectionBudget() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 1'000'000;
+  return rl.rlim_cur > kReservedFds * 2 ? rl.rlim_cur - kReservedFds : rl.rlim_cur / 2;
+}
+
+std::string DefaultReplicaId() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') std::strcpy(host, "replica");
+  std::mt19937_64 rng(std::random_device{}());
+  std::ostringstream id;
+  id << host << "-" << std::hex << (rng() & 0xffffff);
+  return id.str().substr(0, 64);
+}
+
+std::variant<std::string, std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return std::variant<std::string, std::string>(std::in_place_index<1>, "cannot open " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return std::variant<std::string, std::string>(std::in_place_index<0>, s.str());
+}
+
+tcp::endpoint ToEndpoint(const HostPort& hp) { return {asio::ip::make_address(hp.host), hp.port}; }
+
+}  // namespace
+
+struct Server::Impl {
+  Config config;
+  core::Metrics metrics{VROUTER_VERSION, VROUTER_GIT_COMMIT};
+  core::Fleet fleet;
+  core::WatchHub hub;
+  store::MemoryStore store;
+  net::SessionRegistry sessions;
+  std::unique_ptr<net::Service> service;
+  std::shared_ptr<asio::ssl::context> tls;
+
+  std::vector<std::unique_ptr<asio::io_context>> ios;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  std::vector<std::thread> threads;
+  std::vector<std::shared_ptr<net::Listener>> client_listeners;  // index i runs on ios[i % n]
+  std::shared_ptr<net::Listener> admin_listener;
+  std::uint16_t ws_port = 0, wss_port = 0, admin_port = 0;
+  std::unique_ptr<asio::steady_timer> sweep_timer;
+  std::unique_ptr<asio::steady_timer> drain_timer;
+  std::unique_ptr<asio::signal_set> signals;
+  std::atomic<bool> shutdown_started{false};
+  std::atomic<bool> started{false};
+
+  explicit Impl(const Config& c) : config(c), store(c.resume_grace) {}
+
+  asio::io_context& main_io() { return *ios.front(); }
+
+  std::string OpenClientListeners(const HostPort& where, core::Transport transport,
+                                  std::uint16_t& bound_port) {
+    tcp::endpoint endpoint = ToEndpoint(where);
+    for (std::size_t i = 0; i < ios.size(); ++i) {
+      asio::ssl::context* ctx = transport == core::Transport::kWss ? tls.get() : nullptr;
+      net::Service* svc = service.get();
+      auto opened =
+          net::Listener::Open(*ios[i], endpoint, config.backlog, /*reuse_port=*/true, metrics,
+                              [svc, transport, ctx](tcp::socket socket) {
+                                net::StartClientSession(std::move(socket), *svc, transport, ctx);
+                              });
+      if (auto* err = std::get_if<std::string>(&opened)) return *err;
+      auto listener = std::get<std::shared_ptr<net::Listener>>(std::move(opened));
+      if (i == 0) {
+        bound_port = listener->local_endpoint().port();
+        endpoint.port(bound_port);  // the other workers join the port the first one got
+      }
+      client_listeners.push_back(std::move(listener));
+    }
+    return {};
+  }
+
+  void Sweep() {
+    sweep_timer->expires_after(kSweepInterval);
+    sweep_timer->async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      const std::size_t expired = store.ExpireDetached(service->steady_now());
+      if (expired > 0) metrics.assignments_expired->Increment(static_cast<double>(expired));
+      Sweep();
+    });
+  }
+
+  // Runs on the main io_context.
+  void Drain() {
+    log::Info("shutdown_started",
+              {{"sessions", sessions.size()}, {"drain_window_ms", config.drain_window.count()}});
+    metrics.ready->Set(0);
+    for (std::size_t i = 0; i < client_listeners.size(); ++i) {
+      asio::post(*ios[i % ios.size()], [l = client_listeners[i]] { l->Stop(); });
+    }
+    // Spread the goodbyes over 80% of the window: clients reconnect elsewhere in a trickle,
+    // not as one herd; the last 20% is slack for close handshakes.
+    std::mt19937 rng(std::random_device{}());
+    const auto spread = std::max<std::int64_t>(1, config.drain_window.count() * 8 / 10);
+    std::uniform_int_distribution<std::int64_t> jitter(0, spread);
+    for (const auto& session : sessions.Snapshot()) {
+      const auto delay = std::chrono::milliseconds(jitter(rng));
+      const proto::ServerMessage goaway =
+          proto::GoAway{"shutdown", static_cast<std::uint32_t>(delay.count())};
+      session->Push(std::make_shared<const std::string>(proto::Encode(goaway)));
+      metrics.messages_sent[goaway.index()]->Increment();
+      session->CloseAsync(proto::close_code::kGoingAway, "shutdown", delay);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + config.drain_window;
+    WaitForDrain(deadline);
+  }
+
+  void WaitForDrain(std::chrono::steady_clock::time_point deadline) {
+    if (sessions.size() == 0 || std::chrono::steady_clock::now() >= deadline) {
+      log::Info("shutdown_done", {{"sessions_left", sessions.size()}});
+      if (admin_listener) admin_listener->Stop();
+      sweep_timer->cancel();
+      if (signals) signals->cancel();
+      guards.clear();
+      for (auto& io : ios) io->stop();
+      return;
+    }
+    drain_timer->expires_after(kDrainPoll);
+    drain_timer->async_wait([this, deadline](boost::system::error_code ec) {
+      if (!ec) WaitForDrain(deadline);
+    });
+  }
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() {
+  if (impl_->started && !impl_->threads.empty()) {
+    BeginShutdown();
+    Wait();
+  }
+}
+
+std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& config) {
+  auto impl = std::make_unique<Impl>(config);
+  Config& c = impl->config;
+  if (c.replica_id.empty()) c.replica_id = DefaultReplicaId();
+  if (c.max_connections == 0) c.max_connections = ConnectionBudget();
+
+  if (!c.video_servers_file.empty()) {
+    auto text = ReadFile(c.video_servers_file);
+    if (text.index() == 1) return "--video-servers: " + std::get<1>(text);
+    auto parsed = core::ParseVideoServers(std::get<0>(text));
+    if (auto* err = std::get_if<std::string>(&parsed)) {
+      return "--video-servers " + c.video_servers_file + ": " + *err;
+    }
+    impl->fleet.Replace(std::get<std::vector<core::VideoServer>>(std::move(parsed)));
+  }
+  if (c.tls_listen) {
+    auto ctx = net::MakeServerTlsContext(c.tls_cert, c.tls_key);
+    if (auto* err = std::get_if<std::string>(&ctx)) return *err;
+    impl->tls = std::get<std::shared_ptr<asio::ssl::context>>(std::move(ctx));
+  }
+
+  net::SessionLimits limits;
+  limits.max_message_bytes = c.max_message_bytes;
+  limits.max_batch = c.max_batch;
+  limits.max_watches = c.max_watches;
+  limits.max_send_queue_bytes = c.send_queue_bytes;
+  limits.max_pings_per_second = c.max_pings_per_second;
+  limits.handshake_timeout = c.handshake_timeout;
+  limits.hello_timeout = c.hello_timeout;
+  limits.idle_timeout = c.idle_timeout;
+  limits.max_connections = c.max_connections;
+  impl->service.reset(new net::Service{
+      .replica_id = c.replica_id,
+      .auth_secret = c.auth_secret,
+      .token_leeway_seconds = c.token_leeway_seconds,
+      .limits = limits,
+      .store = impl->store,
+      .hub = impl->hub,
+      .fleet = impl->fleet,
+      .metrics = impl->metrics,
+      .sessions = impl->sessions,
+      .unix_seconds =
+          [] {
+            return std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                .count();
+          },
+      .steady_now = [] { return std::chrono::steady_clock::now(); },
+  });
+  Impl* raw = impl.get();
+  impl->store.SetChangeListener([raw](const core::AssignmentChange& change) {
+    net::PublishChange(change, *raw->fleet.Snapshot(), raw->hub, raw->metrics);
+  });
+
+  for (unsigned i = 0; i < c.threads; ++i) {
+    impl->ios.push_back(std::make_unique<asio::io_context>(1));  // one thread each: no locking
+    impl->guards.push_back(asio::make_work_guard(*impl->ios.back()));
+  }
+  if (c.listen) {
+    auto err = impl->OpenClientListeners(*c.listen, core::Transport::kWs, impl->ws_port);
+    if (!err.empty()) return "--listen: " + err;
+  }
+  if (c.tls_listen) {
+    auto err = impl->OpenClientListeners(*c.tls_listen, core::Transport::kWss, impl->wss_port);
+    if (!err.empty()) return "--tls-listen: " + err;
+  }
+  if (c.admin_listen) {
+    net::Service* svc = impl->service.get();
+    auto opened = net::Listener::Open(impl->main_io(), ToEndpoint(*c.admin_listen), 128,
+                                      /*reuse_port=*/false, impl->metrics, [svc](tcp::socket s) {
+                                        net::StartAdminSession(std::move(s), *svc);
+                                      });
+    if (auto* err = std::get_if<std::string>(&opened)) return "--admin-listen: " + *err;
+    impl->admin_listener = std::get<std::shared_ptr<net::Listener>>(std::move(opened));
+    impl->admin_port = impl->admin_listener->local_endpoint().port();
+  }
+  impl->sweep_timer = std::make_unique<asio::steady_timer>(impl->main_io());
+  impl->drain_timer = std::make_unique<asio::steady_timer>(impl->main_io());
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+void Server::Start() {
+  Impl& s = *impl_;
+  s.started = true;
+  s.metrics.ready->Set(1);
+  for (auto& l : s.client_listeners) l->Start();
+  if (s.admin_listener) s.admin_listener->Start();
+  s.Sweep();
+  const auto& c = s.config;
+  log::Info(
+      "listening",
+      {{"replica", c.replica_id},
+       {"ws", c.listen ? "ws://" + ToString({c.listen->host, s.ws_port}) + "/v1/client" : ""},
+       {"wss",
+        c.tls_listen ? "wss://" + ToString({c.tls_listen->host, s.wss_port}) + "/v1/client" : ""},
+       {"admin", c.admin_listen ? "http://" + ToString({c.admin_listen->host, s.admin_port}) : ""},
+       {"threads", c.threads},
+       {"video_servers", s.fleet.Snapshot()->servers().size()},
+       {"max_connections", c.max_connections},
+       {"auth_configured", !c.auth_secret.empty()}});
+  for (auto& io : s.ios) {
+    s.threads.emplace_back([io = io.get()] { io->run(); });
+  }
+}
+
+void Server::HandleSignals() {
+  Impl& s = *impl_;
+  s.signals = std::make_unique<asio::signal_set>(s.main_io(), SIGTERM, SIGINT);
+  s.signals->async_wait([this](boost::system::error_code ec, int signo) {
+    if (ec) return;
+    log::Info("signal", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    BeginShutdown();
+  });
+}
+
+void Server::BeginShutdown() {
+  Impl& s = *impl_;
+  if (s.shutdown_started.exchange(true)) return;
+  s.service->draining = true;
+  asio::post(s.main_io(), [&s] { s.Drain(); });
+}
+
+void Server::Wait() {
+  for (auto& t : impl_->threads) {
+    if (t.joinable()) t.join();
+  }
+}
+
+std::uint16_t Server::ws_port() const { return impl_->ws_port; }
+std::uint16_t Server::wss_port() const { return impl_->wss_port; }
+std::uint16_t Server::admin_port() const { return impl_->admin_port; }
+const std::string& Server::replica_id() const { return impl_->config.replica_id; }
+
+}  // namespace vrouter::app

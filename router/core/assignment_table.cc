@@ -1,0 +1,134 @@
+#include "router/core/assignment_table.h"
+
+#include "absl/hash/hash.h"
+#include "router/core/absl_compat.h"
+
+namespace vrouter::core {
+
+AssignmentTable::AssignmentTable(std::size_t shards)
+    : shards_(std::make_unique<Shard[]>(shards == 0 ? 1 : shards)),
+      shard_count_(shards == 0 ? 1 : shards) {}
+
+AssignmentTable::Shard& AssignmentTable::ShardFor(std::string_view user) const {
+  return shards_[absl::HashOf(AsAbsl(user)) % shard_count_];
+}
+
+void AssignmentTable::CountServer(const std::string& server, std::int64_t delta) {
+  absl::MutexLock lock(&load_mu_);
+  auto& n = load_[server];
+  n += delta;
+  if (n == 0) load_.erase(server);
+}
+
+std::optional<Assignment> AssignmentTable::Get(std::string_view user) const {
+  Shard& shard = ShardFor(user);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.map.find(AsAbsl(user));
+  if (it == shard.map.end()) return std::nullopt;
+  return it->second;
+}
+
+PutResult AssignmentTable::Put(Assignment desired, std::uint64_t expected_epoch,
+                               std::uint64_t min_epoch) {
+  Shard& shard = ShardFor(desired.user);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.map.find(desired.user);
+  const std::uint64_t stored_epoch = it == shard.map.end() ? 0 : it->second.epoch;
+  PutResult result;
+  if (stored_epoch != expected_epoch) {
+    if (it != shard.map.end()) result.current = it->second;
+    return result;
+  }
+  // Issue an epoch above everything issued so far and above min_epoch.
+  std::uint64_t last = last_epoch_.load(std::memory_order_relaxed);
+  std::uint64_t next;
+  do {
+    next = std::max(last, min_epoch) + 1;
+  } while (!last_epoch_.compare_exchange_weak(last, next, std::memory_order_relaxed));
+  desired.epoch = next;
+
+  AssignmentChange change{AssignmentChange::Kind::kAssigned, desired, std::nullopt};
+  if (it == shard.map.end()) {
+    size_.fetch_add(1, std::memory_order_relaxed);
+    CountServer(desired.server, +1);
+    it = shard.map.emplace(desired.user, desired).first;
+  } else {
+    change.from_server = it->second.server;
+    if (it->second.server != desired.server) {
+      CountServer(it->second.server, -1);
+      CountServer(desired.server, +1);
+    }
+    it->second = desired;
+  }
+  result.written = true;
+  result.current = it->second;
+  result.change = std::move(change);
+  return result;
+}
+
+std::optional<Assignment> AssignmentTable::Attach(std::string_view user, std::uint64_t session) {
+  Shard& shard = ShardFor(user);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.map.find(AsAbsl(user));
+  if (it == shard.map.end()) return std::nullopt;
+  it->second.session = session;
+  return it->second;
+}
+
+bool AssignmentTable::Detach(std::string_view user, std::uint64_t session, SteadyTime now) {
+  Shard& shard = ShardFor(user);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.map.find(AsAbsl(user));
+  if (it == shard.map.end() || it->second.session != session || session == 0) return false;
+  it->second.session = 0;
+  it->second.since = now;
+  return true;
+}
+
+std::optional<AssignmentChange> AssignmentTable::Remove(std::string_view user,
+                                                        std::uint64_t session) {
+  Shard& shard = ShardFor(user);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.map.find(AsAbsl(user));
+  if (it == shard.map.end() || it->second.session != session) return std::nullopt;
+  AssignmentChange change{AssignmentChange::Kind::kRemoved, std::move(it->second), std::nullopt};
+  shard.map.erase(it);
+  size_.fetch_sub(1, std::memory_order_relaxed);
+  CountServer(change.assignment.server, -1);
+  return change;
+}
+
+std::vector<AssignmentChange> AssignmentTable::ExpireDetached(SteadyTime now,
+                                                              std::chrono::nanoseconds grace) {
+  std::vector<AssignmentChange> removed;
+  for (std::size_t i = 0; i < shard_count_; ++i) {
+    Shard& shard = shards_[i];
+    absl::MutexLock lock(&shard.mu);
+    for (auto it = shard.map.begin(); it != shard.map.end();) {
+      const Assignment& a = it->second;
+      if (a.session == 0 && now - a.since >= grace) {
+        CountServer(a.server, -1);
+        removed.push_back({AssignmentChange::Kind::kRemoved, std::move(it->second), std::nullopt});
+        shard.map.erase(it++);
+        size_.fetch_sub(1, std::memory_order_relaxed);
+      } else {
+        ++it;
+      }
+    }
+  }
+  return removed;
+}
+
+void AssignmentTable::Lookup(std::span<const std::string> users,
+                             std::vector<std::optional<Assignment>>& out) const {
+  out.clear();
+  out.reserve(users.size());
+  for (const std::string& user : users) out.push_back(Get(user));
+}
+
+absl::flat_hash_map<std::string, std::int64_t> AssignmentTable::LoadByServer() const {
+  absl::MutexLock lock(&load_mu_);
+  return load_;
+}
+
+}  // namespace vrouter::core

@@ -1,0 +1,62 @@
+#include "router/core/fleet.h"
+
+#include <boost/json.hpp>
+
+#include "proto/codec.h"
+#include "router/core/absl_compat.h"
+
+namespace vrouter::core {
+namespace json = boost::json;
+
+FleetSnapshot::FleetSnapshot(std::vector<VideoServer> servers) : servers_(std::move(servers)) {
+  index_.reserve(servers_.size());
+  for (std::size_t i = 0; i < servers_.size(); ++i) index_.emplace(servers_[i].id, i);
+}
+
+const VideoServer* FleetSnapshot::Find(std::string_view id) const {
+  auto it = index_.find(AsAbsl(id));
+  return it == index_.end() ? nullptr : &servers_[it->second];
+}
+
+std::variant<std::vector<VideoServer>, std::string> ParseVideoServers(std::string_view json_text) {
+  boost::system::error_code ec;
+  json::value root = json::parse(json_text, ec);
+  if (ec) return "not valid JSON: " + ec.message();
+  if (!root.is_array()) return std::string("must be a JSON array of video servers");
+  std::vector<VideoServer> servers;
+  absl::flat_hash_map<std::string, int> seen;
+  int index = 0;
+  for (const json::value& entry : root.get_array()) {
+    const std::string where = "entry " + std::to_string(index++);
+    if (!entry.is_object()) return where + ": must be an object";
+    const json::object& o = entry.get_object();
+    VideoServer s;
+    auto str = [&](std::string_view key, std::string& out) -> bool {
+      const json::value* v = o.if_contains(key);
+      if (v == nullptr || !v->is_string() || v->get_string().empty()) return false;
+      out.assign(v->get_string().data(), v->get_string().size());
+      return true;
+    };
+    if (!str("id", s.id) || !proto::IsValidId(s.id)) {
+      return where + ": 'id' must be a string of 1-128 bytes";
+    }
+    if (!str("url", s.url)) return where + " (" + s.id + "): 'url' must be a non-empty string";
+    if (!str("region", s.region) || !proto::IsValidId(s.region)) {
+      return where + " (" + s.id + "): 'region' must be a string of 1-128 bytes";
+    }
+    const json::value* cap = o.if_contains("capacity");
+    if (cap == nullptr || !(cap->is_int64() || cap->is_uint64())) {
+      return where + " (" + s.id + "): 'capacity' must be a positive integer";
+    }
+    const std::int64_t c = cap->is_int64() ? cap->get_int64() : 0;
+    if ((cap->is_int64() && (c <= 0 || c > 1'000'000)) || cap->is_uint64()) {
+      return where + " (" + s.id + "): 'capacity' must be in [1, 1000000]";
+    }
+    s.capacity = static_cast<std::uint32_t>(c);
+    if (!seen.emplace(s.id, 0).second) return where + ": duplicate id '" + s.id + "'";
+    servers.push_back(std::move(s));
+  }
+  return servers;
+}
+
+}  // namespace vrouter::core

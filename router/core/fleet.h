@@ -1,0 +1,55 @@
+// The video-server fleet as this replica sees it: an immutable snapshot swapped atomically on
+// every change, so readers (every join, every lookup) never take a lock.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+
+namespace vrouter::core {
+
+struct VideoServer {
+  std::string id;              // unique, stable across restarts of the server
+  std::string url;             // public URL clients connect their media to
+  std::string region;          // e.g. "eu-west"; used for region-aware choice
+  std::uint32_t capacity = 0;  // users it is sized for (> 0)
+};
+
+class FleetSnapshot {
+ public:
+  FleetSnapshot() = default;
+  explicit FleetSnapshot(std::vector<VideoServer> servers);
+
+  const std::vector<VideoServer>& servers() const { return servers_; }
+  const VideoServer* Find(std::string_view id) const;
+  bool empty() const { return servers_.empty(); }
+
+ private:
+  std::vector<VideoServer> servers_;
+  absl::flat_hash_map<std::string, std::size_t> index_;
+};
+
+// Thread-safe holder of the current snapshot. Snapshot() can be called from any thread.
+class Fleet {
+ public:
+  Fleet() : current_(std::make_shared<const FleetSnapshot>()) {}
+  std::shared_ptr<const FleetSnapshot> Snapshot() const { return current_.load(); }
+  void Replace(std::vector<VideoServer> servers) {
+    current_.store(std::make_shared<const FleetSnapshot>(std::move(servers)));
+  }
+
+ private:
+  std::atomic<std::shared_ptr<const FleetSnapshot>> current_;
+};
+
+// Parses the `--video-servers` file: a JSON array of {"id","url","region","capacity"}.
+// Pure (the caller reads the file). Returns the servers or a message naming the bad entry.
+std::variant<std::vector<VideoServer>, std::string> ParseVideoServers(std::string_view json_text);
+
+}  // namespace vrouter::core

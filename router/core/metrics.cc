@@ -1,0 +1,123 @@
+#include "router/core/metrics.h"
+
+namespace vrouter::core {
+
+Metrics::Metrics(std::string_view version, std::string_view commit)
+    : registry_(std::make_shared<prometheus::Registry>()) {
+  using prometheus::BuildCounter;
+  using prometheus::BuildGauge;
+  auto& r = *registry_;
+  constexpr const char* kTransports[] = {"ws", "wss"};
+
+  BuildGauge()
+      .Name("vrouter_build_info")
+      .Help("Build of this replica (always 1)")
+      .Register(r)
+      .Add({{"version", std::string(version)}, {"commit", std::string(commit)}})
+      .Set(1);
+
+  auto& conns = BuildGauge()
+                    .Name("vrouter_connections")
+                    .Help("Open client WebSocket connections")
+                    .Register(r);
+  auto& hs = BuildCounter()
+                 .Name("vrouter_handshakes_total")
+                 .Help("WebSocket (and TLS) handshakes by transport and result")
+                 .Register(r);
+  for (int t = 0; t < kTransportCount; ++t) {
+    connections[t] = &conns.Add({{"transport", kTransports[t]}});
+    handshakes_ok[t] = &hs.Add({{"transport", kTransports[t]}, {"result", "ok"}});
+    handshakes_failed[t] = &hs.Add({{"transport", kTransports[t]}, {"result", "failed"}});
+  }
+  rejected_overload = &BuildCounter()
+                           .Name("vrouter_connections_rejected_total")
+                           .Help("Connections refused with HTTP 503 because the replica is full")
+                           .Register(r)
+                           .Add({});
+  accept_errors = &BuildCounter()
+                       .Name("vrouter_accept_errors_total")
+                       .Help("accept() failures (e.g. EMFILE); the listener backs off and retries")
+                       .Register(r)
+                       .Add({});
+
+  auto& in = BuildCounter()
+                 .Name("vrouter_messages_received_total")
+                 .Help("Client messages decoded, by type")
+                 .Register(r);
+  for (std::size_t i = 0; i < messages_received.size(); ++i) {
+    messages_received[i] = &in.Add({{"type", std::string(proto::kClientTypeNames[i])}});
+  }
+  auto& out = BuildCounter()
+                  .Name("vrouter_messages_sent_total")
+                  .Help("Messages sent to clients, by type")
+                  .Register(r);
+  for (std::size_t i = 0; i < messages_sent.size(); ++i) {
+    messages_sent[i] = &out.Add({{"type", std::string(proto::kServerTypeNames[i])}});
+  }
+  auto& err = BuildCounter()
+                  .Name("vrouter_errors_total")
+                  .Help("Error frames sent to clients, by code")
+                  .Register(r);
+  for (int i = 0; i < proto::kErrorCodeCount; ++i) {
+    errors[i] =
+        &err.Add({{"code", std::string(proto::ErrorCodeName(static_cast<proto::ErrorCode>(i)))}});
+  }
+  auto& closes = BuildCounter()
+                     .Name("vrouter_forced_closes_total")
+                     .Help("Connections the router closed, by reason")
+                     .Register(r);
+  slow_consumer_closes = &closes.Add({{"reason", "slow_consumer"}});
+  sessions_replaced = &closes.Add({{"reason", "session_replaced"}});
+  protocol_closes = &closes.Add({{"reason", "protocol"}});
+
+  assignments = &BuildGauge()
+                     .Name("vrouter_assignments")
+                     .Help("Users with a video-server assignment")
+                     .Register(r)
+                     .Add({});
+  assignments_written = &BuildCounter()
+                             .Name("vrouter_assignments_written_total")
+                             .Help("Assignments written (joins, re-assignments, resumes)")
+                             .Register(r)
+                             .Add({});
+  assignments_expired = &BuildCounter()
+                             .Name("vrouter_assignments_expired_total")
+                             .Help("Assignments removed after their resume grace period")
+                             .Register(r)
+                             .Add({});
+  watches = &BuildGauge()
+                 .Name("vrouter_watches")
+                 .Help("Active (watcher, user) pairs")
+                 .Register(r)
+                 .Add({});
+  video_servers = &BuildGauge()
+                       .Name("vrouter_video_servers")
+                       .Help("Video servers known to this replica")
+                       .Register(r)
+                       .Add({});
+  ready = &BuildGauge()
+               .Name("vrouter_ready")
+               .Help("1 when this replica accepts new clients")
+               .Register(r)
+               .Add({});
+
+  auto& reports = BuildCounter()
+                      .Name("vrouter_media_failure_reports_total")
+                      .Help("Client reports of media failing through a video server, by reason")
+                      .Register(r);
+  for (int i = 0; i < proto::kFailureReasonCount; ++i) {
+    media_failure_reports[i] = &reports.Add(
+        {{"reason", std::string(proto::FailureReasonName(static_cast<proto::FailureReason>(i)))}});
+  }
+
+  // 50 us .. 1 s: lookups are memory reads; anything above a few ms means a stalled thread.
+  lookup_seconds =
+      &prometheus::BuildHistogram()
+           .Name("vrouter_lookup_duration_seconds")
+           .Help("Time to answer a lookup, from decoded request to queued answer")
+           .Register(r)
+           .Add({}, prometheus::Histogram::BucketBoundaries{0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                                            0.0025, 0.005, 0.01, 0.025, 0.1, 1.0});
+}
+
+}  // namespace vrouter::core

@@ -1,0 +1,63 @@
+// Every metric the router exports, declared in one place and passed by reference. Hot-path
+// counters are resolved to references at start-up, so incrementing one is an atomic add, never a
+// label lookup. Names follow Prometheus conventions (checked by `promtool check metrics` in CI).
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <array>
+#include <memory>
+#include <string>
+
+#include "proto/codec.h"
+#include "proto/messages.h"
+
+namespace vrouter::core {
+
+enum class Transport : int { kWs = 0, kWss = 1 };
+inline constexpr int kTransportCount = 2;
+
+class Metrics {
+ public:
+  Metrics(std::string_view version, std::string_view commit);
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  prometheus::Registry& registry() { return *registry_; }
+  std::shared_ptr<prometheus::Registry> registry_ptr() { return registry_; }
+
+  // Connections and handshakes, per transport.
+  std::array<prometheus::Gauge*, kTransportCount> connections{};
+  std::array<prometheus::Counter*, kTransportCount> handshakes_ok{};
+  std::array<prometheus::Counter*, kTransportCount> handshakes_failed{};
+  prometheus::Counter* rejected_overload = nullptr;  // refused with 503 (max connections)
+  prometheus::Counter* accept_errors = nullptr;      // accept() failures (EMFILE, ...)
+
+  // Messages by type, errors by code, closes by reason.
+  std::array<prometheus::Counter*, std::size(proto::kClientTypeNames)> messages_received{};
+  std::array<prometheus::Counter*, std::size(proto::kServerTypeNames)> messages_sent{};
+  std::array<prometheus::Counter*, proto::kErrorCodeCount> errors{};
+  prometheus::Counter* slow_consumer_closes = nullptr;
+  prometheus::Counter* sessions_replaced = nullptr;
+  prometheus::Counter* protocol_closes = nullptr;  // oversize, binary, ping flood, bad frames
+
+  // State.
+  prometheus::Gauge* assignments = nullptr;
+  prometheus::Counter* assignments_written = nullptr;
+  prometheus::Counter* assignments_expired = nullptr;
+  prometheus::Gauge* watches = nullptr;
+  prometheus::Gauge* video_servers = nullptr;
+  prometheus::Gauge* ready = nullptr;
+  std::array<prometheus::Counter*, proto::kFailureReasonCount> media_failure_reports{};
+
+  // Latency of lookups, from decoded request to queued answer.
+  prometheus::Histogram* lookup_seconds = nullptr;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+};
+
+}  // namespace vrouter::core

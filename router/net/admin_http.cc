@@ -1,0 +1,73 @@
+#include "router/net/admin_http.h"
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <memory>
+
+#include "router/net/admin_routes.h"
+
+namespace vrouter::net {
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = boost::asio::ip::tcp;
+
+namespace {
+
+constexpr auto kAdminTimeout = std::chrono::seconds(10);
+constexpr std::uint32_t kMaxAdminHeaderBytes = 8 * 1024;
+constexpr std::uint64_t kMaxAdminBodyBytes = 64 * 1024;
+
+class AdminSession : public std::enable_shared_from_this<AdminSession> {
+ public:
+  AdminSession(tcp::socket socket, Service& service)
+      : stream_(std::move(socket)), service_(service) {}
+
+  void Read() {
+    parser_.emplace();
+    parser_->header_limit(kMaxAdminHeaderBytes);
+    parser_->body_limit(kMaxAdminBodyBytes);
+    stream_.expires_after(kAdminTimeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (ec) return self->Shutdown();
+                       self->Respond();
+                     });
+  }
+
+ private:
+  void Respond() {
+    const auto& req = parser_->get();
+    AdminResponse r = HandleAdmin(req.method_string(), req.target(), service_);
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(r.status), req.version());
+    res->set(http::field::server, "vrouter-admin");
+    res->set(http::field::content_type, r.content_type);
+    res->set(http::field::cache_control, "no-store");
+    res->keep_alive(req.keep_alive());
+    if (req.method() != http::verb::head) res->body() = std::move(r.body);
+    res->prepare_payload();
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+                        if (ec || !res->keep_alive()) return self->Shutdown();
+                        self->Read();
+                      });
+  }
+
+  void Shutdown() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Service& service_;
+};
+
+}  // namespace
+
+void StartAdminSession(tcp::socket socket, Service& service) {
+  std::make_shared<AdminSession>(std::move(socket), service)->Read();
+}
+
+}  // namespace vrouter::net

@@ -1,0 +1,270 @@
+#include "router/net/client_protocol.h"
+
+#include <chrono>
+
+#include "proto/codec.h"
+#include "router/core/selection.h"
+#include "router/core/token.h"
+
+namespace vrouter::net {
+
+using proto::ErrorCode;
+
+namespace {
+// Store writes are compare-and-set; a loser re-reads and retries. More than a few rounds means
+// something keeps rewriting this user (two devices fighting): answer `unavailable`, don't spin.
+constexpr int kMaxPlacementAttempts = 4;
+}  // namespace
+
+proto::ServerRef ServerRefFor(const core::FleetSnapshot& fleet, const std::string& server_id) {
+  if (const core::VideoServer* s = fleet.Find(server_id)) return {s->id, s->url, s->region};
+  return {server_id, "", ""};  // no longer in the fleet; the id is still the truth
+}
+
+ClientProtocol::ClientProtocol(Service& service, SessionTransport& transport,
+                               std::weak_ptr<SessionHandle> self, std::uint64_t session_id)
+    : service_(service), transport_(transport), self_(std::move(self)), session_id_(session_id) {}
+
+void ClientProtocol::OnText(std::string_view text) {
+  proto::ClientDecodeResult decoded = proto::DecodeClientMessage(text);
+  if (auto* err = std::get_if<proto::DecodeError>(&decoded)) {
+    SendError(err->id, err->code, std::move(err->message));
+    return;
+  }
+  const proto::ClientMessage& message = std::get<proto::ClientMessage>(decoded);
+  service_.metrics.messages_received[message.index()]->Increment();
+  if (!authenticated() && !std::holds_alternative<proto::Hello>(message)) {
+    std::visit(
+        [&](const auto& m) {
+          SendError(m.id, ErrorCode::kNotAuthenticated, "send 'hello' with a token first");
+        },
+        message);
+    return;
+  }
+  std::visit(
+      [this](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, proto::Hello>) OnHello(m);
+        if constexpr (std::is_same_v<T, proto::Join>) OnJoin(m);
+        if constexpr (std::is_same_v<T, proto::Resume>) OnResume(m);
+        if constexpr (std::is_same_v<T, proto::Lookup>) OnLookup(m);
+        if constexpr (std::is_same_v<T, proto::Watch>) OnWatch(m);
+        if constexpr (std::is_same_v<T, proto::Unwatch>) OnUnwatch(m);
+        if constexpr (std::is_same_v<T, proto::Report>) OnReport(m);
+        if constexpr (std::is_same_v<T, proto::Leave>) OnLeave(m);
+      },
+      message);
+}
+
+void ClientProtocol::OnHello(const proto::Hello& m) {
+  if (authenticated()) {
+    SendError(m.id, ErrorCode::kAlreadyAuthenticated, "this connection already said hello");
+    return;
+  }
+  auto verified = core::VerifyToken(m.token, service_.auth_secret, service_.unix_seconds(),
+                                    service_.token_leeway_seconds);
+  if (auto* err = std::get_if<core::TokenError>(&verified)) {
+    SendError(m.id, err->code, std::move(err->message));
+    transport_.Close(proto::close_code::kAuthFailed, "authentication failed");
+    return;
+  }
+  auto& claims = std::get<core::TokenClaims>(verified);
+  user_ = std::move(claims.user);
+  space_ = std::move(claims.space);
+  if (auto previous = service_.sessions.Claim(user_, session_id_)) {
+    service_.metrics.sessions_replaced->Increment();
+    previous->CloseAsync(proto::close_code::kSessionReplaced, "session_replaced");
+  }
+  Send(proto::Welcome{m.id, service_.replica_id, std::to_string(session_id_), user_, space_,
+                      service_.WireLimits()});
+}
+
+std::variant<core::Assignment, ErrorCode> ClientProtocol::Place(const std::string* resume_server,
+                                                                std::uint64_t resume_epoch) {
+  auto& store = service_.store;
+  for (int attempt = 0; attempt < kMaxPlacementAttempts; ++attempt) {
+    const auto fleet = service_.fleet.Snapshot();
+    std::optional<core::Assignment> existing = store.Attach(user_, session_id_);
+    if (existing && fleet->Find(existing->server) != nullptr) {
+      if (existing->space == space_) return *existing;
+      // Same server, new space: rewrite so the space index (and watchers) see the move.
+      core::Assignment desired = *existing;
+      desired.space = space_;
+      desired.session = session_id_;
+      desired.replica = service_.replica_id;
+      desired.since = service_.steady_now();
+      auto put = store.Put(std::move(desired), existing->epoch, 0);
+      if (put.written) return put.current;
+      continue;
+    }
+    std::string target;
+    if (!existing && resume_server != nullptr && fleet->Find(*resume_server) != nullptr) {
+      target = *resume_server;  // keep the client's media where it is
+    } else {
+      const core::VideoServer* pick = core::PickLeastAssigned(*fleet, store.LoadByServer());
+      if (pick == nullptr) return ErrorCode::kNoVideoServer;
+      target = pick->id;
+    }
+    core::Assignment desired{
+        user_, space_, target, 0, service_.replica_id, session_id_, service_.steady_now()};
+    auto put = store.Put(std::move(desired), existing ? existing->epoch : 0, resume_epoch);
+    if (put.written) {
+      service_.metrics.assignments_written->Increment();
+      return put.current;
+    }
+  }
+  return ErrorCode::kUnavailable;
+}
+
+void ClientProtocol::AnswerPlacement(const proto::RequestId& id, const std::string* resume_server,
+                                     std::uint64_t resume_epoch) {
+  if (service_.draining.load(std::memory_order_relaxed)) {
+    SendError(id, ErrorCode::kShuttingDown, "this replica is shutting down; reconnect elsewhere");
+    return;
+  }
+  auto placed = Place(resume_server, resume_epoch);
+  if (auto* code = std::get_if<ErrorCode>(&placed)) {
+    SendError(id, *code,
+              *code == ErrorCode::kNoVideoServer
+                  ? "no video server has room right now"
+                  : "assignment kept changing under concurrent writes; retry");
+    return;
+  }
+  const auto& a = std::get<core::Assignment>(placed);
+  joined_ = true;
+  const bool resumed = resume_server != nullptr && a.server == *resume_server;
+  Send(proto::Assigned{id, ServerRefFor(*service_.fleet.Snapshot(), a.server), a.epoch, resumed});
+}
+
+void ClientProtocol::OnJoin(const proto::Join& m) { AnswerPlacement(m.id, nullptr, 0); }
+
+void ClientProtocol::OnResume(const proto::Resume& m) { AnswerPlacement(m.id, &m.server, m.epoch); }
+
+void ClientProtocol::Locate(std::span<const std::string> users,
+                            std::vector<proto::UserLocation>& out) const {
+  std::vector<std::optional<core::Assignment>> found;
+  service_.store.Lookup(users, found);
+  const auto fleet = service_.fleet.Snapshot();
+  out.reserve(users.size());
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    proto::UserLocation loc{users[i], std::nullopt, 0};
+    if (found[i]) {
+      loc.server = ServerRefFor(*fleet, found[i]->server);
+      loc.epoch = found[i]->epoch;
+    }
+    out.push_back(std::move(loc));
+  }
+}
+
+void ClientProtocol::OnLookup(const proto::Lookup& m) {
+  const auto start = std::chrono::steady_clock::now();
+  if (m.users.size() > service_.limits.max_batch) {
+    SendError(m.id, ErrorCode::kBatchTooLarge,
+              "lookup of " + std::to_string(m.users.size()) + " users; the limit is " +
+                  std::to_string(service_.limits.max_batch));
+    return;
+  }
+  proto::LookupResult result{m.id, {}};
+  Locate(m.users, result.results);
+  Send(result);
+  service_.metrics.lookup_seconds->Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+void ClientProtocol::OnWatch(const proto::Watch& m) {
+  if (m.users.size() > service_.limits.max_batch) {
+    SendError(m.id, ErrorCode::kBatchTooLarge,
+              "watch of " + std::to_string(m.users.size()) + " users; the limit is " +
+                  std::to_string(service_.limits.max_batch));
+    return;
+  }
+  std::size_t added = 0;
+  for (const auto& u : m.users) added += watching_.contains(u) ? 0 : 1;
+  if (watching_.size() + added > service_.limits.max_watches) {
+    SendError(m.id, ErrorCode::kTooManyWatches,
+              "a session may watch at most " + std::to_string(service_.limits.max_watches) +
+                  " users; unwatch some first");
+    return;
+  }
+  // Register before reading the current state: a change in between is pushed, never lost.
+  for (const auto& u : m.users) {
+    if (watching_.insert(u).second) {
+      service_.hub.Watch(u, session_id_, self_);
+      service_.metrics.watches->Increment();
+    }
+  }
+  proto::WatchResult result{m.id, {}};
+  Locate(m.users, result.results);
+  Send(result);
+}
+
+void ClientProtocol::OnUnwatch(const proto::Unwatch& m) {
+  if (m.users.size() > service_.limits.max_batch) {
+    SendError(m.id, ErrorCode::kBatchTooLarge, "unwatch batch above the limit");
+    return;
+  }
+  for (const auto& u : m.users) {
+    if (watching_.erase(u) > 0) {
+      service_.hub.Unwatch(u, session_id_);
+      service_.metrics.watches->Decrement();
+    }
+  }
+  Send(proto::Ack{m.id});
+}
+
+void ClientProtocol::OnReport(const proto::Report& m) {
+  if (service_.fleet.Snapshot()->Find(m.server) == nullptr) {
+    SendError(m.id, ErrorCode::kUnknownServer, "no video server '" + m.server + "'");
+    return;
+  }
+  service_.metrics.media_failure_reports[static_cast<int>(m.reason)]->Increment();
+  Send(proto::Ack{m.id});
+}
+
+void ClientProtocol::OnLeave(const proto::Leave& m) {
+  if (!joined_) {
+    SendError(m.id, ErrorCode::kNotJoined, "'leave' needs a prior 'join' or 'resume'");
+    return;
+  }
+  service_.store.Remove(user_, session_id_);
+  joined_ = false;
+  Send(proto::Ack{m.id});
+}
+
+void ClientProtocol::OnClosed() {
+  for (const auto& u : watching_) {
+    service_.hub.Unwatch(u, session_id_);
+    service_.metrics.watches->Decrement();
+  }
+  watching_.clear();
+  if (!authenticated()) return;
+  if (joined_) service_.store.Detach(user_, session_id_, service_.steady_now());
+  service_.sessions.Release(user_, session_id_);
+}
+
+void ClientProtocol::Send(const proto::ServerMessage& message) {
+  service_.metrics.messages_sent[message.index()]->Increment();
+  transport_.Send(std::make_shared<const std::string>(proto::Encode(message)));
+}
+
+void ClientProtocol::SendError(const proto::RequestId& id, ErrorCode code, std::string message) {
+  service_.metrics.errors[static_cast<int>(code)]->Increment();
+  Send(proto::Error{id, code, std::move(message)});
+}
+
+void PublishChange(const core::AssignmentChange& change, const core::FleetSnapshot& fleet,
+                   core::WatchHub& hub, core::Metrics& metrics) {
+  const core::Assignment& a = change.assignment;
+  proto::ServerMessage message;
+  if (change.kind == core::AssignmentChange::Kind::kRemoved) {
+    message = proto::Left{a.user, a.epoch};
+  } else {
+    if (change.from_server && *change.from_server == a.server) return;  // same server: no move
+    message = proto::Moved{a.user, ServerRefFor(fleet, a.server), a.epoch, change.from_server};
+  }
+  auto frame = std::make_shared<const std::string>(proto::Encode(message));
+  const std::size_t delivered = hub.Publish(a.user, frame);
+  metrics.messages_sent[message.index()]->Increment(static_cast<double>(delivered));
+}
+
+}  // namespace vrouter::net

@@ -1,0 +1,372 @@
+#include "router/net/client_session.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <deque>
+#include <optional>
+#include <random>
+
+#include "proto/messages.h"
+#include "router/core/log.h"
+#include "router/net/client_protocol.h"
+
+namespace vrouter::net {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// Upgrade requests are a few hundred bytes; 8 KiB of headers is generous and bounds a slowloris.
+constexpr std::uint32_t kMaxUpgradeHeaderBytes = 8 * 1024;
+
+// Jittered Retry-After for 503s, so a refused storm does not come back in lockstep.
+int RetryAfterSeconds() {
+  thread_local std::minstd_rand rng(std::random_device{}());
+  return std::uniform_int_distribution<int>(2, 10)(rng);
+}
+
+// True when the Sec-WebSocket-Protocol offer is absent or includes vrouter.v1.
+bool OffersSubprotocol(std::string_view offer, bool& present) {
+  present = !offer.empty();
+  if (!present) return true;
+  while (!offer.empty()) {
+    const auto comma = offer.find(',');
+    std::string_view token = offer.substr(0, comma);
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+    if (token == proto::kSubprotocol) return true;
+    if (comma == std::string_view::npos) break;
+    offer.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+template <class NextLayer>
+class ClientSession final : public SessionHandle,
+                            public SessionTransport,
+                            public std::enable_shared_from_this<ClientSession<NextLayer>> {
+ public:
+  ClientSession(tcp::socket socket, Service& service, core::Transport transport,
+                asio::ssl::context* tls)
+      : ws_(MakeStream(std::move(socket), tls)),
+        timer_(ws_.get_executor()),
+        service_(service),
+        transport_(transport),
+        session_id_(service.next_session_id.fetch_add(1, std::memory_order_relaxed)) {
+    service_.open_connections.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  ~ClientSession() override { service_.open_connections.fetch_sub(1, std::memory_order_relaxed); }
+
+  void Run() {
+    beast::get_lowest_layer(ws_).expires_after(service_.limits.handshake_timeout);
+    if constexpr (std::is_same_v<NextLayer, TlsStream>) {
+      ws_.next_layer().async_handshake(asio::ssl::stream_base::server,
+                                       [self = this->shared_from_this()](beast::error_code ec) {
+                                         if (ec) return self->HandshakeFailed("tls_handshake", ec);
+                                         self->ReadUpgrade();
+                                       });
+    } else {
+      ReadUpgrade();
+    }
+  }
+
+  // ---- SessionHandle: any thread ----
+  void Push(core::Frame frame) override {
+    asio::post(ws_.get_executor(),
+               [self = this->shared_from_this(), frame = std::move(frame)]() mutable {
+                 self->Send(std::move(frame));
+               });
+  }
+  void CloseAsync(std::uint16_t code, std::string reason,
+                  std::chrono::milliseconds delay) override {
+    asio::post(ws_.get_executor(),
+               [self = this->shared_from_this(), code, reason = std::move(reason), delay] {
+                 if (self->finished_) return;
+                 if (delay.count() <= 0) return self->Close(code, reason);
+                 self->timer_.expires_after(delay);
+                 self->timer_.async_wait([self, code, reason](beast::error_code ec) {
+                   if (!ec) self->Close(code, reason);
+                 });
+               });
+  }
+
+  // ---- SessionTransport: session thread ----
+  void Send(core::Frame frame) override {
+    if (closing_ || finished_) return;
+    if (queued_bytes_ + frame->size() > service_.limits.max_send_queue_bytes) {
+      // The client does not read fast enough. Memory stays bounded: drop the connection.
+      service_.metrics.slow_consumer_closes->Increment();
+      log::Info("slow_consumer_closed",
+                {{"session", session_id_}, {"queued_bytes", queued_bytes_}});
+      return Abort();
+    }
+    queued_bytes_ += frame->size();
+    queue_.push_back(std::move(frame));
+    if (!writing_) Write();
+  }
+
+  void Close(std::uint16_t code, std::string_view reason) override {
+    if (closing_ || finished_ || pending_close_) return;
+    pending_close_.emplace(code, std::string(reason));
+    if (!writing_) SendClose();
+  }
+
+ private:
+  static websocket::stream<NextLayer> MakeStream(tcp::socket socket, asio::ssl::context* tls) {
+    if constexpr (std::is_same_v<NextLayer, TlsStream>) {
+      return websocket::stream<NextLayer>(std::move(socket), *tls);
+    } else {
+      (void)tls;
+      return websocket::stream<NextLayer>(std::move(socket));
+    }
+  }
+
+  int transport_index() const { return static_cast<int>(transport_); }
+
+  void HandshakeFailed(std::string_view stage, beast::error_code ec) {
+    service_.metrics.handshakes_failed[transport_index()]->Increment();
+    log::Debug("handshake_failed", {{"stage", stage}, {"error", ec.message()}});
+  }
+
+  void ReadUpgrade() {
+    parser_.emplace();
+    parser_->header_limit(kMaxUpgradeHeaderBytes);
+    parser_->body_limit(0);
+    http::async_read(ws_.next_layer(), buffer_, *parser_,
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (ec) return self->HandshakeFailed("http_read", ec);
+                       self->OnUpgradeRequest();
+                     });
+  }
+
+  void OnUpgradeRequest() {
+    const auto& req = parser_->get();
+    std::string_view target = req.target();
+    target = target.substr(0, target.find('?'));
+    bool offered = false;
+    if (target != proto::kClientPath) {
+      return Refuse(http::status::not_found, "unknown path; clients connect to /v1/client\n");
+    }
+    if (!websocket::is_upgrade(req)) {
+      return Refuse(http::status::upgrade_required, "this endpoint speaks WebSocket only\n");
+    }
+    if (!OffersSubprotocol(req[http::field::sec_websocket_protocol], offered)) {
+      return Refuse(http::status::bad_request, "subprotocol vrouter.v1 required\n");
+    }
+    if (service_.draining.load(std::memory_order_relaxed) ||
+        service_.open_connections.load(std::memory_order_relaxed) >
+            service_.limits.max_connections) {
+      service_.metrics.rejected_overload->Increment();
+      return Refuse(http::status::service_unavailable, "replica full or draining; retry later\n");
+    }
+    websocket::stream_base::timeout timeouts{service_.limits.handshake_timeout,
+                                             service_.limits.idle_timeout,
+                                             /*keep_alive_pings=*/true};
+    ws_.set_option(timeouts);
+    beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts take over
+    ws_.read_message_max(service_.limits.max_message_bytes);
+    ws_.auto_fragment(false);
+    ws_.text(true);
+    ws_.set_option(websocket::stream_base::decorator([offered](websocket::response_type& res) {
+      res.set(http::field::server, "vrouter");
+      if (offered) res.set(http::field::sec_websocket_protocol, proto::kSubprotocol);
+    }));
+    ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
+      if (kind == websocket::frame_type::ping) OnPing();
+    });
+    ws_.async_accept(parser_->release(), [self = this->shared_from_this()](beast::error_code ec) {
+      if (ec) return self->HandshakeFailed("ws_accept", ec);
+      self->OnOpen();
+    });
+  }
+
+  void Refuse(http::status status, std::string_view body) {
+    auto res = std::make_shared<http::response<http::string_body>>(status, 11);
+    res->set(http::field::server, "vrouter");
+    res->set(http::field::content_type, "text/plain");
+    if (status == http::status::service_unavailable) {
+      res->set(http::field::retry_after, std::to_string(RetryAfterSeconds()));
+    }
+    if (status == http::status::upgrade_required) res->set(http::field::upgrade, "websocket");
+    res->keep_alive(false);
+    res->body() = body;
+    res->prepare_payload();
+    http::async_write(ws_.next_layer(), *res,
+                      [self = this->shared_from_this(), res](beast::error_code, std::size_t) {
+                        beast::error_code ignored;
+                        beast::get_lowest_layer(self->ws_).socket().shutdown(
+                            tcp::socket::shutdown_both, ignored);
+                      });
+    if (status != http::status::service_unavailable) {
+      service_.metrics.handshakes_failed[transport_index()]->Increment();
+    }
+  }
+
+  void OnOpen() {
+    parser_.reset();
+    buffer_.clear();
+    buffer_.shrink_to_fit();
+    open_ = true;
+    service_.metrics.handshakes_ok[transport_index()]->Increment();
+    service_.metrics.connections[transport_index()]->Increment();
+    auto self = this->shared_from_this();
+    protocol_.emplace(service_, *this, std::weak_ptr<SessionHandle>(self), session_id_);
+    service_.sessions.Add(session_id_, self);
+    timer_.expires_after(service_.limits.hello_timeout);
+    timer_.async_wait([self](beast::error_code ec) {
+      if (!ec && !self->protocol_->authenticated()) {
+        self->Close(proto::close_code::kHelloTimeout, "hello_timeout");
+      }
+    });
+    Read();
+  }
+
+  void OnPing() {
+    // Browsers never flood pings; a peer that does is burning our CPU on pongs.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - ping_window_start_ >= std::chrono::seconds(1)) {
+      ping_window_start_ = now;
+      pings_in_window_ = 0;
+    }
+    if (++pings_in_window_ > service_.limits.max_pings_per_second) {
+      if (!pending_close_) service_.metrics.protocol_closes->Increment();
+      Close(proto::close_code::kPolicyViolation, "ping_flood");
+    }
+  }
+
+  void Read() {
+    ws_.async_read(buffer_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      self->OnRead(ec);
+    });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec) return Finish(ec);
+    if (!ws_.got_text()) {
+      buffer_.consume(buffer_.size());
+      service_.metrics.protocol_closes->Increment();
+      Close(proto::close_code::kUnsupportedData, "binary frames are not supported");
+    } else if (!closing_ && !pending_close_) {
+      const auto data = buffer_.cdata();
+      protocol_->OnText(std::string_view(static_cast<const char*>(data.data()), data.size()));
+      buffer_.consume(buffer_.size());
+    } else {
+      buffer_.consume(buffer_.size());  // closing: drain until the peer's close frame
+    }
+    if (!finished_) Read();
+  }
+
+  void Write() {
+    writing_ = true;
+    ws_.async_write(asio::buffer(*queue_.front()),
+                    [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                      self->OnWrite(ec);
+                    });
+  }
+
+  void OnWrite(beast::error_code ec) {
+    writing_ = false;
+    if (ec) return Abort();
+    queued_bytes_ -= queue_.front()->size();
+    queue_.pop_front();
+    if (finished_) return;
+    if (!queue_.empty()) return Write();
+    if (pending_close_) SendClose();
+  }
+
+  void SendClose() {
+    closing_ = true;
+    if (pending_close_->first == proto::close_code::kMessageTooBig ||
+        pending_close_->first == proto::close_code::kPolicyViolation ||
+        pending_close_->first == proto::close_code::kUnsupportedData) {
+      log::Debug("protocol_close", {{"session", session_id_}, {"code", pending_close_->first}});
+    }
+    websocket::close_reason reason(static_cast<websocket::close_code>(pending_close_->first),
+                                   pending_close_->second);
+    ws_.async_close(reason, [self = this->shared_from_this()](beast::error_code) {
+      // The pending read completes with `closed` (or a timeout) and finishes the session.
+    });
+  }
+
+  // Tear the connection down now, without a close handshake (write path stuck or broken).
+  void Abort() {
+    if (aborted_) return;
+    aborted_ = true;
+    closing_ = true;
+    queue_.clear();
+    queued_bytes_ = 0;
+    beast::get_lowest_layer(ws_).close();
+  }
+
+  void Finish(beast::error_code ec) {
+    if (finished_) return;
+    finished_ = true;
+    timer_.cancel();
+    if (ec != websocket::error::closed && ec != asio::error::operation_aborted &&
+        ec != beast::error::timeout && ec != asio::error::eof &&
+        ec != asio::error::connection_reset) {
+      if (ec == websocket::error::message_too_big) {
+        service_.metrics.protocol_closes->Increment();  // Beast already sent close 1009
+      } else {
+        log::Debug("session_error", {{"session", session_id_}, {"error", ec.message()}});
+      }
+    }
+    if (open_) {
+      service_.metrics.connections[transport_index()]->Decrement();
+      protocol_->OnClosed();
+      service_.sessions.Remove(session_id_);
+    }
+    if (!aborted_ && !closing_) {
+      // Read failed without a close handshake (reset, timeout): make sure the socket goes.
+      beast::get_lowest_layer(ws_).close();
+    }
+  }
+
+  websocket::stream<NextLayer> ws_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::empty_body>> parser_;
+  asio::steady_timer timer_;  // hello timeout, then delayed closes (goaway)
+  Service& service_;
+  const core::Transport transport_;
+  const std::uint64_t session_id_;
+  std::optional<ClientProtocol> protocol_;
+
+  std::deque<core::Frame> queue_;
+  std::size_t queued_bytes_ = 0;
+  std::optional<std::pair<std::uint16_t, std::string>> pending_close_;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool aborted_ = false;
+  bool finished_ = false;
+  bool open_ = false;
+  std::chrono::steady_clock::time_point ping_window_start_{};
+  std::uint32_t pings_in_window_ = 0;
+};
+
+}  // namespace
+
+void StartClientSession(tcp::socket socket, Service& service, core::Transport transport,
+                        asio::ssl::context* tls) {
+  if (tls != nullptr) {
+    std::make_shared<ClientSession<TlsStream>>(std::move(socket), service, transport, tls)->Run();
+  } else {
+    std::make_shared<ClientSession<PlainStream>>(std::move(socket), service, transport, nullptr)
+        ->Run();
+  }
+}
+
+}  // namespace vrouter::net

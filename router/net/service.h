@@ -1,0 +1,57 @@
+// What every session of a replica shares: limits, state, clocks. Built once by the app, outlives
+// every session, and every member is safe to use from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "proto/messages.h"
+#include "router/core/fleet.h"
+#include "router/core/metrics.h"
+#include "router/core/watch_hub.h"
+#include "router/net/session_registry.h"
+#include "router/store/store.h"
+
+namespace vrouter::net {
+
+struct SessionLimits {
+  std::uint32_t max_message_bytes = 128 * 1024;
+  std::uint32_t max_batch = 1000;
+  std::uint32_t max_watches = 1000;
+  std::size_t max_send_queue_bytes = 1024 * 1024;
+  std::uint32_t max_pings_per_second = 20;
+  std::chrono::milliseconds handshake_timeout{5000};
+  std::chrono::milliseconds hello_timeout{10000};
+  std::chrono::milliseconds idle_timeout{60000};
+  std::size_t max_connections = 50000;
+};
+
+struct Service {
+  std::string replica_id;
+  std::string auth_secret;  // empty: no client can authenticate (auth_not_configured)
+  std::int64_t token_leeway_seconds = 30;
+  SessionLimits limits;
+
+  store::AssignmentStore& store;
+  core::WatchHub& hub;
+  core::Fleet& fleet;
+  core::Metrics& metrics;
+  SessionRegistry& sessions;
+
+  // Injected clocks (tests substitute their own).
+  std::function<std::int64_t()> unix_seconds;
+  std::function<core::SteadyTime()> steady_now;
+
+  std::atomic<bool> draining{false};             // set on SIGTERM: no new joins, readiness off
+  std::atomic<std::size_t> open_connections{0};  // accepted sockets not yet closed
+  std::atomic<std::uint64_t> next_session_id{1};
+
+  proto::Limits WireLimits() const {
+    return {limits.max_message_bytes, limits.max_batch, limits.max_watches};
+  }
+};
+
+}  // namespace vrouter::net

@@ -1,0 +1,24 @@
+#include "router/store/memory_store.h"
+
+namespace vrouter::store {
+
+core::PutResult MemoryStore::Put(core::Assignment desired, std::uint64_t expected_epoch,
+                                 std::uint64_t min_epoch) {
+  core::PutResult result = table_.Put(std::move(desired), expected_epoch, min_epoch);
+  if (result.change) Notify(*result.change);
+  return result;
+}
+
+bool MemoryStore::Remove(std::string_view user, std::uint64_t session) {
+  auto change = table_.Remove(user, session);
+  if (change) Notify(*change);
+  return change.has_value();
+}
+
+std::size_t MemoryStore::ExpireDetached(core::SteadyTime now) {
+  auto removed = table_.ExpireDetached(now, grace_);
+  for (const auto& change : removed) Notify(change);
+  return removed.size();
+}
+
+}  // namespace vrouter::store
