@@ -1,0 +1,330 @@
+// One replica on loopback port 0, real clients over ws and wss.
+#include <gtest/gtest.h>
+
+#include "proto/codec.h"
+#include "router/core/token.h"
+#include "tests/support/test_client.h"
+#include "tests/support/test_server.h"
+
+namespace vrouter::testing {
+namespace {
+
+using proto::ErrorCode;
+namespace close_code = proto::close_code;
+
+std::unique_ptr<TestClient> Hello(std::uint16_t port, const std::string& user, bool tls = false) {
+  auto c = TestClient::Connect(port, tls);
+  if (!c) return nullptr;
+  c->Send(proto::Hello{1, Token(user)});
+  auto w = c->Expect<proto::Welcome>();
+  EXPECT_TRUE(w.has_value()) << "no welcome for " << user;
+  return c;
+}
+
+proto::Assigned Join(TestClient& c) {
+  c.Send(proto::Join{2});
+  auto a = c.Expect<proto::Assigned>();
+  EXPECT_TRUE(a.has_value());
+  return a.value_or(proto::Assigned{});
+}
+
+ErrorCode ErrorAfter(TestClient& c, const std::string& text) {
+  c.SendText(text);
+  auto e = c.Expect<proto::Error>();
+  EXPECT_TRUE(e.has_value()) << "no error frame for: " << text.substr(0, 80);
+  return e ? e->code : ErrorCode::kInternal;
+}
+
+std::string Metrics(TestServer& s) { return HttpRequest(s.admin_port(), "GET", "/metrics").body; }
+
+class RouterTest : public ::testing::TestWithParam<bool> {};  // param: TLS
+
+TEST_P(RouterTest, JoinLookupWatchMovedLeft) {
+  TestServer server;
+  const bool tls = GetParam();
+  const auto port = tls ? server.wss_port() : server.ws_port();
+  auto alice = Hello(port, "alice", tls);
+  ASSERT_TRUE(alice);
+  EXPECT_EQ(alice->negotiated_subprotocol(), "vrouter.v1");
+  const auto a = Join(*alice);
+  EXPECT_FALSE(a.server.id.empty());
+  EXPECT_FALSE(a.server.url.empty());
+
+  auto bob = Hello(port, "bob", tls);
+  ASSERT_TRUE(bob);
+  bob->Send(proto::Watch{3, {"alice", "carol"}});
+  auto watching = bob->Expect<proto::WatchResult>();
+  ASSERT_TRUE(watching);
+  ASSERT_EQ(watching->results.size(), 2u);
+  EXPECT_EQ(watching->results[0].server, a.server);
+  EXPECT_FALSE(watching->results[1].server.has_value());
+
+  auto carol = Hello(port, "carol", tls);
+  const auto c = Join(*carol);
+  auto moved = bob->Expect<proto::Moved>();
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(moved->user, "carol");
+  EXPECT_EQ(moved->server, c.server);
+  EXPECT_EQ(moved->epoch, c.epoch);
+
+  bob->Send(proto::Lookup{4, {"alice", "carol", "nobody"}});
+  auto looked = bob->Expect<proto::LookupResult>();
+  ASSERT_TRUE(looked);
+  EXPECT_EQ(looked->id, 4u);
+  EXPECT_EQ(looked->results[0].epoch, a.epoch);
+  EXPECT_EQ(looked->results[1].server, c.server);
+  EXPECT_FALSE(looked->results[2].server.has_value());
+
+  carol->Send(proto::Leave{5});
+  EXPECT_TRUE(carol->Expect<proto::Ack>());
+  auto left = bob->Expect<proto::Left>();
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->user, "carol");
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, RouterTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "wss" : "ws"; });
+
+TEST(RouterIntegrationTest, CrossTransportLookupAndAdminView) {
+  TestServer server;
+  auto alice = Hello(server.wss_port(), "alice", true);
+  const auto a = Join(*alice);
+  auto bob = Hello(server.ws_port(), "bob");
+  bob->Send(proto::Lookup{1, {"alice"}});
+  auto r = bob->Expect<proto::LookupResult>();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->results[0].server, a.server);
+  auto admin = HttpRequest(server.admin_port(), "GET", "/v1/assignments/alice");
+  EXPECT_EQ(admin.status, 200);
+  EXPECT_NE(admin.body.find(a.server.id), std::string::npos);
+  EXPECT_EQ(HttpRequest(server.admin_port(), "GET", "/readyz").status, 200);
+  EXPECT_EQ(HttpRequest(server.admin_port(), "GET", "/healthz").body, "ok\n");
+}
+
+TEST(RouterIntegrationTest, SecondHelloReplacesSessionWithCloseCode) {
+  TestServer server;
+  auto first = Hello(server.ws_port(), "alice");
+  const auto a = Join(*first);
+  auto second = Hello(server.ws_port(), "alice");
+  EXPECT_EQ(first->WaitClosed(), close_code::kSessionReplaced);
+  second->Send(proto::Resume{3, a.server.id, a.epoch});
+  auto r = second->Expect<proto::Assigned>();
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->resumed);
+  EXPECT_EQ(r->epoch, a.epoch);
+  EXPECT_NE(Metrics(server).find(R"(vrouter_forced_closes_total{reason="session_replaced"} 1)"),
+            std::string::npos);
+}
+
+TEST(RouterIntegrationTest, ShutdownSendsGoawayThenCloses) {
+  TestServer server([](app::Config& c) { c.drain_window = std::chrono::milliseconds(400); });
+  auto alice = Hello(server.ws_port(), "alice");
+  Join(*alice);
+  server.server().BeginShutdown();
+  auto goaway = alice->Expect<proto::GoAway>();
+  ASSERT_TRUE(goaway);
+  EXPECT_EQ(goaway->reason, "shutdown");
+  EXPECT_LE(goaway->reconnect_after_ms, 400u);
+  EXPECT_EQ(alice->WaitClosed(), close_code::kGoingAway);
+  server.Shutdown();  // returns: the drain finished
+}
+
+// ---- bad input: each gets a typed error or a documented close; everyone else keeps working ----
+
+class BadInputTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bystander_ = Hello(server_.ws_port(), "bystander");
+    ASSERT_TRUE(bystander_);
+    assigned_ = Join(*bystander_);
+  }
+  // The router still serves others and the bystander's assignment is intact.
+  void ExpectStillServing() {
+    auto probe = Hello(server_.ws_port(), "probe-" + std::to_string(probes_++));
+    ASSERT_TRUE(probe);
+    probe->Send(proto::Lookup{9, {"bystander"}});
+    auto r = probe->Expect<proto::LookupResult>();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->results[0].server, assigned_.server);
+    EXPECT_EQ(r->results[0].epoch, assigned_.epoch);
+    bystander_->Send(proto::Lookup{10, {"bystander"}});
+    EXPECT_TRUE(bystander_->Expect<proto::LookupResult>());
+  }
+  TestServer server_{[](app::Config& c) {
+    c.send_queue_bytes = 128 * 1024;
+    c.max_message_bytes = 128 * 1024;
+    c.max_pings_per_second = 20;
+    c.hello_timeout = std::chrono::milliseconds(300);
+  }};
+  std::unique_ptr<TestClient> bystander_;
+  proto::Assigned assigned_;
+  int probes_ = 0;
+};
+
+TEST_F(BadInputTest, MalformedMessagesGetTypedErrors) {
+  auto c = Hello(server_.ws_port(), "mallory");
+  EXPECT_EQ(ErrorAfter(*c, "{not json"), ErrorCode::kInvalidJson);
+  EXPECT_EQ(ErrorAfter(*c, R"({"type":"lookup","id":1,"users":"bob"})"),
+            ErrorCode::kInvalidMessage);
+  EXPECT_EQ(ErrorAfter(*c, R"({"type":"resume","id":1,"server":"x"})"), ErrorCode::kInvalidMessage);
+  EXPECT_EQ(ErrorAfter(*c, R"({"id":1})"), ErrorCode::kInvalidMessage);
+  EXPECT_EQ(ErrorAfter(*c, R"({"type":"fly","id":1})"), ErrorCode::kUnknownType);
+  EXPECT_EQ(ErrorAfter(*c, R"({"type":"join","id":"one"})"), ErrorCode::kInvalidMessage);
+  // The same connection still works after all of that.
+  c->Send(proto::Lookup{2, {"bystander"}});
+  EXPECT_TRUE(c->Expect<proto::LookupResult>());
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, MessagesBeforeHello) {
+  auto c = TestClient::Connect(server_.ws_port());
+  EXPECT_EQ(ErrorAfter(*c, R"({"type":"lookup","id":1,"users":["bystander"]})"),
+            ErrorCode::kNotAuthenticated);
+  EXPECT_EQ(ErrorAfter(*c, R"({"type":"join"})"), ErrorCode::kNotAuthenticated);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, BadTokensAreRefusedDistinctlyAndClosed) {
+  struct Case {
+    std::string token;
+    ErrorCode code;
+  } cases[] = {
+      {"garbage", ErrorCode::kTokenMalformed},
+      {core::MintToken("x", "s", "wrong-secret", 0, 4'000'000'000), ErrorCode::kTokenBadSignature},
+      {Token("x", "space-1", -3600), ErrorCode::kTokenExpired}};
+  for (const auto& k : cases) {
+    auto c = TestClient::Connect(server_.ws_port());
+    c->Send(proto::Hello{1, k.token});
+    auto e = c->Expect<proto::Error>();
+    ASSERT_TRUE(e);
+    EXPECT_EQ(proto::ErrorCodeName(e->code), proto::ErrorCodeName(k.code));
+    EXPECT_EQ(c->WaitClosed(), close_code::kAuthFailed);
+  }
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, HugeLookupGetsBatchTooLarge) {
+  auto c = Hello(server_.ws_port(), "greedy");
+  proto::Lookup lookup{7, {}};
+  for (int i = 0; i < 10000; ++i) lookup.users.push_back("u" + std::to_string(i));
+  c->Send(lookup);  // ~90 KB: under the frame limit, over the batch limit
+  auto e = c->Expect<proto::Error>();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code, ErrorCode::kBatchTooLarge);
+  EXPECT_EQ(e->id, 7u);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, OversizeFrameClosesWith1009) {
+  auto c = Hello(server_.ws_port(), "big");
+  c->SendText(std::string(200 * 1024, ' '));
+  EXPECT_EQ(c->WaitClosed(), close_code::kMessageTooBig);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, BinaryFrameClosesWith1003) {
+  auto c = Hello(server_.ws_port(), "binary");
+  c->SendBinary("\x01\x02\x03");
+  EXPECT_EQ(c->WaitClosed(), close_code::kUnsupportedData);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, PingFloodClosesWith1008) {
+  auto c = Hello(server_.ws_port(), "pinger");
+  for (int i = 0; i < 200 && c->Ping(); ++i) {
+  }
+  EXPECT_EQ(c->WaitClosed(), close_code::kPolicyViolation);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, ClientThatNeverReadsIsClosedAndCounted) {
+  auto c = Hello(server_.ws_port(), "sloth");
+  proto::Lookup lookup{1, {}};
+  for (int i = 0; i < 1000; ++i) lookup.users.push_back("user-" + std::to_string(i));
+  const std::string frame = proto::Encode(lookup);
+  // Each answer is ~50 KB; 2000 of them overflow the socket buffers and the 128 KiB queue.
+  for (int i = 0; i < 2000 && c->SendText(frame); ++i) {
+  }
+  EXPECT_TRUE(c->WaitClosed(std::chrono::seconds(20)).has_value());
+  EXPECT_NE(Metrics(server_).find(R"(vrouter_forced_closes_total{reason="slow_consumer"} 1)"),
+            std::string::npos);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, SilentClientIsClosedAfterHelloTimeout) {
+  auto c = TestClient::Connect(server_.ws_port());
+  EXPECT_EQ(c->WaitClosed(), close_code::kHelloTimeout);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, UpgradeErrorsAreHttpStatuses) {
+  EXPECT_EQ(HttpRequest(server_.ws_port(), "GET", "/elsewhere").status, 404);
+  EXPECT_EQ(HttpRequest(server_.ws_port(), "GET", "/v1/client").status, 426);
+  std::string error;
+  TestClient::Options wrong_protocol{false, "chat.v2", "/v1/client"};
+  EXPECT_EQ(TestClient::Connect(server_.ws_port(), wrong_protocol, &error), nullptr);
+  ExpectStillServing();
+}
+
+TEST(AdmissionTest, FullReplicaAnswers503WithRetryAfter) {
+  TestServer server([](app::Config& c) { c.max_connections = 2; });
+  auto a = Hello(server.ws_port(), "a");
+  auto b = Hello(server.ws_port(), "b");
+  auto refused = HttpRequest(server.ws_port(), "GET", "/v1/client",
+                             {{"Connection", "Upgrade"},
+                              {"Upgrade", "websocket"},
+                              {"Sec-WebSocket-Version", "13"},
+                              {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}});
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_FALSE(refused.headers["retry-after"].empty());
+  a->Send(proto::Lookup{1, {"b"}});
+  EXPECT_TRUE(a->Expect<proto::LookupResult>());  // admitted clients unaffected
+  EXPECT_NE(Metrics(server).find("vrouter_connections_rejected_total 1"), std::string::npos);
+}
+
+TEST(StartupTest, MissingFleetIsATypedErrorNotACrash) {
+  TestServer server(
+      [](app::Config& c) {
+        c.video_servers_file.clear();
+        c.tls_listen.reset();
+        c.tls_cert.clear();
+        c.tls_key.clear();
+      },
+      "[]");
+  EXPECT_EQ(HttpRequest(server.admin_port(), "GET", "/healthz").status, 200);
+  auto c = Hello(server.ws_port(), "alice");
+  c->Send(proto::Join{1});
+  auto e = c->Expect<proto::Error>();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code, ErrorCode::kNoVideoServer);
+}
+
+TEST(StartupTest, MissingAuthSecretIsATypedErrorNotACrash) {
+  TestServer server([](app::Config& c) { c.auth_secret.clear(); });
+  auto c = TestClient::Connect(server.ws_port());
+  c->Send(proto::Hello{1, Token("alice")});
+  auto e = c->Expect<proto::Error>();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code, ErrorCode::kAuthNotConfigured);
+  EXPECT_EQ(c->WaitClosed(), close_code::kAuthFailed);
+  EXPECT_EQ(HttpRequest(server.admin_port(), "GET", "/healthz").status, 200);
+}
+
+TEST(StartupTest, BadConfigFilesAreRefusedWithAMessage) {
+  app::Config c;
+  c.listen = app::HostPort{"127.0.0.1", 0};
+  c.video_servers_file = "/nonexistent/fleet.json";
+  auto r = app::Server::Create(c);
+  ASSERT_TRUE(std::holds_alternative<std::string>(r));
+  EXPECT_NE(std::get<std::string>(r).find("--video-servers"), std::string::npos);
+  c.video_servers_file.clear();
+  c.tls_listen = app::HostPort{"127.0.0.1", 0};
+  c.tls_cert = "/nonexistent/cert.pem";
+  c.tls_key = "/nonexistent/key.pem";
+  r = app::Server::Create(c);
+  ASSERT_TRUE(std::holds_alternative<std::string>(r));
+  EXPECT_NE(std::get<std::string>(r).find("--tls-cert"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vrouter::testing

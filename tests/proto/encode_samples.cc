@@ -1,0 +1,38 @@
+// Prints one encoded sample of every message, one JSON object per line, for
+// proto/check_examples.py to validate against the JSON Schemas: the schemas and the encoder
+// cannot drift apart.
+#include <iostream>
+
+#include "proto/codec.h"
+
+int main() {
+  using namespace vrouter::proto;
+  const ServerRef s{"sfu-1", "wss://sfu-1.example/", "eu-west"};
+  const std::vector<ClientMessage> client = {
+      Hello{1, "eyJhbGciOiJIUzI1NiJ9.e30.sig"},
+      Join{2},
+      Join{std::nullopt},
+      Resume{3, "sfu-1", 12},
+      Lookup{4, {"bob", "carol"}},
+      Watch{5, {"bob"}},
+      Unwatch{6, {"bob"}},
+      Report{7, "sfu-1", FailureReason::kNoMedia, "no frames for 5 s"},
+      Report{8, "sfu-1", FailureReason::kOther, ""},
+      Leave{9}};
+  const std::vector<ServerMessage> server = {
+      Welcome{1, "r-1", "42", "alice", "space-1", Limits{131072, 1000, 1000}},
+      Assigned{2, s, 7, false},
+      LookupResult{4, {UserLocation{"bob", s, 7}, UserLocation{"carol", std::nullopt, 0}}},
+      WatchResult{5, {UserLocation{"bob", s, 7}}},
+      Ack{6},
+      Ack{std::nullopt},
+      Moved{"bob", s, 8, std::string("sfu-0")},
+      Moved{"bob", s, 8, std::nullopt},
+      Left{"bob", 8},
+      Migrate{s, 9, "drain"},
+      GoAway{"shutdown", 2500},
+      Error{4, ErrorCode::kBatchTooLarge, "lookup of 2000 users; the limit is 1000"},
+      Error{std::nullopt, ErrorCode::kInvalidJson, "invalid JSON: syntax error"}};
+  for (const auto& m : client) std::cout << Encode(m) << "\n";
+  for (const auto& m : server) std::cout << Encode(m) << "\n";
+}

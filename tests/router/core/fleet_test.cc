@@ -1,0 +1,75 @@
+#include "router/core/fleet.h"
+
+#include <gtest/gtest.h>
+
+#include "router/core/selection.h"
+
+namespace vrouter::core {
+namespace {
+
+std::string ParseError(std::string_view json) {
+  auto r = ParseVideoServers(json);
+  EXPECT_TRUE(std::holds_alternative<std::string>(r)) << json;
+  return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : "";
+}
+
+TEST(FleetTest, ParsesServersFile) {
+  auto r = ParseVideoServers(
+      R"([{"id":"a","url":"wss://a/","region":"eu","capacity":10,"extra":1},
+          {"id":"b","url":"wss://b/","region":"us","capacity":20}])");
+  ASSERT_TRUE(std::holds_alternative<std::vector<VideoServer>>(r));
+  const auto& servers = std::get<std::vector<VideoServer>>(r);
+  ASSERT_EQ(servers.size(), 2u);
+  EXPECT_EQ(servers[1].capacity, 20u);
+  FleetSnapshot snap(servers);
+  EXPECT_EQ(snap.Find("b")->url, "wss://b/");
+  EXPECT_EQ(snap.Find("zzz"), nullptr);
+}
+
+TEST(FleetTest, RejectsBadFilesNamingTheEntry) {
+  EXPECT_NE(ParseError("{").find("JSON"), std::string::npos);
+  EXPECT_NE(ParseError("{}").find("array"), std::string::npos);
+  EXPECT_NE(ParseError(R"([1])").find("entry 0"), std::string::npos);
+  EXPECT_NE(ParseError(R"([{"url":"u","region":"r","capacity":1}])").find("'id'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(R"([{"id":"a","region":"r","capacity":1}])").find("'url'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(R"([{"id":"a","url":"u","capacity":1}])").find("'region'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(R"([{"id":"a","url":"u","region":"r","capacity":0}])").find("capacity"),
+            std::string::npos);
+  EXPECT_NE(ParseError(R"([{"id":"a","url":"u","region":"r","capacity":"5"}])").find("capacity"),
+            std::string::npos);
+  EXPECT_NE(ParseError(R"([{"id":"a","url":"u","region":"r","capacity":1},
+                           {"id":"a","url":"u","region":"r","capacity":1}])")
+                .find("duplicate"),
+            std::string::npos);
+}
+
+TEST(FleetTest, SnapshotsSwapAtomically) {
+  Fleet fleet;
+  EXPECT_TRUE(fleet.Snapshot()->empty());
+  auto before = fleet.Snapshot();
+  fleet.Replace({VideoServer{"a", "u", "r", 1}});
+  EXPECT_TRUE(before->empty());  // readers keep the snapshot they hold
+  EXPECT_EQ(fleet.Snapshot()->servers().size(), 1u);
+}
+
+TEST(SelectionTest, PicksLeastUtilizedAndSkipsFullServers) {
+  FleetSnapshot fleet({{"a", "u", "r", 10}, {"b", "u", "r", 100}, {"c", "u", "r", 2}});
+  absl::flat_hash_map<std::string, std::int64_t> load{{"a", 5}, {"b", 20}, {"c", 2}};
+  EXPECT_EQ(PickLeastAssigned(fleet, load)->id, "b");  // 20% < 50%; c is full
+  load["b"] = 100;
+  EXPECT_EQ(PickLeastAssigned(fleet, load)->id, "a");
+  load["a"] = 10;
+  EXPECT_EQ(PickLeastAssigned(fleet, load), nullptr);
+  EXPECT_EQ(PickLeastAssigned(FleetSnapshot{}, {}), nullptr);
+}
+
+TEST(SelectionTest, TiesGoToLowestIdForDeterminism) {
+  FleetSnapshot fleet({{"b", "u", "r", 10}, {"a", "u", "r", 10}});
+  EXPECT_EQ(PickLeastAssigned(fleet, {})->id, "a");
+}
+
+}  // namespace
+}  // namespace vrouter::core

@@ -1,0 +1,237 @@
+// ClientProtocol without sockets: a fake transport records what the router would send.
+#include "router/net/client_protocol.h"
+
+#include <gtest/gtest.h>
+
+#include "proto/codec.h"
+#include "router/core/token.h"
+#include "router/store/memory_store.h"
+
+namespace vrouter::net {
+namespace {
+
+using namespace std::chrono_literals;
+using proto::ErrorCode;
+constexpr std::int64_t kNow = 1'800'000'000;
+
+class FakeSession : public SessionTransport, public SessionHandle {
+ public:
+  void Send(core::Frame f) override { sent.push_back(*f); }
+  void Close(std::uint16_t code, std::string_view) override { closed = code; }
+  void Push(core::Frame f) override { pushed.push_back(*f); }
+  void CloseAsync(std::uint16_t code, std::string, std::chrono::milliseconds) override {
+    closed_async = code;
+  }
+  proto::ServerMessage Last() {
+    EXPECT_FALSE(sent.empty());
+    auto r = proto::DecodeServerMessage(sent.back());
+    return std::get<proto::ServerMessage>(r);
+  }
+  std::vector<std::string> sent, pushed;
+  std::optional<std::uint16_t> closed, closed_async;
+};
+
+struct Fixture : ::testing::Test {
+  core::Metrics metrics{"test", "test"};
+  core::Fleet fleet;
+  core::WatchHub hub;
+  store::MemoryStore store{30s};
+  SessionRegistry sessions;
+  core::SteadyTime now = core::SteadyTime{} + 100s;
+  Service service{.replica_id = "r1",
+                  .auth_secret = "k",
+                  .token_leeway_seconds = 0,
+                  .limits = {},
+                  .store = store,
+                  .hub = hub,
+                  .fleet = fleet,
+                  .metrics = metrics,
+                  .sessions = sessions,
+                  .unix_seconds = [] { return kNow; },
+                  .steady_now = [this] { return now; }};
+
+  Fixture() {
+    fleet.Replace({{"a", "wss://a/", "eu", 10}, {"b", "wss://b/", "eu", 10}});
+    store.SetChangeListener([this](const core::AssignmentChange& c) {
+      PublishChange(c, *fleet.Snapshot(), hub, metrics);
+    });
+  }
+
+  struct Client {
+    std::shared_ptr<FakeSession> session = std::make_shared<FakeSession>();
+    std::unique_ptr<ClientProtocol> protocol;
+    void Say(const proto::ClientMessage& m) { protocol->OnText(proto::Encode(m)); }
+  };
+  std::uint64_t next_id = 1;
+  Client Connect(const std::string& user = "", const std::string& space = "s1") {
+    Client c;
+    const auto id = next_id++;
+    c.protocol = std::make_unique<ClientProtocol>(service, *c.session, c.session, id);
+    sessions.Add(id, c.session);
+    if (!user.empty()) c.Say(proto::Hello{1, core::MintToken(user, space, "k", kNow, kNow + 60)});
+    return c;
+  }
+  static ErrorCode ErrorOf(const proto::ServerMessage& m) {
+    EXPECT_TRUE(std::holds_alternative<proto::Error>(m)) << proto::Encode(m);
+    return std::holds_alternative<proto::Error>(m) ? std::get<proto::Error>(m).code
+                                                   : ErrorCode::kInternal;
+  }
+};
+
+TEST_F(Fixture, RequestsBeforeHelloAreRefused) {
+  auto c = Connect();
+  c.Say(proto::Join{5});
+  auto m = c.session->Last();
+  EXPECT_EQ(ErrorOf(m), ErrorCode::kNotAuthenticated);
+  EXPECT_EQ(std::get<proto::Error>(m).id, 5u);
+}
+
+TEST_F(Fixture, BadTokenGetsTypedErrorThenClose) {
+  auto c = Connect();
+  c.Say(proto::Hello{1, core::MintToken("alice", "s1", "wrong", kNow, kNow + 60)});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kTokenBadSignature);
+  EXPECT_EQ(c.session->closed, proto::close_code::kAuthFailed);
+}
+
+TEST_F(Fixture, NoSecretConfiguredIsTypedNotFatal) {
+  service.auth_secret.clear();
+  auto c = Connect("alice");
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kAuthNotConfigured);
+}
+
+TEST_F(Fixture, JoinIsIdempotentAndSpreadsLoad) {
+  auto alice = Connect("alice");
+  alice.Say(proto::Join{2});
+  auto first = std::get<proto::Assigned>(alice.session->Last());
+  alice.Say(proto::Join{3});
+  auto again = std::get<proto::Assigned>(alice.session->Last());
+  EXPECT_EQ(first.server, again.server);
+  EXPECT_EQ(first.epoch, again.epoch);
+  auto bob = Connect("bob");
+  bob.Say(proto::Join{2});
+  EXPECT_NE(std::get<proto::Assigned>(bob.session->Last()).server.id, first.server.id);
+}
+
+TEST_F(Fixture, NoVideoServerIsRetryableError) {
+  fleet.Replace({});
+  auto c = Connect("alice");
+  c.Say(proto::Join{2});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kNoVideoServer);
+}
+
+TEST_F(Fixture, ResumeKeepsServerAndEpochAcrossReconnect) {
+  auto first = Connect("alice");
+  first.Say(proto::Join{2});
+  const auto assigned = std::get<proto::Assigned>(first.session->Last());
+  first.protocol->OnClosed();  // connection lost: detached, not removed
+  EXPECT_EQ(store.Get("alice")->session, 0u);
+  auto second = Connect("alice");
+  second.Say(proto::Resume{3, assigned.server.id, assigned.epoch});
+  const auto resumed = std::get<proto::Assigned>(second.session->Last());
+  EXPECT_TRUE(resumed.resumed);
+  EXPECT_EQ(resumed.server, assigned.server);
+  EXPECT_EQ(resumed.epoch, assigned.epoch);
+}
+
+TEST_F(Fixture, ResumeOnAnotherReplicaKeepsServerWithHigherEpoch) {
+  // The assignment is unknown here (e.g. the replica that held it restarted).
+  auto c = Connect("alice");
+  c.Say(proto::Resume{3, "b", 900});
+  const auto a = std::get<proto::Assigned>(c.session->Last());
+  EXPECT_TRUE(a.resumed);
+  EXPECT_EQ(a.server.id, "b");
+  EXPECT_GT(a.epoch, 900u);
+}
+
+TEST_F(Fixture, ResumeToVanishedServerMovesTheUser) {
+  auto c = Connect("alice");
+  c.Say(proto::Resume{3, "gone", 4});
+  const auto a = std::get<proto::Assigned>(c.session->Last());
+  EXPECT_FALSE(a.resumed);
+  EXPECT_NE(a.server.id, "gone");
+}
+
+TEST_F(Fixture, SecondHelloReplacesOldSessionWithoutLosingAssignment) {
+  auto old = Connect("alice");
+  old.Say(proto::Join{2});
+  const auto epoch = std::get<proto::Assigned>(old.session->Last()).epoch;
+  auto fresh = Connect("alice");
+  EXPECT_EQ(old.session->closed_async, proto::close_code::kSessionReplaced);
+  fresh.Say(proto::Join{2});
+  EXPECT_EQ(std::get<proto::Assigned>(fresh.session->Last()).epoch, epoch);
+  old.protocol->OnClosed();  // the old session's close must not detach the new owner
+  EXPECT_NE(store.Get("alice")->session, 0u);
+}
+
+TEST_F(Fixture, WatchersGetMovedAndLeft) {
+  auto alice = Connect("alice");
+  alice.Say(proto::Watch{2, {"bob"}});
+  auto wr = std::get<proto::WatchResult>(alice.session->Last());
+  ASSERT_EQ(wr.results.size(), 1u);
+  EXPECT_FALSE(wr.results[0].server.has_value());
+  auto bob = Connect("bob");
+  bob.Say(proto::Join{2});
+  ASSERT_EQ(alice.session->pushed.size(), 1u);
+  auto moved = std::get<proto::Moved>(
+      std::get<proto::ServerMessage>(proto::DecodeServerMessage(alice.session->pushed[0])));
+  EXPECT_EQ(moved.user, "bob");
+  EXPECT_FALSE(moved.from.has_value());
+  bob.Say(proto::Leave{3});
+  EXPECT_TRUE(std::holds_alternative<proto::Ack>(bob.session->Last()));
+  ASSERT_EQ(alice.session->pushed.size(), 2u);
+  EXPECT_NE(alice.session->pushed[1].find(R"("type":"left")"), std::string::npos);
+  EXPECT_EQ(hub.size(), 1u);
+  alice.protocol->OnClosed();
+  EXPECT_EQ(hub.size(), 0u);
+}
+
+TEST_F(Fixture, DisconnectedUserLeavesAfterGrace) {
+  auto alice = Connect("alice");
+  alice.Say(proto::Watch{2, {"bob"}});
+  auto bob = Connect("bob");
+  bob.Say(proto::Join{2});
+  bob.protocol->OnClosed();
+  EXPECT_EQ(store.ExpireDetached(now + 29s), 0u);
+  EXPECT_EQ(store.ExpireDetached(now + 30s), 1u);
+  EXPECT_NE(alice.session->pushed.back().find(R"("type":"left")"), std::string::npos);
+}
+
+TEST_F(Fixture, BatchAndWatchLimits) {
+  service.limits.max_batch = 3;
+  service.limits.max_watches = 4;
+  auto c = Connect("alice");
+  c.Say(proto::Lookup{2, {"a", "b", "c", "d"}});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kBatchTooLarge);
+  c.Say(proto::Watch{3, {"a", "b", "c"}});
+  EXPECT_TRUE(std::holds_alternative<proto::WatchResult>(c.session->Last()));
+  c.Say(proto::Watch{4, {"c", "d"}});  // c already watched: 4 in all, allowed
+  EXPECT_TRUE(std::holds_alternative<proto::WatchResult>(c.session->Last()));
+  c.Say(proto::Watch{5, {"e"}});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kTooManyWatches);
+  c.Say(proto::Unwatch{6, {"a"}});
+  c.Say(proto::Watch{7, {"e"}});
+  EXPECT_TRUE(std::holds_alternative<proto::WatchResult>(c.session->Last()));
+}
+
+TEST_F(Fixture, ReportsAndLeaveValidateState) {
+  auto c = Connect("alice");
+  c.Say(proto::Report{2, "nope", proto::FailureReason::kNoMedia, ""});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kUnknownServer);
+  c.Say(proto::Report{3, "a", proto::FailureReason::kNoMedia, ""});
+  EXPECT_TRUE(std::holds_alternative<proto::Ack>(c.session->Last()));
+  EXPECT_EQ(metrics.media_failure_reports[0]->Value(), 1);
+  c.Say(proto::Leave{4});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kNotJoined);
+  c.Say(proto::Hello{5, "x"});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kAlreadyAuthenticated);
+}
+
+TEST_F(Fixture, DrainingRefusesJoins) {
+  auto c = Connect("alice");
+  service.draining = true;
+  c.Say(proto::Join{2});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kShuttingDown);
+}
+
+}  // namespace
+}  // namespace vrouter::net
