@@ -50,7 +50,8 @@ inline constexpr std::uint16_t kTryAgainLater = 1013;    // overloaded
 inline constexpr std::uint16_t kSessionReplaced = 4000;  // a newer `hello` for this user won
 inline constexpr std::uint16_t kAuthFailed = 4001;       // `hello` refused (error frame first)
 inline constexpr std::uint16_t kHelloTimeout = 4002;     // no `hello` within the hello timeout
-inline constexpr std::uint16_t kSlowConsumer = 4003;     // send queue overflowed
+inline constexpr std::uint16_t kSlowConsumer = 4003;     // reserved: a slow consumer is cut off
+                                                      // without a close frame (its queue is full)
 }  // namespace close_code
 
 }  // namespace vrouter::proto

@@ -8,6 +8,11 @@
 namespace vrouter::core {
 namespace json = boost::json;
 
+namespace {
+// The protocol carries server URLs of at most 1024 bytes (proto/PROTOCOL.md).
+constexpr std::size_t kMaxUrlBytes = 1024;
+}  // namespace
+
 FleetSnapshot::FleetSnapshot(std::vector<VideoServer> servers) : servers_(std::move(servers)) {
   index_.reserve(servers_.size());
   for (std::size_t i = 0; i < servers_.size(); ++i) index_.emplace(servers_[i].id, i);
@@ -40,7 +45,9 @@ std::variant<std::vector<VideoServer>, std::string> ParseVideoServers(std::strin
     if (!str("id", s.id) || !proto::IsValidId(s.id)) {
       return where + ": 'id' must be a string of 1-128 bytes";
     }
-    if (!str("url", s.url)) return where + " (" + s.id + "): 'url' must be a non-empty string";
+    if (!str("url", s.url) || s.url.size() > kMaxUrlBytes) {
+      return where + " (" + s.id + "): 'url' must be a string of 1-1024 bytes";
+    }
     if (!str("region", s.region) || !proto::IsValidId(s.region)) {
       return where + " (" + s.id + "): 'region' must be a string of 1-128 bytes";
     }

@@ -1,5 +1,6 @@
 #include "router/net/client_protocol.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "proto/codec.h"
@@ -14,6 +15,10 @@ namespace {
 // Store writes are compare-and-set; a loser re-reads and retries. More than a few rounds means
 // something keeps rewriting this user (two devices fighting): answer `unavailable`, don't spin.
 constexpr int kMaxPlacementAttempts = 4;
+// A resuming client's epoch raises the epoch counter (so its epochs never go backwards), but
+// epochs are shared by all users: honouring 2^53-1 would push every later epoch past what
+// JavaScript clients (and our own decoder) accept. Above 2^52 a client gets no such favour.
+constexpr std::uint64_t kMaxHonouredResumeEpoch = proto::kMaxSafeInteger >> 1;
 }  // namespace
 
 proto::ServerRef ServerRefFor(const core::FleetSnapshot& fleet, const std::string& server_id) {
@@ -87,7 +92,8 @@ std::variant<core::Assignment, ErrorCode> ClientProtocol::Place(const std::strin
     std::optional<core::Assignment> existing = store.Attach(user_, session_id_);
     if (existing && fleet->Find(existing->server) != nullptr) {
       if (existing->space == space_) return *existing;
-      // Same server, new space: rewrite so the space index (and watchers) see the move.
+      // Same server, new space: rewrite the space (space affinity and, with replication, the
+      // per-space index read it). Watchers get no push: the user's video server is unchanged.
       core::Assignment desired = *existing;
       desired.space = space_;
       desired.session = session_id_;
@@ -107,7 +113,8 @@ std::variant<core::Assignment, ErrorCode> ClientProtocol::Place(const std::strin
     }
     core::Assignment desired{
         user_, space_, target, 0, service_.replica_id, session_id_, service_.steady_now()};
-    auto put = store.Put(std::move(desired), existing ? existing->epoch : 0, resume_epoch);
+    auto put = store.Put(std::move(desired), existing ? existing->epoch : 0,
+                         std::min(resume_epoch, kMaxHonouredResumeEpoch));
     if (put.written) {
       service_.metrics.assignments_written->Increment();
       return put.current;

@@ -36,6 +36,10 @@ TEST(FleetTest, RejectsBadFilesNamingTheEntry) {
             std::string::npos);
   EXPECT_NE(ParseError(R"([{"id":"a","url":"u","capacity":1}])").find("'region'"),
             std::string::npos);
+  EXPECT_NE(ParseError(R"([{"id":"a","url":")" + std::string(1025, 'u') +
+                       R"(","region":"r","capacity":1}])")
+                .find("'url'"),
+            std::string::npos);
   EXPECT_NE(ParseError(R"([{"id":"a","url":"u","region":"r","capacity":0}])").find("capacity"),
             std::string::npos);
   EXPECT_NE(ParseError(R"([{"id":"a","url":"u","region":"r","capacity":"5"}])").find("capacity"),

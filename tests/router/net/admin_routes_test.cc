@@ -2,30 +2,13 @@
 
 #include <gtest/gtest.h>
 
-#include "router/store/memory_store.h"
+#include "tests/support/service_harness.h"
 
 namespace vrouter::net {
 namespace {
 
-using namespace std::chrono_literals;
-
-struct AdminRoutesTest : ::testing::Test {
-  core::Metrics metrics{"1.0", "abc"};
-  core::Fleet fleet;
-  core::WatchHub hub;
-  store::MemoryStore store{30s};
-  SessionRegistry sessions;
-  Service service{.replica_id = "r1",
-                  .auth_secret = "",
-                  .token_leeway_seconds = 0,
-                  .limits = {},
-                  .store = store,
-                  .hub = hub,
-                  .fleet = fleet,
-                  .metrics = metrics,
-                  .sessions = sessions,
-                  .unix_seconds = [] { return std::int64_t{0}; },
-                  .steady_now = [] { return core::SteadyTime{} + 10s; }};
+struct AdminRoutesTest : ::testing::Test, vrouter::testing::ServiceHarness {
+  AdminRoutesTest() { service.auth_secret.clear(); }
 };
 
 TEST_F(AdminRoutesTest, HealthAndReadiness) {
@@ -53,7 +36,8 @@ TEST_F(AdminRoutesTest, ServersAndAssignments) {
 TEST_F(AdminRoutesTest, MetricsExposition) {
   auto m = HandleAdmin("GET", "/metrics", service);
   EXPECT_EQ(m.status, 200);
-  EXPECT_NE(m.body.find(R"(vrouter_build_info{commit="abc",version="1.0"} 1)"), std::string::npos);
+  EXPECT_NE(m.body.find(R"(vrouter_build_info{commit="test",version="test"} 1)"),
+            std::string::npos);
   EXPECT_NE(m.body.find("vrouter_lookup_duration_seconds_bucket"), std::string::npos);
 }
 

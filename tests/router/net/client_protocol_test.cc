@@ -5,14 +5,14 @@
 
 #include "proto/codec.h"
 #include "router/core/token.h"
-#include "router/store/memory_store.h"
+#include "tests/support/service_harness.h"
 
 namespace vrouter::net {
 namespace {
 
 using namespace std::chrono_literals;
 using proto::ErrorCode;
-constexpr std::int64_t kNow = 1'800'000'000;
+constexpr std::int64_t kNow = vrouter::testing::ServiceHarness::kUnixNow;
 
 class FakeSession : public SessionTransport, public SessionHandle {
  public:
@@ -31,25 +31,7 @@ class FakeSession : public SessionTransport, public SessionHandle {
   std::optional<std::uint16_t> closed, closed_async;
 };
 
-struct Fixture : ::testing::Test {
-  core::Metrics metrics{"test", "test"};
-  core::Fleet fleet;
-  core::WatchHub hub;
-  store::MemoryStore store{30s};
-  SessionRegistry sessions;
-  core::SteadyTime now = core::SteadyTime{} + 100s;
-  Service service{.replica_id = "r1",
-                  .auth_secret = "k",
-                  .token_leeway_seconds = 0,
-                  .limits = {},
-                  .store = store,
-                  .hub = hub,
-                  .fleet = fleet,
-                  .metrics = metrics,
-                  .sessions = sessions,
-                  .unix_seconds = [] { return kNow; },
-                  .steady_now = [this] { return now; }};
-
+struct Fixture : ::testing::Test, vrouter::testing::ServiceHarness {
   Fixture() {
     fleet.Replace({{"a", "wss://a/", "eu", 10}, {"b", "wss://b/", "eu", 10}});
     store.SetChangeListener([this](const core::AssignmentChange& c) {
@@ -141,6 +123,17 @@ TEST_F(Fixture, ResumeOnAnotherReplicaKeepsServerWithHigherEpoch) {
   EXPECT_TRUE(a.resumed);
   EXPECT_EQ(a.server.id, "b");
   EXPECT_GT(a.epoch, 900u);
+}
+
+TEST_F(Fixture, ResumeCannotPushEpochsOutOfTheSafeRange) {
+  auto c = Connect("alice");
+  c.Say(proto::Resume{3, "b", proto::kMaxSafeInteger});
+  const auto a = std::get<proto::Assigned>(c.session->Last());
+  EXPECT_TRUE(a.resumed);
+  EXPECT_LT(a.epoch, proto::kMaxSafeInteger);
+  auto bob = Connect("bob");
+  bob.Say(proto::Join{2});
+  EXPECT_LT(std::get<proto::Assigned>(bob.session->Last()).epoch, proto::kMaxSafeInteger);
 }
 
 TEST_F(Fixture, ResumeToVanishedServerMovesTheUser) {
