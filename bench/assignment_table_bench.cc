@@ -11,9 +11,10 @@ AssignmentTable& Table() {
   static AssignmentTable* table = [] {
     auto* t = new AssignmentTable(64);
     for (int i = 0; i < 50000; ++i) {
-      t->Put(Assignment{"user-" + std::to_string(i), "space", "sfu-" + std::to_string(i % 20), 0,
-                        "r", 1, {}},
-             0);
+      t->Put(
+          Assignment{
+              "user-" + std::to_string(i), "space", "sfu-" + std::to_string(i % 20), 0, "r", 1, {}},
+          0);
     }
     return t;
   }();
@@ -23,7 +24,8 @@ AssignmentTable& Table() {
 void BM_TableLookup10(benchmark::State& state) {
   auto& t = Table();
   std::vector<std::string> users;
-  for (int i = 0; i < 10; ++i) users.push_back("user-" + std::to_string(i * 997 + state.thread_index()));
+  for (int i = 0; i < 10; ++i)
+    users.push_back("user-" + std::to_string(i * 997 + state.thread_index()));
   std::vector<std::optional<Assignment>> out;
   for (auto _ : state) {
     t.Lookup(users, out);
