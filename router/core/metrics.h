@@ -27,7 +27,6 @@ class Metrics {
   Metrics& operator=(const Metrics&) = delete;
 
   prometheus::Registry& registry() { return *registry_; }
-  std::shared_ptr<prometheus::Registry> registry_ptr() { return registry_; }
 
   // Connections and handshakes, per transport.
   std::array<prometheus::Gauge*, kTransportCount> connections{};

@@ -39,8 +39,6 @@ class ClientProtocol {
   void OnClosed();
 
   bool authenticated() const { return !user_.empty(); }
-  const std::string& user() const { return user_; }
-  std::uint64_t session_id() const { return session_id_; }
 
  private:
   void OnHello(const proto::Hello& m);
