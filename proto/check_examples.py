@@ -1,19 +1,22 @@
 #!/usr/bin/python3
-"""Checks the machine-readable parts of protocol vrouter.v1 (proto/PROTOCOL.md).
+"""Checks the machine-readable parts of protocols vrouter.v1 (clients) and vrouter.video.v1
+(video servers), both specified in proto/PROTOCOL.md.
 
     /usr/bin/python3 proto/check_examples.py [MESSAGES_FILE]
 
 Always checks:
   * every proto/schemas/*.schema.json is a valid JSON Schema (draft 2020-12), with the expected
-    $id, and there is exactly one schema per message type;
+    $id, and there is exactly one schema per message type of either protocol (`error` is shared);
   * every proto/examples/valid/<type>.json validates against <type>.schema.json;
-  * every proto/examples/invalid/<name>.json is listed in invalid/index.json with an error code of
-    the protocol, is rejected by the schemas, and a model of the router's decoder (proto/codec.cc)
-    predicts the same error code as the index.
+  * every proto/examples/invalid/<name>.json (client frames) is listed in invalid/index.json with
+    an error code of the protocol, is rejected by the schemas, and a model of the router's client
+    decoder (DecodeClientMessage, proto/codec.cc) predicts the same error code as the index;
+  * likewise every proto/examples/video_invalid/<name>.json (video-server frames), against a model
+    of DecodeVideoServerMessage (proto/fleet_codec.cc).
 
 With MESSAGES_FILE (or "-" for stdin): also validates each non-empty line of the file, a JSON
-message, against the schema named by its `type` (client or router message). A C++ test feeds it
-the router's real encoder output.
+message, against the schema named by its `type` (a message of either protocol, either direction).
+A C++ test feeds it the router's real encoder output.
 
 Exit status: 0 when everything passes, 1 on any failure, 2 on bad usage.
 
@@ -33,12 +36,19 @@ HERE = Path(__file__).resolve().parent
 SCHEMAS = HERE / "schemas"
 VALID = HERE / "examples" / "valid"
 INVALID = HERE / "examples" / "invalid"
+VIDEO_INVALID = HERE / "examples" / "video_invalid"
 BASE_ID = "https://vrouter.dev/proto/v1/"
 
 CLIENT_TYPES = ["hello", "join", "resume", "lookup", "watch", "unwatch", "report", "leave"]
 ROUTER_TYPES = ["welcome", "assigned", "lookup_result", "watch_result", "ack", "moved", "left",
                 "migrate", "goaway", "error"]
+# vrouter.video.v1 (kVideoServerTypeNames, kRouterToVideoServerTypeNames in proto/fleet_codec.h).
+VIDEO_SERVER_TYPES = ["register", "stats"]
+ROUTER_TO_VIDEO_TYPES = ["registered", "state", "error"]  # `error` is the client protocol's
+MESSAGE_TYPES = list(dict.fromkeys(CLIENT_TYPES + ROUTER_TYPES + VIDEO_SERVER_TYPES
+                                   + ROUTER_TO_VIDEO_TYPES))
 MAX_JSON_DEPTH = 8  # kMaxJsonDepth in proto/codec.h
+MAX_SAFE_INTEGER = 9007199254740991  # kMaxSafeInteger in proto/messages.h
 
 
 # ---- a validator that matches the router's codec more closely than plain draft 2020-12 ----
@@ -89,12 +99,13 @@ def load_schemas(failures):
         if schema.get("$id") != BASE_ID + path.name:
             failures.add(path.name, f"$id must be {BASE_ID + path.name}")
         schemas[name] = schema
-    expected = set(CLIENT_TYPES + ROUTER_TYPES + ["common"])
+    expected = set(MESSAGE_TYPES + ["common"])
     for missing in sorted(expected - schemas.keys()):
         failures.add(f"schemas/{missing}.schema.json", "missing")
     for extra in sorted(schemas.keys() - expected):
-        failures.add(f"schemas/{extra}.schema.json", "not a message type of vrouter.v1")
-    for name in CLIENT_TYPES + ROUTER_TYPES:
+        failures.add(f"schemas/{extra}.schema.json",
+                     "not a message type of vrouter.v1 or vrouter.video.v1")
+    for name in MESSAGE_TYPES:
         schema = schemas.get(name)
         if schema is None:
             continue
@@ -168,29 +179,46 @@ def parse_strict(raw):
     return value
 
 
-def predicted_error(validators, raw):
-    """Models DecodeClientMessage (proto/codec.cc): the error code it returns for `raw`, or None
-    when the frame decodes. Unknown fields are ignored, as the router does."""
+class DecoderModel:
+    """What one of the router's decoders accepts, for predicted_error."""
+
+    def __init__(self, name, types, request_id, nullable):
+        self.name = name
+        self.types = types            # the message types it decodes
+        self.request_id = request_id  # the top-level `id` is a request id, read before `type`
+        self.nullable = nullable      # optional fields for which `null` means absent
+
+
+# DecodeClientMessage (proto/codec.cc).
+CLIENT_DECODER = DecoderModel("client", CLIENT_TYPES, request_id=True, nullable=("id", "detail"))
+# DecodeVideoServerMessage (proto/fleet_codec.cc): no request ids (`register.id` is the server's
+# id, an ordinary field) and no optional fields.
+VIDEO_DECODER = DecoderModel("video server", VIDEO_SERVER_TYPES, request_id=False, nullable=())
+
+
+def predicted_error(validators, raw, decoder=CLIENT_DECODER):
+    """Models one of the router's decoders: the error code it returns for `raw`, or None when the
+    frame decodes. Unknown fields are ignored, as the router does."""
     try:
         message = parse_strict(raw)
     except ValueError:  # includes UnicodeDecodeError and json.JSONDecodeError
         return "invalid_json"
     if not isinstance(message, dict):
         return "invalid_message"
-    if "id" in message and message["id"] is not None:
+    if decoder.request_id and "id" in message and message["id"] is not None:
         ident = message["id"]
-        if not _is_strict_integer(None, ident) or not 0 <= ident <= 9007199254740991:
+        if not _is_strict_integer(None, ident) or not 0 <= ident <= MAX_SAFE_INTEGER:
             return "invalid_message"
     kind = message.get("type")
     if not isinstance(kind, str):
         return "invalid_message"
-    if kind not in CLIENT_TYPES:
+    if kind not in decoder.types:
         return "unknown_type"
     validator = validators[kind]
     known = validator.schema.get("properties", {}).keys()
-    # The codec treats `null` like an absent optional field (`id`, report `detail`).
+    # The codec treats `null` like an absent optional field (client: `id`, report `detail`).
     stripped = {k: v for k, v in message.items()
-                if k in known and not (v is None and k in ("id", "detail"))}
+                if k in known and not (v is None and k in decoder.nullable)}
     return "invalid_message" if errors_of(validator, stripped) else None
 
 
@@ -208,42 +236,50 @@ def check_valid_examples(validators, failures):
             failures.add(f"valid/{path.name}", f"'type' must be {name!r} (the file name)")
         for problem in validate_message(validators, message):
             failures.add(f"valid/{path.name}", problem)
-        if name in CLIENT_TYPES and predicted_error(validators, path.read_bytes()) is not None:
-            failures.add(f"valid/{path.name}", "the router's decoder would reject it")
-    for missing in sorted(set(CLIENT_TYPES + ROUTER_TYPES) - seen):
+        for decoder in (CLIENT_DECODER, VIDEO_DECODER):
+            if (name in decoder.types
+                    and predicted_error(validators, path.read_bytes(), decoder) is not None):
+                failures.add(f"valid/{path.name}", f"the router's {decoder.name} decoder would "
+                             "reject it")
+    for missing in sorted(set(MESSAGE_TYPES) - seen):
         failures.add(f"valid/{missing}.json", "missing")
 
 
-def check_invalid_examples(validators, schemas, failures):
-    index_path = INVALID / "index.json"
+def check_invalid_examples(validators, schemas, failures, directory, decoder):
+    """Checks one directory of invalid frames and its index.json against `decoder`'s model."""
+    where_dir = directory.name
+    index_path = directory / "index.json"
     try:
         index = json.loads(index_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        failures.add("invalid/index.json", f"not readable JSON: {e}")
+        failures.add(f"{where_dir}/index.json", f"not readable JSON: {e}")
         return
     if not isinstance(index, dict):
-        failures.add("invalid/index.json", "must map file name -> error code")
+        failures.add(f"{where_dir}/index.json", "must map file name -> error code")
         return
     codes = set(schemas["common"]["$defs"]["errorCode"]["enum"])
-    on_disk = {p.name for p in INVALID.glob("*.json")} - {"index.json"}
+    on_disk = {p.name for p in directory.glob("*.json")} - {"index.json"}
     for name in sorted(on_disk - index.keys()):
-        failures.add(f"invalid/{name}", "not listed in index.json")
+        failures.add(f"{where_dir}/{name}", "not listed in index.json")
     for name, code in index.items():
-        where = f"invalid/{name}"
+        where = f"{where_dir}/{name}"
         if code not in codes:
-            failures.add(where, f"{code!r} is not an error code of vrouter.v1")
-        path = INVALID / name
+            failures.add(where, f"{code!r} is not an error code of the protocol")
+        path = directory / name
         if not path.is_file():
             failures.add(where, "listed in index.json but missing")
             continue
         raw = path.read_bytes()
-        predicted = predicted_error(validators, raw)
+        predicted = predicted_error(validators, raw, decoder)
         if predicted != code:
-            failures.add(where, f"index says {code}, the decoder model says {predicted}")
+            failures.add(where, f"index says {code}, the {decoder.name} decoder model says "
+                         f"{predicted}")
         try:
             message = parse_strict(raw)
         except ValueError:
             continue  # not JSON to the router: no schema applies
+        if not isinstance(message, dict) or message.get("type") not in decoder.types:
+            continue  # invalid here by its type alone (e.g. a valid message of the other protocol)
         if not validate_message(validators, message):
             failures.add(where, "validates against its schema, but is meant to be invalid")
 
@@ -284,7 +320,8 @@ def main(argv):
         return 1
     validators = make_validators(schemas)
     check_valid_examples(validators, failures)
-    check_invalid_examples(validators, schemas, failures)
+    check_invalid_examples(validators, schemas, failures, INVALID, CLIENT_DECODER)
+    check_invalid_examples(validators, schemas, failures, VIDEO_INVALID, VIDEO_DECODER)
     checked = None
     if len(argv) == 2:
         checked = check_messages_file(validators, argv[1], failures)
@@ -294,7 +331,8 @@ def main(argv):
         print(f"{len(failures.items)} failure(s)")
         return 1
     summary = (f"ok: {len(schemas)} schemas, {len(list(VALID.glob('*.json')))} valid examples, "
-               f"{len(list(INVALID.glob('*.json'))) - 1} invalid examples")
+               f"{len(list(INVALID.glob('*.json'))) - 1} invalid client examples, "
+               f"{len(list(VIDEO_INVALID.glob('*.json'))) - 1} invalid video-server examples")
     if checked is not None:
         summary += f", {checked} messages from {argv[1]}"
     print(summary)

@@ -24,6 +24,9 @@ constexpr std::array<std::string_view, kErrorCodeCount> kNames = {
     "unknown_server",
     "unavailable",
     "shutting_down",
+    "forbidden",
+    "not_registered",
+    "already_registered",
     "internal",
 };
 

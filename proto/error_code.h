@@ -28,6 +28,9 @@ enum class ErrorCode : std::uint8_t {
   kUnknownServer,         // a `report` names a video server this router does not know
   kUnavailable,           // the router cannot do this safely right now (retryable)
   kShuttingDown,          // the replica is draining; reconnect to another one (retryable)
+  kForbidden,             // the credential does not allow this (e.g. another server's id)
+  kNotRegistered,         // video server: `stats` before a successful `register`
+  kAlreadyRegistered,     // video server: a second `register` on the same connection
   kInternal,              // a bug: the request was not applied
 };
 

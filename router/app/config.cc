@@ -35,6 +35,33 @@ std::optional<HostPort> ParseHostPort(std::string_view text) {
   return HostPort{h, static_cast<std::uint16_t>(value)};
 }
 
+std::variant<absl::flat_hash_map<std::string, std::string>, std::string> ParseRegionGroups(
+    std::string_view text) {
+  absl::flat_hash_map<std::string, std::string> out;
+  while (!text.empty()) {
+    const auto semi = text.find(';');
+    std::string_view group_spec = text.substr(0, semi);
+    text = semi == std::string_view::npos ? std::string_view() : text.substr(semi + 1);
+    if (group_spec.empty()) continue;
+    const auto eq = group_spec.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      return "'" + std::string(group_spec) + "' is not GROUP=REGION,REGION";
+    }
+    const std::string group(group_spec.substr(0, eq));
+    std::string_view regions = group_spec.substr(eq + 1);
+    while (!regions.empty()) {
+      const auto comma = regions.find(',');
+      const std::string region(regions.substr(0, comma));
+      regions = comma == std::string_view::npos ? std::string_view() : regions.substr(comma + 1);
+      if (region.empty()) return "empty region in group '" + group + "'";
+      if (!out.emplace(region, group).second) {
+        return "region '" + region + "' is in more than one group";
+      }
+    }
+  }
+  return out;
+}
+
 std::string ToString(const HostPort& hp) {
   return hp.host.find(':') != std::string::npos ? "[" + hp.host + "]:" + std::to_string(hp.port)
                                                 : hp.host + ":" + std::to_string(hp.port);
@@ -51,7 +78,145 @@ struct Raw {
   std::uint32_t max_message_bytes = 0, max_batch = 0, max_watches = 0, max_pings = 0;
   std::uint32_t handshake_ms = 0, hello_ms = 0, idle_ms = 0, grace_ms = 0, drain_ms = 0;
   std::int64_t leeway_s = 0;
+  // Fleet.
+  std::string video_server_secret, region_groups;
+  std::uint32_t report_ms = 0, stale_reports = 0, gone_ms = 0, forget_ms = 0, slow_start_ms = 0,
+                new_per_interval = 0, eject_reports = 0, failure_min_reporters = 0,
+                failure_window_ms = 0, min_hosts = 0, min_volume = 0, eject_base_ms = 0,
+                eject_max_ms = 0, migrate_batch = 0, migrate_cooldown_ms = 0;
+  double packets_per_user = 0, penalty_factor = 0, slow_start_min_weight = 0, affinity_max = 0,
+         min_packets_in = 0, min_ratio = 0, failure_share = 0, stdev_factor = 0,
+         max_ejected_share = 0;
 };
+
+po::options_description FleetOptions(Raw& r, const core::FleetParams& d) {
+  po::options_description o(
+      "Video servers: health, scoring, ejection, migration (defaults and their reasons: README, "
+      "\"Fleet parameters\")");
+  auto ms = [](std::chrono::milliseconds v) { return static_cast<std::uint32_t>(v.count()); };
+  const auto& sc = d.scoring;
+  const auto& ej = d.ejection;
+  // clang-format off
+  o.add_options()
+    ("video-server-secret", po::value(&r.video_server_secret),
+     "HS256 key of video-server credentials, distinct from --auth-secret (prefer the env var)")
+    ("report-interval-ms", po::value(&r.report_ms)->default_value(ms(d.report_interval)),
+     "how often video servers send stats (told to them at register)")
+    ("stale-after-reports", po::value(&r.stale_reports)->default_value(d.stale_after_reports),
+     "missed reports before a server is stale (no new users)")
+    ("gone-after-ms", po::value(&r.gone_ms)->default_value(ms(d.gone_after)),
+     "silence before a server is gone (its users are migrated)")
+    ("forget-after-ms", po::value(&r.forget_ms)->default_value(ms(d.forget_after)),
+     "a self-registered server gone this long with no users is forgotten")
+    ("packets-per-user", po::value(&r.packets_per_user)->default_value(sc.packets_per_user),
+     "packets/s one user sends: converts a server's packet rate into users")
+    ("failure-penalty-factor", po::value(&r.penalty_factor)->default_value(sc.failure_penalty_factor),
+     "capacities of extra load per unit share of a server's users reporting failures")
+    ("slow-start-window-ms", po::value(&r.slow_start_ms)->default_value(ms(sc.slow_start_window)),
+     "ramp of a new or returning server from the minimum weight to full weight")
+    ("slow-start-min-weight", po::value(&r.slow_start_min_weight)->default_value(sc.slow_start_min_weight),
+     "weight a new or returning server starts at, (0, 1]")
+    ("space-affinity-max-utilization", po::value(&r.affinity_max)->default_value(sc.space_affinity_max_utilization),
+     "keep a space on one server while its utilization is below this")
+    ("max-new-users-per-interval", po::value(&r.new_per_interval)->default_value(sc.max_new_users_per_interval),
+     "new users per server per report interval at full weight")
+    ("forwarding-min-packets-in", po::value(&r.min_packets_in)->default_value(sc.forwarding.min_packets_in_rate),
+     "packets/s in below which forwarding is not judged")
+    ("forwarding-min-ratio", po::value(&r.min_ratio)->default_value(sc.forwarding.min_out_in_ratio),
+     "out/in packet ratio under which a server is not forwarding")
+    ("region-groups", po::value(&r.region_groups),
+     "region groups for fallback, e.g. \"eu=eu-west,eu-central;us=us-east,us-west\"")
+    ("eject-not-forwarding-reports", po::value(&r.eject_reports)->default_value(ej.not_forwarding_reports),
+     "consecutive not-forwarding (or frozen) reports that eject a server")
+    ("eject-failure-share", po::value(&r.failure_share)->default_value(ej.failure_share),
+     "share of a server's users reporting failures that ejects it")
+    ("eject-failure-min-reporters", po::value(&r.failure_min_reporters)->default_value(ej.failure_min_reporters),
+     "distinct reporters needed before the failure share counts")
+    ("failure-window-ms", po::value(&r.failure_window_ms)->default_value(ms(ej.failure_window)),
+     "how long a client failure report counts")
+    ("eject-stdev-factor", po::value(&r.stdev_factor)->default_value(ej.success_stdev_factor),
+     "success-rate outlier: standard deviations under the fleet mean")
+    ("eject-min-hosts", po::value(&r.min_hosts)->default_value(ej.success_min_hosts),
+     "success-rate outlier: servers with enough volume needed")
+    ("eject-min-volume", po::value(&r.min_volume)->default_value(ej.success_min_volume),
+     "success-rate outlier: users a server needs to be judged")
+    ("ejection-base-ms", po::value(&r.eject_base_ms)->default_value(ms(ej.base_ejection)),
+     "first ejection time; the n-th lasts n times this")
+    ("ejection-max-ms", po::value(&r.eject_max_ms)->default_value(ms(ej.max_ejection)),
+     "longest ejection")
+    ("max-ejected-share", po::value(&r.max_ejected_share)->default_value(ej.max_ejected_share),
+     "most of the fleet ejected at once; beyond it the fleet fails open (panic)")
+    ("migrate-batch", po::value(&r.migrate_batch)->default_value(d.migration.batch),
+     "users moved off a drained/ejected/gone server per step")
+    ("migrate-cooldown-ms", po::value(&r.migrate_cooldown_ms)->default_value(ms(d.migration.cooldown)),
+     "pause between migration steps of one server");
+  // clang-format on
+  return o;
+}
+
+// Checks the fleet flags and fills `f`. Returns an error naming the flag, or empty.
+std::string FleetFromRaw(const Raw& r, core::FleetParams& f) {
+  auto in = [](double v, double lo, double hi) { return v >= lo && v <= hi; };
+  if (!in(r.report_ms, 100, 60000)) return "--report-interval-ms must be in [100, 60000]";
+  if (!in(r.stale_reports, 1, 100)) return "--stale-after-reports must be in [1, 100]";
+  if (r.gone_ms <= static_cast<std::uint64_t>(r.report_ms) * r.stale_reports) {
+    return "--gone-after-ms must be longer than --report-interval-ms * --stale-after-reports";
+  }
+  if (!in(r.packets_per_user, 1, 100000)) return "--packets-per-user must be in [1, 100000]";
+  if (!in(r.penalty_factor, 0, 100)) return "--failure-penalty-factor must be in [0, 100]";
+  if (!in(r.slow_start_min_weight, 0.01, 1)) return "--slow-start-min-weight must be in [0.01, 1]";
+  if (!in(r.affinity_max, 0, 1)) return "--space-affinity-max-utilization must be in [0, 1]";
+  if (!in(r.new_per_interval, 1, 1000000)) {
+    return "--max-new-users-per-interval must be in [1, 1000000]";
+  }
+  if (!in(r.min_packets_in, 0, 1e9)) return "--forwarding-min-packets-in must be in [0, 1e9]";
+  if (!in(r.min_ratio, 0, 1)) return "--forwarding-min-ratio must be in [0, 1]";
+  if (!in(r.eject_reports, 1, 1000)) return "--eject-not-forwarding-reports must be in [1, 1000]";
+  if (!in(r.failure_share, 0.01, 1)) return "--eject-failure-share must be in [0.01, 1]";
+  if (!in(r.failure_min_reporters, 1, 1000000)) {
+    return "--eject-failure-min-reporters must be at least 1";
+  }
+  if (r.failure_window_ms < r.report_ms) {
+    return "--failure-window-ms must be at least --report-interval-ms";
+  }
+  if (!in(r.stdev_factor, 0.1, 100)) return "--eject-stdev-factor must be in [0.1, 100]";
+  if (!in(r.min_hosts, 2, 1000000)) return "--eject-min-hosts must be at least 2";
+  if (r.eject_base_ms < 1000 || r.eject_max_ms < r.eject_base_ms) {
+    return "--ejection-base-ms must be >= 1000 and --ejection-max-ms >= --ejection-base-ms";
+  }
+  if (!in(r.max_ejected_share, 0, 1)) return "--max-ejected-share must be in [0, 1]";
+  if (!in(r.migrate_batch, 1, 1000000)) return "--migrate-batch must be at least 1";
+  if (r.migrate_cooldown_ms < 10) return "--migrate-cooldown-ms must be at least 10";
+  using Ms = std::chrono::milliseconds;
+  f.report_interval = Ms(r.report_ms);
+  f.stale_after_reports = r.stale_reports;
+  f.gone_after = Ms(r.gone_ms);
+  f.forget_after = Ms(r.forget_ms);
+  f.scoring.packets_per_user = r.packets_per_user;
+  f.scoring.failure_penalty_factor = r.penalty_factor;
+  f.scoring.slow_start_window = Ms(r.slow_start_ms);
+  f.scoring.slow_start_min_weight = r.slow_start_min_weight;
+  f.scoring.space_affinity_max_utilization = r.affinity_max;
+  f.scoring.max_new_users_per_interval = r.new_per_interval;
+  f.scoring.forwarding.min_packets_in_rate = r.min_packets_in;
+  f.scoring.forwarding.min_out_in_ratio = r.min_ratio;
+  auto groups = ParseRegionGroups(r.region_groups);
+  if (auto* err = std::get_if<std::string>(&groups)) return "--region-groups: " + *err;
+  f.scoring.region_group = std::get<0>(std::move(groups));
+  f.ejection.not_forwarding_reports = r.eject_reports;
+  f.ejection.failure_share = r.failure_share;
+  f.ejection.failure_min_reporters = r.failure_min_reporters;
+  f.ejection.failure_window = Ms(r.failure_window_ms);
+  f.ejection.success_stdev_factor = r.stdev_factor;
+  f.ejection.success_min_hosts = r.min_hosts;
+  f.ejection.success_min_volume = r.min_volume;
+  f.ejection.base_ejection = Ms(r.eject_base_ms);
+  f.ejection.max_ejection = Ms(r.eject_max_ms);
+  f.ejection.max_ejected_share = r.max_ejected_share;
+  f.migration.batch = r.migrate_batch;
+  f.migration.cooldown = Ms(r.migrate_cooldown_ms);
+  return {};
+}
 
 po::options_description Options(Raw& r, const Config& d, unsigned hw) {
   po::options_description o(
@@ -115,6 +280,7 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
   Raw raw;
   const unsigned hw = hardware_threads == 0 ? 1 : hardware_threads;
   po::options_description options = Options(raw, defaults, hw);
+  options.add(FleetOptions(raw, defaults.fleet));
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(options).run(), vm);
@@ -198,10 +364,13 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
     return fail("--log-level must be one of trace, debug, info, warn, error, critical, off");
   }
 
+  if (std::string err = FleetFromRaw(raw, c.fleet); !err.empty()) return fail(std::move(err));
+
   c.tls_cert = raw.tls_cert;
   c.tls_key = raw.tls_key;
   c.video_servers_file = raw.video_servers;
   c.auth_secret = raw.auth_secret;
+  c.video_server_secret = raw.video_server_secret;
   c.replica_id = raw.replica_id;
   c.threads = raw.threads;
   c.max_connections = raw.max_connections;

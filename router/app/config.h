@@ -11,6 +11,8 @@
 #include <variant>
 #include <vector>
 
+#include "router/core/fleet_model.h"
+
 namespace vrouter::app {
 
 struct HostPort {
@@ -27,7 +29,8 @@ struct Config {
   std::string tls_key;
   std::string video_servers_file;
   std::string auth_secret;
-  std::string replica_id;  // default: hostname + random suffix
+  std::string video_server_secret;  // key of video-server credentials (distinct from clients')
+  std::string replica_id;           // default: hostname + random suffix
   unsigned threads = 1;
   std::size_t max_connections = 0;  // 0 = derived from the open-files limit at start-up
   int backlog = 4096;
@@ -43,7 +46,14 @@ struct Config {
   std::chrono::milliseconds drain_window{10000};
   std::int64_t token_leeway_seconds = 30;
   std::string log_level = "info";
+  // Fleet health, scoring, ejection and migration; each default and its reason is documented
+  // where the field is declared (router/core/fleet_model.h, scoring.h, ejection.h).
+  core::FleetParams fleet;
 };
+
+// "eu=eu-west,eu-central;us=us-east" -> region -> group. Returns an error message on bad input.
+std::variant<absl::flat_hash_map<std::string, std::string>, std::string> ParseRegionGroups(
+    std::string_view text);
 
 struct ParsedArgs {
   std::optional<Config> config;  // set on success

@@ -21,11 +21,12 @@
 #include "router/core/watch_hub.h"
 #include "router/net/admin_http.h"
 #include "router/net/client_protocol.h"
-#include "router/net/client_session.h"
+#include "router/net/fleet_controller.h"
 #include "router/net/listener.h"
 #include "router/net/service.h"
 #include "router/net/session_registry.h"
 #include "router/net/tls.h"
+#include "router/net/ws_session.h"
 #include "router/store/memory_store.h"
 
 #ifndef VROUTER_VERSION
@@ -84,6 +85,7 @@ struct Server::Impl {
   core::WatchHub hub;
   store::MemoryStore store;
   net::SessionRegistry sessions;
+  std::unique_ptr<net::FleetController> fleet_control;
   std::unique_ptr<net::Service> service;
   std::shared_ptr<asio::ssl::context> tls;
 
@@ -94,6 +96,7 @@ struct Server::Impl {
   std::shared_ptr<net::Listener> admin_listener;
   std::uint16_t ws_port = 0, wss_port = 0, admin_port = 0;
   std::unique_ptr<asio::steady_timer> sweep_timer;
+  std::unique_ptr<asio::steady_timer> fleet_timer;
   std::unique_ptr<asio::steady_timer> drain_timer;
   std::unique_ptr<asio::signal_set> signals;
   std::atomic<bool> shutdown_started{false};
@@ -112,7 +115,7 @@ struct Server::Impl {
       auto opened =
           net::Listener::Open(*ios[i], endpoint, config.backlog, /*reuse_port=*/true, metrics,
                               [svc, transport, ctx](tcp::socket socket) {
-                                net::StartClientSession(std::move(socket), *svc, transport, ctx);
+                                net::StartWsSession(std::move(socket), *svc, transport, ctx);
                               });
       if (auto* err = std::get_if<std::string>(&opened)) return *err;
       auto listener = std::get<std::shared_ptr<net::Listener>>(std::move(opened));
@@ -132,6 +135,16 @@ struct Server::Impl {
       const std::size_t expired = store.ExpireDetached(service->steady_now());
       if (expired > 0) metrics.assignments_expired->Increment(static_cast<double>(expired));
       Sweep();
+    });
+  }
+
+  // Every report interval: ejections, staleness, migrations, fleet metrics.
+  void FleetTick() {
+    fleet_timer->expires_after(fleet_control->report_interval());
+    fleet_timer->async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      fleet_control->Tick();
+      FleetTick();
     });
   }
 
@@ -156,6 +169,10 @@ struct Server::Impl {
       metrics.messages_sent[goaway.index()]->Increment();
       session->CloseAsync(proto::close_code::kGoingAway, "shutdown", delay);
     }
+    // Video servers keep reporting while clients leave (joins elsewhere need no help from us,
+    // but a migration in progress does), then are told to go at the end of the spread.
+    fleet_control->CloseConnections(proto::close_code::kGoingAway, "shutdown",
+                                    std::chrono::milliseconds(spread));
     const auto deadline = std::chrono::steady_clock::now() + config.drain_window;
     WaitForDrain(deadline);
   }
@@ -165,6 +182,7 @@ struct Server::Impl {
       log::Info("shutdown_done", {{"sessions_left", sessions.size()}});
       if (admin_listener) admin_listener->Stop();
       sweep_timer->cancel();
+      fleet_timer->cancel();
       if (signals) signals->cancel();
       guards.clear();
       for (auto& io : ios) io->stop();
@@ -192,6 +210,10 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   if (c.replica_id.empty()) c.replica_id = DefaultReplicaId();
   if (c.max_connections == 0) c.max_connections = ConnectionBudget();
 
+  auto steady_now = [] { return std::chrono::steady_clock::now(); };
+  impl->fleet_control =
+      std::make_unique<net::FleetController>(c.fleet, impl->store, impl->fleet, impl->metrics,
+                                             impl->sessions, steady_now, std::random_device{}());
   if (!c.video_servers_file.empty()) {
     auto text = ReadFile(c.video_servers_file);
     if (text.index() == 1) return "--video-servers: " + std::get<1>(text);
@@ -199,7 +221,7 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
     if (auto* err = std::get_if<std::string>(&parsed)) {
       return "--video-servers " + c.video_servers_file + ": " + *err;
     }
-    impl->fleet.Replace(std::get<std::vector<core::VideoServer>>(std::move(parsed)));
+    impl->fleet_control->Declare(std::get<std::vector<core::VideoServer>>(parsed));
   }
   if (c.tls_listen) {
     auto ctx = net::MakeServerTlsContext(c.tls_cert, c.tls_key);
@@ -220,11 +242,13 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   impl->service.reset(new net::Service{
       .replica_id = c.replica_id,
       .auth_secret = c.auth_secret,
+      .video_server_secret = c.video_server_secret,
       .token_leeway_seconds = c.token_leeway_seconds,
       .limits = limits,
       .store = impl->store,
       .hub = impl->hub,
       .fleet = impl->fleet,
+      .fleet_control = *impl->fleet_control,
       .metrics = impl->metrics,
       .sessions = impl->sessions,
       .unix_seconds =
@@ -233,7 +257,7 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
                        std::chrono::system_clock::now().time_since_epoch())
                 .count();
           },
-      .steady_now = [] { return std::chrono::steady_clock::now(); },
+      .steady_now = steady_now,
   });
   Impl* raw = impl.get();
   impl->store.SetChangeListener([raw](const core::AssignmentChange& change) {
@@ -263,6 +287,7 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
     impl->admin_port = impl->admin_listener->local_endpoint().port();
   }
   impl->sweep_timer = std::make_unique<asio::steady_timer>(impl->main_io());
+  impl->fleet_timer = std::make_unique<asio::steady_timer>(impl->main_io());
   impl->drain_timer = std::make_unique<asio::steady_timer>(impl->main_io());
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -274,6 +299,7 @@ void Server::Start() {
   for (auto& l : s.client_listeners) l->Start();
   if (s.admin_listener) s.admin_listener->Start();
   s.Sweep();
+  s.FleetTick();
   const auto& c = s.config;
   log::Info(
       "listening",
@@ -285,7 +311,8 @@ void Server::Start() {
        {"threads", c.threads},
        {"video_servers", s.fleet.Snapshot()->servers().size()},
        {"max_connections", c.max_connections},
-       {"auth_configured", !c.auth_secret.empty()}});
+       {"auth_configured", !c.auth_secret.empty()},
+       {"video_server_auth_configured", !c.video_server_secret.empty()}});
   for (auto& io : s.ios) {
     s.threads.emplace_back([io = io.get()] { io->run(); });
   }

@@ -13,11 +13,16 @@ AssignmentTable::Shard& AssignmentTable::ShardFor(std::string_view user) const {
   return shards_[absl::HashOf(AsAbsl(user)) % shard_count_];
 }
 
-void AssignmentTable::CountServer(const std::string& server, std::int64_t delta) {
+void AssignmentTable::Count(const Assignment& a, std::int64_t delta) {
   absl::MutexLock lock(&load_mu_);
-  auto& n = load_[server];
+  auto& n = load_[a.server];
   n += delta;
-  if (n == 0) load_.erase(server);
+  if (n == 0) load_.erase(a.server);
+  auto& per_server = space_load_[a.space];
+  auto& m = per_server[a.server];
+  m += delta;
+  if (m == 0) per_server.erase(a.server);
+  if (per_server.empty()) space_load_.erase(a.space);
 }
 
 std::optional<Assignment> AssignmentTable::Get(std::string_view user) const {
@@ -50,13 +55,13 @@ PutResult AssignmentTable::Put(Assignment desired, std::uint64_t expected_epoch,
   AssignmentChange change{AssignmentChange::Kind::kAssigned, desired, std::nullopt};
   if (it == shard.map.end()) {
     size_.fetch_add(1, std::memory_order_relaxed);
-    CountServer(desired.server, +1);
+    Count(desired, +1);
     it = shard.map.emplace(desired.user, desired).first;
   } else {
     change.from_server = it->second.server;
-    if (it->second.server != desired.server) {
-      CountServer(it->second.server, -1);
-      CountServer(desired.server, +1);
+    if (it->second.server != desired.server || it->second.space != desired.space) {
+      Count(it->second, -1);
+      Count(desired, +1);
     }
     it->second = desired;
   }
@@ -94,7 +99,7 @@ std::optional<AssignmentChange> AssignmentTable::Remove(std::string_view user,
   AssignmentChange change{AssignmentChange::Kind::kRemoved, std::move(it->second), std::nullopt};
   shard.map.erase(it);
   size_.fetch_sub(1, std::memory_order_relaxed);
-  CountServer(change.assignment.server, -1);
+  Count(change.assignment, -1);
   return change;
 }
 
@@ -107,7 +112,7 @@ std::vector<AssignmentChange> AssignmentTable::ExpireDetached(SteadyTime now,
     for (auto it = shard.map.begin(); it != shard.map.end();) {
       const Assignment& a = it->second;
       if (a.session == 0 && now - a.since >= grace) {
-        CountServer(a.server, -1);
+        Count(a, -1);
         removed.push_back({AssignmentChange::Kind::kRemoved, std::move(it->second), std::nullopt});
         shard.map.erase(it++);
         size_.fetch_sub(1, std::memory_order_relaxed);
@@ -129,6 +134,33 @@ void AssignmentTable::Lookup(std::span<const std::string> users,
 absl::flat_hash_map<std::string, std::int64_t> AssignmentTable::LoadByServer() const {
   absl::MutexLock lock(&load_mu_);
   return load_;
+}
+
+}  // namespace vrouter::core
+
+namespace vrouter::core {
+
+absl::flat_hash_map<std::string, std::int64_t> AssignmentTable::SpaceLoad(
+    std::string_view space) const {
+  absl::MutexLock lock(&load_mu_);
+  auto it = space_load_.find(AsAbsl(space));
+  if (it == space_load_.end()) return {};
+  return it->second;
+}
+
+std::vector<Assignment> AssignmentTable::AssignedTo(std::string_view server,
+                                                    std::size_t limit) const {
+  std::vector<Assignment> out;
+  for (std::size_t i = 0; i < shard_count_ && out.size() < limit; ++i) {
+    Shard& shard = shards_[i];
+    absl::MutexLock lock(&shard.mu);
+    for (const auto& [user, a] : shard.map) {
+      if (a.server != server) continue;
+      out.push_back(a);
+      if (out.size() >= limit) break;
+    }
+  }
+  return out;
 }
 
 }  // namespace vrouter::core

@@ -54,6 +54,13 @@ class AssignmentTable {
   // Users assigned per video server id (the router's own ground truth of server load).
   absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const;
 
+  // Users of `space` per video server id (for keeping a space together).
+  absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(std::string_view space) const;
+
+  // Up to `limit` assignments on `server` (for migrating a drained or ejected server's users).
+  // Scans the table: migrations run a batch per second at most, not per request.
+  std::vector<Assignment> AssignedTo(std::string_view server, std::size_t limit) const;
+
   std::size_t size() const { return size_.load(std::memory_order_relaxed); }
 
  private:
@@ -62,7 +69,7 @@ class AssignmentTable {
     absl::flat_hash_map<std::string, Assignment> map ABSL_GUARDED_BY(mu);
   };
   Shard& ShardFor(std::string_view user) const;
-  void CountServer(const std::string& server, std::int64_t delta);
+  void Count(const Assignment& a, std::int64_t delta);
 
   std::unique_ptr<Shard[]> shards_;
   std::size_t shard_count_;
@@ -70,6 +77,9 @@ class AssignmentTable {
   std::atomic<std::size_t> size_{0};
   mutable absl::Mutex load_mu_;  // taken after a shard mutex, never before
   absl::flat_hash_map<std::string, std::int64_t> load_ ABSL_GUARDED_BY(load_mu_);
+  // space -> server -> users
+  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, std::int64_t>> space_load_
+      ABSL_GUARDED_BY(load_mu_);
 };
 
 }  // namespace vrouter::core

@@ -3,15 +3,11 @@
 #include <boost/json.hpp>
 
 #include "proto/codec.h"
+#include "proto/fleet_messages.h"
 #include "router/core/absl_compat.h"
 
 namespace vrouter::core {
 namespace json = boost::json;
-
-namespace {
-// The protocol carries server URLs of at most 1024 bytes (proto/PROTOCOL.md).
-constexpr std::size_t kMaxUrlBytes = 1024;
-}  // namespace
 
 FleetSnapshot::FleetSnapshot(std::vector<VideoServer> servers) : servers_(std::move(servers)) {
   index_.reserve(servers_.size());
@@ -45,11 +41,12 @@ std::variant<std::vector<VideoServer>, std::string> ParseVideoServers(std::strin
     if (!str("id", s.id) || !proto::IsValidId(s.id)) {
       return where + ": 'id' must be a string of 1-128 bytes";
     }
-    if (!str("url", s.url) || s.url.size() > kMaxUrlBytes) {
+    if (!str("url", s.url) || s.url.size() > proto::kMaxUrlBytes) {
       return where + " (" + s.id + "): 'url' must be a string of 1-1024 bytes";
     }
-    if (!str("region", s.region) || !proto::IsValidId(s.region)) {
-      return where + " (" + s.id + "): 'region' must be a string of 1-128 bytes";
+    if (!str("region", s.region) || !proto::IsValidId(s.region) ||
+        s.region.size() > proto::kMaxRegionBytes) {
+      return where + " (" + s.id + "): 'region' must be a string of 1-64 bytes";
     }
     const json::value* cap = o.if_contains("capacity");
     if (cap == nullptr || !(cap->is_int64() || cap->is_uint64())) {
@@ -60,6 +57,10 @@ std::variant<std::vector<VideoServer>, std::string> ParseVideoServers(std::strin
       return where + " (" + s.id + "): 'capacity' must be in [1, 1000000]";
     }
     s.capacity = static_cast<std::uint32_t>(c);
+    if (const json::value* m = o.if_contains("monitored")) {
+      if (!m->is_bool()) return where + " (" + s.id + "): 'monitored' must be true or false";
+      s.monitored = m->get_bool();
+    }
     if (!seen.emplace(s.id, 0).second) return where + ": duplicate id '" + s.id + "'";
     servers.push_back(std::move(s));
   }

@@ -19,6 +19,11 @@ struct VideoServer {
   std::string url;             // public URL clients connect their media to
   std::string region;          // e.g. "eu-west"; used for region-aware choice
   std::uint32_t capacity = 0;  // users it is sized for (> 0)
+  // Whether the server reports `stats` over /v1/video-server. A declared server that is not
+  // monitored is trusted to be up and is scored on the router's own counts and client failure
+  // reports only; a monitored one waits in `pending` until its first report.
+  bool monitored = true;
+  bool operator==(const VideoServer&) const = default;
 };
 
 class FleetSnapshot {
@@ -48,7 +53,8 @@ class Fleet {
   std::atomic<std::shared_ptr<const FleetSnapshot>> current_;
 };
 
-// Parses the `--video-servers` file: a JSON array of {"id","url","region","capacity"}.
+// Parses the `--video-servers` file: a JSON array of {"id","url","region","capacity"} with an
+// optional "monitored" (default true).
 // Pure (the caller reads the file). Returns the servers or a message naming the bad entry.
 std::variant<std::vector<VideoServer>, std::string> ParseVideoServers(std::string_view json_text);
 

@@ -118,6 +118,95 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
            .Register(r)
            .Add({}, prometheus::Histogram::BucketBoundaries{0.00005, 0.0001, 0.00025, 0.0005, 0.001,
                                                             0.0025, 0.005, 0.01, 0.025, 0.1, 1.0});
+
+  server_state = &BuildGauge()
+                      .Name("vrouter_video_server_state")
+                      .Help("1 for the state each video server is in, 0 for the others")
+                      .Register(r);
+  server_effective_load = &BuildGauge()
+                               .Name("vrouter_video_server_effective_load")
+                               .Help(
+                                   "Effective load the router scores each video server on, "
+                                   "in users")
+                               .Register(r);
+  server_assigned = &BuildGauge()
+                         .Name("vrouter_video_server_assigned_users")
+                         .Help("Users the router's own table places on each video server")
+                         .Register(r);
+  server_packet_rate = &BuildGauge()
+                            .Name("vrouter_video_server_packets_per_second")
+                            .Help("Media packet rate from each server's last two reports")
+                            .Register(r);
+  auto& by_state = BuildGauge()
+                       .Name("vrouter_video_servers_in_state")
+                       .Help("Video servers per state")
+                       .Register(r);
+  for (int i = 0; i < kServerStateCount; ++i) {
+    servers_in_state[i] =
+        &by_state.Add({{"state", std::string(ServerStateName(static_cast<ServerState>(i)))}});
+  }
+  auto& ejected = BuildCounter()
+                      .Name("vrouter_video_server_ejections_total")
+                      .Help("Video servers ejected, by the rule that ejected them")
+                      .Register(r);
+  for (int i = 0; i < kEjectReasonCount; ++i) {
+    ejections[i] =
+        &ejected.Add({{"reason", std::string(EjectReasonName(static_cast<EjectReason>(i)))}});
+  }
+  fleet_panic = &BuildGauge()
+                     .Name("vrouter_fleet_panic")
+                     .Help(
+                         "1 while too much of the fleet looks bad to eject: health evidence is "
+                         "set aside (fail open)")
+                     .Register(r)
+                     .Add({});
+  panics = &BuildCounter()
+                .Name("vrouter_fleet_panics_total")
+                .Help("Times the fleet entered panic (fail open)")
+                .Register(r)
+                .Add({});
+  auto& stats = BuildCounter()
+                    .Name("vrouter_video_server_reports_total")
+                    .Help("Video-server stats reports, by what the router made of them")
+                    .Register(r);
+  for (int i = 0; i < kStatsVerdictCount; ++i) {
+    stats_reports[i] =
+        &stats.Add({{"result", std::string(StatsVerdictName(static_cast<StatsVerdict>(i)))}});
+  }
+  stats_invalid = &stats.Add({{"result", "invalid"}});
+  auto& migrated = BuildCounter()
+                       .Name("vrouter_migrations_total")
+                       .Help("Users moved off a video server, by cause")
+                       .Register(r);
+  constexpr const char* kCauses[] = {"drain", "ejected", "gone"};
+  for (std::size_t i = 0; i < migrations.size(); ++i) {
+    migrations[i] = &migrated.Add({{"cause", kCauses[i]}});
+  }
+  migrations_failed = &BuildCounter()
+                           .Name("vrouter_migrations_failed_total")
+                           .Help(
+                               "Migrations not done (no eligible target, or a concurrent write "
+                               "won); retried on the next step")
+                           .Register(r)
+                           .Add({});
+  auto& picked = BuildCounter()
+                     .Name("vrouter_picks_total")
+                     .Help("Video servers chosen for new users, by the tier they came from")
+                     .Register(r);
+  for (std::size_t i = 0; i < picks.size(); ++i) {
+    picks[i] = &picked.Add(
+        {{"tier", std::string(PickTierName(static_cast<PickTier>(static_cast<int>(i) + 1)))}});
+  }
+  picks_space_affinity = &BuildCounter()
+                              .Name("vrouter_picks_space_affinity_total")
+                              .Help("Picks that kept a user with its space on one server")
+                              .Register(r)
+                              .Add({});
+  video_server_connections = &BuildGauge()
+                                  .Name("vrouter_video_server_connections")
+                                  .Help("Registered video-server connections to this replica")
+                                  .Register(r)
+                                  .Add({});
 }
 
 }  // namespace vrouter::core

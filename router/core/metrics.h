@@ -14,6 +14,9 @@
 
 #include "proto/codec.h"
 #include "proto/messages.h"
+#include "router/core/ejection.h"
+#include "router/core/scoring.h"
+#include "router/core/server_health.h"
 
 namespace vrouter::core {
 
@@ -54,6 +57,24 @@ class Metrics {
 
   // Latency of lookups, from decoded request to queued answer.
   prometheus::Histogram* lookup_seconds = nullptr;
+
+  // Fleet. Per-server series are added and removed by the fleet controller as servers come and
+  // go, so their number is bounded by the fleet size.
+  prometheus::Family<prometheus::Gauge>* server_state = nullptr;           // {server,state}: 0|1
+  prometheus::Family<prometheus::Gauge>* server_effective_load = nullptr;  // {server}: users
+  prometheus::Family<prometheus::Gauge>* server_assigned = nullptr;        // {server}: users
+  prometheus::Family<prometheus::Gauge>* server_packet_rate = nullptr;     // {server,direction}
+  std::array<prometheus::Gauge*, kServerStateCount> servers_in_state{};
+  std::array<prometheus::Counter*, kEjectReasonCount> ejections{};
+  prometheus::Gauge* fleet_panic = nullptr;
+  prometheus::Counter* panics = nullptr;
+  std::array<prometheus::Counter*, kStatsVerdictCount> stats_reports{};
+  prometheus::Counter* stats_invalid = nullptr;
+  std::array<prometheus::Counter*, 3> migrations{};  // drain, ejected, gone
+  prometheus::Counter* migrations_failed = nullptr;
+  std::array<prometheus::Counter*, 3> picks{};  // region, region_group, anywhere
+  prometheus::Counter* picks_space_affinity = nullptr;
+  prometheus::Gauge* video_server_connections = nullptr;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "proto/codec.h"
+#include "proto/fleet_messages.h"
 
 namespace vrouter::core {
 namespace {
@@ -36,9 +37,13 @@ bool IntGrant(jwt_t* jwt, const char* name, std::int64_t& out) {
 
 }  // namespace
 
-std::variant<TokenClaims, TokenError> VerifyToken(std::string_view token, std::string_view secret,
-                                                  std::int64_t now_unix,
-                                                  std::int64_t leeway_seconds) {
+namespace {
+
+// Structure, signature, algorithm, `exp` and `nbf`: the checks every credential shares. The
+// caller then reads its own claims from the verified token.
+std::variant<JwtPtr, TokenError> VerifyCommon(std::string_view token, std::string_view secret,
+                                              std::int64_t now_unix, std::int64_t leeway_seconds,
+                                              std::int64_t& expires_at) {
   using proto::ErrorCode;
   if (secret.empty()) return TokenError{ErrorCode::kAuthNotConfigured, "no token key configured"};
   const std::string text(token);
@@ -52,38 +57,33 @@ std::variant<TokenClaims, TokenError> VerifyToken(std::string_view token, std::s
   if (jwt_get_alg(jwt.get()) != JWT_ALG_HS256) {
     return TokenError{ErrorCode::kTokenInvalidClaims, "token algorithm must be HS256"};
   }
-  TokenClaims claims;
-  const char* sub = jwt_get_grant(jwt.get(), "sub");
-  const char* space = jwt_get_grant(jwt.get(), "space");
-  if (sub == nullptr || !proto::IsValidId(sub)) {
-    return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'sub' (user id) missing or invalid"};
-  }
-  if (space == nullptr || !proto::IsValidId(space)) {
-    return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'space' missing or invalid"};
-  }
-  if (!IntGrant(jwt.get(), "exp", claims.expires_at)) {
+  if (!IntGrant(jwt.get(), "exp", expires_at)) {
     return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'exp' missing or not an integer"};
   }
-  if (claims.expires_at + leeway_seconds <= now_unix) {
+  if (expires_at + leeway_seconds <= now_unix) {
     return TokenError{ErrorCode::kTokenExpired, "token expired"};
   }
   std::int64_t not_before = 0;
   if (IntGrant(jwt.get(), "nbf", not_before) && not_before - leeway_seconds > now_unix) {
     return TokenError{ErrorCode::kTokenNotYetValid, "token not valid yet (nbf)"};
   }
-  claims.user = sub;
-  claims.space = space;
-  return claims;
+  return jwt;
 }
 
-std::string MintToken(std::string_view user, std::string_view space, std::string_view secret,
-                      std::int64_t issued_at_unix, std::int64_t expires_at_unix) {
+struct Grant {
+  const char* name;
+  std::string value;
+};
+
+std::string Mint(std::initializer_list<Grant> grants, std::string_view secret,
+                 std::int64_t issued_at_unix, std::int64_t expires_at_unix) {
   jwt_t* raw = nullptr;
   if (jwt_new(&raw) != 0) return {};
   JwtPtr jwt(raw);
-  const std::string u(user), s(space);
-  if (jwt_add_grant(raw, "sub", u.c_str()) != 0 || jwt_add_grant(raw, "space", s.c_str()) != 0 ||
-      jwt_add_grant_int(raw, "iat", static_cast<long>(issued_at_unix)) != 0 ||
+  for (const Grant& g : grants) {
+    if (jwt_add_grant(raw, g.name, g.value.c_str()) != 0) return {};
+  }
+  if (jwt_add_grant_int(raw, "iat", static_cast<long>(issued_at_unix)) != 0 ||
       jwt_add_grant_int(raw, "exp", static_cast<long>(expires_at_unix)) != 0 ||
       jwt_set_alg(raw, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
                   static_cast<int>(secret.size())) != 0) {
@@ -94,6 +94,75 @@ std::string MintToken(std::string_view user, std::string_view space, std::string
   std::string out(encoded);
   std::free(encoded);  // libjwt 1.10 allocates with malloc
   return out;
+}
+
+}  // namespace
+
+std::variant<TokenClaims, TokenError> VerifyToken(std::string_view token, std::string_view secret,
+                                                  std::int64_t now_unix,
+                                                  std::int64_t leeway_seconds) {
+  using proto::ErrorCode;
+  TokenClaims claims;
+  auto common = VerifyCommon(token, secret, now_unix, leeway_seconds, claims.expires_at);
+  if (auto* err = std::get_if<TokenError>(&common)) return std::move(*err);
+  jwt_t* jwt = std::get<JwtPtr>(common).get();
+  const char* aud = jwt_get_grant(jwt, "aud");
+  if (aud != nullptr && std::string_view(aud) == kVideoServerAudience) {
+    return TokenError{ErrorCode::kTokenInvalidClaims,
+                      "a video-server credential is not a client token"};
+  }
+  const char* sub = jwt_get_grant(jwt, "sub");
+  const char* space = jwt_get_grant(jwt, "space");
+  if (sub == nullptr || !proto::IsValidId(sub)) {
+    return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'sub' (user id) missing or invalid"};
+  }
+  if (space == nullptr || !proto::IsValidId(space)) {
+    return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'space' missing or invalid"};
+  }
+  claims.user = sub;
+  claims.space = space;
+  const char* region = jwt_get_grant(jwt, "region");
+  if (region != nullptr) {
+    if (!proto::IsValidId(region) || std::string_view(region).size() > proto::kMaxRegionBytes) {
+      return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'region' is not a valid region"};
+    }
+    claims.region = region;
+  }
+  return claims;
+}
+
+std::variant<ServerTokenClaims, TokenError> VerifyServerToken(std::string_view token,
+                                                              std::string_view secret,
+                                                              std::int64_t now_unix,
+                                                              std::int64_t leeway_seconds) {
+  using proto::ErrorCode;
+  ServerTokenClaims claims;
+  auto common = VerifyCommon(token, secret, now_unix, leeway_seconds, claims.expires_at);
+  if (auto* err = std::get_if<TokenError>(&common)) return std::move(*err);
+  jwt_t* jwt = std::get<JwtPtr>(common).get();
+  const char* aud = jwt_get_grant(jwt, "aud");
+  if (aud == nullptr || std::string_view(aud) != kVideoServerAudience) {
+    return TokenError{ErrorCode::kTokenInvalidClaims,
+                      "claim 'aud' must be \"" + std::string(kVideoServerAudience) + "\""};
+  }
+  const char* sub = jwt_get_grant(jwt, "sub");
+  if (sub == nullptr || !proto::IsValidId(sub)) {
+    return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'sub' (server id) missing or invalid"};
+  }
+  claims.server = sub;
+  return claims;
+}
+
+std::string MintToken(std::string_view user, std::string_view space, std::string_view secret,
+                      std::int64_t issued_at_unix, std::int64_t expires_at_unix) {
+  return Mint({{"sub", std::string(user)}, {"space", std::string(space)}}, secret, issued_at_unix,
+              expires_at_unix);
+}
+
+std::string MintServerToken(std::string_view server, std::string_view secret,
+                            std::int64_t issued_at_unix, std::int64_t expires_at_unix) {
+  return Mint({{"sub", std::string(server)}, {"aud", std::string(kVideoServerAudience)}}, secret,
+              issued_at_unix, expires_at_unix);
 }
 
 }  // namespace vrouter::core

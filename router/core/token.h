@@ -15,6 +15,7 @@ namespace vrouter::core {
 struct TokenClaims {
   std::string user;
   std::string space;
+  std::string region;  // optional `region` claim: where the user is, for region-aware choice
   std::int64_t expires_at = 0;  // unix seconds
 };
 
@@ -27,6 +28,24 @@ struct TokenError {
 std::variant<TokenClaims, TokenError> VerifyToken(std::string_view token, std::string_view secret,
                                                   std::int64_t now_unix,
                                                   std::int64_t leeway_seconds);
+
+// Video-server credentials: HS256 JWTs signed with the video-server key (never the client key),
+// with `sub` = the server id, `aud` = kVideoServerAudience and `exp` required. The audience keeps
+// a client token from passing as a server credential even if an operator reuses one secret.
+inline constexpr std::string_view kVideoServerAudience = "vrouter.video";
+
+struct ServerTokenClaims {
+  std::string server;
+  std::int64_t expires_at = 0;
+};
+
+std::variant<ServerTokenClaims, TokenError> VerifyServerToken(std::string_view token,
+                                                              std::string_view secret,
+                                                              std::int64_t now_unix,
+                                                              std::int64_t leeway_seconds);
+
+std::string MintServerToken(std::string_view server, std::string_view secret,
+                            std::int64_t issued_at_unix, std::int64_t expires_at_unix);
 
 // Signs a token (development and tests; production tokens come from the product's auth service).
 // Returns an empty string only if the crypto library fails.

@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <chrono>
 
+#include "router/net/fleet_controller.h"
+
 namespace vrouter::net {
 namespace json = boost::json;
 
@@ -34,27 +36,112 @@ AdminResponse Readiness(Service& s) {
                     {"video_servers", fleet->servers().size()},
                     {"auth_configured", !s.auth_secret.empty()},
                     {"connections", s.open_connections.load()}};
+  const core::FleetView view = s.fleet_control.View();
+  json::object states;
+  for (int i = 0; i < core::kServerStateCount; ++i) {
+    states[core::ServerStateName(static_cast<core::ServerState>(i))] = 0;
+  }
+  for (const auto& v : view.servers) {
+    states[core::ServerStateName(v.state)] = states[core::ServerStateName(v.state)].as_int64() + 1;
+  }
+  body["fleet"] = json::object{{"states", std::move(states)}, {"panic", view.panic}};
   json::array warnings;
   if (fleet->empty()) warnings.emplace_back("no video servers: joins fail with no_video_server");
+  // Panic is about the fleet (or this router's view of it), not this replica: it stays ready,
+  // since refusing clients would not help them, but says so loudly.
+  if (view.panic) warnings.emplace_back("fleet panic: " + view.panic_detail);
   if (s.auth_secret.empty())
     warnings.emplace_back("no auth secret: hello fails with auth_not_configured");
   body["warnings"] = std::move(warnings);
   return Json(draining ? 503 : 200, body);
 }
 
-AdminResponse Servers(Service& s) {
-  const auto fleet = s.fleet.Snapshot();
-  const auto load = s.store.LoadByServer();
-  json::array out;
-  for (const auto& v : fleet->servers()) {
-    auto it = load.find(v.id);
-    out.push_back(json::object{{"id", v.id},
-                               {"url", v.url},
-                               {"region", v.region},
-                               {"capacity", v.capacity},
-                               {"assigned", it == load.end() ? 0 : it->second}});
+json::value Ms(std::optional<std::chrono::milliseconds> d) {
+  return d ? json::value(d->count()) : json::value(nullptr);
+}
+
+// One server as the operator sees it: what it is, where it stands, every signal behind the score.
+json::object ServerJson(const core::ServerView& v, core::SteadyTime now) {
+  json::array history;
+  for (const auto& h : v.history) {
+    history.push_back(json::object{
+        {"from", core::ServerStateName(h.from)},
+        {"to", core::ServerStateName(h.to)},
+        {"reason", h.reason},
+        {"ago_ms", std::chrono::duration_cast<std::chrono::milliseconds>(now - h.at).count()}});
   }
-  return Json(200, json::object{{"servers", std::move(out)}});
+  json::object rates;
+  if (v.rates) {
+    rates = json::object{{"packets_in", v.rates->packets_in},
+                         {"packets_out", v.rates->packets_out},
+                         {"bytes_in", v.rates->bytes_in},
+                         {"bytes_out", v.rates->bytes_out},
+                         {"over_seconds", v.rates->seconds}};
+  }
+  return json::object{
+      {"id", v.server.id},
+      {"url", v.server.url},
+      {"region", v.server.region},
+      {"capacity", v.server.capacity},
+      {"declared", v.declared},
+      {"monitored", v.monitored},
+      {"connected", v.connected},
+      {"state", core::ServerStateName(v.state)},
+      {"reason", v.reason},
+      {"in_state_ms", v.in_state.count()},
+      {"assigned", v.own},
+      {"eligible", v.score.eligible()},
+      {"ineligible_reason", v.score.eligible()
+                                ? json::value(nullptr)
+                                : json::value(core::IneligibleName(v.score.ineligible))},
+      {"score", json::object{{"effective_load", v.score.effective_load},
+                             {"utilization", v.score.utilization},
+                             {"interval_cap", v.score.interval_cap}}},
+      {"signals",
+       json::object{{"reported_load", v.reported_load},
+                    {"counter_load", v.counter_load},
+                    {"own_assigned", v.own},
+                    {"pending_since_report", v.pending},
+                    {"failure_reporters", v.failure_reporters},
+                    {"failure_share", v.failure_share},
+                    {"forwarding", core::ForwardingName(v.forwarding)},
+                    {"consecutive_bad_reports", v.bad_reports},
+                    {"slow_start_weight", v.weight},
+                    {"new_users_this_interval", v.new_this_interval},
+                    {"last_report_age_ms", Ms(v.last_report_age)},
+                    {"peers", v.latest.peers},
+                    {"media_peers", v.latest.media_peers},
+                    {"cpu", v.latest.cpu},
+                    {"seq", v.latest.seq},
+                    {"rates", v.rates ? json::value(std::move(rates)) : json::value(nullptr)}}},
+      {"ejection",
+       json::object{{"reason", v.eject_reason ? json::value(core::EjectReasonName(*v.eject_reason))
+                                              : json::value(nullptr)},
+                    {"remaining_ms", Ms(v.ejected_for)},
+                    {"times", v.ejections},
+                    {"multiplier", v.ejection_multiplier}}},
+      {"reports", json::object{{"accepted", v.stats_accepted},
+                               {"reordered", v.stats_reordered},
+                               {"resets", v.stats_resets}}},
+      {"history", std::move(history)}};
+}
+
+AdminResponse Servers(Service& s) {
+  const core::FleetView view = s.fleet_control.View();
+  json::array out;
+  for (const auto& v : view.servers) out.push_back(ServerJson(v, view.taken_at));
+  return Json(200, json::object{{"panic", view.panic},
+                                {"panic_detail", view.panic_detail},
+                                {"max_ejected", view.max_ejected},
+                                {"servers", std::move(out)}});
+}
+
+AdminResponse ServerOf(Service& s, std::string_view id) {
+  const core::FleetView view = s.fleet_control.View();
+  for (const auto& v : view.servers) {
+    if (v.server.id == id) return Json(200, ServerJson(v, view.taken_at));
+  }
+  return NotFound("no such video server");
 }
 
 AdminResponse AssignmentOf(Service& s, std::string_view user) {
@@ -93,10 +180,37 @@ bool PercentDecode(std::string_view in, std::string& out) {
   return true;
 }
 
+// POST /v1/servers/{id}/drain and /undrain.
+AdminResponse ServerAction(Service& s, std::string_view rest) {
+  const auto slash = rest.rfind('/');
+  if (slash == std::string_view::npos) return NotFound("no such admin endpoint");
+  const std::string_view action = rest.substr(slash + 1);
+  std::string id;
+  if (!PercentDecode(rest.substr(0, slash), id) || id.empty()) {
+    return Json(400, json::object{{"error", "bad_request"}, {"message", "malformed server id"}});
+  }
+  bool found = false;
+  if (action == "drain") {
+    found = s.fleet_control.Drain(id);
+  } else if (action == "undrain") {
+    found = s.fleet_control.Undrain(id);
+  } else {
+    return NotFound("no such action; use drain or undrain");
+  }
+  if (!found) return NotFound("no such video server");
+  return ServerOf(s, id);
+}
+
 }  // namespace
 
 AdminResponse HandleAdmin(std::string_view method, std::string_view target, Service& service) {
   const std::string_view path = target.substr(0, target.find('?'));
+  constexpr std::string_view kServers = "/v1/servers/";
+  if (method == "POST") {
+    if (path.starts_with(kServers)) return ServerAction(service, path.substr(kServers.size()));
+    return Json(405, json::object{{"error", "method_not_allowed"},
+                                  {"message", "POST only on /v1/servers/{id}/drain|undrain"}});
+  }
   if (method != "GET" && method != "HEAD") {
     return Json(405, json::object{{"error", "method_not_allowed"}, {"message", "use GET"}});
   }
@@ -109,6 +223,13 @@ AdminResponse HandleAdmin(std::string_view method, std::string_view target, Serv
             serializer.Serialize(service.metrics.registry().Collect())};
   }
   if (path == "/v1/servers") return Servers(service);
+  if (path.starts_with(kServers)) {
+    std::string id;
+    if (!PercentDecode(path.substr(kServers.size()), id) || id.empty()) {
+      return Json(400, json::object{{"error", "bad_request"}, {"message", "malformed server id"}});
+    }
+    return ServerOf(service, id);
+  }
   constexpr std::string_view kAssignments = "/v1/assignments/";
   if (path.starts_with(kAssignments)) {
     std::string user;

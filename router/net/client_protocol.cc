@@ -4,8 +4,9 @@
 #include <chrono>
 
 #include "proto/codec.h"
-#include "router/core/selection.h"
+#include "router/core/log.h"
 #include "router/core/token.h"
+#include "router/net/fleet_controller.h"
 
 namespace vrouter::net {
 
@@ -76,6 +77,7 @@ void ClientProtocol::OnHello(const proto::Hello& m) {
   auto& claims = std::get<core::TokenClaims>(verified);
   user_ = std::move(claims.user);
   space_ = std::move(claims.space);
+  region_ = std::move(claims.region);
   if (auto previous = service_.sessions.Claim(user_, session_id_)) {
     service_.metrics.sessions_replaced->Increment();
     previous->CloseAsync(proto::close_code::kSessionReplaced, "session_replaced");
@@ -87,10 +89,12 @@ void ClientProtocol::OnHello(const proto::Hello& m) {
 std::variant<core::Assignment, ErrorCode> ClientProtocol::Place(const std::string* resume_server,
                                                                 std::uint64_t resume_epoch) {
   auto& store = service_.store;
+  auto& fleet = service_.fleet_control;
   for (int attempt = 0; attempt < kMaxPlacementAttempts; ++attempt) {
-    const auto fleet = service_.fleet.Snapshot();
     std::optional<core::Assignment> existing = store.Attach(user_, session_id_);
-    if (existing && fleet->Find(existing->server) != nullptr) {
+    // Keep the user where its media already is unless that server is drained, ejected, gone or
+    // swallowing media; otherwise place it anew (its watchers hear `moved`).
+    if (existing && fleet.CanKeep(existing->server)) {
       if (existing->space == space_) return *existing;
       // Same server, new space: rewrite the space (space affinity and, with replication, the
       // per-space index read it). Watchers get no push: the user's video server is unchanged.
@@ -104,12 +108,11 @@ std::variant<core::Assignment, ErrorCode> ClientProtocol::Place(const std::strin
       continue;
     }
     std::string target;
-    if (!existing && resume_server != nullptr && fleet->Find(*resume_server) != nullptr) {
+    if (!existing && resume_server != nullptr && fleet.CanKeep(*resume_server)) {
       target = *resume_server;  // keep the client's media where it is
     } else {
-      const core::VideoServer* pick = core::PickLeastAssigned(*fleet, store.LoadByServer());
-      if (pick == nullptr) return ErrorCode::kNoVideoServer;
-      target = pick->id;
+      target = fleet.Choose(space_, region_);
+      if (target.empty()) return ErrorCode::kNoVideoServer;
     }
     core::Assignment desired{
         user_, space_, target, 0, service_.replica_id, session_id_, service_.steady_now()};
@@ -224,7 +227,20 @@ void ClientProtocol::OnReport(const proto::Report& m) {
     SendError(m.id, ErrorCode::kUnknownServer, "no video server '" + m.server + "'");
     return;
   }
+  // A client speaks only for the server its own media goes through: otherwise anyone could talk
+  // a healthy server into ejection.
+  const auto mine = joined_ ? service_.store.Get(user_) : std::nullopt;
+  if (!mine || mine->server != m.server) {
+    SendError(m.id, ErrorCode::kForbidden,
+              "a client reports only the video server it is assigned to");
+    return;
+  }
   service_.metrics.media_failure_reports[static_cast<int>(m.reason)]->Increment();
+  service_.fleet_control.OnFailureReport(m.server, user_);
+  log::Debug("media_failure_report", {{"user", user_},
+                                      {"server", m.server},
+                                      {"reason", proto::FailureReasonName(m.reason)},
+                                      {"detail", m.detail}});
   Send(proto::Ack{m.id});
 }
 

@@ -15,18 +15,11 @@
 #include "proto/messages.h"
 #include "router/core/assignment.h"
 #include "router/net/service.h"
+#include "router/net/session_protocol.h"
 
 namespace vrouter::net {
 
-class SessionTransport {
- public:
-  virtual ~SessionTransport() = default;
-  virtual void Send(core::Frame frame) = 0;
-  // Closes after frames already sent are flushed.
-  virtual void Close(std::uint16_t code, std::string_view reason) = 0;
-};
-
-class ClientProtocol {
+class ClientProtocol final : public SessionProtocol {
  public:
   // `self` is the session's own handle: the watch hub pushes to it, a newer session closes it.
   ClientProtocol(Service& service, SessionTransport& transport, std::weak_ptr<SessionHandle> self,
@@ -34,11 +27,11 @@ class ClientProtocol {
   ClientProtocol(const ClientProtocol&) = delete;
   ClientProtocol& operator=(const ClientProtocol&) = delete;
 
-  void OnText(std::string_view text);
+  void OnText(std::string_view text) override;
   // The connection is gone: drop watches, detach the assignment (it now waits for a resume).
-  void OnClosed();
+  void OnClosed() override;
 
-  bool authenticated() const { return !user_.empty(); }
+  bool authenticated() const override { return !user_.empty(); }
 
  private:
   void OnHello(const proto::Hello& m);
@@ -67,6 +60,7 @@ class ClientProtocol {
 
   std::string user_;  // empty until `hello` succeeds
   std::string space_;
+  std::string region_;  // from the token, when it names one
   bool joined_ = false;
   absl::flat_hash_set<std::string> watching_;
 };

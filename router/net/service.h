@@ -17,6 +17,8 @@
 
 namespace vrouter::net {
 
+class FleetController;
+
 struct SessionLimits {
   std::uint32_t max_message_bytes = 128 * 1024;
   std::uint32_t max_batch = 1000;
@@ -32,12 +34,15 @@ struct SessionLimits {
 struct Service {
   std::string replica_id;
   std::string auth_secret;  // empty: no client can authenticate (auth_not_configured)
+  // Key of video-server credentials; empty: no video server can register.
+  std::string video_server_secret;
   std::int64_t token_leeway_seconds = 30;
   SessionLimits limits;
 
   store::AssignmentStore& store;
   core::WatchHub& hub;
-  core::Fleet& fleet;
+  core::Fleet& fleet;  // the directory (id -> url, region) every lookup reads
+  FleetController& fleet_control;
   core::Metrics& metrics;
   SessionRegistry& sessions;
 

@@ -53,6 +53,15 @@ class SessionRegistry {
     if (it != by_user_.end() && it->second == session) by_user_.erase(it);
   }
 
+  // The live session speaking for `user` on this replica, if any.
+  std::shared_ptr<SessionHandle> Find(std::string_view user) const {
+    absl::MutexLock lock(&mu_);
+    auto it = by_user_.find(AsAbsl(user));
+    if (it == by_user_.end()) return nullptr;
+    auto found = all_.find(it->second);
+    return found == all_.end() ? nullptr : found->second.lock();
+  }
+
   std::vector<std::shared_ptr<SessionHandle>> Snapshot() const {
     absl::MutexLock lock(&mu_);
     std::vector<std::shared_ptr<SessionHandle>> out;

@@ -37,6 +37,13 @@ class MemoryStore final : public AssignmentStore {
   absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const override {
     return table_.LoadByServer();
   }
+  absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(std::string_view space) const override {
+    return table_.SpaceLoad(space);
+  }
+  std::vector<core::Assignment> AssignedTo(std::string_view server,
+                                           std::size_t limit) const override {
+    return table_.AssignedTo(server, limit);
+  }
   std::size_t size() const override { return table_.size(); }
 
  private:

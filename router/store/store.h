@@ -49,6 +49,10 @@ class AssignmentStore {
   virtual std::size_t ExpireDetached(core::SteadyTime now) = 0;
 
   virtual absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const = 0;
+  virtual absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(
+      std::string_view space) const = 0;
+  virtual std::vector<core::Assignment> AssignedTo(std::string_view server,
+                                                   std::size_t limit) const = 0;
   virtual std::size_t size() const = 0;
 };
 

@@ -4,23 +4,20 @@
 
 #include <string>
 
+#include "tests/proto/decode_test_util.h"
+
 namespace vrouter::proto {
 namespace {
 
+using test_util::BadInput;
+
 template <class T>
 T DecodeClientAs(std::string_view text) {
-  auto r = DecodeClientMessage(text);
-  EXPECT_TRUE(std::holds_alternative<ClientMessage>(r)) << text;
-  if (!std::holds_alternative<ClientMessage>(r)) return T{};
-  auto& m = std::get<ClientMessage>(r);
-  EXPECT_TRUE(std::holds_alternative<T>(m)) << text;
-  return std::holds_alternative<T>(m) ? std::get<T>(m) : T{};
+  return test_util::ExpectMessage<T>(DecodeClientMessage(text), text);
 }
 
 DecodeError DecodeClientError(std::string_view text) {
-  auto r = DecodeClientMessage(text);
-  EXPECT_TRUE(std::holds_alternative<DecodeError>(r)) << "accepted: " << text;
-  return std::holds_alternative<DecodeError>(r) ? std::get<DecodeError>(r) : DecodeError{};
+  return test_util::ExpectError(DecodeClientMessage(text), text);
 }
 
 TEST(CodecTest, DecodesEveryClientMessage) {
@@ -50,12 +47,6 @@ TEST(CodecTest, AcceptsLargestSafeIdAndRejectsAbove) {
   EXPECT_EQ(DecodeClientError(R"({"type":"join","id":9007199254740992})").code,
             ErrorCode::kInvalidMessage);
 }
-
-struct BadInput {
-  const char* name;
-  std::string text;
-  ErrorCode code;
-};
 
 class CodecBadInputTest : public ::testing::TestWithParam<BadInput> {};
 
@@ -116,6 +107,24 @@ INSTANTIATE_TEST_SUITE_P(
                      std::string(300, 'd') + R"("})",
                  ErrorCode::kInvalidMessage}),
     [](const auto& info) { return std::string(info.param.name); });
+
+TEST(CodecTest, RefusesRouterUint32FieldsAboveRange) {
+  // These used to be truncated to 32 bits; the schemas say uint32.
+  EXPECT_EQ(test_util::ExpectError(
+                DecodeServerMessage(
+                    R"({"type":"goaway","reason":"shutdown","reconnect_after_ms":4294967296})"),
+                "goaway")
+                .code,
+            ErrorCode::kInvalidMessage);
+  const std::string welcome =
+      R"({"type":"welcome","replica":"r","session":"1","user":"u","space":"s","limits":{"max_message_bytes":131072,"max_batch":4294967296,"max_watches":1}})";
+  EXPECT_EQ(test_util::ExpectError(DecodeServerMessage(welcome), welcome).code,
+            ErrorCode::kInvalidMessage);
+  auto ok = DecodeServerMessage(
+      R"({"type":"goaway","reason":"shutdown","reconnect_after_ms":4294967295})");
+  ASSERT_TRUE(std::holds_alternative<ServerMessage>(ok));
+  EXPECT_EQ(std::get<GoAway>(std::get<ServerMessage>(ok)).reconnect_after_ms, 4294967295u);
+}
 
 TEST(CodecTest, ErrorCarriesRequestIdWhenReadable) {
   auto err = DecodeClientError(R"({"type":"lookup","id":12,"users":"bob"})");

@@ -1,9 +1,11 @@
-// Prints one encoded sample of every message, one JSON object per line, for
-// proto/check_examples.py to validate against the JSON Schemas: the schemas and the encoder
-// cannot drift apart.
+// Prints one encoded sample of every message of both protocols (vrouter.v1 and
+// vrouter.video.v1), one JSON object per line, for proto/check_examples.py to validate against the
+// JSON Schemas: the schemas and the encoder cannot drift apart.
 #include <iostream>
+#include <limits>
 
 #include "proto/codec.h"
+#include "proto/fleet_codec.h"
 
 int main() {
   using namespace vrouter::proto;
@@ -33,6 +35,30 @@ int main() {
       GoAway{"shutdown", 2500},
       Error{4, ErrorCode::kBatchTooLarge, "lookup of 2000 users; the limit is 1000"},
       Error{std::nullopt, ErrorCode::kInvalidJson, "invalid JSON: syntax error"}};
+  const std::vector<VideoServerMessage> video_server = {
+      Register{"eyJhbGciOiJIUzI1NiJ9.e30.sig", "sfu-1", "wss://sfu-1.example/rtc", "eu-west", 500},
+      Register{"t", std::string(kMaxIdBytes, 'i'), std::string(kMaxUrlBytes, 'u'),
+               std::string(kMaxRegionBytes, 'r'), kMaxCapacity},
+      Register{"t", "sfu-2", "wss://sfu-2.example/rtc", "us-east", 1},
+      Stats{0, 0, 0, 0, 0, 0, 0, 0.0},
+      Stats{42, 120, 118, 1843200, 5529600, 1658880000, 4976640000, 0.37},
+      Stats{kMaxSafeInteger, std::numeric_limits<std::uint32_t>::max(),
+            std::numeric_limits<std::uint32_t>::max(), kMaxSafeInteger, kMaxSafeInteger,
+            kMaxSafeInteger, kMaxSafeInteger, 1.0},
+      Stats{1, 1, 1, 1, 1, 1, 1, 1e-9}};
+  const std::vector<RouterToVideoServerMessage> to_video_server = {
+      Registered{"sfu-1", "r-1", 1000, "pending"},
+      Registered{"sfu-1", "r-1", 1, "active"},
+      StateChange{"active", "reporting"},
+      StateChange{"ejected", "not_forwarding"},
+      StateChange{"draining", "drained"},
+      StateChange{"gone", "gone"},
+      Error{42, ErrorCode::kInvalidMessage, "stats: field 'cpu' must be a number in [0, 1]"},
+      Error{std::nullopt, ErrorCode::kForbidden, "the token is for another server"},
+      Error{7, ErrorCode::kNotRegistered, "send 'register' first"},
+      Error{std::nullopt, ErrorCode::kAlreadyRegistered, "already registered"}};
   for (const auto& m : client) std::cout << Encode(m) << "\n";
   for (const auto& m : server) std::cout << Encode(m) << "\n";
+  for (const auto& m : video_server) std::cout << Encode(m) << "\n";
+  for (const auto& m : to_video_server) std::cout << Encode(m) << "\n";
 }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "router/net/fleet_controller.h"
 #include "router/net/service.h"
 #include "router/store/memory_store.h"
 
@@ -18,13 +19,17 @@ struct ServiceHarness {
   store::MemoryStore store{std::chrono::seconds(30)};
   net::SessionRegistry sessions;
   core::SteadyTime now = core::SteadyTime{} + std::chrono::seconds(100);
+  net::FleetController fleet_control{core::FleetParams{},    store,     fleet, metrics, sessions,
+                                     [this] { return now; }, /*seed=*/1};
   net::Service service{.replica_id = "r1",
                        .auth_secret = "k",
+                       .video_server_secret = "vk",
                        .token_leeway_seconds = 0,
                        .limits = {},
                        .store = store,
                        .hub = hub,
                        .fleet = fleet,
+                       .fleet_control = fleet_control,
                        .metrics = metrics,
                        .sessions = sessions,
                        .unix_seconds = [] { return kUnixNow; },

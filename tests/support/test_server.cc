@@ -16,9 +16,12 @@ namespace vrouter::testing {
 
 std::string DefaultFleetJson() {
   return R"([
-    {"id": "sfu-a", "url": "wss://sfu-a.test/", "region": "eu-west", "capacity": 100},
-    {"id": "sfu-b", "url": "wss://sfu-b.test/", "region": "eu-west", "capacity": 100},
-    {"id": "sfu-c", "url": "wss://sfu-c.test/", "region": "us-east", "capacity": 100}
+    {"id": "sfu-a", "url": "wss://sfu-a.test/", "region": "eu-west", "capacity": 100,
+     "monitored": false},
+    {"id": "sfu-b", "url": "wss://sfu-b.test/", "region": "eu-west", "capacity": 100,
+     "monitored": false},
+    {"id": "sfu-c", "url": "wss://sfu-c.test/", "region": "us-east", "capacity": 100,
+     "monitored": false}
   ])";
 }
 
@@ -37,6 +40,7 @@ TestServer::TestServer(const std::function<void(app::Config&)>& tweak, std::stri
   c.tls_key = std::string(VROUTER_TEST_CERT_DIR) + "/key.pem";
   c.video_servers_file = (dir_ / "fleet.json").string();
   c.auth_secret = kTestSecret;
+  c.video_server_secret = kTestVideoServerSecret;
   c.replica_id = "test-replica";
   c.threads = 2;
   c.drain_window = std::chrono::milliseconds(500);

@@ -13,8 +13,10 @@
 namespace vrouter::testing {
 
 inline constexpr const char* kTestSecret = "integration-test-secret";
+inline constexpr const char* kTestVideoServerSecret = "integration-test-video-server-secret";
 
-// Two servers in eu-west, one in us-east; capacity 100 each.
+// Two servers in eu-west, one in us-east; capacity 100 each; declared unmonitored (no reports
+// expected), so the client-protocol tests need no simulated video servers.
 std::string DefaultFleetJson();
 
 class TestServer {

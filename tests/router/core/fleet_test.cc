@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "router/core/selection.h"
-
 namespace vrouter::core {
 namespace {
 
@@ -57,22 +55,6 @@ TEST(FleetTest, SnapshotsSwapAtomically) {
   fleet.Replace({VideoServer{"a", "u", "r", 1}});
   EXPECT_TRUE(before->empty());  // readers keep the snapshot they hold
   EXPECT_EQ(fleet.Snapshot()->servers().size(), 1u);
-}
-
-TEST(SelectionTest, PicksLeastUtilizedAndSkipsFullServers) {
-  FleetSnapshot fleet({{"a", "u", "r", 10}, {"b", "u", "r", 100}, {"c", "u", "r", 2}});
-  absl::flat_hash_map<std::string, std::int64_t> load{{"a", 5}, {"b", 20}, {"c", 2}};
-  EXPECT_EQ(PickLeastAssigned(fleet, load)->id, "b");  // 20% < 50%; c is full
-  load["b"] = 100;
-  EXPECT_EQ(PickLeastAssigned(fleet, load)->id, "a");
-  load["a"] = 10;
-  EXPECT_EQ(PickLeastAssigned(fleet, load), nullptr);
-  EXPECT_EQ(PickLeastAssigned(FleetSnapshot{}, {}), nullptr);
-}
-
-TEST(SelectionTest, TiesGoToLowestIdForDeterminism) {
-  FleetSnapshot fleet({{"b", "u", "r", 10}, {"a", "u", "r", 10}});
-  EXPECT_EQ(PickLeastAssigned(fleet, {})->id, "a");
 }
 
 }  // namespace

@@ -22,7 +22,7 @@ TEST_F(AdminRoutesTest, HealthAndReadiness) {
 }
 
 TEST_F(AdminRoutesTest, ServersAndAssignments) {
-  fleet.Replace({{"a", "wss://a/", "eu", 10}});
+  fleet_control.Declare({{"a", "wss://a/", "eu", 10, false}});
   store.Put(core::Assignment{"bob smith", "s", "a", 0, "r1", 1, core::SteadyTime{}}, 0, 0);
   auto servers = HandleAdmin("GET", "/v1/servers", service);
   EXPECT_NE(servers.body.find(R"("assigned":1)"), std::string::npos) << servers.body;

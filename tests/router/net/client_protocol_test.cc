@@ -33,7 +33,8 @@ class FakeSession : public SessionTransport, public SessionHandle {
 
 struct Fixture : ::testing::Test, vrouter::testing::ServiceHarness {
   Fixture() {
-    fleet.Replace({{"a", "wss://a/", "eu", 10}, {"b", "wss://b/", "eu", 10}});
+    // Not monitored: these tests are about the protocol, not about health reports.
+    fleet_control.Declare({{"a", "wss://a/", "eu", 10, false}, {"b", "wss://b/", "eu", 10, false}});
     store.SetChangeListener([this](const core::AssignmentChange& c) {
       PublishChange(c, *fleet.Snapshot(), hub, metrics);
     });
@@ -81,7 +82,7 @@ TEST_F(Fixture, NoSecretConfiguredIsTypedNotFatal) {
   EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kAuthNotConfigured);
 }
 
-TEST_F(Fixture, JoinIsIdempotentAndSpreadsLoad) {
+TEST_F(Fixture, JoinIsIdempotentKeepsSpacesTogetherAndSpreadsLoad) {
   auto alice = Connect("alice");
   alice.Say(proto::Join{2});
   auto first = std::get<proto::Assigned>(alice.session->Last());
@@ -89,13 +90,19 @@ TEST_F(Fixture, JoinIsIdempotentAndSpreadsLoad) {
   auto again = std::get<proto::Assigned>(alice.session->Last());
   EXPECT_EQ(first.server, again.server);
   EXPECT_EQ(first.epoch, again.epoch);
+  // Same space: kept together on alice's server (it has headroom).
   auto bob = Connect("bob");
   bob.Say(proto::Join{2});
-  EXPECT_NE(std::get<proto::Assigned>(bob.session->Last()).server.id, first.server.id);
+  EXPECT_EQ(std::get<proto::Assigned>(bob.session->Last()).server.id, first.server.id);
+  // Another space: power of two choices among two servers always takes the emptier one.
+  auto carol = Connect("carol", "s2");
+  carol.Say(proto::Join{2});
+  EXPECT_NE(std::get<proto::Assigned>(carol.session->Last()).server.id, first.server.id);
 }
 
 TEST_F(Fixture, NoVideoServerIsRetryableError) {
-  fleet.Replace({});
+  ASSERT_TRUE(fleet_control.Drain("a"));
+  ASSERT_TRUE(fleet_control.Drain("b"));
   auto c = Connect("alice");
   c.Say(proto::Join{2});
   EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kNoVideoServer);
@@ -210,9 +217,20 @@ TEST_F(Fixture, ReportsAndLeaveValidateState) {
   auto c = Connect("alice");
   c.Say(proto::Report{2, "nope", proto::FailureReason::kNoMedia, ""});
   EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kUnknownServer);
+  // Not joined: a client speaks only for its own server.
   c.Say(proto::Report{3, "a", proto::FailureReason::kNoMedia, ""});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kForbidden);
+  c.Say(proto::Join{6});
+  const std::string mine = std::get<proto::Assigned>(c.session->Last()).server.id;
+  const std::string other = mine == "a" ? "b" : "a";
+  c.Say(proto::Report{7, other, proto::FailureReason::kNoMedia, ""});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kForbidden);
+  c.Say(proto::Report{3, mine, proto::FailureReason::kNoMedia, ""});
   EXPECT_TRUE(std::holds_alternative<proto::Ack>(c.session->Last()));
   EXPECT_EQ(metrics.media_failure_reports[0]->Value(), 1);
+  EXPECT_EQ(fleet_control.View().servers[mine == "a" ? 0 : 1].failure_reporters, 1u);
+  c.Say(proto::Leave{8});
+  EXPECT_TRUE(std::holds_alternative<proto::Ack>(c.session->Last()));
   c.Say(proto::Leave{4});
   EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kNotJoined);
   c.Say(proto::Hello{5, "x"});

@@ -1,4 +1,4 @@
-#include "router/net/client_session.h"
+#include "router/net/ws_session.h"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -13,9 +13,11 @@
 #include <optional>
 #include <random>
 
+#include "proto/fleet_messages.h"
 #include "proto/messages.h"
 #include "router/core/log.h"
 #include "router/net/client_protocol.h"
+#include "router/net/video_server_protocol.h"
 
 namespace vrouter::net {
 namespace asio = boost::asio;
@@ -38,8 +40,11 @@ int RetryAfterSeconds() {
   return std::uniform_int_distribution<int>(2, 10)(rng);
 }
 
-// True when the Sec-WebSocket-Protocol offer is absent or includes vrouter.v1.
-bool OffersSubprotocol(std::string_view offer, bool& present) {
+// Who is on the other end, from the upgrade path.
+enum class Peer { kClient, kVideoServer };
+
+// True when the Sec-WebSocket-Protocol offer is absent or includes `wanted`.
+bool OffersSubprotocol(std::string_view offer, std::string_view wanted, bool& present) {
   present = !offer.empty();
   if (!present) return true;
   while (!offer.empty()) {
@@ -47,7 +52,7 @@ bool OffersSubprotocol(std::string_view offer, bool& present) {
     std::string_view token = offer.substr(0, comma);
     while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
     while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-    if (token == proto::kSubprotocol) return true;
+    if (token == wanted) return true;
     if (comma == std::string_view::npos) break;
     offer.remove_prefix(comma + 1);
   }
@@ -55,12 +60,12 @@ bool OffersSubprotocol(std::string_view offer, bool& present) {
 }
 
 template <class NextLayer>
-class ClientSession final : public SessionHandle,
-                            public SessionTransport,
-                            public std::enable_shared_from_this<ClientSession<NextLayer>> {
+class WsSession final : public SessionHandle,
+                        public SessionTransport,
+                        public std::enable_shared_from_this<WsSession<NextLayer>> {
  public:
-  ClientSession(tcp::socket socket, Service& service, core::Transport transport,
-                asio::ssl::context* tls)
+  WsSession(tcp::socket socket, Service& service, core::Transport transport,
+            asio::ssl::context* tls)
       : ws_(MakeStream(std::move(socket), tls)),
         timer_(ws_.get_executor()),
         service_(service),
@@ -69,7 +74,7 @@ class ClientSession final : public SessionHandle,
     service_.open_connections.fetch_add(1, std::memory_order_relaxed);
   }
 
-  ~ClientSession() override { service_.open_connections.fetch_sub(1, std::memory_order_relaxed); }
+  ~WsSession() override { service_.open_connections.fetch_sub(1, std::memory_order_relaxed); }
 
   void Run() {
     beast::get_lowest_layer(ws_).expires_after(service_.limits.handshake_timeout);
@@ -158,14 +163,23 @@ class ClientSession final : public SessionHandle,
     std::string_view target = req.target();
     target = target.substr(0, target.find('?'));
     bool offered = false;
-    if (target != proto::kClientPath) {
-      return Refuse(http::status::not_found, "unknown path; clients connect to /v1/client\n");
+    if (target == proto::kClientPath) {
+      peer_ = Peer::kClient;
+    } else if (target == proto::kVideoServerPath) {
+      peer_ = Peer::kVideoServer;
+    } else {
+      return Refuse(http::status::not_found,
+                    "unknown path; clients connect to /v1/client, video servers to "
+                    "/v1/video-server\n");
     }
     if (!websocket::is_upgrade(req)) {
       return Refuse(http::status::upgrade_required, "this endpoint speaks WebSocket only\n");
     }
-    if (!OffersSubprotocol(req[http::field::sec_websocket_protocol], offered)) {
-      return Refuse(http::status::bad_request, "subprotocol vrouter.v1 required\n");
+    const std::string_view subprotocol =
+        peer_ == Peer::kClient ? proto::kSubprotocol : proto::kVideoSubprotocol;
+    if (!OffersSubprotocol(req[http::field::sec_websocket_protocol], subprotocol, offered)) {
+      return Refuse(http::status::bad_request,
+                    "subprotocol " + std::string(subprotocol) + " required\n");
     }
     if (service_.draining.load(std::memory_order_relaxed) ||
         service_.open_connections.load(std::memory_order_relaxed) >
@@ -181,10 +195,11 @@ class ClientSession final : public SessionHandle,
     ws_.read_message_max(service_.limits.max_message_bytes);
     ws_.auto_fragment(false);
     ws_.text(true);
-    ws_.set_option(websocket::stream_base::decorator([offered](websocket::response_type& res) {
-      res.set(http::field::server, "vrouter");
-      if (offered) res.set(http::field::sec_websocket_protocol, proto::kSubprotocol);
-    }));
+    ws_.set_option(
+        websocket::stream_base::decorator([offered, subprotocol](websocket::response_type& res) {
+          res.set(http::field::server, "vrouter");
+          if (offered) res.set(http::field::sec_websocket_protocol, subprotocol);
+        }));
     ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
       if (kind == websocket::frame_type::ping) OnPing();
     });
@@ -194,7 +209,7 @@ class ClientSession final : public SessionHandle,
     });
   }
 
-  void Refuse(http::status status, std::string_view body) {
+  void Refuse(http::status status, std::string body) {
     auto res = std::make_shared<http::response<http::string_body>>(status, 11);
     res->set(http::field::server, "vrouter");
     res->set(http::field::content_type, "text/plain");
@@ -203,7 +218,7 @@ class ClientSession final : public SessionHandle,
     }
     if (status == http::status::upgrade_required) res->set(http::field::upgrade, "websocket");
     res->keep_alive(false);
-    res->body() = body;
+    res->body() = std::move(body);
     res->prepare_payload();
     http::async_write(ws_.next_layer(), *res,
                       [self = this->shared_from_this(), res](beast::error_code, std::size_t) {
@@ -222,10 +237,16 @@ class ClientSession final : public SessionHandle,
     buffer_.shrink_to_fit();
     open_ = true;
     service_.metrics.handshakes_ok[transport_index()]->Increment();
-    service_.metrics.connections[transport_index()]->Increment();
     auto self = this->shared_from_this();
-    protocol_.emplace(service_, *this, std::weak_ptr<SessionHandle>(self), session_id_);
-    service_.sessions.Add(session_id_, self);
+    if (peer_ == Peer::kClient) {
+      service_.metrics.connections[transport_index()]->Increment();
+      protocol_ = std::make_unique<ClientProtocol>(service_, *this,
+                                                   std::weak_ptr<SessionHandle>(self), session_id_);
+      service_.sessions.Add(session_id_, self);
+    } else {
+      protocol_ = std::make_unique<VideoServerProtocol>(
+          service_, *this, std::weak_ptr<SessionHandle>(self), session_id_);
+    }
     timer_.expires_after(service_.limits.hello_timeout);
     timer_.async_wait([self](beast::error_code ec) {
       if (!ec && !self->protocol_->authenticated()) {
@@ -326,9 +347,11 @@ class ClientSession final : public SessionHandle,
       }
     }
     if (open_) {
-      service_.metrics.connections[transport_index()]->Decrement();
       protocol_->OnClosed();
-      service_.sessions.Remove(session_id_);
+      if (peer_ == Peer::kClient) {
+        service_.metrics.connections[transport_index()]->Decrement();
+        service_.sessions.Remove(session_id_);
+      }
     }
     if (!aborted_ && !closing_) {
       // Read failed without a close handshake (reset, timeout): make sure the socket goes.
@@ -343,7 +366,8 @@ class ClientSession final : public SessionHandle,
   Service& service_;
   const core::Transport transport_;
   const std::uint64_t session_id_;
-  std::optional<ClientProtocol> protocol_;
+  Peer peer_ = Peer::kClient;
+  std::unique_ptr<SessionProtocol> protocol_;
 
   std::deque<core::Frame> queue_;
   std::size_t queued_bytes_ = 0;
@@ -359,13 +383,12 @@ class ClientSession final : public SessionHandle,
 
 }  // namespace
 
-void StartClientSession(tcp::socket socket, Service& service, core::Transport transport,
-                        asio::ssl::context* tls) {
+void StartWsSession(tcp::socket socket, Service& service, core::Transport transport,
+                    asio::ssl::context* tls) {
   if (tls != nullptr) {
-    std::make_shared<ClientSession<TlsStream>>(std::move(socket), service, transport, tls)->Run();
+    std::make_shared<WsSession<TlsStream>>(std::move(socket), service, transport, tls)->Run();
   } else {
-    std::make_shared<ClientSession<PlainStream>>(std::move(socket), service, transport, nullptr)
-        ->Run();
+    std::make_shared<WsSession<PlainStream>>(std::move(socket), service, transport, nullptr)->Run();
   }
 }
 

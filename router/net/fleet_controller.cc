@@ -1,0 +1,319 @@
+#include "router/net/fleet_controller.h"
+
+#include "proto/codec.h"
+#include "proto/fleet_codec.h"
+#include "router/core/absl_compat.h"
+#include "router/core/log.h"
+#include "router/net/client_protocol.h"
+
+namespace vrouter::net {
+namespace {
+
+// Per-server metric series are capped so a flood of registrations cannot blow up /metrics.
+constexpr std::size_t kMaxServerSeries = 2000;
+
+int CauseIndex(std::string_view cause) {
+  if (cause == "drain") return 0;
+  if (cause == "ejected") return 1;
+  return 2;  // gone
+}
+
+}  // namespace
+
+FleetController::FleetController(core::FleetParams params, store::AssignmentStore& store,
+                                 core::Fleet& directory, core::Metrics& metrics,
+                                 SessionRegistry& sessions, std::function<core::SteadyTime()> now,
+                                 std::uint64_t seed)
+    : store_(store),
+      directory_(directory),
+      metrics_(metrics),
+      sessions_(sessions),
+      now_(std::move(now)),
+      report_interval_(params.report_interval),
+      model_(std::move(params), seed) {}
+
+std::optional<std::vector<core::VideoServer>> FleetController::DirectoryIfChanged() {
+  if (model_.directory_version() == published_directory_) return std::nullopt;
+  published_directory_ = model_.directory_version();
+  return model_.Directory();
+}
+
+void FleetController::Declare(const std::vector<core::VideoServer>& servers) {
+  std::vector<core::StateChange> changes;
+  std::optional<std::vector<core::VideoServer>> dir;
+  {
+    absl::MutexLock lock(&mu_);
+    model_.Declare(servers, now_());
+    changes = model_.TakeChanges();
+    dir = DirectoryIfChanged();
+  }
+  Publish(std::move(changes), std::move(dir));
+}
+
+FleetController::Registration FleetController::Register(const core::VideoServer& info,
+                                                        std::uint64_t connection,
+                                                        std::weak_ptr<SessionHandle> handle) {
+  Registration out;
+  std::vector<core::StateChange> changes;
+  std::optional<std::vector<core::VideoServer>> dir;
+  {
+    absl::MutexLock lock(&mu_);
+    out.state = model_.Register(info, now_());
+    Connection& c = connections_[info.id];
+    if (c.id != 0 && c.id != connection) out.replaced = c.handle.lock();
+    c = {connection, std::move(handle)};
+    changes = model_.TakeChanges();
+    dir = DirectoryIfChanged();
+  }
+  metrics_.video_server_connections->Increment();
+  log::Info("video_server_registered", {{"server", info.id},
+                                        {"url", info.url},
+                                        {"region", info.region},
+                                        {"capacity", info.capacity},
+                                        {"state", core::ServerStateName(out.state)},
+                                        {"replaced_connection", out.replaced != nullptr}});
+  Publish(std::move(changes), std::move(dir));
+  return out;
+}
+
+void FleetController::Disconnected(std::string_view server, std::uint64_t connection) {
+  metrics_.video_server_connections->Decrement();
+  absl::MutexLock lock(&mu_);
+  auto it = connections_.find(AsAbsl(server));
+  if (it == connections_.end() || it->second.id != connection) return;  // already replaced
+  connections_.erase(it);
+  model_.Disconnected(server);
+}
+
+void FleetController::OnStats(std::string_view server, const proto::Stats& stats) {
+  const auto own = store_.LoadByServer();
+  const auto it = own.find(AsAbsl(server));
+  const std::int64_t users = it == own.end() ? 0 : it->second;
+  std::vector<core::StateChange> changes;
+  core::FleetModel::StatsOutcome outcome;
+  {
+    absl::MutexLock lock(&mu_);
+    outcome = model_.OnStats(server, stats, users, now_());
+    changes = model_.TakeChanges();
+  }
+  metrics_.stats_reports[static_cast<int>(outcome.verdict)]->Increment();
+  Publish(std::move(changes), std::nullopt);
+}
+
+void FleetController::CloseConnections(std::uint16_t code, std::string_view reason,
+                                       std::chrono::milliseconds delay) {
+  std::vector<std::shared_ptr<SessionHandle>> handles;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, c] : connections_) {
+      if (auto h = c.handle.lock()) handles.push_back(std::move(h));
+    }
+  }
+  for (auto& h : handles) h->CloseAsync(code, std::string(reason), delay);
+}
+
+std::string FleetController::Choose(std::string_view space, std::string_view region) {
+  const auto own = store_.LoadByServer();
+  const auto space_load = store_.SpaceLoad(space);
+  core::Pick pick;
+  {
+    absl::MutexLock lock(&mu_);
+    pick = model_.Choose({region, &space_load}, own, now_());
+  }
+  if (pick.server.empty()) return {};
+  metrics_.picks[static_cast<int>(pick.detail.tier) - 1]->Increment();
+  if (pick.detail.affinity) metrics_.picks_space_affinity->Increment();
+  return pick.server;
+}
+
+bool FleetController::CanKeep(std::string_view server) {
+  const auto own = store_.LoadByServer();
+  const auto it = own.find(AsAbsl(server));
+  absl::MutexLock lock(&mu_);
+  return model_.CanKeep(server, it == own.end() ? 0 : it->second, now_());
+}
+
+bool FleetController::OnFailureReport(std::string_view server, std::string_view user) {
+  absl::MutexLock lock(&mu_);
+  return model_.OnFailureReport(server, user, now_());
+}
+
+bool FleetController::Drain(std::string_view server) {
+  std::vector<core::StateChange> changes;
+  bool found = false;
+  {
+    absl::MutexLock lock(&mu_);
+    found = model_.Drain(server, now_());
+    changes = model_.TakeChanges();
+  }
+  Publish(std::move(changes), std::nullopt);
+  return found;
+}
+
+bool FleetController::Undrain(std::string_view server) {
+  std::vector<core::StateChange> changes;
+  bool found = false;
+  {
+    absl::MutexLock lock(&mu_);
+    found = model_.Undrain(server, now_());
+    changes = model_.TakeChanges();
+  }
+  Publish(std::move(changes), std::nullopt);
+  return found;
+}
+
+core::FleetView FleetController::View() {
+  const auto own = store_.LoadByServer();
+  absl::MutexLock lock(&mu_);
+  return model_.View(own, now_());
+}
+
+void FleetController::Tick() {
+  const auto own = store_.LoadByServer();
+  std::vector<core::StateChange> changes;
+  std::vector<core::Evacuation> evacuations;
+  std::optional<std::vector<core::VideoServer>> dir;
+  core::FleetView view;
+  {
+    absl::MutexLock lock(&mu_);
+    const auto now = now_();
+    model_.Tick(own, now);
+    evacuations = model_.DueEvacuations(own, now);
+    changes = model_.TakeChanges();
+    dir = DirectoryIfChanged();
+    view = model_.View(own, now);
+  }
+  Publish(std::move(changes), std::move(dir));
+  for (const auto& e : evacuations) Migrate(e);
+  UpdateServerMetrics(view);
+}
+
+void FleetController::Publish(std::vector<core::StateChange> changes,
+                              std::optional<std::vector<core::VideoServer>> directory) {
+  if (directory) directory_.Replace(std::move(*directory));
+  for (const auto& c : changes) {
+    if (c.server.empty()) {  // fleet-wide
+      if (c.reason == "panic_entered") {
+        metrics_.panics->Increment();
+        log::Error("fleet_panic", {{"detail",
+                                    "too much of the fleet looks bad at once: "
+                                    "health evidence set aside, no more ejections"}});
+      } else {
+        log::Warn("fleet_panic_over", {});
+      }
+      continue;
+    }
+    if (c.to == core::ServerState::kEjected && c.from != core::ServerState::kEjected) {
+      for (int i = 0; i < core::kEjectReasonCount; ++i) {
+        if (c.reason == core::EjectReasonName(static_cast<core::EjectReason>(i))) {
+          metrics_.ejections[i]->Increment();
+        }
+      }
+    }
+    const bool bad = c.to == core::ServerState::kEjected || c.to == core::ServerState::kGone;
+    (bad ? log::Warn : log::Info)("video_server_state", {{"server", c.server},
+                                                         {"from", core::ServerStateName(c.from)},
+                                                         {"to", core::ServerStateName(c.to)},
+                                                         {"reason", c.reason}});
+    std::shared_ptr<SessionHandle> handle;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = connections_.find(c.server);
+      if (it != connections_.end()) handle = it->second.handle.lock();
+    }
+    if (handle) {
+      const proto::RouterToVideoServerMessage push =
+          proto::StateChange{std::string(core::ServerStateName(c.to)), c.reason};
+      handle->Push(std::make_shared<const std::string>(proto::Encode(push)));
+    }
+  }
+}
+
+void FleetController::Migrate(const core::Evacuation& evacuation) {
+  const auto users = store_.AssignedTo(evacuation.server, evacuation.batch);
+  const auto from = directory_.Snapshot()->Find(evacuation.server);
+  const std::string region = from != nullptr ? from->region : std::string();
+  std::size_t moved = 0, failed = 0;
+  for (const core::Assignment& a : users) {
+    const std::string target = Choose(a.space, region);
+    if (target.empty() || target == a.server) {
+      ++failed;
+      continue;
+    }
+    core::Assignment desired = a;
+    desired.server = target;
+    desired.since = now_();
+    // Compare-and-set on the epoch read: if the user rejoined or left meanwhile, theirs wins.
+    auto put = store_.Put(std::move(desired), a.epoch, 0);
+    if (!put.written) {
+      ++failed;
+      continue;
+    }
+    ++moved;
+    if (auto session = sessions_.Find(a.user)) {
+      const proto::ServerMessage push = proto::Migrate{ServerRefFor(*directory_.Snapshot(), target),
+                                                       put.current.epoch, evacuation.cause};
+      metrics_.messages_sent[push.index()]->Increment();
+      session->Push(std::make_shared<const std::string>(proto::Encode(push)));
+    }
+  }
+  metrics_.migrations[CauseIndex(evacuation.cause)]->Increment(static_cast<double>(moved));
+  if (failed > 0) metrics_.migrations_failed->Increment(static_cast<double>(failed));
+  if (moved + failed > 0) {
+    log::Info("migration_batch", {{"server", evacuation.server},
+                                  {"cause", evacuation.cause},
+                                  {"moved", moved},
+                                  {"not_moved", failed}});
+  }
+}
+
+void FleetController::UpdateServerMetrics(const core::FleetView& view) {
+  std::array<int, core::kServerStateCount> per_state{};
+  absl::flat_hash_map<std::string, bool> seen;
+  for (const auto& v : view.servers) {
+    ++per_state[static_cast<int>(v.state)];
+    seen[v.server.id] = true;
+    auto it = series_.find(v.server.id);
+    if (it == series_.end()) {
+      if (series_.size() >= kMaxServerSeries) continue;
+      ServerSeries s;
+      const std::string& id = v.server.id;
+      for (int i = 0; i < core::kServerStateCount; ++i) {
+        s.state[i] = &metrics_.server_state->Add(
+            {{"server", id},
+             {"state", std::string(core::ServerStateName(static_cast<core::ServerState>(i)))}});
+      }
+      s.effective_load = &metrics_.server_effective_load->Add({{"server", id}});
+      s.assigned = &metrics_.server_assigned->Add({{"server", id}});
+      s.packets_in = &metrics_.server_packet_rate->Add({{"server", id}, {"direction", "in"}});
+      s.packets_out = &metrics_.server_packet_rate->Add({{"server", id}, {"direction", "out"}});
+      it = series_.emplace(id, s).first;
+    }
+    ServerSeries& s = it->second;
+    for (int i = 0; i < core::kServerStateCount; ++i) {
+      s.state[i]->Set(static_cast<int>(v.state) == i ? 1 : 0);
+    }
+    s.effective_load->Set(v.score.effective_load);
+    s.assigned->Set(static_cast<double>(v.own));
+    s.packets_in->Set(v.rates ? v.rates->packets_in : 0);
+    s.packets_out->Set(v.rates ? v.rates->packets_out : 0);
+  }
+  for (auto it = series_.begin(); it != series_.end();) {
+    auto next = std::next(it);
+    if (!seen.contains(it->first)) {  // forgotten by the model
+      for (auto* g : it->second.state) metrics_.server_state->Remove(g);
+      metrics_.server_effective_load->Remove(it->second.effective_load);
+      metrics_.server_assigned->Remove(it->second.assigned);
+      metrics_.server_packet_rate->Remove(it->second.packets_in);
+      metrics_.server_packet_rate->Remove(it->second.packets_out);
+      series_.erase(it);
+    }
+    it = next;
+  }
+  for (int i = 0; i < core::kServerStateCount; ++i) {
+    metrics_.servers_in_state[i]->Set(per_state[i]);
+  }
+  metrics_.fleet_panic->Set(view.panic ? 1 : 0);
+}
+
+}  // namespace vrouter::net

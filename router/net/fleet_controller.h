@@ -1,0 +1,108 @@
+// The live fleet of one replica: the pure FleetModel behind a mutex, wired to what it acts on.
+// Video-server sessions feed it registrations and reports; client sessions ask it for servers and
+// feed it failure reports; the admin API drains and inspects; a timer ticks it every report
+// interval, which applies staleness and ejections, migrates users off drained, ejected and gone
+// servers (paced), and turns every state change into a log line, metrics and a `state` push to
+// the server concerned.
+//
+// Thread-safe. The mutex is held only for model calls (microseconds, no I/O): store reads happen
+// before it is taken, store writes and pushes after it is released.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "router/core/fleet.h"
+#include "router/core/fleet_model.h"
+#include "router/core/metrics.h"
+#include "router/net/session_registry.h"
+#include "router/store/store.h"
+
+namespace vrouter::net {
+
+class FleetController {
+ public:
+  FleetController(core::FleetParams params, store::AssignmentStore& store, core::Fleet& directory,
+                  core::Metrics& metrics, SessionRegistry& sessions,
+                  std::function<core::SteadyTime()> now, std::uint64_t seed);
+
+  std::chrono::milliseconds report_interval() const { return report_interval_; }
+
+  // Servers from the fleet file.
+  void Declare(const std::vector<core::VideoServer>& servers);
+
+  // ---- video-server connections ----
+  struct Registration {
+    core::ServerState state = core::ServerState::kPending;
+    std::shared_ptr<SessionHandle> replaced;  // an older connection of the same server
+  };
+  Registration Register(const core::VideoServer& info, std::uint64_t connection,
+                        std::weak_ptr<SessionHandle> handle);
+  void Disconnected(std::string_view server, std::uint64_t connection);
+  void OnStats(std::string_view server, const proto::Stats& stats);
+  // Shutdown: closes every video-server connection with `code` after `delay`.
+  void CloseConnections(std::uint16_t code, std::string_view reason,
+                        std::chrono::milliseconds delay);
+
+  // ---- clients ----
+  // A server for a new user of `space` (empty when none is eligible).
+  std::string Choose(std::string_view space, std::string_view region);
+  // Whether a user may stay on (or resume to) `server`.
+  bool CanKeep(std::string_view server);
+  bool OnFailureReport(std::string_view server, std::string_view user);
+
+  // ---- operators ----
+  bool Drain(std::string_view server);
+  bool Undrain(std::string_view server);
+  core::FleetView View();
+
+  // ---- time ----
+  // Every report interval: ejections, staleness, panic, migrations, metrics, pushes.
+  void Tick();
+
+ private:
+  struct Connection {
+    std::uint64_t id = 0;
+    std::weak_ptr<SessionHandle> handle;
+  };
+  // Publishes what a model call changed: the directory snapshot, logs, metrics, pushes.
+  // Called without the mutex, with what was taken under it.
+  void Publish(std::vector<core::StateChange> changes,
+               std::optional<std::vector<core::VideoServer>> directory);
+  std::optional<std::vector<core::VideoServer>> DirectoryIfChanged()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Migrate(const core::Evacuation& evacuation);
+  void UpdateServerMetrics(const core::FleetView& view);
+
+  store::AssignmentStore& store_;
+  core::Fleet& directory_;
+  core::Metrics& metrics_;
+  SessionRegistry& sessions_;
+  std::function<core::SteadyTime()> now_;
+  const std::chrono::milliseconds report_interval_;
+
+  absl::Mutex mu_;
+  core::FleetModel model_ ABSL_GUARDED_BY(mu_);
+  std::uint64_t published_directory_ ABSL_GUARDED_BY(mu_) = ~std::uint64_t{0};
+  absl::flat_hash_map<std::string, Connection> connections_ ABSL_GUARDED_BY(mu_);
+
+  // Per-server metric series; touched only by Tick (one timer, never concurrent).
+  struct ServerSeries {
+    std::array<prometheus::Gauge*, core::kServerStateCount> state{};
+    prometheus::Gauge* effective_load = nullptr;
+    prometheus::Gauge* assigned = nullptr;
+    prometheus::Gauge* packets_in = nullptr;
+    prometheus::Gauge* packets_out = nullptr;
+  };
+  absl::flat_hash_map<std::string, ServerSeries> series_;
+};
+
+}  // namespace vrouter::net

@@ -1,0 +1,23 @@
+// WebSocket connections on the client listeners: the HTTP upgrade (routing by path, subprotocol
+// check, admission control), the session, its bounded send queue, and its timers. What the
+// frames mean is the SessionProtocol chosen by path: ClientProtocol on /v1/client,
+// VideoServerProtocol on /v1/video-server.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "router/core/metrics.h"
+#include "router/net/service.h"
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace vrouter::net {
+
+// Takes ownership of an accepted socket and runs the session on the socket's executor.
+// `tls` is null for plain ws.
+void StartWsSession(boost::asio::ip::tcp::socket socket, Service& service,
+                    core::Transport transport, boost::asio::ssl::context* tls);
+
+}  // namespace vrouter::net
