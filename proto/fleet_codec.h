@@ -6,8 +6,7 @@
 // becomes a DecodeError with a typed code and a human message. Integers must be integer literals
 // (1.0 and 1e3 are refused), counters stay within 2^53-1 (servers and tools may be written in
 // JavaScript), uint32 fields within 2^32-1. Unknown fields are ignored (forward compatibility);
-// client-protocol types are `unknown_type` here, and video-server types are `unknown_type` to
-// the client decoder.
+// client-protocol types are `unknown_type` here.
 //
 // This protocol has no request ids: the top-level `id` of `register` is the server's id. A
 // DecodeError for a `stats` whose `seq` could be read carries that seq in `id`, so the router's

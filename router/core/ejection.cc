@@ -23,8 +23,9 @@ std::chrono::milliseconds EjectionDuration(std::uint32_t times, const EjectionPa
 }
 
 std::size_t MaxEjected(std::size_t fleet_size, const EjectionParams& params) {
-  const auto share = static_cast<std::size_t>(
-      std::floor(static_cast<double>(fleet_size) * std::clamp(params.max_ejected_share, 0.0, 1.0)));
+  // The epsilon keeps exact products exact: 90 * 0.7 is 62.999999999999993 in binary.
+  const auto share = static_cast<std::size_t>(std::floor(
+      static_cast<double>(fleet_size) * std::clamp(params.max_ejected_share, 0.0, 1.0) + 1e-9));
   return std::max<std::size_t>(1, share);
 }
 

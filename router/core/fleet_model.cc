@@ -271,21 +271,34 @@ ScoreInput FleetModel::InputFor(const Record& r, std::int64_t own, SteadyTime no
   return in;
 }
 
-ScoreInput FleetModel::InputFor(Record& r, const LoadMap& own, SteadyTime now,
-                                bool established) const {
-  return InputFor(static_cast<const Record&>(r), OwnOf(own, r.info.id), now, established);
+void FleetModel::ScoreAll(const LoadMap& own, SteadyTime now, std::vector<ScoreInput>& inputs,
+                          std::vector<Score>& scores) const {
+  const bool established = EstablishedExists(now);
+  inputs.clear();
+  scores.clear();
+  double sum = 0;
+  int counted = 0;
+  for (const auto& r : servers_) {
+    inputs.push_back(InputFor(*r, OwnOf(own, r->info.id), now, established));
+    scores.push_back(ScoreServer(inputs.back(), params_.scoring, panic_));
+    if (r->state == ServerState::kActive && inputs.back().weight >= 1) {
+      sum += scores.back().utilization;
+      ++counted;
+    }
+  }
+  if (counted == 0) return;
+  const double mean = sum / counted;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].weight >= 1) continue;
+    inputs[i].fleet_utilization = mean;
+    scores[i] = ScoreServer(inputs[i], params_.scoring, panic_);
+  }
 }
 
 Pick FleetModel::Choose(const PickRequest& request, const LoadMap& own, SteadyTime now) {
-  const bool established = EstablishedExists(now);
   thread_local std::vector<ScoreInput> inputs;
   thread_local std::vector<Score> scores;
-  inputs.clear();
-  scores.clear();
-  for (auto& r : servers_) {
-    inputs.push_back(InputFor(*r, own, now, established));
-    scores.push_back(ScoreServer(inputs.back(), params_.scoring, panic_));
-  }
+  ScoreAll(own, now, inputs, scores);
   Pick pick;
   pick.detail = PickServer(inputs, scores, request, params_.scoring, rng_);
   if (pick.detail.index < 0) return pick;
@@ -469,9 +482,11 @@ FleetView FleetModel::View(const LoadMap& own, SteadyTime now) const {
   view.panic = panic_;
   view.panic_detail = panic_detail_;
   std::size_t fleet = 0;
-  const bool established = EstablishedExists(now);
-  for (const auto& rp : servers_) {
-    const Record& r = *rp;
+  std::vector<ScoreInput> inputs;
+  std::vector<Score> scores;
+  ScoreAll(own, now, inputs, scores);
+  for (std::size_t i = 0; i < servers_.size(); ++i) {
+    const Record& r = *servers_[i];
     if (r.state != ServerState::kGone) ++fleet;
     ServerView v;
     v.server = r.info;
@@ -487,7 +502,7 @@ FleetView FleetModel::View(const LoadMap& own, SteadyTime now) const {
     v.forwarding = r.forwarding;
     v.bad_reports = r.bad_reports;
     v.own = OwnOf(own, r.info.id);
-    const ScoreInput in = InputFor(r, v.own, now, established);
+    const ScoreInput& in = inputs[i];
     v.reported_load = in.reported_load;
     v.counter_load = in.counter_load;
     v.pending = in.pending;
@@ -495,7 +510,7 @@ FleetView FleetModel::View(const LoadMap& own, SteadyTime now) const {
     v.failure_share = in.failure_share;
     v.weight = in.weight;
     v.new_this_interval = in.new_this_interval;
-    v.score = ScoreServer(in, params_.scoring, panic_);
+    v.score = scores[i];
     if (r.ejected) {
       v.eject_reason = r.eject_reason;
       v.ejected_for = ToMs(r.ejected_until > now ? r.ejected_until - now : SteadyTime::duration{});

@@ -188,9 +188,12 @@ class FleetModel {
   void Refresh(Record& r, SteadyTime now, std::string_view reason);
   double Weight(const Record& r, SteadyTime now, bool established_exists) const;
   bool EstablishedExists(SteadyTime now) const;
-  ScoreInput InputFor(Record& r, const LoadMap& own, SteadyTime now, bool established) const;
   ScoreInput InputFor(const Record& r, std::int64_t own, SteadyTime now, bool established) const;
   void Eject(Record& r, EjectReason reason, SteadyTime now);
+  // Scores every server into `inputs`/`scores` (indexed like servers_), with the slow-start
+  // floor taken from the established servers' mean utilization.
+  void ScoreAll(const LoadMap& own, SteadyTime now, std::vector<ScoreInput>& inputs,
+                std::vector<Score>& scores) const;
 
   FleetParams params_;
   std::mt19937_64 rng_;

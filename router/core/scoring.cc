@@ -76,7 +76,7 @@ Score ScoreServer(const ScoreInput& in, const ScoringParams& params, bool panic)
       in.forwarding == Forwarding::kNotForwarding || in.forwarding == Forwarding::kFrozen;
   if (swallowing && !panic) s.effective_load = std::max(s.effective_load, capacity);
   const double weight = std::clamp(in.weight, 0.01, 1.0);
-  s.utilization = std::max(s.effective_load / capacity, 1 - weight);
+  s.utilization = std::max(s.effective_load / capacity, (1 - weight) * in.fleet_utilization);
   s.interval_cap = std::max<std::uint32_t>(
       1, static_cast<std::uint32_t>(std::floor(params.max_new_users_per_interval * weight)));
   if (in.state != ServerState::kActive) {
@@ -130,7 +130,9 @@ PickResult PickServer(std::span<const ScoreInput> inputs, std::span<const Score>
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!scores[i].eligible() || TierOf(*inputs[i].server, request, params) != best) continue;
     candidates.push_back(static_cast<int>(i));
-    if (request.space_servers == nullptr ||
+    // A server in slow start takes users only through the two choices: its share grows with its
+    // record, not with the spaces it happens to hold (affinity would pull whole spaces onto it).
+    if (request.space_servers == nullptr || inputs[i].weight < 1 ||
         scores[i].utilization >= params.space_affinity_max_utilization) {
       continue;
     }

@@ -18,13 +18,15 @@
 //   it has peers) gets no credit for low load: its effective load is its capacity.
 //   Slow start: a server new to an established fleet (or returning from ejection, staleness or a
 //   restart) has a weight ramping from min_weight to 1; its headroom and its share of new users
-//   per interval are scaled by the weight, and its utilization never looks lower than 1 - weight,
-//   so its zero load is not believed.
+//   per interval are scaled by the weight, and its utilization is taken to be at least
+//   (1 - weight) * the mean utilization of the established servers: its zero load is not
+//   believed, so it competes for about its fair share instead of winning every comparison (the
+//   stampede), and catches up with the fleet as its weight grows.
 //
 // Choice: hard filters (state, freshness, headroom, per-interval cap) -> the first non-empty tier
 // of region, region group, anywhere -> space affinity (the server already hosting most of the
-// user's space, while its utilization is under the affinity limit) -> otherwise power of two
-// choices on utilization. Never a global argmin: several replicas with slightly stale views all
+// user's space, while its utilization is under the affinity limit and it is not in slow start)
+// -> otherwise power of two choices on utilization. Never a global argmin: several replicas with slightly stale views all
 // herd onto the same argmin.
 #pragma once
 
@@ -82,6 +84,7 @@ struct ScoreInput {
   Forwarding forwarding = Forwarding::kUnknown;
   double weight = 1;  // slow-start weight, (0, 1]
   std::uint32_t new_this_interval = 0;
+  double fleet_utilization = 0;  // mean utilization of established active servers
 };
 
 // Why a server cannot take a new user (kEligible when it can).

@@ -51,6 +51,8 @@ int main() {
       Registered{"sfu-1", "r-1", 1, "active"},
       StateChange{"active", "reporting"},
       StateChange{"ejected", "not_forwarding"},
+      StateChange{"ejected", "ejection_renewed"},
+      StateChange{"active", "reset"},
       StateChange{"draining", "drained"},
       StateChange{"gone", "gone"},
       Error{42, ErrorCode::kInvalidMessage, "stats: field 'cpu' must be a number in [0, 1]"},

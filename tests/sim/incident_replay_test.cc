@@ -1,0 +1,189 @@
+// The NeurIPS 2020 load-test incident, replayed on simulated time: 20 video servers, 6,000 users
+// joining over five minutes, and one server that turns into a black hole two minutes in (it keeps
+// reporting low load, stops forwarding, and its users start reporting failures). The router's
+// model must stop sending it users within two report intervals, eject it and migrate its users;
+// the naive least-reported-load picker, run on the same trace, must be shown to fail.
+#include <gtest/gtest.h>
+
+#include <iostream>
+
+#include "tests/sim/fleet_sim.h"
+
+namespace vrouter::sim {
+namespace {
+
+constexpr int kServers = 20;
+constexpr std::uint32_t kCapacity = 500;
+constexpr int kJoinsPerSecond = 20;
+constexpr int kBadAt = 120;  // seconds into the run
+constexpr int kRunFor = 300;
+constexpr int kBlackHole = 7;
+
+struct Outcome {
+  int swallowed = 0;            // users placed on the black hole after it turned bad
+  int swallowed_late = 0;       // ... more than two report intervals after its first bad report
+  int probation = 0;            // ... after its first ejection expired (probation readmissions)
+  std::int64_t left_on_it = 0;  // at the end
+  std::optional<double> eject_seconds;  // from turning bad to ejection
+  int migrated = 0;
+  int unplaced = 0;
+  int users = 0;
+};
+
+Outcome ReplayIncident(Picker picker) {
+  FleetSim sim(kServers, kCapacity, picker);
+  sim.Register(0, kServers);
+  for (int t = 0; t < kBadAt; ++t) sim.Step(kJoinsPerSecond);
+  sim.Set(kBlackHole, Behaviour::kBlackHole);
+  const SteadyTime bad_at = sim.now();
+  // Its first report after turning bad is the next step's; two intervals after that, nothing new.
+  const SteadyTime first_bad_report = bad_at + Seconds(1);
+  const SteadyTime deadline = first_bad_report + Seconds(2);
+  for (int t = kBadAt; t < kRunFor; ++t) sim.Step(kJoinsPerSecond);
+  Outcome o;
+  o.swallowed = sim.PlacedOnSince(kBlackHole, bad_at);
+  // New users from the deadline until its first ejection expires. After that it is readmitted
+  // on probation (slow start, a small interval cap) and takes a handful of users before its
+  // reports give it away again: counted separately.
+  const auto ejection = sim.first_ejection(kBlackHole);
+  o.swallowed_late = sim.PlacedOnSince(kBlackHole, deadline) -
+                     (ejection ? sim.PlacedOnSince(kBlackHole, *ejection + Seconds(30)) : 0);
+  o.probation = ejection ? sim.PlacedOnSince(kBlackHole, *ejection + Seconds(30)) : 0;
+  o.left_on_it = sim.UsersOn(kBlackHole);
+  if (auto at = sim.first_ejection(kBlackHole)) {
+    o.eject_seconds = std::chrono::duration<double>(*at - bad_at).count();
+  }
+  o.migrated = sim.migrated();
+  o.unplaced = sim.unplaced();
+  o.users = static_cast<int>(sim.users().size());
+  return o;
+}
+
+TEST(IncidentReplay, RouterStopsFeedingTheBlackHoleEjectsItAndMigratesItsUsers) {
+  const Outcome o = ReplayIncident(Picker::kRouter);
+  std::cout << "[replay] router: swallowed=" << o.swallowed << " late=" << o.swallowed_late
+            << " left_on_black_hole=" << o.left_on_it
+            << " eject_after_s=" << (o.eject_seconds ? *o.eject_seconds : -1)
+            << " probation=" << o.probation << " migrated=" << o.migrated
+            << " unplaced=" << o.unplaced << " users=" << o.users << "\n";
+  EXPECT_EQ(o.swallowed_late, 0) << "new users after two report intervals";
+  // Within the first bad interval it may still take its per-interval share, no more.
+  EXPECT_LE(o.swallowed - o.probation, kJoinsPerSecond);
+  ASSERT_TRUE(o.eject_seconds.has_value());
+  EXPECT_LE(*o.eject_seconds, 5.0);  // three bad reports, plus the tick that sees the third
+  EXPECT_EQ(o.left_on_it, 0);        // everyone it swallowed (and had before) was migrated
+  // Each probation admits at most about one interval's capped share at the minimum weight.
+  EXPECT_LE(o.probation, 3 * 20);
+  EXPECT_GT(o.migrated, 0);
+  EXPECT_EQ(o.unplaced, 0);
+}
+
+TEST(IncidentReplay, NaiveLeastLoadedPickerIsSwallowedByTheBlackHole) {
+  const Outcome naive = ReplayIncident(Picker::kNaiveLeastReported);
+  const Outcome router = ReplayIncident(Picker::kRouter);
+  std::cout << "[replay] naive: swallowed=" << naive.swallowed
+            << " left_on_black_hole=" << naive.left_on_it << " of "
+            << (kRunFor - kBadAt) * kJoinsPerSecond << " joins after it turned bad\n";
+  // The incident: it reports ~empty, so it takes (nearly) every join from then on.
+  EXPECT_GE(naive.swallowed, (kRunFor - kBadAt) * kJoinsPerSecond * 9 / 10);
+  EXPECT_GT(naive.swallowed, 50 * std::max(router.swallowed, 1));
+}
+
+TEST(IncidentReplay, HalfTheFleetTurningBadAtOncePanicsInsteadOfMassEjection) {
+  FleetSim sim(kServers, kCapacity, Picker::kRouter);
+  sim.Register(0, kServers);
+  for (int t = 0; t < 60; ++t) sim.Step(kJoinsPerSecond);
+  for (int i = 0; i < kServers / 2; ++i) sim.Set(i, Behaviour::kBlackHole);
+  bool panicked = false;
+  for (int t = 0; t < 20; ++t) {
+    sim.Step(kJoinsPerSecond);
+    panicked = panicked || sim.model().panic();
+  }
+  EXPECT_TRUE(panicked);
+  const auto view = sim.model().View({}, sim.now());
+  EXPECT_TRUE(view.panic);
+  EXPECT_NE(view.panic_detail.find("10 of 20"), std::string::npos) << view.panic_detail;
+  int ejected = 0;
+  for (const auto& v : view.servers) ejected += v.state == core::ServerState::kEjected ? 1 : 0;
+  EXPECT_EQ(ejected, 0);
+  EXPECT_EQ(sim.unplaced(), 0);  // fail open: users still get servers
+  // Once they forward again and their users' failure reports have aged out of the window, the
+  // fleet leaves panic by itself.
+  for (int i = 0; i < kServers; ++i) sim.Set(i, Behaviour::kHealthy);
+  for (int t = 0; t < 35; ++t) sim.Step(kJoinsPerSecond);
+  EXPECT_FALSE(sim.model().panic());
+}
+
+TEST(IncidentReplay, FreshServerJoiningABusyFleetIsNotStampeded) {
+  for (const Picker picker : {Picker::kRouter, Picker::kNaiveLeastReported}) {
+    FleetSim sim(kServers, kCapacity, picker);
+    sim.Register(0, kServers - 1);
+    for (int t = 0; t < 150; ++t) sim.Step(kJoinsPerSecond * 2);  // 19 servers ~63% full
+    sim.Register(kServers - 1, kServers);
+    const SteadyTime joined = sim.now();
+    std::vector<int> per_second;
+    for (int t = 0; t < 10; ++t) {
+      const int before = sim.PlacedOnSince(kServers - 1, joined);
+      sim.Step(kJoinsPerSecond * 2);
+      per_second.push_back(sim.PlacedOnSince(kServers - 1, joined) - before);
+    }
+    const int first10 = sim.PlacedOnSince(kServers - 1, joined);
+    std::cout << "[newcomer] " << (picker == Picker::kRouter ? "router" : "naive")
+              << ": first 10 s " << first10 << " of " << 10 * kJoinsPerSecond * 2 << " joins\n";
+    if (picker == Picker::kRouter) {
+      // Slow start: its zero load is not believed; at most its (ramped) interval cap per second.
+      for (int n : per_second) EXPECT_LE(n, 40);
+      EXPECT_LE(first10, 10 * kJoinsPerSecond * 2 / 5);
+      // ... and not starved either: once slow start is over it takes its share and catches up.
+      for (int t = 0; t < 60; ++t) sim.Step(kJoinsPerSecond * 2);
+      std::cout << "[newcomer] router: after 70 s " << sim.UsersOn(kServers - 1) << " users\n";
+      EXPECT_GE(sim.UsersOn(kServers - 1), 100);
+    } else {
+      EXPECT_GE(first10, 10 * kJoinsPerSecond * 2 / 2);  // the stampede
+    }
+  }
+}
+
+TEST(IncidentReplay, FlappingServerIsNotReadmittedAtFullWeight) {
+  FleetSim sim(kServers, kCapacity, Picker::kRouter);
+  sim.Register(0, kServers);
+  for (int t = 0; t < 60; ++t) sim.Step(kJoinsPerSecond);
+  auto run_until = [&](core::ServerState state) {
+    for (int t = 0; t < 400; ++t) {
+      if (sim.model().StateOf("sfu-3") == state) return true;
+      sim.Step(kJoinsPerSecond);
+    }
+    return false;
+  };
+  auto server3 = [&] { return sim.model().View({}, sim.now()).servers[3]; };
+
+  // It goes quiet long enough to be gone (its users, getting no media, report failures), then
+  // comes back: it returns on probation, in slow start, never at full weight.
+  sim.Set(3, Behaviour::kSilent);
+  for (int t = 0; t < 20; ++t) sim.Step(kJoinsPerSecond);
+  EXPECT_EQ(sim.model().StateOf("sfu-3"), core::ServerState::kGone);
+  EXPECT_EQ(sim.UsersOn(3), 0);  // its users were migrated
+  sim.Set(3, Behaviour::kHealthy);
+  ASSERT_TRUE(run_until(core::ServerState::kActive));
+  EXPECT_LT(server3().weight, 0.2);
+  EXPECT_LE(server3().score.interval_cap, 20u);
+  const std::uint32_t before = server3().ejections;
+
+  // Then it swallows media: ejected; on expiry it returns on probation (slow start again); when
+  // it swallows media again the next ejection lasts longer.
+  sim.Set(3, Behaviour::kBlackHole);
+  ASSERT_TRUE(run_until(core::ServerState::kEjected));
+  const auto first = server3();
+  EXPECT_EQ(first.ejections, before + 1);
+  ASSERT_TRUE(run_until(core::ServerState::kActive));
+  EXPECT_EQ(server3().reason, "ejection_expired");
+  EXPECT_LT(server3().weight, 0.2);
+  ASSERT_TRUE(run_until(core::ServerState::kEjected));
+  const auto second = server3();
+  EXPECT_EQ(second.ejections, before + 2);
+  EXPECT_EQ(second.ejection_multiplier, first.ejection_multiplier + 1);
+  EXPECT_GT(second.ejected_for->count(), first.ejected_for->count() + 25000);
+}
+
+}  // namespace
+}  // namespace vrouter::sim
