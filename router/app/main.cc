@@ -18,8 +18,11 @@ std::optional<std::string> GetEnv(const std::string& name) {
 }
 
 // vrouter mint-token --user U --space S [--ttl-s N] [--auth-secret K | VROUTER_AUTH_SECRET]
+// vrouter mint-token --video-server ID [--ttl-s N] [--video-server-secret K |
+//                    VROUTER_VIDEO_SERVER_SECRET]
 int MintToken(const std::vector<std::string>& args) {
-  std::string user, space, secret = GetEnv("VROUTER_AUTH_SECRET").value_or("");
+  std::string user, space, server, secret = GetEnv("VROUTER_AUTH_SECRET").value_or("");
+  std::string server_secret = GetEnv("VROUTER_VIDEO_SERVER_SECRET").value_or("");
   long ttl = 3600;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -31,10 +34,14 @@ int MintToken(const std::vector<std::string>& args) {
     if (a == "--help" || a == "-h") {
       std::cout << "usage: vrouter mint-token --user USER --space SPACE [--ttl-s SECONDS]\n"
                    "       [--auth-secret KEY] (default: $VROUTER_AUTH_SECRET)\n"
-                   "Prints an HS256 client token for development and tests.\n";
+                   "   or: vrouter mint-token --video-server ID [--ttl-s SECONDS]\n"
+                   "       [--video-server-secret KEY] (default: $VROUTER_VIDEO_SERVER_SECRET)\n"
+                   "Prints an HS256 client token, or a video-server credential, for development\n"
+                   "and tests.\n";
       return 0;
     }
-    if ((a == "--user" || a == "--space" || a == "--ttl-s" || a == "--auth-secret") &&
+    if ((a == "--user" || a == "--space" || a == "--ttl-s" || a == "--auth-secret" ||
+         a == "--video-server" || a == "--video-server-secret") &&
         !(v = next())) {
       std::cerr << "vrouter mint-token: " << a << " needs a value\n";
       return 2;
@@ -45,6 +52,10 @@ int MintToken(const std::vector<std::string>& args) {
       space = *v;
     } else if (a == "--auth-secret") {
       secret = *v;
+    } else if (a == "--video-server") {
+      server = *v;
+    } else if (a == "--video-server-secret") {
+      server_secret = *v;
     } else if (a == "--ttl-s") {
       char* end = nullptr;
       ttl = std::strtol(v->c_str(), &end, 10);
@@ -57,14 +68,28 @@ int MintToken(const std::vector<std::string>& args) {
       return 2;
     }
   }
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  if (!server.empty()) {
+    if (server_secret.empty()) {
+      std::cerr << "vrouter mint-token: --video-server needs --video-server-secret or "
+                   "VROUTER_VIDEO_SERVER_SECRET\n";
+      return 2;
+    }
+    const std::string token = vrouter::core::MintServerToken(server, server_secret, now, now + ttl);
+    if (token.empty()) {
+      std::cerr << "vrouter mint-token: signing failed\n";
+      return 1;
+    }
+    std::cout << token << "\n";
+    return 0;
+  }
   if (user.empty() || space.empty() || secret.empty()) {
     std::cerr << "vrouter mint-token: --user, --space and a secret (--auth-secret or "
                  "VROUTER_AUTH_SECRET) are required\n";
     return 2;
   }
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
   const std::string token = vrouter::core::MintToken(user, space, secret, now, now + ttl);
   if (token.empty()) {
     std::cerr << "vrouter mint-token: signing failed\n";

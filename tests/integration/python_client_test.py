@@ -30,8 +30,11 @@ TIMEOUT = 5
 def start_router(tmp):
     fleet = os.path.join(tmp, "fleet.json")
     with open(fleet, "w") as f:
-        json.dump([{"id": "sfu-1", "url": "wss://sfu-1.test/", "region": "eu", "capacity": 10},
-                   {"id": "sfu-2", "url": "wss://sfu-2.test/", "region": "eu", "capacity": 10}], f)
+        # Not monitored: this test is about the client protocol; no video server reports here.
+        json.dump([{"id": "sfu-1", "url": "wss://sfu-1.test/", "region": "eu", "capacity": 10,
+                    "monitored": False},
+                   {"id": "sfu-2", "url": "wss://sfu-2.test/", "region": "eu", "capacity": 10,
+                    "monitored": False}], f)
     env = dict(os.environ, VROUTER_AUTH_SECRET=SECRET)
     proc = subprocess.Popen(
         [VROUTER, "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0",
