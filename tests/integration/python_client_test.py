@@ -99,9 +99,14 @@ async def session(urls):
     assert err["code"] == "invalid_message" and err["id"] == 5, err
     await bob.send(json.dumps({"type": "dance", "id": 6}))
     assert (await recv(bob))["code"] == "unknown_type"
+    # bob has not joined: he may not report alice's server (only his own).
     await bob.send(json.dumps({"type": "report", "id": 7, "server": assigned["server"]["id"],
                                "reason": "no_media"}))
-    assert (await recv(bob)) == {"type": "ack", "id": 7}
+    err = await recv(bob)
+    assert err["code"] == "forbidden" and err["id"] == 7, err
+    await alice.send(json.dumps({"type": "report", "id": 9, "server": assigned["server"]["id"],
+                                 "reason": "no_media"}))
+    assert (await recv(alice)) == {"type": "ack", "id": 9}
 
     # alice leaves: bob, watching her, hears it.
     await alice.send(json.dumps({"type": "leave", "id": 8}))
