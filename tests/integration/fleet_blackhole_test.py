@@ -36,7 +36,7 @@ def start(tmp):
     router = subprocess.Popen(
         [VROUTER, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--threads", "2",
          "--report-interval-ms", str(INTERVAL_MS), "--gone-after-ms", "5000",
-         "--slow-start-window-ms", "2000", "--migrate-cooldown-ms", "200",
+         "--slow-start-window-ms", "2000", "--migrate-cooldown-ms", "200", "--drain-window-ms", "1000",
          "--log-level", "info"],
         env=env, stdout=subprocess.PIPE, text=True)
     ws = admin = None
