@@ -79,7 +79,43 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{{"--listen", "127.0.0.1:80", "--max-message-bytes", "10"}, "--max-message-bytes"},
         Bad{{"--listen", "127.0.0.1:80", "--log-level", "loud"}, "--log-level"},
         Bad{{"--listen", "127.0.0.1:80", "--bogus"}, "bogus"},
-        Bad{{"--listen", "127.0.0.1:80", "--replica-id", "a b"}, "--replica-id"}));
+        Bad{{"--listen", "127.0.0.1:80", "--replica-id", "a b"}, "--replica-id"},
+        Bad{{"--listen", "127.0.0.1:80", "--report-interval-ms", "5"}, "--report-interval-ms"},
+        Bad{{"--listen", "127.0.0.1:80", "--gone-after-ms", "2000"}, "--gone-after-ms"},
+        Bad{{"--listen", "127.0.0.1:80", "--slow-start-min-weight", "0"},
+            "--slow-start-min-weight"},
+        Bad{{"--listen", "127.0.0.1:80", "--max-ejected-share", "1.5"}, "--max-ejected-share"},
+        Bad{{"--listen", "127.0.0.1:80", "--eject-failure-share", "-1"}, "--eject-failure-share"},
+        Bad{{"--listen", "127.0.0.1:80", "--ejection-base-ms", "60000", "--ejection-max-ms",
+             "1000"},
+            "--ejection-base-ms"},
+        Bad{{"--listen", "127.0.0.1:80", "--failure-window-ms", "10"}, "--failure-window-ms"},
+        Bad{{"--listen", "127.0.0.1:80", "--migrate-batch", "0"}, "--migrate-batch"},
+        Bad{{"--listen", "127.0.0.1:80", "--region-groups", "eu=a,b;us=b"}, "--region-groups"},
+        Bad{{"--listen", "127.0.0.1:80", "--region-groups", "=a"}, "--region-groups"},
+        Bad{{"--listen", "127.0.0.1:80", "--forwarding-min-ratio", "2"},
+            "--forwarding-min-ratio"}));
+
+TEST(ConfigTest, FleetFlagsAndEnvironmentReachTheParams) {
+  Env env{{{"VROUTER_VIDEO_SERVER_SECRET", "vs-key"}, {"VROUTER_MIGRATE_BATCH", "7"}}};
+  auto p = Parse({"--listen", "127.0.0.1:1", "--report-interval-ms", "500", "--region-groups",
+                  "eu=eu-west,eu-central;us=us-east", "--max-new-users-per-interval", "9",
+                  "--eject-not-forwarding-reports", "4", "--max-ejected-share", "0.5"},
+                 env);
+  ASSERT_TRUE(p.config) << p.error;
+  const auto& f = p.config->fleet;
+  EXPECT_EQ(p.config->video_server_secret, "vs-key");
+  EXPECT_EQ(f.report_interval, std::chrono::milliseconds(500));
+  EXPECT_EQ(f.scoring.region_group.at("eu-central"), "eu");
+  EXPECT_EQ(f.scoring.region_group.at("us-east"), "us");
+  EXPECT_EQ(f.scoring.max_new_users_per_interval, 9u);
+  EXPECT_EQ(f.ejection.not_forwarding_reports, 4u);
+  EXPECT_DOUBLE_EQ(f.ejection.max_ejected_share, 0.5);
+  EXPECT_EQ(f.migration.batch, 7u);
+  // Untouched parameters keep the documented defaults.
+  EXPECT_EQ(f.gone_after, core::FleetParams{}.gone_after);
+  EXPECT_DOUBLE_EQ(f.scoring.slow_start_min_weight, 0.1);
+}
 
 TEST(ConfigTest, BadEnvironmentValueIsNamed) {
   Env env{{{"VROUTER_THREADS", "many"}}};

@@ -46,5 +46,35 @@ TEST_F(AdminRoutesTest, UnknownAndWrongMethod) {
   EXPECT_EQ(HandleAdmin("DELETE", "/healthz", service).status, 405);
 }
 
+TEST_F(AdminRoutesTest, ServerViewDrainAndUndrain) {
+  fleet_control.Declare({{"a", "wss://a/", "eu", 10, false}, {"b", "wss://b/", "eu", 10, true}});
+  auto one = HandleAdmin("GET", "/v1/servers/a", service);
+  ASSERT_EQ(one.status, 200);
+  EXPECT_NE(one.body.find(R"("state":"active")"), std::string::npos) << one.body;
+  EXPECT_NE(one.body.find(R"("eligible":true)"), std::string::npos) << one.body;
+  auto pending = HandleAdmin("GET", "/v1/servers/b", service);
+  EXPECT_NE(pending.body.find(R"("state":"pending")"), std::string::npos) << pending.body;
+  EXPECT_NE(pending.body.find(R"("ineligible_reason":"state")"), std::string::npos);
+  EXPECT_EQ(HandleAdmin("GET", "/v1/servers/zz", service).status, 404);
+
+  auto drained = HandleAdmin("POST", "/v1/servers/a/drain", service);
+  ASSERT_EQ(drained.status, 200);
+  EXPECT_NE(drained.body.find(R"("state":"draining")"), std::string::npos) << drained.body;
+  EXPECT_NE(drained.body.find(R"("reason":"drained")"), std::string::npos);
+  auto undrained = HandleAdmin("POST", "/v1/servers/a/undrain", service);
+  EXPECT_NE(undrained.body.find(R"("state":"active")"), std::string::npos) << undrained.body;
+  EXPECT_EQ(HandleAdmin("POST", "/v1/servers/zz/drain", service).status, 404);
+  EXPECT_EQ(HandleAdmin("POST", "/v1/servers/a/explode", service).status, 404);
+  EXPECT_EQ(HandleAdmin("POST", "/v1/servers/%zz/drain", service).status, 400);
+  EXPECT_EQ(HandleAdmin("POST", "/healthz", service).status, 405);
+  EXPECT_EQ(HandleAdmin("DELETE", "/v1/servers/a", service).status, 405);
+
+  auto all = HandleAdmin("GET", "/v1/servers", service);
+  EXPECT_NE(all.body.find(R"("panic":false)"), std::string::npos) << all.body;
+  EXPECT_NE(all.body.find(R"("history":[)"), std::string::npos);
+  auto ready = HandleAdmin("GET", "/readyz", service);
+  EXPECT_NE(ready.body.find(R"("pending":1)"), std::string::npos) << ready.body;
+}
+
 }  // namespace
 }  // namespace vrouter::net
