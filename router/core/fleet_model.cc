@@ -263,7 +263,9 @@ ScoreInput FleetModel::InputFor(const Record& r, std::int64_t own, SteadyTime no
   in.reported_load = r.ReportedLoad();
   in.counter_load = r.CounterLoad(params_.scoring);
   in.own = own;
-  in.pending = r.pending;
+  // Pending placements are absorbed by the next report; an unmonitored server sends none, so
+  // they would pile up for ever. Its load is the router's own count (which includes them).
+  in.pending = r.monitored ? r.pending : 0;
   in.failure_share = r.FailureShare(own);
   in.forwarding = r.forwarding;
   in.weight = Weight(r, now, established);
@@ -304,7 +306,7 @@ Pick FleetModel::Choose(const PickRequest& request, const LoadMap& own, SteadyTi
   if (pick.detail.index < 0) return pick;
   Record& r = *servers_[static_cast<std::size_t>(pick.detail.index)];
   pick.server = r.info.id;
-  ++r.pending;
+  if (r.monitored) ++r.pending;
   if (now - r.interval_start >= params_.report_interval) {
     r.interval_start = now;
     r.new_in_interval = 0;

@@ -153,8 +153,8 @@ class Sim {
   std::map<std::string, Feed> feeds_;
 };
 
-bool HasChange(const std::vector<StateChange>& changes, const std::string& server,
-               ServerState from, ServerState to, const std::string& reason) {
+bool HasChange(const std::vector<StateChange>& changes, const std::string& server, ServerState from,
+               ServerState to, const std::string& reason) {
   return std::any_of(changes.begin(), changes.end(), [&](const StateChange& c) {
     return c.server == server && c.from == from && c.to == to && c.reason == reason;
   });
@@ -213,8 +213,8 @@ TEST(FleetModelTest, UnmonitoredDeclaredServerIsActiveWithoutReports) {
   sim.model.Declare({Server("u", 100, "eu-west", /*monitored=*/false)}, sim.now);
   EXPECT_EQ(sim.State("u"), ServerState::kActive);
   EXPECT_EQ(sim.Reason("u"), "declared_unmonitored");
-  EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "u", ServerState::kPending,
-                        ServerState::kActive, "declared_unmonitored"));
+  EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "u", ServerState::kPending, ServerState::kActive,
+                        "declared_unmonitored"));
   // Never stale, never gone: no reports are expected.
   for (int i = 0; i < 100; ++i) {
     sim.Advance(seconds(10));
@@ -369,8 +369,8 @@ TEST(FleetModelTest, GoneAfterGoneAfter) {
   direct.Advance(seconds(20));
   direct.model.TakeChanges();
   direct.Tick();
-  EXPECT_TRUE(HasChange(direct.model.TakeChanges(), "b", ServerState::kActive, ServerState::kGone,
-                        "gone"));
+  EXPECT_TRUE(
+      HasChange(direct.model.TakeChanges(), "b", ServerState::kActive, ServerState::kGone, "gone"));
 }
 
 TEST(FleetModelTest, BackToActiveWithSlowStartWhenReportsResume) {
@@ -390,7 +390,10 @@ TEST(FleetModelTest, BackToActiveWithSlowStartWhenReportsResume) {
   ServerView v = sim.View("b");
   EXPECT_DOUBLE_EQ(v.weight, 0.1);
   EXPECT_EQ(v.score.interval_cap, 10u);
-  EXPECT_DOUBLE_EQ(v.score.utilization, 0.9);
+  // Its utilization is at least (1 - weight) times the established servers' mean (a alone).
+  const double mean = sim.View("a").score.utilization;
+  EXPECT_DOUBLE_EQ(mean, 0.1);
+  EXPECT_DOUBLE_EQ(v.score.utilization, std::max(0.1, 0.9 * mean));
   EXPECT_DOUBLE_EQ(sim.View("a").weight, 1);
   // The report spanning the silence still gives rates (averaged over the gap).
   ASSERT_TRUE(v.rates.has_value());
@@ -493,7 +496,6 @@ TEST(FleetModelTest, ReorderedReportsAreCountedAndIgnored) {
   EXPECT_EQ(sim.now - at, seconds(2));
   EXPECT_EQ(v.pending, 1);  // a late report says nothing about placements since
 }
-
 
 // ---- Not forwarding: first bad report stops new users, the N-th ejects ----
 
@@ -621,8 +623,8 @@ TEST(FleetModelTest, EjectionExpiresWhenTheServerForwardsAgain) {
   sim.Tick();
   EXPECT_EQ(sim.State("a"), ServerState::kActive);
   EXPECT_EQ(sim.Reason("a"), "ejection_expired");
-  EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "a", ServerState::kEjected,
-                        ServerState::kActive, "ejection_expired"));
+  EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "a", ServerState::kEjected, ServerState::kActive,
+                        "ejection_expired"));
   const ServerView v = sim.View("a");
   EXPECT_FALSE(v.eject_reason.has_value());
   EXPECT_FALSE(v.ejected_for.has_value());
@@ -807,8 +809,8 @@ TEST(FleetModelTest, DrainedStaysDrainingWhateverReportsSay) {
   EXPECT_TRUE(sim.model.Drain("a", sim.now));
   EXPECT_EQ(sim.State("a"), ServerState::kDraining);
   EXPECT_EQ(sim.Reason("a"), "drained");
-  EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "a", ServerState::kActive,
-                        ServerState::kDraining, "drained"));
+  EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "a", ServerState::kActive, ServerState::kDraining,
+                        "drained"));
   EXPECT_FALSE(sim.CanKeep("a"));
   for (int i = 0; i < 50; ++i) ASSERT_NE(sim.Choose(), "a");
   sim.media["a"] = Media::kBad;
@@ -880,7 +882,7 @@ TEST(FleetModelTest, FailureReportsEjectAtMinReportersAndShare) {
   EXPECT_EQ(v.failure_reporters, 4u);
   EXPECT_DOUBLE_EQ(v.failure_share, 0.2);
   EXPECT_DOUBLE_EQ(v.score.effective_load, 60);  // 20 + 0.2 * 100 * 2: loses picks already
-  FailureReports(sim, "s0", 4, 5);  // 5 of 20: exactly 25%
+  FailureReports(sim, "s0", 4, 5);               // 5 of 20: exactly 25%
   sim.Tick();
   EXPECT_EQ(sim.State("s0"), ServerState::kEjected);
   EXPECT_EQ(sim.Reason("s0"), "failure_reports");
@@ -1022,8 +1024,8 @@ TEST(FleetModelTest, PanicWhenSuspectsExceedTheCapAndNoEjectionThen) {
   EXPECT_FALSE(sim.model.panic());
   const auto changes = sim.model.TakeChanges();
   EXPECT_TRUE(HasChange(changes, "", ServerState::kActive, ServerState::kActive, "panic_exited"));
-  EXPECT_TRUE(HasChange(changes, "a", ServerState::kActive, ServerState::kEjected,
-                        "not_forwarding"));
+  EXPECT_TRUE(
+      HasChange(changes, "a", ServerState::kActive, ServerState::kEjected, "not_forwarding"));
   EXPECT_EQ(sim.State("b"), ServerState::kActive);
   EXPECT_TRUE(sim.model.View(sim.own, sim.now).panic_detail.empty());
 }
@@ -1132,6 +1134,36 @@ TEST(FleetModelTest, UnmonitoredServerIsScoredOnTheRoutersOwnCount) {
   EXPECT_EQ(sim.Choose(), "u");
 }
 
+TEST(FleetModelTest, ServerDeclaredUnmonitoredLaterDropsItsPendingPlacements) {
+  Sim sim;
+  sim.model.Declare({Server("a")}, sim.now);
+  sim.Register("a");
+  sim.Report("a", Media::kGood);
+  sim.Choose();
+  sim.Choose();
+  EXPECT_EQ(sim.View("a").pending, 2);
+  // Its operator stops its reporting: no report will ever absorb those two.
+  sim.model.Disconnected("a");
+  sim.model.Declare({Server("a", 100, "eu-west", false)}, sim.now);
+  EXPECT_FALSE(sim.View("a").monitored);
+  EXPECT_EQ(sim.View("a").pending, 0);
+  EXPECT_DOUBLE_EQ(sim.View("a").score.effective_load, 0);  // own count only
+}
+
+TEST(FleetModelTest, SlowStartFloorUsesOnlyActiveEstablishedServers) {
+  Sim sim;
+  sim.Up({"a", "d"});
+  sim.Steps(30);
+  sim.model.Drain("d", sim.now);
+  sim.own["d"] = 100;  // fully loaded, but draining: not part of the mean
+  sim.Up({"b"});
+  sim.Report("a", Media::kGood, /*peers=*/40);
+  const ServerView b = sim.View("b");
+  const double a_util = sim.View("a").score.utilization;
+  EXPECT_DOUBLE_EQ(a_util, 0.4);
+  EXPECT_DOUBLE_EQ(b.score.utilization, (1 - b.weight) * a_util);
+}
+
 TEST(FleetModelTest, NewcomerGetsFewUsersWhileEstablishedServersTakeThem) {
   Sim sim;
   sim.Up({"a"});
@@ -1143,8 +1175,13 @@ TEST(FleetModelTest, NewcomerGetsFewUsersWhileEstablishedServersTakeThem) {
   ServerView b = sim.View("b");
   EXPECT_NEAR(b.weight, 0.16, 1e-9);  // two seconds into its window
   EXPECT_EQ(b.score.interval_cap, 16u);
-  EXPECT_NEAR(b.score.utilization, 0.84, 1e-9);
-  for (int i = 0; i < 20; ++i) ASSERT_EQ(sim.Choose(), "a") << i;  // a at 0.5..0.7 < b
+  EXPECT_DOUBLE_EQ(sim.View("a").score.utilization, 0.5);
+  // Its own load is 10 users (its counters), but it looks (1 - 0.16) * 0.5 utilized.
+  EXPECT_NEAR(b.score.utilization, 0.84 * 0.5, 1e-9);
+  // It wins the comparisons until its scaled headroom (16 users) is used: 10 + 6 pending.
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(sim.Choose(), "b") << i;
+  EXPECT_EQ(sim.View("b").score.ineligible, Ineligible::kFull);
+  for (int i = 0; i < 14; ++i) ASSERT_EQ(sim.Choose(), "a") << i;
   // After the window, b is no longer held back.
   sim.Advance(seconds(30));
   sim.Report("a", Media::kGood, 70);
@@ -1159,9 +1196,10 @@ TEST(FleetModelTest, RegionTiersAndGroups) {
   FleetParams p;
   p.scoring.region_group = {{"eu-west", "eu"}, {"eu-central", "eu"}, {"us-east", "us"}};
   Sim sim(p);
-  sim.model.Declare({Server("west", 100, "eu-west", false), Server("central", 100, "eu-central", false),
-                     Server("us", 100, "us-east", false)},
-                    sim.now);
+  sim.model.Declare(
+      {Server("west", 100, "eu-west", false), Server("central", 100, "eu-central", false),
+       Server("us", 100, "us-east", false)},
+      sim.now);
   auto pick = sim.model.Choose({"eu-west", nullptr}, sim.own, sim.now);
   EXPECT_EQ(pick.server, "west");
   EXPECT_EQ(pick.detail.tier, PickTier::kRegion);
@@ -1460,8 +1498,8 @@ TEST(FleetModelTest, ViewShowsSignalsAndEjection) {
   EXPECT_EQ(v.stats_accepted, 3u);
   EXPECT_EQ(v.stats_resets, 0u);
   EXPECT_FALSE(v.eject_reason.has_value());
-  const std::int64_t pending_total = v.pending + sim.View("b").pending + sim.View("c").pending +
-                                     sim.View("d").pending;
+  const std::int64_t pending_total =
+      v.pending + sim.View("b").pending + sim.View("c").pending + sim.View("d").pending;
   EXPECT_EQ(pending_total, 1);
   // Ejected: the reason and the time left.
   sim.media["a"] = Media::kBad;

@@ -246,25 +246,39 @@ TEST(ScoreServerTest, SlowStartScalesHeadroom) {
   EXPECT_EQ(ScoreServer(in, {}, false).ineligible, Ineligible::kFull);
 }
 
-TEST(ScoreServerTest, SlowStartUtilizationFloor) {
+TEST(ScoreServerTest, SlowStartUtilizationFloorIsAShareOfTheFleetMean) {
   const auto server = Server("a", 100);
   auto in = Active(server);
+  in.fleet_utilization = 0.6;
   in.weight = 0.1;
   Score s = ScoreServer(in, {}, false);
-  EXPECT_DOUBLE_EQ(s.utilization, 0.9);  // its zero load is not believed
+  EXPECT_DOUBLE_EQ(s.utilization, 0.54);  // (1 - 0.1) * 0.6: its zero load is not believed
   EXPECT_DOUBLE_EQ(s.effective_load, 0);
+  in.weight = 0.5;  // half way: half the fleet mean
+  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).utilization, 0.3);
   in.weight = 0.75;
-  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).utilization, 0.25);
+  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).utilization, 0.15);
   in.own = 40;  // load above the floor wins
   EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).utilization, 0.4);
   in.own = 0;
-  in.weight = 1;
+  in.weight = 1;  // full weight: no floor
   EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).utilization, 0);
+}
+
+TEST(ScoreServerTest, NoFleetMeanNoFloor) {
+  // A whole fleet in slow start (or scored alone) has no established mean to compare with.
+  const auto server = Server("a", 100);
+  auto in = Active(server);
+  in.weight = 0.1;
+  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).utilization, 0);
+  in.own = 5;
+  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).utilization, 0.05);
 }
 
 TEST(ScoreServerTest, WeightIsClamped) {
   const auto server = Server("a", 1000);
   auto in = Active(server);
+  in.fleet_utilization = 1;
   in.weight = 0;
   Score s = ScoreServer(in, {}, false);
   EXPECT_DOUBLE_EQ(s.utilization, 0.99);  // clamped to 0.01
@@ -518,7 +532,7 @@ TEST(PickServerTest, SpaceAffinityStopsAtTheUtilizationLimitThenSpillsOver) {
   for (int i = 0; i < 50; ++i) {
     r = f.Pick({"eu-west", &space}, Groups(), rng);
     EXPECT_FALSE(r.affinity);
-    EXPECT_NE(r.index, 2);  // the most utilized never wins two choices
+    EXPECT_NE(r.index, 1);  // the most utilized (0.85) never wins two choices
     EXPECT_NE(r.sampled_other, -1);
   }
 }
@@ -552,6 +566,34 @@ TEST(PickServerTest, SpaceAffinityIgnoresIneligibleEmptyAndOtherTierServers) {
     EXPECT_TRUE(r.index == 0 || r.index == 3) << r.index;
     EXPECT_EQ(r.candidates, 2);
   }
+}
+
+TEST(PickServerTest, NoSpaceAffinityForAServerInSlowStart) {
+  TestFleet f;
+  f.Add("new", "eu-west", 0.3);
+  f.Add("old", "eu-west", 0.5);
+  f.Add("other", "eu-west", 0.6);
+  f.Finish();
+  const absl::flat_hash_map<std::string, std::int64_t> space = {{"new", 9}, {"old", 2}};
+  std::mt19937_64 rng(1);
+  f.inputs[0].weight = 0.99;
+  auto r = f.Pick({"eu-west", &space}, Groups(), rng);
+  EXPECT_EQ(r.index, 1);  // the space's other server, though it holds fewer members
+  EXPECT_TRUE(r.affinity);
+  // No other holder: the two choices, in which the newcomer competes on utilization.
+  const absl::flat_hash_map<std::string, std::int64_t> only_new = {{"new", 9}};
+  int picked_new = 0;
+  for (int i = 0; i < 300; ++i) {
+    r = f.Pick({"eu-west", &only_new}, Groups(), rng);
+    EXPECT_FALSE(r.affinity);
+    picked_new += r.index == 0;
+  }
+  EXPECT_NEAR(picked_new / 300.0, 2.0 / 3, 0.1);  // it wins both pairs it is in
+  // At full weight it gets the space again.
+  f.inputs[0].weight = 1;
+  r = f.Pick({"eu-west", &space}, Groups(), rng);
+  EXPECT_EQ(r.index, 0);
+  EXPECT_TRUE(r.affinity);
 }
 
 TEST(PickServerTest, EmptyOrNullSpaceMapMeansNoAffinity) {

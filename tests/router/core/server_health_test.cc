@@ -24,8 +24,7 @@ proto::Stats Report(std::uint64_t seq, std::uint64_t packets_in, std::uint64_t p
   return s;
 }
 
-StatsRates Rates(double packets_in, double packets_out, double bytes_in = 0,
-                 double bytes_out = 0) {
+StatsRates Rates(double packets_in, double packets_out, double bytes_in = 0, double bytes_out = 0) {
   StatsRates r;
   r.seconds = 1;
   r.packets_in = packets_in;
