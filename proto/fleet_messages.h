@@ -30,8 +30,8 @@ inline constexpr std::size_t kMaxRegionBytes = 64;
 struct Register {
   std::string token;
   std::string id;
-  std::string url;     // public URL clients connect their media to (1..kMaxUrlBytes)
-  std::string region;  // e.g. "eu-west"
+  std::string url;             // public URL clients connect their media to (1..kMaxUrlBytes)
+  std::string region;          // e.g. "eu-west"
   std::uint32_t capacity = 0;  // users it is sized for, 1..kMaxCapacity
 };
 

@@ -26,8 +26,8 @@
 // Choice: hard filters (state, freshness, headroom, per-interval cap) -> the first non-empty tier
 // of region, region group, anywhere -> space affinity (the server already hosting most of the
 // user's space, while its utilization is under the affinity limit and it is not in slow start)
-// -> otherwise power of two choices on utilization. Never a global argmin: several replicas with slightly stale views all
-// herd onto the same argmin.
+// -> otherwise power of two choices on utilization. Never a global argmin: several replicas with
+// slightly stale views all herd onto the same argmin.
 #pragma once
 
 #include <chrono>

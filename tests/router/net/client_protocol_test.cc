@@ -5,6 +5,7 @@
 
 #include "proto/codec.h"
 #include "router/core/token.h"
+#include "tests/support/fake_session.h"
 #include "tests/support/service_harness.h"
 
 namespace vrouter::net {
@@ -14,21 +15,13 @@ using namespace std::chrono_literals;
 using proto::ErrorCode;
 constexpr std::int64_t kNow = vrouter::testing::ServiceHarness::kUnixNow;
 
-class FakeSession : public SessionTransport, public SessionHandle {
+class FakeSession : public vrouter::testing::FakeSession {
  public:
-  void Send(core::Frame f) override { sent.push_back(*f); }
-  void Close(std::uint16_t code, std::string_view) override { closed = code; }
-  void Push(core::Frame f) override { pushed.push_back(*f); }
-  void CloseAsync(std::uint16_t code, std::string, std::chrono::milliseconds) override {
-    closed_async = code;
-  }
   proto::ServerMessage Last() {
     EXPECT_FALSE(sent.empty());
     auto r = proto::DecodeServerMessage(sent.back());
     return std::get<proto::ServerMessage>(r);
   }
-  std::vector<std::string> sent, pushed;
-  std::optional<std::uint16_t> closed, closed_async;
 };
 
 struct Fixture : ::testing::Test, vrouter::testing::ServiceHarness {

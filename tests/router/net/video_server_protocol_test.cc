@@ -6,6 +6,7 @@
 
 #include "proto/fleet_codec.h"
 #include "router/core/token.h"
+#include "tests/support/fake_session.h"
 #include "tests/support/service_harness.h"
 
 namespace vrouter::net {
@@ -14,21 +15,13 @@ namespace {
 using proto::ErrorCode;
 constexpr std::int64_t kNow = vrouter::testing::ServiceHarness::kUnixNow;
 
-class FakeConnection : public SessionTransport, public SessionHandle {
+class FakeConnection : public vrouter::testing::FakeSession {
  public:
-  void Send(core::Frame f) override { sent.push_back(*f); }
-  void Close(std::uint16_t code, std::string_view) override { closed = code; }
-  void Push(core::Frame f) override { pushed.push_back(*f); }
-  void CloseAsync(std::uint16_t code, std::string, std::chrono::milliseconds) override {
-    closed_async = code;
-  }
   proto::RouterToVideoServerMessage Last() const {
     EXPECT_FALSE(sent.empty());
     return std::get<proto::RouterToVideoServerMessage>(
         proto::DecodeRouterToVideoServerMessage(sent.back()));
   }
-  std::vector<std::string> sent, pushed;
-  std::optional<std::uint16_t> closed, closed_async;
 };
 
 struct VideoServerProtocolTest : ::testing::Test, vrouter::testing::ServiceHarness {

@@ -1,0 +1,28 @@
+// A session without a socket: records what a protocol sends, pushes and closes, so protocol
+// logic (ClientProtocol, VideoServerProtocol) is tested without I/O.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "router/net/session_protocol.h"
+#include "router/net/session_registry.h"
+
+namespace vrouter::testing {
+
+class FakeSession : public net::SessionTransport, public net::SessionHandle {
+ public:
+  void Send(core::Frame f) override { sent.push_back(*f); }
+  void Close(std::uint16_t code, std::string_view) override { closed = code; }
+  void Push(core::Frame f) override { pushed.push_back(*f); }
+  void CloseAsync(std::uint16_t code, std::string, std::chrono::milliseconds) override {
+    closed_async = code;
+  }
+  std::vector<std::string> sent, pushed;
+  std::optional<std::uint16_t> closed, closed_async;
+};
+
+}  // namespace vrouter::testing
