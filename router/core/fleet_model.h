@@ -178,6 +178,7 @@ class FleetModel {
   std::uint64_t directory_version() const { return directory_version_; }
   std::vector<VideoServer> Directory() const;
   FleetView View(const LoadMap& own, SteadyTime now) const;
+  std::size_t size() const { return servers_.size(); }
 
  private:
   struct Record;
