@@ -349,10 +349,10 @@ void FleetModel::Tick(const LoadMap& own, SteadyTime now) {
       it = next;
     }
     if (r.ejected && now >= r.ejected_until) {
-      const bool fresh = r.last_report && now - *r.last_report < params_.report_interval * 2;
-      if (r.monitored && fresh && Swallowing(r.forwarding)) {
-        // Still swallowing media: the ejection is renewed, longer. Only evidence of forwarding
-        // (or nothing left to forward) ends an ejection; a heartbeat alone never does.
+      if (r.monitored && Swallowing(r.forwarding)) {
+        // The last evidence still says it swallows media (however old: silence since is no
+        // evidence of health): the ejection is renewed, longer. Only evidence of forwarding (or
+        // of nothing left to forward) ends an ejection; a heartbeat alone never does.
         ++r.multiplier;
         r.ejected_until = now + EjectionDuration(r.multiplier, ep);
         StateChange note{r.info.id, r.state, r.state, "ejection_renewed", now};
@@ -361,6 +361,9 @@ void FleetModel::Tick(const LoadMap& own, SteadyTime now) {
         changes_.push_back(std::move(note));
       } else {
         r.ejected = false;
+        // The evidence behind the ejection has been judged; only new reports count from here
+        // (otherwise a server silent at expiry would be re-ejected on its old reports at once).
+        r.bad_reports = 0;
         r.reporters.clear();  // reports were about the users it had; they have moved
         r.healthy_since = now;
         Refresh(r, now, "ejection_expired");
