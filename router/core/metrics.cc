@@ -119,6 +119,71 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
            .Add({}, prometheus::Histogram::BucketBoundaries{0.00005, 0.0001, 0.00025, 0.0005, 0.001,
                                                             0.0025, 0.005, 0.01, 0.025, 0.1, 1.0});
 
+  store_errors = &BuildCounter()
+                      .Name("vrouter_store_errors_total")
+                      .Help(
+                          "Client requests refused because the shared store was unreachable, "
+                          "overloaded or slow")
+                      .Register(r)
+                      .Add({});
+  auto& lookup_users_family = BuildCounter()
+                                  .Name("vrouter_lookup_users_total")
+                                  .Help("Users looked up, by where the answer came from")
+                                  .Register(r);
+  lookup_users[0] = &lookup_users_family.Add({{"source", "local"}});
+  lookup_users[1] = &lookup_users_family.Add({{"source", "store"}});
+  // 50 us .. 2.5 s: loopback Redis answers in ~100 us; the timeout defaults to 1 s.
+  redis_command_seconds =
+      &prometheus::BuildHistogram()
+           .Name("vrouter_redis_command_duration_seconds")
+           .Help("Redis round trip per command, from send to reply (failures included)")
+           .Register(r)
+           .Add({},
+                prometheus::Histogram::BucketBoundaries{0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                                        0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 2.5});
+  redis_command_errors = &BuildCounter()
+                              .Name("vrouter_redis_command_errors_total")
+                              .Help(
+                                  "Redis commands that failed (disconnected, timed out, queue "
+                                  "full, error reply)")
+                              .Register(r)
+                              .Add({});
+  redis_reconnects = &BuildCounter()
+                          .Name("vrouter_redis_reconnects_total")
+                          .Help("Attempts to reconnect to Redis after an outage")
+                          .Register(r)
+                          .Add({});
+  redis_up = &BuildGauge()
+                  .Name("vrouter_redis_up")
+                  .Help("1 when both Redis connections are up (0 with the in-memory store)")
+                  .Register(r)
+                  .Add({});
+  redis_pending = &BuildGauge()
+                       .Name("vrouter_redis_pending_commands")
+                       .Help("Redis commands sent and not yet answered")
+                       .Register(r)
+                       .Add({});
+  store_resyncs = &BuildCounter()
+                       .Name("vrouter_store_resyncs_total")
+                       .Help("Full resynchronizations of the local copy after a Redis outage")
+                       .Register(r)
+                       .Add({});
+  store_space_loads = &BuildCounter()
+                           .Name("vrouter_store_space_loads_total")
+                           .Help("Space snapshots loaded into the local copy")
+                           .Register(r)
+                           .Add({});
+  store_local_spaces = &BuildGauge()
+                            .Name("vrouter_store_local_spaces")
+                            .Help("Spaces this replica keeps a local copy of")
+                            .Register(r)
+                            .Add({});
+  store_gaps = &BuildCounter()
+                    .Name("vrouter_store_sequence_gaps_total")
+                    .Help("Space change streams that skipped a change (the space is reloaded)")
+                    .Register(r)
+                    .Add({});
+
   server_state = &BuildGauge()
                       .Name("vrouter_video_server_state")
                       .Help("1 for the state each video server is in, 0 for the others")

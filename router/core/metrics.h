@@ -58,6 +58,19 @@ class Metrics {
   // Latency of lookups, from decoded request to queued answer.
   prometheus::Histogram* lookup_seconds = nullptr;
 
+  // The shared store (Redis). Client-visible failures and the client's health.
+  prometheus::Counter* store_errors = nullptr;  // requests refused: store unreachable/overloaded
+  std::array<prometheus::Counter*, 2> lookup_users{};  // answered from: local copy, store read
+  prometheus::Histogram* redis_command_seconds = nullptr;
+  prometheus::Counter* redis_command_errors = nullptr;  // failed: disconnected, timeout, full
+  prometheus::Counter* redis_reconnects = nullptr;      // connection attempts after an outage
+  prometheus::Gauge* redis_up = nullptr;
+  prometheus::Gauge* redis_pending = nullptr;        // commands sent and not yet answered
+  prometheus::Counter* store_resyncs = nullptr;      // full resynchronizations after an outage
+  prometheus::Counter* store_space_loads = nullptr;  // space snapshots loaded
+  prometheus::Gauge* store_local_spaces = nullptr;   // spaces held in local memory
+  prometheus::Counter* store_gaps = nullptr;  // change streams that skipped a sequence number
+
   // Fleet. Per-server series are added and removed by the fleet controller as servers come and
   // go, so their number is bounded by the fleet size.
   prometheus::Family<prometheus::Gauge>* server_state = nullptr;           // {server,state}: 0|1

@@ -24,18 +24,24 @@ AdminResponse NotFound(std::string_view what) {
 void RefreshGauges(Service& s) {
   s.metrics.assignments->Set(static_cast<double>(s.store.size()));
   s.metrics.video_servers->Set(static_cast<double>(s.fleet.Snapshot()->servers().size()));
-  s.metrics.ready->Set(s.draining.load() ? 0 : 1);
+  s.metrics.ready->Set(s.draining.load() || !s.store.Problem().empty() ? 0 : 1);
 }
 
 AdminResponse Readiness(Service& s) {
   const bool draining = s.draining.load();
+  // A replica that cannot write to the shared store refuses joins: it is not ready, and says why
+  // (it still answers lookups of what it holds, so clients already on it are better off staying).
+  const std::string store_problem = s.store.Problem();
+  const bool ready = !draining && store_problem.empty();
   const auto fleet = s.fleet.Snapshot();
-  json::object body{{"ready", !draining},
-                    {"replica", s.replica_id},
-                    {"draining", draining},
-                    {"video_servers", fleet->servers().size()},
-                    {"auth_configured", !s.auth_secret.empty()},
-                    {"connections", s.open_connections.load()}};
+  json::object body{
+      {"ready", ready},
+      {"replica", s.replica_id},
+      {"draining", draining},
+      {"store", store_problem.empty() ? json::value("ok") : json::value(store_problem)},
+      {"video_servers", fleet->servers().size()},
+      {"auth_configured", !s.auth_secret.empty()},
+      {"connections", s.open_connections.load()}};
   const core::FleetView view = s.fleet_control.View();
   json::object states;
   for (int i = 0; i < core::kServerStateCount; ++i) {
@@ -52,8 +58,9 @@ AdminResponse Readiness(Service& s) {
   if (view.panic) warnings.emplace_back("fleet panic: " + view.panic_detail);
   if (s.auth_secret.empty())
     warnings.emplace_back("no auth secret: hello fails with auth_not_configured");
+  if (!store_problem.empty()) warnings.emplace_back("store: " + store_problem);
   body["warnings"] = std::move(warnings);
-  return Json(draining ? 503 : 200, body);
+  return Json(ready ? 200 : 503, body);
 }
 
 json::value Ms(std::optional<std::chrono::milliseconds> d) {
@@ -145,7 +152,7 @@ AdminResponse ServerOf(Service& s, std::string_view id) {
 }
 
 AdminResponse AssignmentOf(Service& s, std::string_view user) {
-  auto a = s.store.Get(user);
+  auto a = s.store.GetLocal(user);
   if (!a) return NotFound("no assignment for this user");
   const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(s.steady_now() - a->since);
   return Json(200, json::object{{"user", a->user},

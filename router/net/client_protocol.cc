@@ -20,6 +20,8 @@ constexpr int kMaxPlacementAttempts = 4;
 // epochs are shared by all users: honouring 2^53-1 would push every later epoch past what
 // JavaScript clients (and our own decoder) accept. Above 2^52 a client gets no such favour.
 constexpr std::uint64_t kMaxHonouredResumeEpoch = proto::kMaxSafeInteger >> 1;
+// Frames queued while a request waits for the store. Normal clients have a handful in flight.
+constexpr std::size_t kMaxBacklog = 64;
 }  // namespace
 
 proto::ServerRef ServerRefFor(const core::FleetSnapshot& fleet, const std::string& server_id) {
@@ -31,7 +33,51 @@ ClientProtocol::ClientProtocol(Service& service, SessionTransport& transport,
                                std::weak_ptr<SessionHandle> self, std::uint64_t session_id)
     : service_(service), transport_(transport), self_(std::move(self)), session_id_(session_id) {}
 
+template <typename R>
+std::function<void(R)> ClientProtocol::OnSessionThread(std::function<void(R)> fn) {
+  // The session handle owns this protocol: holding it keeps `this` alive until `fn` has run.
+  return [this, keep = self_.lock(), fn = std::move(fn)](R result) mutable {
+    transport_.Dispatch([keep, fn = std::move(fn), result = std::move(result)]() mutable {
+      fn(std::move(result));
+    });
+  };
+}
+
 void ClientProtocol::OnText(std::string_view text) {
+  if (waiting_ || !backlog_.empty()) {
+    if (backlog_.size() >= kMaxBacklog) {
+      // The client pipelines faster than the store answers: refuse, don't buffer without bound.
+      proto::ClientDecodeResult decoded = proto::DecodeClientMessage(text);
+      proto::RequestId id;
+      if (auto* m = std::get_if<proto::ClientMessage>(&decoded)) {
+        std::visit([&](const auto& msg) { id = msg.id; }, *m);
+      }
+      SendError(id, ErrorCode::kUnavailable,
+                "more than " + std::to_string(kMaxBacklog) +
+                    " requests are waiting on this connection; wait for answers");
+      return;
+    }
+    backlog_.emplace_back(text);
+    return;
+  }
+  Handle(text);
+}
+
+void ClientProtocol::Done() {
+  waiting_ = false;
+  while (!waiting_ && !closed_ && !backlog_.empty()) {
+    std::string next = std::move(backlog_.front());
+    backlog_.pop_front();
+    Handle(next);
+  }
+}
+
+void ClientProtocol::StoreFailed(const proto::RequestId& id, store::StoreError error) {
+  service_.metrics.store_errors->Increment();
+  SendError(id, ErrorCode::kUnavailable, std::string(store::StoreErrorMessage(error)));
+}
+
+void ClientProtocol::Handle(std::string_view text) {
   proto::ClientDecodeResult decoded = proto::DecodeClientMessage(text);
   if (auto* err = std::get_if<proto::DecodeError>(&decoded)) {
     SendError(err->id, err->code, std::move(err->message));
@@ -82,88 +128,131 @@ void ClientProtocol::OnHello(const proto::Hello& m) {
     service_.metrics.sessions_replaced->Increment();
     previous->CloseAsync(proto::close_code::kSessionReplaced, "session_replaced");
   }
+  // With a shared store, this replica now keeps the space locally: lookups in it are memory reads.
+  service_.store.EnterSpace(space_);
   Send(proto::Welcome{m.id, service_.replica_id, std::to_string(session_id_), user_, space_,
                       service_.WireLimits()});
 }
 
-std::variant<core::Assignment, ErrorCode> ClientProtocol::Place(const std::string* resume_server,
-                                                                std::uint64_t resume_epoch) {
-  auto& store = service_.store;
+void ClientProtocol::Place(Placement p) {
+  if (p.attempt >= kMaxPlacementAttempts) {
+    SendError(p.id, ErrorCode::kUnavailable,
+              "assignment kept changing under concurrent writes; retry");
+    return Done();
+  }
+  service_.store.Attach(
+      user_, session_id_,
+      OnSessionThread<store::StoreResult<std::optional<core::Assignment>>>(
+          [this, p = std::move(p)](store::StoreResult<std::optional<core::Assignment>> r) mutable {
+            if (auto* error = std::get_if<store::StoreError>(&r)) {
+              StoreFailed(p.id, *error);
+              return Done();
+            }
+            PlaceFrom(std::move(p), std::move(std::get<0>(r)));
+          }));
+}
+
+void ClientProtocol::PlaceFrom(Placement p, std::optional<core::Assignment> existing) {
+  if (closed_) {
+    // The connection went while the store answered: leave the assignment waiting for a resume.
+    if (existing) service_.store.Detach(user_, session_id_, service_.steady_now());
+    return Done();
+  }
   auto& fleet = service_.fleet_control;
-  for (int attempt = 0; attempt < kMaxPlacementAttempts; ++attempt) {
-    std::optional<core::Assignment> existing = store.Attach(user_, session_id_);
-    // Keep the user where its media already is unless that server is drained, ejected, gone or
-    // swallowing media; otherwise place it anew (its watchers hear `moved`).
-    if (existing && fleet.CanKeep(existing->server)) {
-      if (existing->space == space_) return *existing;
-      // Same server, new space: rewrite the space (space affinity and, with replication, the
-      // per-space index read it). Watchers get no push: the user's video server is unchanged.
-      core::Assignment desired = *existing;
-      desired.space = space_;
-      desired.session = session_id_;
-      desired.replica = service_.replica_id;
-      desired.since = service_.steady_now();
-      auto put = store.Put(std::move(desired), existing->epoch, 0);
-      if (put.written) return put.current;
-      continue;
-    }
-    std::string target;
-    if (!existing && resume_server != nullptr && fleet.CanKeep(*resume_server)) {
-      target = *resume_server;  // keep the client's media where it is
-    } else {
-      target = fleet.Choose(space_, region_);
-      if (target.empty()) return ErrorCode::kNoVideoServer;
-    }
-    core::Assignment desired{
-        user_, space_, target, 0, service_.replica_id, session_id_, service_.steady_now()};
-    auto put = store.Put(std::move(desired), existing ? existing->epoch : 0,
-                         std::min(resume_epoch, kMaxHonouredResumeEpoch));
-    if (put.written) {
-      service_.metrics.assignments_written->Increment();
-      return put.current;
+  // Keep the user where its media already is unless that server is drained, ejected, gone or
+  // swallowing media; otherwise place it anew (its watchers hear `moved`).
+  if (existing && fleet.CanKeep(existing->server)) {
+    if (existing->space == space_) return Placed(p, *existing);
+    // Same server, new space: rewrite the space (space affinity and the per-space copies read
+    // it). Watchers get no push: the user's video server is unchanged.
+    core::Assignment desired = *existing;
+    desired.space = space_;
+    desired.session = session_id_;
+    desired.replica = service_.replica_id;
+    desired.since = service_.steady_now();
+    const std::uint64_t expected = existing->epoch;
+    return Write(std::move(p), std::move(desired), expected, 0);
+  }
+  std::string target;
+  if (!existing && !p.resume_server.empty() && fleet.CanKeep(p.resume_server)) {
+    target = p.resume_server;  // keep the client's media where it is
+  } else {
+    target = fleet.Choose(space_, region_);
+    if (target.empty()) {
+      SendError(p.id, ErrorCode::kNoVideoServer, "no video server has room right now");
+      return Done();
     }
   }
-  return ErrorCode::kUnavailable;
+  core::Assignment desired{
+      user_, space_, target, 0, service_.replica_id, session_id_, service_.steady_now()};
+  const std::uint64_t min_epoch = std::min(p.resume_epoch, kMaxHonouredResumeEpoch);
+  const std::uint64_t expected = existing ? existing->epoch : 0;
+  Write(std::move(p), std::move(desired), expected, min_epoch);
 }
 
-void ClientProtocol::AnswerPlacement(const proto::RequestId& id, const std::string* resume_server,
-                                     std::uint64_t resume_epoch) {
-  if (service_.draining.load(std::memory_order_relaxed)) {
-    SendError(id, ErrorCode::kShuttingDown, "this replica is shutting down; reconnect elsewhere");
-    return;
-  }
-  auto placed = Place(resume_server, resume_epoch);
-  if (auto* code = std::get_if<ErrorCode>(&placed)) {
-    SendError(id, *code,
-              *code == ErrorCode::kNoVideoServer
-                  ? "no video server has room right now"
-                  : "assignment kept changing under concurrent writes; retry");
-    return;
-  }
-  const auto& a = std::get<core::Assignment>(placed);
+void ClientProtocol::Write(Placement p, core::Assignment desired, std::uint64_t expected_epoch,
+                           std::uint64_t min_epoch) {
+  service_.store.Put(
+      std::move(desired), expected_epoch, min_epoch,
+      OnSessionThread<store::StoreResult<core::PutResult>>(
+          [this, p = std::move(p)](store::StoreResult<core::PutResult> r) mutable {
+            if (auto* error = std::get_if<store::StoreError>(&r)) {
+              StoreFailed(p.id, *error);
+              return Done();
+            }
+            auto& put = std::get<core::PutResult>(r);
+            if (!put.written) {  // somebody else wrote this user meanwhile: read again
+              ++p.attempt;
+              return Place(std::move(p));
+            }
+            service_.metrics.assignments_written->Increment();
+            if (closed_) {
+              service_.store.Detach(user_, session_id_, service_.steady_now());
+              return Done();
+            }
+            Placed(p, put.current);
+          }));
+}
+
+void ClientProtocol::Placed(const Placement& p, const core::Assignment& a) {
   joined_ = true;
-  const bool resumed = resume_server != nullptr && a.server == *resume_server;
-  Send(proto::Assigned{id, ServerRefFor(*service_.fleet.Snapshot(), a.server), a.epoch, resumed});
+  const bool resumed = !p.resume_server.empty() && a.server == p.resume_server;
+  Send(proto::Assigned{p.id, ServerRefFor(*service_.fleet.Snapshot(), a.server), a.epoch, resumed});
+  Done();
 }
 
-void ClientProtocol::OnJoin(const proto::Join& m) { AnswerPlacement(m.id, nullptr, 0); }
+void ClientProtocol::OnJoin(const proto::Join& m) {
+  if (service_.draining.load(std::memory_order_relaxed)) {
+    SendError(m.id, ErrorCode::kShuttingDown, "this replica is shutting down; reconnect elsewhere");
+    return;
+  }
+  Wait();
+  Place(Placement{m.id, "", 0, 0});
+}
 
-void ClientProtocol::OnResume(const proto::Resume& m) { AnswerPlacement(m.id, &m.server, m.epoch); }
+void ClientProtocol::OnResume(const proto::Resume& m) {
+  if (service_.draining.load(std::memory_order_relaxed)) {
+    SendError(m.id, ErrorCode::kShuttingDown, "this replica is shutting down; reconnect elsewhere");
+    return;
+  }
+  Wait();
+  Place(Placement{m.id, m.server, m.epoch, 0});
+}
 
-void ClientProtocol::Locate(std::span<const std::string> users,
-                            std::vector<proto::UserLocation>& out) const {
-  std::vector<std::optional<core::Assignment>> found;
-  service_.store.Lookup(users, found);
+std::vector<proto::UserLocation> ClientProtocol::Locate(std::span<const std::string> users,
+                                                        const store::Assignments& found) const {
   const auto fleet = service_.fleet.Snapshot();
+  std::vector<proto::UserLocation> out;
   out.reserve(users.size());
   for (std::size_t i = 0; i < users.size(); ++i) {
     proto::UserLocation loc{users[i], std::nullopt, 0};
-    if (found[i]) {
+    if (i < found.size() && found[i]) {
       loc.server = ServerRefFor(*fleet, found[i]->server);
       loc.epoch = found[i]->epoch;
     }
     out.push_back(std::move(loc));
   }
+  return out;
 }
 
 void ClientProtocol::OnLookup(const proto::Lookup& m) {
@@ -174,11 +263,21 @@ void ClientProtocol::OnLookup(const proto::Lookup& m) {
                   std::to_string(service_.limits.max_batch));
     return;
   }
-  proto::LookupResult result{m.id, {}};
-  Locate(m.users, result.results);
-  Send(result);
-  service_.metrics.lookup_seconds->Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  Wait();
+  service_.store.Lookup(
+      m.users,
+      OnSessionThread<store::StoreResult<store::Assignments>>(
+          [this, id = m.id, users = m.users,
+           start](store::StoreResult<store::Assignments> r) mutable {
+            if (auto* error = std::get_if<store::StoreError>(&r)) {
+              StoreFailed(id, *error);
+              return Done();
+            }
+            Send(proto::LookupResult{id, Locate(users, std::get<0>(r))});
+            service_.metrics.lookup_seconds->Observe(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+            Done();
+          }));
 }
 
 void ClientProtocol::OnWatch(const proto::Watch& m) {
@@ -197,15 +296,28 @@ void ClientProtocol::OnWatch(const proto::Watch& m) {
     return;
   }
   // Register before reading the current state: a change in between is pushed, never lost.
+  std::vector<std::string> fresh;
   for (const auto& u : m.users) {
     if (watching_.insert(u).second) {
       service_.hub.Watch(u, session_id_, self_);
       service_.metrics.watches->Increment();
+      fresh.push_back(u);
     }
   }
-  proto::WatchResult result{m.id, {}};
-  Locate(m.users, result.results);
-  Send(result);
+  Wait();
+  auto answer = OnSessionThread<store::StoreResult<store::Assignments>>(
+      [this, id = m.id, users = m.users](store::StoreResult<store::Assignments> r) {
+        if (auto* error = std::get_if<store::StoreError>(&r)) {
+          StoreFailed(id, *error);  // the watches stay: pushes still arrive
+          return Done();
+        }
+        Send(proto::WatchResult{id, Locate(users, std::get<0>(r))});
+        Done();
+      });
+  service_.store.WatchUsers(
+      fresh, [this, keep = self_.lock(), users = m.users, answer = std::move(answer)]() mutable {
+        service_.store.Lookup(std::move(users), std::move(answer));
+      });
 }
 
 void ClientProtocol::OnUnwatch(const proto::Unwatch& m) {
@@ -213,12 +325,15 @@ void ClientProtocol::OnUnwatch(const proto::Unwatch& m) {
     SendError(m.id, ErrorCode::kBatchTooLarge, "unwatch batch above the limit");
     return;
   }
+  std::vector<std::string> dropped;
   for (const auto& u : m.users) {
     if (watching_.erase(u) > 0) {
       service_.hub.Unwatch(u, session_id_);
       service_.metrics.watches->Decrement();
+      dropped.push_back(u);
     }
   }
+  service_.store.UnwatchUsers(dropped);
   Send(proto::Ack{m.id});
 }
 
@@ -229,7 +344,7 @@ void ClientProtocol::OnReport(const proto::Report& m) {
   }
   // A client speaks only for the server its own media goes through: otherwise anyone could talk
   // a healthy server into ejection.
-  const auto mine = joined_ ? service_.store.Get(user_) : std::nullopt;
+  const auto mine = joined_ ? service_.store.GetLocal(user_) : std::nullopt;
   if (!mine || mine->server != m.server) {
     SendError(m.id, ErrorCode::kForbidden,
               "a client reports only the video server it is assigned to");
@@ -249,19 +364,33 @@ void ClientProtocol::OnLeave(const proto::Leave& m) {
     SendError(m.id, ErrorCode::kNotJoined, "'leave' needs a prior 'join' or 'resume'");
     return;
   }
-  service_.store.Remove(user_, session_id_);
-  joined_ = false;
-  Send(proto::Ack{m.id});
+  Wait();
+  service_.store.Remove(
+      user_, session_id_,
+      OnSessionThread<store::StoreResult<bool>>([this, id = m.id](store::StoreResult<bool> r) {
+        if (auto* error = std::get_if<store::StoreError>(&r)) {
+          StoreFailed(id, *error);
+          return Done();
+        }
+        joined_ = false;
+        Send(proto::Ack{id});
+        Done();
+      }));
 }
 
 void ClientProtocol::OnClosed() {
-  for (const auto& u : watching_) {
+  closed_ = true;
+  backlog_.clear();
+  std::vector<std::string> watched(watching_.begin(), watching_.end());
+  for (const auto& u : watched) {
     service_.hub.Unwatch(u, session_id_);
     service_.metrics.watches->Decrement();
   }
   watching_.clear();
+  service_.store.UnwatchUsers(watched);
   if (!authenticated()) return;
   if (joined_) service_.store.Detach(user_, session_id_, service_.steady_now());
+  service_.store.LeaveSpace(space_);
   service_.sessions.Release(user_, session_id_);
 }
 

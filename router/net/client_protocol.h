@@ -2,9 +2,14 @@
 // resume, lookups, watches, reports, leave. One instance per session, used only on the session's
 // thread. The transport (ws or wss) feeds it text frames and gives it a way to send and to close;
 // tests drive it directly with a fake transport.
+//
+// Requests that wait for the store (join, resume, lookup, watch, leave) complete asynchronously.
+// Requests are answered in the order they arrive: while one waits, later frames queue (bounded),
+// so a client that sends `join` then `lookup` of itself sees its own assignment.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,12 +48,32 @@ class ClientProtocol final : public SessionProtocol {
   void OnReport(const proto::Report& m);
   void OnLeave(const proto::Leave& m);
 
-  // Finds or makes this user's assignment. `resume_server`/`resume_epoch` come from `resume`.
-  std::variant<core::Assignment, proto::ErrorCode> Place(const std::string* resume_server,
-                                                         std::uint64_t resume_epoch);
-  void AnswerPlacement(const proto::RequestId& id, const std::string* resume_server,
-                       std::uint64_t resume_epoch);
-  void Locate(std::span<const std::string> users, std::vector<proto::UserLocation>& out) const;
+  void Handle(std::string_view text);
+
+  // Finds or makes this user's assignment and answers `assigned` (or an error).
+  // `resume_server` is empty for `join`.
+  struct Placement {
+    proto::RequestId id;
+    std::string resume_server;
+    std::uint64_t resume_epoch = 0;
+    int attempt = 0;
+  };
+  void Place(Placement p);
+  void PlaceFrom(Placement p, std::optional<core::Assignment> existing);
+  void Write(Placement p, core::Assignment desired, std::uint64_t expected_epoch,
+             std::uint64_t min_epoch);
+  void Placed(const Placement& p, const core::Assignment& a);
+
+  std::vector<proto::UserLocation> Locate(std::span<const std::string> users,
+                                          const store::Assignments& found) const;
+
+  // A request waits for the store: later frames queue until Done().
+  void Wait() { waiting_ = true; }
+  void Done();
+  // Wraps a store completion so it runs on this session's thread, keeping the session alive.
+  template <typename R>
+  std::function<void(R)> OnSessionThread(std::function<void(R)> fn);
+  void StoreFailed(const proto::RequestId& id, store::StoreError error);
 
   void Send(const proto::ServerMessage& message);
   void SendError(const proto::RequestId& id, proto::ErrorCode code, std::string message);
@@ -62,6 +87,9 @@ class ClientProtocol final : public SessionProtocol {
   std::string space_;
   std::string region_;  // from the token, when it names one
   bool joined_ = false;
+  bool closed_ = false;
+  bool waiting_ = false;             // a request is waiting for the store
+  std::deque<std::string> backlog_;  // frames that arrived meanwhile
   absl::flat_hash_set<std::string> watching_;
 };
 

@@ -1,5 +1,7 @@
 #include "router/net/fleet_controller.h"
 
+#include <atomic>
+
 #include "proto/codec.h"
 #include "proto/fleet_codec.h"
 #include "router/core/absl_compat.h"
@@ -231,39 +233,53 @@ void FleetController::Publish(std::vector<core::StateChange> changes,
 
 void FleetController::Migrate(const core::Evacuation& evacuation) {
   const auto users = store_.AssignedTo(evacuation.server, evacuation.batch);
+  if (users.empty()) return;
   const auto from = directory_.Snapshot()->Find(evacuation.server);
   const std::string region = from != nullptr ? from->region : std::string();
-  std::size_t moved = 0, failed = 0;
+  // Counts the batch's outcomes as the writes complete (inline, or on the store's thread) and
+  // logs once when the last one has.
+  struct Batch {
+    std::string server, cause;
+    std::atomic<std::size_t> left{0}, moved{0}, failed{0};
+  };
+  auto batch = std::make_shared<Batch>();
+  batch->server = evacuation.server;
+  batch->cause = evacuation.cause;
+  batch->left = users.size();
+  auto finish_one = [this, batch](bool moved) {
+    (moved ? batch->moved : batch->failed).fetch_add(1);
+    if (batch->left.fetch_sub(1) != 1) return;
+    metrics_.migrations[CauseIndex(batch->cause)]->Increment(static_cast<double>(batch->moved));
+    if (batch->failed > 0)
+      metrics_.migrations_failed->Increment(static_cast<double>(batch->failed));
+    log::Info("migration_batch", {{"server", batch->server},
+                                  {"cause", batch->cause},
+                                  {"moved", batch->moved.load()},
+                                  {"not_moved", batch->failed.load()}});
+  };
   for (const core::Assignment& a : users) {
     const std::string target = Choose(a.space, region);
     if (target.empty() || target == a.server) {
-      ++failed;
+      finish_one(false);
       continue;
     }
     core::Assignment desired = a;
     desired.server = target;
     desired.since = now_();
     // Compare-and-set on the epoch read: if the user rejoined or left meanwhile, theirs wins.
-    auto put = store_.Put(std::move(desired), a.epoch, 0);
-    if (!put.written) {
-      ++failed;
-      continue;
-    }
-    ++moved;
-    if (auto session = sessions_.Find(a.user)) {
-      const proto::ServerMessage push = proto::Migrate{ServerRefFor(*directory_.Snapshot(), target),
-                                                       put.current.epoch, evacuation.cause};
-      metrics_.messages_sent[push.index()]->Increment();
-      session->Push(std::make_shared<const std::string>(proto::Encode(push)));
-    }
-  }
-  metrics_.migrations[CauseIndex(evacuation.cause)]->Increment(static_cast<double>(moved));
-  if (failed > 0) metrics_.migrations_failed->Increment(static_cast<double>(failed));
-  if (moved + failed > 0) {
-    log::Info("migration_batch", {{"server", evacuation.server},
-                                  {"cause", evacuation.cause},
-                                  {"moved", moved},
-                                  {"not_moved", failed}});
+    store_.Put(std::move(desired), a.epoch, 0,
+               [this, user = a.user, target, cause = evacuation.cause,
+                finish_one](store::StoreResult<core::PutResult> r) {
+                 auto* put = std::get_if<core::PutResult>(&r);
+                 if (put == nullptr || !put->written) return finish_one(false);
+                 if (auto session = sessions_.Find(user)) {
+                   const proto::ServerMessage push = proto::Migrate{
+                       ServerRefFor(*directory_.Snapshot(), target), put->current.epoch, cause};
+                   metrics_.messages_sent[push.index()]->Increment();
+                   session->Push(std::make_shared<const std::string>(proto::Encode(push)));
+                 }
+                 finish_one(true);
+               });
   }
 }
 

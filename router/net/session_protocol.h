@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string_view>
 
 #include "router/core/watch_hub.h"
@@ -16,6 +17,9 @@ class SessionTransport {
   virtual void Send(core::Frame frame) = 0;
   // Closes after frames already sent are flushed.
   virtual void Close(std::uint16_t code, std::string_view reason) = 0;
+  // Runs `fn` on the session's thread: inline when called there, posted otherwise. Store
+  // completions come back through it (the caller keeps the session alive until `fn` has run).
+  virtual void Dispatch(std::function<void()> fn) = 0;
 };
 
 class SessionProtocol {

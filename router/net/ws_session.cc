@@ -124,6 +124,11 @@ class WsSession final : public SessionHandle,
     if (!writing_) Write();
   }
 
+  void Dispatch(std::function<void()> fn) override {
+    asio::dispatch(ws_.get_executor(),
+                   [self = this->shared_from_this(), fn = std::move(fn)] { fn(); });
+  }
+
   void Close(std::uint16_t code, std::string_view reason) override {
     if (closing_ || finished_ || pending_close_) return;
     pending_close_.emplace(code, std::string(reason));

@@ -2,6 +2,24 @@
 
 namespace vrouter::store {
 
+std::string_view StoreErrorMessage(StoreError error) {
+  switch (error) {
+    case StoreError::kUnavailable:
+      return "the shared store is unreachable; retry";
+    case StoreError::kOverloaded:
+      return "too many writes are waiting for the shared store; retry";
+    case StoreError::kTimeout:
+      return "the shared store did not answer in time; retry";
+  }
+  return "store error";
+}
+
+void MemoryStore::Lookup(std::vector<std::string> users, LookupDone done) const {
+  Assignments out;
+  table_.Lookup(users, out);
+  done(std::move(out));
+}
+
 core::PutResult MemoryStore::Put(core::Assignment desired, std::uint64_t expected_epoch,
                                  std::uint64_t min_epoch) {
   core::PutResult result = table_.Put(std::move(desired), expected_epoch, min_epoch);

@@ -1,4 +1,5 @@
-// The embedded, single-replica store: the assignment table in this process's memory.
+// The embedded, single-replica store: the assignment table in this process's memory. Every
+// callback runs inline, before the call returns; interest calls are no-ops (everything is local).
 #pragma once
 
 #include <chrono>
@@ -16,23 +17,29 @@ class MemoryStore final : public AssignmentStore {
 
   void SetChangeListener(ChangeListener listener) override { listener_ = std::move(listener); }
 
-  std::optional<core::Assignment> Get(std::string_view user) const override {
+  std::optional<core::Assignment> GetLocal(std::string_view user) const override {
     return table_.Get(user);
   }
-  void Lookup(std::span<const std::string> users,
-              std::vector<std::optional<core::Assignment>>& out) const override {
-    table_.Lookup(users, out);
+  void Lookup(std::vector<std::string> users, LookupDone done) const override;
+  void Put(core::Assignment desired, std::uint64_t expected_epoch, std::uint64_t min_epoch,
+           PutDone done) override {
+    done(Put(std::move(desired), expected_epoch, min_epoch));
   }
-  core::PutResult Put(core::Assignment desired, std::uint64_t expected_epoch,
-                      std::uint64_t min_epoch) override;
-  std::optional<core::Assignment> Attach(std::string_view user, std::uint64_t session) override {
-    return table_.Attach(user, session);
+  void Attach(std::string_view user, std::uint64_t session, AttachDone done) override {
+    done(table_.Attach(user, session));
   }
-  bool Detach(std::string_view user, std::uint64_t session, core::SteadyTime now) override {
-    return table_.Detach(user, session, now);
+  void Detach(std::string_view user, std::uint64_t session, core::SteadyTime now) override {
+    table_.Detach(user, session, now);
   }
-  bool Remove(std::string_view user, std::uint64_t session) override;
+  void Remove(std::string_view user, std::uint64_t session, RemoveDone done) override {
+    done(Remove(user, session));
+  }
   std::size_t ExpireDetached(core::SteadyTime now) override;
+
+  void EnterSpace(std::string_view) override {}
+  void LeaveSpace(std::string_view) override {}
+  void WatchUsers(std::span<const std::string>, ReadyDone ready) override { ready(); }
+  void UnwatchUsers(std::span<const std::string>) override {}
 
   absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const override {
     return table_.LoadByServer();
@@ -45,6 +52,12 @@ class MemoryStore final : public AssignmentStore {
     return table_.AssignedTo(server, limit);
   }
   std::size_t size() const override { return table_.size(); }
+
+  // Synchronous forms, for tests and tools that hold a MemoryStore.
+  std::optional<core::Assignment> Get(std::string_view user) const { return table_.Get(user); }
+  core::PutResult Put(core::Assignment desired, std::uint64_t expected_epoch,
+                      std::uint64_t min_epoch);
+  bool Remove(std::string_view user, std::uint64_t session);
 
  private:
   void Notify(const core::AssignmentChange& change) const {

@@ -1,16 +1,19 @@
-// The replicated state of the router behind one interface: assignments and change notification.
-// Implementations: MemoryStore (embedded default, one replica) and, with the replication issue,
-// a Redis store shared by several replicas.
+// The replicated state of the router behind one interface: assignments, change notification and
+// the interest that decides what a replica keeps locally. Implementations: MemoryStore (embedded
+// default, one replica) and RedisStore (several replicas sharing one Redis).
 //
-// Contract: every write is a compare-and-set on the user's epoch, so callers handle races once
-// (two sessions of one user, two replicas) and any implementation can enforce it atomically.
-// Every method is thread-safe. The change listener is called after each successful write, on
-// the writing thread, outside any lock the store holds.
-//
-// The calls are synchronous because the in-memory store answers from memory. The Redis store will
-// answer reads from its local copy but must not block a thread on a write: when it lands, the
-// write methods gain a completion callback (the callers in router/net are written so that the
-// answer is sent only after the write returns, which is the order a callback preserves).
+// Contract:
+// - Every write is a compare-and-set on the user's epoch, so callers handle races once (two
+//   sessions of one user, two replicas) and every implementation enforces it atomically.
+// - Every method is thread-safe and never blocks on I/O. Writes and remote reads complete through
+//   a callback, exactly once: inline (MemoryStore, or a read answered from local memory) or later
+//   on the store's own thread (RedisStore). A caller that must continue on its own thread posts.
+// - A write that cannot be done safely (store unreachable, overloaded) completes with a
+//   StoreError and changes nothing that the caller can observe; the caller answers a retryable
+//   error. Lookups of what the replica holds locally keep working when the store is unreachable.
+// - The change listener is called once per change of a user that any session of this replica
+//   may care about (a watched user), after the change is durable, outside any store lock, on the
+//   store's thread (MemoryStore: on the writing thread).
 #pragma once
 
 #include <functional>
@@ -18,6 +21,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -26,7 +30,23 @@
 
 namespace vrouter::store {
 
+enum class StoreError : std::uint8_t {
+  kUnavailable,  // the shared store cannot be reached (or is resynchronizing)
+  kOverloaded,   // too much work already waiting for the shared store
+  kTimeout,      // the shared store did not answer in time: the write may or may not have landed
+};
+std::string_view StoreErrorMessage(StoreError error);
+
+template <typename T>
+using StoreResult = std::variant<T, StoreError>;
+
 using ChangeListener = std::function<void(const core::AssignmentChange&)>;
+using Assignments = std::vector<std::optional<core::Assignment>>;
+using PutDone = std::function<void(StoreResult<core::PutResult>)>;
+using AttachDone = std::function<void(StoreResult<std::optional<core::Assignment>>)>;
+using RemoveDone = std::function<void(StoreResult<bool>)>;
+using LookupDone = std::function<void(StoreResult<Assignments>)>;
+using ReadyDone = std::function<void()>;
 
 class AssignmentStore {
  public:
@@ -35,25 +55,50 @@ class AssignmentStore {
   // Set once, before any write.
   virtual void SetChangeListener(ChangeListener listener) = 0;
 
-  virtual std::optional<core::Assignment> Get(std::string_view user) const = 0;
-  virtual void Lookup(std::span<const std::string> users,
-                      std::vector<std::optional<core::Assignment>>& out) const = 0;
+  // ---- reads ----
+  // The user's assignment as this replica knows it locally (own users, users of spaces it holds),
+  // without I/O. Used where only the caller's own assignment matters.
+  virtual std::optional<core::Assignment> GetLocal(std::string_view user) const = 0;
+  // The assignments of `users` (nullopt: not connected), from local memory where held and from
+  // the shared store otherwise.
+  virtual void Lookup(std::vector<std::string> users, LookupDone done) const = 0;
 
-  // See AssignmentTable for the semantics of each write.
-  virtual core::PutResult Put(core::Assignment desired, std::uint64_t expected_epoch,
-                              std::uint64_t min_epoch) = 0;
-  virtual std::optional<core::Assignment> Attach(std::string_view user, std::uint64_t session) = 0;
-  virtual bool Detach(std::string_view user, std::uint64_t session, core::SteadyTime now) = 0;
-  virtual bool Remove(std::string_view user, std::uint64_t session) = 0;
-  // Ends assignments whose owner has been gone longer than the resume grace period.
+  // ---- writes (see AssignmentTable for the semantics of each) ----
+  virtual void Put(core::Assignment desired, std::uint64_t expected_epoch, std::uint64_t min_epoch,
+                   PutDone done) = 0;
+  // Makes `session` of this replica the owner of the user's assignment, if there is one, and
+  // returns it. A session of another replica that owned it is closed by that replica.
+  virtual void Attach(std::string_view user, std::uint64_t session, AttachDone done) = 0;
+  // The session is gone: its assignment now waits `resume grace` for a resume. Fire and forget.
+  virtual void Detach(std::string_view user, std::uint64_t session, core::SteadyTime now) = 0;
+  virtual void Remove(std::string_view user, std::uint64_t session, RemoveDone done) = 0;
+  // Ends assignments whose owner has been gone longer than the resume grace period. Called every
+  // second by the app; a store that expires on its own returns 0.
   virtual std::size_t ExpireDetached(core::SteadyTime now) = 0;
 
+  // ---- interest: what this replica's sessions need (no-ops for a single replica) ----
+  // A session of this replica is in `space` (refcounted): keep a local copy of it.
+  virtual void EnterSpace(std::string_view space) = 0;
+  virtual void LeaveSpace(std::string_view space) = 0;
+  // Sessions here watch `users` (refcounted). `ready` runs (once, on any thread) when every later
+  // change of them is sure to reach the change listener: read their state after it, not before.
+  virtual void WatchUsers(std::span<const std::string> users, ReadyDone ready) = 0;
+  virtual void UnwatchUsers(std::span<const std::string> users) = 0;
+
+  // ---- views for scoring and migration ----
+  // Users per video server, fleet-wide (a shared store: as of its last refresh plus own writes).
   virtual absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const = 0;
   virtual absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(
       std::string_view space) const = 0;
+  // Up to `limit` assignments on `server` whose sessions live on this replica (they are the ones
+  // this replica can tell to migrate).
   virtual std::vector<core::Assignment> AssignedTo(std::string_view server,
                                                    std::size_t limit) const = 0;
+  // Assignments this replica holds in memory.
   virtual std::size_t size() const = 0;
+
+  // Empty when healthy; otherwise why this replica cannot write safely (for /readyz).
+  virtual std::string Problem() const { return {}; }
 };
 
 }  // namespace vrouter::store

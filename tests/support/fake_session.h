@@ -17,6 +17,7 @@ class FakeSession : public net::SessionTransport, public net::SessionHandle {
  public:
   void Send(core::Frame f) override { sent.push_back(*f); }
   void Close(std::uint16_t code, std::string_view) override { closed = code; }
+  void Dispatch(std::function<void()> fn) override { fn(); }
   void Push(core::Frame f) override { pushed.push_back(*f); }
   void CloseAsync(std::uint16_t code, std::string, std::chrono::milliseconds) override {
     closed_async = code;
