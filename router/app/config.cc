@@ -78,6 +78,8 @@ struct Raw {
   std::uint32_t max_message_bytes = 0, max_batch = 0, max_watches = 0, max_pings = 0;
   std::uint32_t handshake_ms = 0, hello_ms = 0, idle_ms = 0, grace_ms = 0, drain_ms = 0;
   std::int64_t leeway_s = 0;
+  std::string store;
+  std::uint32_t redis_timeout_ms = 0, lease_ttl_ms = 0;
   // Fleet.
   std::string video_server_secret, region_groups;
   std::uint32_t report_ms = 0, stale_reports = 0, gone_ms = 0, forget_ms = 0, slow_start_ms = 0,
@@ -260,7 +262,14 @@ po::options_description Options(Raw& r, const Config& d, unsigned hw) {
     ("token-leeway-s", po::value(&r.leeway_s)->default_value(d.token_leeway_seconds),
      "clock skew tolerated on token exp/nbf")
     ("log-level", po::value(&r.log_level)->default_value(d.log_level),
-     "trace, debug, info, warn, error, critical, off");
+     "trace, debug, info, warn, error, critical, off")
+    ("store", po::value(&r.store)->default_value("memory"),
+     "memory (one replica) or redis://[:PASSWORD@]HOST:PORT[/DB] shared by every replica "
+     "(prefer VROUTER_STORE when it holds a password)")
+    ("redis-timeout-ms", po::value(&r.redis_timeout_ms)->default_value(ms(d.redis_timeout)),
+     "Redis connect and command deadline; past it the replica treats Redis as down")
+    ("lease-ttl-ms", po::value(&r.lease_ttl_ms)->default_value(ms(d.lease_ttl)),
+     "a replica silent this long is dead: its users' resume grace starts");
   // clang-format on
   return o;
 }
@@ -272,6 +281,65 @@ std::string EnvName(const std::string& option) {
 }
 
 }  // namespace
+
+std::variant<std::optional<RedisUrl>, std::string> ParseStoreUrl(std::string_view text) {
+  using Result = std::variant<std::optional<RedisUrl>, std::string>;
+  if (text == "memory") return Result(std::in_place_index<0>, std::nullopt);
+  if (text.starts_with("rediss://")) {
+    return Result(std::in_place_index<1>,
+                  "TLS to Redis is not supported: Debian 12's hiredis 0.14 has no TLS; run a TLS "
+                  "tunnel (e.g. stunnel) on loopback and point redis:// at it");
+  }
+  constexpr std::string_view kScheme = "redis://";
+  if (!text.starts_with(kScheme)) {
+    return Result(std::in_place_index<1>,
+                  "expected 'memory' or redis://[:PASSWORD@]HOST:PORT[/DB]");
+  }
+  text.remove_prefix(kScheme.size());
+  RedisUrl url;
+  if (const auto at = text.rfind('@'); at != std::string_view::npos) {
+    std::string_view auth = text.substr(0, at);
+    if (const auto colon = auth.find(':'); colon != std::string_view::npos) {
+      auth.remove_prefix(colon + 1);  // user names (ACL) are not used: the password alone
+    }
+    url.password = std::string(auth);
+    text.remove_prefix(at + 1);
+  }
+  if (const auto slash = text.find('/'); slash != std::string_view::npos) {
+    const std::string_view db = text.substr(slash + 1);
+    if (!db.empty()) {
+      const auto [end, ec] = std::from_chars(db.data(), db.data() + db.size(), url.db);
+      if (ec != std::errc() || end != db.data() + db.size() || url.db < 0 || url.db > 15) {
+        return Result(std::in_place_index<1>, "database must be a number in [0, 15]");
+      }
+    }
+    text = text.substr(0, slash);
+  }
+  if (text.starts_with('[')) {  // [IPv6]:port
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return Result(std::in_place_index<1>, "unclosed '['");
+    url.host = std::string(text.substr(1, close - 1));
+    text.remove_prefix(close + 1);
+    if (!text.empty() && !text.starts_with(':')) {
+      return Result(std::in_place_index<1>, "expected ':PORT' after ']'");
+    }
+  } else {
+    const auto colon = text.rfind(':');
+    url.host = std::string(text.substr(0, colon));
+    text = colon == std::string_view::npos ? std::string_view() : text.substr(colon);
+  }
+  if (text.starts_with(':')) {
+    text.remove_prefix(1);
+    unsigned port = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
+    if (ec != std::errc() || end != text.data() + text.size() || port == 0 || port > 65535) {
+      return Result(std::in_place_index<1>, "port must be a number in [1, 65535]");
+    }
+    url.port = static_cast<std::uint16_t>(port);
+  }
+  if (url.host.empty()) return Result(std::in_place_index<1>, "missing host");
+  return Result(std::in_place_index<0>, std::move(url));
+}
 
 ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup& env,
                           unsigned hardware_threads) {
@@ -365,6 +433,17 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
   }
 
   if (std::string err = FleetFromRaw(raw, c.fleet); !err.empty()) return fail(std::move(err));
+  auto store = ParseStoreUrl(raw.store);
+  if (auto* err = std::get_if<std::string>(&store)) return fail("--store: " + *err);
+  c.redis = std::get<0>(std::move(store));
+  if (raw.redis_timeout_ms < 10 || raw.redis_timeout_ms > 60000) {
+    return fail("--redis-timeout-ms must be in [10, 60000]");
+  }
+  if (raw.lease_ttl_ms < 1000 || raw.lease_ttl_ms > 600000) {
+    return fail("--lease-ttl-ms must be in [1000, 600000]");
+  }
+  c.redis_timeout = std::chrono::milliseconds(raw.redis_timeout_ms);
+  c.lease_ttl = std::chrono::milliseconds(raw.lease_ttl_ms);
 
   c.tls_cert = raw.tls_cert;
   c.tls_key = raw.tls_key;

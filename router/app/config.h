@@ -21,6 +21,17 @@ struct HostPort {
   bool operator==(const HostPort&) const = default;
 };
 
+// --store redis://[:PASSWORD@]HOST:PORT[/DB]
+struct RedisUrl {
+  std::string host;  // name or address, resolved at start-up
+  std::uint16_t port = 6379;
+  std::string password;
+  int db = 0;
+  bool operator==(const RedisUrl&) const = default;
+};
+// "memory" -> nullopt; "redis://..." -> the URL; anything else -> an error message.
+std::variant<std::optional<RedisUrl>, std::string> ParseStoreUrl(std::string_view text);
+
 struct Config {
   std::optional<HostPort> listen;        // plain ws
   std::optional<HostPort> tls_listen;    // wss
@@ -46,6 +57,10 @@ struct Config {
   std::chrono::milliseconds drain_window{10000};
   std::int64_t token_leeway_seconds = 30;
   std::string log_level = "info";
+  // The shared store: nullopt = the embedded in-memory store (one replica).
+  std::optional<RedisUrl> redis;
+  std::chrono::milliseconds redis_timeout{1000};  // connect and per-command deadline
+  std::chrono::milliseconds lease_ttl{5000};      // silence after which a replica is dead
   // Fleet health, scoring, ejection and migration; each default and its reason is documented
   // where the field is declared (router/core/fleet_model.h, scoring.h, ejection.h).
   core::FleetParams fleet;

@@ -1,5 +1,7 @@
 #include "router/app/server.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -28,6 +30,7 @@
 #include "router/net/tls.h"
 #include "router/net/ws_session.h"
 #include "router/store/memory_store.h"
+#include "router/store/redis_store.h"
 
 #ifndef VROUTER_VERSION
 #define VROUTER_VERSION "dev"
@@ -76,6 +79,29 @@ std::variant<std::string, std::string> ReadFile(const std::string& path) {
 
 tcp::endpoint ToEndpoint(const HostPort& hp) { return {asio::ip::make_address(hp.host), hp.port}; }
 
+// The Redis host's address, resolved once at start-up (the client connects by address).
+std::variant<std::string, std::string> ResolveHost(const std::string& host) {
+  using Result = std::variant<std::string, std::string>;
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  if (!ec) return Result(std::in_place_index<0>, host);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0 || found == nullptr) {
+    return Result(std::in_place_index<1>, "cannot resolve " + host + ": " + gai_strerror(rc));
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  const void* addr =
+      found->ai_family == AF_INET6
+          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(found->ai_addr)->sin6_addr)
+          : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr);
+  inet_ntop(found->ai_family, addr, text, sizeof(text));
+  freeaddrinfo(found);
+  return Result(std::in_place_index<0>, std::string(text));
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -83,7 +109,9 @@ struct Server::Impl {
   core::Metrics metrics{VROUTER_VERSION, VROUTER_GIT_COMMIT};
   core::Fleet fleet;
   core::WatchHub hub;
-  store::MemoryStore store;
+  std::unique_ptr<store::AssignmentStore> store_owner;
+  store::AssignmentStore* store = nullptr;
+  store::RedisStore* redis = nullptr;  // set when the store is Redis
   net::SessionRegistry sessions;
   std::unique_ptr<net::FleetController> fleet_control;
   std::unique_ptr<net::Service> service;
@@ -102,7 +130,7 @@ struct Server::Impl {
   std::atomic<bool> shutdown_started{false};
   std::atomic<bool> started{false};
 
-  explicit Impl(const Config& c) : config(c), store(c.resume_grace) {}
+  explicit Impl(const Config& c) : config(c) {}
 
   asio::io_context& main_io() { return *ios.front(); }
 
@@ -132,7 +160,7 @@ struct Server::Impl {
     sweep_timer->expires_after(kSweepInterval);
     sweep_timer->async_wait([this](boost::system::error_code ec) {
       if (ec) return;
-      const std::size_t expired = store.ExpireDetached(service->steady_now());
+      const std::size_t expired = store->ExpireDetached(service->steady_now());
       if (expired > 0) metrics.assignments_expired->Increment(static_cast<double>(expired));
       Sweep();
     });
@@ -181,6 +209,7 @@ struct Server::Impl {
     if (sessions.size() == 0 || std::chrono::steady_clock::now() >= deadline) {
       log::Info("shutdown_done", {{"sessions_left", sessions.size()}});
       if (admin_listener) admin_listener->Stop();
+      if (redis != nullptr) redis->Stop();
       sweep_timer->cancel();
       fleet_timer->cancel();
       if (signals) signals->cancel();
@@ -211,8 +240,37 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   if (c.max_connections == 0) c.max_connections = ConnectionBudget();
 
   auto steady_now = [] { return std::chrono::steady_clock::now(); };
+  if (c.redis) {
+    auto address = ResolveHost(c.redis->host);
+    if (auto* err = std::get_if<1>(&address)) return "--store: " + *err;
+    store::RedisStoreOptions o;
+    o.redis.host = std::get<0>(address);
+    o.redis.port = c.redis->port;
+    o.redis.password = c.redis->password;
+    o.redis.db = c.redis->db;
+    o.redis.connect_timeout = c.redis_timeout;
+    o.redis.command_timeout = c.redis_timeout;
+    o.replica_id = c.replica_id;
+    o.resume_grace = c.resume_grace;
+    o.lease_ttl = c.lease_ttl;
+    Impl* raw = impl.get();
+    auto redis = std::make_unique<store::RedisStore>(
+        std::move(o), impl->metrics, [raw](const std::string& user, std::uint64_t session) {
+          // A newer session of this user on another replica took the assignment over.
+          if (auto handle = raw->sessions.Get(session)) {
+            raw->metrics.sessions_replaced->Increment();
+            handle->CloseAsync(proto::close_code::kSessionReplaced, "session_replaced");
+          }
+          log::Debug("session_replaced_elsewhere", {{"user", user}, {"session", session}});
+        });
+    impl->redis = redis.get();
+    impl->store_owner = std::move(redis);
+  } else {
+    impl->store_owner = std::make_unique<store::MemoryStore>(c.resume_grace);
+  }
+  impl->store = impl->store_owner.get();
   impl->fleet_control =
-      std::make_unique<net::FleetController>(c.fleet, impl->store, impl->fleet, impl->metrics,
+      std::make_unique<net::FleetController>(c.fleet, *impl->store, impl->fleet, impl->metrics,
                                              impl->sessions, steady_now, std::random_device{}());
   if (!c.video_servers_file.empty()) {
     auto text = ReadFile(c.video_servers_file);
@@ -245,7 +303,7 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
       .video_server_secret = c.video_server_secret,
       .token_leeway_seconds = c.token_leeway_seconds,
       .limits = limits,
-      .store = impl->store,
+      .store = *impl->store,
       .hub = impl->hub,
       .fleet = impl->fleet,
       .fleet_control = *impl->fleet_control,
@@ -260,7 +318,7 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
       .steady_now = steady_now,
   });
   Impl* raw = impl.get();
-  impl->store.SetChangeListener([raw](const core::AssignmentChange& change) {
+  impl->store->SetChangeListener([raw](const core::AssignmentChange& change) {
     net::PublishChange(change, *raw->fleet.Snapshot(), raw->hub, raw->metrics);
   });
 
@@ -296,6 +354,7 @@ void Server::Start() {
   Impl& s = *impl_;
   s.started = true;
   s.metrics.ready->Set(1);
+  if (s.redis != nullptr) s.redis->Start();
   for (auto& l : s.client_listeners) l->Start();
   if (s.admin_listener) s.admin_listener->Start();
   s.Sweep();

@@ -141,7 +141,7 @@ void ClientProtocol::Place(Placement p) {
     return Done();
   }
   service_.store.Attach(
-      user_, session_id_,
+      user_, space_, session_id_,
       OnSessionThread<store::StoreResult<std::optional<core::Assignment>>>(
           [this, p = std::move(p)](store::StoreResult<std::optional<core::Assignment>> r) mutable {
             if (auto* error = std::get_if<store::StoreError>(&r)) {

@@ -62,6 +62,13 @@ class SessionRegistry {
     return found == all_.end() ? nullptr : found->second.lock();
   }
 
+  // The live session with this id, if any.
+  std::shared_ptr<SessionHandle> Get(std::uint64_t session) const {
+    absl::MutexLock lock(&mu_);
+    auto found = all_.find(session);
+    return found == all_.end() ? nullptr : found->second.lock();
+  }
+
   std::vector<std::shared_ptr<SessionHandle>> Snapshot() const {
     absl::MutexLock lock(&mu_);
     std::vector<std::shared_ptr<SessionHandle>> out;

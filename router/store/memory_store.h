@@ -25,7 +25,8 @@ class MemoryStore final : public AssignmentStore {
            PutDone done) override {
     done(Put(std::move(desired), expected_epoch, min_epoch));
   }
-  void Attach(std::string_view user, std::uint64_t session, AttachDone done) override {
+  void Attach(std::string_view user, std::string_view /*space*/, std::uint64_t session,
+              AttachDone done) override {
     done(table_.Attach(user, session));
   }
   void Detach(std::string_view user, std::uint64_t session, core::SteadyTime now) override {

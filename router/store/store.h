@@ -68,7 +68,9 @@ class AssignmentStore {
                    PutDone done) = 0;
   // Makes `session` of this replica the owner of the user's assignment, if there is one, and
   // returns it. A session of another replica that owned it is closed by that replica.
-  virtual void Attach(std::string_view user, std::uint64_t session, AttachDone done) = 0;
+  // `space` is where the session is (the record is looked for there first).
+  virtual void Attach(std::string_view user, std::string_view space, std::uint64_t session,
+                      AttachDone done) = 0;
   // The session is gone: its assignment now waits `resume grace` for a resume. Fire and forget.
   virtual void Detach(std::string_view user, std::uint64_t session, core::SteadyTime now) = 0;
   virtual void Remove(std::string_view user, std::uint64_t session, RemoveDone done) = 0;

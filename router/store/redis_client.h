@@ -1,0 +1,157 @@
+// An asynchronous Redis client for the replicated store: hiredis 0.14 driven by Boost.Asio.
+//
+// Two connections to one Redis: one runs commands (pipelined: every command is written without
+// waiting for earlier replies), the other holds the pub/sub subscriptions (a subscribed
+// connection cannot run ordinary commands). Both are up or both are down: losing either, or a
+// command going unanswered for longer than `command_timeout`, ends the session, fails everything
+// in flight and reconnects with exponential backoff and jitter.
+//
+// Threading: everything happens on the io_context's thread, which must be a single thread (the
+// order of commands and of their callbacks rests on it). Command, Eval, Subscribe, Unsubscribe,
+// Start, Stop, up and pending may be called from any thread; the work is posted to the io thread.
+// Every callback and hook runs on the io thread, never inside the call that caused it, and never
+// while hiredis is on the stack (a callback may call back into the client, Stop it, or destroy
+// it).
+//
+// No TLS: hiredis 0.14 has none, so the caller rejects rediss:// addresses. Host names are
+// resolved synchronously by hiredis (getaddrinfo on the io thread): configure an IP address.
+//
+// Neither hiredis nor Asio is included here (pimpl), so the store's users do not compile them.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace vrouter::store {
+
+// A deep copy of a hiredis reply (hiredis frees its own after the callback returns).
+struct RedisReply {
+  enum class Type { kString, kArray, kInteger, kNil, kStatus, kError };
+  Type type = Type::kNil;
+  std::int64_t integer = 0;
+  std::string str;                   // kString, kStatus, kError
+  std::vector<RedisReply> elements;  // kArray
+};
+
+enum class RedisFailureKind {
+  kDisconnected,  // not connected, or the connection was lost with the command in flight
+  kTimeout,       // this or an earlier command went unanswered for command_timeout
+  kQueueFull,     // max_pending commands already in flight
+  kStopped,       // Stop() or the destructor
+};
+struct RedisFailure {
+  RedisFailureKind kind;
+  std::string message;  // for logs: says why (the outage's reason, the timeout, ...)
+};
+
+// A Redis error reply (e.g. a script's redis.error_reply, WRONGTYPE) is a RedisReply of type
+// kError, not a failure: Redis answered. A failure means no answer will come.
+using RedisResult = std::variant<RedisReply, RedisFailure>;
+using RedisCallback = std::function<void(RedisResult)>;
+
+struct RedisOptions {
+  std::string host = "127.0.0.1";  // an IP address (see above)
+  std::uint16_t port = 6379;
+  std::string password;  // AUTH when not empty
+  int db = 0;            // SELECT when not 0 (commands connection; pub/sub ignores databases)
+  // From the start of a connection attempt to both connections having answered the handshake
+  // (a SIGSTOPped Redis accepts TCP connections and never answers).
+  std::chrono::milliseconds connect_timeout{1000};
+  // The longest an answer may take once sent (subscription confirmations included).
+  std::chrono::milliseconds command_timeout{1000};
+  // Commands accepted and not yet answered, both connections (see pending()).
+  std::size_t max_pending = 10000;
+  std::chrono::milliseconds backoff_min{100}, backoff_max{5000};
+};
+
+struct RedisHooks {  // all called on the io_context thread; any may be empty
+  // Both connections ready: AUTH/SELECT/PING answered and every wanted channel's SUBSCRIBE sent.
+  std::function<void()> on_up;
+  // Once per outage (including a first connection that fails), with a human reason
+  // ("connect to 127.0.0.1:6379 failed: Connection refused", "command timed out after 1000 ms",
+  // "AUTH failed: WRONGPASS ..."). Not called by Stop().
+  std::function<void(const std::string& why)> on_down;
+  // A message on a subscribed channel (only channels still wanted).
+  std::function<void(std::string_view channel, std::string_view payload)> on_message;
+  // Per command that was sent to Redis, when it completes (ok: Redis answered, even with an
+  // error reply) or fails; seconds from the Command/Eval call. Commands refused before being
+  // sent (not up, queue full, stopped) are not reported.
+  std::function<void(double seconds, bool ok)> on_command;
+  // Before each reconnection attempt after an outage (not the first connection).
+  std::function<void()> on_reconnect_attempt;
+};
+
+// A Lua script sent by EVALSHA, falling back to EVAL when Redis answers NOSCRIPT (its script
+// cache was flushed or it restarted); EVAL caches the script, so the next call's EVALSHA hits.
+// Copies share the source. Immutable, so usable from any thread.
+class RedisScript {
+ public:
+  explicit RedisScript(std::string source);  // computes the SHA1
+
+  const std::string& source() const;
+  const std::string& sha1() const;  // 40 lowercase hex digits
+
+ private:
+  friend class RedisClient;
+  std::shared_ptr<const std::string> source_;  // shared: a NOSCRIPT fallback needs it later
+  std::string sha1_;
+};
+
+class RedisClient {
+ public:
+  RedisClient(boost::asio::io_context& io, RedisOptions options, RedisHooks hooks);
+  // Must run on the io thread, or after the io_context stopped running (never concurrently with
+  // it). Frees the hiredis contexts; commands in flight get kStopped during the destructor, and
+  // ones still being posted get kStopped on the io thread later. No hook runs after it.
+  ~RedisClient();
+
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
+
+  // Begins connecting; returns at once. Once only.
+  void Start();
+  // Fails everything in flight with kStopped and disconnects, for good (no reconnect, no
+  // restart). Pending `confirmed` callbacks of Subscribe are dropped.
+  void Stop();
+
+  // `cb` is ALWAYS invoked later on the io thread, exactly once, never inline. Commands are sent
+  // in the order they are called from one thread, and (one connection) answered in that order.
+  // Commands that would change the connection's state (the SUBSCRIBE family, MONITOR, SELECT,
+  // AUTH, RESET, HELLO, QUIT) are answered with an error reply without being sent.
+  void Command(std::vector<std::string> args, RedisCallback cb);
+  // EVALSHA, or on NOSCRIPT the same call again as EVAL (which goes to the back of the pipeline:
+  // a command sent after it may then run before it).
+  void Eval(const RedisScript& script, std::vector<std::string> keys, std::vector<std::string> args,
+            RedisCallback cb);
+
+  // Adds `channel` to the wanted set, which is (re)subscribed on every (re)connection. When up,
+  // sends SUBSCRIBE at once. `confirmed` (may be empty) runs once, on the io thread, when Redis
+  // confirms this SUBSCRIBE (after a reconnect if it was down); it never runs if the channel is
+  // unsubscribed before its SUBSCRIBE was sent, or on Stop().
+  void Subscribe(std::string channel, std::function<void()> confirmed);
+  void Unsubscribe(std::string channel);
+
+  bool up() const;  // both connections ready
+  // Commands accepted and not yet answered (including ones still being posted to the io thread)
+  // plus SUBSCRIBEs sent and not yet confirmed.
+  std::size_t pending() const;
+
+ private:
+  class Impl;
+  // Shared so that the io thread's handlers can keep it alive while a callback they run destroys
+  // the client; everything else refers to it weakly.
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace vrouter::store

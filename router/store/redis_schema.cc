@@ -1,0 +1,266 @@
+#include "router/store/redis_schema.h"
+
+#include <charconv>
+#include <vector>
+
+namespace vrouter::store::redis {
+
+namespace {
+
+// Splits on '\t' into exactly `n` fields (the last one takes the rest); false otherwise.
+bool Split(std::string_view text, std::size_t n, std::vector<std::string_view>& out) {
+  out.clear();
+  while (out.size() + 1 < n) {
+    const auto tab = text.find('\t');
+    if (tab == std::string_view::npos) return false;
+    out.push_back(text.substr(0, tab));
+    text.remove_prefix(tab + 1);
+  }
+  out.push_back(text);
+  return true;
+}
+
+template <typename T>
+bool Number(std::string_view s, T& out) {
+  if (s.empty()) return false;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+bool ValidId(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+bool DecodeRecordFields(const std::vector<std::string_view>& f, std::size_t at, Record& r) {
+  return Number(f[at], r.epoch) && r.epoch > 0 && ValidId(f[at + 1]) && ValidId(f[at + 2]) &&
+         Number(f[at + 3], r.session) && Number(f[at + 4], r.detached_ms) &&
+         (r.server = f[at + 1], r.replica = f[at + 2], true);
+}
+
+}  // namespace
+
+std::string SpaceKey(std::string_view space) { return "vr:{" + std::string(space) + "}"; }
+std::string UserKey(std::string_view user) { return "vr:u:{" + std::string(user) + "}"; }
+std::string SpaceChannel(std::string_view space) {
+  return std::string(kSpaceChannelPrefix) + std::string(space);
+}
+std::string UserChannel(std::string_view user) {
+  return std::string(kUserChannelPrefix) + std::string(user);
+}
+std::string ReplicaSpacesKey(std::string_view replica) {
+  return "vr:rs:{" + std::string(replica) + "}";
+}
+
+std::string ReplicaLoadKey(std::string_view replica) {
+  return "vr:rl:{" + std::string(replica) + "}";
+}
+std::string ReapLockKey(std::string_view replica) {
+  return "vr:reap:{" + std::string(replica) + "}";
+}
+
+std::string EncodeRecord(const Record& r) {
+  return std::to_string(r.epoch) + '\t' + r.server + '\t' + r.replica + '\t' +
+         std::to_string(r.session) + '\t' + std::to_string(r.detached_ms);
+}
+
+std::optional<Record> DecodeRecord(std::string_view text) {
+  std::vector<std::string_view> f;
+  Record r;
+  if (!Split(text, 5, f) || !DecodeRecordFields(f, 0, r)) return std::nullopt;
+  return r;
+}
+
+std::optional<ChangeMessage> DecodeChange(std::string_view text) {
+  std::vector<std::string_view> f;
+  ChangeMessage m;
+  if (!Split(text, 10, f) || !Number(f[0], m.seq) || f[1].size() != 1) return std::nullopt;
+  switch (f[1][0]) {
+    case 'a':
+      m.kind = ChangeMessage::Kind::kAssigned;
+      break;
+    case 'o':
+      m.kind = ChangeMessage::Kind::kOwner;
+      break;
+    case 'r':
+      m.kind = ChangeMessage::Kind::kRemoved;
+      break;
+    default:
+      return std::nullopt;
+  }
+  if (!ValidId(f[2]) || !ValidId(f[3]) || !DecodeRecordFields(f, 4, m.record)) return std::nullopt;
+  if (!f[9].empty() && !ValidId(f[9])) return std::nullopt;
+  m.space = f[2];
+  m.user = f[3];
+  m.from_server = f[9];
+  return m;
+}
+
+std::string EncodeChange(const ChangeMessage& m) {
+  return std::to_string(m.seq) + '\t' + static_cast<char>(m.kind) + '\t' + m.space + '\t' + m.user +
+         '\t' + EncodeRecord(m.record) + '\t' + m.from_server;
+}
+
+core::Assignment ToAssignment(std::string_view user, std::string_view space, const Record& r,
+                              core::SteadyTime since) {
+  return core::Assignment{std::string(user), std::string(space), r.server, r.epoch,
+                          r.replica,         r.session,          since};
+}
+
+// ---- scripts ----
+// Shared prelude. Numbers stay below 2^53 (epochs are microseconds since 1970, ~2^51), so Lua's
+// doubles hold them exactly; '%.0f' prints them without an exponent.
+#define VR_LUA_PRELUDE                                                                          \
+  "local function num(x) return string.format('%.0f', x) end\n"                                 \
+  "local function dec(v)\n"                                                                     \
+  "  if not v then return nil end\n"                                                            \
+  "  local e, srv, rep, ses, det = string.match(v, "                                            \
+  "'^(%d+)\\t([^\\t]*)\\t([^\\t]*)\\t(%d+)\\t(%-?%d+)$')\n"                                     \
+  "  if not e then return nil end\n"                                                            \
+  "  return {e = tonumber(e), srv = srv, rep = rep, ses = ses, det = det}\n"                    \
+  "end\n"                                                                                       \
+  "local function enc(c)\n"                                                                     \
+  "  return num(c.e) .. '\\t' .. c.srv .. '\\t' .. c.rep .. '\\t' .. c.ses .. '\\t' .. c.det\n" \
+  "end\n"                                                                                       \
+  "local function now_us()\n"                                                                   \
+  "  local t = redis.call('TIME')\n"                                                            \
+  "  return tonumber(t[1]) * 1000000 + tonumber(t[2])\n"                                        \
+  "end\n"                                                                                       \
+  "local function publish(space, user, kind, rec, from, to_user)\n"                             \
+  "  local seq = redis.call('HINCRBY', KEYS[1], '', 1)\n"                                       \
+  "  local msg = num(seq) .. '\\t' .. kind .. '\\t' .. space .. '\\t' .. user .. '\\t' .. "     \
+  "rec .. '\\t' .. from\n"                                                                      \
+  "  redis.call('PUBLISH', 'vr:space:' .. space, msg)\n"                                        \
+  "  if to_user then redis.call('PUBLISH', 'vr:user:' .. user, msg) end\n"                      \
+  "  return seq\n"                                                                              \
+  "end\n"
+
+// ARGV: user expected_epoch min_epoch server replica session space previous_server
+const std::string_view kPutScript = VR_LUA_PRELUDE R"lua(
+local user, expected, min_epoch = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local cur = redis.call('HGET', KEYS[1], user)
+local c = dec(cur)
+local cur_epoch = 0
+if c then cur_epoch = c.e end
+if cur_epoch ~= expected then return {0, cur} end
+local epoch = math.max(cur_epoch + 1, min_epoch + 1, now_us())
+local rec = enc({e = epoch, srv = ARGV[4], rep = ARGV[5], ses = ARGV[6], det = '0'})
+redis.call('HSET', KEYS[1], user, rec)
+local from = ARGV[8]
+if c then from = c.srv end
+local seq = publish(ARGV[7], user, 'a', rec, from, true)
+return {1, rec, seq, from}
+)lua";
+
+// ARGV: user replica session space
+const std::string_view kAttachScript = VR_LUA_PRELUDE R"lua(
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local c = dec(cur)
+if not c then return {0} end
+if c.rep == ARGV[2] and c.ses == ARGV[3] and c.det == '0' then return {1, cur} end
+c.rep = ARGV[2]
+c.ses = ARGV[3]
+c.det = '0'
+local rec = enc(c)
+redis.call('HSET', KEYS[1], ARGV[1], rec)
+publish(ARGV[4], ARGV[1], 'o', rec, '', false)
+return {1, rec}
+)lua";
+
+// ARGV: user replica session space
+const std::string_view kDetachScript = VR_LUA_PRELUDE R"lua(
+local c = dec(redis.call('HGET', KEYS[1], ARGV[1]))
+if not c or c.rep ~= ARGV[2] or c.ses ~= ARGV[3] then return 0 end
+c.ses = '0'
+c.det = num(math.floor(now_us() / 1000))
+local rec = enc(c)
+redis.call('HSET', KEYS[1], ARGV[1], rec)
+publish(ARGV[4], ARGV[1], 'o', rec, '', false)
+return 1
+)lua";
+
+// ARGV: user replica session space epoch tell_watchers. Removes when the session owns the record,
+// or, with epoch > 0, when the record has that epoch (a user moving to another space).
+const std::string_view kRemoveScript = VR_LUA_PRELUDE R"lua(
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local c = dec(cur)
+if not c then return {0} end
+local epoch = tonumber(ARGV[5])
+local owned = c.rep == ARGV[2] and c.ses == ARGV[3]
+if not owned and not (epoch > 0 and c.e == epoch) then return {0} end
+redis.call('HDEL', KEYS[1], ARGV[1])
+publish(ARGV[4], ARGV[1], 'r', cur, '', ARGV[6] == '1')
+return {1, cur}
+)lua";
+
+// ARGV: space grace_ms user... -> the users removed
+const std::string_view kExpireScript = VR_LUA_PRELUDE R"lua(
+local grace = tonumber(ARGV[2])
+local now_ms = math.floor(now_us() / 1000)
+local removed = {}
+for i = 3, #ARGV do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local c = dec(cur)
+  if c and c.ses == '0' and tonumber(c.det) + grace <= now_ms then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    publish(ARGV[1], ARGV[i], 'r', cur, '', true)
+    table.insert(removed, ARGV[i])
+  end
+end
+return removed
+)lua";
+
+// ARGV: space dead_replica user...
+const std::string_view kOrphanScript = VR_LUA_PRELUDE R"lua(
+local now_ms = math.floor(now_us() / 1000)
+local n = 0
+for i = 3, #ARGV do
+  local c = dec(redis.call('HGET', KEYS[1], ARGV[i]))
+  if c and c.rep == ARGV[2] and c.ses ~= '0' then
+    c.ses = '0'
+    c.det = num(now_ms)
+    local rec = enc(c)
+    redis.call('HSET', KEYS[1], ARGV[i], rec)
+    publish(ARGV[1], ARGV[i], 'o', rec, '', false)
+    n = n + 1
+  end
+end
+return n
+)lua";
+
+// KEYS[1] = vr:replicas. ARGV: replica ttl_ms forget_ms
+const std::string_view kLeaseScript = R"lua(
+local t = redis.call('TIME')
+local now = math.floor((tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+local out = {string.format('%.0f', now), #dead}
+for _, r in ipairs(dead) do table.insert(out, r) end
+for _, r in ipairs(live) do table.insert(out, r) end
+return out
+)lua";
+
+// KEYS[1] = vr:u:{user}. ARGV: space. Deletes the pointer if it still names `space`.
+const std::string_view kPointerDeleteScript = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)lua";
+
+// KEYS[1] = vr:rl:{replica}. ARGV: ttl_ms server count server count ...
+const std::string_view kOwnLoadScript = R"lua(
+redis.call('DEL', KEYS[1])
+if #ARGV > 1 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+)lua";
+
+#undef VR_LUA_PRELUDE
+
+}  // namespace vrouter::store::redis

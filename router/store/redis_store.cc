@@ -1,0 +1,995 @@
+#include "router/store/redis_store.h"
+
+#include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <thread>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "router/core/absl_compat.h"
+#include "router/core/log.h"
+#include "router/store/local_copy.h"
+#include "router/store/redis_schema.h"
+
+namespace vrouter::store {
+namespace asio = boost::asio;
+
+using redis::ChangeMessage;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Changes buffered for a space while its snapshot loads; beyond this the load starts over.
+constexpr std::size_t kMaxBufferedChanges = 100'000;
+// Users per expire/orphan script call: keeps one script's run time (Redis is single-threaded)
+// well under a millisecond.
+constexpr std::size_t kSweepBatch = 500;
+// How long a dead replica stays listed (so late replicas still reap its users).
+constexpr std::chrono::minutes kForgetDeadReplica{10};
+
+StoreError ToStoreError(const RedisFailure& f) {
+  switch (f.kind) {
+    case RedisFailureKind::kTimeout:
+      return StoreError::kTimeout;
+    case RedisFailureKind::kQueueFull:
+      return StoreError::kOverloaded;
+    default:
+      return StoreError::kUnavailable;
+  }
+}
+
+const RedisReply* ReplyOf(const RedisResult& r) { return std::get_if<RedisReply>(&r); }
+
+bool IsArray(const RedisReply* r) { return r != nullptr && r->type == RedisReply::Type::kArray; }
+
+std::int64_t IntOf(const RedisReply& r) {
+  if (r.type == RedisReply::Type::kInteger) return r.integer;
+  std::int64_t v = 0;
+  for (char c : r.str) {
+    if (c < '0' || c > '9') return 0;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+std::int64_t SystemMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+class RedisStore::Impl {
+ public:
+  Impl(RedisStoreOptions options, core::Metrics& metrics, ReplacedHandler on_replaced)
+      : opt_(std::move(options)),
+        me_(opt_.replica_id),
+        metrics_(metrics),
+        on_replaced_(std::move(on_replaced)),
+        client_(io_, opt_.redis, Hooks()),
+        housekeeping_(io_) {}
+
+  // ---------------------------------------------------------------- lifecycle
+  void Start() {
+    work_.emplace(asio::make_work_guard(io_));
+    thread_ = std::thread([this] { io_.run(); });
+    Run([this] {
+      client_.Subscribe(std::string(redis::kFleetChannel), {});
+      client_.Start();
+      Housekeep();
+    });
+  }
+
+  void Stop() {
+    if (!thread_.joinable()) return;
+    Run([this] {
+      housekeeping_.cancel();
+      client_.Stop();
+      work_.reset();
+    });
+    thread_.join();
+  }
+
+  // Runs `fn` on the store's thread.
+  void Run(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
+
+  // ---------------------------------------------------------------- any thread
+  void SetChangeListener(ChangeListener l) {
+    absl::MutexLock lock(&mu_);
+    listener_ = std::move(l);
+  }
+  void SetFleetListener(std::function<void(std::string_view)> l) {
+    absl::MutexLock lock(&mu_);
+    fleet_listener_ = std::move(l);
+  }
+  std::string Problem() const {
+    absl::MutexLock lock(&mu_);
+    return problem_;
+  }
+  absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const {
+    absl::MutexLock lock(&mu_);
+    return load_;
+  }
+
+  void Lookup(std::vector<std::string> users, LookupDone done) {
+    Assignments out;
+    std::vector<std::size_t> missing;
+    local_.Lookup(users, out, missing);
+    metrics_.lookup_users[0]->Increment(static_cast<double>(users.size() - missing.size()));
+    if (missing.empty()) return done(std::move(out));
+    if (!client_.up()) return done(StoreError::kUnavailable);
+    metrics_.lookup_users[1]->Increment(static_cast<double>(missing.size()));
+    std::vector<std::string> wanted;
+    wanted.reserve(missing.size());
+    for (std::size_t i : missing) wanted.push_back(users[i]);
+    Run([this, wanted = std::move(wanted), missing = std::move(missing), out = std::move(out),
+         done = std::move(done)]() mutable {
+      ReadRemote(std::move(wanted), [missing = std::move(missing), out = std::move(out),
+                                     done = std::move(done)](StoreResult<Assignments> r) mutable {
+        if (auto* err = std::get_if<StoreError>(&r)) return done(*err);
+        auto& found = std::get<Assignments>(r);
+        for (std::size_t k = 0; k < missing.size(); ++k) out[missing[k]] = std::move(found[k]);
+        done(std::move(out));
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------- store thread
+  // Reads users from Redis: the pointer to their space, then their record there.
+  void ReadRemote(std::vector<std::string> users, LookupDone done) {
+    struct Read {
+      std::vector<std::string> users;
+      Assignments found;
+      std::size_t left = 0;
+      std::optional<StoreError> error;
+      LookupDone done;
+      void Finish() {
+        if (--left > 0) return;
+        if (error) return done(*error);
+        done(std::move(found));
+      }
+    };
+    auto read = std::make_shared<Read>();
+    read->found.resize(users.size());
+    read->left = users.size();
+    read->done = std::move(done);
+    read->users = std::move(users);
+    if (read->left == 0) return read->done(Assignments{});
+    for (std::size_t i = 0; i < read->users.size(); ++i) {
+      client_.Command({"GET", redis::UserKey(read->users[i])}, [this, read, i](RedisResult r) {
+        const RedisReply* reply = ReplyOf(r);
+        if (reply == nullptr) {
+          read->error = ToStoreError(std::get<RedisFailure>(r));
+          return read->Finish();
+        }
+        if (reply->type != RedisReply::Type::kString) return read->Finish();  // not connected
+        std::string space = reply->str;
+        client_.Command(
+            {"HGET", redis::SpaceKey(space), read->users[i]}, [read, i, space](RedisResult r2) {
+              const RedisReply* rec = ReplyOf(r2);
+              if (rec == nullptr) {
+                read->error = ToStoreError(std::get<RedisFailure>(r2));
+              } else if (rec->type == RedisReply::Type::kString) {
+                if (auto d = redis::DecodeRecord(rec->str)) {
+                  read->found[i] = redis::ToAssignment(read->users[i], space, *d, Clock::now());
+                }
+              }
+              read->Finish();
+            });
+      });
+    }
+  }
+
+  std::optional<core::Assignment> Known(const std::string& user) const {
+    auto it = owned_.find(user);
+    if (it != owned_.end()) return it->second;
+    return local_.Get(user);
+  }
+
+  void DoPut(core::Assignment desired, std::uint64_t expected, std::uint64_t min_epoch,
+             PutDone done) {
+    if (!client_.up()) return done(StoreError::kUnavailable);
+    if (expected != 0) {
+      auto known = Known(desired.user);
+      if (known && known->epoch == expected && known->space != desired.space) {
+        return MoveSpace(std::move(desired), *known, min_epoch, std::move(done));
+      }
+    }
+    PutScript(std::move(desired), expected, min_epoch, "", std::move(done));
+  }
+
+  // A user changing spaces: its record leaves the old space's key (compare-and-set on the epoch,
+  // which decides between racing writers) and is written into the new one.
+  void MoveSpace(core::Assignment desired, const core::Assignment& old, std::uint64_t min_epoch,
+                 PutDone done) {
+    auto own = owned_.find(desired.user);
+    if (own != owned_.end()) own->second.space = desired.space;  // the old space's 'r' is ours
+    client_.Eval(
+        remove_, {redis::SpaceKey(old.space)},
+        {old.user, "", "0", old.space, std::to_string(old.epoch), "0"},
+        [this, desired = std::move(desired), old, min_epoch,
+         done = std::move(done)](RedisResult r) mutable {
+          const RedisReply* reply = ReplyOf(r);
+          if (reply == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
+          if (!IsArray(reply) || reply->elements.empty() || IntOf(reply->elements[0]) != 1) {
+            return done(core::PutResult{});  // somebody else wrote it: read again
+          }
+          local_.Erase(old.space, old.user);
+          PutScript(std::move(desired), 0, std::max(min_epoch, old.epoch), old.server,
+                    std::move(done));
+        });
+  }
+
+  void PutScript(core::Assignment desired, std::uint64_t expected, std::uint64_t min_epoch,
+                 std::string previous_server, PutDone done) {
+    const std::string space = desired.space;
+    client_.Eval(
+        put_, {redis::SpaceKey(space)},
+        {desired.user, std::to_string(expected), std::to_string(min_epoch), desired.server,
+         desired.replica, std::to_string(desired.session), space, std::move(previous_server)},
+        [this, user = desired.user, space, done = std::move(done)](RedisResult r) {
+          const RedisReply* reply = ReplyOf(r);
+          if (reply == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
+          if (!IsArray(reply) || reply->elements.size() < 2) {
+            log::Error("redis_script_failed", {{"script", "put"}, {"reply", reply->str}});
+            return done(StoreError::kUnavailable);
+          }
+          core::PutResult result;
+          const auto record = reply->elements[1].type == RedisReply::Type::kString
+                                  ? redis::DecodeRecord(reply->elements[1].str)
+                                  : std::nullopt;
+          if (record) result.current = redis::ToAssignment(user, space, *record, Clock::now());
+          if (IntOf(reply->elements[0]) != 1 || !record) return done(std::move(result));
+          result.written = true;
+          std::optional<std::string> from;
+          if (reply->elements.size() > 3 && !reply->elements[3].str.empty()) {
+            from = reply->elements[3].str;
+          }
+          result.change = core::AssignmentChange{core::AssignmentChange::Kind::kAssigned,
+                                                 result.current, std::move(from)};
+          client_.Command({"SET", redis::UserKey(user), space}, [](RedisResult) {});
+          ApplyOwnWrite(result.current);
+          done(std::move(result));
+        });
+  }
+
+  // A write of this replica that Redis accepted: visible to this replica's lookups at once.
+  void ApplyOwnWrite(const core::Assignment& a) {
+    if (local_.Holds(a.space)) {
+      auto cur = local_.Get(a.user);
+      if (!cur || cur->space != a.space || cur->epoch <= a.epoch) local_.Upsert(a);
+    }
+    if (a.replica == me_ && a.session != 0) owned_[a.user] = a;
+  }
+
+  void DoAttach(std::string user, std::string space, std::uint64_t session, AttachDone done) {
+    if (!client_.up()) return done(StoreError::kUnavailable);
+    AttachIn(user, space, session,
+             [this, user, space, session,
+              done = std::move(done)](StoreResult<std::optional<core::Assignment>> r) mutable {
+               auto* found = std::get_if<std::optional<core::Assignment>>(&r);
+               if (found == nullptr || found->has_value()) return done(std::move(r));
+               // Not in the session's space: the user may be elsewhere (a space change).
+               client_.Command(
+                   {"GET", redis::UserKey(user)},
+                   [this, user, space, session, done = std::move(done)](RedisResult g) mutable {
+                     const RedisReply* reply = ReplyOf(g);
+                     if (reply == nullptr) {
+                       return done(ToStoreError(std::get<RedisFailure>(g)));
+                     }
+                     if (reply->type != RedisReply::Type::kString || reply->str == space) {
+                       return done(std::optional<core::Assignment>());
+                     }
+                     AttachIn(user, reply->str, session, std::move(done));
+                   });
+             });
+  }
+
+  void AttachIn(const std::string& user, const std::string& space, std::uint64_t session,
+                AttachDone done) {
+    client_.Eval(
+        attach_, {redis::SpaceKey(space)}, {user, me_, std::to_string(session), space},
+        [this, user, space, done = std::move(done)](RedisResult r) {
+          const RedisReply* reply = ReplyOf(r);
+          if (reply == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
+          if (!IsArray(reply) || reply->elements.empty()) {
+            log::Error("redis_script_failed", {{"script", "attach"}, {"reply", reply->str}});
+            return done(StoreError::kUnavailable);
+          }
+          if (IntOf(reply->elements[0]) != 1 || reply->elements.size() < 2) {
+            return done(std::optional<core::Assignment>());
+          }
+          auto record = redis::DecodeRecord(reply->elements[1].str);
+          if (!record) return done(std::optional<core::Assignment>());
+          auto a = redis::ToAssignment(user, space, *record, Clock::now());
+          ApplyOwnWrite(a);
+          done(std::optional<core::Assignment>(std::move(a)));
+        });
+  }
+
+  void DoDetach(const std::string& user, std::uint64_t session) {
+    auto it = owned_.find(user);
+    if (it == owned_.end() || it->second.session != session) return;
+    const std::string space = it->second.space;
+    owned_.erase(it);           // before the script: its 'o' change must not look like a takeover
+    if (!client_.up()) return;  // the resync after the outage detaches it
+    client_.Eval(detach_, {redis::SpaceKey(space)}, {user, me_, std::to_string(session), space},
+                 [](RedisResult) {});
+  }
+
+  void DoRemove(const std::string& user, std::uint64_t session, RemoveDone done) {
+    auto it = owned_.find(user);
+    if (it == owned_.end() || it->second.session != session) return done(false);
+    if (!client_.up()) return done(StoreError::kUnavailable);
+    const core::Assignment own = it->second;
+    owned_.erase(it);
+    client_.Eval(remove_, {redis::SpaceKey(own.space)},
+                 {user, me_, std::to_string(session), own.space, "0", "1"},
+                 [this, own, done = std::move(done)](RedisResult r) {
+                   const RedisReply* reply = ReplyOf(r);
+                   if (reply == nullptr) {
+                     owned_.emplace(own.user, own);  // still ours: the session lives on
+                     return done(ToStoreError(std::get<RedisFailure>(r)));
+                   }
+                   const bool removed =
+                       IsArray(reply) && !reply->elements.empty() && IntOf(reply->elements[0]) == 1;
+                   if (removed) {
+                     local_.Erase(own.space, own.user);
+                     DeletePointer(own.user, own.space);
+                   }
+                   done(removed);
+                 });
+  }
+
+  void DeletePointer(const std::string& user, const std::string& space) {
+    client_.Eval(pointer_delete_, {redis::UserKey(user)}, {space}, [](RedisResult) {});
+  }
+
+  // ---- interest ----
+  struct SpaceState {
+    int refs = 0;
+    Clock::time_point hold_until{};
+    enum class Phase { kSubscribing, kLoading, kReady } phase = Phase::kSubscribing;
+    std::uint64_t seq = 0;
+    std::uint64_t generation = 0;  // a newer load makes older callbacks stale
+    std::vector<ChangeMessage> buffered;
+  };
+
+  void Hold(const std::string& space, int refs, Clock::time_point until) {
+    auto [it, fresh] = spaces_.try_emplace(space);
+    it->second.refs += refs;
+    it->second.hold_until = std::max(it->second.hold_until, until);
+    if (!fresh) return;
+    if (client_.up()) {
+      client_.Command({"SADD", redis::ReplicaSpacesKey(me_), space}, [](RedisResult) {});
+    }
+    Subscribe(space);
+  }
+
+  // Subscribes (again) and loads the snapshot once Redis has confirmed the subscription.
+  void Subscribe(const std::string& space) {
+    SpaceState& st = spaces_[space];
+    st.phase = SpaceState::Phase::kSubscribing;
+    st.buffered.clear();
+    const std::uint64_t gen = ++st.generation;
+    client_.Subscribe(redis::SpaceChannel(space), [this, space, gen] { LoadSnapshot(space, gen); });
+  }
+
+  void LoadSnapshot(const std::string& space, std::uint64_t gen) {
+    auto it = spaces_.find(space);
+    if (it == spaces_.end() || it->second.generation != gen) return;
+    it->second.phase = SpaceState::Phase::kLoading;
+    client_.Command({"HGETALL", redis::SpaceKey(space)}, [this, space, gen](RedisResult r) {
+      auto it = spaces_.find(space);
+      if (it == spaces_.end() || it->second.generation != gen) return;
+      SpaceState& st = it->second;
+      const RedisReply* reply = ReplyOf(r);
+      if (!IsArray(reply)) {
+        st.phase = SpaceState::Phase::kSubscribing;  // reloaded by the resync after the outage
+        return;
+      }
+      std::vector<core::Assignment> records;
+      std::uint64_t seq = 0;
+      const auto now = Clock::now();
+      for (std::size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
+        const std::string& field = reply->elements[i].str;
+        if (field.empty()) {
+          seq = static_cast<std::uint64_t>(IntOf(reply->elements[i + 1]));
+        } else if (auto rec = redis::DecodeRecord(reply->elements[i + 1].str)) {
+          records.push_back(redis::ToAssignment(field, space, *rec, DetachedSince(*rec, now)));
+        }
+      }
+      local_.Replace(space, records);
+      st.seq = seq;
+      st.phase = SpaceState::Phase::kReady;
+      metrics_.store_space_loads->Increment();
+      std::vector<ChangeMessage> buffered = std::move(st.buffered);
+      st.buffered.clear();
+      std::sort(buffered.begin(), buffered.end(),
+                [](const auto& a, const auto& b) { return a.seq < b.seq; });
+      for (auto& m : buffered) ApplySpaceChange(space, std::move(m));
+      Reconcile(space, records);
+    });
+  }
+
+  // The local time a detached record was detached at, from the Redis-clock ms in the record.
+  Clock::time_point DetachedSince(const redis::Record& r, Clock::time_point now) const {
+    if (r.session != 0 || r.detached_ms == 0) return now;
+    const std::int64_t redis_now = SystemMs() + clock_offset_ms_;
+    return now - std::chrono::milliseconds(std::max<std::int64_t>(0, redis_now - r.detached_ms));
+  }
+
+  // After a (re)load: this replica's records match its live sessions. A live session whose record
+  // Redis lost is written again; a record of this replica without a live session is detached.
+  void Reconcile(const std::string& space, const std::vector<core::Assignment>& records) {
+    absl::flat_hash_map<std::string, const core::Assignment*> in_redis;
+    for (const auto& a : records) in_redis[a.user] = &a;
+    std::vector<core::Assignment> mine;  // copied: CheckOwnership may erase from owned_
+    for (const auto& [user, own] : owned_) {
+      if (own.space == space) mine.push_back(own);
+    }
+    for (const auto& own : mine) {
+      auto it = in_redis.find(own.user);
+      if (it == in_redis.end()) {
+        Reassert(own);
+      } else {
+        CheckOwnership(*it->second);
+      }
+    }
+    for (const auto& a : records) {
+      if (a.replica != me_ || a.session == 0) continue;
+      auto own = owned_.find(a.user);
+      if (own != owned_.end() && own->second.session == a.session) continue;
+      client_.Eval(detach_, {redis::SpaceKey(space)},
+                   {a.user, me_, std::to_string(a.session), space}, [](RedisResult) {});
+    }
+  }
+
+  void Reassert(const core::Assignment& own) {
+    log::Info("store_reassert", {{"user", own.user}, {"server", own.server}});
+    PutScript(own, 0, own.epoch, "", [](StoreResult<core::PutResult>) {});
+  }
+
+  // ---- change stream ----
+  void OnMessage(std::string_view channel, std::string_view payload) {
+    if (channel == redis::kFleetChannel) {
+      std::function<void(std::string_view)> l;
+      {
+        absl::MutexLock lock(&mu_);
+        l = fleet_listener_;
+      }
+      if (l) l(payload);
+      return;
+    }
+    auto m = redis::DecodeChange(payload);
+    if (!m) {
+      log::Warn("redis_bad_change", {{"channel", channel}});
+      return;
+    }
+    if (channel.starts_with(redis::kUserChannelPrefix)) return NotifyWatchers(*m);
+    if (!channel.starts_with(redis::kSpaceChannelPrefix)) return;
+    const std::string space(channel.substr(redis::kSpaceChannelPrefix.size()));
+    auto it = spaces_.find(space);
+    if (it == spaces_.end()) return;
+    SpaceState& st = it->second;
+    if (st.phase != SpaceState::Phase::kReady) {
+      if (st.buffered.size() >= kMaxBufferedChanges) return Subscribe(space);
+      st.buffered.push_back(std::move(*m));
+      return;
+    }
+    ApplySpaceChange(space, std::move(*m));
+  }
+
+  void ApplySpaceChange(const std::string& space, ChangeMessage m) {
+    SpaceState& st = spaces_[space];
+    if (m.seq <= st.seq) return;  // in the snapshot already
+    if (m.seq != st.seq + 1) {
+      metrics_.store_gaps->Increment();
+      log::Warn("store_sequence_gap", {{"space", space}, {"expected", st.seq + 1}, {"got", m.seq}});
+      st.phase = SpaceState::Phase::kLoading;
+      st.buffered.clear();
+      st.buffered.push_back(std::move(m));
+      LoadSnapshot(space, ++st.generation);
+      return;
+    }
+    st.seq = m.seq;
+    const auto a =
+        redis::ToAssignment(m.user, m.space, m.record, DetachedSince(m.record, Clock::now()));
+    auto cur = local_.Get(m.user);
+    if (m.kind == ChangeMessage::Kind::kRemoved) {
+      if (cur && cur->space == m.space && cur->epoch <= a.epoch) local_.Erase(m.space, m.user);
+    } else if (!cur || cur->space != m.space || cur->epoch <= a.epoch) {
+      local_.Upsert(a);
+    }
+    if (m.kind == ChangeMessage::Kind::kRemoved) {
+      auto own = owned_.find(m.user);
+      // A live session's record removed by someone else (this replica's lease ran out during a
+      // partition, and another replica expired it): the session is still here, so write it back.
+      if (own != owned_.end() && own->second.space == m.space && own->second.epoch <= a.epoch) {
+        Reassert(own->second);
+      }
+      return;
+    }
+    CheckOwnership(a);
+  }
+
+  // Whether a record change took a user away from this replica's live session.
+  void CheckOwnership(const core::Assignment& a) {
+    auto it = owned_.find(a.user);
+    if (it == owned_.end() || it->second.space != a.space || a.epoch < it->second.epoch) return;
+    core::Assignment& own = it->second;
+    if (a.replica == me_ && a.session == own.session) {
+      own = a;
+      return;
+    }
+    if (a.session == 0) {
+      // Detached by someone else (this replica looked dead): the session is alive, take it back.
+      client_.Eval(attach_, {redis::SpaceKey(a.space)},
+                   {a.user, me_, std::to_string(own.session), a.space}, [](RedisResult) {});
+      return;
+    }
+    const std::uint64_t session = own.session;
+    const std::string user = a.user;
+    owned_.erase(it);
+    if (on_replaced_) on_replaced_(user, session);
+  }
+
+  void NotifyWatchers(const ChangeMessage& m) {
+    if (m.kind == ChangeMessage::Kind::kOwner) return;
+    auto it = watched_.find(m.user);
+    if (it == watched_.end()) return;
+    Watched& w = it->second;
+    const bool removed = m.kind == ChangeMessage::Kind::kRemoved;
+    if (m.record.epoch < w.last_epoch) return;
+    if (m.record.epoch == w.last_epoch && (!removed || w.removed)) return;
+    w.last_epoch = m.record.epoch;
+    w.removed = removed;
+    core::AssignmentChange change{
+        removed ? core::AssignmentChange::Kind::kRemoved : core::AssignmentChange::Kind::kAssigned,
+        redis::ToAssignment(m.user, m.space, m.record, Clock::now()),
+        m.from_server.empty() ? std::nullopt : std::optional<std::string>(m.from_server)};
+    w.last = change.assignment;
+    Notify(change);
+  }
+
+  void Notify(const core::AssignmentChange& change) {
+    ChangeListener l;
+    {
+      absl::MutexLock lock(&mu_);
+      l = listener_;
+    }
+    if (l) l(change);
+  }
+
+  struct Watched {
+    int refs = 0;
+    std::uint64_t last_epoch = 0;
+    bool removed = false;
+    std::optional<core::Assignment> last;
+  };
+
+  void DoWatch(std::vector<std::string> users, ReadyDone ready) {
+    std::vector<std::string> fresh;
+    for (auto& u : users) {
+      if (watched_[u].refs++ == 0) fresh.push_back(std::move(u));
+    }
+    if (fresh.empty()) return ready();
+    if (!client_.up()) {
+      for (auto& u : fresh) client_.Subscribe(redis::UserChannel(u), {});
+      return ready();  // the resync after the outage re-reads them and tells what changed
+    }
+    // Ready when every SUBSCRIBE is confirmed, or after the command timeout (an outage began:
+    // the resync covers it), whichever comes first.
+    struct Wait {
+      std::size_t left;
+      ReadyDone ready;
+      asio::steady_timer timer;
+      void Fire() {
+        if (!ready) return;
+        timer.cancel();
+        auto r = std::move(ready);
+        ready = nullptr;
+        r();
+      }
+    };
+    auto wait =
+        std::make_shared<Wait>(Wait{fresh.size(), std::move(ready), asio::steady_timer(io_)});
+    wait->timer.expires_after(opt_.redis.command_timeout);
+    wait->timer.async_wait([wait](boost::system::error_code ec) {
+      if (!ec) wait->Fire();
+    });
+    for (auto& u : fresh) {
+      client_.Subscribe(redis::UserChannel(u), [wait] {
+        if (--wait->left == 0) wait->Fire();
+      });
+    }
+  }
+
+  void DoUnwatch(const std::vector<std::string>& users) {
+    for (const auto& u : users) {
+      auto it = watched_.find(u);
+      if (it == watched_.end()) continue;
+      if (--it->second.refs > 0) continue;
+      watched_.erase(it);
+      client_.Unsubscribe(redis::UserChannel(u));
+    }
+  }
+
+  // ---- connection state ----
+  RedisHooks Hooks() {
+    RedisHooks h;
+    h.on_up = [this] { OnUp(); };
+    h.on_down = [this](const std::string& why) { OnDown(why); };
+    h.on_message = [this](std::string_view c, std::string_view p) { OnMessage(c, p); };
+    h.on_command = [this](double seconds, bool ok) {
+      metrics_.redis_command_seconds->Observe(seconds);
+      if (!ok) metrics_.redis_command_errors->Increment();
+    };
+    h.on_reconnect_attempt = [this] { metrics_.redis_reconnects->Increment(); };
+    return h;
+  }
+
+  void OnDown(const std::string& why) {
+    {
+      absl::MutexLock lock(&mu_);
+      problem_ = "redis unreachable: " + why;
+    }
+    metrics_.redis_up->Set(0);
+    if (!was_down_) log::Warn("store_down", {{"why", why}});
+    was_down_ = true;
+    for (auto& [space, st] : spaces_) {
+      if (st.phase == SpaceState::Phase::kReady) st.phase = SpaceState::Phase::kSubscribing;
+    }
+  }
+
+  void OnUp() {
+    // Scripts first: everything sent after them on this connection runs after them.
+    for (const RedisScript* s : {&put_, &attach_, &detach_, &remove_, &expire_, &orphan_, &lease_,
+                                 &pointer_delete_, &own_load_}) {
+      client_.Command({"SCRIPT", "LOAD", s->source()}, [](RedisResult) {});
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      problem_.clear();
+    }
+    metrics_.redis_up->Set(1);
+    if (!was_down_) return;
+    was_down_ = false;
+    metrics_.store_resyncs->Increment();
+    log::Info("store_resync", {{"spaces", spaces_.size()}, {"watched", watched_.size()}});
+    for (auto& [space, st] : spaces_) {
+      client_.Command({"SADD", redis::ReplicaSpacesKey(me_), space}, [](RedisResult) {});
+      Subscribe(space);
+    }
+    // Watchers may have missed changes during the outage: read each watched user again.
+    std::vector<std::string> users;
+    for (const auto& [u, w] : watched_) users.push_back(u);
+    ReadRemote(users, [this, users](StoreResult<Assignments> r) {
+      auto* found = std::get_if<Assignments>(&r);
+      if (found == nullptr) return;
+      for (std::size_t i = 0; i < users.size(); ++i) ReconcileWatched(users[i], (*found)[i]);
+    });
+  }
+
+  void ReconcileWatched(const std::string& user, const std::optional<core::Assignment>& now) {
+    auto it = watched_.find(user);
+    if (it == watched_.end()) return;
+    Watched& w = it->second;
+    if (now && (now->epoch > w.last_epoch || w.removed)) {
+      std::optional<std::string> from;
+      if (w.last && !w.removed) from = w.last->server;
+      w.last_epoch = now->epoch;
+      w.removed = false;
+      w.last = now;
+      Notify({core::AssignmentChange::Kind::kAssigned, *now, from});
+    } else if (!now && w.last && !w.removed) {
+      w.removed = true;
+      Notify({core::AssignmentChange::Kind::kRemoved, *w.last, std::nullopt});
+    }
+  }
+
+  // ---- housekeeping ----
+  void Housekeep() {
+    housekeeping_.expires_after(opt_.housekeeping_interval);
+    housekeeping_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) Housekeep();
+    });
+    metrics_.redis_pending->Set(static_cast<double>(client_.pending()));
+    metrics_.redis_up->Set(client_.up() ? 1 : 0);
+    metrics_.store_local_spaces->Set(static_cast<double>(spaces_.size()));
+    DropIdleSpaces();
+    if (!client_.up()) return;
+    client_.Eval(lease_, {std::string(redis::kReplicasKey)},
+                 {me_, std::to_string(opt_.lease_ttl.count()),
+                  std::to_string(std::chrono::milliseconds(kForgetDeadReplica).count())},
+                 [this](RedisResult r) {
+                   const RedisReply* reply = ReplyOf(r);
+                   if (!IsArray(reply) || reply->elements.size() < 2) return;
+                   const std::int64_t now_ms = IntOf(reply->elements[0]);
+                   clock_offset_ms_ = now_ms - SystemMs();
+                   const std::size_t dead = static_cast<std::size_t>(IntOf(reply->elements[1]));
+                   dead_.clear();
+                   std::vector<std::string> live;
+                   for (std::size_t i = 2; i < reply->elements.size(); ++i) {
+                     const std::string& id = reply->elements[i].str;
+                     if (i - 2 < dead) {
+                       if (id != me_) dead_.insert(id);
+                     } else {
+                       live.push_back(id);
+                     }
+                   }
+                   Sweep();
+                   Reap();
+                   RefreshLoad(std::move(live));
+                 });
+    WriteOwnLoad();
+  }
+
+  void DropIdleSpaces() {
+    const auto now = Clock::now();
+    for (auto it = spaces_.begin(); it != spaces_.end();) {
+      auto next = std::next(it);
+      SpaceState& st = it->second;
+      if (st.refs <= 0 && now >= st.hold_until && st.phase == SpaceState::Phase::kReady) {
+        // Keep a space while it has records this replica must see expire: its own detached
+        // users and those of dead replicas.
+        bool keep = false;
+        for (const auto& a : local_.SpaceRecords(it->first)) {
+          if (a.replica == me_ || dead_.contains(a.replica)) {
+            keep = true;
+            break;
+          }
+        }
+        if (!keep) {
+          client_.Unsubscribe(redis::SpaceChannel(it->first));
+          local_.DropSpace(it->first);
+          spaces_.erase(it);
+        }
+      }
+      it = next;
+    }
+  }
+
+  // Ends what is due in the spaces held here: detached past the grace, or owned by a dead replica.
+  void Sweep() {
+    const auto now = Clock::now();
+    for (const auto& [space, st] : spaces_) {
+      if (st.phase != SpaceState::Phase::kReady) continue;
+      std::vector<std::string> expire;
+      absl::flat_hash_map<std::string, std::vector<std::string>> orphan;  // dead replica -> users
+      for (const auto& a : local_.SpaceRecords(space)) {
+        if (a.session == 0) {
+          if (now - a.since >= opt_.resume_grace) expire.push_back(a.user);
+        } else if (dead_.contains(a.replica)) {
+          orphan[a.replica].push_back(a.user);
+        }
+      }
+      for (std::size_t i = 0; i < expire.size(); i += kSweepBatch) {
+        std::vector<std::string> args{space, std::to_string(opt_.resume_grace.count())};
+        for (std::size_t k = i; k < std::min(expire.size(), i + kSweepBatch); ++k) {
+          args.push_back(expire[k]);
+        }
+        client_.Eval(
+            expire_, {redis::SpaceKey(space)}, std::move(args), [this, space](RedisResult r) {
+              const RedisReply* reply = ReplyOf(r);
+              if (!IsArray(reply)) return;
+              metrics_.assignments_expired->Increment(static_cast<double>(reply->elements.size()));
+              for (const auto& u : reply->elements) DeletePointer(u.str, space);
+            });
+      }
+      for (auto& [dead, users] : orphan) {
+        for (std::size_t i = 0; i < users.size(); i += kSweepBatch) {
+          std::vector<std::string> args{space, dead};
+          for (std::size_t k = i; k < std::min(users.size(), i + kSweepBatch); ++k) {
+            args.push_back(users[k]);
+          }
+          client_.Eval(orphan_, {redis::SpaceKey(space)}, std::move(args), [](RedisResult) {});
+        }
+      }
+    }
+  }
+
+  // Takes a dead replica's spaces in hand (one live replica per dead one, by a lock), so its
+  // users expire after the grace even where no other replica has sessions.
+  void Reap() {
+    const auto hold = opt_.resume_grace + opt_.lease_ttl + std::chrono::seconds(10);
+    for (const auto& dead : dead_) {
+      if (!reaped_.insert(dead).second) continue;
+      const auto lock_ms = std::chrono::duration_cast<std::chrono::milliseconds>(hold).count() +
+                           std::chrono::milliseconds(std::chrono::minutes(1)).count();
+      client_.Command(
+          {"SET", redis::ReapLockKey(dead), me_, "NX", "PX", std::to_string(lock_ms)},
+          [this, dead, hold](RedisResult r) {
+            const RedisReply* reply = ReplyOf(r);
+            if (reply == nullptr || reply->type != RedisReply::Type::kStatus) {
+              if (reply == nullptr) reaped_.erase(dead);  // try again next tick
+              return;
+            }
+            client_.Command({"SMEMBERS", redis::ReplicaSpacesKey(dead)}, [this, dead,
+                                                                          hold](RedisResult m) {
+              const RedisReply* spaces = ReplyOf(m);
+              if (!IsArray(spaces)) return;
+              log::Info("replica_reaped", {{"replica", dead}, {"spaces", spaces->elements.size()}});
+              for (const auto& s : spaces->elements) {
+                Hold(s.str, 0, Clock::now() + hold);
+              }
+              client_.Command(
+                  {"PEXPIRE", redis::ReplicaSpacesKey(dead),
+                   std::to_string(std::chrono::milliseconds(kForgetDeadReplica).count())},
+                  [](RedisResult) {});
+            });
+          });
+    }
+  }
+
+  void WriteOwnLoad() {
+    absl::flat_hash_map<std::string, std::int64_t> mine;
+    for (const auto& [user, a] : owned_) ++mine[a.server];
+    std::vector<std::string> args{std::to_string(opt_.lease_ttl.count())};
+    for (const auto& [server, n] : mine) {
+      args.push_back(server);
+      args.push_back(std::to_string(n));
+    }
+    client_.Eval(own_load_, {redis::ReplicaLoadKey(me_)}, std::move(args), [](RedisResult) {});
+  }
+
+  // Fleet-wide users per server: the sum of every live replica's own count.
+  void RefreshLoad(std::vector<std::string> live) {
+    struct Sum {
+      absl::flat_hash_map<std::string, std::int64_t> load;
+      std::size_t left;
+    };
+    if (live.empty()) return;
+    auto sum = std::make_shared<Sum>(Sum{{}, live.size()});
+    for (const auto& replica : live) {
+      client_.Command({"HGETALL", redis::ReplicaLoadKey(replica)}, [this, sum](RedisResult r) {
+        const RedisReply* reply = ReplyOf(r);
+        if (IsArray(reply)) {
+          for (std::size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
+            sum->load[reply->elements[i].str] += IntOf(reply->elements[i + 1]);
+          }
+        }
+        if (--sum->left > 0) return;
+        absl::MutexLock lock(&mu_);
+        load_ = std::move(sum->load);
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------- state
+  const RedisStoreOptions opt_;
+  const std::string me_;
+  core::Metrics& metrics_;
+  const ReplacedHandler on_replaced_;
+
+  asio::io_context io_{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::thread thread_;
+  RedisClient client_;
+  asio::steady_timer housekeeping_;
+  LocalCopy local_;
+
+  const RedisScript put_{std::string(redis::kPutScript)};
+  const RedisScript attach_{std::string(redis::kAttachScript)};
+  const RedisScript detach_{std::string(redis::kDetachScript)};
+  const RedisScript remove_{std::string(redis::kRemoveScript)};
+  const RedisScript expire_{std::string(redis::kExpireScript)};
+  const RedisScript orphan_{std::string(redis::kOrphanScript)};
+  const RedisScript lease_{std::string(redis::kLeaseScript)};
+  const RedisScript pointer_delete_{std::string(redis::kPointerDeleteScript)};
+  const RedisScript own_load_{std::string(redis::kOwnLoadScript)};
+
+  // Store thread only.
+  absl::flat_hash_map<std::string, SpaceState> spaces_;
+  absl::flat_hash_map<std::string, Watched> watched_;
+  absl::flat_hash_map<std::string, core::Assignment> owned_;  // live sessions of this replica
+  absl::flat_hash_set<std::string> dead_;                     // replicas whose lease ran out
+  absl::flat_hash_set<std::string> reaped_;
+  bool was_down_ = false;
+  std::int64_t clock_offset_ms_ = 0;  // Redis clock minus this machine's, from the lease script
+
+  // Any thread.
+  mutable absl::Mutex mu_;
+  std::string problem_ ABSL_GUARDED_BY(mu_) = "connecting to redis";
+  absl::flat_hash_map<std::string, std::int64_t> load_ ABSL_GUARDED_BY(mu_);
+  ChangeListener listener_ ABSL_GUARDED_BY(mu_);
+  std::function<void(std::string_view)> fleet_listener_ ABSL_GUARDED_BY(mu_);
+};
+
+// ------------------------------------------------------------------ public face
+
+RedisStore::RedisStore(RedisStoreOptions options, core::Metrics& metrics,
+                       ReplacedHandler on_replaced)
+    : impl_(std::make_unique<Impl>(std::move(options), metrics, std::move(on_replaced))) {}
+RedisStore::~RedisStore() { impl_->Stop(); }
+void RedisStore::Start() { impl_->Start(); }
+void RedisStore::Stop() { impl_->Stop(); }
+
+void RedisStore::SetChangeListener(ChangeListener listener) {
+  impl_->SetChangeListener(std::move(listener));
+}
+std::optional<core::Assignment> RedisStore::GetLocal(std::string_view user) const {
+  return impl_->local_.Get(user);
+}
+void RedisStore::Lookup(std::vector<std::string> users, LookupDone done) const {
+  impl_->Lookup(std::move(users), std::move(done));
+}
+void RedisStore::Put(core::Assignment desired, std::uint64_t expected_epoch,
+                     std::uint64_t min_epoch, PutDone done) {
+  Impl* impl = impl_.get();
+  impl->Run([impl, desired = std::move(desired), expected_epoch, min_epoch,
+             done = std::move(done)]() mutable {
+    impl->DoPut(std::move(desired), expected_epoch, min_epoch, std::move(done));
+  });
+}
+void RedisStore::Attach(std::string_view user, std::string_view space, std::uint64_t session,
+                        AttachDone done) {
+  Impl* impl = impl_.get();
+  impl->Run([impl, user = std::string(user), space = std::string(space), session,
+             done = std::move(done)]() mutable {
+    impl->DoAttach(std::move(user), std::move(space), session, std::move(done));
+  });
+}
+void RedisStore::Detach(std::string_view user, std::uint64_t session, core::SteadyTime) {
+  Impl* impl = impl_.get();
+  impl->Run([impl, user = std::string(user), session] { impl->DoDetach(user, session); });
+}
+void RedisStore::Remove(std::string_view user, std::uint64_t session, RemoveDone done) {
+  Impl* impl = impl_.get();
+  impl->Run([impl, user = std::string(user), session, done = std::move(done)]() mutable {
+    impl->DoRemove(user, session, std::move(done));
+  });
+}
+void RedisStore::EnterSpace(std::string_view space) {
+  Impl* impl = impl_.get();
+  impl->Run([impl, space = std::string(space)] { impl->Hold(space, 1, {}); });
+}
+void RedisStore::LeaveSpace(std::string_view space) {
+  Impl* impl = impl_.get();
+  impl->Run([impl, space = std::string(space)] {
+    auto it = impl->spaces_.find(space);
+    if (it != impl->spaces_.end() && it->second.refs > 0) --it->second.refs;
+  });
+}
+void RedisStore::WatchUsers(std::span<const std::string> users, ReadyDone ready) {
+  Impl* impl = impl_.get();
+  impl->Run(
+      [impl, users = std::vector<std::string>(users.begin(), users.end()),
+       ready = std::move(ready)]() mutable { impl->DoWatch(std::move(users), std::move(ready)); });
+}
+void RedisStore::UnwatchUsers(std::span<const std::string> users) {
+  if (users.empty()) return;
+  Impl* impl = impl_.get();
+  impl->Run([impl, users = std::vector<std::string>(users.begin(), users.end())] {
+    impl->DoUnwatch(users);
+  });
+}
+absl::flat_hash_map<std::string, std::int64_t> RedisStore::LoadByServer() const {
+  return impl_->LoadByServer();
+}
+absl::flat_hash_map<std::string, std::int64_t> RedisStore::SpaceLoad(std::string_view space) const {
+  return impl_->local_.SpaceLoad(space);
+}
+std::vector<core::Assignment> RedisStore::AssignedTo(std::string_view server,
+                                                     std::size_t limit) const {
+  return impl_->local_.AssignedTo(server, impl_->me_, limit);
+}
+std::size_t RedisStore::size() const { return impl_->local_.size(); }
+std::string RedisStore::Problem() const { return impl_->Problem(); }
+void RedisStore::PublishFleet(std::string payload) {
+  Impl* impl = impl_.get();
+  impl->Run([impl, payload = std::move(payload)] {
+    if (!impl->client_.up()) return;
+    impl->client_.Command({"PUBLISH", std::string(redis::kFleetChannel), payload},
+                          [](RedisResult) {});
+  });
+}
+void RedisStore::SetFleetListener(std::function<void(std::string_view)> listener) {
+  impl_->SetFleetListener(std::move(listener));
+}
+
+}  // namespace vrouter::store

@@ -1,0 +1,90 @@
+// The replicated store: assignments in Redis (layout and scripts in redis_schema.h), shared by
+// every replica, with a local copy of the spaces this replica's sessions are in.
+//
+// - Writes are compare-and-set scripts on the space's one key; nothing is written locally first
+//   except the result of a write that Redis accepted (read-your-writes on this replica).
+// - A space is loaded without a gap: SUBSCRIBE to its channel, and only once Redis confirmed it,
+//   HGETALL (which carries the space's sequence number); changes that arrived meanwhile are
+//   applied if newer than the snapshot. A skipped sequence number reloads the space.
+// - Watches subscribe to each watched user's channel; the change listener hears them from there.
+// - Leases: every replica renews its lease each housekeeping tick. Records owned by a replica
+//   whose lease ran out are detached by whoever holds their space, and one replica takes the dead
+//   replica's other spaces in hand, so they expire after the resume grace even if nobody else
+//   is in them.
+// - Redis down: writes fail at once with StoreError (the client gets a retryable error), lookups
+//   of held spaces keep working, Problem() says why. When Redis is back, every held space is
+//   reloaded, this replica's live sessions' assignments are reasserted if Redis lost them, and
+//   watched users are re-read so watchers hear what changed meanwhile.
+//
+// Threading: every public method is thread-safe. All Redis work and all bookkeeping runs on the
+// store's own thread (an io_context it owns); the change listener and completions run there.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "router/core/metrics.h"
+#include "router/store/redis_client.h"
+#include "router/store/store.h"
+
+namespace vrouter::store {
+
+struct RedisStoreOptions {
+  RedisOptions redis;
+  std::string replica_id;
+  std::chrono::milliseconds resume_grace{30000};
+  // A replica silent for this long is dead: its users' assignments start their resume grace.
+  std::chrono::milliseconds lease_ttl{5000};
+  // Lease renewal, expiry sweep, fleet-wide load refresh.
+  std::chrono::milliseconds housekeeping_interval{1000};
+};
+
+class RedisStore final : public AssignmentStore {
+ public:
+  // A session of this replica lost its user to a newer session (on any replica): close it.
+  using ReplacedHandler = std::function<void(const std::string& user, std::uint64_t session)>;
+
+  RedisStore(RedisStoreOptions options, core::Metrics& metrics, ReplacedHandler on_replaced);
+  ~RedisStore() override;  // stops the thread
+  RedisStore(const RedisStore&) = delete;
+  RedisStore& operator=(const RedisStore&) = delete;
+
+  // Starts the store's thread and connects. Returns at once; Problem() says when it is not up.
+  void Start();
+  void Stop();
+
+  void SetChangeListener(ChangeListener listener) override;
+  std::optional<core::Assignment> GetLocal(std::string_view user) const override;
+  void Lookup(std::vector<std::string> users, LookupDone done) const override;
+  void Put(core::Assignment desired, std::uint64_t expected_epoch, std::uint64_t min_epoch,
+           PutDone done) override;
+  void Attach(std::string_view user, std::string_view space, std::uint64_t session,
+              AttachDone done) override;
+  void Detach(std::string_view user, std::uint64_t session, core::SteadyTime now) override;
+  void Remove(std::string_view user, std::uint64_t session, RemoveDone done) override;
+  std::size_t ExpireDetached(core::SteadyTime) override { return 0; }  // housekeeping does it
+  void EnterSpace(std::string_view space) override;
+  void LeaveSpace(std::string_view space) override;
+  void WatchUsers(std::span<const std::string> users, ReadyDone ready) override;
+  void UnwatchUsers(std::span<const std::string> users) override;
+  absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const override;
+  absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(std::string_view space) const override;
+  std::vector<core::Assignment> AssignedTo(std::string_view server,
+                                           std::size_t limit) const override;
+  std::size_t size() const override;
+  std::string Problem() const override;
+
+  // ---- shared fleet evidence (the fleet controller's channel) ----
+  // Publishes `payload` on vr:fleet; fire and forget (dropped while Redis is down).
+  void PublishFleet(std::string payload);
+  // Receives every vr:fleet message, this replica's own included, on the store's thread.
+  void SetFleetListener(std::function<void(std::string_view payload)> listener);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vrouter::store

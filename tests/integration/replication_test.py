@@ -1,0 +1,406 @@
+#!/usr/bin/python3
+"""Three vrouter replicas sharing one Redis behave as one router, over real sockets.
+
+    replication_test.py VROUTER
+
+Starts its own redis-server on a free loopback port and three replicas (--store redis://...),
+then checks: a lookup on any replica finds a user who joined on another (local copy and Redis
+read, with latencies); watchers on one replica hear moves and leaves made on another; two
+concurrent joins of one user on two replicas leave one assignment and one session; kill -9 of a
+replica -> its users resume elsewhere on the same server, and those who do not come back expire
+(watchers hear `left`); Redis paused (SIGSTOP) -> lookups still answered, joins refused with a
+retryable error, /readyz says why, recovery after SIGCONT; Redis restarted empty -> live users'
+assignments are written back and every replica converges.
+
+Loopback only; every process is stopped at the end; bounded to about a minute.
+"""
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import websockets
+
+VROUTER = sys.argv[1]
+REDIS_SERVER = "/usr/bin/redis-server"
+SECRET = "replication-test-secret"
+LEASE_MS, GRACE_MS = 2000, 4000
+FLEET = [{"id": f"sfu-{i}", "url": f"wss://sfu-{i}.example/rtc", "region": "eu", "capacity": 1000,
+          "monitored": False} for i in range(3)]
+FIGURES = {}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Redis:
+    def __init__(self, tmp):
+        self.port, self.tmp = free_port(), tmp
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.tmp],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True,
+                              text=True, timeout=5).stdout
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Replica:
+    def __init__(self, name, redis_port, fleet_file):
+        env = dict(os.environ, VROUTER_AUTH_SECRET=SECRET)
+        self.name = name
+        self.proc = subprocess.Popen(
+            [VROUTER, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--threads", "1",
+             "--replica-id", name, "--store", f"redis://127.0.0.1:{redis_port}",
+             "--video-servers", fleet_file, "--lease-ttl-ms", str(LEASE_MS),
+             "--resume-grace-ms", str(GRACE_MS), "--redis-timeout-ms", "300",
+             "--drain-window-ms", "500", "--log-level", "info"],
+            env=env, stdout=subprocess.PIPE, text=True)
+        self.ws = self.admin = None
+        deadline = time.time() + 20
+        while time.time() < deadline and self.ws is None:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            event = json.loads(line)
+            if event.get("event") == "listening":
+                self.ws = int(event["ws"].rsplit(":", 1)[1].split("/")[0])
+                self.admin = int(event["admin"].rsplit(":", 1)[1])
+        assert self.ws, f"replica {name} did not start"
+        self.logs = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.logs.append(line)
+
+    def readyz(self):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/readyz", timeout=2) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def post(self, path):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.admin}{path}", method="POST")
+        with urllib.request.urlopen(req, timeout=2) as r:
+            return r.status
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+TOKENS = {}
+
+
+def token(user, space):
+    if (user, space) not in TOKENS:
+        out = subprocess.run([VROUTER, "mint-token", "--user", user, "--space", space],
+                             env=dict(os.environ, VROUTER_AUTH_SECRET=SECRET),
+                             capture_output=True, text=True, check=True)
+        TOKENS[(user, space)] = out.stdout.strip()
+    return TOKENS[(user, space)]
+
+
+class Client:
+    """One client connection: answers matched by request id, pushes queued."""
+
+    def __init__(self, user, space):
+        self.user, self.space = user, space
+        self.next_id = 1
+        self.waiting = {}
+        self.pushes = asyncio.Queue()
+        self.close_code = None
+        self.assigned = None
+
+    async def connect(self, replica):
+        self.ws = await websockets.connect(f"ws://127.0.0.1:{replica.ws}/v1/client",
+                                           subprotocols=["vrouter.v1"])
+        self.reader = asyncio.create_task(self._read())
+        welcome = await self.call({"type": "hello", "token": token(self.user, self.space)})
+        assert welcome["type"] == "welcome", welcome
+        return self
+
+    async def _read(self):
+        try:
+            async for frame in self.ws:
+                m = json.loads(frame)
+                fut = self.waiting.pop(m.get("id"), None) if "id" in m else None
+                if fut is not None:
+                    fut.set_result(m)
+                else:
+                    await self.pushes.put(m)
+        except websockets.ConnectionClosed as e:
+            self.close_code = e.rcvd.code if e.rcvd else None
+        for fut in self.waiting.values():
+            fut.set_exception(ConnectionError("closed"))
+
+    async def call(self, message, timeout=5):
+        message = dict(message, id=self.next_id)
+        self.next_id += 1
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting[message["id"]] = fut
+        await self.ws.send(json.dumps(message))
+        return await asyncio.wait_for(fut, timeout)
+
+    async def join(self, resume=None):
+        for _ in range(50):
+            msg = {"type": "join"} if resume is None else {
+                "type": "resume", "server": resume[0], "epoch": resume[1]}
+            answer = await self.call(msg)
+            if answer["type"] == "assigned":
+                self.assigned = answer
+                return answer
+            assert answer["code"] == "unavailable", answer
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{self.user} never assigned")
+
+    async def lookup(self, users):
+        answer = await self.call({"type": "lookup", "users": users})
+        assert answer["type"] == "lookup_result", answer
+        return {r["user"]: r for r in answer["results"]}
+
+    async def push(self, kind, timeout=10):
+        deadline = time.time() + timeout
+        while True:
+            left = deadline - time.time()
+            assert left > 0, f"{self.user}: no {kind} push"
+            m = await asyncio.wait_for(self.pushes.get(), left)
+            if m["type"] == kind:
+                return m
+
+    async def close(self):
+        await self.ws.close()
+        await self.reader
+
+
+def server_of(result):
+    return result["server"]["id"] if result.get("server") else None
+
+
+async def eventually(check, timeout, what):
+    deadline = time.time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.time() < deadline, f"timed out: {what}"
+        await asyncio.sleep(0.1)
+
+
+async def scenario(redis, replicas):
+    a, b, c = replicas
+
+    # -- 1. Cross-replica lookup: local copy (same space) and Redis read (other space).
+    alice = await Client("alice", "s1").connect(a)
+    assigned = await alice.join()
+    bob = await Client("bob", "s1").connect(c)
+    carol = await Client("carol", "s2").connect(b)
+    await asyncio.sleep(0.3)  # let c load space s1
+    for who in (bob, carol):
+        found = (await who.lookup(["alice", "nobody"]))
+        assert server_of(found["alice"]) == assigned["server"]["id"], found
+        assert found["alice"]["epoch"] == assigned["epoch"], found
+        assert found["nobody"].get("server") is None, found
+    for who, label in ((bob, "local_copy"), (carol, "redis_read")):
+        times = []
+        for _ in range(300):
+            t0 = time.perf_counter()
+            await who.lookup(["alice"])
+            times.append((time.perf_counter() - t0) * 1e6)
+        times.sort()
+        FIGURES[f"lookup_{label}_us"] = {"p50": round(statistics.median(times)),
+                                         "p99": round(times[int(len(times) * 0.99)])}
+    print("lookup round trip through a replica:", FIGURES, flush=True)
+
+    # -- 2. Watches across replicas: moves (drain on alice's replica) and leaves.
+    dave = await Client("dave", "s2").connect(b)
+    answer = await dave.call({"type": "watch", "users": ["alice"]})
+    assert server_of(answer["results"][0]) == assigned["server"]["id"], answer
+    old_server = assigned["server"]["id"]
+    assert a.post(f"/v1/servers/{old_server}/drain") == 200
+    moved = await dave.push("moved")
+    migrate = await alice.push("migrate")
+    assert moved["user"] == "alice" and moved["server"]["id"] == migrate["server"]["id"], moved
+    assert moved.get("from") == old_server and moved["server"]["id"] != old_server, moved
+    assert a.post(f"/v1/servers/{old_server}/undrain") == 200
+    assert (await alice.call({"type": "leave"}))["type"] == "ack"
+    left = await dave.push("left")
+    assert left["user"] == "alice", left
+    assigned = await alice.join()
+    moved = await dave.push("moved")
+    assert moved["user"] == "alice" and moved["epoch"] == assigned["epoch"], moved
+    print("watch across replicas: moved and left delivered", flush=True)
+
+    # -- 3. Concurrent joins of one user on two replicas: one assignment, one session.
+    eve_a = await Client("eve", "s1").connect(a)
+    eve_c = await Client("eve", "s1").connect(c)
+    r1, r2 = await asyncio.gather(eve_a.join(), eve_c.join())
+    await eventually(lambda: asyncio.sleep(0, result=eve_a.close_code or eve_c.close_code), 5,
+                     "one of eve's sessions closed")
+    closed = [e for e in (eve_a, eve_c) if e.close_code == 4000]
+    assert len(closed) == 1, (eve_a.close_code, eve_c.close_code)
+    survivor = eve_c if closed[0] is eve_a else eve_a
+    final = (await carol.lookup(["eve"]))["eve"]
+    assert final["epoch"] == survivor.assigned["epoch"], (final, r1, r2)
+    print("concurrent joins: one survivor, the other closed with 4000", flush=True)
+
+    # -- 4. kill -9 of a replica: users resume elsewhere on the same server; others expire.
+    returning = [await Client(f"r{i}", "s3").connect(b) for i in range(20)]
+    leaving = [await Client(f"g{i}", "s3").connect(b) for i in range(5)]
+    for cl in returning + leaving:
+        await cl.join()
+    watcher = await Client("watcher", "s4").connect(a)
+    await watcher.call({"type": "watch", "users": [cl.user for cl in leaving]})
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait()
+    killed_at = time.time()
+    kept, resume_ms = 0, []
+    for cl in returning:
+        before = cl.assigned
+        again = Client(cl.user, "s3")
+        await again.connect(random.choice([a, c]))
+        answer = await again.join(resume=(before["server"]["id"], before["epoch"]))
+        resume_ms.append((time.time() - killed_at) * 1000)
+        if answer["server"]["id"] == before["server"]["id"] and answer["resumed"]:
+            kept += 1
+        assert answer["epoch"] >= before["epoch"], (answer, before)
+        cl.again = again
+    FIGURES["failover"] = {"users": len(returning), "kept_server": kept,
+                           "last_resume_ms_after_kill": round(max(resume_ms))}
+    assert kept == len(returning), FIGURES
+    gone = set()
+    deadline = time.time() + (LEASE_MS + GRACE_MS) / 1000 + 8
+    while len(gone) < len(leaving):
+        m = await asyncio.wait_for(watcher.pushes.get(), max(0.1, deadline - time.time()))
+        if m["type"] == "left":
+            gone.add(m["user"])
+    FIGURES["failover"]["left_after_kill_ms"] = round((time.time() - killed_at) * 1000)
+    found = await watcher.lookup([cl.user for cl in leaving] + [returning[0].user])
+    assert all(found[cl.user].get("server") is None for cl in leaving), found
+    assert server_of(found[returning[0].user]) == returning[0].assigned["server"]["id"], found
+    print("kill -9:", FIGURES["failover"], flush=True)
+
+    # -- 5. Redis paused: lookups from the local copy, writes refused, /readyz says why.
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        paused_at = time.time()
+        found = await bob.lookup(["alice"])  # space s1 is held on replica c
+        assert server_of(found["alice"]) == assigned["server"]["id"], found
+        frank = await Client("frank", "s1").connect(c)
+        answer = await frank.call({"type": "join"})
+        assert answer["type"] == "error" and answer["code"] == "unavailable", answer
+        refused_ms = (time.time() - paused_at) * 1000
+        status, body = await eventually(
+            lambda: asyncio.sleep(0, result=(lambda r: r if r[0] == 503 else None)(c.readyz())),
+            5, "readyz 503 while redis is paused")
+        assert "redis" in body["store"], body
+        found = await bob.lookup(["alice"])
+        assert server_of(found["alice"]) == assigned["server"]["id"], found
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    await eventually(lambda: asyncio.sleep(0, result=c.readyz()[0] == 200), 10,
+                     "readyz 200 after SIGCONT")
+    await frank.join()
+    FIGURES["redis_paused"] = {"join_refused_after_ms": round(refused_ms),
+                               "ready_again_after_resume_ms":
+                                   round((time.time() - paused_at) * 1000 - refused_ms)}
+    print("redis paused:", FIGURES["redis_paused"], flush=True)
+
+    # -- 6. Redis restarted empty: live users are written back, a user gone meanwhile is not.
+    frank_server = frank.assigned["server"]["id"]
+    redis.stop()
+    await frank.close()  # leaves during the outage: its detach cannot reach Redis
+    restarted_at = time.time()
+    redis.start()
+    for r in (a, c):
+        await eventually(lambda r=r: asyncio.sleep(0, result=r.readyz()[0] == 200), 10,
+                         f"{r.name} ready after the restart")
+
+    async def converged():
+        # Both replicas' local copies, and Redis itself, agree.
+        on_a = await watcher.lookup(["alice", "bob", "frank"])
+        on_c = await bob.lookup(["alice", "bob", "frank"])
+        in_redis = redis.cli("HGET", "vr:{s1}", "alice").strip()
+        return all(server_of(f["alice"]) == assigned["server"]["id"] and
+                   server_of(f["bob"]) is not None and server_of(f["frank"]) is None
+                   for f in (on_a, on_c)) and in_redis.split("\t")[1:2] == [assigned["server"]["id"]]
+
+    bob_joined = await bob.join()
+    await eventually(converged, 10, "assignments written back after the restart")
+    FIGURES["redis_restart_converged_ms"] = round((time.time() - restarted_at) * 1000)
+    assert frank_server  # frank had one before the outage; no stale copy survived it
+    assert bob_joined["type"] == "assigned"
+    print("redis restarted:", FIGURES["redis_restart_converged_ms"], "ms to converge", flush=True)
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        fleet_file = os.path.join(tmp, "fleet.json")
+        with open(fleet_file, "w") as f:
+            json.dump(FLEET, f)
+        redis = Redis(tmp)
+        replicas = []
+        try:
+            replicas = [Replica(n, redis.port, fleet_file) for n in ("r-a", "r-b", "r-c")]
+            for r in replicas:
+                deadline = time.time() + 10
+                while r.readyz()[0] != 200:
+                    assert time.time() < deadline, f"{r.name} never ready: {r.readyz()}"
+                    time.sleep(0.05)
+            asyncio.run(asyncio.wait_for(scenario(redis, replicas), 90))
+            print("FIGURES " + json.dumps(FIGURES), flush=True)
+        except BaseException:
+            for r in replicas:
+                sys.stderr.write(f"---- {r.name} log (last 40 lines)\n")
+                sys.stderr.writelines(r.logs[-40:])
+            raise
+        finally:
+            for r in replicas:
+                r.stop()
+            redis.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+#include "tests/support/redis_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+namespace vrouter::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A port nobody listens on now: the kernel picks it for a socket bound to port 0. (Another
+// process could take it before redis-server binds it; on a test machine that is rare enough.)
+std::uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  std::uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+// True when something on the port answers an inline PING (+PONG, or -NOAUTH with requirepass).
+bool Answers(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  timeval tv{0, 500 * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  bool ok = false;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    static constexpr char kPing[] = "PING\r\n";
+    char buf[64];
+    if (::send(fd, kPing, sizeof(kPing) - 1, MSG_NOSIGNAL) == sizeof(kPing) - 1) {
+      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      ok = n > 0 && (buf[0] == '+' || (n >= 7 && std::memcmp(buf, "-NOAUTH", 7) == 0));
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+RedisServer::RedisServer(RedisServerOptions options) : options_(std::move(options)) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "vrouter-redis-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    error_ = std::string("mkdtemp: ") + std::strerror(errno);
+    return;
+  }
+  dir_ = tmpl;
+  port_ = FreePort();
+  if (port_ == 0) {
+    error_ = "no free port";
+    return;
+  }
+  Launch();
+}
+
+RedisServer::~RedisServer() {
+  if (pid_ > 0) {
+    if (paused_) ::kill(pid_, SIGCONT);
+    Reap(SIGKILL);
+  }
+  if (!dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+}
+
+bool RedisServer::Launch() {
+  error_.clear();
+  const std::string port = std::to_string(port_);
+  const std::string dir = dir_.string();
+  const std::string logfile = (dir_ / "redis.log").string();
+  std::vector<std::string> args = {options_.binary,
+                                   "--port",
+                                   port,
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   "no",
+                                   "--dir",
+                                   dir,
+                                   "--logfile",
+                                   logfile,
+                                   "--daemonize",
+                                   "no"};
+  if (!options_.password.empty()) {
+    args.push_back("--requirepass");
+    args.push_back(options_.password);
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  // Early errors (bad arguments) go to stderr, not the log file.
+  int out = ::open((dir_ / "stderr.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (out < 0) {
+    error_ = std::string("open stderr.log: ") + std::strerror(errno);
+    return false;
+  }
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    error_ = std::string("fork: ") + std::strerror(errno);
+    ::close(out);
+    return false;
+  }
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec (the parent has threads).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // no leftover server if the test process dies
+    if (::getppid() != parent) ::_exit(1);
+    ::dup2(out, STDOUT_FILENO);
+    ::dup2(out, STDERR_FILENO);
+    // The test's own sockets (hiredis does not set CLOEXEC) must not live on in the server.
+    ::close_range(3, ~0U, 0);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(out);
+  pid_ = pid;
+  paused_ = false;
+  return WaitReady();
+}
+
+bool RedisServer::WaitReady() {
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      error_ = "redis-server exited (status " + std::to_string(status) +
+               "): " + ReadFile(dir_ / "stderr.log") + ReadFile(dir_ / "redis.log");
+      return false;
+    }
+    if (Answers(port_)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  error_ = "redis-server did not answer PING within 10 s: " + ReadFile(dir_ / "redis.log");
+  Reap(SIGKILL);
+  return false;
+}
+
+void RedisServer::Reap(int signal) {
+  if (pid_ <= 0) return;
+  ::kill(pid_, signal);
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+  paused_ = false;
+}
+
+bool RedisServer::Stop() {
+  if (pid_ <= 0) return true;
+  if (paused_) Resume();
+  ::kill(pid_, SIGTERM);
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (Clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  Reap(SIGKILL);
+  return false;
+}
+
+void RedisServer::Kill() { Reap(SIGKILL); }
+
+bool RedisServer::Pause() {
+  if (pid_ <= 0 || ::kill(pid_, SIGSTOP) != 0) return false;
+  // Returns once it is stopped, so the test's next step meets a stalled server.
+  int status = 0;
+  while (::waitpid(pid_, &status, WUNTRACED) < 0 && errno == EINTR) {
+  }
+  paused_ = true;
+  return WIFSTOPPED(status);
+}
+
+bool RedisServer::Resume() {
+  if (pid_ <= 0 || ::kill(pid_, SIGCONT) != 0) return false;
+  paused_ = false;
+  return true;
+}
+
+bool RedisServer::Restart() {
+  Stop();
+  return Launch();
+}
+
+}  // namespace vrouter::testing

@@ -1,0 +1,53 @@
+// A throwaway redis-server for tests: 127.0.0.1 only, a free port, no persistence, a temporary
+// directory of its own, killed by the destructor (and by the kernel if the test process dies:
+// PR_SET_PDEATHSIG). Not thread-safe: use it from the test's main thread (the one that created
+// it, which the death signal is tied to).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace vrouter::testing {
+
+struct RedisServerOptions {
+  std::string binary = "/usr/bin/redis-server";
+  std::string password;  // requirepass when not empty
+};
+
+class RedisServer {
+ public:
+  // Starts it and waits (up to 10 s) until it answers PING; check ok().
+  explicit RedisServer(RedisServerOptions options = {});
+  ~RedisServer();  // resumes it if paused, kills it, removes its directory
+
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }  // why it is not running
+  std::uint16_t port() const { return port_; }
+  bool running() const { return pid_ > 0; }
+
+  bool Stop();     // SIGTERM and wait (SIGKILL after 5 s); resumes it first if paused
+  void Kill();     // SIGKILL and wait
+  bool Pause();    // SIGSTOP: connections are accepted by the kernel but never answered
+  bool Resume();   // SIGCONT
+  bool Restart();  // Stop (if running), then start again on the same port; false: see error()
+
+ private:
+  bool Launch();  // fork/exec and wait for PING
+  bool WaitReady();
+  void Reap(int signal);
+
+  RedisServerOptions options_;
+  std::filesystem::path dir_;
+  std::uint16_t port_ = 0;
+  pid_t pid_ = -1;
+  bool paused_ = false;
+  std::string error_;
+};
+
+}  // namespace vrouter::testing
