@@ -272,6 +272,14 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   impl->fleet_control =
       std::make_unique<net::FleetController>(c.fleet, *impl->store, impl->fleet, impl->metrics,
                                              impl->sessions, steady_now, std::random_device{}());
+  if (impl->redis != nullptr) {
+    // Video-server reports and client failure reports reach every replica's model.
+    store::RedisStore* redis = impl->redis;
+    net::FleetController* fleet = impl->fleet_control.get();
+    fleet->ShareThrough(c.replica_id,
+                        [redis](std::string m) { redis->PublishFleet(std::move(m)); });
+    redis->SetFleetListener([fleet](std::string_view m) { fleet->OnShared(m); });
+  }
   if (!c.video_servers_file.empty()) {
     auto text = ReadFile(c.video_servers_file);
     if (text.index() == 1) return "--video-servers: " + std::get<1>(text);

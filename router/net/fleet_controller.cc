@@ -20,7 +20,128 @@ int CauseIndex(std::string_view cause) {
   return 2;  // gone
 }
 
+// A registration as shared between replicas: the register frame without its credential (the
+// replica that accepted the connection checked it).
+std::string RegistrationJson(const core::VideoServer& s) {
+  return proto::Encode(proto::VideoServerMessage(
+      proto::Register{"verified-by-peer-replica", s.id, s.url, s.region, s.capacity}));
+}
+
+// Splits "a\tb\tc..." into at most `n` fields.
+std::vector<std::string_view> Fields(std::string_view text, std::size_t n) {
+  std::vector<std::string_view> out;
+  while (out.size() + 1 < n) {
+    const auto tab = text.find('\t');
+    if (tab == std::string_view::npos) break;
+    out.push_back(text.substr(0, tab));
+    text.remove_prefix(tab + 1);
+  }
+  out.push_back(text);
+  return out;
+}
+
 }  // namespace
+
+void FleetController::ShareThrough(std::string replica_id,
+                                   std::function<void(std::string)> publish) {
+  replica_id_ = std::move(replica_id);
+  publish_ = std::move(publish);
+}
+
+// Message: replica \t kind \t server [\t a [\t b]] (ids hold no control characters; JSON
+// payloads are compact, without raw tabs).
+void FleetController::Share(std::string_view kind, std::string_view server, std::string_view a,
+                            std::string_view b) {
+  if (!publish_) return;
+  std::string m;
+  m.reserve(replica_id_.size() + kind.size() + server.size() + a.size() + b.size() + 4);
+  m.append(replica_id_).append("\t").append(kind).append("\t").append(server);
+  if (!a.empty() || !b.empty()) m.append("\t").append(a);
+  if (!b.empty()) m.append("\t").append(b);
+  publish_(std::move(m));
+}
+
+void FleetController::RegisterRemote(const core::VideoServer& info) {
+  std::vector<core::StateChange> changes;
+  std::optional<std::vector<core::VideoServer>> dir;
+  std::shared_ptr<SessionHandle> stale;
+  {
+    absl::MutexLock lock(&mu_);
+    model_.Register(info, now_());
+    // The server connected to another replica: a connection it had here is a stale one.
+    auto it = connections_.find(info.id);
+    if (it != connections_.end()) {
+      stale = it->second.handle.lock();
+      connections_.erase(it);
+    }
+    changes = model_.TakeChanges();
+    dir = DirectoryIfChanged();
+  }
+  if (stale) stale->CloseAsync(proto::close_code::kSessionReplaced, "replaced");
+  Publish(std::move(changes), std::move(dir));
+}
+
+void FleetController::OnShared(std::string_view message) {
+  const auto f = Fields(message, 5);
+  if (f.size() < 3 || f[0] == replica_id_) return;  // malformed, or our own echo
+  const std::string_view kind = f[1], server = f[2];
+  auto registration = [&](std::string_view json) -> std::optional<core::VideoServer> {
+    auto decoded = proto::DecodeVideoServerMessage(json);
+    auto* m = std::get_if<proto::VideoServerMessage>(&decoded);
+    auto* r = m ? std::get_if<proto::Register>(m) : nullptr;
+    if (r == nullptr || r->id != server) return std::nullopt;
+    return core::VideoServer{r->id, r->url, r->region, r->capacity, /*monitored=*/true};
+  };
+  if (kind == "reg" && f.size() >= 4) {
+    if (auto info = registration(f[3])) return RegisterRemote(*info);
+  } else if (kind == "stats" && f.size() == 5) {
+    auto info = registration(f[3]);
+    auto decoded = proto::DecodeVideoServerMessage(f[4]);
+    auto* m = std::get_if<proto::VideoServerMessage>(&decoded);
+    auto* stats = m ? std::get_if<proto::Stats>(m) : nullptr;
+    if (info && stats) {
+      bool known = false;
+      {
+        absl::MutexLock lock(&mu_);
+        known = model_.StateOf(server).has_value();
+      }
+      if (!known) RegisterRemote(*info);
+      const auto own = store_.LoadByServer();
+      const auto it = own.find(AsAbsl(server));
+      std::vector<core::StateChange> changes;
+      {
+        absl::MutexLock lock(&mu_);
+        model_.OnStats(server, *stats, it == own.end() ? 0 : it->second, now_());
+        changes = model_.TakeChanges();
+      }
+      Publish(std::move(changes), std::nullopt);
+      return;
+    }
+  } else if (kind == "gone") {
+    absl::MutexLock lock(&mu_);
+    if (!connections_.contains(AsAbsl(server))) model_.Disconnected(server);
+    return;
+  } else if (kind == "report" && f.size() >= 4) {
+    absl::MutexLock lock(&mu_);
+    model_.OnFailureReport(server, f[3], now_());
+    return;
+  } else if (kind == "drain" || kind == "undrain") {
+    std::vector<core::StateChange> changes;
+    {
+      absl::MutexLock lock(&mu_);
+      if (kind == "drain") {
+        model_.Drain(server, now_());
+      } else {
+        model_.Undrain(server, now_());
+      }
+      changes = model_.TakeChanges();
+    }
+    Publish(std::move(changes), std::nullopt);
+    return;
+  }
+  metrics_.stats_invalid->Increment();
+  log::Warn("fleet_shared_message_malformed", {{"kind", kind}, {"server", server}});
+}
 
 FleetController::FleetController(core::FleetParams params, store::AssignmentStore& store,
                                  core::Fleet& directory, core::Metrics& metrics,
@@ -63,7 +184,7 @@ FleetController::Registration FleetController::Register(const core::VideoServer&
     out.state = model_.Register(info, now_());
     Connection& c = connections_[info.id];
     if (c.id != 0 && c.id != connection) out.replaced = c.handle.lock();
-    c = {connection, std::move(handle)};
+    c = {connection, std::move(handle), info};
     changes = model_.TakeChanges();
     dir = DirectoryIfChanged();
   }
@@ -75,6 +196,7 @@ FleetController::Registration FleetController::Register(const core::VideoServer&
                                         {"state", core::ServerStateName(out.state)},
                                         {"replaced_connection", out.replaced != nullptr}});
   Publish(std::move(changes), std::move(dir));
+  Share("reg", info.id, RegistrationJson(info));
   return out;
 }
 
@@ -85,6 +207,7 @@ void FleetController::Disconnected(std::string_view server, std::uint64_t connec
   if (it == connections_.end() || it->second.id != connection) return;  // already replaced
   connections_.erase(it);
   model_.Disconnected(server);
+  Share("gone", server);
 }
 
 void FleetController::OnStats(std::string_view server, const proto::Stats& stats) {
@@ -100,6 +223,16 @@ void FleetController::OnStats(std::string_view server, const proto::Stats& stats
   }
   metrics_.stats_reports[static_cast<int>(outcome.verdict)]->Increment();
   Publish(std::move(changes), std::nullopt);
+  if (publish_) {
+    std::optional<core::VideoServer> info;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = connections_.find(AsAbsl(server));
+      if (it != connections_.end()) info = it->second.info;
+    }
+    // The registration rides along, so a replica that started after it still learns the server.
+    if (info) Share("stats", server, RegistrationJson(*info), proto::Encode(proto::Stats(stats)));
+  }
 }
 
 void FleetController::CloseConnections(std::uint16_t code, std::string_view reason,
@@ -136,8 +269,13 @@ bool FleetController::CanKeep(std::string_view server) {
 }
 
 bool FleetController::OnFailureReport(std::string_view server, std::string_view user) {
-  absl::MutexLock lock(&mu_);
-  return model_.OnFailureReport(server, user, now_());
+  bool counted = false;
+  {
+    absl::MutexLock lock(&mu_);
+    counted = model_.OnFailureReport(server, user, now_());
+  }
+  Share("report", server, user);
+  return counted;
 }
 
 bool FleetController::Drain(std::string_view server) {
@@ -149,6 +287,7 @@ bool FleetController::Drain(std::string_view server) {
     changes = model_.TakeChanges();
   }
   Publish(std::move(changes), std::nullopt);
+  if (found) Share("drain", server);
   return found;
 }
 
@@ -161,6 +300,7 @@ bool FleetController::Undrain(std::string_view server) {
     changes = model_.TakeChanges();
   }
   Publish(std::move(changes), std::nullopt);
+  if (found) Share("undrain", server);
   return found;
 }
 

@@ -39,6 +39,16 @@ class FleetController {
   // Servers from the fleet file.
   void Declare(const std::vector<core::VideoServer>& servers);
 
+  // ---- shared evidence (several replicas) ----
+  // Every registration, report, disconnection, client failure report and operator drain of this
+  // replica is published through `publish`; OnShared feeds those of the other replicas into this
+  // replica's model, so every replica scores on the same evidence and ejects the same servers.
+  // Set once, before any traffic.
+  void ShareThrough(std::string replica_id, std::function<void(std::string)> publish);
+  // A message published by any replica (this one's own are ignored). Malformed ones are counted
+  // and dropped.
+  void OnShared(std::string_view message);
+
   // ---- video-server connections ----
   struct Registration {
     core::ServerState state = core::ServerState::kPending;
@@ -72,6 +82,7 @@ class FleetController {
   struct Connection {
     std::uint64_t id = 0;
     std::weak_ptr<SessionHandle> handle;
+    core::VideoServer info;  // as registered (shared with every stats report)
   };
   // Publishes what a model call changed: the directory snapshot, logs, metrics, pushes.
   // Called without the mutex, with what was taken under it.
@@ -81,6 +92,13 @@ class FleetController {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Migrate(const core::Evacuation& evacuation);
   void UpdateServerMetrics(const core::FleetView& view);
+
+  void Share(std::string_view kind, std::string_view server, std::string_view a = {},
+             std::string_view b = {});
+  void RegisterRemote(const core::VideoServer& info);
+
+  std::string replica_id_;
+  std::function<void(std::string)> publish_;  // empty: one replica, nothing to share
 
   store::AssignmentStore& store_;
   core::Fleet& directory_;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Three vrouter replicas sharing one Redis behave as one router, over real sockets.
 
-    replication_test.py VROUTER
+    replication_test.py VROUTER SIM_VIDEO_SERVER
 
 Starts its own redis-server on a free loopback port and three replicas (--store redis://...),
 then checks: a lookup on any replica finds a user who joined on another (local copy and Redis
@@ -10,7 +10,8 @@ concurrent joins of one user on two replicas leave one assignment and one sessio
 replica -> its users resume elsewhere on the same server, and those who do not come back expire
 (watchers hear `left`); Redis paused (SIGSTOP) -> lookups still answered, joins refused with a
 retryable error, /readyz says why, recovery after SIGCONT; Redis restarted empty -> live users'
-assignments are written back and every replica converges.
+assignments are written back and every replica converges; a black hole reporting to one replica
+is ejected by another, which moves its own users off it.
 
 Loopback only; every process is stopped at the end; bounded to about a minute.
 """
@@ -32,7 +33,8 @@ import urllib.request
 
 import websockets
 
-VROUTER = sys.argv[1]
+VROUTER, SIM = sys.argv[1], sys.argv[2]
+SERVER_SECRET = "replication-test-video-server-secret"
 REDIS_SERVER = "/usr/bin/redis-server"
 SECRET = "replication-test-secret"
 LEASE_MS, GRACE_MS = 2000, 4000
@@ -82,14 +84,17 @@ class Redis:
 
 class Replica:
     def __init__(self, name, redis_port, fleet_file):
-        env = dict(os.environ, VROUTER_AUTH_SECRET=SECRET)
+        env = dict(os.environ, VROUTER_AUTH_SECRET=SECRET,
+                   VROUTER_VIDEO_SERVER_SECRET=SERVER_SECRET)
         self.name = name
         self.proc = subprocess.Popen(
             [VROUTER, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--threads", "1",
              "--replica-id", name, "--store", f"redis://127.0.0.1:{redis_port}",
              "--video-servers", fleet_file, "--lease-ttl-ms", str(LEASE_MS),
              "--resume-grace-ms", str(GRACE_MS), "--redis-timeout-ms", "300",
-             "--drain-window-ms", "500", "--log-level", "info"],
+             "--drain-window-ms", "500", "--report-interval-ms", "250",
+             "--slow-start-window-ms", "1000", "--migrate-cooldown-ms", "200",
+             "--log-level", "info"],
             env=env, stdout=subprocess.PIPE, text=True)
         self.ws = self.admin = None
         deadline = time.time() + 20
@@ -115,6 +120,10 @@ class Replica:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
+
+    def get(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}{path}", timeout=2) as r:
+            return json.loads(r.read())
 
     def post(self, path):
         req = urllib.request.Request(f"http://127.0.0.1:{self.admin}{path}", method="POST")
@@ -192,7 +201,7 @@ class Client:
             if answer["type"] == "assigned":
                 self.assigned = answer
                 return answer
-            assert answer["code"] == "unavailable", answer
+            assert answer["code"] in ("unavailable", "no_video_server"), answer
             await asyncio.sleep(0.1)
         raise AssertionError(f"{self.user} never assigned")
 
@@ -373,6 +382,48 @@ async def scenario(redis, replicas):
     assert frank_server  # frank had one before the outage; no stale copy survived it
     assert bob_joined["type"] == "assigned"
     print("redis restarted:", FIGURES["redis_restart_converged_ms"], "ms to converge", flush=True)
+
+    # -- 7. Shared evidence: a black hole reporting to replica a is ejected by replica c too.
+    secret_file = os.path.join(os.path.dirname(redis.tmp + "/"), "video-server-secret")
+    with open(secret_file, "w") as f:
+        f.write(SERVER_SECRET)
+    turns_bad = 3.0
+    sim = subprocess.Popen(
+        [SIM, "--router", f"ws://127.0.0.1:{a.ws}", "--admin", f"http://127.0.0.1:{a.admin}",
+         "--secret-file", secret_file, "--servers", "3", "--capacity", "200",
+         "--behavior", f"sim-2=blackhole@{turns_bad}", "--duration", "40"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sim_started = time.time()
+    try:
+        def states(replica):
+            return {v["id"]: v["state"] for v in replica.get("/v1/servers")["servers"]}
+
+        await eventually(lambda: asyncio.sleep(0, result=all(
+            states(c).get(f"sim-{i}") == "active" for i in range(3))), 10,
+            "replica c sees the servers registered at replica a")
+        for i in range(3):
+            assert a.post(f"/v1/servers/sfu-{i}/drain") == 200  # shared: every replica drains
+        users = []
+        for i in range(30):
+            cl = await Client(f"m{i}", f"room-{i % 6}").connect(c)
+            await cl.join()
+            users.append(cl)
+        on_hole = [cl for cl in users if cl.assigned["server"]["id"] == "sim-2"]
+        status = await eventually(
+            lambda: asyncio.sleep(0, result=(lambda v: v if v["state"] == "ejected" else None)(
+                c.get("/v1/servers/sim-2"))), 20, "replica c ejects the black hole")
+        FIGURES["shared_ejection_s_after_turning_bad"] = round(
+            time.time() - sim_started - turns_bad, 2)
+        assert status["reason"] == "not_forwarding", status
+        assert states(a).get("sim-2") == "ejected", states(a)
+        for cl in on_hole:
+            m = await cl.push("migrate")
+            assert m["server"]["id"] != "sim-2", m
+        print(f"shared evidence: c ejected sim-2 (reported to a); {len(on_hole)} of c's users "
+              "migrated off it", flush=True)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
 
 
 def main():
