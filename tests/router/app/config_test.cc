@@ -124,5 +124,46 @@ TEST(ConfigTest, BadEnvironmentValueIsNamed) {
   EXPECT_NE(p.error.find("threads"), std::string::npos) << p.error;
 }
 
+TEST(ConfigTest, StoreIsMemoryByDefaultAndRedisByUrl) {
+  auto p = Parse({"--listen", "127.0.0.1:1"});
+  ASSERT_TRUE(p.config) << p.error;
+  EXPECT_FALSE(p.config->redis);
+  Env env{{{"VROUTER_STORE", "redis://:s3cret@redis.internal:6380/2"}}};
+  p = Parse({"--listen", "127.0.0.1:1", "--lease-ttl-ms", "3000"}, env);
+  ASSERT_TRUE(p.config) << p.error;
+  ASSERT_TRUE(p.config->redis);
+  EXPECT_EQ(*p.config->redis, (RedisUrl{"redis.internal", 6380, "s3cret", 2}));
+  EXPECT_EQ(p.config->lease_ttl, std::chrono::milliseconds(3000));
+}
+
+TEST(ConfigTest, StoreUrlForms) {
+  auto ok = [](std::string_view text) {
+    auto r = ParseStoreUrl(text);
+    EXPECT_EQ(r.index(), 0u) << text << ": " << std::get<1>(r);
+    return r.index() == 0 ? std::get<0>(r) : std::nullopt;
+  };
+  EXPECT_EQ(ok("redis://127.0.0.1"), (RedisUrl{"127.0.0.1", 6379, "", 0}));
+  EXPECT_EQ(ok("redis://user:pw@10.0.0.1:7000"), (RedisUrl{"10.0.0.1", 7000, "pw", 0}));
+  EXPECT_EQ(ok("redis://[::1]:6390/3"), (RedisUrl{"::1", 6390, "", 3}));
+  for (std::string_view bad :
+       {"rediss://127.0.0.1:6379", "redis://", "redis://host:0", "redis://host:70000",
+        "redis://host:12x", "redis://host/16", "redis://[::1", "mysql://x", "", "redis"}) {
+    auto r = ParseStoreUrl(bad);
+    EXPECT_EQ(r.index(), 1u) << bad;
+  }
+  EXPECT_NE(std::get<1>(ParseStoreUrl("rediss://h:1")).find("TLS"), std::string::npos);
+}
+
+TEST(ConfigTest, BadStoreSettingsAreNamed) {
+  for (const std::vector<std::string>& extra : std::vector<std::vector<std::string>>{
+           {"--store", "redis://h:99999"}, {"--redis-timeout-ms", "5"}, {"--lease-ttl-ms", "10"}}) {
+    std::vector<std::string> args{"--listen", "127.0.0.1:1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto p = Parse(args);
+    EXPECT_FALSE(p.config) << extra[0];
+    EXPECT_NE(p.error.find(extra[0]), std::string::npos) << p.error;
+  }
+}
+
 }  // namespace
 }  // namespace vrouter::app
