@@ -33,7 +33,7 @@ import urllib.request
 
 import websockets
 
-VROUTER, SIM = sys.argv[1], sys.argv[2]
+VROUTER, SIM = (sys.argv[1:3] + [None, None])[:2]  # bench/redis_cost.py imports this module
 SERVER_SECRET = "replication-test-video-server-secret"
 REDIS_SERVER = "/usr/bin/redis-server"
 SECRET = "replication-test-secret"
