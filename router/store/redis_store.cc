@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <thread>
+#include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
@@ -193,6 +194,15 @@ class RedisStore::Impl {
   void DoPut(core::Assignment desired, std::uint64_t expected, std::uint64_t min_epoch,
              PutDone done) {
     if (!client_.up()) return done(StoreError::kUnavailable);
+    // While this write is in flight, a snapshot of the user's space must not "repair" the user
+    // from owned_ (it would race the write).
+    ++writing_[desired.user];
+    done = [this, user = desired.user, done = std::move(done)](StoreResult<core::PutResult> r) {
+      if (auto it = writing_.find(user); it != writing_.end() && --it->second <= 0) {
+        writing_.erase(it);
+      }
+      done(std::move(r));
+    };
     if (expected != 0) {
       auto known = Known(desired.user);
       if (known && known->epoch == expected && known->space != desired.space) {
@@ -214,9 +224,20 @@ class RedisStore::Impl {
         [this, desired = std::move(desired), old, min_epoch,
          done = std::move(done)](RedisResult r) mutable {
           const RedisReply* reply = ReplyOf(r);
-          if (reply == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
+          // Not moved: the user stays where it was, as far as this replica knows.
+          auto stay = [&] {
+            auto own = owned_.find(old.user);
+            if (own != owned_.end() && own->second.space == desired.space) {
+              own->second.space = old.space;
+            }
+          };
+          if (reply == nullptr) {
+            stay();
+            return done(ToStoreError(std::get<RedisFailure>(r)));
+          }
           if (!IsArray(reply) || reply->elements.empty() || IntOf(reply->elements[0]) != 1) {
-            return done(core::PutResult{});  // somebody else wrote it: read again
+            stay();  // somebody else wrote it meanwhile: the caller hears what is there now
+            return ReadCurrent(old.user, std::move(done));
           }
           local_.Erase(old.space, old.user);
           PutScript(std::move(desired), 0, std::max(min_epoch, old.epoch), old.server,
@@ -243,6 +264,10 @@ class RedisStore::Impl {
                                   ? redis::DecodeRecord(reply->elements[1].str)
                                   : std::nullopt;
           if (record) result.current = redis::ToAssignment(user, space, *record, Clock::now());
+          if (IntOf(reply->elements[0]) != 1 && !record) {
+            // Refused, and the user is not in this space: the current record is elsewhere.
+            return ReadCurrent(user, std::move(done));
+          }
           if (IntOf(reply->elements[0]) != 1 || !record) return done(std::move(result));
           result.written = true;
           std::optional<std::string> from;
@@ -251,10 +276,24 @@ class RedisStore::Impl {
           }
           result.change = core::AssignmentChange{core::AssignmentChange::Kind::kAssigned,
                                                  result.current, std::move(from)};
-          client_.Command({"SET", redis::UserKey(user), space}, [](RedisResult) {});
           ApplyOwnWrite(result.current);
-          done(std::move(result));
+          // Answer once the pointer is written too: a lookup on any replica that starts after
+          // the answer then finds the user (its outcome does not change the write's).
+          client_.Command(
+              {"SET", redis::UserKey(user), space},
+              [done, result = std::move(result)](RedisResult) mutable { done(std::move(result)); });
         });
+  }
+
+  // A refused write's answer: the user's record wherever it is now.
+  void ReadCurrent(const std::string& user, PutDone done) {
+    ReadRemote({user}, [done = std::move(done)](StoreResult<Assignments> read) {
+      core::PutResult refused;
+      if (auto* found = std::get_if<Assignments>(&read); found != nullptr && found->front()) {
+        refused.current = *found->front();
+      }
+      done(std::move(refused));
+    });
   }
 
   // A write of this replica that Redis accepted: visible to this replica's lookups at once.
@@ -430,7 +469,7 @@ class RedisStore::Impl {
     for (const auto& a : records) in_redis[a.user] = &a;
     std::vector<core::Assignment> mine;  // copied: CheckOwnership may erase from owned_
     for (const auto& [user, own] : owned_) {
-      if (own.space == space) mine.push_back(own);
+      if (own.space == space && !writing_.contains(user)) mine.push_back(own);
     }
     for (const auto& own : mine) {
       auto it = in_redis.find(own.user);
@@ -509,7 +548,8 @@ class RedisStore::Impl {
       auto own = owned_.find(m.user);
       // A live session's record removed by someone else (this replica's lease ran out during a
       // partition, and another replica expired it): the session is still here, so write it back.
-      if (own != owned_.end() && own->second.space == m.space && own->second.epoch <= a.epoch) {
+      if (own != owned_.end() && own->second.space == m.space && own->second.epoch <= a.epoch &&
+          !writing_.contains(m.user)) {
         Reassert(own->second);
       }
       return;
@@ -567,17 +607,24 @@ class RedisStore::Impl {
 
   struct Watched {
     int refs = 0;
+    bool confirmed = false;                           // Redis confirmed the SUBSCRIBE
+    std::vector<std::function<void()>> on_confirmed;  // later watchers waiting for it
     std::uint64_t last_epoch = 0;
     bool removed = false;
     std::optional<core::Assignment> last;
   };
 
   void DoWatch(std::vector<std::string> users, ReadyDone ready) {
-    std::vector<std::string> fresh;
+    std::vector<std::string> fresh, unconfirmed;
     for (auto& u : users) {
-      if (watched_[u].refs++ == 0) fresh.push_back(std::move(u));
+      Watched& w = watched_[u];
+      if (w.refs++ == 0) {
+        fresh.push_back(std::move(u));
+      } else if (!w.confirmed) {
+        unconfirmed.push_back(std::move(u));  // an earlier watch's SUBSCRIBE is on its way
+      }
     }
-    if (fresh.empty()) return ready();
+    if (fresh.empty() && unconfirmed.empty()) return ready();
     if (!client_.up()) {
       for (auto& u : fresh) client_.Subscribe(redis::UserChannel(u), {});
       return ready();  // the resync after the outage re-reads them and tells what changed
@@ -596,15 +643,24 @@ class RedisStore::Impl {
         r();
       }
     };
-    auto wait =
-        std::make_shared<Wait>(Wait{fresh.size(), std::move(ready), asio::steady_timer(io_)});
+    auto wait = std::make_shared<Wait>(
+        Wait{fresh.size() + unconfirmed.size(), std::move(ready), asio::steady_timer(io_)});
     wait->timer.expires_after(opt_.redis.command_timeout);
     wait->timer.async_wait([wait](boost::system::error_code ec) {
       if (!ec) wait->Fire();
     });
+    auto one_done = [wait] {
+      if (--wait->left == 0) wait->Fire();
+    };
+    for (auto& u : unconfirmed) watched_[u].on_confirmed.push_back(one_done);
     for (auto& u : fresh) {
-      client_.Subscribe(redis::UserChannel(u), [wait] {
-        if (--wait->left == 0) wait->Fire();
+      client_.Subscribe(redis::UserChannel(u), [this, u, one_done] {
+        auto it = watched_.find(u);
+        if (it != watched_.end()) {
+          it->second.confirmed = true;
+          for (auto& f : std::exchange(it->second.on_confirmed, {})) f();
+        }
+        one_done();
       });
     }
   }
@@ -887,6 +943,7 @@ class RedisStore::Impl {
   absl::flat_hash_map<std::string, SpaceState> spaces_;
   absl::flat_hash_map<std::string, Watched> watched_;
   absl::flat_hash_map<std::string, core::Assignment> owned_;  // live sessions of this replica
+  absl::flat_hash_map<std::string, int> writing_;             // users with a Put in flight
   absl::flat_hash_set<std::string> dead_;                     // replicas whose lease ran out
   absl::flat_hash_set<std::string> reaped_;
   bool was_down_ = false;

@@ -387,7 +387,9 @@ async def scenario(redis, replicas):
     secret_file = os.path.join(os.path.dirname(redis.tmp + "/"), "video-server-secret")
     with open(secret_file, "w") as f:
         f.write(SERVER_SECRET)
-    turns_bad = 3.0
+    turns_bad = 5.0
+    for i in range(30):
+        token(f"m{i}", f"room-{i % 6}")  # minted up front: the joins below must be quick
     sim = subprocess.Popen(
         [SIM, "--router", f"ws://127.0.0.1:{a.ws}", "--admin", f"http://127.0.0.1:{a.admin}",
          "--secret-file", secret_file, "--servers", "3", "--capacity", "200",
@@ -409,6 +411,7 @@ async def scenario(redis, replicas):
             await cl.join()
             users.append(cl)
         on_hole = [cl for cl in users if cl.assigned["server"]["id"] == "sim-2"]
+        assert on_hole, "no user was placed on sim-2 before it turned bad"
         status = await eventually(
             lambda: asyncio.sleep(0, result=(lambda v: v if v["state"] == "ejected" else None)(
                 c.get("/v1/servers/sim-2"))), 20, "replica c ejects the black hole")

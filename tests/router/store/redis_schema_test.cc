@@ -1,0 +1,205 @@
+// The Redis layout and encodings (router/store/redis_schema.h), without a server: records and
+// change messages round-trip, anything malformed is refused, key names carry the hash tags.
+#include "router/store/redis_schema.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace vrouter::store::redis {
+namespace {
+
+Record SampleRecord() { return Record{1712345678901234, "vs-eu-1", "replica-a", 42, 0}; }
+
+// ---------------------------------------------------------------- records
+
+TEST(RedisSchemaRecord, EncodesAsTabSeparatedFields) {
+  EXPECT_EQ(EncodeRecord(SampleRecord()), "1712345678901234\tvs-eu-1\treplica-a\t42\t0");
+}
+
+TEST(RedisSchemaRecord, RoundTrips) {
+  const Record attached = SampleRecord();
+  EXPECT_EQ(DecodeRecord(EncodeRecord(attached)), attached);
+
+  const Record detached{7, "vs 2 (with spaces)", "r:b", 0, 1712345678901};
+  EXPECT_EQ(DecodeRecord(EncodeRecord(detached)), detached);
+
+  const Record extremes{UINT64_MAX, "s", "r", UINT64_MAX, INT64_MIN};
+  EXPECT_EQ(DecodeRecord(EncodeRecord(extremes)), extremes);
+
+  const Record utf8{1, "serveur-é", "réplique", 1, -1};
+  EXPECT_EQ(DecodeRecord(EncodeRecord(utf8)), utf8);
+}
+
+TEST(RedisSchemaRecord, RejectsMissingFields) {
+  EXPECT_EQ(DecodeRecord(""), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1\tvs"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1\tvs\tr"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1\tvs\tr\t5"), std::nullopt);
+  // Empty fields where an id or a number belongs.
+  EXPECT_EQ(DecodeRecord("1\t\tr\t5\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1\tvs\t\t5\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("\tvs\tr\t5\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1\tvs\tr\t\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1\tvs\tr\t5\t"), std::nullopt);
+}
+
+TEST(RedisSchemaRecord, RejectsNonNumericEpochSessionOrDetachTime) {
+  EXPECT_EQ(DecodeRecord("x\tvs\tr\t5\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("12a\tvs\tr\t5\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord(" 12\tvs\tr\t5\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("+12\tvs\tr\t5\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("-12\tvs\tr\t5\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1.5\tvs\tr\t5\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("18446744073709551616\tvs\tr\t5\t0"), std::nullopt);  // > 2^64 - 1
+  EXPECT_EQ(DecodeRecord("1\tvs\tr\tfive\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1\tvs\tr\t-5\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1\tvs\tr\t5 \t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1\tvs\tr\t5\tnow"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1\tvs\tr\t5\t0x10"), std::nullopt);
+}
+
+TEST(RedisSchemaRecord, RejectsEpochZero) {
+  EXPECT_EQ(DecodeRecord("0\tvs\tr\t5\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord(EncodeRecord(Record{0, "vs", "r", 5, 0})), std::nullopt);
+}
+
+TEST(RedisSchemaRecord, RejectsControlCharactersInIds) {
+  EXPECT_EQ(DecodeRecord(std::string("1\tv\ns\tr\t5\t0")), std::nullopt);
+  EXPECT_EQ(DecodeRecord(std::string("1\tvs\tr\r\t5\t0")), std::nullopt);
+  EXPECT_EQ(DecodeRecord(std::string("1\tv\x7fs\tr\t5\t0")), std::nullopt);
+  EXPECT_EQ(DecodeRecord(std::string("1\tvs\tr\x01\t5\t0")), std::nullopt);
+  EXPECT_EQ(DecodeRecord(std::string("1\tvs\0\tr\t5\t0", 11)), std::nullopt);
+}
+
+TEST(RedisSchemaRecord, RejectsExtraTabs) {
+  EXPECT_EQ(DecodeRecord("1\tvs\tr\t5\t0\t"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1\tvs\tr\t5\t0\textra"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1\tvs\t\tr\t5\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("\t1\tvs\tr\t5\t0"), std::nullopt);
+}
+
+// ---------------------------------------------------------------- change messages
+
+ChangeMessage SampleChange(ChangeMessage::Kind kind) {
+  ChangeMessage m;
+  m.seq = 17;
+  m.kind = kind;
+  m.space = "room-1";
+  m.user = "alice";
+  m.record = SampleRecord();
+  m.from_server = kind == ChangeMessage::Kind::kAssigned ? "vs-eu-0" : "";
+  return m;
+}
+
+void ExpectSameChange(const ChangeMessage& got, const ChangeMessage& want) {
+  EXPECT_EQ(got.seq, want.seq);
+  EXPECT_EQ(got.kind, want.kind);
+  EXPECT_EQ(got.space, want.space);
+  EXPECT_EQ(got.user, want.user);
+  EXPECT_EQ(got.record, want.record);
+  EXPECT_EQ(got.from_server, want.from_server);
+}
+
+TEST(RedisSchemaChange, EncodesAsTheScriptsPublish) {
+  EXPECT_EQ(EncodeChange(SampleChange(ChangeMessage::Kind::kAssigned)),
+            "17\ta\troom-1\talice\t1712345678901234\tvs-eu-1\treplica-a\t42\t0\tvs-eu-0");
+  EXPECT_EQ(EncodeChange(SampleChange(ChangeMessage::Kind::kRemoved)),
+            "17\tr\troom-1\talice\t1712345678901234\tvs-eu-1\treplica-a\t42\t0\t");
+}
+
+TEST(RedisSchemaChange, RoundTripsEveryKind) {
+  for (auto kind : {ChangeMessage::Kind::kAssigned, ChangeMessage::Kind::kOwner,
+                    ChangeMessage::Kind::kRemoved}) {
+    SCOPED_TRACE(static_cast<char>(kind));
+    const ChangeMessage m = SampleChange(kind);
+    auto decoded = DecodeChange(EncodeChange(m));
+    ASSERT_TRUE(decoded.has_value());
+    ExpectSameChange(*decoded, m);
+  }
+}
+
+TEST(RedisSchemaChange, AssignedWithoutPreviousServerRoundTrips) {
+  ChangeMessage m = SampleChange(ChangeMessage::Kind::kAssigned);
+  m.from_server.clear();
+  auto decoded = DecodeChange(EncodeChange(m));
+  ASSERT_TRUE(decoded.has_value());
+  ExpectSameChange(*decoded, m);
+}
+
+TEST(RedisSchemaChange, DetachedOwnerChangeRoundTrips) {
+  ChangeMessage m = SampleChange(ChangeMessage::Kind::kOwner);
+  m.record.session = 0;
+  m.record.detached_ms = 1712345678901;
+  auto decoded = DecodeChange(EncodeChange(m));
+  ASSERT_TRUE(decoded.has_value());
+  ExpectSameChange(*decoded, m);
+}
+
+TEST(RedisSchemaChange, RejectsBadKinds) {
+  const std::string tail = "\troom-1\talice\t5\tvs\tr\t1\t0\t";
+  ASSERT_TRUE(DecodeChange("1\ta" + tail).has_value());
+  for (const std::string kind : {"x", "A", "R", "ao", "", "0", " "}) {
+    SCOPED_TRACE("kind '" + kind + "'");
+    EXPECT_EQ(DecodeChange("1\t" + kind + tail), std::nullopt);
+  }
+}
+
+TEST(RedisSchemaChange, RejectsMalformedPayloads) {
+  const std::string good = "1\ta\troom-1\talice\t5\tvs\tr\t1\t0\tvs-old";
+  ASSERT_TRUE(DecodeChange(good).has_value());
+  const std::string bad[] = {
+      "",
+      "1",
+      "1\ta\troom-1\talice\t5\tvs\tr\t1\t0",           // no from_server field
+      "x\ta\troom-1\talice\t5\tvs\tr\t1\t0\t",         // non-numeric seq
+      "-1\ta\troom-1\talice\t5\tvs\tr\t1\t0\t",        // negative seq
+      "\ta\troom-1\talice\t5\tvs\tr\t1\t0\t",          // empty seq
+      "1\ta\t\talice\t5\tvs\tr\t1\t0\t",               // empty space
+      "1\ta\troom-1\t\t5\tvs\tr\t1\t0\t",              // empty user
+      "1\ta\troom\x01\talice\t5\tvs\tr\t1\t0\t",       // control character in the space
+      "1\ta\troom-1\tal\nice\t5\tvs\tr\t1\t0\t",       // control character in the user
+      "1\ta\troom-1\talice\t0\tvs\tr\t1\t0\t",         // epoch 0
+      "1\ta\troom-1\talice\tfive\tvs\tr\t1\t0\t",      // non-numeric epoch
+      "1\ta\troom-1\talice\t5\t\tr\t1\t0\t",           // empty server
+      "1\ta\troom-1\talice\t5\tvs\tr\tone\t0\t",       // non-numeric session
+      "1\ta\troom-1\talice\t5\tvs\tr\t1\tx\t",         // non-numeric detach time
+      "1\ta\troom-1\talice\t5\tvs\tr\t1\t0\tvs\told",  // extra tab
+      "1\ta\troom-1\talice\t5\tvs\tr\t1\t0\tv\rs",     // control character in from_server
+  };
+  for (const std::string& text : bad) {
+    SCOPED_TRACE(text);
+    EXPECT_EQ(DecodeChange(text), std::nullopt);
+  }
+}
+
+// ---------------------------------------------------------------- keys and channels
+
+TEST(RedisSchemaKeys, SpaceKeysUseTheSpaceAsHashTag) {
+  EXPECT_EQ(SpaceKey("s"), "vr:{s}");
+  EXPECT_EQ(SpaceKey("room-1"), "vr:{room-1}");
+}
+
+TEST(RedisSchemaKeys, OtherKeysAndChannels) {
+  EXPECT_EQ(UserKey("alice"), "vr:u:{alice}");
+  EXPECT_EQ(ReplicaSpacesKey("r1"), "vr:rs:{r1}");
+  EXPECT_EQ(ReplicaLoadKey("r1"), "vr:rl:{r1}");
+  EXPECT_EQ(ReapLockKey("r1"), "vr:reap:{r1}");
+  EXPECT_EQ(SpaceChannel("room-1"), "vr:space:room-1");
+  EXPECT_EQ(UserChannel("alice"), "vr:user:alice");
+  EXPECT_EQ(kReplicasKey, "vr:replicas");
+  EXPECT_EQ(kFleetChannel, "vr:fleet");
+  EXPECT_TRUE(SpaceChannel("x").starts_with(kSpaceChannelPrefix));
+  EXPECT_TRUE(UserChannel("x").starts_with(kUserChannelPrefix));
+}
+
+TEST(RedisSchemaKeys, ToAssignmentCarriesTheRecord) {
+  const auto since = core::SteadyTime(std::chrono::seconds(5));
+  const auto a = ToAssignment("alice", "room-1", SampleRecord(), since);
+  EXPECT_EQ(a, (core::Assignment{"alice", "room-1", "vs-eu-1", 1712345678901234, "replica-a", 42,
+                                 since}));
+}
+
+}  // namespace
+}  // namespace vrouter::store::redis

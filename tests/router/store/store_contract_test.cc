@@ -1,0 +1,1067 @@
+// The AssignmentStore contract (router/store/store.h), one suite run against every
+// implementation: MemoryStore (the embedded single replica) and RedisStore (two replicas sharing
+// a real redis-server, started per test on 127.0.0.1 and a free port). The asynchronous API is
+// wrapped in blocking helpers with bounded waits; whatever a shared store only does eventually
+// (load refresh, expiry by housekeeping, local copies) is polled for, bounded too.
+//
+// "peer" is a second replica of the same shared state: for RedisStore another RedisStore with its
+// own replica id on the same Redis; for MemoryStore (one replica by design) the same store.
+#include <gtest/gtest.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <latch>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "router/core/metrics.h"
+#include "router/store/memory_store.h"
+#include "router/store/redis_client.h"
+#include "router/store/redis_schema.h"
+#include "router/store/redis_store.h"
+#include "router/store/store.h"
+#include "tests/support/redis_server.h"
+
+namespace vrouter::store {
+namespace {
+
+using namespace std::chrono_literals;
+using core::Assignment;
+using core::AssignmentChange;
+using core::PutResult;
+using Clock = std::chrono::steady_clock;
+using Kind = AssignmentChange::Kind;
+using vrouter::testing::RedisServer;
+
+constexpr auto kWait = 5s;  // the bound on every wait
+
+// ------------------------------------------------------------------ waiting
+
+// Polls `pred` every 10 ms until it holds or `timeout` passes.
+bool WaitUntil(const std::function<bool()>& pred, std::chrono::milliseconds timeout = kWait) {
+  const auto deadline = Clock::now() + timeout;
+  while (!pred()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+// Starts an asynchronous call with a completion and waits (bounded) for that completion. The
+// promise is shared, so a completion arriving after the wait gave up lands harmlessly; a second
+// completion throws std::future_error on the store's thread (the contract says exactly once).
+template <typename R>
+std::optional<R> Await(const std::function<void(std::function<void(R)>)>& start) {
+  auto promise = std::make_shared<std::promise<R>>();
+  auto future = promise->get_future();
+  start([promise](R r) { promise->set_value(std::move(r)); });
+  if (future.wait_for(kWait) != std::future_status::ready) return std::nullopt;
+  return future.get();
+}
+
+template <typename T>
+StoreResult<T> Completed(std::optional<StoreResult<T>> r, const char* what) {
+  if (r) return std::move(*r);
+  ADD_FAILURE() << what << ": the completion never came";
+  return StoreError::kTimeout;
+}
+
+StoreResult<PutResult> PutR(AssignmentStore& s, Assignment desired, std::uint64_t expected,
+                            std::uint64_t min_epoch = 0) {
+  return Completed(
+      Await<StoreResult<PutResult>>([&](std::function<void(StoreResult<PutResult>)> done) {
+        s.Put(std::move(desired), expected, min_epoch, std::move(done));
+      }),
+      "Put");
+}
+
+StoreResult<std::optional<Assignment>> AttachR(AssignmentStore& s, const std::string& user,
+                                               const std::string& space, std::uint64_t session) {
+  using R = StoreResult<std::optional<Assignment>>;
+  return Completed(Await<R>([&](std::function<void(R)> done) {
+                     s.Attach(user, space, session, std::move(done));
+                   }),
+                   "Attach");
+}
+
+StoreResult<bool> RemoveR(AssignmentStore& s, const std::string& user, std::uint64_t session) {
+  return Completed(Await<StoreResult<bool>>([&](std::function<void(StoreResult<bool>)> done) {
+                     s.Remove(user, session, std::move(done));
+                   }),
+                   "Remove");
+}
+
+StoreResult<Assignments> LookupR(const AssignmentStore& s, std::vector<std::string> users) {
+  return Completed(
+      Await<StoreResult<Assignments>>([&](std::function<void(StoreResult<Assignments>)> done) {
+        s.Lookup(std::move(users), std::move(done));
+      }),
+      "Lookup");
+}
+
+// The value of a result that must have succeeded (a test failure and T{} otherwise).
+template <typename T>
+T Ok(StoreResult<T> r, const char* what = "store call") {
+  if (const auto* e = std::get_if<StoreError>(&r)) {
+    ADD_FAILURE() << what << " failed: " << StoreErrorMessage(*e);
+    return T{};
+  }
+  return std::get<T>(std::move(r));
+}
+
+PutResult Put(AssignmentStore& s, Assignment desired, std::uint64_t expected,
+              std::uint64_t min_epoch = 0) {
+  return Ok(PutR(s, std::move(desired), expected, min_epoch), "Put");
+}
+std::optional<Assignment> Attach(AssignmentStore& s, const std::string& user,
+                                 const std::string& space, std::uint64_t session) {
+  return Ok(AttachR(s, user, space, session), "Attach");
+}
+bool Remove(AssignmentStore& s, const std::string& user, std::uint64_t session) {
+  return Ok(RemoveR(s, user, session), "Remove");
+}
+Assignments Lookup(const AssignmentStore& s, std::vector<std::string> users) {
+  return Ok(LookupR(s, std::move(users)), "Lookup");
+}
+std::optional<Assignment> LookupOne(const AssignmentStore& s, const std::string& user) {
+  Assignments found = Lookup(s, {user});
+  if (found.size() != 1) {
+    ADD_FAILURE() << "Lookup of one user answered " << found.size();
+    return std::nullopt;
+  }
+  return found[0];
+}
+
+// Whether `s` answers `user` with `epoch` in `space`, now or within the bound. For what another
+// replica wrote: RedisStore completes a Put before it points the user at its space, so another
+// replica's read can briefly miss it (RedisStoreTest.PutIsVisibleToOtherReplicasOnceDone).
+bool SeenBy(const AssignmentStore& s, const std::string& user, std::uint64_t epoch,
+            const std::string& space) {
+  return WaitUntil([&] {
+    const auto found = LookupOne(s, user);
+    return found && found->epoch == epoch && found->space == space;
+  });
+}
+
+// Watches `users` and waits until the store says their later changes reach the listener.
+void Watch(AssignmentStore& s, const std::vector<std::string>& users) {
+  auto ready = std::make_shared<std::promise<void>>();
+  auto future = ready->get_future();
+  s.WatchUsers(users, [ready] { ready->set_value(); });
+  ASSERT_EQ(future.wait_for(kWait), std::future_status::ready) << "WatchUsers never got ready";
+}
+
+// What a change listener heard (it runs on the store's thread, or inline for MemoryStore).
+class ChangeLog {
+ public:
+  ChangeListener Listener() {
+    return [this](const AssignmentChange& c) {
+      {
+        std::lock_guard lock(mu_);
+        changes_.push_back(c);
+      }
+      cv_.notify_all();
+    };
+  }
+
+  // The first change heard (now or within `timeout`) that matches.
+  std::optional<AssignmentChange> WaitFor(const std::function<bool(const AssignmentChange&)>& match,
+                                          std::chrono::milliseconds timeout = kWait) {
+    const auto deadline = Clock::now() + timeout;
+    std::unique_lock lock(mu_);
+    while (true) {
+      for (const auto& c : changes_) {
+        if (match(c)) return c;
+      }
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+        for (const auto& c : changes_) {
+          if (match(c)) return c;
+        }
+        return std::nullopt;
+      }
+    }
+  }
+
+  std::vector<AssignmentChange> Of(const std::string& user) const {
+    std::lock_guard lock(mu_);
+    std::vector<AssignmentChange> out;
+    for (const auto& c : changes_) {
+      if (c.assignment.user == user) out.push_back(c);
+    }
+    return out;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<AssignmentChange> changes_;
+};
+
+auto ChangeOf(const std::string& user, Kind kind) {
+  return [user, kind](const AssignmentChange& c) {
+    return c.kind == kind && c.assignment.user == user;
+  };
+}
+
+// ------------------------------------------------------------------ harnesses
+
+// One store implementation, set up for a test: `store()` is replica r1; `peer()` another replica
+// of the same state (the same store where there is only one).
+class Harness {
+ public:
+  virtual ~Harness() = default;
+  virtual bool Start(std::string& error) = 0;
+  virtual AssignmentStore& store() = 0;
+  virtual AssignmentStore& peer() = 0;
+  virtual std::string replica() const = 0;
+  virtual std::string peer_replica() const = 0;
+  // Several replicas share the state (eventual local copies, watch-only notification).
+  virtual bool shared() const = 0;
+  virtual std::chrono::milliseconds grace() const = 0;
+  // Waits (bounded) until every store can write: Problem() empty.
+  virtual bool WaitWritable() = 0;
+  // Lets due expiries happen: MemoryStore is told the grace has passed; RedisStore expires on
+  // its own (housekeeping), so nothing.
+  virtual void ExpireDue() = 0;
+
+  ChangeLog changes, peer_changes;
+};
+
+class MemoryHarness final : public Harness {
+ public:
+  bool Start(std::string&) override {
+    store_.SetChangeListener(changes.Listener());
+    return true;
+  }
+  AssignmentStore& store() override { return store_; }
+  AssignmentStore& peer() override { return store_; }
+  std::string replica() const override { return "r1"; }
+  std::string peer_replica() const override { return "r1"; }
+  bool shared() const override { return false; }
+  std::chrono::milliseconds grace() const override { return kGrace; }
+  bool WaitWritable() override { return store_.Problem().empty(); }
+  void ExpireDue() override { store_.ExpireDetached(Clock::now() + kGrace + 1ms); }
+
+ private:
+  static constexpr std::chrono::milliseconds kGrace{300};
+  MemoryStore store_{kGrace};
+};
+
+// Sessions of a replica that lost their user to another session (RedisStore's ReplacedHandler).
+class Replaced {
+ public:
+  RedisStore::ReplacedHandler Handler() {
+    return [this](const std::string& user, std::uint64_t session) {
+      std::lock_guard lock(mu_);
+      seen_.emplace_back(user, session);
+    };
+  }
+  bool Has(const std::string& user, std::uint64_t session) const {
+    std::lock_guard lock(mu_);
+    for (const auto& s : seen_) {
+      if (s.first == user && s.second == session) return true;
+    }
+    return false;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::pair<std::string, std::uint64_t>> seen_;
+};
+
+class RedisHarness final : public Harness {
+ public:
+  static constexpr std::chrono::milliseconds kCommandTimeout{300};
+  static constexpr std::chrono::milliseconds kGrace{300};
+
+  bool Start(std::string& error) override {
+    server_ = std::make_unique<RedisServer>();
+    if (!server_->ok()) {
+      error = "redis-server: " + server_->error();
+      return false;
+    }
+    a_ = std::make_unique<RedisStore>(Options("r1"), metrics_, replaced.Handler());
+    b_ = std::make_unique<RedisStore>(Options("r2"), metrics_, peer_replaced.Handler());
+    a_->SetChangeListener(changes.Listener());
+    b_->SetChangeListener(peer_changes.Listener());
+    a_->Start();
+    b_->Start();
+    if (!WaitWritable()) {
+      error = "the stores never came up: " + a_->Problem() + " / " + b_->Problem();
+      return false;
+    }
+    return true;
+  }
+  AssignmentStore& store() override { return *a_; }
+  AssignmentStore& peer() override { return *b_; }
+  std::string replica() const override { return "r1"; }
+  std::string peer_replica() const override { return "r2"; }
+  bool shared() const override { return true; }
+  std::chrono::milliseconds grace() const override { return kGrace; }
+  bool WaitWritable() override {
+    return WaitUntil([&] { return a_->Problem().empty() && b_->Problem().empty(); });
+  }
+  void ExpireDue() override {}
+
+  RedisServer& server() { return *server_; }
+  RedisStore& redis_store() { return *a_; }
+
+  Replaced replaced, peer_replaced;
+
+ private:
+  RedisStoreOptions Options(const std::string& replica) const {
+    RedisStoreOptions o;
+    o.redis.host = "127.0.0.1";
+    o.redis.port = server_->port();
+    o.redis.connect_timeout = kCommandTimeout;
+    o.redis.command_timeout = kCommandTimeout;
+    o.redis.backoff_min = 50ms;
+    o.redis.backoff_max = 200ms;
+    o.replica_id = replica;
+    o.resume_grace = kGrace;
+    o.lease_ttl = 1000ms;
+    o.housekeeping_interval = 100ms;
+    return o;
+  }
+
+  // Declared first: destroyed last, after the stores have stopped.
+  std::unique_ptr<RedisServer> server_;
+  core::Metrics metrics_{"test", "test"};
+  std::unique_ptr<RedisStore> a_, b_;
+};
+
+// ------------------------------------------------------------------ the contract
+
+template <typename H>
+class StoreContractTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    ASSERT_TRUE(h_.Start(error)) << error;
+  }
+
+  AssignmentStore& store() { return h_.store(); }
+  AssignmentStore& peer() { return h_.peer(); }
+
+  // An assignment written by a live session of this replica.
+  Assignment Desired(const std::string& user, const std::string& space, const std::string& server,
+                     std::uint64_t session) const {
+    return Assignment{user, space, server, 0, h_.replica(), session, Clock::now()};
+  }
+
+  // A write from this replica that must succeed (Problem() empty first, for a shared store).
+  PutResult Write(const std::string& user, const std::string& space, const std::string& server,
+                  std::uint64_t session, std::uint64_t expected = 0, std::uint64_t min_epoch = 0) {
+    EXPECT_TRUE(h_.WaitWritable());
+    PutResult r = Put(store(), Desired(user, space, server, session), expected, min_epoch);
+    EXPECT_TRUE(r.written) << "writing " << user;
+    return r;
+  }
+
+  H h_;
+};
+
+using Implementations = ::testing::Types<MemoryHarness, RedisHarness>;
+class ImplementationNames {
+ public:
+  template <typename T>
+  static std::string GetName(int) {
+    return std::is_same_v<T, MemoryHarness> ? "Memory" : "Redis";
+  }
+};
+TYPED_TEST_SUITE(StoreContractTest, Implementations, ImplementationNames);
+
+TYPED_TEST(StoreContractTest, PutWithExpectedZeroCreates) {
+  ASSERT_TRUE(this->h_.WaitWritable());
+  const PutResult r = Put(this->store(), this->Desired("alice", "room", "vs-1", 11), 0);
+  ASSERT_TRUE(r.written);
+  EXPECT_GT(r.current.epoch, 0u);
+  EXPECT_EQ(r.current.user, "alice");
+  EXPECT_EQ(r.current.space, "room");
+  EXPECT_EQ(r.current.server, "vs-1");
+  EXPECT_EQ(r.current.replica, this->h_.replica());
+  EXPECT_EQ(r.current.session, 11u);
+  ASSERT_TRUE(r.change.has_value());
+  EXPECT_EQ(r.change->kind, Kind::kAssigned);
+  EXPECT_EQ(r.change->assignment.epoch, r.current.epoch);
+  EXPECT_EQ(r.change->assignment.server, "vs-1");
+  EXPECT_EQ(r.change->from_server, std::nullopt);
+
+  const auto found = LookupOne(this->store(), "alice");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->epoch, r.current.epoch);
+  EXPECT_EQ(found->server, "vs-1");
+  EXPECT_EQ(found->space, "room");
+}
+
+TYPED_TEST(StoreContractTest, StalePutIsRefusedAndReturnsTheCurrent) {
+  const PutResult first = this->Write("alice", "room", "vs-1", 11);
+
+  const PutResult again = Put(this->store(), this->Desired("alice", "room", "vs-2", 12), 0);
+  EXPECT_FALSE(again.written);
+  EXPECT_FALSE(again.change.has_value());
+  EXPECT_EQ(again.current.epoch, first.current.epoch);
+  EXPECT_EQ(again.current.server, "vs-1");
+  EXPECT_EQ(again.current.user, "alice");
+
+  const PutResult wrong =
+      Put(this->store(), this->Desired("alice", "room", "vs-2", 12), first.current.epoch + 7);
+  EXPECT_FALSE(wrong.written);
+  EXPECT_EQ(wrong.current.epoch, first.current.epoch);
+  EXPECT_EQ(wrong.current.server, "vs-1");
+
+  const auto found = LookupOne(this->store(), "alice");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->epoch, first.current.epoch);
+  EXPECT_EQ(found->server, "vs-1");
+}
+
+TYPED_TEST(StoreContractTest, PutWithTheCurrentEpochRewritesWithALargerEpoch) {
+  const PutResult first = this->Write("alice", "room", "vs-1", 11);
+  const PutResult second = this->Write("alice", "room", "vs-2", 11, first.current.epoch);
+  EXPECT_GT(second.current.epoch, first.current.epoch);
+  EXPECT_EQ(second.current.server, "vs-2");
+  ASSERT_TRUE(second.change.has_value());
+  EXPECT_EQ(second.change->kind, Kind::kAssigned);
+  EXPECT_EQ(second.change->from_server, std::optional<std::string>("vs-1"));
+
+  // The old epoch is stale now.
+  const PutResult stale =
+      Put(this->store(), this->Desired("alice", "room", "vs-3", 11), first.current.epoch);
+  EXPECT_FALSE(stale.written);
+  EXPECT_EQ(stale.current.epoch, second.current.epoch);
+
+  const auto found = LookupOne(this->store(), "alice");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->epoch, second.current.epoch);
+  EXPECT_EQ(found->server, "vs-2");
+}
+
+TYPED_TEST(StoreContractTest, MinEpochRaisesTheEpochAboveIt) {
+  // Below 2^52 (what the router honours from a resuming client), above any clock-based epoch.
+  constexpr std::uint64_t kMin = 4'000'000'000'000'000;
+  const PutResult r = this->Write("alice", "room", "vs-1", 11, 0, kMin);
+  EXPECT_GT(r.current.epoch, kMin);
+  // And later writes stay above it.
+  const PutResult next = this->Write("alice", "room", "vs-2", 11, r.current.epoch);
+  EXPECT_GT(next.current.epoch, r.current.epoch);
+  // A min_epoch below the current one changes nothing.
+  const PutResult again = this->Write("alice", "room", "vs-1", 11, next.current.epoch, 5);
+  EXPECT_GT(again.current.epoch, next.current.epoch);
+}
+
+TYPED_TEST(StoreContractTest, AttachReturnsTheRecordAndMakesTheSessionTheOwner) {
+  const PutResult first = this->Write("alice", "room", "vs-1", 11);
+  this->store().Detach("alice", 11, Clock::now());
+
+  const auto attached = Attach(this->store(), "alice", "room", 12);
+  ASSERT_TRUE(attached.has_value());
+  EXPECT_EQ(attached->user, "alice");
+  EXPECT_EQ(attached->space, "room");
+  EXPECT_EQ(attached->server, "vs-1");
+  EXPECT_EQ(attached->epoch, first.current.epoch);  // an owner change is not a new assignment
+  EXPECT_EQ(attached->session, 12u);
+
+  // Session 12 owns it now, session 11 no longer does.
+  EXPECT_FALSE(Remove(this->store(), "alice", 11));
+  EXPECT_TRUE(LookupOne(this->store(), "alice").has_value());
+  EXPECT_TRUE(Remove(this->store(), "alice", 12));
+  EXPECT_FALSE(LookupOne(this->store(), "alice").has_value());
+}
+
+TYPED_TEST(StoreContractTest, AttachTakesOverALiveSession) {
+  const PutResult first = this->Write("alice", "room", "vs-1", 11);
+  const auto attached = Attach(this->store(), "alice", "room", 12);
+  ASSERT_TRUE(attached.has_value());
+  EXPECT_EQ(attached->epoch, first.current.epoch);
+  EXPECT_EQ(attached->session, 12u);
+  EXPECT_FALSE(Remove(this->store(), "alice", 11));
+  EXPECT_TRUE(Remove(this->store(), "alice", 12));
+}
+
+TYPED_TEST(StoreContractTest, AttachOfAnUnknownUserReturnsNullopt) {
+  ASSERT_TRUE(this->h_.WaitWritable());
+  const auto attached = Attach(this->store(), "nobody", "room", 12);
+  EXPECT_FALSE(attached.has_value());
+  // A user known elsewhere does not make another one known.
+  this->Write("alice", "room", "vs-1", 11);
+  EXPECT_FALSE(Attach(this->store(), "nobody", "room", 12).has_value());
+}
+
+TYPED_TEST(StoreContractTest, RemoveOnlyByTheOwningSession) {
+  this->Write("alice", "room", "vs-1", 11);
+  EXPECT_FALSE(Remove(this->store(), "alice", 99));
+  EXPECT_TRUE(LookupOne(this->store(), "alice").has_value());
+
+  EXPECT_TRUE(Remove(this->store(), "alice", 11));
+  EXPECT_FALSE(LookupOne(this->store(), "alice").has_value());
+  EXPECT_FALSE(Remove(this->store(), "alice", 11));  // nothing left to remove
+  // The user can be assigned afresh (expected 0 again).
+  this->Write("alice", "room", "vs-2", 13);
+}
+
+TYPED_TEST(StoreContractTest, LookupAnswersInOrder) {
+  this->store().EnterSpace("here");
+  const PutResult a = this->Write("alice", "here", "vs-1", 11);
+  const PutResult c = this->Write("carol", "elsewhere", "vs-2", 12);  // a space not entered
+
+  EXPECT_TRUE(Lookup(this->store(), {}).empty());
+  const Assignments found = Lookup(this->store(), {"alice", "nobody", "carol", "alice"});
+  ASSERT_EQ(found.size(), 4u);
+  ASSERT_TRUE(found[0].has_value());
+  EXPECT_EQ(found[0]->user, "alice");
+  EXPECT_EQ(found[0]->epoch, a.current.epoch);
+  EXPECT_EQ(found[0]->server, "vs-1");
+  EXPECT_FALSE(found[1].has_value());
+  ASSERT_TRUE(found[2].has_value());
+  EXPECT_EQ(found[2]->user, "carol");
+  EXPECT_EQ(found[2]->space, "elsewhere");
+  EXPECT_EQ(found[2]->epoch, c.current.epoch);
+  EXPECT_EQ(found[2]->server, "vs-2");
+  ASSERT_TRUE(found[3].has_value());
+  EXPECT_EQ(found[3]->epoch, a.current.epoch);
+
+  if (this->h_.shared()) {
+    // carol is not held here: that answer came from Redis. The peer holds nothing at all.
+    EXPECT_FALSE(this->store().GetLocal("carol").has_value());
+    ASSERT_TRUE(SeenBy(this->peer(), "carol", c.current.epoch, "elsewhere"));
+    ASSERT_TRUE(SeenBy(this->peer(), "alice", a.current.epoch, "here"));
+    const Assignments remote = Lookup(this->peer(), {"carol", "nobody", "alice"});
+    ASSERT_EQ(remote.size(), 3u);
+    ASSERT_TRUE(remote[0].has_value());
+    EXPECT_EQ(remote[0]->epoch, c.current.epoch);
+    EXPECT_FALSE(remote[1].has_value());
+    ASSERT_TRUE(remote[2].has_value());
+    EXPECT_EQ(remote[2]->epoch, a.current.epoch);
+    EXPECT_EQ(remote[2]->space, "here");
+  }
+}
+
+TYPED_TEST(StoreContractTest, ListenerHearsAWatchedUsersAssignmentsAndRemoval) {
+  Watch(this->store(), {"wendy"});
+  const PutResult first = this->Write("wendy", "room", "vs-1", 11);
+  auto heard = this->h_.changes.WaitFor([&](const AssignmentChange& c) {
+    return c.kind == Kind::kAssigned && c.assignment.user == "wendy" &&
+           c.assignment.epoch == first.current.epoch;
+  });
+  ASSERT_TRUE(heard.has_value()) << "the first assignment was not heard";
+  EXPECT_EQ(heard->assignment.server, "vs-1");
+  EXPECT_EQ(heard->assignment.space, "room");
+  EXPECT_EQ(heard->from_server, std::nullopt);
+
+  const PutResult second = this->Write("wendy", "room", "vs-2", 11, first.current.epoch);
+  heard = this->h_.changes.WaitFor([&](const AssignmentChange& c) {
+    return c.kind == Kind::kAssigned && c.assignment.user == "wendy" &&
+           c.assignment.epoch == second.current.epoch;
+  });
+  ASSERT_TRUE(heard.has_value()) << "the reassignment was not heard";
+  EXPECT_EQ(heard->assignment.server, "vs-2");
+  EXPECT_EQ(heard->from_server, std::optional<std::string>("vs-1"));
+
+  this->Write("ursula", "room", "vs-1", 21);  // not watched
+  ASSERT_TRUE(Remove(this->store(), "wendy", 11));
+  heard = this->h_.changes.WaitFor(ChangeOf("wendy", Kind::kRemoved));
+  ASSERT_TRUE(heard.has_value()) << "the removal was not heard";
+  EXPECT_EQ(heard->assignment.epoch, second.current.epoch);  // the assignment that ended
+  EXPECT_EQ(heard->assignment.server, "vs-2");
+  EXPECT_EQ(this->h_.changes.Of("wendy").size(), 3u);
+
+  if (this->h_.shared()) {
+    // Only watched users reach the listener (ursula's change was published before wendy's
+    // removal, on the same connection, so it would have arrived by now).
+    EXPECT_TRUE(this->h_.changes.Of("ursula").empty());
+  }
+}
+
+TYPED_TEST(StoreContractTest, PeerWatcherHearsAnotherReplicasWrites) {
+  Watch(this->peer(), {"wendy"});
+  const PutResult first = this->Write("wendy", "room", "vs-1", 11);
+  ChangeLog& log = this->h_.shared() ? this->h_.peer_changes : this->h_.changes;
+  auto heard = log.WaitFor(ChangeOf("wendy", Kind::kAssigned));
+  ASSERT_TRUE(heard.has_value());
+  EXPECT_EQ(heard->assignment.epoch, first.current.epoch);
+  ASSERT_TRUE(Remove(this->store(), "wendy", 11));
+  heard = log.WaitFor(ChangeOf("wendy", Kind::kRemoved));
+  ASSERT_TRUE(heard.has_value());
+  EXPECT_EQ(heard->assignment.epoch, first.current.epoch);
+}
+
+TYPED_TEST(StoreContractTest, DetachedAssignmentExpiresAfterTheGrace) {
+  this->store().EnterSpace("room");  // the session is in the space, as in the router
+  Watch(this->store(), {"dora"});
+  const PutResult r = this->Write("dora", "room", "vs-1", 11);
+  const auto detached_at = Clock::now();
+  this->store().Detach("dora", 11, detached_at);
+
+  // Within the grace it is still there, waiting for a resume.
+  EXPECT_EQ(this->store().ExpireDetached(detached_at), 0u);
+  const auto waiting = LookupOne(this->store(), "dora");
+  ASSERT_TRUE(waiting.has_value());
+  EXPECT_EQ(waiting->epoch, r.current.epoch);
+
+  std::optional<AssignmentChange> removed;
+  ASSERT_TRUE(WaitUntil([&] {
+    this->h_.ExpireDue();
+    removed = this->h_.changes.WaitFor(ChangeOf("dora", Kind::kRemoved), 0ms);
+    return removed.has_value();
+  })) << "the detached assignment never expired";
+  EXPECT_EQ(removed->assignment.epoch, r.current.epoch);
+  EXPECT_EQ(removed->assignment.server, "vs-1");
+  if (this->h_.shared()) {
+    EXPECT_GE(Clock::now() - detached_at, this->h_.grace() - 50ms) << "expired before the grace";
+  }
+  EXPECT_FALSE(LookupOne(this->store(), "dora").has_value());
+  EXPECT_TRUE(WaitUntil([&] { return !LookupOne(this->peer(), "dora").has_value(); }));
+  // A new session can be placed from scratch.
+  this->Write("dora", "room", "vs-2", 12);
+}
+
+TYPED_TEST(StoreContractTest, AttachedAssignmentDoesNotExpire) {
+  this->store().EnterSpace("room");
+  const PutResult r = this->Write("alice", "room", "vs-1", 11);
+  std::this_thread::sleep_for(this->h_.grace() + 200ms);
+  this->store().ExpireDetached(Clock::now() + this->h_.grace() * 2);
+  const auto found = LookupOne(this->store(), "alice");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->epoch, r.current.epoch);
+}
+
+TYPED_TEST(StoreContractTest, ConcurrentCreatesFromTwoReplicasWriteExactlyOne) {
+  ASSERT_TRUE(this->h_.WaitWritable());
+  for (int round = 0; round < 10; ++round) {
+    const std::string user = "racer-" + std::to_string(round);
+    SCOPED_TRACE(user);
+    std::optional<StoreResult<PutResult>> mine, theirs;
+    std::latch go(2);
+    std::thread a([&] {
+      go.arrive_and_wait();
+      mine = PutR(this->store(), this->Desired(user, "room", "vs-a", 1), 0);
+    });
+    std::thread b([&] {
+      go.arrive_and_wait();
+      theirs =
+          PutR(this->peer(),
+               Assignment{user, "room", "vs-b", 0, this->h_.peer_replica(), 2, Clock::now()}, 0);
+    });
+    a.join();
+    b.join();
+    const PutResult r1 = Ok(std::move(*mine), "Put from r1");
+    const PutResult r2 = Ok(std::move(*theirs), "Put from r2");
+    ASSERT_EQ(int(r1.written) + int(r2.written), 1) << "exactly one create must win";
+    const PutResult& winner = r1.written ? r1 : r2;
+    const PutResult& loser = r1.written ? r2 : r1;
+    EXPECT_FALSE(loser.change.has_value());
+    EXPECT_EQ(loser.current.epoch, winner.current.epoch);
+    EXPECT_EQ(loser.current.server, winner.current.server);
+    for (AssignmentStore* s : {&this->store(), &this->peer()}) {
+      EXPECT_TRUE(SeenBy(*s, user, winner.current.epoch, "room"));
+      const auto found = LookupOne(*s, user);
+      ASSERT_TRUE(found.has_value());
+      EXPECT_EQ(found->server, winner.current.server);
+    }
+  }
+}
+
+TYPED_TEST(StoreContractTest, UserMovingToAnotherSpaceEndsUpOnlyThere) {
+  this->store().EnterSpace("old");
+  this->store().EnterSpace("new");
+  const PutResult first = this->Write("mover", "old", "vs-1", 11);
+  // Both spaces loaded before the move (a move racing the new space's first load is
+  // RedisStoreTest.MoveRightAfterEnteringTheNewSpace). "new" has another user, of the peer.
+  ASSERT_TRUE(Put(this->peer(),
+                  Assignment{"other", "new", "vs-9", 0, this->h_.peer_replica(), 99, Clock::now()},
+                  0)
+                  .written);
+  ASSERT_TRUE(WaitUntil([&] {
+    return this->store().SpaceLoad("old").contains("vs-1") &&
+           this->store().SpaceLoad("new").contains("vs-9");
+  }));
+
+  const PutResult moved = this->Write("mover", "new", "vs-1", 11, first.current.epoch);
+  EXPECT_EQ(moved.current.space, "new");
+  EXPECT_GT(moved.current.epoch, first.current.epoch);
+
+  const auto found = LookupOne(this->store(), "mover");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->space, "new");
+  EXPECT_EQ(found->epoch, moved.current.epoch);
+  // RedisStore: the peer holds neither space, so it reads from Redis.
+  EXPECT_TRUE(SeenBy(this->peer(), "mover", moved.current.epoch, "new"));
+
+  EXPECT_TRUE(WaitUntil([&] {
+    const auto in_old = this->store().SpaceLoad("old");
+    const auto in_new = this->store().SpaceLoad("new");
+    return in_old.empty() && in_new.size() == 2 && in_new.contains("vs-1") &&
+           in_new.at("vs-1") == 1;
+  })) << "the user is not (only) in the new space";
+
+  // The old epoch no longer writes anywhere.
+  const PutResult stale =
+      Put(this->store(), this->Desired("mover", "old", "vs-2", 11), first.current.epoch);
+  EXPECT_FALSE(stale.written);
+  // The owning session still owns it in the new space.
+  EXPECT_TRUE(Remove(this->store(), "mover", 11));
+  EXPECT_FALSE(LookupOne(this->peer(), "mover").has_value());
+}
+
+TYPED_TEST(StoreContractTest, UserMovingToAnotherSpaceThroughAnotherReplica) {
+  const PutResult first = this->Write("mover", "old", "vs-1", 11);
+  // The user's new session is on the peer, in another space: it attaches, then moves the record.
+  const auto attached = Attach(this->peer(), "mover", "new", 12);
+  ASSERT_TRUE(attached.has_value());
+  EXPECT_EQ(attached->space, "old");
+  EXPECT_EQ(attached->epoch, first.current.epoch);
+
+  Assignment desired = *attached;
+  desired.space = "new";
+  desired.replica = this->h_.peer_replica();
+  desired.session = 12;
+  const PutResult moved = Ok(PutR(this->peer(), desired, attached->epoch), "move");
+  ASSERT_TRUE(moved.written);
+  EXPECT_EQ(moved.current.space, "new");
+  EXPECT_GT(moved.current.epoch, first.current.epoch);
+
+  EXPECT_TRUE(SeenBy(this->peer(), "mover", moved.current.epoch, "new"));
+  EXPECT_TRUE(SeenBy(this->store(), "mover", moved.current.epoch, "new"));
+  EXPECT_TRUE(Remove(this->peer(), "mover", 12));
+}
+
+// Another replica's session took the user over and rewrote it; this replica, still holding the
+// old epoch, tries to move the user to another space: refused, and told the winner.
+void StaleMoveIsRefused(Harness& h, bool old_space_held) {
+  if (old_space_held) h.store().EnterSpace("old");  // this replica's session is there
+  ASSERT_TRUE(h.WaitWritable());
+  const PutResult first =
+      Put(h.store(), Assignment{"mover", "old", "vs-1", 0, h.replica(), 11, Clock::now()}, 0);
+  ASSERT_TRUE(first.written);
+  ASSERT_TRUE(Attach(h.peer(), "mover", "old", 21).has_value());
+  const PutResult rewritten =
+      Put(h.peer(), Assignment{"mover", "old", "vs-2", 0, h.peer_replica(), 21, Clock::now()},
+          first.current.epoch);
+  ASSERT_TRUE(rewritten.written);
+  if (old_space_held) {
+    ASSERT_TRUE(WaitUntil([&] {
+      const auto local = h.store().GetLocal("mover");
+      return local && local->epoch == rewritten.current.epoch;
+    }));
+  }
+
+  const PutResult stale =
+      Put(h.store(), Assignment{"mover", "new", "vs-1", 0, h.replica(), 11, Clock::now()},
+          first.current.epoch);
+  EXPECT_FALSE(stale.written);
+  EXPECT_FALSE(stale.change.has_value());
+  EXPECT_EQ(stale.current.epoch, rewritten.current.epoch) << "a refused Put returns the winner";
+  EXPECT_EQ(stale.current.user, "mover");
+  EXPECT_EQ(stale.current.space, "old");
+  EXPECT_EQ(stale.current.server, "vs-2");
+  EXPECT_TRUE(SeenBy(h.store(), "mover", rewritten.current.epoch, "old"));
+  EXPECT_TRUE(SeenBy(h.peer(), "mover", rewritten.current.epoch, "old"));
+}
+
+TYPED_TEST(StoreContractTest, StaleMoveToAnotherSpaceIsRefusedAndReturnsTheCurrent) {
+  StaleMoveIsRefused(this->h_, /*old_space_held=*/false);
+}
+
+TYPED_TEST(StoreContractTest, StaleMoveOutOfAHeldSpaceIsRefusedAndReturnsTheCurrent) {
+  StaleMoveIsRefused(this->h_, /*old_space_held=*/true);
+}
+
+// After a refused move, nothing this replica does later writes the refused assignment: here it
+// enters the space the user was to move to.
+TYPED_TEST(StoreContractTest, RefusedMoveIsNotWrittenLater) {
+  Harness& h = this->h_;
+  ASSERT_TRUE(h.WaitWritable());
+  const PutResult first =
+      Put(h.store(), Assignment{"mover", "old", "vs-1", 0, h.replica(), 11, Clock::now()}, 0);
+  ASSERT_TRUE(first.written);
+  ASSERT_TRUE(Attach(h.peer(), "mover", "old", 21).has_value());
+  const PutResult rewritten =
+      Put(h.peer(), Assignment{"mover", "old", "vs-2", 0, h.peer_replica(), 21, Clock::now()},
+          first.current.epoch);
+  ASSERT_TRUE(rewritten.written);
+  EXPECT_FALSE(Put(h.store(), Assignment{"mover", "new", "vs-1", 0, h.replica(), 11, Clock::now()},
+                   first.current.epoch)
+                   .written);
+
+  // This replica's next session is in "new" (a marker user there shows the space loaded).
+  ASSERT_TRUE(
+      Put(h.peer(), Assignment{"marker", "new", "vs-9", 0, h.peer_replica(), 98, Clock::now()}, 0)
+          .written);
+  h.store().EnterSpace("new");
+  ASSERT_TRUE(WaitUntil([&] { return h.store().GetLocal("marker").has_value(); }));
+  std::this_thread::sleep_for(200ms);  // whatever the load set off has landed
+
+  for (AssignmentStore* s : {&h.store(), &h.peer()}) {
+    const auto found = LookupOne(*s, "mover");
+    ASSERT_TRUE(found.has_value());
+    EXPECT_EQ(found->space, "old") << "the refused move was written after all";
+    EXPECT_EQ(found->epoch, rewritten.current.epoch);
+    EXPECT_EQ(found->server, "vs-2");
+    EXPECT_EQ(found->session, 21u);
+  }
+  EXPECT_FALSE(h.store().SpaceLoad("new").contains("vs-1"));
+}
+
+TYPED_TEST(StoreContractTest, LoadByServerCountsUsersOfLiveSessions) {
+  this->Write("u1", "room", "vs-a", 1);
+  this->Write("u2", "other", "vs-a", 2);
+  this->Write("u3", "room", "vs-b", 3);
+  auto expect = [](const absl::flat_hash_map<std::string, std::int64_t>& load, std::int64_t a,
+                   std::int64_t b) {
+    auto at = [&](const std::string& s) -> std::int64_t {
+      auto it = load.find(s);
+      return it == load.end() ? 0 : it->second;
+    };
+    return at("vs-a") == a && at("vs-b") == b;
+  };
+  EXPECT_TRUE(WaitUntil([&] { return expect(this->store().LoadByServer(), 2, 1); }))
+      << "this replica never counted its users";
+  EXPECT_TRUE(WaitUntil([&] { return expect(this->peer().LoadByServer(), 2, 1); }))
+      << "the fleet-wide load never reached the other replica";
+
+  ASSERT_TRUE(Remove(this->store(), "u3", 3));
+  EXPECT_TRUE(WaitUntil([&] {
+    const auto load = this->store().LoadByServer();
+    return expect(load, 2, 0) && !load.contains("vs-b");
+  })) << "a removed user is still counted";
+}
+
+// ------------------------------------------------------------------ RedisStore only
+
+class RedisStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    ASSERT_TRUE(h_.Start(error)) << error;
+  }
+
+  RedisStore& store() { return h_.redis_store(); }
+
+  RedisHarness h_;
+};
+
+TEST_F(RedisStoreTest, StalledRedisFailsWritesKeepsLocalReadsAndRecovers) {
+  store().EnterSpace("room");
+  const PutResult held =
+      Put(store(), Assignment{"alice", "room", "vs-1", 0, "r1", 11, Clock::now()}, 0);
+  ASSERT_TRUE(held.written);
+  ASSERT_TRUE(WaitUntil([&] { return store().GetLocal("alice").has_value(); }))
+      << "the entered space never loaded";
+
+  ASSERT_TRUE(h_.server().Pause());
+  const auto t0 = Clock::now();
+  const auto failed =
+      PutR(store(), Assignment{"bob", "room", "vs-1", 0, "r1", 12, Clock::now()}, 0);
+  const auto took = Clock::now() - t0;
+  EXPECT_TRUE(std::holds_alternative<StoreError>(failed)) << "a write to a stalled Redis landed";
+  EXPECT_LE(took, 2 * RedisHarness::kCommandTimeout + 100ms)
+      << "took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  EXPECT_TRUE(WaitUntil([&] { return !store().Problem().empty(); }, 2s))
+      << "Problem() stayed empty with Redis stalled";
+
+  // While down: writes fail at once, lookups of held spaces answer from memory.
+  const auto t1 = Clock::now();
+  const auto refused =
+      PutR(store(), Assignment{"carol", "room", "vs-1", 0, "r1", 13, Clock::now()}, 0);
+  EXPECT_TRUE(std::holds_alternative<StoreError>(refused));
+  EXPECT_LT(Clock::now() - t1, RedisHarness::kCommandTimeout);
+  const auto local = LookupR(store(), {"alice"});
+  ASSERT_TRUE(std::holds_alternative<Assignments>(local)) << "a held space's lookup failed";
+  const auto& found = std::get<Assignments>(local);
+  ASSERT_EQ(found.size(), 1u);
+  ASSERT_TRUE(found[0].has_value());
+  EXPECT_EQ(found[0]->epoch, held.current.epoch);
+  EXPECT_TRUE(store().GetLocal("alice").has_value());
+
+  ASSERT_TRUE(h_.server().Resume());
+  EXPECT_TRUE(WaitUntil([&] { return store().Problem().empty(); }))
+      << "still: " << store().Problem();
+  const PutResult after =
+      Put(store(), Assignment{"dave", "room", "vs-1", 0, "r1", 14, Clock::now()}, 0);
+  EXPECT_TRUE(after.written);
+  const auto alice = LookupOne(store(), "alice");
+  ASSERT_TRUE(alice.has_value());
+  EXPECT_EQ(alice->epoch, held.current.epoch);
+}
+
+TEST_F(RedisStoreTest, AttachOnAnotherReplicaClosesTheSessionHere) {
+  store().EnterSpace("room");
+  const PutResult r =
+      Put(store(), Assignment{"alice", "room", "vs-1", 0, "r1", 11, Clock::now()}, 0);
+  ASSERT_TRUE(r.written);
+  ASSERT_TRUE(WaitUntil([&] { return store().GetLocal("alice").has_value(); }));
+
+  const auto attached = Attach(h_.peer(), "alice", "room", 21);
+  ASSERT_TRUE(attached.has_value());
+  EXPECT_EQ(attached->replica, "r2");
+  EXPECT_EQ(attached->session, 21u);
+  EXPECT_TRUE(WaitUntil([&] { return h_.replaced.Has("alice", 11); }))
+      << "r1's session was not told it lost its user";
+  EXPECT_FALSE(Remove(store(), "alice", 11));
+  EXPECT_TRUE(Remove(h_.peer(), "alice", 21));
+}
+
+// Two sessions of this replica watch one user at once. The second watch's `ready` must not run
+// before the user's subscription is confirmed: a change made right after it must be heard.
+TEST_F(RedisStoreTest, SecondWatchOfAUserIsReadyOnlyOnceTheFirstOneIs) {
+  struct State {
+    std::promise<void> busy, release, first, second;
+    std::optional<PutResult> written;
+  };
+  auto state = std::make_shared<State>();
+  auto busy = state->busy.get_future();
+  auto first = state->first.get_future();
+  auto second = state->second.get_future();
+  // Both watches reach the store's thread while it is busy (here: in another watch's ready), so
+  // they run back to back, as when two sessions' watch requests arrive together.
+  const std::vector<std::string> other{"someone-else"};
+  store().WatchUsers(other, [state, release = state->release.get_future().share()] {
+    state->busy.set_value();
+    release.wait_for(kWait);
+  });
+  ASSERT_EQ(busy.wait_for(kWait), std::future_status::ready);
+  const std::vector<std::string> users{"wendy"};
+  store().WatchUsers(users, [state] { state->first.set_value(); });
+  AssignmentStore& peer = h_.peer();
+  store().WatchUsers(users, [state, &peer] {
+    // Ready: every later change of wendy reaches the listener. Change her now, before this
+    // store's thread goes on.
+    state->written = Put(peer, Assignment{"wendy", "room", "vs-1", 0, "r2", 21, Clock::now()}, 0);
+    state->second.set_value();
+  });
+  state->release.set_value();
+  ASSERT_EQ(first.wait_for(kWait), std::future_status::ready);
+  ASSERT_EQ(second.wait_for(kWait), std::future_status::ready);
+  ASSERT_TRUE(state->written.has_value() && state->written->written);
+  EXPECT_TRUE(h_.changes.WaitFor(ChangeOf("wendy", Kind::kAssigned), 2s).has_value())
+      << "a change made after the second watch was ready never reached the listener";
+}
+
+// Once a Put has completed, the write is durable: every replica's Lookup finds it. Here this
+// store's thread stays busy for a moment after the completion (it reads from the peer before
+// returning), as it may be under load with other work.
+TEST_F(RedisStoreTest, PutIsVisibleToOtherReplicasOnceDone) {
+  EXPECT_TRUE(h_.WaitWritable());
+  const PutResult created =
+      Put(store(), Assignment{"mover", "old", "vs-1", 0, "r1", 11, Clock::now()}, 0);
+  ASSERT_TRUE(created.written);
+  ASSERT_TRUE(SeenBy(h_.peer(), "mover", created.current.epoch, "old"));
+
+  struct Seen {
+    std::uint64_t written_epoch = 0;
+    std::optional<Assignment> by_peer;
+  };
+  auto put_and_read = [&](Assignment desired, std::uint64_t expected) {
+    auto seen = std::make_shared<Seen>();
+    AssignmentStore& peer = h_.peer();
+    auto done = Await<StoreResult<PutResult>>([&](std::function<void(StoreResult<PutResult>)> cb) {
+      store().Put(std::move(desired), expected, 0,
+                  [seen, &peer, cb = std::move(cb)](StoreResult<PutResult> r) {
+                    if (const auto* put = std::get_if<PutResult>(&r); put && put->written) {
+                      seen->written_epoch = put->current.epoch;
+                      seen->by_peer = LookupOne(peer, put->current.user);
+                    }
+                    cb(std::move(r));
+                  });
+    });
+    EXPECT_TRUE(done.has_value());
+    return seen;
+  };
+
+  // A new user.
+  auto fresh = put_and_read(Assignment{"newcomer", "old", "vs-1", 0, "r1", 12, Clock::now()}, 0);
+  ASSERT_NE(fresh->written_epoch, 0u);
+  EXPECT_TRUE(fresh->by_peer.has_value())
+      << "another replica found no assignment for a user whose Put had completed";
+
+  // A user moving to another space.
+  auto moved = put_and_read(Assignment{"mover", "new", "vs-1", 0, "r1", 11, Clock::now()},
+                            created.current.epoch);
+  ASSERT_NE(moved->written_epoch, 0u);
+  ASSERT_TRUE(moved->by_peer.has_value())
+      << "another replica found no assignment for a user whose move had completed";
+  EXPECT_EQ(moved->by_peer->space, "new");
+  EXPECT_EQ(moved->by_peer->epoch, moved->written_epoch);
+}
+
+// Plain commands to the test's redis-server, beside the stores (to set up state).
+class RawRedis {
+ public:
+  explicit RawRedis(std::uint16_t port) : guard_(boost::asio::make_work_guard(io_)) {
+    RedisOptions o;
+    o.port = port;
+    RedisHooks hooks;
+    hooks.on_up = [this] { up_.set_value(); };
+    client_ = std::make_unique<RedisClient>(io_, o, std::move(hooks));
+    thread_ = std::thread([this] { io_.run(); });
+    client_->Start();
+    ok_ = up_.get_future().wait_for(kWait) == std::future_status::ready;
+  }
+  ~RawRedis() {
+    boost::asio::post(io_, [this] { client_.reset(); });  // on the io thread, as required
+    guard_.reset();
+    thread_.join();
+  }
+  bool ok() const { return ok_; }
+  std::optional<RedisResult> Call(std::vector<std::string> args) {
+    return Await<RedisResult>([&](std::function<void(RedisResult)> done) {
+      client_->Command(std::move(args), std::move(done));
+    });
+  }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
+  std::promise<void> up_;
+  bool ok_ = false;
+  std::unique_ptr<RedisClient> client_;
+  std::thread thread_;
+};
+
+// A session moves its user to another space right after entering it (as the router does: hello
+// enters the space, join attaches, then moves the record), so the new space's first load races
+// the move. The new space is large (its snapshot takes a while to arrive), and the move starts
+// while it is on its way. The move must be written, once, by the move itself.
+TEST_F(RedisStoreTest, MoveWhileTheNewSpaceLoads) {
+  {
+    RawRedis raw(h_.server().port());
+    ASSERT_TRUE(raw.ok());
+    std::vector<std::string> hset{"HSET", redis::SpaceKey("big")};
+    for (int i = 0; i < 30000; ++i) {
+      hset.push_back("crowd-" + std::to_string(i));
+      hset.push_back(redis::EncodeRecord(redis::Record{1000u + i, "vs-9", "r9", 7, 0}));
+    }
+    const auto r = raw.Call(std::move(hset));
+    ASSERT_TRUE(r.has_value() && std::holds_alternative<RedisReply>(*r));
+  }
+  ASSERT_TRUE(h_.WaitWritable());
+  store().EnterSpace("small");
+  const PutResult first =
+      Put(store(), Assignment{"mover", "small", "vs-1", 0, "r1", 11, Clock::now()}, 0);
+  ASSERT_TRUE(first.written);
+  ASSERT_TRUE(WaitUntil([&] { return store().GetLocal("mover").has_value(); }));
+
+  store().EnterSpace("big");
+  std::this_thread::sleep_for(2ms);  // its snapshot is asked for, not yet here
+  const PutResult moved = Put(
+      store(), Assignment{"mover", "big", "vs-1", 0, "r1", 11, Clock::now()}, first.current.epoch);
+  EXPECT_TRUE(moved.written) << "the move was refused; the record in 'big' has epoch "
+                             << moved.current.epoch << " (the move expected " << first.current.epoch
+                             << " in 'small'), replica " << moved.current.replica << ", session "
+                             << moved.current.session;
+  ASSERT_TRUE(WaitUntil([&] { return store().SpaceLoad("big").contains("vs-9"); }));
+}
+
+}  // namespace
+}  // namespace vrouter::store
