@@ -40,7 +40,11 @@ PutResult AssignmentTable::Put(Assignment desired, std::uint64_t expected_epoch,
   auto it = shard.map.find(desired.user);
   const std::uint64_t stored_epoch = it == shard.map.end() ? 0 : it->second.epoch;
   PutResult result;
-  if (stored_epoch != expected_epoch) {
+  // A rewrite must come from the owner (its session, or a migration on its behalf): a session
+  // that lost the user to a newer one cannot take it back with a late write.
+  const bool owner = it == shard.map.end() || (it->second.replica == desired.replica &&
+                                               it->second.session == desired.session);
+  if (stored_epoch != expected_epoch || !owner) {
     if (it != shard.map.end()) result.current = it->second;
     return result;
   }

@@ -31,8 +31,10 @@ class AssignmentTable {
   std::optional<Assignment> Get(std::string_view user) const;
 
   // Writes `desired` (its epoch is ignored: a new, larger one is assigned) if the stored epoch
-  // equals `expected_epoch` (0 = no assignment stored). The new epoch is greater than every epoch
-  // this table has issued and than `min_epoch` (a client resuming with an epoch from elsewhere).
+  // equals `expected_epoch` (0 = no assignment stored) and, for a rewrite, the stored owner
+  // (replica, session) is desired's: only the owning session rewrites a user. The new epoch is
+  // greater than every epoch this table has issued and than `min_epoch` (a client resuming with an
+  // epoch from elsewhere).
   PutResult Put(Assignment desired, std::uint64_t expected_epoch, std::uint64_t min_epoch = 0);
 
   // Makes `session` the owner of the user's assignment, if there is one, and returns it.

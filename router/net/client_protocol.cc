@@ -46,15 +46,11 @@ std::function<void(R)> ClientProtocol::OnSessionThread(std::function<void(R)> fn
 void ClientProtocol::OnText(std::string_view text) {
   if (waiting_ || !backlog_.empty()) {
     if (backlog_.size() >= kMaxBacklog) {
-      // The client pipelines faster than the store answers: refuse, don't buffer without bound.
-      proto::ClientDecodeResult decoded = proto::DecodeClientMessage(text);
-      proto::RequestId id;
-      if (auto* m = std::get_if<proto::ClientMessage>(&decoded)) {
-        std::visit([&](const auto& msg) { id = msg.id; }, *m);
-      }
-      SendError(id, ErrorCode::kUnavailable,
-                "more than " + std::to_string(kMaxBacklog) +
-                    " requests are waiting on this connection; wait for answers");
+      // The client pipelines far faster than the store answers. Answering this frame now would
+      // break the in-order promise, and buffering without bound would grow memory: close.
+      service_.metrics.protocol_closes->Increment();
+      backlog_.clear();
+      transport_.Close(proto::close_code::kPolicyViolation, "too many requests waiting");
       return;
     }
     backlog_.emplace_back(text);
@@ -135,6 +131,7 @@ void ClientProtocol::OnHello(const proto::Hello& m) {
 }
 
 void ClientProtocol::Place(Placement p) {
+  if (closed_) return Done();  // the connection went between two attempts
   if (p.attempt >= kMaxPlacementAttempts) {
     SendError(p.id, ErrorCode::kUnavailable,
               "assignment kept changing under concurrent writes; retry");
@@ -153,11 +150,7 @@ void ClientProtocol::Place(Placement p) {
 }
 
 void ClientProtocol::PlaceFrom(Placement p, std::optional<core::Assignment> existing) {
-  if (closed_) {
-    // The connection went while the store answered: leave the assignment waiting for a resume.
-    if (existing) service_.store.Detach(user_, session_id_, service_.steady_now());
-    return Done();
-  }
+  if (closed_) return Done();  // OnClosed detached whatever this session came to own
   auto& fleet = service_.fleet_control;
   // Keep the user where its media already is unless that server is drained, ejected, gone or
   // swallowing media; otherwise place it anew (its watchers hear `moved`).
@@ -207,6 +200,7 @@ void ClientProtocol::Write(Placement p, core::Assignment desired, std::uint64_t 
             }
             service_.metrics.assignments_written->Increment();
             if (closed_) {
+              // Written after the connection went (OnClosed's detach ran before it): detach now.
               service_.store.Detach(user_, session_id_, service_.steady_now());
               return Done();
             }
@@ -389,7 +383,9 @@ void ClientProtocol::OnClosed() {
   watching_.clear();
   service_.store.UnwatchUsers(watched);
   if (!authenticated()) return;
-  if (joined_) service_.store.Detach(user_, session_id_, service_.steady_now());
+  // Detach whatever this session owns: a `join` that failed after its attach (no server, store
+  // error) leaves an owned assignment too. The store ignores a session that owns nothing.
+  service_.store.Detach(user_, session_id_, service_.steady_now());
   service_.store.LeaveSpace(space_);
   service_.sessions.Release(user_, session_id_);
 }

@@ -146,6 +146,8 @@ local c = dec(cur)
 local cur_epoch = 0
 if c then cur_epoch = c.e end
 if cur_epoch ~= expected then return {0, cur} end
+-- Only the owner (its session, or a migration on its behalf) rewrites a user.
+if c and (c.rep ~= ARGV[5] or c.ses ~= ARGV[6]) then return {0, cur} end
 local epoch = math.max(cur_epoch + 1, min_epoch + 1, now_us())
 local rec = enc({e = epoch, srv = ARGV[4], rep = ARGV[5], ses = ARGV[6], det = '0'})
 redis.call('HSET', KEYS[1], user, rec)

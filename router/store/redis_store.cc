@@ -1,6 +1,7 @@
 #include "router/store/redis_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -86,6 +87,7 @@ class RedisStore::Impl {
   }
 
   void Stop() {
+    stopped_ = true;  // from now on requests fail at once instead of queueing for a dead thread
     if (!thread_.joinable()) return;
     Run([this] {
       housekeeping_.cancel();
@@ -97,6 +99,7 @@ class RedisStore::Impl {
 
   // Runs `fn` on the store's thread.
   void Run(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
+  bool stopped() const { return stopped_.load(); }
 
   // ---------------------------------------------------------------- any thread
   void SetChangeListener(ChangeListener l) {
@@ -122,7 +125,7 @@ class RedisStore::Impl {
     local_.Lookup(users, out, missing);
     metrics_.lookup_users[0]->Increment(static_cast<double>(users.size() - missing.size()));
     if (missing.empty()) return done(std::move(out));
-    if (!client_.up()) return done(StoreError::kUnavailable);
+    if (!client_.up() || stopped_) return done(StoreError::kUnavailable);
     metrics_.lookup_users[1]->Increment(static_cast<double>(missing.size()));
     std::vector<std::string> wanted;
     wanted.reserve(missing.size());
@@ -240,19 +243,31 @@ class RedisStore::Impl {
             return ReadCurrent(old.user, std::move(done));
           }
           local_.Erase(old.space, old.user);
-          PutScript(std::move(desired), 0, std::max(min_epoch, old.epoch), old.server,
-                    std::move(done));
+          const std::uint64_t floor = std::max(min_epoch, old.epoch);
+          PutScript(std::move(desired), 0, floor, old.server,
+                    [this, old, done = std::move(done)](StoreResult<core::PutResult> r) mutable {
+                      if (std::holds_alternative<StoreError>(r)) {
+                        // Removed from the old space but not written to the new one: put it
+                        // back (best effort; a resync after an outage repairs it too).
+                        auto own = owned_.find(old.user);
+                        if (own != owned_.end()) own->second.space = old.space;
+                        PutScript(old, 0, old.epoch, "", [](StoreResult<core::PutResult>) {});
+                      }
+                      done(std::move(r));
+                    });
         });
   }
 
+  // `claim`: the write comes from the session named in `desired` (it then owns the user here);
+  // false for the store's own repairs, which never make a released session an owner again.
   void PutScript(core::Assignment desired, std::uint64_t expected, std::uint64_t min_epoch,
-                 std::string previous_server, PutDone done) {
+                 std::string previous_server, PutDone done, bool claim = true) {
     const std::string space = desired.space;
     client_.Eval(
         put_, {redis::SpaceKey(space)},
         {desired.user, std::to_string(expected), std::to_string(min_epoch), desired.server,
          desired.replica, std::to_string(desired.session), space, std::move(previous_server)},
-        [this, user = desired.user, space, done = std::move(done)](RedisResult r) {
+        [this, user = desired.user, space, claim, done = std::move(done)](RedisResult r) {
           const RedisReply* reply = ReplyOf(r);
           if (reply == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
           if (!IsArray(reply) || reply->elements.size() < 2) {
@@ -276,7 +291,7 @@ class RedisStore::Impl {
           }
           result.change = core::AssignmentChange{core::AssignmentChange::Kind::kAssigned,
                                                  result.current, std::move(from)};
-          ApplyOwnWrite(result.current);
+          ApplyOwnWrite(result.current, claim);
           // Answer once the pointer is written too: a lookup on any replica that starts after
           // the answer then finds the user (its outcome does not change the write's).
           client_.Command(
@@ -297,12 +312,33 @@ class RedisStore::Impl {
   }
 
   // A write of this replica that Redis accepted: visible to this replica's lookups at once.
-  void ApplyOwnWrite(const core::Assignment& a) {
+  void ApplyOwnWrite(const core::Assignment& a, bool claim = true) {
     if (local_.Holds(a.space)) {
       auto cur = local_.Get(a.user);
       if (!cur || cur->space != a.space || cur->epoch <= a.epoch) local_.Upsert(a);
     }
-    if (a.replica == me_ && a.session != 0) owned_[a.user] = a;
+    if (a.replica != me_ || a.session == 0) return;
+    if (claim) {
+      owned_[a.user] = a;
+      return;
+    }
+    // A repair: if the session let go of the user meanwhile (detach, leave), let go again.
+    auto own = owned_.find(a.user);
+    if (own == owned_.end() || own->second.session != a.session)
+      SendDetach(a.user, a.session, a.space);
+  }
+
+  void SendDetach(const std::string& user, std::uint64_t session, const std::string& space) {
+    client_.Eval(detach_, {redis::SpaceKey(space)}, {user, me_, std::to_string(session), space},
+                 [this, user, session, space](RedisResult r) {
+                   // Not reaching Redis is repaired by the resync after an outage; anything else
+                   // (queue full, error reply) is tried again by housekeeping.
+                   auto* failure = std::get_if<RedisFailure>(&r);
+                   if (failure != nullptr && failure->kind != RedisFailureKind::kDisconnected &&
+                       failure->kind != RedisFailureKind::kStopped) {
+                     retry_detach_.push_back({user, session, space});
+                   }
+                 });
   }
 
   void DoAttach(std::string user, std::string space, std::uint64_t session, AttachDone done) {
@@ -351,13 +387,20 @@ class RedisStore::Impl {
   }
 
   void DoDetach(const std::string& user, std::uint64_t session) {
+    // The script checks that this session owns the record, so it is sent whatever owned_ says
+    // (a repair in flight may be about to make the session the owner again).
+    std::string space;
     auto it = owned_.find(user);
-    if (it == owned_.end() || it->second.session != session) return;
-    const std::string space = it->second.space;
-    owned_.erase(it);           // before the script: its 'o' change must not look like a takeover
+    if (it != owned_.end() && it->second.session == session) {
+      space = it->second.space;
+      owned_.erase(it);  // before the script: its 'o' change must not look like a takeover
+    } else if (auto known = Known(user)) {
+      space = known->space;
+    } else {
+      return;
+    }
     if (!client_.up()) return;  // the resync after the outage detaches it
-    client_.Eval(detach_, {redis::SpaceKey(space)}, {user, me_, std::to_string(session), space},
-                 [](RedisResult) {});
+    SendDetach(user, session, space);
   }
 
   void DoRemove(const std::string& user, std::uint64_t session, RemoveDone done) {
@@ -394,7 +437,8 @@ class RedisStore::Impl {
     Clock::time_point hold_until{};
     enum class Phase { kSubscribing, kLoading, kReady } phase = Phase::kSubscribing;
     std::uint64_t seq = 0;
-    std::uint64_t generation = 0;  // a newer load makes older callbacks stale
+    std::uint64_t generation = 0;     // a newer load makes older callbacks stale
+    Clock::time_point phase_since{};  // when the current subscribe or load began
     std::vector<ChangeMessage> buffered;
   };
 
@@ -413,6 +457,7 @@ class RedisStore::Impl {
   void Subscribe(const std::string& space) {
     SpaceState& st = spaces_[space];
     st.phase = SpaceState::Phase::kSubscribing;
+    st.phase_since = Clock::now();
     st.buffered.clear();
     const std::uint64_t gen = ++st.generation;
     client_.Subscribe(redis::SpaceChannel(space), [this, space, gen] { LoadSnapshot(space, gen); });
@@ -422,15 +467,13 @@ class RedisStore::Impl {
     auto it = spaces_.find(space);
     if (it == spaces_.end() || it->second.generation != gen) return;
     it->second.phase = SpaceState::Phase::kLoading;
+    it->second.phase_since = Clock::now();
     client_.Command({"HGETALL", redis::SpaceKey(space)}, [this, space, gen](RedisResult r) {
       auto it = spaces_.find(space);
       if (it == spaces_.end() || it->second.generation != gen) return;
       SpaceState& st = it->second;
       const RedisReply* reply = ReplyOf(r);
-      if (!IsArray(reply)) {
-        st.phase = SpaceState::Phase::kSubscribing;  // reloaded by the resync after the outage
-        return;
-      }
+      if (!IsArray(reply)) return;  // RestartStuckSpaces loads it again
       std::vector<core::Assignment> records;
       std::uint64_t seq = 0;
       const auto now = Clock::now();
@@ -490,7 +533,8 @@ class RedisStore::Impl {
 
   void Reassert(const core::Assignment& own) {
     log::Info("store_reassert", {{"user", own.user}, {"server", own.server}});
-    PutScript(own, 0, own.epoch, "", [](StoreResult<core::PutResult>) {});
+    PutScript(
+        own, 0, own.epoch, "", [](StoreResult<core::PutResult>) {}, /*claim=*/false);
   }
 
   // ---- change stream ----
@@ -569,7 +613,13 @@ class RedisStore::Impl {
     if (a.session == 0) {
       // Detached by someone else (this replica looked dead): the session is alive, take it back.
       client_.Eval(attach_, {redis::SpaceKey(a.space)},
-                   {a.user, me_, std::to_string(own.session), a.space}, [](RedisResult) {});
+                   {a.user, me_, std::to_string(own.session), a.space},
+                   [this, user = a.user, space = a.space, session = own.session](RedisResult) {
+                     auto own = owned_.find(user);
+                     if (own == owned_.end() || own->second.session != session) {
+                       SendDetach(user, session, space);  // the session let go meanwhile
+                     }
+                   });
       return;
     }
     const std::uint64_t session = own.session;
@@ -626,7 +676,7 @@ class RedisStore::Impl {
     }
     if (fresh.empty() && unconfirmed.empty()) return ready();
     if (!client_.up()) {
-      for (auto& u : fresh) client_.Subscribe(redis::UserChannel(u), {});
+      for (auto& u : fresh) client_.Subscribe(redis::UserChannel(u), Confirmer(u));
       return ready();  // the resync after the outage re-reads them and tells what changed
     }
     // Ready when every SUBSCRIBE is confirmed, or after the command timeout (an outage began:
@@ -654,15 +704,21 @@ class RedisStore::Impl {
     };
     for (auto& u : unconfirmed) watched_[u].on_confirmed.push_back(one_done);
     for (auto& u : fresh) {
-      client_.Subscribe(redis::UserChannel(u), [this, u, one_done] {
-        auto it = watched_.find(u);
-        if (it != watched_.end()) {
-          it->second.confirmed = true;
-          for (auto& f : std::exchange(it->second.on_confirmed, {})) f();
-        }
+      client_.Subscribe(redis::UserChannel(u), [confirm = Confirmer(u), one_done] {
+        confirm();
         one_done();
       });
     }
+  }
+
+  // Marks the user's channel confirmed and releases the watchers that waited for it.
+  std::function<void()> Confirmer(const std::string& user) {
+    return [this, user] {
+      auto it = watched_.find(user);
+      if (it == watched_.end()) return;
+      it->second.confirmed = true;
+      for (auto& f : std::exchange(it->second.on_confirmed, {})) f();
+    };
   }
 
   void DoUnwatch(const std::vector<std::string>& users) {
@@ -700,6 +756,8 @@ class RedisStore::Impl {
     for (auto& [space, st] : spaces_) {
       if (st.phase == SpaceState::Phase::kReady) st.phase = SpaceState::Phase::kSubscribing;
     }
+    // Subscriptions are made again after the outage: until confirmed, a new watcher waits.
+    for (auto& [user, w] : watched_) w.confirmed = false;
   }
 
   void OnUp() {
@@ -720,6 +778,9 @@ class RedisStore::Impl {
     for (auto& [space, st] : spaces_) {
       client_.Command({"SADD", redis::ReplicaSpacesKey(me_), space}, [](RedisResult) {});
       Subscribe(space);
+    }
+    for (const auto& [user, w] : watched_) {
+      if (!w.confirmed) client_.Subscribe(redis::UserChannel(user), Confirmer(user));
     }
     // Watchers may have missed changes during the outage: read each watched user again.
     std::vector<std::string> users;
@@ -759,6 +820,8 @@ class RedisStore::Impl {
     metrics_.store_local_spaces->Set(static_cast<double>(spaces_.size()));
     DropIdleSpaces();
     if (!client_.up()) return;
+    for (auto& d : std::exchange(retry_detach_, {})) SendDetach(d.user, d.session, d.space);
+    RestartStuckSpaces();
     client_.Eval(lease_, {std::string(redis::kReplicasKey)},
                  {me_, std::to_string(opt_.lease_ttl.count()),
                   std::to_string(std::chrono::milliseconds(kForgetDeadReplica).count())},
@@ -783,6 +846,23 @@ class RedisStore::Impl {
                    RefreshLoad(std::move(live));
                  });
     WriteOwnLoad();
+  }
+
+  // A space whose subscription or snapshot did not complete (a failed read, a full queue) starts
+  // over; changes keep being buffered meanwhile.
+  void RestartStuckSpaces() {
+    constexpr auto kStuck = std::chrono::seconds(2);
+    const auto now = Clock::now();
+    std::vector<std::string> stuck;
+    for (const auto& [space, st] : spaces_) {
+      if (st.phase != SpaceState::Phase::kReady && now - st.phase_since > kStuck) {
+        stuck.push_back(space);
+      }
+    }
+    for (const auto& space : stuck) {
+      log::Warn("store_space_reload", {{"space", space}, {"why", "load did not complete"}});
+      Subscribe(space);
+    }
   }
 
   void DropIdleSpaces() {
@@ -925,6 +1005,7 @@ class RedisStore::Impl {
   asio::io_context io_{1};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;
+  std::atomic<bool> stopped_{false};
   RedisClient client_;
   asio::steady_timer housekeeping_;
   LocalCopy local_;
@@ -944,7 +1025,13 @@ class RedisStore::Impl {
   absl::flat_hash_map<std::string, Watched> watched_;
   absl::flat_hash_map<std::string, core::Assignment> owned_;  // live sessions of this replica
   absl::flat_hash_map<std::string, int> writing_;             // users with a Put in flight
-  absl::flat_hash_set<std::string> dead_;                     // replicas whose lease ran out
+  struct PendingDetach {
+    std::string user;
+    std::uint64_t session;
+    std::string space;
+  };
+  std::vector<PendingDetach> retry_detach_;  // detaches Redis refused; retried by housekeeping
+  absl::flat_hash_set<std::string> dead_;    // replicas whose lease ran out
   absl::flat_hash_set<std::string> reaped_;
   bool was_down_ = false;
   std::int64_t clock_offset_ms_ = 0;  // Redis clock minus this machine's, from the lease script
@@ -978,6 +1065,7 @@ void RedisStore::Lookup(std::vector<std::string> users, LookupDone done) const {
 void RedisStore::Put(core::Assignment desired, std::uint64_t expected_epoch,
                      std::uint64_t min_epoch, PutDone done) {
   Impl* impl = impl_.get();
+  if (impl->stopped()) return done(StoreError::kUnavailable);
   impl->Run([impl, desired = std::move(desired), expected_epoch, min_epoch,
              done = std::move(done)]() mutable {
     impl->DoPut(std::move(desired), expected_epoch, min_epoch, std::move(done));
@@ -986,6 +1074,7 @@ void RedisStore::Put(core::Assignment desired, std::uint64_t expected_epoch,
 void RedisStore::Attach(std::string_view user, std::string_view space, std::uint64_t session,
                         AttachDone done) {
   Impl* impl = impl_.get();
+  if (impl->stopped()) return done(StoreError::kUnavailable);
   impl->Run([impl, user = std::string(user), space = std::string(space), session,
              done = std::move(done)]() mutable {
     impl->DoAttach(std::move(user), std::move(space), session, std::move(done));
@@ -997,6 +1086,7 @@ void RedisStore::Detach(std::string_view user, std::uint64_t session, core::Stea
 }
 void RedisStore::Remove(std::string_view user, std::uint64_t session, RemoveDone done) {
   Impl* impl = impl_.get();
+  if (impl->stopped()) return done(StoreError::kUnavailable);
   impl->Run([impl, user = std::string(user), session, done = std::move(done)]() mutable {
     impl->DoRemove(user, session, std::move(done));
   });
@@ -1014,6 +1104,7 @@ void RedisStore::LeaveSpace(std::string_view space) {
 }
 void RedisStore::WatchUsers(std::span<const std::string> users, ReadyDone ready) {
   Impl* impl = impl_.get();
+  if (impl->stopped()) return ready();
   impl->Run(
       [impl, users = std::vector<std::string>(users.begin(), users.end()),
        ready = std::move(ready)]() mutable { impl->DoWatch(std::move(users), std::move(ready)); });

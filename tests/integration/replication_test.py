@@ -285,12 +285,14 @@ async def scenario(redis, replicas):
     # -- 3. Concurrent joins of one user on two replicas: one assignment, one session.
     eve_a = await Client("eve", "s1").connect(a)
     eve_c = await Client("eve", "s1").connect(c)
-    r1, r2 = await asyncio.gather(eve_a.join(), eve_c.join())
+    # The replaced session may be closed before or after its own `assigned`.
+    r1, r2 = await asyncio.gather(eve_a.join(), eve_c.join(), return_exceptions=True)
     await eventually(lambda: asyncio.sleep(0, result=eve_a.close_code or eve_c.close_code), 5,
                      "one of eve's sessions closed")
     closed = [e for e in (eve_a, eve_c) if e.close_code == 4000]
     assert len(closed) == 1, (eve_a.close_code, eve_c.close_code)
     survivor = eve_c if closed[0] is eve_a else eve_a
+    assert survivor.assigned is not None, (r1, r2)
     final = (await carol.lookup(["eve"]))["eve"]
     assert final["epoch"] == survivor.assigned["epoch"], (final, r1, r2)
     print("concurrent joins: one survivor, the other closed with 4000", flush=True)
@@ -418,7 +420,9 @@ async def scenario(redis, replicas):
         FIGURES["shared_ejection_s_after_turning_bad"] = round(
             time.time() - sim_started - turns_bad, 2)
         assert status["reason"] == "not_forwarding", status
-        assert states(a).get("sim-2") == "ejected", states(a)
+        # Each replica judges on its own report-interval tick: a follows within a tick or two.
+        await eventually(lambda: asyncio.sleep(0, result=states(a).get("sim-2") == "ejected"), 5,
+                         "replica a ejects the black hole too")
         for cl in on_hole:
             m = await cl.push("migrate")
             assert m["server"]["id"] != "sim-2", m
