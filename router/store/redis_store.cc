@@ -91,8 +91,11 @@ class RedisStore::Impl {
     if (!thread_.joinable()) return;
     Run([this] {
       housekeeping_.cancel();
-      client_.Stop();
+      client_.Stop();  // fails every command in flight: their completions are posted next
       work_.reset();
+      // Then stop for good, after those completions ran: a wait still pending somewhere (a
+      // descriptor, a watch's timer) must not keep the thread, and shutdown, waiting.
+      Run([this] { io_.stop(); });
     });
     thread_.join();
   }
