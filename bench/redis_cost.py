@@ -146,8 +146,32 @@ def memory_figures(redis, records=20000):
     hgetall_ms = (time.perf_counter() - t0) * 1000
     assert out.count("sfu-eu-west-0042") == records
     redis.cli("DEL", "vr:{big-space}")
+
+    # Subscriptions: the same channels from one connection, then from a second one.
+    def used_memory():
+        info = redis.cli("INFO", "memory")
+        return int(re.search(r"used_memory:(\d+)", info).group(1))
+
+    channels = [f"vr:user:{user(i)}" for i in range(records)]
+    args = [b"SUBSCRIBE"] + [c.encode() for c in channels]
+    subscribe = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    per_sub = []
+    conns = []
+    for _ in range(2):
+        before = used_memory()
+        c = so.create_connection(("127.0.0.1", redis.port))
+        c.sendall(subscribe)
+        got = b""
+        while got.count(b"subscribe") < records:
+            got += c.recv(1 << 20)
+        conns.append(c)
+        per_sub.append((used_memory() - before) / records)
+    for c in conns:
+        c.close()
     return {"bytes_per_record": round(per_record), "bytes_per_pointer": per_pointer,
-            f"hgetall_{records}_records_ms_via_redis_cli": round(hgetall_ms, 1)}
+            f"hgetall_{records}_records_ms_via_redis_cli": round(hgetall_ms, 1),
+            "bytes_per_channel_with_first_subscriber": round(per_sub[0]),
+            "bytes_per_further_subscriber": round(per_sub[1])}
 
 
 def main():
