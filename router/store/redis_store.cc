@@ -774,14 +774,16 @@ class RedisStore::Impl {
       problem_.clear();
     }
     metrics_.redis_up->Set(1);
+    // The reaper's list of this replica's spaces (entered before the first connection, or lost
+    // with a Redis restart).
+    for (const auto& [space, st] : spaces_) {
+      client_.Command({"SADD", redis::ReplicaSpacesKey(me_), space}, [](RedisResult) {});
+    }
     if (!was_down_) return;
     was_down_ = false;
     metrics_.store_resyncs->Increment();
     log::Info("store_resync", {{"spaces", spaces_.size()}, {"watched", watched_.size()}});
-    for (auto& [space, st] : spaces_) {
-      client_.Command({"SADD", redis::ReplicaSpacesKey(me_), space}, [](RedisResult) {});
-      Subscribe(space);
-    }
+    for (auto& [space, st] : spaces_) Subscribe(space);
     for (const auto& [user, w] : watched_) {
       if (!w.confirmed) client_.Subscribe(redis::UserChannel(user), Confirmer(user));
     }
