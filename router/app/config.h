@@ -48,7 +48,7 @@ struct Config {
   std::uint32_t max_message_bytes = 128 * 1024;
   std::uint32_t max_batch = 1000;
   std::uint32_t max_watches = 1000;
-  std::size_t send_queue_bytes = 1024 * 1024;
+  std::size_t send_queue_bytes = std::size_t{1024} * 1024;
   std::uint32_t max_pings_per_second = 20;
   std::chrono::milliseconds handshake_timeout{5000};
   std::chrono::milliseconds hello_timeout{10000};

@@ -78,7 +78,7 @@ void FleetController::RegisterRemote(const core::VideoServer& info) {
     dir = DirectoryIfChanged();
   }
   if (stale) stale->CloseAsync(proto::close_code::kSessionReplaced, "replaced");
-  Publish(std::move(changes), std::move(dir));
+  Publish(changes, std::move(dir));
 }
 
 void FleetController::OnShared(std::string_view message) {
@@ -114,7 +114,7 @@ void FleetController::OnShared(std::string_view message) {
         model_.OnStats(server, *stats, it == own.end() ? 0 : it->second, now_());
         changes = model_.TakeChanges();
       }
-      Publish(std::move(changes), std::nullopt);
+      Publish(changes, std::nullopt);
       return;
     }
   } else if (kind == "gone") {
@@ -136,7 +136,7 @@ void FleetController::OnShared(std::string_view message) {
       }
       changes = model_.TakeChanges();
     }
-    Publish(std::move(changes), std::nullopt);
+    Publish(changes, std::nullopt);
     return;
   }
   metrics_.stats_invalid->Increment();
@@ -170,7 +170,7 @@ void FleetController::Declare(const std::vector<core::VideoServer>& servers) {
     changes = model_.TakeChanges();
     dir = DirectoryIfChanged();
   }
-  Publish(std::move(changes), std::move(dir));
+  Publish(changes, std::move(dir));
 }
 
 FleetController::Registration FleetController::Register(const core::VideoServer& info,
@@ -195,7 +195,7 @@ FleetController::Registration FleetController::Register(const core::VideoServer&
                                         {"capacity", info.capacity},
                                         {"state", core::ServerStateName(out.state)},
                                         {"replaced_connection", out.replaced != nullptr}});
-  Publish(std::move(changes), std::move(dir));
+  Publish(changes, std::move(dir));
   Share("reg", info.id, RegistrationJson(info));
   return out;
 }
@@ -222,7 +222,7 @@ void FleetController::OnStats(std::string_view server, const proto::Stats& stats
     changes = model_.TakeChanges();
   }
   metrics_.stats_reports[static_cast<int>(outcome.verdict)]->Increment();
-  Publish(std::move(changes), std::nullopt);
+  Publish(changes, std::nullopt);
   if (publish_) {
     std::optional<core::VideoServer> info;
     {
@@ -286,7 +286,7 @@ bool FleetController::Drain(std::string_view server) {
     found = model_.Drain(server, now_());
     changes = model_.TakeChanges();
   }
-  Publish(std::move(changes), std::nullopt);
+  Publish(changes, std::nullopt);
   if (found) Share("drain", server);
   return found;
 }
@@ -299,7 +299,7 @@ bool FleetController::Undrain(std::string_view server) {
     found = model_.Undrain(server, now_());
     changes = model_.TakeChanges();
   }
-  Publish(std::move(changes), std::nullopt);
+  Publish(changes, std::nullopt);
   if (found) Share("undrain", server);
   return found;
 }
@@ -325,12 +325,12 @@ void FleetController::Tick() {
     dir = DirectoryIfChanged();
     view = model_.View(own, now);
   }
-  Publish(std::move(changes), std::move(dir));
+  Publish(changes, std::move(dir));
   for (const auto& e : evacuations) Migrate(e);
   UpdateServerMetrics(view);
 }
 
-void FleetController::Publish(std::vector<core::StateChange> changes,
+void FleetController::Publish(const std::vector<core::StateChange>& changes,
                               std::optional<std::vector<core::VideoServer>> directory) {
   if (directory) directory_.Replace(std::move(*directory));
   for (const auto& c : changes) {

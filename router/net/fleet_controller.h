@@ -86,7 +86,7 @@ class FleetController {
   };
   // Publishes what a model call changed: the directory snapshot, logs, metrics, pushes.
   // Called without the mutex, with what was taken under it.
-  void Publish(std::vector<core::StateChange> changes,
+  void Publish(const std::vector<core::StateChange>& changes,
                std::optional<std::vector<core::VideoServer>> directory);
   std::optional<std::vector<core::VideoServer>> DirectoryIfChanged()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -140,7 +140,7 @@ std::optional<core::Assignment> LocalCopy::Erase(std::string_view space, std::st
   return removed;
 }
 
-void LocalCopy::Replace(std::string_view space, std::vector<core::Assignment> records) {
+void LocalCopy::Replace(std::string_view space, const std::vector<core::Assignment>& records) {
   for (const auto& a : SpaceRecords(space)) Erase(space, a.user);
   AddSpace(space);
   for (const auto& a : records) Upsert(a);

@@ -43,7 +43,7 @@ class LocalCopy {
   // Removes the user's record if it is in `space`. Returns it.
   std::optional<core::Assignment> Erase(std::string_view space, std::string_view user);
   // Replaces the space's records with `records` (a snapshot).
-  void Replace(std::string_view space, std::vector<core::Assignment> records);
+  void Replace(std::string_view space, const std::vector<core::Assignment>& records);
   void DropSpace(std::string_view space);
 
  private:

@@ -114,7 +114,7 @@ RedisScript::RedisScript(std::string source)
     len = 0;  // an empty SHA1 only costs an EVALSHA that Redis refuses, then EVAL
   }
   static constexpr char kHex[] = "0123456789abcdef";
-  sha1_.reserve(2 * len);
+  sha1_.reserve(std::size_t{2} * len);
   for (unsigned int i = 0; i < len; ++i) {
     sha1_.push_back(kHex[md[i] >> 4]);
     sha1_.push_back(kHex[md[i] & 0xf]);
@@ -204,7 +204,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     asio::post(io_, [w = weak_from_this(), channel = std::move(channel),
                      confirmed = std::move(confirmed)]() mutable {
       if (auto self = w.lock()) {
-        self->DoSubscribe(std::move(channel), std::move(confirmed));
+        self->DoSubscribe(channel, std::move(confirmed));
         self->Flush();
       }
     });
@@ -547,7 +547,9 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   // Ends the session: fails what is in flight with `kind`/`why`, frees both contexts, reports the
   // outage (once) and schedules the next attempt. `why` is a copy: callers pass strings that
   // CloseConnections destroys (a Conn's death, handshake_error_).
-  void DeclareDown(RedisFailureKind kind, std::string why) {
+  // `why` by value: callers pass members (handshake_error_) that CloseConnections resets.
+  void DeclareDown(RedisFailureKind kind,
+                   std::string why) {  // NOLINT(performance-unnecessary-value-param)
     if (state_ != State::kConnecting && state_ != State::kUp) return;
     state_ = State::kBackoff;
     up_.store(false);
@@ -730,7 +732,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     sub_pending_.fetch_add(1);
   }
 
-  void DoSubscribe(std::string channel, std::function<void()> confirmed) {
+  void DoSubscribe(const std::string& channel, std::function<void()> confirmed) {
     if (state_ == State::kStopped) return;
     wanted_.insert(channel);
     std::vector<std::function<void()>> confirms;
@@ -847,7 +849,7 @@ void RedisClient::Eval(const RedisScript& script, std::vector<std::string> keys,
   auto req = std::make_unique<Impl::Request>();
   req->kind = Impl::Request::Kind::kEvalSha;
   req->args.reserve(3 + keys.size() + args.size());
-  req->args.push_back("EVALSHA");
+  req->args.emplace_back("EVALSHA");
   req->args.push_back(script.sha1_);
   req->args.push_back(std::to_string(keys.size()));
   for (auto& k : keys) req->args.push_back(std::move(k));

@@ -167,27 +167,29 @@ class RedisStore::Impl {
     read->users = std::move(users);
     if (read->left == 0) return read->done(Assignments{});
     for (std::size_t i = 0; i < read->users.size(); ++i) {
-      client_.Command({"GET", redis::UserKey(read->users[i])}, [this, read, i](RedisResult r) {
-        const RedisReply* reply = ReplyOf(r);
-        if (reply == nullptr) {
-          read->error = ToStoreError(std::get<RedisFailure>(r));
-          return read->Finish();
-        }
-        if (reply->type != RedisReply::Type::kString) return read->Finish();  // not connected
-        std::string space = reply->str;
-        client_.Command(
-            {"HGET", redis::SpaceKey(space), read->users[i]}, [read, i, space](RedisResult r2) {
-              const RedisReply* rec = ReplyOf(r2);
-              if (rec == nullptr) {
-                read->error = ToStoreError(std::get<RedisFailure>(r2));
-              } else if (rec->type == RedisReply::Type::kString) {
-                if (auto d = redis::DecodeRecord(rec->str)) {
-                  read->found[i] = redis::ToAssignment(read->users[i], space, *d, Clock::now());
-                }
-              }
-              read->Finish();
-            });
-      });
+      client_.Command(
+          {"GET", redis::UserKey(read->users[i])}, [this, read, i](const RedisResult& r) {
+            const RedisReply* reply = ReplyOf(r);
+            if (reply == nullptr) {
+              read->error = ToStoreError(std::get<RedisFailure>(r));
+              return read->Finish();
+            }
+            if (reply->type != RedisReply::Type::kString) return read->Finish();  // not connected
+            std::string space = reply->str;
+            client_.Command({"HGET", redis::SpaceKey(space), read->users[i]},
+                            [read, i, space](const RedisResult& r2) {
+                              const RedisReply* rec = ReplyOf(r2);
+                              if (rec == nullptr) {
+                                read->error = ToStoreError(std::get<RedisFailure>(r2));
+                              } else if (rec->type == RedisReply::Type::kString) {
+                                if (auto d = redis::DecodeRecord(rec->str)) {
+                                  read->found[i] =
+                                      redis::ToAssignment(read->users[i], space, *d, Clock::now());
+                                }
+                              }
+                              read->Finish();
+                            });
+          });
     }
   }
 
@@ -215,7 +217,7 @@ class RedisStore::Impl {
         return MoveSpace(std::move(desired), *known, min_epoch, std::move(done));
       }
     }
-    PutScript(std::move(desired), expected, min_epoch, "", std::move(done));
+    PutScript(desired, expected, min_epoch, "", std::move(done));
   }
 
   // A user changing spaces: its record leaves the old space's key (compare-and-set on the epoch,
@@ -228,7 +230,7 @@ class RedisStore::Impl {
         remove_, {redis::SpaceKey(old.space)},
         {old.user, "", "0", old.space, std::to_string(old.epoch), "0"},
         [this, desired = std::move(desired), old, min_epoch,
-         done = std::move(done)](RedisResult r) mutable {
+         done = std::move(done)](const RedisResult& r) mutable {
           const RedisReply* reply = ReplyOf(r);
           // Not moved: the user stays where it was, as far as this replica knows.
           auto stay = [&] {
@@ -247,14 +249,15 @@ class RedisStore::Impl {
           }
           local_.Erase(old.space, old.user);
           const std::uint64_t floor = std::max(min_epoch, old.epoch);
-          PutScript(std::move(desired), 0, floor, old.server,
+          PutScript(desired, 0, floor, old.server,
                     [this, old, done = std::move(done)](StoreResult<core::PutResult> r) mutable {
                       if (std::holds_alternative<StoreError>(r)) {
                         // Removed from the old space but not written to the new one: put it
                         // back (best effort; a resync after an outage repairs it too).
                         auto own = owned_.find(old.user);
                         if (own != owned_.end()) own->second.space = old.space;
-                        PutScript(old, 0, old.epoch, "", [](StoreResult<core::PutResult>) {});
+                        PutScript(old, 0, old.epoch, "",
+                                  [](const StoreResult<core::PutResult>&) {});
                       }
                       done(std::move(r));
                     });
@@ -263,14 +266,14 @@ class RedisStore::Impl {
 
   // `claim`: the write comes from the session named in `desired` (it then owns the user here);
   // false for the store's own repairs, which never make a released session an owner again.
-  void PutScript(core::Assignment desired, std::uint64_t expected, std::uint64_t min_epoch,
+  void PutScript(const core::Assignment& desired, std::uint64_t expected, std::uint64_t min_epoch,
                  std::string previous_server, PutDone done, bool claim = true) {
     const std::string space = desired.space;
     client_.Eval(
         put_, {redis::SpaceKey(space)},
         {desired.user, std::to_string(expected), std::to_string(min_epoch), desired.server,
          desired.replica, std::to_string(desired.session), space, std::move(previous_server)},
-        [this, user = desired.user, space, claim, done = std::move(done)](RedisResult r) {
+        [this, user = desired.user, space, claim, done = std::move(done)](const RedisResult& r) {
           const RedisReply* reply = ReplyOf(r);
           if (reply == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
           if (!IsArray(reply) || reply->elements.size() < 2) {
@@ -284,7 +287,7 @@ class RedisStore::Impl {
           if (record) result.current = redis::ToAssignment(user, space, *record, Clock::now());
           if (IntOf(reply->elements[0]) != 1 && !record) {
             // Refused, and the user is not in this space: the current record is elsewhere.
-            return ReadCurrent(user, std::move(done));
+            return ReadCurrent(user, done);
           }
           if (IntOf(reply->elements[0]) != 1 || !record) return done(std::move(result));
           result.written = true;
@@ -297,9 +300,10 @@ class RedisStore::Impl {
           ApplyOwnWrite(result.current, claim);
           // Answer once the pointer is written too: a lookup on any replica that starts after
           // the answer then finds the user (its outcome does not change the write's).
-          client_.Command(
-              {"SET", redis::UserKey(user), space},
-              [done, result = std::move(result)](RedisResult) mutable { done(std::move(result)); });
+          client_.Command({"SET", redis::UserKey(user), space},
+                          [done, result = std::move(result)](const RedisResult&) mutable {
+                            done(std::move(result));
+                          });
         });
   }
 
@@ -333,7 +337,7 @@ class RedisStore::Impl {
 
   void SendDetach(const std::string& user, std::uint64_t session, const std::string& space) {
     client_.Eval(detach_, {redis::SpaceKey(space)}, {user, me_, std::to_string(session), space},
-                 [this, user, session, space](RedisResult r) {
+                 [this, user, session, space](const RedisResult& r) {
                    // Not reaching Redis is repaired by the resync after an outage; anything else
                    // (queue full, error reply) is tried again by housekeeping.
                    auto* failure = std::get_if<RedisFailure>(&r);
@@ -344,34 +348,36 @@ class RedisStore::Impl {
                  });
   }
 
-  void DoAttach(std::string user, std::string space, std::uint64_t session, AttachDone done) {
+  void DoAttach(const std::string& user, const std::string& space, std::uint64_t session,
+                AttachDone done) {
     if (!client_.up()) return done(StoreError::kUnavailable);
-    AttachIn(user, space, session,
-             [this, user, space, session,
-              done = std::move(done)](StoreResult<std::optional<core::Assignment>> r) mutable {
-               auto* found = std::get_if<std::optional<core::Assignment>>(&r);
-               if (found == nullptr || found->has_value()) return done(std::move(r));
-               // Not in the session's space: the user may be elsewhere (a space change).
-               client_.Command(
-                   {"GET", redis::UserKey(user)},
-                   [this, user, space, session, done = std::move(done)](RedisResult g) mutable {
-                     const RedisReply* reply = ReplyOf(g);
-                     if (reply == nullptr) {
-                       return done(ToStoreError(std::get<RedisFailure>(g)));
-                     }
-                     if (reply->type != RedisReply::Type::kString || reply->str == space) {
-                       return done(std::optional<core::Assignment>());
-                     }
-                     AttachIn(user, reply->str, session, std::move(done));
-                   });
-             });
+    AttachIn(
+        user, space, session,
+        [this, user, space, session,
+         done = std::move(done)](StoreResult<std::optional<core::Assignment>> r) mutable {
+          auto* found = std::get_if<std::optional<core::Assignment>>(&r);
+          if (found == nullptr || found->has_value()) return done(std::move(r));
+          // Not in the session's space: the user may be elsewhere (a space change).
+          client_.Command(
+              {"GET", redis::UserKey(user)},
+              [this, user, space, session, done = std::move(done)](const RedisResult& g) mutable {
+                const RedisReply* reply = ReplyOf(g);
+                if (reply == nullptr) {
+                  return done(ToStoreError(std::get<RedisFailure>(g)));
+                }
+                if (reply->type != RedisReply::Type::kString || reply->str == space) {
+                  return done(std::optional<core::Assignment>());
+                }
+                AttachIn(user, reply->str, session, std::move(done));
+              });
+        });
   }
 
   void AttachIn(const std::string& user, const std::string& space, std::uint64_t session,
                 AttachDone done) {
     client_.Eval(
         attach_, {redis::SpaceKey(space)}, {user, me_, std::to_string(session), space},
-        [this, user, space, done = std::move(done)](RedisResult r) {
+        [this, user, space, done = std::move(done)](const RedisResult& r) {
           const RedisReply* reply = ReplyOf(r);
           if (reply == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
           if (!IsArray(reply) || reply->elements.empty()) {
@@ -414,7 +420,7 @@ class RedisStore::Impl {
     owned_.erase(it);
     client_.Eval(remove_, {redis::SpaceKey(own.space)},
                  {user, me_, std::to_string(session), own.space, "0", "1"},
-                 [this, own, done = std::move(done)](RedisResult r) {
+                 [this, own, done = std::move(done)](const RedisResult& r) {
                    const RedisReply* reply = ReplyOf(r);
                    if (reply == nullptr) {
                      owned_.emplace(own.user, own);  // still ours: the session lives on
@@ -431,7 +437,7 @@ class RedisStore::Impl {
   }
 
   void DeletePointer(const std::string& user, const std::string& space) {
-    client_.Eval(pointer_delete_, {redis::UserKey(user)}, {space}, [](RedisResult) {});
+    client_.Eval(pointer_delete_, {redis::UserKey(user)}, {space}, [](const RedisResult&) {});
   }
 
   // ---- interest ----
@@ -451,7 +457,7 @@ class RedisStore::Impl {
     it->second.hold_until = std::max(it->second.hold_until, until);
     if (!fresh) return;
     if (client_.up()) {
-      client_.Command({"SADD", redis::ReplicaSpacesKey(me_), space}, [](RedisResult) {});
+      client_.Command({"SADD", redis::ReplicaSpacesKey(me_), space}, [](const RedisResult&) {});
     }
     Subscribe(space);
   }
@@ -471,7 +477,7 @@ class RedisStore::Impl {
     if (it == spaces_.end() || it->second.generation != gen) return;
     it->second.phase = SpaceState::Phase::kLoading;
     it->second.phase_since = Clock::now();
-    client_.Command({"HGETALL", redis::SpaceKey(space)}, [this, space, gen](RedisResult r) {
+    client_.Command({"HGETALL", redis::SpaceKey(space)}, [this, space, gen](const RedisResult& r) {
       auto it = spaces_.find(space);
       if (it == spaces_.end() || it->second.generation != gen) return;
       SpaceState& st = it->second;
@@ -530,14 +536,14 @@ class RedisStore::Impl {
       auto own = owned_.find(a.user);
       if (own != owned_.end() && own->second.session == a.session) continue;
       client_.Eval(detach_, {redis::SpaceKey(space)},
-                   {a.user, me_, std::to_string(a.session), space}, [](RedisResult) {});
+                   {a.user, me_, std::to_string(a.session), space}, [](const RedisResult&) {});
     }
   }
 
   void Reassert(const core::Assignment& own) {
     log::Info("store_reassert", {{"user", own.user}, {"server", own.server}});
     PutScript(
-        own, 0, own.epoch, "", [](StoreResult<core::PutResult>) {}, /*claim=*/false);
+        own, 0, own.epoch, "", [](const StoreResult<core::PutResult>&) {}, /*claim=*/false);
   }
 
   // ---- change stream ----
@@ -615,14 +621,14 @@ class RedisStore::Impl {
     }
     if (a.session == 0) {
       // Detached by someone else (this replica looked dead): the session is alive, take it back.
-      client_.Eval(attach_, {redis::SpaceKey(a.space)},
-                   {a.user, me_, std::to_string(own.session), a.space},
-                   [this, user = a.user, space = a.space, session = own.session](RedisResult) {
-                     auto own = owned_.find(user);
-                     if (own == owned_.end() || own->second.session != session) {
-                       SendDetach(user, session, space);  // the session let go meanwhile
-                     }
-                   });
+      client_.Eval(
+          attach_, {redis::SpaceKey(a.space)}, {a.user, me_, std::to_string(own.session), a.space},
+          [this, user = a.user, space = a.space, session = own.session](const RedisResult&) {
+            auto own = owned_.find(user);
+            if (own == owned_.end() || own->second.session != session) {
+              SendDetach(user, session, space);  // the session let go meanwhile
+            }
+          });
       return;
     }
     const std::uint64_t session = own.session;
@@ -705,7 +711,7 @@ class RedisStore::Impl {
     auto one_done = [wait] {
       if (--wait->left == 0) wait->Fire();
     };
-    for (auto& u : unconfirmed) watched_[u].on_confirmed.push_back(one_done);
+    for (auto& u : unconfirmed) watched_[u].on_confirmed.emplace_back(one_done);
     for (auto& u : fresh) {
       client_.Subscribe(redis::UserChannel(u), [confirm = Confirmer(u), one_done] {
         confirm();
@@ -767,7 +773,7 @@ class RedisStore::Impl {
     // Scripts first: everything sent after them on this connection runs after them.
     for (const RedisScript* s : {&put_, &attach_, &detach_, &remove_, &expire_, &orphan_, &lease_,
                                  &pointer_delete_, &own_load_}) {
-      client_.Command({"SCRIPT", "LOAD", s->source()}, [](RedisResult) {});
+      client_.Command({"SCRIPT", "LOAD", s->source()}, [](const RedisResult&) {});
     }
     {
       absl::MutexLock lock(&mu_);
@@ -777,7 +783,7 @@ class RedisStore::Impl {
     // The reaper's list of this replica's spaces (entered before the first connection, or lost
     // with a Redis restart).
     for (const auto& [space, st] : spaces_) {
-      client_.Command({"SADD", redis::ReplicaSpacesKey(me_), space}, [](RedisResult) {});
+      client_.Command({"SADD", redis::ReplicaSpacesKey(me_), space}, [](const RedisResult&) {});
     }
     if (!was_down_) return;
     was_down_ = false;
@@ -830,7 +836,7 @@ class RedisStore::Impl {
     client_.Eval(lease_, {std::string(redis::kReplicasKey)},
                  {me_, std::to_string(opt_.lease_ttl.count()),
                   std::to_string(std::chrono::milliseconds(kForgetDeadReplica).count())},
-                 [this](RedisResult r) {
+                 [this](const RedisResult& r) {
                    const RedisReply* reply = ReplyOf(r);
                    if (!IsArray(reply) || reply->elements.size() < 2) return;
                    const std::int64_t now_ms = IntOf(reply->elements[0]);
@@ -848,7 +854,7 @@ class RedisStore::Impl {
                    }
                    Sweep();
                    Reap();
-                   RefreshLoad(std::move(live));
+                   RefreshLoad(live);
                  });
     WriteOwnLoad();
   }
@@ -915,7 +921,8 @@ class RedisStore::Impl {
           args.push_back(expire[k]);
         }
         client_.Eval(
-            expire_, {redis::SpaceKey(space)}, std::move(args), [this, space](RedisResult r) {
+            expire_, {redis::SpaceKey(space)}, std::move(args),
+            [this, space = std::string(space)](const RedisResult& r) {
               const RedisReply* reply = ReplyOf(r);
               if (!IsArray(reply)) return;
               metrics_.assignments_expired->Increment(static_cast<double>(reply->elements.size()));
@@ -928,7 +935,8 @@ class RedisStore::Impl {
           for (std::size_t k = i; k < std::min(users.size(), i + kSweepBatch); ++k) {
             args.push_back(users[k]);
           }
-          client_.Eval(orphan_, {redis::SpaceKey(space)}, std::move(args), [](RedisResult) {});
+          client_.Eval(orphan_, {redis::SpaceKey(space)}, std::move(args),
+                       [](const RedisResult&) {});
         }
       }
     }
@@ -944,14 +952,14 @@ class RedisStore::Impl {
                            std::chrono::milliseconds(std::chrono::minutes(1)).count();
       client_.Command(
           {"SET", redis::ReapLockKey(dead), me_, "NX", "PX", std::to_string(lock_ms)},
-          [this, dead, hold](RedisResult r) {
+          [this, dead, hold](const RedisResult& r) {
             const RedisReply* reply = ReplyOf(r);
             if (reply == nullptr || reply->type != RedisReply::Type::kStatus) {
               if (reply == nullptr) reaped_.erase(dead);  // try again next tick
               return;
             }
-            client_.Command({"SMEMBERS", redis::ReplicaSpacesKey(dead)}, [this, dead,
-                                                                          hold](RedisResult m) {
+            client_.Command({"SMEMBERS", redis::ReplicaSpacesKey(dead)}, [this, dead, hold](
+                                                                             const RedisResult& m) {
               const RedisReply* spaces = ReplyOf(m);
               if (!IsArray(spaces)) return;
               log::Info("replica_reaped", {{"replica", dead}, {"spaces", spaces->elements.size()}});
@@ -961,7 +969,7 @@ class RedisStore::Impl {
               client_.Command(
                   {"PEXPIRE", redis::ReplicaSpacesKey(dead),
                    std::to_string(std::chrono::milliseconds(kForgetDeadReplica).count())},
-                  [](RedisResult) {});
+                  [](const RedisResult&) {});
             });
           });
     }
@@ -975,11 +983,12 @@ class RedisStore::Impl {
       args.push_back(server);
       args.push_back(std::to_string(n));
     }
-    client_.Eval(own_load_, {redis::ReplicaLoadKey(me_)}, std::move(args), [](RedisResult) {});
+    client_.Eval(own_load_, {redis::ReplicaLoadKey(me_)}, std::move(args),
+                 [](const RedisResult&) {});
   }
 
   // Fleet-wide users per server: the sum of every live replica's own count.
-  void RefreshLoad(std::vector<std::string> live) {
+  void RefreshLoad(const std::vector<std::string>& live) {
     struct Sum {
       absl::flat_hash_map<std::string, std::int64_t> load;
       std::size_t left;
@@ -987,17 +996,18 @@ class RedisStore::Impl {
     if (live.empty()) return;
     auto sum = std::make_shared<Sum>(Sum{{}, live.size()});
     for (const auto& replica : live) {
-      client_.Command({"HGETALL", redis::ReplicaLoadKey(replica)}, [this, sum](RedisResult r) {
-        const RedisReply* reply = ReplyOf(r);
-        if (IsArray(reply)) {
-          for (std::size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
-            sum->load[reply->elements[i].str] += IntOf(reply->elements[i + 1]);
-          }
-        }
-        if (--sum->left > 0) return;
-        absl::MutexLock lock(&mu_);
-        load_ = std::move(sum->load);
-      });
+      client_.Command({"HGETALL", redis::ReplicaLoadKey(replica)},
+                      [this, sum](const RedisResult& r) {
+                        const RedisReply* reply = ReplyOf(r);
+                        if (IsArray(reply)) {
+                          for (std::size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
+                            sum->load[reply->elements[i].str] += IntOf(reply->elements[i + 1]);
+                          }
+                        }
+                        if (--sum->left > 0) return;
+                        absl::MutexLock lock(&mu_);
+                        load_ = std::move(sum->load);
+                      });
     }
   }
 
@@ -1082,7 +1092,7 @@ void RedisStore::Attach(std::string_view user, std::string_view space, std::uint
   if (impl->stopped()) return done(StoreError::kUnavailable);
   impl->Run([impl, user = std::string(user), space = std::string(space), session,
              done = std::move(done)]() mutable {
-    impl->DoAttach(std::move(user), std::move(space), session, std::move(done));
+    impl->DoAttach(user, space, session, std::move(done));
   });
 }
 void RedisStore::Detach(std::string_view user, std::uint64_t session, core::SteadyTime) {
@@ -1138,7 +1148,7 @@ void RedisStore::PublishFleet(std::string payload) {
   impl->Run([impl, payload = std::move(payload)] {
     if (!impl->client_.up()) return;
     impl->client_.Command({"PUBLISH", std::string(redis::kFleetChannel), payload},
-                          [](RedisResult) {});
+                          [](const RedisResult&) {});
   });
 }
 void RedisStore::SetFleetListener(std::function<void(std::string_view)> listener) {
