@@ -53,6 +53,19 @@ constexpr auto kSweepInterval = std::chrono::seconds(1);
 // How often shutdown checks whether every session has gone.
 constexpr auto kDrainPoll = std::chrono::milliseconds(50);
 
+// Raises the soft open-files limit to the hard one (no privilege needed). Container runtimes
+// often start processes with a low soft limit (containerd 2.x: 1024) under a high hard one.
+void RaiseOpenFilesLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  const rlim_t was = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    log::Info("open_files_limit_raised", {{"from", static_cast<std::uint64_t>(was)},
+                                          {"to", static_cast<std::uint64_t>(rl.rlim_cur)}});
+  }
+}
+
 std::size_t ConnectionBudget() {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 1'000'000;
@@ -237,7 +250,15 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   auto impl = std::make_unique<Impl>(config);
   Config& c = impl->config;
   if (c.replica_id.empty()) c.replica_id = DefaultReplicaId();
-  if (c.max_connections == 0) c.max_connections = ConnectionBudget();
+  RaiseOpenFilesLimit();
+  const std::size_t budget = ConnectionBudget();
+  if (c.max_connections == 0) c.max_connections = budget;
+  if (c.max_connections > budget) {
+    log::Warn("max_connections_above_open_files_limit",
+              {{"max_connections", c.max_connections},
+               {"budget", budget},
+               {"detail", "accept() will fail with EMFILE before the cap: raise nofile"}});
+  }
 
   auto steady_now = [] { return std::chrono::steady_clock::now(); };
   if (c.redis) {
@@ -250,7 +271,13 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
     o.redis.db = c.redis->db;
     o.redis.connect_timeout = c.redis_timeout;
     o.redis.command_timeout = c.redis_timeout;
-    o.replica_id = c.replica_id;
+    // The store's identity of this process: the replica id plus a per-start suffix, so a
+    // restarted replica (same StatefulSet ordinal) never mistakes its predecessor's sessions for
+    // its own; the predecessor's lease lapses and its users get the resume grace.
+    std::mt19937_64 rng(std::random_device{}());
+    std::ostringstream boot;
+    boot << c.replica_id << "~" << std::hex << (rng() & 0xffffff);
+    o.replica_id = boot.str();
     o.resume_grace = c.resume_grace;
     o.lease_ttl = c.lease_ttl;
     Impl* raw = impl.get();

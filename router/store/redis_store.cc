@@ -202,6 +202,9 @@ class RedisStore::Impl {
   void DoPut(core::Assignment desired, std::uint64_t expected, std::uint64_t min_epoch,
              PutDone done) {
     if (!client_.up()) return done(StoreError::kUnavailable);
+    // Records name the writing process (its lease identity), whatever replica name the caller
+    // used: ownership, sweeping and reaping all go by it.
+    if (desired.session != 0) desired.replica = me_;
     // While this write is in flight, a snapshot of the user's space must not "repair" the user
     // from owned_ (it would race the write).
     ++writing_[desired.user];

@@ -33,6 +33,8 @@ namespace vrouter::store {
 
 struct RedisStoreOptions {
   RedisOptions redis;
+  // This process's identity in Redis (records' owner, lease key): unique per process start
+  // (the app appends a per-start suffix to the replica name).
   std::string replica_id;
   std::chrono::milliseconds resume_grace{30000};
   // A replica silent for this long is dead: its users' assignments start their resume grace.
