@@ -253,6 +253,7 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   RaiseOpenFilesLimit();
   const std::size_t budget = ConnectionBudget();
   if (c.max_connections == 0) c.max_connections = budget;
+  impl->metrics.max_connections->Set(static_cast<double>(c.max_connections));
   if (c.max_connections > budget) {
     log::Warn("max_connections_above_open_files_limit",
               {{"max_connections", c.max_connections},

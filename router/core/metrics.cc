@@ -34,6 +34,11 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
                            .Help("Connections refused with HTTP 503 because the replica is full")
                            .Register(r)
                            .Add({});
+  max_connections = &BuildGauge()
+                         .Name("vrouter_max_connections")
+                         .Help("Client connections this replica accepts before refusing with 503")
+                         .Register(r)
+                         .Add({});
   accept_errors = &BuildCounter()
                        .Name("vrouter_accept_errors_total")
                        .Help("accept() failures (e.g. EMFILE); the listener backs off and retries")

@@ -37,6 +37,7 @@ class Metrics {
   std::array<prometheus::Counter*, kTransportCount> handshakes_failed{};
   prometheus::Counter* rejected_overload = nullptr;  // refused with 503 (max connections)
   prometheus::Counter* accept_errors = nullptr;      // accept() failures (EMFILE, ...)
+  prometheus::Gauge* max_connections = nullptr;      // the replica's connection cap
 
   // Messages by type, errors by code, closes by reason.
   std::array<prometheus::Counter*, std::size(proto::kClientTypeNames)> messages_received{};
