@@ -88,7 +88,7 @@ class AssignmentStore {
   virtual void UnwatchUsers(std::span<const std::string> users) = 0;
 
   // ---- views for scoring and migration ----
-  // Users per video server, fleet-wide (a shared store: as of its last refresh plus own writes).
+  // Users per video server, fleet-wide (a shared store: live sessions, as of its last refresh).
   virtual absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const = 0;
   virtual absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(
       std::string_view space) const = 0;

@@ -1,4 +1,4 @@
-// A Service over real in-memory parts (store, hub, fleet, metrics) with injectable clocks, for
+// A Service over real in-memory parts (hub, fleet, metrics, sessions) with injectable clocks, for
 // unit tests of the protocol logic and the admin routes: no sockets, no threads.
 #pragma once
 
@@ -10,23 +10,27 @@
 
 namespace vrouter::testing {
 
-struct ServiceHarness {
+// Everything a Service needs around a store the test provides (which must outlive it).
+struct ServiceParts {
   static constexpr std::int64_t kUnixNow = 1'800'000'000;
 
+  explicit ServiceParts(store::AssignmentStore& store) : service_store(store) {}
+
+  store::AssignmentStore& service_store;
   core::Metrics metrics{"test", "test"};
   core::Fleet fleet;
   core::WatchHub hub;
-  store::MemoryStore store{std::chrono::seconds(30)};
   net::SessionRegistry sessions;
   core::SteadyTime now = core::SteadyTime{} + std::chrono::seconds(100);
-  net::FleetController fleet_control{core::FleetParams{},    store,     fleet, metrics, sessions,
-                                     [this] { return now; }, /*seed=*/1};
+  net::FleetController fleet_control{
+      core::FleetParams{}, service_store, fleet, metrics, sessions, [this] { return now; },
+      /*seed=*/1};
   net::Service service{.replica_id = "r1",
                        .auth_secret = "k",
                        .video_server_secret = "vk",
                        .token_leeway_seconds = 0,
                        .limits = {},
-                       .store = store,
+                       .store = service_store,
                        .hub = hub,
                        .fleet = fleet,
                        .fleet_control = fleet_control,
@@ -34,6 +38,17 @@ struct ServiceHarness {
                        .sessions = sessions,
                        .unix_seconds = [] { return kUnixNow; },
                        .steady_now = [this] { return now; }};
+};
+
+// The store comes first (a base, so it is built before the parts that refer to it).
+struct MemoryStoreHolder {
+  store::MemoryStore store{std::chrono::seconds(30)};
+};
+
+// The usual harness: the parts over a MemoryStore that tests also use directly.
+struct ServiceHarness : MemoryStoreHolder, ServiceParts {
+  ServiceHarness() : ServiceParts(MemoryStoreHolder::store) {}
+  using MemoryStoreHolder::store;
 };
 
 }  // namespace vrouter::testing

@@ -12,11 +12,12 @@
 #include "router/net/fleet_controller.h"
 #include "router/store/memory_store.h"
 #include "tests/support/fake_session.h"
+#include "tests/support/service_harness.h"
 
 namespace vrouter::net {
 namespace {
 
-constexpr std::int64_t kNow = 1'800'000'000;
+constexpr std::int64_t kNow = vrouter::testing::ServiceParts::kUnixNow;
 
 // A MemoryStore whose every operation, reads included, runs only when the test says so, in the
 // order it was asked for (the Redis store's thread runs them in that order too).
@@ -83,31 +84,16 @@ class DeferredStore final : public store::AssignmentStore {
   mutable std::deque<std::function<void()>> queue_;
 };
 
-struct AsyncFixture : ::testing::Test {
-  core::Metrics metrics{"test", "test"};
-  core::Fleet fleet;
-  core::WatchHub hub;
+// The deferred store wraps a MemoryStore; both are built before the Service parts that use them.
+struct DeferredStoreHolder {
   store::MemoryStore memory{std::chrono::seconds(30)};
-  DeferredStore store{memory};
-  SessionRegistry sessions;
-  core::SteadyTime now = core::SteadyTime{} + std::chrono::seconds(100);
-  FleetController fleet_control{core::FleetParams{},    store,     fleet, metrics, sessions,
-                                [this] { return now; }, /*seed=*/1};
-  Service service{.replica_id = "r1",
-                  .auth_secret = "k",
-                  .video_server_secret = "vk",
-                  .token_leeway_seconds = 0,
-                  .limits = {},
-                  .store = store,
-                  .hub = hub,
-                  .fleet = fleet,
-                  .fleet_control = fleet_control,
-                  .metrics = metrics,
-                  .sessions = sessions,
-                  .unix_seconds = [] { return kNow; },
-                  .steady_now = [this] { return now; }};
+  DeferredStore deferred{memory};
+};
 
-  AsyncFixture() { fleet_control.Declare({{"a", "wss://a/", "eu", 10, false}}); }
+struct AsyncFixture : ::testing::Test, DeferredStoreHolder, vrouter::testing::ServiceParts {
+  AsyncFixture() : ServiceParts(deferred) {
+    fleet_control.Declare({{"a", "wss://a/", "eu", 10, false}});
+  }
 
   struct Client {
     std::shared_ptr<vrouter::testing::FakeSession> session =
@@ -139,7 +125,7 @@ TEST_F(AsyncFixture, RequestsAreAnsweredInArrivalOrderWhileOneWaits) {
   alice.Say(proto::Lookup{3, {"alice"}});  // must see the join's result
   alice.Say(proto::Lookup{4, {"nobody"}});
   EXPECT_EQ(alice.Sent().size(), 1u) << "only welcome before the store answers";
-  store.RunAll();
+  deferred.RunAll();
   const auto sent = alice.Sent();
   ASSERT_EQ(sent.size(), 4u);
   ASSERT_TRUE(std::holds_alternative<proto::Assigned>(sent[1]));
@@ -167,13 +153,13 @@ TEST_F(AsyncFixture, TooManyWaitingRequestsCloseWithPolicyViolation) {
 TEST_F(AsyncFixture, ConnectionGoneMidJoinLeavesTheAssignmentDetached) {
   auto first = Connect("alice");
   first.Say(proto::Join{2});
-  store.RunAll();
+  deferred.RunAll();
   ASSERT_EQ(memory.Get("alice")->session, 1u);
 
   auto second = Connect("alice");  // a new device: its join attaches, then the socket drops
   second.Say(proto::Join{2});
   second.protocol->OnClosed();
-  store.RunAll();
+  deferred.RunAll();
   const auto a = memory.Get("alice");
   ASSERT_TRUE(a.has_value());
   EXPECT_EQ(a->session, 0u) << "owned by a session that is gone";
@@ -182,16 +168,16 @@ TEST_F(AsyncFixture, ConnectionGoneMidJoinLeavesTheAssignmentDetached) {
 TEST_F(AsyncFixture, FailedJoinAfterAttachStillDetachesOnClose) {
   auto first = Connect("alice");
   first.Say(proto::Join{2});
-  store.RunAll();
+  deferred.RunAll();
   fleet_control.Drain("a");  // the only server: the next join attaches, then finds no server
 
   auto second = Connect("alice");
   second.Say(proto::Join{2});
-  store.RunAll();
+  deferred.RunAll();
   ASSERT_TRUE(std::holds_alternative<proto::Error>(second.Sent().back()));
   EXPECT_EQ(memory.Get("alice")->session, 2u);  // attached by the failed join
   second.protocol->OnClosed();
-  store.RunAll();
+  deferred.RunAll();
   EXPECT_EQ(memory.Get("alice")->session, 0u);
 }
 
