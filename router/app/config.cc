@@ -85,7 +85,7 @@ struct Raw {
   std::uint32_t report_ms = 0, stale_reports = 0, gone_ms = 0, forget_ms = 0, slow_start_ms = 0,
                 new_per_interval = 0, eject_reports = 0, failure_min_reporters = 0,
                 failure_window_ms = 0, min_hosts = 0, min_volume = 0, eject_base_ms = 0,
-                eject_max_ms = 0, migrate_batch = 0, migrate_cooldown_ms = 0;
+                eject_max_ms = 0, migrate_batch = 0, migrate_cooldown_ms = 0, media_grace_ms = 0;
   double packets_per_user = 0, penalty_factor = 0, slow_start_min_weight = 0, affinity_max = 0,
          min_packets_in = 0, min_ratio = 0, failure_share = 0, stdev_factor = 0,
          max_ejected_share = 0;
@@ -126,6 +126,9 @@ po::options_description FleetOptions(Raw& r, const core::FleetParams& d) {
      "packets/s in below which forwarding is not judged")
     ("forwarding-min-ratio", po::value(&r.min_ratio)->default_value(sc.forwarding.min_out_in_ratio),
      "out/in packet ratio under which a server is not forwarding")
+    ("forwarding-media-grace-ms", po::value(&r.media_grace_ms)->default_value(ms(sc.forwarding.media_grace)),
+     "how long users placed on a server must have been there before a server moving no packets "
+     "at all counts as frozen")
     ("region-groups", po::value(&r.region_groups),
      "region groups for fallback, e.g. \"eu=eu-west,eu-central;us=us-east,us-west\"")
     ("eject-not-forwarding-reports", po::value(&r.eject_reports)->default_value(ej.not_forwarding_reports),
@@ -173,6 +176,7 @@ std::string FleetFromRaw(const Raw& r, core::FleetParams& f) {
   }
   if (!in(r.min_packets_in, 0, 1e9)) return "--forwarding-min-packets-in must be in [0, 1e9]";
   if (!in(r.min_ratio, 0, 1)) return "--forwarding-min-ratio must be in [0, 1]";
+  if (r.media_grace_ms > 600000) return "--forwarding-media-grace-ms must be in [0, 600000]";
   if (!in(r.eject_reports, 1, 1000)) return "--eject-not-forwarding-reports must be in [1, 1000]";
   if (!in(r.failure_share, 0.01, 1)) return "--eject-failure-share must be in [0.01, 1]";
   if (!in(r.failure_min_reporters, 1, 1000000)) {
@@ -202,6 +206,7 @@ std::string FleetFromRaw(const Raw& r, core::FleetParams& f) {
   f.scoring.max_new_users_per_interval = r.new_per_interval;
   f.scoring.forwarding.min_packets_in_rate = r.min_packets_in;
   f.scoring.forwarding.min_out_in_ratio = r.min_ratio;
+  f.scoring.forwarding.media_grace = Ms(r.media_grace_ms);
   auto groups = ParseRegionGroups(r.region_groups);
   if (auto* err = std::get_if<std::string>(&groups)) return "--region-groups: " + *err;
   f.scoring.region_group = std::get<0>(std::move(groups));

@@ -46,6 +46,9 @@ struct FleetModel::Record {
 
   // Placements.
   std::int64_t pending = 0;  // since the last report
+  // Since when the router's own count of users there has been above zero, as of the last report
+  // (unset while it is zero): they count as peers only once `media_grace` has passed.
+  std::optional<SteadyTime> own_since;
   SteadyTime interval_start{};
   std::uint32_t new_in_interval = 0;
 
@@ -152,6 +155,11 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
                                              std::int64_t own, SteadyTime now) {
   Record* r = Find(id);
   if (r == nullptr) return {};
+  if (own <= 0) {
+    r->own_since.reset();
+  } else if (!r->own_since) {
+    r->own_since = now;
+  }
   const auto result = r->counters.Ingest(stats, now);
   StatsOutcome out{true, result.verdict};
   if (result.verdict == StatsVerdict::kReordered) {
@@ -175,7 +183,9 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
     r->history.push_back(std::move(note));
     if (r->history.size() > kHistory) r->history.pop_front();
   } else if (result.rates) {
-    const std::int64_t peers = std::max<std::int64_t>(stats.peers, own);
+    const bool settled =
+        r->own_since && now - *r->own_since >= params_.scoring.forwarding.media_grace;
+    const std::int64_t peers = std::max<std::int64_t>(stats.peers, settled ? own : 0);
     r->forwarding = JudgeForwarding(*result.rates, peers, params_.scoring.forwarding);
     r->bad_reports = Swallowing(r->forwarding) ? r->bad_reports + 1 : 0;
   }

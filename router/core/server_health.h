@@ -78,11 +78,16 @@ struct ForwardingParams {
   // of one and for simulcast layers being dropped, and is still far from a server that forwards
   // nothing.
   double min_out_in_ratio = 0.1;
+  // How long the router's own users must have been on a server before they count as peers that
+  // should be moving media. A freshly placed user has not reached the server yet (ICE and DTLS
+  // take seconds), and under a shared store the fleet-wide count reaches the server a refresh or
+  // two late: without this, a healthy server that was just given its first users looks frozen.
+  std::chrono::milliseconds media_grace{5000};
 };
 
 // `peers` is how many peers the server should have: the larger of what it reports and how many
-// users the router itself placed there (a server that reports zero peers while it holds our users
-// does not escape the frozen check).
+// users the router itself placed there more than `media_grace` ago (a server that reports zero
+// peers while it holds our users does not escape the frozen check).
 Forwarding JudgeForwarding(const StatsRates& rates, std::int64_t peers,
                            const ForwardingParams& params);
 

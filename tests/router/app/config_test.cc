@@ -93,8 +93,9 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{{"--listen", "127.0.0.1:80", "--migrate-batch", "0"}, "--migrate-batch"},
         Bad{{"--listen", "127.0.0.1:80", "--region-groups", "eu=a,b;us=b"}, "--region-groups"},
         Bad{{"--listen", "127.0.0.1:80", "--region-groups", "=a"}, "--region-groups"},
-        Bad{{"--listen", "127.0.0.1:80", "--forwarding-min-ratio", "2"},
-            "--forwarding-min-ratio"}));
+        Bad{{"--listen", "127.0.0.1:80", "--forwarding-min-ratio", "2"}, "--forwarding-min-ratio"},
+        Bad{{"--listen", "127.0.0.1:80", "--forwarding-media-grace-ms", "700000"},
+            "--forwarding-media-grace-ms"}));
 
 TEST(ConfigTest, FleetFlagsAndEnvironmentReachTheParams) {
   Env env{{{"VROUTER_VIDEO_SERVER_SECRET", "vs-key"}, {"VROUTER_MIGRATE_BATCH", "7"}}};

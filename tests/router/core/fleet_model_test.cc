@@ -552,6 +552,9 @@ TEST(FleetModelTest, FrozenUsesTheRoutersOwnCountWhenTheServerClaimsNoPeers) {
   Sim sim;
   sim.Up({"a", "b", "c", "d"});
   sim.own["a"] = 3;
+  const auto grace = sim.model.params().scoring.forwarding.media_grace;
+  sim.Report("a", Media::kFrozen, /*peers=*/0);  // our users were just placed there
+  sim.Advance(grace);
   for (int i = 0; i < 3; ++i) {
     sim.Advance(seconds(1));
     sim.Report("a", Media::kFrozen, /*peers=*/0);
@@ -562,6 +565,35 @@ TEST(FleetModelTest, FrozenUsesTheRoutersOwnCountWhenTheServerClaimsNoPeers) {
   sim.Advance(seconds(1));
   sim.Report("b", Media::kFrozen, 0);
   EXPECT_EQ(sim.View("b").forwarding, Forwarding::kIdle);
+}
+
+// Users the router has just placed have not reached the server yet (and under a shared store the
+// server learns of them a refresh late): a still server is not frozen on their account until the
+// grace has passed, and the grace starts again once the router has nobody there.
+TEST(FleetModelTest, FreshlyPlacedUsersDoNotMakeAStillServerFrozen) {
+  Sim sim;
+  sim.Up({"a", "b", "c", "d"});
+  const auto grace = sim.model.params().scoring.forwarding.media_grace;
+  sim.own["a"] = 16;
+  const auto first = sim.now + milliseconds(250);  // the first report that sees them
+  while (true) {
+    sim.Advance(milliseconds(250));
+    if (sim.now - first >= grace) break;
+    sim.Report("a", Media::kFrozen, /*peers=*/0);
+    EXPECT_EQ(sim.View("a").forwarding, Forwarding::kIdle);
+    EXPECT_EQ(sim.State("a"), ServerState::kActive);
+  }
+  sim.Report("a", Media::kFrozen, 0);
+  EXPECT_EQ(sim.View("a").forwarding, Forwarding::kFrozen);
+
+  sim.own["a"] = 0;
+  sim.Advance(seconds(1));
+  sim.Report("a", Media::kFrozen, 0);
+  EXPECT_EQ(sim.View("a").forwarding, Forwarding::kIdle);
+  sim.own["a"] = 2;  // new users: a new grace
+  sim.Advance(seconds(1));
+  sim.Report("a", Media::kFrozen, 0);
+  EXPECT_EQ(sim.View("a").forwarding, Forwarding::kIdle);
 }
 
 TEST(FleetModelTest, AGoodOrIdleReportBreaksTheRun) {
