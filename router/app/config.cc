@@ -1,9 +1,12 @@
 #include "router/app/config.h"
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <sstream>
+
+#include "router/net/admin_auth.h"
 
 namespace vrouter::app {
 namespace po = boost::program_options;
@@ -70,6 +73,7 @@ std::string ToString(const HostPort& hp) {
 namespace {
 
 struct Raw {
+  std::string admin_token, admin_read_token;
   std::string listen, tls_listen, admin_listen, tls_cert, tls_key, video_servers, auth_secret,
       replica_id, log_level;
   unsigned threads = 0;
@@ -241,6 +245,11 @@ po::options_description Options(Raw& r, const Config& d, unsigned hw) {
     ("video-servers", po::value(&r.video_servers), "JSON file: [{id,url,region,capacity}]")
     ("auth-secret", po::value(&r.auth_secret),
      "HS256 key for client tokens (prefer VROUTER_AUTH_SECRET: flags show in ps)")
+    ("admin-token", po::value(&r.admin_token),
+     "bearer token that may read and write on the admin port (prefer VROUTER_ADMIN_TOKEN); "
+     "with no admin token at all, only loopback may use /v1/*")
+    ("admin-read-token", po::value(&r.admin_read_token),
+     "bearer token that may only read on the admin port (prefer VROUTER_ADMIN_READ_TOKEN)")
     ("replica-id", po::value(&r.replica_id), "name of this replica (default: hostname-random)")
     ("threads", po::value(&r.threads)->default_value(hw), "worker threads, one io_context each")
     ("max-connections", po::value(&r.max_connections)->default_value(0),
@@ -450,6 +459,22 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
   c.redis_timeout = std::chrono::milliseconds(raw.redis_timeout_ms);
   c.lease_ttl = std::chrono::milliseconds(raw.lease_ttl_ms);
 
+  for (const auto& [flag, token] : {std::pair{"--admin-token", &raw.admin_token},
+                                    std::pair{"--admin-read-token", &raw.admin_read_token}}) {
+    if (token->empty()) continue;
+    const bool printable =
+        std::all_of(token->begin(), token->end(), [](char ch) { return ch > ' ' && ch < 0x7f; });
+    if (token->size() < net::kMinAdminTokenLength || !printable) {
+      return fail(std::string(flag) + " must be at least " +
+                  std::to_string(net::kMinAdminTokenLength) +
+                  " printable characters without spaces (e.g. openssl rand -hex 16)");
+    }
+  }
+  if (!raw.admin_token.empty() && raw.admin_token == raw.admin_read_token) {
+    return fail("--admin-read-token must differ from --admin-token");
+  }
+  c.admin_token = raw.admin_token;
+  c.admin_read_token = raw.admin_read_token;
   c.tls_cert = raw.tls_cert;
   c.tls_key = raw.tls_key;
   c.video_servers_file = raw.video_servers;

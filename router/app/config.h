@@ -41,6 +41,8 @@ struct Config {
   std::string video_servers_file;
   std::string auth_secret;
   std::string video_server_secret;  // key of video-server credentials (distinct from clients')
+  std::string admin_token;          // admin port: read and write (empty: loopback only)
+  std::string admin_read_token;     // admin port: read only
   std::string replica_id;           // default: hostname + random suffix
   unsigned threads = 1;
   std::size_t max_connections = 0;  // 0 = derived from the open-files limit at start-up

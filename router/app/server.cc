@@ -339,6 +339,8 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
       .video_server_secret = c.video_server_secret,
       .token_leeway_seconds = c.token_leeway_seconds,
       .limits = limits,
+      .admin = {.read_token = c.admin_read_token, .write_token = c.admin_token},
+      .started_at = steady_now(),
       .store = *impl->store,
       .hub = impl->hub,
       .fleet = impl->fleet,

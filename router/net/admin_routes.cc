@@ -4,7 +4,9 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <cmath>
 
+#include "router/net/dashboard_assets.h"
 #include "router/net/fleet_controller.h"
 
 namespace vrouter::net {
@@ -13,7 +15,7 @@ namespace json = boost::json;
 namespace {
 
 AdminResponse Json(int status, const json::value& v) {
-  return {status, "application/json", json::serialize(v) + "\n"};
+  return {status, "application/json", json::serialize(v) + "\n", {}};
 }
 
 AdminResponse NotFound(std::string_view what) {
@@ -208,28 +210,133 @@ AdminResponse ServerAction(Service& s, std::string_view rest) {
   return ServerOf(s, id);
 }
 
+AdminResponse Unauthorized(const Service& s) {
+  AdminResponse r = Json(
+      401, json::object{{"error", "unauthorized"},
+                        {"message", s.admin.configured()
+                                        ? "send Authorization: Bearer <admin token>"
+                                        : "no admin token is configured: only loopback may use "
+                                          "/v1/* (e.g. kubectl port-forward)"}});
+  r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"vrouter-admin\"");
+  return r;
+}
+
+AdminResponse Forbidden(std::string_view what) {
+  return Json(403, json::object{{"error", "forbidden"}, {"message", what}});
+}
+
+// GET /v1/whoami: what the caller's credential allows (the dashboard shows controls from it).
+AdminResponse WhoAmI(const Service& s, AdminAccess access) {
+  return Json(200, json::object{{"access", AdminAccessName(access)},
+                                {"tokens_configured", s.admin.configured()},
+                                {"replica", s.replica_id}});
+}
+
+// Counts kept as doubles by prometheus-cpp, shown as the whole numbers they are.
+std::int64_t CounterValue(const prometheus::Counter* c) { return c ? std::llround(c->Value()) : 0; }
+std::int64_t GaugeValue(const prometheus::Gauge* g) { return g ? std::llround(g->Value()) : 0; }
+
+// GET /v1/replica: this replica's connections and cumulative request counters (the dashboard
+// turns them into rates between two polls).
+AdminResponse Replica(Service& s) {
+  RefreshGauges(s);
+  const core::Metrics& m = s.metrics;
+  json::object received, sent, errors;
+  for (std::size_t i = 0; i < std::size(proto::kClientTypeNames); ++i) {
+    received[proto::kClientTypeNames[i]] = CounterValue(m.messages_received[i]);
+  }
+  for (std::size_t i = 0; i < std::size(proto::kServerTypeNames); ++i) {
+    sent[proto::kServerTypeNames[i]] = CounterValue(m.messages_sent[i]);
+  }
+  for (int i = 0; i < proto::kErrorCodeCount; ++i) {
+    const std::int64_t v = CounterValue(m.errors[static_cast<std::size_t>(i)]);
+    if (v > 0) errors[proto::ErrorCodeName(static_cast<proto::ErrorCode>(i))] = v;
+  }
+  const std::string store_problem = s.store.Problem();
+  const auto uptime =
+      std::chrono::duration_cast<std::chrono::milliseconds>(s.steady_now() - s.started_at);
+  return Json(
+      200,
+      json::object{
+          {"replica", s.replica_id},
+          {"uptime_ms", uptime.count()},
+          {"draining", s.draining.load()},
+          {"store", store_problem.empty() ? json::value("ok") : json::value(store_problem)},
+          {"connections",
+           json::object{{"open", s.open_connections.load()},
+                        {"max", s.limits.max_connections},
+                        {"ws", GaugeValue(m.connections[static_cast<int>(core::Transport::kWs)])},
+                        {"wss", GaugeValue(m.connections[static_cast<int>(core::Transport::kWss)])},
+                        {"video_servers", GaugeValue(m.video_server_connections)}}},
+          {"assignments", s.store.size()},
+          {"watches", GaugeValue(m.watches)},
+          {"totals", json::object{{"received", std::move(received)},
+                                  {"sent", std::move(sent)},
+                                  {"errors", std::move(errors)},
+                                  {"refused_overload", CounterValue(m.rejected_overload)},
+                                  {"slow_consumer_closes", CounterValue(m.slow_consumer_closes)},
+                                  {"sessions_replaced", CounterValue(m.sessions_replaced)}}}});
+}
+
+// The dashboard's static files, embedded in the binary (no CDN, no files to ship next to it).
+std::optional<AdminResponse> Asset(std::string_view path) {
+  if (path == "/") path = "/index.html";
+  for (const auto& a : DashboardAssets()) {
+    if (a.path != path) continue;
+    AdminResponse r{200, std::string(a.content_type), std::string(a.body), {}};
+    // Only our own scripts and styles run, and the page cannot be framed (clickjacking of the
+    // drain buttons).
+    r.headers.emplace_back("Content-Security-Policy",
+                           "default-src 'none'; script-src 'self'; style-src 'self'; "
+                           "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
+                           "form-action 'none'; frame-ancestors 'none'");
+    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    r.headers.emplace_back("Referrer-Policy", "no-referrer");
+    return r;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-AdminResponse HandleAdmin(std::string_view method, std::string_view target, Service& service) {
-  const std::string_view path = target.substr(0, target.find('?'));
+AdminResponse HandleAdmin(const AdminRequest& req, Service& service) {
+  const std::string_view path = req.target.substr(0, req.target.find('?'));
+  const std::string_view method = req.method;
   constexpr std::string_view kServers = "/v1/servers/";
+  const AdminAccess access = GrantAdminAccess(service.admin, req.caller);
   if (method == "POST") {
-    if (path.starts_with(kServers)) return ServerAction(service, path.substr(kServers.size()));
-    return Json(405, json::object{{"error", "method_not_allowed"},
-                                  {"message", "POST only on /v1/servers/{id}/drain|undrain"}});
+    if (!path.starts_with(kServers)) {
+      return Json(405, json::object{{"error", "method_not_allowed"},
+                                    {"message", "POST only on /v1/servers/{id}/drain|undrain"}});
+    }
+    if (access == AdminAccess::kNone) return Unauthorized(service);
+    if (access != AdminAccess::kWrite) return Forbidden("this credential may only read");
+    if (!SameOriginOrNone(req.origin, req.caller.host)) {
+      return Forbidden("a page of another origin may not change the fleet");
+    }
+    return ServerAction(service, path.substr(kServers.size()));
   }
   if (method != "GET" && method != "HEAD") {
     return Json(405, json::object{{"error", "method_not_allowed"}, {"message", "use GET"}});
   }
-  if (path == "/healthz") return {200, "text/plain", "ok\n"};
+  // Open to everyone: probes, Prometheus, the dashboard's files, and what a credential allows.
+  if (path == "/healthz") return {200, "text/plain", "ok\n", {}};
   if (path == "/readyz") return Readiness(service);
   if (path == "/metrics") {
     RefreshGauges(service);
     prometheus::TextSerializer serializer;
-    return {200, "text/plain; version=0.0.4",
-            serializer.Serialize(service.metrics.registry().Collect())};
+    return {200,
+            "text/plain; version=0.0.4",
+            serializer.Serialize(service.metrics.registry().Collect()),
+            {}};
   }
+  if (path == "/v1/whoami") return WhoAmI(service, access);
+  if (auto asset = Asset(path)) return std::move(*asset);
+
+  if (!path.starts_with("/v1/")) return NotFound("no such admin endpoint");
+  if (access == AdminAccess::kNone) return Unauthorized(service);
   if (path == "/v1/servers") return Servers(service);
+  if (path == "/v1/replica") return Replica(service);
   if (path.starts_with(kServers)) {
     std::string id;
     if (!PercentDecode(path.substr(kServers.size()), id) || id.empty()) {

@@ -4,17 +4,28 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
+#include "router/net/admin_auth.h"
 #include "router/net/service.h"
 
 namespace vrouter::net {
+
+struct AdminRequest {
+  std::string_view method;
+  std::string_view target;
+  AdminCaller caller;
+  std::string_view origin;  // Origin header; empty when absent (not a browser request)
+};
 
 struct AdminResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // beyond Content-Type
 };
 
-AdminResponse HandleAdmin(std::string_view method, std::string_view target, Service& service);
+AdminResponse HandleAdmin(const AdminRequest& request, Service& service);
 
 }  // namespace vrouter::net

@@ -12,6 +12,7 @@
 #include "router/core/fleet.h"
 #include "router/core/metrics.h"
 #include "router/core/watch_hub.h"
+#include "router/net/admin_auth.h"
 #include "router/net/session_registry.h"
 #include "router/store/store.h"
 
@@ -38,6 +39,8 @@ struct Service {
   std::string video_server_secret;
   std::int64_t token_leeway_seconds = 30;
   SessionLimits limits;
+  AdminCredentials admin;  // who may read and write on the admin port
+  core::SteadyTime started_at{};
 
   store::AssignmentStore& store;
   core::WatchHub& hub;

@@ -30,6 +30,8 @@ struct ServiceParts {
                        .video_server_secret = "vk",
                        .token_leeway_seconds = 0,
                        .limits = {},
+                       .admin = {},
+                       .started_at = now,
                        .store = service_store,
                        .hub = hub,
                        .fleet = fleet,

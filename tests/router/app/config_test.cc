@@ -44,6 +44,16 @@ TEST(ConfigTest, EnvironmentFillsInAndFlagsWin) {
   EXPECT_EQ(p.config->resume_grace.count(), 5000);
 }
 
+TEST(ConfigTest, AdminTokensComeFromTheEnvironment) {
+  Env env{{{"VROUTER_ADMIN_TOKEN", "write-0123456789abcdef"},
+           {"VROUTER_ADMIN_READ_TOKEN", "read-0123456789abcdef"}}};
+  auto p = Parse({"--listen", "127.0.0.1:1"}, env);
+  ASSERT_TRUE(p.config) << p.error;
+  EXPECT_EQ(p.config->admin_token, "write-0123456789abcdef");
+  EXPECT_EQ(p.config->admin_read_token, "read-0123456789abcdef");
+  EXPECT_TRUE(Parse({"--listen", "127.0.0.1:1"}).config->admin_token.empty());
+}
+
 TEST(ConfigTest, HelpListsEveryOperatorFlag) {
   auto p = Parse({"--help"});
   for (const char* flag : {"--listen", "--tls-listen", "--admin-listen", "--tls-cert", "--tls-key",
@@ -95,7 +105,13 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{{"--listen", "127.0.0.1:80", "--region-groups", "=a"}, "--region-groups"},
         Bad{{"--listen", "127.0.0.1:80", "--forwarding-min-ratio", "2"}, "--forwarding-min-ratio"},
         Bad{{"--listen", "127.0.0.1:80", "--forwarding-media-grace-ms", "700000"},
-            "--forwarding-media-grace-ms"}));
+            "--forwarding-media-grace-ms"},
+        Bad{{"--listen", "127.0.0.1:80", "--admin-token", "short"}, "--admin-token"},
+        Bad{{"--listen", "127.0.0.1:80", "--admin-read-token", "has a space in it 0123"},
+            "--admin-read-token"},
+        Bad{{"--listen", "127.0.0.1:80", "--admin-token", "same-token-0123456789",
+             "--admin-read-token", "same-token-0123456789"},
+            "--admin-read-token"}));
 
 TEST(ConfigTest, FleetFlagsAndEnvironmentReachTheParams) {
   Env env{{{"VROUTER_VIDEO_SERVER_SECRET", "vs-key"}, {"VROUTER_MIGRATE_BATCH", "7"}}};
