@@ -175,7 +175,7 @@ async function serverAction(id, action) {
 
 function actionCell(s) {
   if (state.access !== "write") return el("td", { class: "muted" }, "—");
-  const draining = s.state === "draining" && s.reason === "drained";
+  const draining = s.state === "draining"; // an operator's drain outranks every other state
   const action = draining ? "undrain" : "drain";
   const button = el(
     "button",
