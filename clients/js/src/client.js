@@ -522,17 +522,22 @@ export class VRouterClient {
     this.#heartbeat(conn);
   }
 
-  /** Probes a connection that has been quiet for heartbeatMs (see DEFAULTS). */
+  /**
+   * Probes a connection that has been quiet for heartbeatMs (see DEFAULTS). The check is due
+   * heartbeatMs after the last frame received, not on a fixed tick: a tick would find the
+   * connection quiet one tick in two (the answer to the previous probe lands just after it).
+   */
   #heartbeat(conn) {
     const every = this.#opts.heartbeatMs;
     if (!(every > 0)) return;
+    const quietFor = Date.now() - conn.lastFrameAt;
     conn.setTimer(() => {
       if (conn === this.#conn && conn.inflight.size === 0 && Date.now() - conn.lastFrameAt >= every) {
         // Answered: fine. Timed out: #expire replaces the connection, since nothing came back.
         this.#newOp({ type: 'lookup', users: [] }).promise.catch(() => {});
       }
       this.#heartbeat(conn);
-    }, every);
+    }, quietFor < every ? every - quietFor : every);
   }
 
   /** After every welcome: get the assignment back and watch everything again (§7.5, §13). */

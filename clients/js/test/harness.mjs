@@ -274,11 +274,13 @@ export class Cluster {
 /** A WebSocket class that records every frame the client sends and every socket it opens. */
 export function recordingWebSocket() {
   const sent = [];
+  const received = [];
   const opened = [];
   class RecordingWebSocket extends WebSocket {
     constructor(url, protocols) {
       super(url, protocols);
       opened.push(url);
+      this.addEventListener('message', (event) => received.push(JSON.parse(event.data)));
     }
 
     send(data, ...rest) {
@@ -286,7 +288,7 @@ export function recordingWebSocket() {
       return super.send(data, ...rest);
     }
   }
-  return { WebSocket: RecordingWebSocket, sent, opened };
+  return { WebSocket: RecordingWebSocket, sent, received, opened };
 }
 
 /** The next `type` event of `client` whose detail passes `match`; rejects after `ms`. */
@@ -316,6 +318,15 @@ export function pick(index, count = 3) {
 }
 
 export { sleep };
+
+/** Resolves when `predicate()` holds, polling; fails after `ms`. */
+export async function until(predicate, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
 
 /** it(), printing the cluster's last log lines when the test fails. */
 export function testPrintingLogs(getCluster) {
