@@ -48,8 +48,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -63,6 +61,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/common/ws_client.h"
 #include "bench/sim/media_model.h"
 #include "bench/sim/sim_options.h"
 #include "bench/sim/sim_support.h"
@@ -76,7 +75,6 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace websocket = beast::websocket;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
@@ -84,9 +82,7 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kTick{20};
 constexpr milliseconds kDefaultInterval{1000};
-constexpr milliseconds kConnectTimeout{10000};  // TCP + TLS
-constexpr milliseconds kHandshakeTimeout{10000};
-constexpr milliseconds kIdleTimeout{30000};
+constexpr milliseconds kIdleTimeout{30000};      // a half-open router connection is noticed
 constexpr milliseconds kRegisterTimeout{10000};  // `register` sent -> `registered`
 constexpr milliseconds kCloseTimeout{2000};      // at exit
 constexpr milliseconds kHttpTimeout{5000};
@@ -106,223 +102,6 @@ double Seconds(Clock::time_point t) { return std::chrono::duration<double>(t - g
                who.data(), text);
 }
 
-std::string HostHeader(const Url& url) {
-  const bool v6 = url.host.find(':') != std::string::npos;
-  return (v6 ? "[" + url.host + "]" : url.host) + ":" + std::to_string(url.port);
-}
-
-bool IsIpLiteral(const std::string& host) {
-  boost::system::error_code ec;
-  asio::ip::make_address(host, ec);
-  return !ec;
-}
-
-// ---- one WebSocket connection to the router ----
-
-class ConnListener {
- public:
-  virtual void OnOpen(beast::error_code ec, std::string_view stage) = 0;
-  virtual void OnMessage(std::string text) = 0;
-  // `code` is the router's close code, 1006 when the connection ended without one.
-  virtual void OnClosed(beast::error_code ec, std::uint16_t code, std::string reason) = 0;
-
- protected:
-  ~ConnListener() = default;
-};
-
-class WsConn {
- public:
-  virtual ~WsConn() = default;
-  virtual void Start() = 0;
-  virtual void Send(std::string frame) = 0;
-  // Drops the connection without a close frame (a crash); no callback follows.
-  virtual void Abort() = 0;
-  // Close frame 1001, then `done` (also on failure); no other callback follows.
-  virtual void Close(std::function<void()> done) = 0;
-};
-
-struct ConnTarget {
-  tcp::resolver::results_type endpoints;
-  std::string host;         // for SNI and certificate checks
-  std::string host_header;  // host:port
-  std::string path;
-  bool verify = false;
-};
-
-template <class Next>
-class Conn final : public WsConn, public std::enable_shared_from_this<Conn<Next>> {
- public:
-  static constexpr bool kTls = !std::is_same_v<Next, beast::tcp_stream>;
-
-  template <class... Args>
-  Conn(const ConnTarget& target, ConnListener* listener, Args&&... args)
-      : target_(target), listener_(listener), ws_(std::forward<Args>(args)...) {}
-
-  void Start() override {
-    beast::get_lowest_layer(ws_).expires_after(kConnectTimeout);
-    beast::get_lowest_layer(ws_).async_connect(
-        target_.endpoints,
-        [self = this->shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
-          if (ec) return self->Opened(ec, "connect");
-          if constexpr (kTls) {
-            self->TlsHandshake();
-          } else {
-            self->WsHandshake();
-          }
-        });
-  }
-
-  void Send(std::string frame) override {
-    if (!open_) return;
-    outbox_.push_back(std::move(frame));
-    if (!writing_) WriteNext();
-  }
-
-  void Abort() override {
-    listener_ = nullptr;
-    open_ = false;
-    beast::error_code ignored;
-    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
-    beast::get_lowest_layer(ws_).close();
-  }
-
-  void Close(std::function<void()> done) override {
-    listener_ = nullptr;
-    if (!open_) {
-      Abort();
-      done();
-      return;
-    }
-    open_ = false;  // no more frames; a write in flight finishes first (one write at a time)
-    close_done_ = std::move(done);
-    if (!writing_) SendClose();
-  }
-
- private:
-  void TlsHandshake() {
-    if constexpr (kTls) {
-      auto& tls = ws_.next_layer();
-      if (!IsIpLiteral(target_.host)) {
-        SSL_set_tlsext_host_name(tls.native_handle(), target_.host.c_str());
-      }
-      if (target_.verify) tls.set_verify_callback(ssl::host_name_verification(target_.host));
-      tls.async_handshake(ssl::stream_base::client,
-                          [self = this->shared_from_this()](beast::error_code ec) {
-                            if (ec) return self->Opened(ec, "TLS handshake");
-                            self->WsHandshake();
-                          });
-    }
-  }
-
-  void WsHandshake() {
-    beast::get_lowest_layer(ws_).expires_never();
-    websocket::stream_base::timeout timeouts =
-        websocket::stream_base::timeout::suggested(beast::role_type::client);
-    timeouts.handshake_timeout = kHandshakeTimeout;
-    // A router that vanished without closing (half-open TCP) is noticed: ping at half of it.
-    timeouts.idle_timeout = kIdleTimeout;
-    timeouts.keep_alive_pings = true;
-    ws_.set_option(timeouts);
-    ws_.set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
-      req.set(http::field::sec_websocket_protocol, proto::kVideoSubprotocol);
-      req.set(http::field::user_agent, "vrouter-sim-video-server");
-    }));
-    ws_.async_handshake(
-        response_, target_.host_header, target_.path,
-        [self = this->shared_from_this()](beast::error_code ec) {
-          if (ec) {
-            if (ec == websocket::error::upgrade_declined) {
-              self->detail_ = "HTTP " + std::to_string(self->response_.result_int());
-            }
-            return self->Opened(ec, "WebSocket handshake");
-          }
-          const auto sub = self->response_[http::field::sec_websocket_protocol];
-          if (sub != proto::kVideoSubprotocol) {
-            self->detail_ = "router chose subprotocol '" + std::string(sub) + "'";
-            return self->Opened(make_error_code(boost::system::errc::protocol_error),
-                                "WebSocket handshake");
-          }
-          self->open_ = true;
-          self->Opened({}, "open");
-          self->ReadNext();
-        });
-  }
-
-  void Opened(beast::error_code ec, std::string_view stage) {
-    if (listener_ == nullptr) return;
-    std::string s(stage);
-    if (!detail_.empty()) s += " (" + detail_ + ")";
-    auto* l = listener_;
-    if (ec) listener_ = nullptr;
-    l->OnOpen(ec, s);
-  }
-
-  void ReadNext() {
-    ws_.async_read(buffer_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) return self->Closed(ec);
-      std::string text = beast::buffers_to_string(self->buffer_.data());
-      self->buffer_.consume(self->buffer_.size());
-      if (self->listener_ != nullptr) self->listener_->OnMessage(std::move(text));
-      if (self->listener_ != nullptr) self->ReadNext();
-    });
-  }
-
-  void SendClose() {
-    ws_.async_close(websocket::close_reason(websocket::close_code::going_away, "sim stopping"),
-                    [self = this->shared_from_this()](beast::error_code) {
-                      beast::get_lowest_layer(self->ws_).close();
-                      if (auto done = std::move(self->close_done_)) done();
-                    });
-  }
-
-  void WriteNext() {
-    if (outbox_.empty() || !open_) {
-      writing_ = false;
-      if (close_done_) SendClose();
-      return;
-    }
-    writing_ = true;
-    ws_.text(true);
-    ws_.async_write(asio::buffer(outbox_.front()),
-                    [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                      self->outbox_.pop_front();
-                      if (ec) {
-                        self->writing_ = false;
-                        if (auto done = std::move(self->close_done_)) {
-                          beast::get_lowest_layer(self->ws_).close();
-                          done();
-                        }
-                        return self->Closed(ec);
-                      }
-                      self->WriteNext();
-                    });
-  }
-
-  // The first failure of a read or write ends the connection for the listener.
-  void Closed(beast::error_code ec) {
-    open_ = false;
-    if (listener_ == nullptr) return;
-    auto* l = listener_;
-    listener_ = nullptr;
-    const auto& reason = ws_.reason();
-    const auto code =
-        reason.code == 0 ? std::uint16_t{1006} : static_cast<std::uint16_t>(reason.code);
-    beast::get_lowest_layer(ws_).close();
-    l->OnClosed(ec, code, std::string(reason.reason.c_str()));
-  }
-
-  ConnTarget target_;
-  ConnListener* listener_;
-  websocket::stream<Next> ws_;
-  websocket::response_type response_;
-  beast::flat_buffer buffer_;
-  std::deque<std::string> outbox_;
-  std::string detail_;
-  std::function<void()> close_done_;  // set by Close()
-  bool open_ = false;
-  bool writing_ = false;
-};
-
 // ---- shared state ----
 
 struct Fleet {
@@ -339,12 +118,12 @@ struct Fleet {
 
   double Uniform() { return std::uniform_real_distribution<double>(0, 1)(rng); }
 
+  WsClientOptions conn_options{.subprotocol = std::string(proto::kVideoSubprotocol),
+                               .user_agent = "vrouter-sim-video-server",
+                               .idle_timeout = kIdleTimeout};
+
   std::shared_ptr<WsConn> MakeConn(ConnListener* listener) {
-    if (tls != nullptr) {
-      return std::make_shared<Conn<beast::ssl_stream<beast::tcp_stream>>>(target, listener, io,
-                                                                          *tls);
-    }
-    return std::make_shared<Conn<beast::tcp_stream>>(target, listener, io);
+    return MakeWsConn(io, target, listener, tls, conn_options);
   }
 };
 
@@ -449,20 +228,20 @@ class SimServer final : public ConnListener {
     phase_ = Phase::kIdle;
     if (!conn_) return done();
     auto conn = std::move(conn_);
-    conn->Close(std::move(done));
+    conn->Close(1001, std::move(done));
   }
 
   const ServerRecord& record() const { return record_; }
 
   // ConnListener
-  void OnOpen(beast::error_code ec, std::string_view stage) override {
+  void OnOpen(const OpenResult& result) override {
     const auto now = Clock::now();
-    if (ec) {
+    if (result.ec) {
       conn_.reset();
       phase_ = Phase::kIdle;
       const auto delay = ScheduleRetry(now);
-      Log(id(), "%.*s failed: %s; retrying in %lld ms", static_cast<int>(stage.size()),
-          stage.data(), ec.message().c_str(), static_cast<long long>(delay.count()));
+      Log(id(), "%s; retrying in %lld ms", result.Describe().c_str(),
+          static_cast<long long>(delay.count()));
       return;
     }
     ++record_.connects;
@@ -592,7 +371,7 @@ class AdminPoller {
               tcp::resolver::results_type endpoints,
               std::vector<std::unique_ptr<SimServer>>& servers)
       : admin_text_(std::move(admin_text)),
-        host_header_(HostHeader(admin)),
+        host_header_(HostHeader(admin.host, admin.port)),
         prefix_(admin.target == "/" ? "" : admin.target),
         endpoints_(std::move(endpoints)),
         stream_(io),
@@ -778,23 +557,14 @@ int Run(const SimOptions& options) {
 
   // Declared before the io_context so that it outlives the connections the io_context's
   // pending handlers still hold when it is destroyed.
-  std::optional<ssl::context> tls;
+  std::unique_ptr<ssl::context> tls;
   if (options.router.scheme == "wss") {
-    tls.emplace(ssl::context::tls_client);
-    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    if (options.ca_file.empty()) {
-      tls->set_verify_mode(ssl::verify_none);
-    } else {
-      beast::error_code ec;
-      tls->load_verify_file(options.ca_file, ec);
-      if (ec) {
-        std::fprintf(stderr, "sim_video_server: --ca '%s': %s\n", options.ca_file.c_str(),
-                     ec.message().c_str());
-        return 2;
-      }
-      tls->set_verify_mode(ssl::verify_peer);
+    auto made = MakeClientTls(options.ca_file);
+    if (auto* err = std::get_if<std::string>(&made)) {
+      std::fprintf(stderr, "sim_video_server: --ca %s\n", err->c_str());
+      return 2;
     }
+    tls = std::move(std::get<0>(made));
   }
   asio::io_context io(1);
   auto router_endpoints = Resolve(io, options.router, "--router");
@@ -806,8 +576,9 @@ int Run(const SimOptions& options) {
   }
 
   Fleet fleet{io, options};
-  fleet.tls = tls ? &*tls : nullptr;
-  fleet.target = ConnTarget{*router_endpoints, options.router.host, HostHeader(options.router),
+  fleet.tls = tls.get();
+  fleet.target = ConnTarget{*router_endpoints, options.router.host,
+                            HostHeader(options.router.host, options.router.port),
                             options.RouterTarget(), !options.ca_file.empty()};
   fleet.secret = std::move(secret);
 
