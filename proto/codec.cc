@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/json.hpp>
+#include <charconv>
 #include <cstddef>
 
 #include "proto/fleet_messages.h"  // kMaxUrlBytes: the same limit on both protocols
@@ -194,26 +195,6 @@ void PutUsers(json::object& o, const std::vector<std::string>& users) {
   o["users"] = std::move(a);
 }
 
-json::object ServerRefJson(const ServerRef& s) {
-  return json::object{{"id", s.id}, {"url", s.url}, {"region", s.region}};
-}
-
-json::array LocationsJson(const std::vector<UserLocation>& locations) {
-  json::array a;
-  a.reserve(locations.size());
-  for (const auto& loc : locations) {
-    json::object e{{"user", loc.user}};
-    if (loc.server) {
-      e["server"] = ServerRefJson(*loc.server);
-    } else {
-      e["server"] = nullptr;
-    }
-    e["epoch"] = loc.epoch;
-    a.emplace_back(std::move(e));
-  }
-  return a;
-}
-
 struct ClientEncoder {
   json::object& o;
   void operator()(const Hello& m) { o["token"] = m.token; }
@@ -233,49 +214,171 @@ struct ClientEncoder {
   void operator()(const Leave&) {}
 };
 
+// Router -> client messages are written straight into the frame (no DOM): they are the hot path
+// of every lookup. The output is what json::serialize would print for the same fields in the same
+// order (tests compare the two).
+class Writer {
+ public:
+  explicit Writer(std::string& out) : out_(out) {}
+
+  Writer& Key(std::string_view key) {
+    if (need_comma_) out_ += ',';
+    out_ += '"';
+    out_ += key;  // keys are our own literals: nothing to escape
+    out_ += "\":";
+    need_comma_ = false;
+    return *this;
+  }
+  void String(std::string_view s) {
+    out_ += '"';
+    std::size_t clean = 0;  // s[clean..i) needs no escaping
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      out_.append(s.data() + clean, i - clean);
+      clean = i + 1;
+      switch (c) {
+        case '"':
+          out_ += "\\\"";
+          break;
+        case '\\':
+          out_ += "\\\\";
+          break;
+        case '\b':
+          out_ += "\\b";
+          break;
+        case '\f':
+          out_ += "\\f";
+          break;
+        case '\n':
+          out_ += "\\n";
+          break;
+        case '\r':
+          out_ += "\\r";
+          break;
+        case '\t':
+          out_ += "\\t";
+          break;
+        default: {
+          constexpr char kHex[] = "0123456789abcdef";
+          out_ += "\\u00";
+          out_ += kHex[c >> 4];
+          out_ += kHex[c & 0xF];
+        }
+      }
+    }
+    out_.append(s.data() + clean, s.size() - clean);
+    out_ += '"';
+    need_comma_ = true;
+  }
+  void Uint(std::uint64_t v) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    (void)ec;  // 24 bytes hold any uint64
+    out_.append(buf, end);
+    need_comma_ = true;
+  }
+  void Bool(bool v) {
+    out_ += v ? "true" : "false";
+    need_comma_ = true;
+  }
+  void Null() {
+    out_ += "null";
+    need_comma_ = true;
+  }
+  void BeginObject() { Open('{'); }
+  void EndObject() { Close('}'); }
+  void BeginArray() { Open('['); }
+  void EndArray() { Close(']'); }
+
+ private:
+  void Open(char c) {
+    if (need_comma_) out_ += ',';
+    out_ += c;
+    need_comma_ = false;
+  }
+  void Close(char c) {
+    out_ += c;
+    need_comma_ = true;
+  }
+
+  std::string& out_;
+  bool need_comma_ = false;
+};
+
+void WriteServerRef(Writer& w, const ServerRef& s) {
+  w.BeginObject();
+  w.Key("id").String(s.id);
+  w.Key("url").String(s.url);
+  w.Key("region").String(s.region);
+  w.EndObject();
+}
+
+void WriteLocations(Writer& w, const std::vector<UserLocation>& locations) {
+  w.Key("results").BeginArray();
+  for (const auto& loc : locations) {
+    w.BeginObject();
+    w.Key("user").String(loc.user);
+    w.Key("server");
+    if (loc.server) {
+      WriteServerRef(w, *loc.server);
+    } else {
+      w.Null();
+    }
+    w.Key("epoch").Uint(loc.epoch);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
 struct ServerEncoder {
-  json::object& o;
+  Writer& w;
   void operator()(const Welcome& m) {
-    o["replica"] = m.replica;
-    o["session"] = m.session;
-    o["user"] = m.user;
-    o["space"] = m.space;
-    o["limits"] = json::object{{"max_message_bytes", m.limits.max_message_bytes},
-                               {"max_batch", m.limits.max_batch},
-                               {"max_watches", m.limits.max_watches}};
+    w.Key("replica").String(m.replica);
+    w.Key("session").String(m.session);
+    w.Key("user").String(m.user);
+    w.Key("space").String(m.space);
+    w.Key("limits").BeginObject();
+    w.Key("max_message_bytes").Uint(m.limits.max_message_bytes);
+    w.Key("max_batch").Uint(m.limits.max_batch);
+    w.Key("max_watches").Uint(m.limits.max_watches);
+    w.EndObject();
   }
   void operator()(const Assigned& m) {
-    o["server"] = ServerRefJson(m.server);
-    o["epoch"] = m.epoch;
-    o["resumed"] = m.resumed;
+    WriteServerRef(w.Key("server"), m.server);
+    w.Key("epoch").Uint(m.epoch);
+    w.Key("resumed").Bool(m.resumed);
   }
-  void operator()(const LookupResult& m) { o["results"] = LocationsJson(m.results); }
-  void operator()(const WatchResult& m) { o["results"] = LocationsJson(m.results); }
+  void operator()(const LookupResult& m) { WriteLocations(w, m.results); }
+  void operator()(const WatchResult& m) { WriteLocations(w, m.results); }
   void operator()(const Ack&) {}
   void operator()(const Moved& m) {
-    o["user"] = m.user;
-    o["server"] = ServerRefJson(m.server);
-    o["epoch"] = m.epoch;
+    w.Key("user").String(m.user);
+    WriteServerRef(w.Key("server"), m.server);
+    w.Key("epoch").Uint(m.epoch);
     if (m.from) {
-      o["from"] = *m.from;
+      w.Key("from").String(*m.from);
     } else {
-      o["from"] = nullptr;
+      w.Key("from").Null();
     }
   }
   void operator()(const Left& m) {
-    o["user"] = m.user;
-    o["epoch"] = m.epoch;
+    w.Key("user").String(m.user);
+    w.Key("epoch").Uint(m.epoch);
   }
   void operator()(const Migrate& m) {
-    o["server"] = ServerRefJson(m.server);
-    o["epoch"] = m.epoch;
-    o["reason"] = m.reason;
+    WriteServerRef(w.Key("server"), m.server);
+    w.Key("epoch").Uint(m.epoch);
+    w.Key("reason").String(m.reason);
   }
   void operator()(const GoAway& m) {
-    o["reason"] = m.reason;
-    o["reconnect_after_ms"] = m.reconnect_after_ms;
+    w.Key("reason").String(m.reason);
+    w.Key("reconnect_after_ms").Uint(m.reconnect_after_ms);
   }
-  void operator()(const Error& m) { internal::PutErrorFields(o, m); }
+  void operator()(const Error& m) {
+    w.Key("code").String(ErrorCodeName(m.code));
+    w.Key("message").String(m.message);
+  }
 };
 
 template <class Message>
@@ -298,11 +401,17 @@ std::string Encode(const ClientMessage& message) {
 }
 
 std::string Encode(const ServerMessage& message) {
-  json::object o;
-  o["type"] = kServerTypeNames[message.index()];
-  std::visit([&](const auto& m) { PutId(o, IdOf(m)); }, message);
-  std::visit(ServerEncoder{o}, message);
-  return json::serialize(o);
+  std::string out;
+  out.reserve(128);
+  Writer w(out);
+  w.BeginObject();
+  w.Key("type").String(kServerTypeNames[message.index()]);
+  if (const RequestId id = std::visit([](const auto& m) { return IdOf(m); }, message)) {
+    w.Key("id").Uint(*id);
+  }
+  std::visit(ServerEncoder{w}, message);
+  w.EndObject();
+  return out;
 }
 
 }  // namespace vrouter::proto

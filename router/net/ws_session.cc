@@ -28,8 +28,13 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-using PlainStream = beast::tcp_stream;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+// A bare socket bound to its io_context's executor type (not any_io_executor, not Beast's
+// tcp_stream): every read and write would otherwise copy a type-erased executor and re-arm
+// tcp_stream's timer. Deadlines are the session's own timer (below), not per operation.
+using Socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
+using PlainStream = Socket;
+using TlsStream = beast::ssl_stream<Socket>;
+using SteadyClock = std::chrono::steady_clock;
 
 // Upgrade requests are a few hundred bytes; 8 KiB of headers is generous and bounds a slowloris.
 constexpr std::uint32_t kMaxUpgradeHeaderBytes = 8 * 1024;
@@ -64,8 +69,7 @@ class WsSession final : public SessionHandle,
                         public SessionTransport,
                         public std::enable_shared_from_this<WsSession<NextLayer>> {
  public:
-  WsSession(tcp::socket socket, Service& service, core::Transport transport,
-            asio::ssl::context* tls)
+  WsSession(Socket socket, Service& service, core::Transport transport, asio::ssl::context* tls)
       : ws_(MakeStream(std::move(socket), tls)),
         timer_(ws_.get_executor()),
         service_(service),
@@ -77,7 +81,12 @@ class WsSession final : public SessionHandle,
   ~WsSession() override { service_.open_connections.fetch_sub(1, std::memory_order_relaxed); }
 
   void Run() {
-    beast::get_lowest_layer(ws_).expires_after(service_.limits.handshake_timeout);
+    // TLS handshake and upgrade request within handshake_timeout (slowloris); Beast's own
+    // handshake timeout then covers the WebSocket accept and, later, the closing handshake.
+    timer_.expires_after(service_.limits.handshake_timeout);
+    timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec && !self->open_) self->Abort();
+    });
     if constexpr (std::is_same_v<NextLayer, TlsStream>) {
       ws_.next_layer().async_handshake(asio::ssl::stream_base::server,
                                        [self = this->shared_from_this()](beast::error_code ec) {
@@ -102,6 +111,7 @@ class WsSession final : public SessionHandle,
                [self = this->shared_from_this(), code, reason = std::move(reason), delay] {
                  if (self->finished_) return;
                  if (delay.count() <= 0) return self->Close(code, reason);
+                 // Replaces the liveness checks: the connection is on its way out.
                  self->timer_.expires_after(delay);
                  self->timer_.async_wait([self, code, reason](beast::error_code ec) {
                    if (!ec) self->Close(code, reason);
@@ -119,9 +129,7 @@ class WsSession final : public SessionHandle,
                 {{"session", session_id_}, {"queued_bytes", queued_bytes_}});
       return Abort();
     }
-    queued_bytes_ += frame->size();
-    queue_.push_back(std::move(frame));
-    if (!writing_) Write();
+    Enqueue(std::move(frame));
   }
 
   void Dispatch(std::function<void()> fn) override {
@@ -136,7 +144,7 @@ class WsSession final : public SessionHandle,
   }
 
  private:
-  static websocket::stream<NextLayer> MakeStream(tcp::socket socket, asio::ssl::context* tls) {
+  static websocket::stream<NextLayer> MakeStream(Socket socket, asio::ssl::context* tls) {
     if constexpr (std::is_same_v<NextLayer, TlsStream>) {
       return websocket::stream<NextLayer>(std::move(socket), *tls);
     } else {
@@ -192,11 +200,11 @@ class WsSession final : public SessionHandle,
       service_.metrics.rejected_overload->Increment();
       return Refuse(http::status::service_unavailable, "replica full or draining; retry later\n");
     }
+    // No idle timeout in Beast: it would re-arm a timer on every read. CheckLiveness does it.
     websocket::stream_base::timeout timeouts{service_.limits.handshake_timeout,
-                                             service_.limits.idle_timeout,
-                                             /*keep_alive_pings=*/true};
+                                             websocket::stream_base::none(),
+                                             /*keep_alive_pings=*/false};
     ws_.set_option(timeouts);
-    beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts take over
     ws_.read_message_max(service_.limits.max_message_bytes);
     ws_.auto_fragment(false);
     ws_.text(true);
@@ -206,6 +214,7 @@ class WsSession final : public SessionHandle,
           if (offered) res.set(http::field::sec_websocket_protocol, subprotocol);
         }));
     ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
+      last_heard_ = SteadyClock::now();
       if (kind == websocket::frame_type::ping) OnPing();
     });
     ws_.async_accept(parser_->release(), [self = this->shared_from_this()](beast::error_code ec) {
@@ -228,8 +237,8 @@ class WsSession final : public SessionHandle,
     http::async_write(ws_.next_layer(), *res,
                       [self = this->shared_from_this(), res](beast::error_code, std::size_t) {
                         beast::error_code ignored;
-                        beast::get_lowest_layer(self->ws_).socket().shutdown(
-                            tcp::socket::shutdown_both, ignored);
+                        beast::get_lowest_layer(self->ws_).shutdown(tcp::socket::shutdown_both,
+                                                                    ignored);
                       });
     if (status != http::status::service_unavailable) {
       service_.metrics.handshakes_failed[transport_index()]->Increment();
@@ -252,13 +261,41 @@ class WsSession final : public SessionHandle,
       protocol_ = std::make_unique<VideoServerProtocol>(
           service_, *this, std::weak_ptr<SessionHandle>(self), session_id_);
     }
-    timer_.expires_after(service_.limits.hello_timeout);
-    timer_.async_wait([self](beast::error_code ec) {
-      if (!ec && !self->protocol_->authenticated()) {
-        self->Close(proto::close_code::kHelloTimeout, "hello_timeout");
-      }
-    });
+    opened_at_ = last_heard_ = SteadyClock::now();
+    ScheduleLivenessCheck(
+        opened_at_ + std::min(service_.limits.hello_timeout, service_.limits.idle_timeout / 2));
     Read();
+  }
+
+  // Hello deadline, then the idle timeout: a connection silent for idle_timeout / 2 is pinged, one
+  // silent for idle_timeout (a half-open TCP connection, a vanished peer) is dropped. One timer
+  // wake-up per half idle period, whatever the traffic.
+  void ScheduleLivenessCheck(SteadyClock::time_point at) {
+    timer_.expires_at(at);
+    timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec) self->CheckLiveness();
+    });
+  }
+
+  void CheckLiveness() {
+    if (finished_ || closing_ || pending_close_) return;
+    const auto now = SteadyClock::now();
+    const auto idle = service_.limits.idle_timeout;
+    if (!protocol_->authenticated() && now - opened_at_ >= service_.limits.hello_timeout) {
+      return Close(proto::close_code::kHelloTimeout, "hello_timeout");
+    }
+    const auto silent = now - last_heard_;
+    if (silent >= idle) return Abort();
+    if (silent >= idle / 2 && !pinged_) {
+      pinged_ = true;
+      Enqueue(nullptr);  // a ping, in line with the frames
+    }
+    if (silent < idle / 2) pinged_ = false;
+    auto next = last_heard_ + (pinged_ ? idle : idle / 2);
+    if (!protocol_->authenticated()) {
+      next = std::min(next, opened_at_ + service_.limits.hello_timeout);
+    }
+    ScheduleLivenessCheck(std::max(next, now + std::chrono::milliseconds(1)));
   }
 
   void OnPing() {
@@ -282,6 +319,7 @@ class WsSession final : public SessionHandle,
 
   void OnRead(beast::error_code ec) {
     if (ec) return Finish(ec);
+    last_heard_ = SteadyClock::now();
     if (!ws_.got_text()) {
       buffer_.consume(buffer_.size());
       service_.metrics.protocol_closes->Increment();
@@ -296,8 +334,20 @@ class WsSession final : public SessionHandle,
     if (!finished_) Read();
   }
 
+  // A null frame is a ping.
+  void Enqueue(core::Frame frame) {
+    if (frame) queued_bytes_ += frame->size();
+    queue_.push_back(std::move(frame));
+    if (!writing_) Write();
+  }
+
   void Write() {
     writing_ = true;
+    if (!queue_.front()) {
+      ws_.async_ping(
+          {}, [self = this->shared_from_this()](beast::error_code ec) { self->OnWrite(ec); });
+      return;
+    }
     ws_.async_write(asio::buffer(*queue_.front()),
                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                       self->OnWrite(ec);
@@ -307,7 +357,7 @@ class WsSession final : public SessionHandle,
   void OnWrite(beast::error_code ec) {
     writing_ = false;
     if (ec) return Abort();
-    queued_bytes_ -= queue_.front()->size();
+    if (queue_.front()) queued_bytes_ -= queue_.front()->size();
     queue_.pop_front();
     if (finished_) return;
     if (!queue_.empty()) return Write();
@@ -335,7 +385,8 @@ class WsSession final : public SessionHandle,
     closing_ = true;
     queue_.clear();
     queued_bytes_ = 0;
-    beast::get_lowest_layer(ws_).close();
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).close(ignored);
   }
 
   void Finish(beast::error_code ec) {
@@ -360,14 +411,16 @@ class WsSession final : public SessionHandle,
     }
     if (!aborted_ && !closing_) {
       // Read failed without a close handshake (reset, timeout): make sure the socket goes.
-      beast::get_lowest_layer(ws_).close();
+      beast::error_code ignored;
+      beast::get_lowest_layer(ws_).close(ignored);
     }
   }
 
   websocket::stream<NextLayer> ws_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> parser_;
-  asio::steady_timer timer_;  // hello timeout, then delayed closes (goaway)
+  // Handshake deadline, then hello deadline and idle checks, then delayed closes (goaway).
+  asio::steady_timer timer_;
   Service& service_;
   const core::Transport transport_;
   const std::uint64_t session_id_;
@@ -382,6 +435,9 @@ class WsSession final : public SessionHandle,
   bool aborted_ = false;
   bool finished_ = false;
   bool open_ = false;
+  SteadyClock::time_point opened_at_{};
+  SteadyClock::time_point last_heard_{};  // last frame or control frame from the peer
+  bool pinged_ = false;                   // a keep-alive ping is out since last_heard_
   std::chrono::steady_clock::time_point ping_window_start_{};
   std::uint32_t pings_in_window_ = 0;
 };
@@ -390,10 +446,22 @@ class WsSession final : public SessionHandle,
 
 void StartWsSession(tcp::socket socket, Service& service, core::Transport transport,
                     asio::ssl::context* tls) {
+  // Listeners accept on their thread's io_context: rebind the descriptor to its concrete executor.
+  const auto* executor = socket.get_executor().target<asio::io_context::executor_type>();
+  if (executor == nullptr) return;  // not accepted on an io_context: cannot happen
+  boost::system::error_code ec;
+  const auto protocol = socket.local_endpoint(ec).protocol();
+  if (ec) return;  // already reset by the peer
+  Socket bound(*executor);
+  bound.assign(protocol, socket.release(ec), ec);
+  if (ec) return;
+  // Small request/answer frames: no Nagle delay behind a delayed ACK (it stalled TLS
+  // handshakes ~40 ms and every answer written while a previous one was unacknowledged).
+  bound.set_option(tcp::no_delay(true), ec);
   if (tls != nullptr) {
-    std::make_shared<WsSession<TlsStream>>(std::move(socket), service, transport, tls)->Run();
+    std::make_shared<WsSession<TlsStream>>(std::move(bound), service, transport, tls)->Run();
   } else {
-    std::make_shared<WsSession<PlainStream>>(std::move(socket), service, transport, nullptr)->Run();
+    std::make_shared<WsSession<PlainStream>>(std::move(bound), service, transport, nullptr)->Run();
   }
 }
 

@@ -1,6 +1,11 @@
 // One replica on loopback port 0, real clients over ws and wss.
 #include <gtest/gtest.h>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <thread>
+
 #include "proto/codec.h"
 #include "router/core/token.h"
 #include "tests/support/test_client.h"
@@ -264,6 +269,53 @@ TEST_F(BadInputTest, UpgradeErrorsAreHttpStatuses) {
   TestClient::Options wrong_protocol{false, "chat.v2", "/v1/client"};
   EXPECT_EQ(TestClient::Connect(server_.ws_port(), wrong_protocol, &error), nullptr);
   ExpectStillServing();
+}
+
+// Liveness without a timer re-armed per read: pings at half the idle timeout, a drop at the full
+// timeout, and the handshake deadline for peers that never finish their upgrade (slowloris).
+class LivenessTest : public ::testing::Test {
+ protected:
+  TestServer server_{[](app::Config& c) {
+    c.idle_timeout = std::chrono::milliseconds(600);
+    c.handshake_timeout = std::chrono::milliseconds(400);
+  }};
+};
+
+TEST_F(LivenessTest, QuietClientThatAnswersPingsIsKept) {
+  auto c = Hello(server_.ws_port(), "quiet");
+  ASSERT_TRUE(c);
+  // Reading (and so answering the router's pings) but sending nothing for 3 idle timeouts.
+  EXPECT_FALSE(c->Read(std::chrono::milliseconds(1800)));
+  c->Send(proto::Lookup{2, {"quiet"}});
+  EXPECT_TRUE(c->Expect<proto::LookupResult>());
+}
+
+TEST_F(LivenessTest, PeerThatNeverAnswersIsDropped) {
+  auto c = Hello(server_.ws_port(), "gone");
+  ASSERT_TRUE(c);
+  // Neither reading nor writing: the pings go unanswered (a vanished peer, a half-open socket).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(c->WaitClosed(std::chrono::milliseconds(2000)), 1006);
+  auto other = Hello(server_.ws_port(), "other");
+  ASSERT_TRUE(other);
+  other->Send(proto::Lookup{3, {"gone"}});
+  EXPECT_TRUE(other->Expect<proto::LookupResult>());
+}
+
+TEST_F(LivenessTest, UnfinishedUpgradeIsCutAtTheHandshakeDeadline) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket s(io);
+  s.connect({boost::asio::ip::make_address("127.0.0.1"), server_.ws_port()});
+  const std::string partial = "GET /v1/client HTTP/1.1\r\nHost: x\r\n";  // and then nothing
+  boost::asio::write(s, boost::asio::buffer(partial));
+  const auto start = std::chrono::steady_clock::now();
+  char byte = 0;
+  boost::system::error_code ec;
+  s.read_some(boost::asio::buffer(&byte, 1), ec);  // blocks until the router hangs up
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset)
+      << ec.message();
+  EXPECT_LT(waited, std::chrono::seconds(3));
 }
 
 TEST(AdmissionTest, FullReplicaAnswers503WithRetryAfter) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
 #include <string>
 
 #include "tests/proto/decode_test_util.h"
@@ -193,6 +194,41 @@ TEST(CodecTest, EncodesExactWireShape) {
             R"({"type":"error","id":3,"code":"not_authenticated","message":"m"})");
   EXPECT_EQ(Encode(ServerMessage(Left{"bob", 2})), R"({"type":"left","user":"bob","epoch":2})");
   EXPECT_EQ(Encode(ClientMessage(Join{std::nullopt})), R"({"type":"join"})");
+}
+
+// Router messages are written without a DOM (the hot path); the bytes must be what Boost.JSON
+// prints for the same object, escapes included.
+TEST(CodecTest, DirectEncoderMatchesBoostJsonSerialize) {
+  std::string every_byte;
+  for (int c = 1; c < 256; ++c) every_byte += static_cast<char>(c);
+  const std::vector<std::string> texts = {"",
+                                          "plain",
+                                          "quote\" back\\slash /",
+                                          every_byte,
+                                          "caf\xc3\xa9 \xf0\x9f\x8e\xa5",
+                                          std::string(1, '\0')};
+  for (const auto& t : texts) {
+    const std::string encoded = Encode(ServerMessage(Error{7, ErrorCode::kInvalidMessage, t}));
+    const boost::json::object expected{
+        {"type", "error"}, {"id", 7}, {"code", "invalid_message"}, {"message", t}};
+    EXPECT_EQ(encoded, boost::json::serialize(expected));
+  }
+  const ServerRef s{"sfu-\"1", "wss://sfu-1/rtc", "eu"};
+  EXPECT_EQ(
+      Encode(ServerMessage(LookupResult{std::uint64_t{9007199254740991},
+                                        {UserLocation{"bob", s, 18446744073709551615ULL},
+                                         UserLocation{"carol", std::nullopt, 0}}})),
+      boost::json::serialize(boost::json::object{
+          {"type", "lookup_result"},
+          {"id", 9007199254740991ULL},
+          {"results",
+           boost::json::array{
+               boost::json::object{{"user", "bob"},
+                                   {"server", {{"id", s.id}, {"url", s.url}, {"region", s.region}}},
+                                   {"epoch", 18446744073709551615ULL}},
+               boost::json::object{{"user", "carol"}, {"server", nullptr}, {"epoch", 0}}}}}));
+  EXPECT_EQ(Encode(ServerMessage(LookupResult{std::nullopt, {}})),
+            R"({"type":"lookup_result","results":[]})");
 }
 
 }  // namespace
