@@ -27,6 +27,7 @@ constexpr std::array<std::string_view, kErrorCodeCount> kNames = {
     "forbidden",
     "not_registered",
     "already_registered",
+    "rate_limited",
     "internal",
 };
 
@@ -43,7 +44,8 @@ std::optional<ErrorCode> ErrorCodeFromName(std::string_view name) {
 
 bool IsRetryable(ErrorCode code) {
   return code == ErrorCode::kNoVideoServer || code == ErrorCode::kUnavailable ||
-         code == ErrorCode::kShuttingDown || code == ErrorCode::kInternal;
+         code == ErrorCode::kShuttingDown || code == ErrorCode::kRateLimited ||
+         code == ErrorCode::kInternal;
 }
 
 }  // namespace vrouter::proto

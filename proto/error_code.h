@@ -31,6 +31,7 @@ enum class ErrorCode : std::uint8_t {
   kForbidden,             // the credential does not allow this (e.g. another server's id)
   kNotRegistered,         // video server: `stats` before a successful `register`
   kAlreadyRegistered,     // video server: a second `register` on the same connection
+  kRateLimited,           // too many messages of this type per second (retryable after a pause)
   kInternal,              // a bug: the request was not applied
 };
 

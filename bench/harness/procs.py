@@ -439,7 +439,14 @@ class Run:
                  "--tls-cert", self.cert, "--tls-key", self.key, "--admin-listen", "127.0.0.1:0",
                  "--replica-id", name, "--threads", str(plan["threads"]),
                  "--max-connections", "19000", "--log-level", log_level,
-                 "--video-servers", fleet_file, "--drain-window-ms", "500"] + plan["router_args"]
+                 "--video-servers", fleet_file, "--drain-window-ms", "500",
+                 # Every simulated user connects from 127.0.0.1.
+                 "--max-connections-per-ip", "0"] + plan["router_args"]
+        if plan["mode"] == "lookup" or phase != "main" or plan["scenario"] in ("rps", "smoke"):
+            # Closed-loop lookups (rps runs, also in smoke, and latency) measure throughput, far
+            # above what the per-connection rate limits let one person send; the other people
+            # scenarios keep the defaults.
+            flags += ["--rate-limits", "off"]
         if plan["store"] == "redis":
             flags += ["--store", self.redis_url]
         argv = [self.bins["vrouter"]] + planlib.merge_flags(flags, plan["router_overrides"])

@@ -74,6 +74,10 @@ namespace {
 
 struct Raw {
   std::string admin_token, admin_read_token;
+  // Security.
+  std::string auth_keys_dir, allowed_origins, rate_limits, trusted_proxies, region_cidrs;
+  std::uint32_t max_per_ip = 0, max_handshakes = 0, reload_ms = 0;
+  bool proxy_protocol = false;
   std::string listen, tls_listen, admin_listen, tls_cert, tls_key, video_servers, auth_secret,
       replica_id, log_level;
   unsigned threads = 0;
@@ -288,6 +292,49 @@ po::options_description Options(Raw& r, const Config& d, unsigned hw) {
   return o;
 }
 
+po::options_description SecurityOptions(Raw& r, const Config& d) {
+  po::options_description o("Security and abuse limits (threat model and defaults: SECURITY.md)");
+  // clang-format off
+  o.add_options()
+    ("auth-keys-dir", po::value(&r.auth_keys_dir),
+     "directory of client token keys named by kid: <kid>.pem (ES256 public key), <kid>.secret "
+     "(HS256); re-read when it changes, for rotation")
+    ("allowed-origins", po::value(&r.allowed_origins),
+     "comma-separated browser Origins allowed on /v1/client (e.g. https://app.example.com); "
+     "others get 403; requests without Origin (non-browser clients) pass; empty: any")
+    ("max-connections-per-ip", po::value(&r.max_per_ip)->default_value(d.max_connections_per_ip),
+     "client connections from one IP before 429 (0: no limit)")
+    ("max-handshakes", po::value(&r.max_handshakes)->default_value(d.max_handshakes),
+     "TLS handshakes and upgrades in flight before the listeners pause accepting (0: no limit)")
+    ("rate-limits", po::value(&r.rate_limits),
+     "per-connection limits overriding the defaults, TYPE=RATE:BURST,... (e.g. lookup=50:200), "
+     "or off")
+    ("proxy-protocol", po::value(&r.proxy_protocol)->implicit_value(true)->default_value(false),
+     "client listeners read a PROXY protocol v1/v2 header from --trusted-proxies")
+    ("trusted-proxies", po::value(&r.trusted_proxies),
+     "comma-separated CIDRs of load balancers whose PROXY header and X-Forwarded-For are believed")
+    ("region-cidrs", po::value(&r.region_cidrs),
+     "file of \"CIDR REGION\" lines: the region of a client whose token names none")
+    ("reload-interval-ms", po::value(&r.reload_ms)->default_value(static_cast<std::uint32_t>(d.reload_interval.count())),
+     "how often the TLS certificate, token keys and region table are checked for changes");
+  // clang-format on
+  return o;
+}
+
+std::vector<std::string> SplitList(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
 std::string EnvName(const std::string& option) {
   std::string name = "VROUTER_";
   for (char c : option) name += c == '-' ? '_' : static_cast<char>(std::toupper(c));
@@ -363,6 +410,7 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
   const unsigned hw = hardware_threads == 0 ? 1 : hardware_threads;
   po::options_description options = Options(raw, defaults, hw);
   options.add(FleetOptions(raw, defaults.fleet));
+  options.add(SecurityOptions(raw, defaults));
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(options).run(), vm);
@@ -415,6 +463,13 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
   }
   if (!c.tls_listen && (!raw.tls_cert.empty() || !raw.tls_key.empty())) {
     return fail("--tls-cert/--tls-key given without --tls-listen");
+  }
+  c.tls_certs = SplitList(raw.tls_cert);
+  c.tls_keys = SplitList(raw.tls_key);
+  if (c.tls_certs.size() != c.tls_keys.size() || c.tls_certs.size() > 2) {
+    return fail(
+        "--tls-cert and --tls-key must list the same number of files (one pair, or two: one "
+        "ECDSA and one RSA)");
   }
   if (raw.threads < 1 || raw.threads > 256) return fail("--threads must be in [1, 256]");
   if (raw.backlog < 1 || raw.backlog > 65535) return fail("--backlog must be in [1, 65535]");
@@ -475,8 +530,6 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
   }
   c.admin_token = raw.admin_token;
   c.admin_read_token = raw.admin_read_token;
-  c.tls_cert = raw.tls_cert;
-  c.tls_key = raw.tls_key;
   c.video_servers_file = raw.video_servers;
   c.auth_secret = raw.auth_secret;
   c.video_server_secret = raw.video_server_secret;
@@ -496,6 +549,34 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
   c.drain_window = std::chrono::milliseconds(raw.drain_ms);
   c.token_leeway_seconds = raw.leeway_s;
   c.log_level = raw.log_level;
+
+  c.auth_keys_dir = raw.auth_keys_dir;
+  c.allowed_origins = SplitList(raw.allowed_origins);
+  for (const auto& origin : c.allowed_origins) {
+    if (!(origin.starts_with("https://") || origin.starts_with("http://")) ||
+        origin.find('/', origin.find("//") + 2) != std::string::npos) {
+      return fail("--allowed-origins: '" + origin +
+                  "' is not an origin (scheme://host[:port], no path, e.g. "
+                  "https://app.example.com)");
+    }
+  }
+  c.max_connections_per_ip = raw.max_per_ip;
+  c.max_handshakes = raw.max_handshakes;
+  if (!raw.rate_limits.empty()) {
+    auto limits = core::ParseRateLimits(raw.rate_limits, core::RateLimits::Defaults());
+    if (auto* err = std::get_if<std::string>(&limits)) return fail("--rate-limits: " + *err);
+    c.rate_limits = std::get<core::RateLimits>(std::move(limits));
+  }
+  c.proxy_protocol = raw.proxy_protocol;
+  c.trusted_proxies = raw.trusted_proxies;
+  if (c.proxy_protocol && c.trusted_proxies.empty()) {
+    return fail("--proxy-protocol needs --trusted-proxies (the load balancers' addresses)");
+  }
+  c.region_cidrs_file = raw.region_cidrs;
+  if (raw.reload_ms < 100 || raw.reload_ms > 3600000) {
+    return fail("--reload-interval-ms must be in [100, 3600000]");
+  }
+  c.reload_interval = std::chrono::milliseconds(raw.reload_ms);
   out.config = std::move(c);
   return out;
 }

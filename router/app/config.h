@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "router/core/fleet_model.h"
+#include "router/core/rate_limit.h"
 
 namespace vrouter::app {
 
@@ -36,8 +37,10 @@ struct Config {
   std::optional<HostPort> listen;        // plain ws
   std::optional<HostPort> tls_listen;    // wss
   std::optional<HostPort> admin_listen;  // /healthz /readyz /metrics /v1/...
-  std::string tls_cert;
-  std::string tls_key;
+  // Certificate chains and their keys, pairwise: one ECDSA and one RSA pair serve every client
+  // (OpenSSL picks by what the client offers). Re-read when the files change.
+  std::vector<std::string> tls_certs;
+  std::vector<std::string> tls_keys;
   std::string video_servers_file;
   std::string auth_secret;
   std::string video_server_secret;  // key of video-server credentials (distinct from clients')
@@ -66,6 +69,17 @@ struct Config {
   // Fleet health, scoring, ejection and migration; each default and its reason is documented
   // where the field is declared (router/core/fleet_model.h, scoring.h, ejection.h).
   core::FleetParams fleet;
+
+  // Security and abuse limits (SECURITY.md).
+  std::string auth_keys_dir;                    // <kid>.pem (ES256) and <kid>.secret (HS256) files
+  std::vector<std::string> allowed_origins;     // browser Origins allowed on /v1/client; empty: any
+  std::uint32_t max_connections_per_ip = 1000;  // 0: no limit
+  std::uint32_t max_handshakes = 1024;          // in flight per replica; 0: no limit
+  core::RateLimits rate_limits = core::RateLimits::Defaults();
+  bool proxy_protocol = false;    // client listeners expect a PROXY v1/v2 header from proxies
+  std::string trusted_proxies;    // CIDRs allowed to send PROXY headers and X-Forwarded-For
+  std::string region_cidrs_file;  // "CIDR REGION" lines: the region of clients without one
+  std::chrono::milliseconds reload_interval{10000};  // how often changed files are noticed
 };
 
 // "eu=eu-west,eu-central;us=us-east" -> region -> group. Returns an error message on bad input.

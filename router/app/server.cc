@@ -17,6 +17,8 @@
 #include <thread>
 
 #include "proto/codec.h"
+#include "router/app/auth_keys.h"
+#include "router/app/file_fingerprint.h"
 #include "router/core/fleet.h"
 #include "router/core/log.h"
 #include "router/core/metrics.h"
@@ -128,7 +130,9 @@ struct Server::Impl {
   net::SessionRegistry sessions;
   std::unique_ptr<net::FleetController> fleet_control;
   std::unique_ptr<net::Service> service;
-  std::shared_ptr<asio::ssl::context> tls;
+  net::TlsContextHolder tls;
+  std::unique_ptr<asio::steady_timer> reload_timer;
+  std::string tls_fingerprint, keys_fingerprint;
 
   std::vector<std::unique_ptr<asio::io_context>> ios;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
@@ -151,12 +155,13 @@ struct Server::Impl {
                                   std::uint16_t& bound_port) {
     tcp::endpoint endpoint = ToEndpoint(where);
     for (std::size_t i = 0; i < ios.size(); ++i) {
-      asio::ssl::context* ctx = transport == core::Transport::kWss ? tls.get() : nullptr;
+      net::TlsContextHolder* holder = transport == core::Transport::kWss ? &tls : nullptr;
       net::Service* svc = service.get();
       auto opened =
           net::Listener::Open(*ios[i], endpoint, config.backlog, /*reuse_port=*/true, metrics,
-                              [svc, transport, ctx](tcp::socket socket) {
-                                net::StartWsSession(std::move(socket), *svc, transport, ctx);
+                              [svc, transport, holder](tcp::socket socket) {
+                                net::StartWsSession(std::move(socket), *svc, transport,
+                                                    holder != nullptr ? holder->Get() : nullptr);
                               });
       if (auto* err = std::get_if<std::string>(&opened)) return *err;
       auto listener = std::get<std::shared_ptr<net::Listener>>(std::move(opened));
@@ -177,6 +182,79 @@ struct Server::Impl {
       if (expired > 0) metrics.assignments_expired->Increment(static_cast<double>(expired));
       Sweep();
     });
+  }
+
+  // Every --reload-interval-ms: files that change under a running replica (cert-manager renewing
+  // the certificate, a token key added or retired). A file that fails to load keeps the previous
+  // version in service, with an error log and a metric.
+  void Reload() {
+    reload_timer->expires_after(config.reload_interval);
+    reload_timer->async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      ReloadTls(/*initial=*/false);
+      ReloadKeys(/*initial=*/false);
+      Reload();
+    });
+  }
+
+  std::string ReloadTls(bool initial) {
+    if (!config.tls_listen) return {};
+    std::vector<std::string> files = config.tls_certs;
+    files.insert(files.end(), config.tls_keys.begin(), config.tls_keys.end());
+    std::string fingerprint = FilesFingerprint(files);
+    if (!initial && fingerprint == tls_fingerprint) return {};
+    tls_fingerprint = std::move(fingerprint);
+    auto loaded = net::MakeServerTlsContext(config.tls_certs, config.tls_keys);
+    const auto what = static_cast<int>(core::Metrics::Reloadable::kTls);
+    std::string error;
+    if (auto* err = std::get_if<std::string>(&loaded)) {
+      error = *err;
+    } else if (auto& tls_loaded = std::get<net::ServerTls>(loaded);
+               !initial && tls_loaded.not_after_unix != 0 &&
+               tls_loaded.not_after_unix <= service->unix_seconds()) {
+      error = "the new certificate has expired";
+    }
+    if (!error.empty()) {
+      if (initial) return error;
+      metrics.reloads_failed[what]->Increment();
+      log::Error("tls_reload_failed", {{"error", error}, {"kept", "the previous certificate"}});
+      return {};
+    }
+    auto& ok = std::get<net::ServerTls>(loaded);
+    tls.Set(std::move(ok.context));
+    metrics.tls_cert_expiry->Set(static_cast<double>(ok.not_after_unix));
+    if (!initial) {
+      metrics.reloads_ok[what]->Increment();
+      log::Info("tls_reloaded", {{"not_after_unix", ok.not_after_unix}});
+    }
+    return {};
+  }
+
+  std::string ReloadKeys(bool initial) {
+    std::string fingerprint =
+        config.auth_keys_dir.empty() ? std::string() : FilesFingerprint({config.auth_keys_dir});
+    if (!initial && fingerprint == keys_fingerprint) return {};
+    keys_fingerprint = std::move(fingerprint);
+    auto loaded = LoadClientKeys(config.auth_secret, config.auth_keys_dir);
+    const auto what = static_cast<int>(core::Metrics::Reloadable::kAuthKeys);
+    if (auto* err = std::get_if<std::string>(&loaded)) {
+      if (initial) return *err;
+      metrics.reloads_failed[what]->Increment();
+      log::Error("auth_keys_reload_failed", {{"error", *err}, {"kept", "the previous keys"}});
+      return {};
+    }
+    auto& ring = std::get<core::TokenKeyRing>(loaded);
+    std::string kids;
+    for (const auto& k : ring.keys()) {
+      kids += (kids.empty() ? "" : ",") + (k.kid.empty() ? std::string("-") : k.kid) + ":" +
+              std::string(core::TokenAlgName(k.alg));
+    }
+    service->client_keys.Set(std::move(ring));
+    if (!initial) {
+      metrics.reloads_ok[what]->Increment();
+      log::Info("auth_keys_reloaded", {{"keys", kids}});
+    }
+    return {};
   }
 
   // Every report interval: ejections, staleness, migrations, fleet metrics.
@@ -225,6 +303,7 @@ struct Server::Impl {
       if (redis != nullptr) redis->Stop();
       sweep_timer->cancel();
       fleet_timer->cancel();
+      reload_timer->cancel();
       if (signals) signals->cancel();
       guards.clear();
       for (auto& io : ios) io->stop();
@@ -317,11 +396,6 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
     }
     impl->fleet_control->Declare(std::get<std::vector<core::VideoServer>>(parsed));
   }
-  if (c.tls_listen) {
-    auto ctx = net::MakeServerTlsContext(c.tls_cert, c.tls_key);
-    if (auto* err = std::get_if<std::string>(&ctx)) return *err;
-    impl->tls = std::get<std::shared_ptr<asio::ssl::context>>(std::move(ctx));
-  }
 
   net::SessionLimits limits;
   limits.max_message_bytes = c.max_message_bytes;
@@ -333,9 +407,10 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   limits.hello_timeout = c.hello_timeout;
   limits.idle_timeout = c.idle_timeout;
   limits.max_connections = c.max_connections;
+  limits.rate_limits = c.rate_limits;
   impl->service.reset(new net::Service{
       .replica_id = c.replica_id,
-      .auth_secret = c.auth_secret,
+      .client_keys = core::SharedKeyRing(),  // loaded below, then on every change
       .video_server_secret = c.video_server_secret,
       .token_leeway_seconds = c.token_leeway_seconds,
       .limits = limits,
@@ -355,6 +430,8 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
           },
       .steady_now = steady_now,
   });
+  if (std::string err = impl->ReloadTls(/*initial=*/true); !err.empty()) return err;
+  if (std::string err = impl->ReloadKeys(/*initial=*/true); !err.empty()) return err;
   Impl* raw = impl.get();
   impl->store->SetChangeListener([raw](const core::AssignmentChange& change) {
     net::PublishChange(change, *raw->fleet.Snapshot(), raw->hub, raw->metrics);
@@ -385,6 +462,7 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   impl->sweep_timer = std::make_unique<asio::steady_timer>(impl->main_io());
   impl->fleet_timer = std::make_unique<asio::steady_timer>(impl->main_io());
   impl->drain_timer = std::make_unique<asio::steady_timer>(impl->main_io());
+  impl->reload_timer = std::make_unique<asio::steady_timer>(impl->main_io());
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -397,6 +475,7 @@ void Server::Start() {
   if (s.admin_listener) s.admin_listener->Start();
   s.Sweep();
   s.FleetTick();
+  s.Reload();
   const auto& c = s.config;
   log::Info(
       "listening",
@@ -408,7 +487,7 @@ void Server::Start() {
        {"threads", c.threads},
        {"video_servers", s.fleet.Snapshot()->servers().size()},
        {"max_connections", c.max_connections},
-       {"auth_configured", !c.auth_secret.empty()},
+       {"auth_configured", !s.service->client_keys.Get()->empty()},
        {"video_server_auth_configured", !c.video_server_secret.empty()}});
   for (auto& io : s.ios) {
     s.threads.emplace_back([io = io.get()] { io->run(); });

@@ -29,11 +29,32 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
     handshakes_ok[t] = &hs.Add({{"transport", kTransports[t]}, {"result", "ok"}});
     handshakes_failed[t] = &hs.Add({{"transport", kTransports[t]}, {"result", "failed"}});
   }
-  rejected_overload = &BuildCounter()
-                           .Name("vrouter_connections_rejected_total")
-                           .Help("Connections refused with HTTP 503 because the replica is full")
-                           .Register(r)
-                           .Add({});
+  auto& rejected =
+      BuildCounter()
+          .Name("vrouter_connections_rejected_total")
+          .Help(
+              "Connections refused before the WebSocket opened, by reason: full (503, the "
+              "replica is at --max-connections or draining), per_ip (429), origin (403), "
+              "proxy_protocol (bad or untrusted PROXY header: closed)")
+          .Register(r);
+  rejected_overload = &rejected.Add({{"reason", "full"}});
+  rejected_per_ip = &rejected.Add({{"reason", "per_ip"}});
+  rejected_origin = &rejected.Add({{"reason", "origin"}});
+  rejected_proxy = &rejected.Add({{"reason", "proxy_protocol"}});
+  handshakes_in_flight = &BuildGauge()
+                              .Name("vrouter_handshakes_in_flight")
+                              .Help(
+                                  "Accepted connections whose TLS handshake or WebSocket "
+                                  "upgrade is not done yet")
+                              .Register(r)
+                              .Add({});
+  accept_paused = &BuildCounter()
+                       .Name("vrouter_accept_paused_total")
+                       .Help(
+                           "Times a listener stopped accepting because --max-handshakes "
+                           "handshakes were in flight (the kernel backlog holds the rest)")
+                       .Register(r)
+                       .Add({});
   max_connections = &BuildGauge()
                          .Name("vrouter_max_connections")
                          .Help("Client connections this replica accepts before refusing with 503")
@@ -74,6 +95,32 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
   slow_consumer_closes = &closes.Add({{"reason", "slow_consumer"}});
   sessions_replaced = &closes.Add({{"reason", "session_replaced"}});
   protocol_closes = &closes.Add({{"reason", "protocol"}});
+  rate_limit_closes = &closes.Add({{"reason", "rate_limited"}});
+  auto& limited = BuildCounter()
+                      .Name("vrouter_rate_limited_total")
+                      .Help("Client messages refused with rate_limited, by type")
+                      .Register(r);
+  for (std::size_t i = 0; i < rate_limited.size(); ++i) {
+    rate_limited[i] = &limited.Add({{"type", std::string(proto::kClientTypeNames[i])}});
+  }
+  auto& reloads = BuildCounter()
+                      .Name("vrouter_reloads_total")
+                      .Help(
+                          "Files re-read after a change, by what and result (failed: the "
+                          "previous version is kept)")
+                      .Register(r);
+  static constexpr const char* kReloadable[] = {"tls", "auth_keys", "region_cidrs"};
+  for (std::size_t i = 0; i < reloads_ok.size(); ++i) {
+    reloads_ok[i] = &reloads.Add({{"what", kReloadable[i]}, {"result", "ok"}});
+    reloads_failed[i] = &reloads.Add({{"what", kReloadable[i]}, {"result", "failed"}});
+  }
+  tls_cert_expiry = &BuildGauge()
+                         .Name("vrouter_tls_certificate_expiry_timestamp_seconds")
+                         .Help(
+                             "notAfter of the served TLS certificate (the earliest, when "
+                             "there are several), unix seconds")
+                         .Register(r)
+                         .Add({});
 
   assignments = &BuildGauge()
                      .Name("vrouter_assignments")

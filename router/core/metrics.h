@@ -35,9 +35,14 @@ class Metrics {
   std::array<prometheus::Gauge*, kTransportCount> connections{};
   std::array<prometheus::Counter*, kTransportCount> handshakes_ok{};
   std::array<prometheus::Counter*, kTransportCount> handshakes_failed{};
-  prometheus::Counter* rejected_overload = nullptr;  // refused with 503 (max connections)
-  prometheus::Counter* accept_errors = nullptr;      // accept() failures (EMFILE, ...)
-  prometheus::Gauge* max_connections = nullptr;      // the replica's connection cap
+  prometheus::Counter* rejected_overload = nullptr;   // refused with 503 (max connections)
+  prometheus::Counter* rejected_per_ip = nullptr;     // refused with 429 (too many from one IP)
+  prometheus::Counter* rejected_origin = nullptr;     // refused with 403 (Origin not allowed)
+  prometheus::Counter* rejected_proxy = nullptr;      // bad or untrusted PROXY protocol header
+  prometheus::Gauge* handshakes_in_flight = nullptr;  // accepted, not yet a WebSocket
+  prometheus::Counter* accept_paused = nullptr;       // listener paused at --max-handshakes
+  prometheus::Counter* accept_errors = nullptr;       // accept() failures (EMFILE, ...)
+  prometheus::Gauge* max_connections = nullptr;       // the replica's connection cap
 
   // Messages by type, errors by code, closes by reason.
   std::array<prometheus::Counter*, std::size(proto::kClientTypeNames)> messages_received{};
@@ -45,7 +50,15 @@ class Metrics {
   std::array<prometheus::Counter*, proto::kErrorCodeCount> errors{};
   prometheus::Counter* slow_consumer_closes = nullptr;
   prometheus::Counter* sessions_replaced = nullptr;
-  prometheus::Counter* protocol_closes = nullptr;  // oversize, binary, ping flood, bad frames
+  prometheus::Counter* protocol_closes = nullptr;    // oversize, binary, ping flood, bad frames
+  prometheus::Counter* rate_limit_closes = nullptr;  // kept sending after rate_limited
+  std::array<prometheus::Counter*, std::size(proto::kClientTypeNames)> rate_limited{};
+
+  // Files re-read while running: TLS certificate and key, client token keys, region table.
+  enum class Reloadable : int { kTls = 0, kAuthKeys = 1, kRegionCidrs = 2 };
+  std::array<prometheus::Counter*, 3> reloads_ok{};
+  std::array<prometheus::Counter*, 3> reloads_failed{};
+  prometheus::Gauge* tls_cert_expiry = nullptr;  // unix seconds of the earliest notAfter
 
   // State.
   prometheus::Gauge* assignments = nullptr;

@@ -1,9 +1,13 @@
 #include "router/core/token.h"
 
 #include <jwt.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "proto/codec.h"
@@ -37,25 +41,68 @@ bool IntGrant(jwt_t* jwt, const char* name, std::int64_t& out) {
 
 }  // namespace
 
+std::string_view TokenAlgName(TokenAlg alg) { return alg == TokenAlg::kEs256 ? "ES256" : "HS256"; }
+
 namespace {
 
-// Structure, signature, algorithm, `exp` and `nbf`: the checks every credential shares. The
+jwt_alg_t LibjwtAlg(TokenAlg alg) {
+  return alg == TokenAlg::kEs256 ? JWT_ALG_ES256 : JWT_ALG_HS256;
+}
+
+// An ES256 key must be a P-256 public key: anything else would fail every verification later,
+// silently, so it is refused when the ring is built.
+bool IsP256PublicKey(const std::string& pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  if (!bio) return false;
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+  if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_EC) return false;
+  char group[64] = {};
+  std::size_t len = 0;
+  if (EVP_PKEY_get_group_name(key.get(), group, sizeof(group), &len) != 1) return false;
+  return std::strcmp(group, "prime256v1") == 0;
+}
+
+// Structure, key selection, signature, `exp` and `nbf`: the checks every credential shares. The
 // caller then reads its own claims from the verified token.
-std::variant<JwtPtr, TokenError> VerifyCommon(std::string_view token, std::string_view secret,
+std::variant<JwtPtr, TokenError> VerifyCommon(std::string_view token, const TokenKeyRing& keys,
                                               std::int64_t now_unix, std::int64_t leeway_seconds,
                                               std::int64_t& expires_at) {
   using proto::ErrorCode;
-  if (secret.empty()) return TokenError{ErrorCode::kAuthNotConfigured, "no token key configured"};
+  if (keys.empty()) return TokenError{ErrorCode::kAuthNotConfigured, "no token key configured"};
   const std::string text(token);
   // Structure first (no key: libjwt parses without verifying), so a garbled token is reported as
-  // malformed rather than as a forgery.
-  if (text.empty() || !Decode(text, {})) {
-    return TokenError{ErrorCode::kTokenMalformed, "token is not a well-formed JWT"};
+  // malformed rather than as a forgery. The unverified header only selects the key.
+  JwtPtr header = text.empty() ? nullptr : Decode(text, {});
+  if (!header) return TokenError{ErrorCode::kTokenMalformed, "token is not a well-formed JWT"};
+  // Unverified, libjwt reports alg "none"; the header's own field says what the token claims.
+  const char* alg_header = jwt_get_header(header.get(), "alg");
+  const std::string_view alg_name = alg_header == nullptr ? std::string_view() : alg_header;
+  const jwt_alg_t alg = alg_name == "HS256"   ? JWT_ALG_HS256
+                        : alg_name == "ES256" ? JWT_ALG_ES256
+                                              : JWT_ALG_NONE;
+  if (alg == JWT_ALG_NONE) {
+    return TokenError{ErrorCode::kTokenInvalidClaims, "token algorithm must be HS256 or ES256"};
   }
-  JwtPtr jwt = Decode(text, secret);
-  if (!jwt) return TokenError{ErrorCode::kTokenBadSignature, "token signature does not verify"};
-  if (jwt_get_alg(jwt.get()) != JWT_ALG_HS256) {
-    return TokenError{ErrorCode::kTokenInvalidClaims, "token algorithm must be HS256"};
+  const char* kid_header = jwt_get_header(header.get(), "kid");
+  const std::string_view kid = kid_header == nullptr ? std::string_view() : kid_header;
+  bool kid_known = false;
+  JwtPtr jwt;
+  for (const VerificationKey& key : keys.keys()) {
+    if (key.kid != kid) continue;
+    kid_known = true;
+    if (LibjwtAlg(key.alg) != alg) continue;  // never verify with a key of another algorithm
+    jwt = Decode(text, key.material);
+    if (jwt && jwt_get_alg(jwt.get()) == alg) break;
+    jwt.reset();
+  }
+  if (!jwt) {
+    if (!kid.empty() && !kid_known) {
+      return TokenError{ErrorCode::kTokenBadSignature,
+                        "token key id '" + std::string(kid.substr(0, 64)) + "' is not configured"};
+    }
+    return TokenError{ErrorCode::kTokenBadSignature, "token signature does not verify"};
   }
   if (!IntGrant(jwt.get(), "exp", expires_at)) {
     return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'exp' missing or not an integer"};
@@ -75,7 +122,7 @@ struct Grant {
   std::string value;
 };
 
-std::string Mint(std::initializer_list<Grant> grants, std::string_view secret,
+std::string Mint(std::initializer_list<Grant> grants, const SigningKey& key,
                  std::int64_t issued_at_unix, std::int64_t expires_at_unix) {
   jwt_t* raw = nullptr;
   if (jwt_new(&raw) != 0) return {};
@@ -85,10 +132,12 @@ std::string Mint(std::initializer_list<Grant> grants, std::string_view secret,
   }
   if (jwt_add_grant_int(raw, "iat", static_cast<long>(issued_at_unix)) != 0 ||
       jwt_add_grant_int(raw, "exp", static_cast<long>(expires_at_unix)) != 0 ||
-      jwt_set_alg(raw, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
-                  static_cast<int>(secret.size())) != 0) {
+      jwt_set_alg(raw, LibjwtAlg(key.alg),
+                  reinterpret_cast<const unsigned char*>(key.material.data()),
+                  static_cast<int>(key.material.size())) != 0) {
     return {};
   }
+  if (!key.kid.empty() && jwt_add_header(raw, "kid", key.kid.c_str()) != 0) return {};
   char* encoded = jwt_encode_str(raw);
   if (encoded == nullptr) return {};
   std::string out(encoded);
@@ -98,12 +147,47 @@ std::string Mint(std::initializer_list<Grant> grants, std::string_view secret,
 
 }  // namespace
 
+std::variant<TokenKeyRing, std::string> TokenKeyRing::Make(std::vector<VerificationKey> keys) {
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const VerificationKey& k = keys[i];
+    const std::string name = k.kid.empty() ? "the key without kid" : "key '" + k.kid + "'";
+    if (k.material.empty()) return name + ": empty";
+    if (k.alg == TokenAlg::kEs256 && !IsP256PublicKey(k.material)) {
+      return name + ": not a PEM P-256 (prime256v1) public key";
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (keys[j].kid == k.kid && !k.kid.empty()) return name + ": kid listed twice";
+    }
+  }
+  TokenKeyRing ring;
+  ring.keys_ = std::move(keys);
+  return ring;
+}
+
+TokenKeyRing TokenKeyRing::Hs256(std::string_view secret) {
+  TokenKeyRing ring;
+  if (!secret.empty()) ring.keys_.push_back({"", TokenAlg::kHs256, std::string(secret)});
+  return ring;
+}
+
+std::size_t TokenKeyRing::count(TokenAlg alg) const {
+  std::size_t n = 0;
+  for (const auto& k : keys_) n += k.alg == alg ? 1 : 0;
+  return n;
+}
+
 std::variant<TokenClaims, TokenError> VerifyToken(std::string_view token, std::string_view secret,
+                                                  std::int64_t now_unix,
+                                                  std::int64_t leeway_seconds) {
+  return VerifyToken(token, TokenKeyRing::Hs256(secret), now_unix, leeway_seconds);
+}
+
+std::variant<TokenClaims, TokenError> VerifyToken(std::string_view token, const TokenKeyRing& keys,
                                                   std::int64_t now_unix,
                                                   std::int64_t leeway_seconds) {
   using proto::ErrorCode;
   TokenClaims claims;
-  auto common = VerifyCommon(token, secret, now_unix, leeway_seconds, claims.expires_at);
+  auto common = VerifyCommon(token, keys, now_unix, leeway_seconds, claims.expires_at);
   if (auto* err = std::get_if<TokenError>(&common)) return std::move(*err);
   jwt_t* jwt = std::get<JwtPtr>(common).get();
   const char* aud = jwt_get_grant(jwt, "aud");
@@ -137,7 +221,8 @@ std::variant<ServerTokenClaims, TokenError> VerifyServerToken(std::string_view t
                                                               std::int64_t leeway_seconds) {
   using proto::ErrorCode;
   ServerTokenClaims claims;
-  auto common = VerifyCommon(token, secret, now_unix, leeway_seconds, claims.expires_at);
+  auto common =
+      VerifyCommon(token, TokenKeyRing::Hs256(secret), now_unix, leeway_seconds, claims.expires_at);
   if (auto* err = std::get_if<TokenError>(&common)) return std::move(*err);
   jwt_t* jwt = std::get<JwtPtr>(common).get();
   const char* aud = jwt_get_grant(jwt, "aud");
@@ -155,14 +240,21 @@ std::variant<ServerTokenClaims, TokenError> VerifyServerToken(std::string_view t
 
 std::string MintToken(std::string_view user, std::string_view space, std::string_view secret,
                       std::int64_t issued_at_unix, std::int64_t expires_at_unix) {
-  return Mint({{"sub", std::string(user)}, {"space", std::string(space)}}, secret, issued_at_unix,
+  return MintToken(user, space, SigningKey{"", TokenAlg::kHs256, std::string(secret)},
+                   issued_at_unix, expires_at_unix);
+}
+
+std::string MintToken(std::string_view user, std::string_view space, const SigningKey& key,
+                      std::int64_t issued_at_unix, std::int64_t expires_at_unix) {
+  return Mint({{"sub", std::string(user)}, {"space", std::string(space)}}, key, issued_at_unix,
               expires_at_unix);
 }
 
 std::string MintServerToken(std::string_view server, std::string_view secret,
                             std::int64_t issued_at_unix, std::int64_t expires_at_unix) {
-  return Mint({{"sub", std::string(server)}, {"aud", std::string(kVideoServerAudience)}}, secret,
-              issued_at_unix, expires_at_unix);
+  return Mint({{"sub", std::string(server)}, {"aud", std::string(kVideoServerAudience)}},
+              SigningKey{"", TokenAlg::kHs256, std::string(secret)}, issued_at_unix,
+              expires_at_unix);
 }
 
 }  // namespace vrouter::core

@@ -42,7 +42,7 @@ AdminResponse Readiness(Service& s) {
       {"draining", draining},
       {"store", store_problem.empty() ? json::value("ok") : json::value(store_problem)},
       {"video_servers", fleet->servers().size()},
-      {"auth_configured", !s.auth_secret.empty()},
+      {"auth_configured", !s.client_keys.Get()->empty()},
       {"connections", s.open_connections.load()}};
   const core::FleetView view = s.fleet_control.View();
   json::object states;
@@ -58,8 +58,10 @@ AdminResponse Readiness(Service& s) {
   // Panic is about the fleet (or this router's view of it), not this replica: it stays ready,
   // since refusing clients would not help them, but says so loudly.
   if (view.panic) warnings.emplace_back("fleet panic: " + view.panic_detail);
-  if (s.auth_secret.empty())
-    warnings.emplace_back("no auth secret: hello fails with auth_not_configured");
+  if (s.client_keys.Get()->empty())
+    warnings.emplace_back(
+        "no client token key (--auth-secret, --auth-keys-dir): hello fails with "
+        "auth_not_configured");
   if (!store_problem.empty()) warnings.emplace_back("store: " + store_problem);
   body["warnings"] = std::move(warnings);
   return Json(ready ? 200 : 503, body);

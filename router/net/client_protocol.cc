@@ -81,6 +81,7 @@ void ClientProtocol::Handle(std::string_view text) {
   }
   const proto::ClientMessage& message = std::get<proto::ClientMessage>(decoded);
   service_.metrics.messages_received[message.index()]->Increment();
+  if (!Admit(message)) return;
   if (!authenticated() && !std::holds_alternative<proto::Hello>(message)) {
     std::visit(
         [&](const auto& m) {
@@ -104,12 +105,32 @@ void ClientProtocol::Handle(std::string_view text) {
       message);
 }
 
+bool ClientProtocol::Admit(const proto::ClientMessage& message) {
+  const auto& limits = service_.limits.rate_limits;
+  const std::size_t type = message.index();
+  const auto verdict = limiter_.Admit(type, service_.steady_now(), limits);
+  if (verdict == core::RateLimiter::Verdict::kAllow) return true;
+  service_.metrics.rate_limited[type]->Increment();
+  const core::RateLimit& limit = limits.by_type[type];
+  std::string text = "more than " + std::to_string(static_cast<long>(limit.per_second)) + " '" +
+                     std::string(proto::kClientTypeNames[type]) + "' per second (burst " +
+                     std::to_string(static_cast<long>(limit.burst)) + "); slow down";
+  std::visit([&](const auto& m) { SendError(m.id, ErrorCode::kRateLimited, std::move(text)); },
+             message);
+  if (verdict == core::RateLimiter::Verdict::kClose) {
+    service_.metrics.rate_limit_closes->Increment();
+    log::Info("rate_limit_closed", {{"session", session_id_}, {"user", user_}});
+    transport_.Close(proto::close_code::kPolicyViolation, "rate_limited");
+  }
+  return false;
+}
+
 void ClientProtocol::OnHello(const proto::Hello& m) {
   if (authenticated()) {
     SendError(m.id, ErrorCode::kAlreadyAuthenticated, "this connection already said hello");
     return;
   }
-  auto verified = core::VerifyToken(m.token, service_.auth_secret, service_.unix_seconds(),
+  auto verified = core::VerifyToken(m.token, *service_.client_keys.Get(), service_.unix_seconds(),
                                     service_.token_leeway_seconds);
   if (auto* err = std::get_if<core::TokenError>(&verified)) {
     SendError(m.id, err->code, std::move(err->message));

@@ -49,6 +49,9 @@ class ClientProtocol final : public SessionProtocol {
   void OnLeave(const proto::Leave& m);
 
   void Handle(std::string_view text);
+  // Charges the message to its rate limit; false (after answering rate_limited, and closing the
+  // connection on sustained abuse) when it must not be handled.
+  bool Admit(const proto::ClientMessage& message);
 
   // Finds or makes this user's assignment and answers `assigned` (or an error).
   // `resume_server` is empty for `join`.
@@ -88,6 +91,7 @@ class ClientProtocol final : public SessionProtocol {
   std::string region_;  // from the token, when it names one
   bool joined_ = false;
   bool closed_ = false;
+  core::RateLimiter limiter_;
   bool waiting_ = false;             // a request is waiting for the store
   std::deque<std::string> backlog_;  // frames that arrived meanwhile
   absl::flat_hash_set<std::string> watching_;

@@ -11,6 +11,8 @@
 #include "proto/messages.h"
 #include "router/core/fleet.h"
 #include "router/core/metrics.h"
+#include "router/core/rate_limit.h"
+#include "router/core/token.h"
 #include "router/core/watch_hub.h"
 #include "router/net/admin_auth.h"
 #include "router/net/session_registry.h"
@@ -30,11 +32,14 @@ struct SessionLimits {
   std::chrono::milliseconds hello_timeout{10000};
   std::chrono::milliseconds idle_timeout{60000};
   std::size_t max_connections = 50000;
+  core::RateLimits rate_limits = core::RateLimits::Defaults();
 };
 
 struct Service {
   std::string replica_id;
-  std::string auth_secret;  // empty: no client can authenticate (auth_not_configured)
+  // Keys of client tokens, swapped when the key files change; empty: no client can authenticate
+  // (auth_not_configured).
+  core::SharedKeyRing client_keys;
   // Key of video-server credentials; empty: no video server can register.
   std::string video_server_secret;
   std::int64_t token_leeway_seconds = 30;

@@ -1,9 +1,14 @@
-// Server TLS settings: TLS 1.2 and 1.3 only, forward-secret AEAD suites, ECDSA or RSA keys.
+// Server TLS settings: TLS 1.2 and 1.3 only, forward-secret AEAD suites, ECDSA and/or RSA keys,
+// stateless session tickets. The context is swapped when the certificate files change
+// (cert-manager renews them): sessions already open keep the context they started with.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace boost::asio::ssl {
 class context;
@@ -11,9 +16,25 @@ class context;
 
 namespace vrouter::net {
 
-// Loads a PEM certificate chain and private key. Returns the context or a message saying which
-// file is wrong and why.
-std::variant<std::shared_ptr<boost::asio::ssl::context>, std::string> MakeServerTlsContext(
-    const std::string& cert_file, const std::string& key_file);
+struct ServerTls {
+  std::shared_ptr<boost::asio::ssl::context> context;
+  std::int64_t not_after_unix = 0;  // the earliest notAfter of the loaded certificates
+};
+
+// Loads PEM certificate chains and their private keys, pairwise (at most one per key type: one
+// ECDSA and one RSA pair lets OpenSSL serve each client what it supports). Returns the context
+// or a message saying which file is wrong and why.
+std::variant<ServerTls, std::string> MakeServerTlsContext(
+    const std::vector<std::string>& cert_files, const std::vector<std::string>& key_files);
+
+// The context new wss connections use; Set() from the reloader, Get() from any listener thread.
+class TlsContextHolder {
+ public:
+  std::shared_ptr<boost::asio::ssl::context> Get() const { return ctx_.load(); }
+  void Set(std::shared_ptr<boost::asio::ssl::context> ctx) { ctx_.store(std::move(ctx)); }
+
+ private:
+  std::atomic<std::shared_ptr<boost::asio::ssl::context>> ctx_;
+};
 
 }  // namespace vrouter::net

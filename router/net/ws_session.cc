@@ -445,7 +445,7 @@ class WsSession final : public SessionHandle,
 }  // namespace
 
 void StartWsSession(tcp::socket socket, Service& service, core::Transport transport,
-                    asio::ssl::context* tls) {
+                    std::shared_ptr<asio::ssl::context> tls) {
   // Listeners accept on their thread's io_context: rebind the descriptor to its concrete executor.
   const auto* executor = socket.get_executor().target<asio::io_context::executor_type>();
   if (executor == nullptr) return;  // not accepted on an io_context: cannot happen
@@ -459,7 +459,8 @@ void StartWsSession(tcp::socket socket, Service& service, core::Transport transp
   // handshakes ~40 ms and every answer written while a previous one was unacknowledged).
   bound.set_option(tcp::no_delay(true), ec);
   if (tls != nullptr) {
-    std::make_shared<WsSession<TlsStream>>(std::move(bound), service, transport, tls)->Run();
+    // The SSL object holds its own reference to the context: a reload may drop `tls` afterwards.
+    std::make_shared<WsSession<TlsStream>>(std::move(bound), service, transport, tls.get())->Run();
   } else {
     std::make_shared<WsSession<PlainStream>>(std::move(bound), service, transport, nullptr)->Run();
   }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <memory>
 
 #include "router/core/metrics.h"
 #include "router/net/service.h"
@@ -18,6 +19,6 @@ namespace vrouter::net {
 // Takes ownership of an accepted socket and runs the session on the socket's executor.
 // `tls` is null for plain ws.
 void StartWsSession(boost::asio::ip::tcp::socket socket, Service& service,
-                    core::Transport transport, boost::asio::ssl::context* tls);
+                    core::Transport transport, std::shared_ptr<boost::asio::ssl::context> tls);
 
 }  // namespace vrouter::net

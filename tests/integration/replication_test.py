@@ -93,6 +93,7 @@ class Replica:
              "--video-servers", fleet_file, "--lease-ttl-ms", str(LEASE_MS),
              "--resume-grace-ms", str(GRACE_MS), "--redis-timeout-ms", "300",
              "--drain-window-ms", "500", "--report-interval-ms", "250",
+             "--rate-limits", "off",  # the latency measurement sends lookups back to back
              "--slow-start-window-ms", "1000", "--migrate-cooldown-ms", "200",
              "--log-level", "info"],
             env=env, stdout=subprocess.PIPE, text=True)

@@ -340,7 +340,8 @@ TEST(AdmissionTest, FullReplicaAnswers503WithRetryAfter) {
   EXPECT_FALSE(refused.headers["retry-after"].empty());
   a->Send(proto::Lookup{1, {"b"}});
   EXPECT_TRUE(a->Expect<proto::LookupResult>());  // admitted clients unaffected
-  EXPECT_NE(Metrics(server).find("vrouter_connections_rejected_total 1"), std::string::npos);
+  EXPECT_NE(Metrics(server).find("vrouter_connections_rejected_total{reason=\"full\"} 1"),
+            std::string::npos);
 }
 
 TEST(StartupTest, MissingFleetIsATypedErrorNotACrash) {
@@ -348,8 +349,8 @@ TEST(StartupTest, MissingFleetIsATypedErrorNotACrash) {
       [](app::Config& c) {
         c.video_servers_file.clear();
         c.tls_listen.reset();
-        c.tls_cert.clear();
-        c.tls_key.clear();
+        c.tls_certs.clear();
+        c.tls_keys.clear();
       },
       "[]");
   EXPECT_EQ(HttpRequest(server.admin_port(), "GET", "/healthz").status, 200);
@@ -380,8 +381,8 @@ TEST(StartupTest, BadConfigFilesAreRefusedWithAMessage) {
   EXPECT_NE(std::get<std::string>(r).find("--video-servers"), std::string::npos);
   c.video_servers_file.clear();
   c.tls_listen = app::HostPort{"127.0.0.1", 0};
-  c.tls_cert = "/nonexistent/cert.pem";
-  c.tls_key = "/nonexistent/key.pem";
+  c.tls_certs = {"/nonexistent/cert.pem"};
+  c.tls_keys = {"/nonexistent/key.pem"};
   r = app::Server::Create(c);
   ASSERT_TRUE(std::holds_alternative<std::string>(r));
   EXPECT_NE(std::get<std::string>(r).find("--tls-cert"), std::string::npos);

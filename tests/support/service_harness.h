@@ -26,7 +26,7 @@ struct ServiceParts {
       core::FleetParams{}, service_store, fleet, metrics, sessions, [this] { return now; },
       /*seed=*/1};
   net::Service service{.replica_id = "r1",
-                       .auth_secret = "k",
+                       .client_keys = core::SharedKeyRing(core::TokenKeyRing::Hs256("k")),
                        .video_server_secret = "vk",
                        .token_leeway_seconds = 0,
                        .limits = {},

@@ -36,8 +36,8 @@ TestServer::TestServer(const std::function<void(app::Config&)>& tweak, std::stri
   c.listen = app::HostPort{"127.0.0.1", 0};
   c.tls_listen = app::HostPort{"127.0.0.1", 0};
   c.admin_listen = app::HostPort{"127.0.0.1", 0};
-  c.tls_cert = std::string(VROUTER_TEST_CERT_DIR) + "/cert.pem";
-  c.tls_key = std::string(VROUTER_TEST_CERT_DIR) + "/key.pem";
+  c.tls_certs = {std::string(VROUTER_TEST_CERT_DIR) + "/cert.pem"};
+  c.tls_keys = {std::string(VROUTER_TEST_CERT_DIR) + "/key.pem"};
   c.video_servers_file = (dir_ / "fleet.json").string();
   c.auth_secret = kTestSecret;
   c.video_server_secret = kTestVideoServerSecret;

@@ -3,7 +3,13 @@
 // client gave up on it (timeout, connection lost, client closed...).
 
 /** Router codes that PROTOCOL.md §8 marks retryable: the same request may succeed later. */
-const RETRYABLE_ROUTER_CODES = new Set(['no_video_server', 'unavailable', 'shutting_down', 'internal']);
+const RETRYABLE_ROUTER_CODES = new Set([
+  'no_video_server',
+  'unavailable',
+  'shutting_down',
+  'rate_limited',
+  'internal',
+]);
 
 /** Codes the client itself produces, with whether trying the same call again can help. */
 const CLIENT_CODES = {

@@ -90,7 +90,7 @@ export type VRouterErrorCode =
   | 'auth_not_configured' | 'token_malformed' | 'token_bad_signature' | 'token_expired'
   | 'token_not_yet_valid' | 'token_invalid_claims' | 'not_joined' | 'no_video_server'
   | 'batch_too_large' | 'too_many_watches' | 'unknown_server' | 'unavailable' | 'shutting_down'
-  | 'forbidden' | 'internal'
+  | 'forbidden' | 'rate_limited' | 'internal'
   // the client's own
   | 'timeout' | 'connection_lost' | 'cancelled' | 'client_closed' | 'not_connected'
   | 'session_replaced' | 'auth_failed' | 'protocol_error' | 'token_error'

@@ -14,7 +14,7 @@ AdminCaller Caller(std::string_view host, bool loopback, std::string_view author
 }
 
 struct AdminRoutesTest : ::testing::Test, vrouter::testing::ServiceHarness {
-  AdminRoutesTest() { service.auth_secret.clear(); }
+  AdminRoutesTest() { service.client_keys.Set({}); }
 
   AdminResponse Call(std::string_view method, std::string_view target, AdminCaller caller,
                      std::string_view origin = {}) {
@@ -41,7 +41,7 @@ TEST_F(AdminRoutesTest, HealthAndReadiness) {
   auto ready = Local("GET", "/readyz");
   EXPECT_EQ(ready.status, 200);
   EXPECT_NE(ready.body.find("no video servers"), std::string::npos);
-  EXPECT_NE(ready.body.find("no auth secret"), std::string::npos);
+  EXPECT_NE(ready.body.find("no client token key"), std::string::npos);
   service.draining = true;
   EXPECT_EQ(Local("GET", "/readyz").status, 503);
 }

@@ -70,7 +70,7 @@ TEST_F(Fixture, BadTokenGetsTypedErrorThenClose) {
 }
 
 TEST_F(Fixture, NoSecretConfiguredIsTypedNotFatal) {
-  service.auth_secret.clear();
+  service.client_keys.Set({});
   auto c = Connect("alice");
   EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kAuthNotConfigured);
 }

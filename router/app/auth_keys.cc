@@ -1,0 +1,79 @@
+#include "router/app/auth_keys.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <system_error>
+#include <vector>
+
+#include "proto/codec.h"
+
+namespace vrouter::app {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Key files are small; a huge one is a mistake (a wrong mount), not a key.
+constexpr std::uintmax_t kMaxKeyFileBytes = 64 * 1024;
+
+std::variant<std::string, std::string> ReadKeyFile(const fs::path& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec) return std::variant<std::string, std::string>(std::in_place_index<1>, ec.message());
+  if (size > kMaxKeyFileBytes) {
+    return std::variant<std::string, std::string>(std::in_place_index<1>, "larger than 64 KiB");
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) {
+    return std::variant<std::string, std::string>(std::in_place_index<1>, "cannot read");
+  }
+  return std::variant<std::string, std::string>(std::in_place_index<0>, std::move(text));
+}
+
+}  // namespace
+
+std::variant<core::TokenKeyRing, std::string> LoadClientKeys(const std::string& secret,
+                                                             const std::string& keys_dir) {
+  std::vector<core::VerificationKey> keys;
+  if (!secret.empty()) keys.push_back({"", core::TokenAlg::kHs256, secret});
+  if (!keys_dir.empty()) {
+    std::error_code ec;
+    std::vector<fs::path> files;
+    for (fs::directory_iterator it(keys_dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const fs::path& p = it->path();
+      const std::string name = p.filename().string();
+      if (name.starts_with('.')) continue;
+      if (p.extension() != ".pem" && p.extension() != ".secret") continue;
+      if (!fs::is_regular_file(p, ec)) continue;  // follows symlinks, as mounted Secrets use
+      files.push_back(p);
+    }
+    if (ec) return "--auth-keys-dir " + keys_dir + ": " + ec.message();
+    std::sort(files.begin(), files.end());  // a stable order: logs and tests see the same ring
+    for (const fs::path& p : files) {
+      const std::string kid = p.stem().string();
+      if (!proto::IsValidId(kid)) {
+        return p.string() + ": the file name (the kid) is not a valid id";
+      }
+      auto text = ReadKeyFile(p);
+      if (text.index() == 1) return p.string() + ": " + std::get<1>(text);
+      std::string material = std::get<0>(std::move(text));
+      const bool es256 = p.extension() == ".pem";
+      if (!es256) {  // a secret written with `echo` ends with a newline that is not part of it
+        while (!material.empty() && (material.back() == '\n' || material.back() == '\r')) {
+          material.pop_back();
+        }
+      }
+      keys.push_back(
+          {kid, es256 ? core::TokenAlg::kEs256 : core::TokenAlg::kHs256, std::move(material)});
+    }
+  }
+  auto ring = core::TokenKeyRing::Make(std::move(keys));
+  if (auto* err = std::get_if<std::string>(&ring)) {
+    return (keys_dir.empty() ? "--auth-secret: " : "--auth-keys-dir " + keys_dir + ": ") + *err;
+  }
+  return ring;
+}
+
+}  // namespace vrouter::app
