@@ -132,7 +132,7 @@ struct Server::Impl {
   std::unique_ptr<net::Service> service;
   net::TlsContextHolder tls;
   std::unique_ptr<asio::steady_timer> reload_timer;
-  std::string tls_fingerprint, keys_fingerprint;
+  std::string tls_fingerprint, keys_fingerprint, regions_fingerprint;
 
   std::vector<std::unique_ptr<asio::io_context>> ios;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
@@ -165,6 +165,7 @@ struct Server::Impl {
                               });
       if (auto* err = std::get_if<std::string>(&opened)) return *err;
       auto listener = std::get<std::shared_ptr<net::Listener>>(std::move(opened));
+      listener->SetAcceptGate([svc] { return svc->AcceptingHandshakes(); });
       if (i == 0) {
         bound_port = listener->local_endpoint().port();
         endpoint.port(bound_port);  // the other workers join the port the first one got
@@ -193,6 +194,7 @@ struct Server::Impl {
       if (ec) return;
       ReloadTls(/*initial=*/false);
       ReloadKeys(/*initial=*/false);
+      ReloadRegions(/*initial=*/false);
       Reload();
     });
   }
@@ -226,6 +228,39 @@ struct Server::Impl {
     if (!initial) {
       metrics.reloads_ok[what]->Increment();
       log::Info("tls_reloaded", {{"not_after_unix", ok.not_after_unix}});
+    }
+    return {};
+  }
+
+  std::string ReloadRegions(bool initial) {
+    const std::string& file = config.region_cidrs_file;
+    if (file.empty()) return {};
+    std::string fingerprint = FilesFingerprint({file});
+    if (!initial && fingerprint == regions_fingerprint) return {};
+    regions_fingerprint = std::move(fingerprint);
+    const auto what = static_cast<int>(core::Metrics::Reloadable::kRegionCidrs);
+    std::string error;
+    auto text = ReadFile(file);
+    std::variant<core::RegionTable, std::string> table = std::string();
+    if (text.index() == 1) {
+      error = std::get<1>(text);
+    } else {
+      table = core::RegionTable::Parse(std::get<0>(text));
+      if (auto* err = std::get_if<std::string>(&table)) error = *err;
+    }
+    if (!error.empty()) {
+      if (initial) return "--region-cidrs " + file + ": " + error;
+      metrics.reloads_failed[what]->Increment();
+      log::Error("region_cidrs_reload_failed", {{"error", error}, {"kept", "the previous table"}});
+      return {};
+    }
+    auto parsed =
+        std::make_shared<const core::RegionTable>(std::get<core::RegionTable>(std::move(table)));
+    const std::size_t ranges = parsed->size();
+    service->regions.store(std::move(parsed));
+    if (!initial) {
+      metrics.reloads_ok[what]->Increment();
+      log::Info("region_cidrs_reloaded", {{"ranges", ranges}});
     }
     return {};
   }
@@ -408,6 +443,8 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   limits.idle_timeout = c.idle_timeout;
   limits.max_connections = c.max_connections;
   limits.rate_limits = c.rate_limits;
+  limits.max_connections_per_ip = c.max_connections_per_ip;
+  limits.max_handshakes = c.max_handshakes;
   impl->service.reset(new net::Service{
       .replica_id = c.replica_id,
       .client_keys = core::SharedKeyRing(),  // loaded below, then on every change
@@ -430,6 +467,14 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
           },
       .steady_now = steady_now,
   });
+  impl->service->proxy_protocol = c.proxy_protocol;
+  impl->service->allowed_origins = c.allowed_origins;
+  if (!c.trusted_proxies.empty()) {
+    auto trusted = core::CidrSet::Parse(c.trusted_proxies);
+    if (auto* err = std::get_if<std::string>(&trusted)) return "--trusted-proxies: " + *err;
+    impl->service->trusted_proxies = std::get<core::CidrSet>(std::move(trusted));
+  }
+  if (std::string err = impl->ReloadRegions(/*initial=*/true); !err.empty()) return err;
   if (std::string err = impl->ReloadTls(/*initial=*/true); !err.empty()) return err;
   if (std::string err = impl->ReloadKeys(/*initial=*/true); !err.empty()) return err;
   Impl* raw = impl.get();

@@ -30,8 +30,13 @@ proto::ServerRef ServerRefFor(const core::FleetSnapshot& fleet, const std::strin
 }
 
 ClientProtocol::ClientProtocol(Service& service, SessionTransport& transport,
-                               std::weak_ptr<SessionHandle> self, std::uint64_t session_id)
-    : service_(service), transport_(transport), self_(std::move(self)), session_id_(session_id) {}
+                               std::weak_ptr<SessionHandle> self, std::uint64_t session_id,
+                               std::string ip_region)
+    : service_(service),
+      transport_(transport),
+      self_(std::move(self)),
+      session_id_(session_id),
+      region_(std::move(ip_region)) {}
 
 template <typename R>
 std::function<void(R)> ClientProtocol::OnSessionThread(std::function<void(R)> fn) {
@@ -140,7 +145,7 @@ void ClientProtocol::OnHello(const proto::Hello& m) {
   auto& claims = std::get<core::TokenClaims>(verified);
   user_ = std::move(claims.user);
   space_ = std::move(claims.space);
-  region_ = std::move(claims.region);
+  if (!claims.region.empty()) region_ = std::move(claims.region);  // the issuer knows best
   if (auto previous = service_.sessions.Claim(user_, session_id_)) {
     service_.metrics.sessions_replaced->Increment();
     previous->CloseAsync(proto::close_code::kSessionReplaced, "session_replaced");

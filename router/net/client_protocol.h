@@ -27,8 +27,10 @@ namespace vrouter::net {
 class ClientProtocol final : public SessionProtocol {
  public:
   // `self` is the session's own handle: the watch hub pushes to it, a newer session closes it.
+  // `ip_region` is the region of the client's address (Service::RegionOf), used when its token
+  // names none.
   ClientProtocol(Service& service, SessionTransport& transport, std::weak_ptr<SessionHandle> self,
-                 std::uint64_t session_id);
+                 std::uint64_t session_id, std::string ip_region = {});
   ClientProtocol(const ClientProtocol&) = delete;
   ClientProtocol& operator=(const ClientProtocol&) = delete;
 
@@ -88,7 +90,7 @@ class ClientProtocol final : public SessionProtocol {
 
   std::string user_;  // empty until `hello` succeeds
   std::string space_;
-  std::string region_;  // from the token, when it names one
+  std::string region_;  // from the token, else from the client address (region table)
   bool joined_ = false;
   bool closed_ = false;
   core::RateLimiter limiter_;

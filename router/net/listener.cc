@@ -15,6 +15,9 @@ namespace {
 // After an accept failure (EMFILE, ENFILE, ENOBUFS) wait before retrying: retrying at once spins
 // a core while the condition lasts; returning would stop accepting forever.
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(50);
+// While the accept gate is closed, how often it is looked at again: short against a handshake
+// (a few ms), long enough that a paused listener costs nothing measurable.
+constexpr auto kGateRecheck = std::chrono::milliseconds(2);
 }  // namespace
 
 Listener::Listener(asio::io_context& io, core::Metrics& metrics, Handler on_accept)
@@ -59,6 +62,16 @@ void Listener::Stop() {
 }
 
 void Listener::Accept() {
+  if (may_accept_ && !may_accept_()) {
+    if (!paused_) metrics_.accept_paused->Increment();
+    paused_ = true;
+    retry_timer_.expires_after(kGateRecheck);
+    retry_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec && self->acceptor_.is_open()) self->Accept();
+    });
+    return;
+  }
+  paused_ = false;
   acceptor_.async_accept(
       [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
         if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;

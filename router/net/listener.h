@@ -25,6 +25,11 @@ class Listener : public std::enable_shared_from_this<Listener> {
       boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& endpoint, int backlog,
       bool reuse_port, core::Metrics& metrics, Handler on_accept);
 
+  // Admission control under a connect storm: while `may_accept` says no, the listener does not
+  // accept; connections wait in the kernel backlog at no cost to this process, and are taken as
+  // handshakes in flight finish. Set before Start().
+  void SetAcceptGate(std::function<bool()> may_accept) { may_accept_ = std::move(may_accept); }
+
   boost::asio::ip::tcp::endpoint local_endpoint() const;
   void Start();
   void Stop();  // from the listener's own thread
@@ -37,6 +42,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
   boost::asio::steady_timer retry_timer_;
   core::Metrics& metrics_;
   Handler on_accept_;
+  std::function<bool()> may_accept_;
+  bool paused_ = false;
 };
 
 }  // namespace vrouter::net

@@ -6,11 +6,16 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "proto/messages.h"
+#include "router/core/cidr.h"
 #include "router/core/fleet.h"
+#include "router/core/ip_address.h"
 #include "router/core/metrics.h"
+#include "router/core/per_ip_counter.h"
 #include "router/core/rate_limit.h"
 #include "router/core/token.h"
 #include "router/core/watch_hub.h"
@@ -33,6 +38,8 @@ struct SessionLimits {
   std::chrono::milliseconds idle_timeout{60000};
   std::size_t max_connections = 50000;
   core::RateLimits rate_limits = core::RateLimits::Defaults();
+  std::uint32_t max_connections_per_ip = 0;  // 0: no limit
+  std::uint32_t max_handshakes = 0;          // in flight, before listeners pause; 0: no limit
 };
 
 struct Service {
@@ -61,6 +68,28 @@ struct Service {
   std::atomic<bool> draining{false};             // set on SIGTERM: no new joins, readiness off
   std::atomic<std::size_t> open_connections{0};  // accepted sockets not yet closed
   std::atomic<std::uint64_t> next_session_id{1};
+
+  // Who the client is behind a load balancer, and admission (SECURITY.md).
+  bool proxy_protocol = false;      // client listeners expect PROXY headers from trusted_proxies
+  core::CidrSet trusted_proxies{};  // believed for PROXY headers and X-Forwarded-For
+  std::vector<std::string> allowed_origins{};  // browser Origins on /v1/client; empty: any
+  core::PerIpCounter per_ip{};
+  std::atomic<std::uint32_t> handshakes_in_flight{0};
+  // The CIDR -> region table, swapped when its file changes.
+  std::atomic<std::shared_ptr<const core::RegionTable>> regions{
+      std::make_shared<const core::RegionTable>()};
+
+  // Listeners stop accepting while this is false (connections wait in the kernel backlog).
+  bool AcceptingHandshakes() const {
+    return limits.max_handshakes == 0 ||
+           handshakes_in_flight.load(std::memory_order_relaxed) < limits.max_handshakes;
+  }
+  // The region of a client address per the table; empty when no range matches.
+  std::string RegionOf(const core::IpAddress& ip) const {
+    const auto table = regions.load();
+    const auto region = table->RegionOf(ip);
+    return region ? std::string(*region) : std::string();
+  }
 
   proto::Limits WireLimits() const {
     return {limits.max_message_bytes, limits.max_batch, limits.max_watches};

@@ -15,7 +15,9 @@
 
 #include "proto/fleet_messages.h"
 #include "proto/messages.h"
+#include "router/core/forwarded_for.h"
 #include "router/core/log.h"
+#include "router/core/proxy_protocol.h"
 #include "router/net/client_protocol.h"
 #include "router/net/video_server_protocol.h"
 
@@ -69,33 +71,39 @@ class WsSession final : public SessionHandle,
                         public SessionTransport,
                         public std::enable_shared_from_this<WsSession<NextLayer>> {
  public:
-  WsSession(Socket socket, Service& service, core::Transport transport, asio::ssl::context* tls)
+  WsSession(Socket socket, Service& service, core::Transport transport, asio::ssl::context* tls,
+            const core::IpAddress& peer)
       : ws_(MakeStream(std::move(socket), tls)),
         timer_(ws_.get_executor()),
         service_(service),
         transport_(transport),
-        session_id_(service.next_session_id.fetch_add(1, std::memory_order_relaxed)) {
+        session_id_(service.next_session_id.fetch_add(1, std::memory_order_relaxed)),
+        client_ip_(peer) {
     service_.open_connections.fetch_add(1, std::memory_order_relaxed);
+    service_.handshakes_in_flight.fetch_add(1, std::memory_order_relaxed);
+    service_.metrics.handshakes_in_flight->Increment();
   }
 
-  ~WsSession() override { service_.open_connections.fetch_sub(1, std::memory_order_relaxed); }
+  ~WsSession() override {
+    EndHandshake();
+    if (ip_counted_) service_.per_ip.Release(client_ip_);
+    service_.open_connections.fetch_sub(1, std::memory_order_relaxed);
+  }
 
   void Run() {
-    // TLS handshake and upgrade request within handshake_timeout (slowloris); Beast's own
-    // handshake timeout then covers the WebSocket accept and, later, the closing handshake.
+    // PROXY header, TLS handshake and upgrade request within handshake_timeout (slowloris);
+    // Beast's own handshake timeout then covers the WebSocket accept and, later, the closing
+    // handshake.
     timer_.expires_after(service_.limits.handshake_timeout);
     timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       if (!ec && !self->open_) self->Abort();
     });
-    if constexpr (std::is_same_v<NextLayer, TlsStream>) {
-      ws_.next_layer().async_handshake(asio::ssl::stream_base::server,
-                                       [self = this->shared_from_this()](beast::error_code ec) {
-                                         if (ec) return self->HandshakeFailed("tls_handshake", ec);
-                                         self->ReadUpgrade();
-                                       });
-    } else {
-      ReadUpgrade();
+    // Only a trusted balancer may say who the client is; anyone else is the client itself (and
+    // a PROXY header it sends is garbage to TLS and HTTP: the handshake fails).
+    if (service_.proxy_protocol && service_.trusted_proxies.Contains(client_ip_)) {
+      return ReadProxyHeader();
     }
+    StartHandshake();
   }
 
   // ---- SessionHandle: any thread ----
@@ -122,11 +130,14 @@ class WsSession final : public SessionHandle,
   // ---- SessionTransport: session thread ----
   void Send(core::Frame frame) override {
     if (closing_ || finished_) return;
-    if (queued_bytes_ + frame->size() > service_.limits.max_send_queue_bytes) {
+    // One frame always fits an empty queue (a big lookup answer is not a slow consumer); memory
+    // stays bounded by the limit plus one frame.
+    if (queued_bytes_ > 0 && queued_bytes_ + frame->size() > service_.limits.max_send_queue_bytes) {
       // The client does not read fast enough. Memory stays bounded: drop the connection.
       service_.metrics.slow_consumer_closes->Increment();
-      log::Info("slow_consumer_closed",
-                {{"session", session_id_}, {"queued_bytes", queued_bytes_}});
+      log::Info("slow_consumer_closed", {{"session", session_id_},
+                                         {"queued_bytes", queued_bytes_},
+                                         {"ip", client_ip_.ToString()}});
       return Abort();
     }
     Enqueue(std::move(frame));
@@ -156,8 +167,75 @@ class WsSession final : public SessionHandle,
   int transport_index() const { return static_cast<int>(transport_); }
 
   void HandshakeFailed(std::string_view stage, beast::error_code ec) {
+    // The deadline timer holds the session: cancel it, or a peer that left mid-handshake would
+    // keep its descriptor and its place under --max-connections until the deadline.
+    timer_.cancel();
+    Abort();
     service_.metrics.handshakes_failed[transport_index()]->Increment();
-    log::Debug("handshake_failed", {{"stage", stage}, {"error", ec.message()}});
+    log::Debug("handshake_failed",
+               {{"stage", stage}, {"error", ec.message()}, {"ip", client_ip_.ToString()}});
+  }
+
+  // The handshake is over (opened, refused or failed): it no longer counts against
+  // --max-handshakes.
+  void EndHandshake() {
+    if (!in_handshake_) return;
+    in_handshake_ = false;
+    service_.handshakes_in_flight.fetch_sub(1, std::memory_order_relaxed);
+    service_.metrics.handshakes_in_flight->Decrement();
+  }
+
+  // PROXY protocol v1/v2 from a trusted balancer: read until a whole header is in, take the
+  // client address from it, and hand whatever followed it to TLS or HTTP.
+  void ReadProxyHeader() {
+    beast::get_lowest_layer(ws_).async_read_some(
+        buffer_.prepare(512),
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+          if (ec) return self->HandshakeFailed("proxy_header", ec);
+          self->buffer_.commit(n);
+          const auto data = self->buffer_.cdata();
+          const auto result =
+              core::ParseProxyHeader({static_cast<const std::uint8_t*>(data.data()), data.size()});
+          switch (result.status) {
+            case core::ProxyParseStatus::kNeedMore:
+              if (data.size() >= core::kMaxProxyHeaderBytes) {
+                return self->ProxyHeaderRefused("header longer than the PROXY protocol allows");
+              }
+              return self->ReadProxyHeader();
+            case core::ProxyParseStatus::kError:
+              return self->ProxyHeaderRefused(result.error);
+            case core::ProxyParseStatus::kOk:
+              // LOCAL: the balancer's own health check; the connection is who it is.
+              if (!result.header.local && result.header.source) {
+                self->client_ip_ = *result.header.source;
+              }
+              self->buffer_.consume(result.header.length);
+              return self->StartHandshake();
+          }
+        });
+  }
+
+  void ProxyHeaderRefused(const std::string& why) {
+    service_.metrics.rejected_proxy->Increment();
+    log::Debug("proxy_header_refused", {{"ip", client_ip_.ToString()}, {"error", why}});
+    Abort();
+  }
+
+  void StartHandshake() {
+    if constexpr (std::is_same_v<NextLayer, TlsStream>) {
+      // (ec, used) as Asio calls it; also callable as (ec) because Beast 1.81's constraint on
+      // the buffered handshake checks the unbuffered signature.
+      auto done = [self = this->shared_from_this()](beast::error_code ec, auto... used) {
+        (self->buffer_.consume(used), ...);
+        if (ec) return self->HandshakeFailed("tls_handshake", ec);
+        self->ReadUpgrade();
+      };
+      // Bytes read with the PROXY header belong to the ClientHello.
+      ws_.next_layer().async_handshake(asio::ssl::stream_base::server, buffer_.cdata(),
+                                       std::move(done));
+    } else {
+      ReadUpgrade();  // bytes after a PROXY header are the start of the request, in buffer_
+    }
   }
 
   void ReadUpgrade() {
@@ -200,6 +278,7 @@ class WsSession final : public SessionHandle,
       service_.metrics.rejected_overload->Increment();
       return Refuse(http::status::service_unavailable, "replica full or draining; retry later\n");
     }
+    if (peer_ == Peer::kClient && !AdmitClient(req)) return;
     // No idle timeout in Beast: it would re-arm a timer on every read. CheckLiveness does it.
     websocket::stream_base::timeout timeouts{service_.limits.handshake_timeout,
                                              websocket::stream_base::none(),
@@ -214,7 +293,7 @@ class WsSession final : public SessionHandle,
           if (offered) res.set(http::field::sec_websocket_protocol, subprotocol);
         }));
     ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
-      last_heard_ = SteadyClock::now();
+      Heard();
       if (kind == websocket::frame_type::ping) OnPing();
     });
     ws_.async_accept(parser_->release(), [self = this->shared_from_this()](beast::error_code ec) {
@@ -223,13 +302,50 @@ class WsSession final : public SessionHandle,
     });
   }
 
+  // Client IP behind trusted proxies, browser origin, per-IP limit. False after a refusal.
+  bool AdmitClient(const http::request<http::empty_body>& req) {
+    if (!service_.trusted_proxies.empty() && service_.trusted_proxies.Contains(client_ip_)) {
+      std::string forwarded;
+      const auto [first, last] = req.equal_range("X-Forwarded-For");
+      for (auto it = first; it != last; ++it) {
+        if (!forwarded.empty()) forwarded += ',';
+        forwarded += it->value();
+      }
+      if (!forwarded.empty()) {
+        client_ip_ = core::ClientFromForwardedFor(forwarded, client_ip_, service_.trusted_proxies)
+                         .value_or(client_ip_);
+      }
+    }
+    const auto& origins = service_.allowed_origins;
+    const std::string_view origin = req[http::field::origin];
+    if (!origins.empty() && !origin.empty() &&
+        std::find(origins.begin(), origins.end(), origin) == origins.end()) {
+      // A page on another site trying to use this user's browser (cross-site WebSocket
+      // hijacking); non-browser clients send no Origin.
+      service_.metrics.rejected_origin->Increment();
+      log::Debug("origin_refused", {{"ip", client_ip_.ToString()}, {"origin", origin}});
+      Refuse(http::status::forbidden, "origin not allowed\n");
+      return false;
+    }
+    if (service_.limits.max_connections_per_ip > 0) {
+      if (!service_.per_ip.TryAcquire(client_ip_, service_.limits.max_connections_per_ip)) {
+        service_.metrics.rejected_per_ip->Increment();
+        log::Debug("per_ip_limit", {{"ip", client_ip_.ToString()}});
+        Refuse(http::status::too_many_requests, "too many connections from this address\n");
+        return false;
+      }
+      ip_counted_ = true;
+    }
+    return true;
+  }
+
   void Refuse(http::status status, std::string body) {
     auto res = std::make_shared<http::response<http::string_body>>(status, 11);
     res->set(http::field::server, "vrouter");
     res->set(http::field::content_type, "text/plain");
-    if (status == http::status::service_unavailable) {
-      res->set(http::field::retry_after, std::to_string(RetryAfterSeconds()));
-    }
+    const bool retry_later =
+        status == http::status::service_unavailable || status == http::status::too_many_requests;
+    if (retry_later) res->set(http::field::retry_after, std::to_string(RetryAfterSeconds()));
     if (status == http::status::upgrade_required) res->set(http::field::upgrade, "websocket");
     res->keep_alive(false);
     res->body() = std::move(body);
@@ -240,12 +356,12 @@ class WsSession final : public SessionHandle,
                         beast::get_lowest_layer(self->ws_).shutdown(tcp::socket::shutdown_both,
                                                                     ignored);
                       });
-    if (status != http::status::service_unavailable) {
-      service_.metrics.handshakes_failed[transport_index()]->Increment();
-    }
+    if (!retry_later) service_.metrics.handshakes_failed[transport_index()]->Increment();
+    EndHandshake();
   }
 
   void OnOpen() {
+    EndHandshake();
     parser_.reset();
     buffer_.clear();
     buffer_.shrink_to_fit();
@@ -254,8 +370,9 @@ class WsSession final : public SessionHandle,
     auto self = this->shared_from_this();
     if (peer_ == Peer::kClient) {
       service_.metrics.connections[transport_index()]->Increment();
-      protocol_ = std::make_unique<ClientProtocol>(service_, *this,
-                                                   std::weak_ptr<SessionHandle>(self), session_id_);
+      protocol_ =
+          std::make_unique<ClientProtocol>(service_, *this, std::weak_ptr<SessionHandle>(self),
+                                           session_id_, service_.RegionOf(client_ip_));
       service_.sessions.Add(session_id_, self);
     } else {
       protocol_ = std::make_unique<VideoServerProtocol>(
@@ -290,12 +407,17 @@ class WsSession final : public SessionHandle,
       pinged_ = true;
       Enqueue(nullptr);  // a ping, in line with the frames
     }
-    if (silent < idle / 2) pinged_ = false;
     auto next = last_heard_ + (pinged_ ? idle : idle / 2);
     if (!protocol_->authenticated()) {
       next = std::min(next, opened_at_ + service_.limits.hello_timeout);
     }
     ScheduleLivenessCheck(std::max(next, now + std::chrono::milliseconds(1)));
+  }
+
+  // Anything from the peer (a frame, a pong, a ping) proves it alive and answers our ping.
+  void Heard() {
+    last_heard_ = SteadyClock::now();
+    pinged_ = false;
   }
 
   void OnPing() {
@@ -319,7 +441,7 @@ class WsSession final : public SessionHandle,
 
   void OnRead(beast::error_code ec) {
     if (ec) return Finish(ec);
-    last_heard_ = SteadyClock::now();
+    Heard();
     if (!ws_.got_text()) {
       buffer_.consume(buffer_.size());
       service_.metrics.protocol_closes->Increment();
@@ -437,7 +559,10 @@ class WsSession final : public SessionHandle,
   bool open_ = false;
   SteadyClock::time_point opened_at_{};
   SteadyClock::time_point last_heard_{};  // last frame or control frame from the peer
-  bool pinged_ = false;                   // a keep-alive ping is out since last_heard_
+  bool pinged_ = false;                   // a keep-alive ping is out, nothing heard since
+  bool in_handshake_ = true;              // counts in Service::handshakes_in_flight
+  bool ip_counted_ = false;               // counts in Service::per_ip
+  core::IpAddress client_ip_;             // the peer, or who a trusted proxy says it serves
   std::chrono::steady_clock::time_point ping_window_start_{};
   std::uint32_t pings_in_window_ = 0;
 };
@@ -452,6 +577,11 @@ void StartWsSession(tcp::socket socket, Service& service, core::Transport transp
   boost::system::error_code ec;
   const auto protocol = socket.local_endpoint(ec).protocol();
   if (ec) return;  // already reset by the peer
+  const auto remote = socket.remote_endpoint(ec).address();
+  if (ec) return;
+  const core::IpAddress peer = remote.is_v4()
+                                   ? core::IpAddress::FromV4Bytes(remote.to_v4().to_bytes())
+                                   : core::IpAddress::FromV6Bytes(remote.to_v6().to_bytes());
   Socket bound(*executor);
   bound.assign(protocol, socket.release(ec), ec);
   if (ec) return;
@@ -460,9 +590,11 @@ void StartWsSession(tcp::socket socket, Service& service, core::Transport transp
   bound.set_option(tcp::no_delay(true), ec);
   if (tls != nullptr) {
     // The SSL object holds its own reference to the context: a reload may drop `tls` afterwards.
-    std::make_shared<WsSession<TlsStream>>(std::move(bound), service, transport, tls.get())->Run();
+    std::make_shared<WsSession<TlsStream>>(std::move(bound), service, transport, tls.get(), peer)
+        ->Run();
   } else {
-    std::make_shared<WsSession<PlainStream>>(std::move(bound), service, transport, nullptr)->Run();
+    std::make_shared<WsSession<PlainStream>>(std::move(bound), service, transport, nullptr, peer)
+        ->Run();
   }
 }
 
