@@ -185,6 +185,7 @@ std::string FleetFromRaw(const Raw& r, core::FleetParams& f) {
   if (!in(r.min_packets_in, 0, 1e9)) return "--forwarding-min-packets-in must be in [0, 1e9]";
   if (!in(r.min_ratio, 0, 1)) return "--forwarding-min-ratio must be in [0, 1]";
   if (r.media_grace_ms > 600000) return "--forwarding-media-grace-ms must be in [0, 600000]";
+  if (r.forget_ms > 7 * 24 * 3600 * 1000u) return "--forget-after-ms must be at most a week";
   if (!in(r.eject_reports, 1, 1000)) return "--eject-not-forwarding-reports must be in [1, 1000]";
   if (!in(r.failure_share, 0.01, 1)) return "--eject-failure-share must be in [0.01, 1]";
   if (!in(r.failure_min_reporters, 1, 1000000)) {
@@ -321,6 +322,24 @@ po::options_description SecurityOptions(Raw& r, const Config& d) {
   return o;
 }
 
+// Not e.what(): Boost 1.81 substitutes its %placeholders% in a loop that never ends when the
+// offending value itself contains one ("--threads=%value%" hung the replica at start-up; found by
+// tests/fuzz/config_fuzz.cc).
+std::string Describe(const po::error_with_option_name& e) {
+  std::string what = "bad usage";
+  if (dynamic_cast<const po::unknown_option*>(&e) != nullptr) {
+    what = "unknown option";
+  } else if (dynamic_cast<const po::multiple_occurrences*>(&e) != nullptr) {
+    what = "given more than once";
+  } else if (dynamic_cast<const po::validation_error*>(&e) != nullptr) {
+    what = "invalid value";
+  } else if (dynamic_cast<const po::invalid_command_line_syntax*>(&e) != nullptr) {
+    what = "malformed (missing or unexpected value?)";
+  }
+  const std::string option = e.get_option_name();
+  return (option.empty() ? std::string("an option") : option) + ": " + what;
+}
+
 std::vector<std::string> SplitList(std::string_view text) {
   std::vector<std::string> out;
   while (!text.empty()) {
@@ -423,6 +442,9 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
     }
     po::store(po::command_line_parser(env_args).options(options).run(), vm);
     po::notify(vm);
+  } catch (const po::error_with_option_name& e) {
+    out.error = Describe(e);
+    return out;
   } catch (const po::error& e) {
     out.error = e.what();
     return out;
@@ -466,6 +488,8 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
   }
   c.tls_certs = SplitList(raw.tls_cert);
   c.tls_keys = SplitList(raw.tls_key);
+  if (c.tls_listen && c.tls_certs.empty())
+    return fail("--tls-listen needs --tls-cert and --tls-key");
   if (c.tls_certs.size() != c.tls_keys.size() || c.tls_certs.size() > 2) {
     return fail(
         "--tls-cert and --tls-key must list the same number of files (one pair, or two: one "
@@ -491,6 +515,16 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
         "--idle-timeout-ms >= 1000");
   }
   if (raw.leeway_s < 0 || raw.leeway_s > 3600) return fail("--token-leeway-s must be in [0, 3600]");
+  // Unsigned options take "-1" as a huge number (Boost's lexical_cast): bound what would
+  // otherwise wrap around silently.
+  constexpr std::uint32_t kDayMs = 24 * 3600 * 1000;
+  if (raw.grace_ms > kDayMs || raw.drain_ms > kDayMs) {
+    return fail("--resume-grace-ms and --drain-window-ms must be at most a day (86400000)");
+  }
+  if (raw.max_connections > 100'000'000) return fail("--max-connections must be at most 1e8");
+  if (raw.send_queue_bytes > std::uint64_t{1} << 30) {
+    return fail("--send-queue-bytes must be at most 1 GiB");
+  }
   if (!raw.replica_id.empty() && (raw.replica_id.size() > 64 ||
                                   raw.replica_id.find_first_of(" \t\r\n\"") != std::string::npos)) {
     return fail("--replica-id must be 1-64 characters without spaces or quotes");

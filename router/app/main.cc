@@ -1,4 +1,5 @@
 // vrouter: the video router. `vrouter --help` lists everything.
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -100,8 +101,8 @@ int MintToken(const std::vector<std::string>& args) {
 }
 
 int Serve(const std::vector<std::string>& args) {
-  const auto parsed =
-      vrouter::app::ParseServeArgs(args, GetEnv, std::thread::hardware_concurrency());
+  const auto parsed = vrouter::app::ParseServeArgs(
+      args, GetEnv, std::min(256u, std::thread::hardware_concurrency()));
   if (!parsed.help.empty()) {
     std::cout << parsed.help;
     return 0;

@@ -54,6 +54,26 @@ TEST(ConfigTest, AdminTokensComeFromTheEnvironment) {
   EXPECT_TRUE(Parse({"--listen", "127.0.0.1:1"}).config->admin_token.empty());
 }
 
+TEST(ConfigTest, SecurityFlagsAndTheirDefaults) {
+  auto d = Parse({"--listen", "127.0.0.1:1"});
+  ASSERT_TRUE(d.config) << d.error;
+  EXPECT_EQ(d.config->rate_limits, core::RateLimits::Defaults());
+  EXPECT_EQ(d.config->max_connections_per_ip, 1000u);
+  EXPECT_FALSE(d.config->proxy_protocol);
+  auto p =
+      Parse({"--tls-listen", "127.0.0.1:1", "--tls-cert", "ec.crt, rsa.crt", "--tls-key",
+             "ec.key,rsa.key", "--allowed-origins", "https://app.example.com,http://localhost:8080",
+             "--proxy-protocol", "--trusted-proxies", "10.0.0.0/8", "--rate-limits", "off",
+             "--max-connections-per-ip", "0", "--auth-keys-dir", "/keys"});
+  ASSERT_TRUE(p.config) << p.error;
+  EXPECT_EQ(p.config->tls_certs, (std::vector<std::string>{"ec.crt", "rsa.crt"}));
+  EXPECT_EQ(p.config->tls_keys, (std::vector<std::string>{"ec.key", "rsa.key"}));
+  EXPECT_EQ(p.config->allowed_origins.size(), 2u);
+  EXPECT_TRUE(p.config->proxy_protocol);
+  EXPECT_EQ(p.config->rate_limits, core::RateLimits::Unlimited());
+  EXPECT_EQ(p.config->auth_keys_dir, "/keys");
+}
+
 TEST(ConfigTest, HelpListsEveryOperatorFlag) {
   auto p = Parse({"--help"});
   for (const char* flag : {"--listen", "--tls-listen", "--admin-listen", "--tls-cert", "--tls-key",
@@ -85,6 +105,18 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{{"--tls-listen", "127.0.0.1:443"}, "--tls-cert"},
         Bad{{"--listen", "127.0.0.1:80", "--tls-cert", "c.pem"}, "--tls-listen"},
         Bad{{"--listen", "127.0.0.1:80", "--threads", "0"}, "--threads"},
+        // Boost's own message for these loops forever (config_fuzz found it).
+        Bad{{"--listen", "127.0.0.1:80", "--threads=%value%"}, "threads"},
+        Bad{{"--listen", "127.0.0.1:80", "--%canonical_option%"}, "unknown option"},
+        Bad{{"--tls-listen", "127.0.0.1:443", "--tls-cert", ",", "--tls-key", " "}, "--tls-cert"},
+        Bad{{"--tls-listen", "127.0.0.1:443", "--tls-cert", "a,b", "--tls-key", "a"}, "--tls-cert"},
+        Bad{{"--listen", "127.0.0.1:80", "--max-connections=-5"}, "--max-connections"},
+        Bad{{"--listen", "127.0.0.1:80", "--resume-grace-ms=-1"}, "--resume-grace-ms"},
+        Bad{{"--listen", "127.0.0.1:80", "--rate-limits", "lookup=1"}, "--rate-limits"},
+        Bad{{"--listen", "127.0.0.1:80", "--allowed-origins", "https://a.example/path"},
+            "--allowed-origins"},
+        Bad{{"--listen", "127.0.0.1:80", "--proxy-protocol"}, "--trusted-proxies"},
+        Bad{{"--listen", "127.0.0.1:80", "--reload-interval-ms", "5"}, "--reload-interval-ms"},
         Bad{{"--listen", "127.0.0.1:80", "--threads", "lots"}, "threads"},
         Bad{{"--listen", "127.0.0.1:80", "--max-message-bytes", "10"}, "--max-message-bytes"},
         Bad{{"--listen", "127.0.0.1:80", "--log-level", "loud"}, "--log-level"},
