@@ -165,7 +165,7 @@ struct Server::Impl {
                               });
       if (auto* err = std::get_if<std::string>(&opened)) return *err;
       auto listener = std::get<std::shared_ptr<net::Listener>>(std::move(opened));
-      listener->SetAcceptGate([svc] { return svc->AcceptingHandshakes(); });
+      listener->SetAcceptGate([svc] { return svc->ReserveHandshake(); });
       if (i == 0) {
         bound_port = listener->local_endpoint().port();
         endpoint.port(bound_port);  // the other workers join the port the first one got

@@ -14,7 +14,7 @@ AssignmentTable::Shard& AssignmentTable::ShardFor(std::string_view user) const {
 }
 
 void AssignmentTable::Count(const Assignment& a, std::int64_t delta) {
-  absl::MutexLock lock(&load_mu_);
+  vrouter::MutexLock lock(&load_mu_);
   auto& n = load_[a.server];
   n += delta;
   if (n == 0) load_.erase(a.server);
@@ -27,7 +27,7 @@ void AssignmentTable::Count(const Assignment& a, std::int64_t delta) {
 
 std::optional<Assignment> AssignmentTable::Get(std::string_view user) const {
   Shard& shard = ShardFor(user);
-  absl::MutexLock lock(&shard.mu);
+  vrouter::MutexLock lock(&shard.mu);
   auto it = shard.map.find(AsAbsl(user));
   if (it == shard.map.end()) return std::nullopt;
   return it->second;
@@ -36,7 +36,7 @@ std::optional<Assignment> AssignmentTable::Get(std::string_view user) const {
 PutResult AssignmentTable::Put(Assignment desired, std::uint64_t expected_epoch,
                                std::uint64_t min_epoch) {
   Shard& shard = ShardFor(desired.user);
-  absl::MutexLock lock(&shard.mu);
+  vrouter::MutexLock lock(&shard.mu);
   auto it = shard.map.find(desired.user);
   const std::uint64_t stored_epoch = it == shard.map.end() ? 0 : it->second.epoch;
   PutResult result;
@@ -77,7 +77,7 @@ PutResult AssignmentTable::Put(Assignment desired, std::uint64_t expected_epoch,
 
 std::optional<Assignment> AssignmentTable::Attach(std::string_view user, std::uint64_t session) {
   Shard& shard = ShardFor(user);
-  absl::MutexLock lock(&shard.mu);
+  vrouter::MutexLock lock(&shard.mu);
   auto it = shard.map.find(AsAbsl(user));
   if (it == shard.map.end()) return std::nullopt;
   it->second.session = session;
@@ -86,7 +86,7 @@ std::optional<Assignment> AssignmentTable::Attach(std::string_view user, std::ui
 
 bool AssignmentTable::Detach(std::string_view user, std::uint64_t session, SteadyTime now) {
   Shard& shard = ShardFor(user);
-  absl::MutexLock lock(&shard.mu);
+  vrouter::MutexLock lock(&shard.mu);
   auto it = shard.map.find(AsAbsl(user));
   if (it == shard.map.end() || it->second.session != session || session == 0) return false;
   it->second.session = 0;
@@ -97,7 +97,7 @@ bool AssignmentTable::Detach(std::string_view user, std::uint64_t session, Stead
 std::optional<AssignmentChange> AssignmentTable::Remove(std::string_view user,
                                                         std::uint64_t session) {
   Shard& shard = ShardFor(user);
-  absl::MutexLock lock(&shard.mu);
+  vrouter::MutexLock lock(&shard.mu);
   auto it = shard.map.find(AsAbsl(user));
   if (it == shard.map.end() || it->second.session != session) return std::nullopt;
   AssignmentChange change{AssignmentChange::Kind::kRemoved, std::move(it->second), std::nullopt};
@@ -112,7 +112,7 @@ std::vector<AssignmentChange> AssignmentTable::ExpireDetached(SteadyTime now,
   std::vector<AssignmentChange> removed;
   for (std::size_t i = 0; i < shard_count_; ++i) {
     Shard& shard = shards_[i];
-    absl::MutexLock lock(&shard.mu);
+    vrouter::MutexLock lock(&shard.mu);
     for (auto it = shard.map.begin(); it != shard.map.end();) {
       const Assignment& a = it->second;
       if (a.session == 0 && now - a.since >= grace) {
@@ -136,7 +136,7 @@ void AssignmentTable::Lookup(std::span<const std::string> users,
 }
 
 absl::flat_hash_map<std::string, std::int64_t> AssignmentTable::LoadByServer() const {
-  absl::MutexLock lock(&load_mu_);
+  vrouter::MutexLock lock(&load_mu_);
   return load_;
 }
 
@@ -146,7 +146,7 @@ namespace vrouter::core {
 
 absl::flat_hash_map<std::string, std::int64_t> AssignmentTable::SpaceLoad(
     std::string_view space) const {
-  absl::MutexLock lock(&load_mu_);
+  vrouter::MutexLock lock(&load_mu_);
   auto it = space_load_.find(AsAbsl(space));
   if (it == space_load_.end()) return {};
   return it->second;
@@ -157,7 +157,7 @@ std::vector<Assignment> AssignmentTable::AssignedTo(std::string_view server,
   std::vector<Assignment> out;
   for (std::size_t i = 0; i < shard_count_ && out.size() < limit; ++i) {
     Shard& shard = shards_[i];
-    absl::MutexLock lock(&shard.mu);
+    vrouter::MutexLock lock(&shard.mu);
     for (const auto& [user, a] : shard.map) {
       if (a.server != server) continue;
       out.push_back(a);

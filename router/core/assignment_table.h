@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "router/core/assignment.h"
+#include "router/core/mutex.h"
 
 namespace vrouter::core {
 
@@ -67,7 +67,7 @@ class AssignmentTable {
 
  private:
   struct Shard {
-    mutable absl::Mutex mu;
+    mutable vrouter::Mutex mu;
     absl::flat_hash_map<std::string, Assignment> map ABSL_GUARDED_BY(mu);
   };
   Shard& ShardFor(std::string_view user) const;
@@ -77,7 +77,7 @@ class AssignmentTable {
   std::size_t shard_count_;
   std::atomic<std::uint64_t> last_epoch_{0};
   std::atomic<std::size_t> size_{0};
-  mutable absl::Mutex load_mu_;  // taken after a shard mutex, never before
+  mutable vrouter::Mutex load_mu_;  // taken after a shard mutex, never before
   absl::flat_hash_map<std::string, std::int64_t> load_ ABSL_GUARDED_BY(load_mu_);
   // space -> server -> users
   absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, std::int64_t>> space_load_

@@ -35,7 +35,7 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
           .Help(
               "Connections refused before the WebSocket opened, by reason: full (503, the "
               "replica is at --max-connections or draining), per_ip (429), origin (403), "
-              "proxy_protocol (bad or untrusted PROXY header: closed)")
+              "proxy_protocol (a trusted proxy sent a bad or no PROXY header: closed)")
           .Register(r);
   rejected_overload = &rejected.Add({{"reason", "full"}});
   rejected_per_ip = &rejected.Add({{"reason", "per_ip"}});

@@ -10,7 +10,7 @@ PerIpCounter::Shard& PerIpCounter::ShardOf(const IpAddress& ip) const {
 
 bool PerIpCounter::TryAcquire(const IpAddress& ip, std::uint32_t limit) {
   Shard& s = ShardOf(ip);
-  absl::MutexLock lock(&s.mu);
+  vrouter::MutexLock lock(&s.mu);
   std::uint32_t& n = s.open[ip];
   if (n >= limit) {
     if (n == 0) s.open.erase(ip);  // limit 0 never admits: leave no empty entry behind
@@ -22,7 +22,7 @@ bool PerIpCounter::TryAcquire(const IpAddress& ip, std::uint32_t limit) {
 
 void PerIpCounter::Release(const IpAddress& ip) {
   Shard& s = ShardOf(ip);
-  absl::MutexLock lock(&s.mu);
+  vrouter::MutexLock lock(&s.mu);
   auto it = s.open.find(ip);
   if (it == s.open.end()) return;
   if (--it->second == 0) s.open.erase(it);
@@ -30,7 +30,7 @@ void PerIpCounter::Release(const IpAddress& ip) {
 
 std::uint32_t PerIpCounter::Count(const IpAddress& ip) const {
   Shard& s = ShardOf(ip);
-  absl::MutexLock lock(&s.mu);
+  vrouter::MutexLock lock(&s.mu);
   auto it = s.open.find(ip);
   return it == s.open.end() ? 0 : it->second;
 }

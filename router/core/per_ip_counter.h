@@ -8,8 +8,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "router/core/ip_address.h"
+#include "router/core/mutex.h"
 
 namespace vrouter::core {
 
@@ -23,7 +23,7 @@ class PerIpCounter {
 
  private:
   struct Shard {
-    mutable absl::Mutex mu;
+    mutable vrouter::Mutex mu;
     absl::flat_hash_map<IpAddress, std::uint32_t> open ABSL_GUARDED_BY(mu);
   };
   Shard& ShardOf(const IpAddress& ip) const;

@@ -18,7 +18,7 @@ WatchHub::Shard& WatchHub::ShardFor(std::string_view user) {
 void WatchHub::Watch(std::string_view user, std::uint64_t watcher_id,
                      std::weak_ptr<PushSink> sink) {
   Shard& shard = ShardFor(user);
-  absl::MutexLock lock(&shard.mu);
+  vrouter::MutexLock lock(&shard.mu);
   auto& list = shard.watchers[AsAbsl(user)];
   for (const Entry& e : list) {
     if (e.id == watcher_id) return;
@@ -29,7 +29,7 @@ void WatchHub::Watch(std::string_view user, std::uint64_t watcher_id,
 
 void WatchHub::Unwatch(std::string_view user, std::uint64_t watcher_id) {
   Shard& shard = ShardFor(user);
-  absl::MutexLock lock(&shard.mu);
+  vrouter::MutexLock lock(&shard.mu);
   auto it = shard.watchers.find(AsAbsl(user));
   if (it == shard.watchers.end()) return;
   auto& list = it->second;
@@ -46,7 +46,7 @@ std::size_t WatchHub::Publish(std::string_view user, const Frame& frame) {
   std::vector<std::shared_ptr<PushSink>> sinks;
   {
     Shard& shard = ShardFor(user);
-    absl::MutexLock lock(&shard.mu);
+    vrouter::MutexLock lock(&shard.mu);
     auto it = shard.watchers.find(AsAbsl(user));
     if (it == shard.watchers.end()) return 0;
     sinks.reserve(it->second.size());

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
+#include "router/core/mutex.h"
 
 namespace vrouter::core {
 
@@ -48,7 +48,7 @@ class WatchHub {
     std::weak_ptr<PushSink> sink;
   };
   struct Shard {
-    absl::Mutex mu;
+    vrouter::Mutex mu;
     absl::flat_hash_map<std::string, std::vector<Entry>> watchers ABSL_GUARDED_BY(mu);
   };
   Shard& ShardFor(std::string_view user);

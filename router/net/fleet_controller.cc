@@ -66,7 +66,7 @@ void FleetController::RegisterRemote(const core::VideoServer& info) {
   std::optional<std::vector<core::VideoServer>> dir;
   std::shared_ptr<SessionHandle> stale;
   {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     model_.Register(info, now_());
     // The server connected to another replica: a connection it had here is a stale one.
     auto it = connections_.find(info.id);
@@ -102,7 +102,7 @@ void FleetController::OnShared(std::string_view message) {
     if (info && stats) {
       bool known = false;
       {
-        absl::MutexLock lock(&mu_);
+        vrouter::MutexLock lock(&mu_);
         known = model_.StateOf(server).has_value();
       }
       if (!known) RegisterRemote(*info);
@@ -110,7 +110,7 @@ void FleetController::OnShared(std::string_view message) {
       const auto it = own.find(AsAbsl(server));
       std::vector<core::StateChange> changes;
       {
-        absl::MutexLock lock(&mu_);
+        vrouter::MutexLock lock(&mu_);
         model_.OnStats(server, *stats, it == own.end() ? 0 : it->second, now_());
         changes = model_.TakeChanges();
       }
@@ -118,17 +118,17 @@ void FleetController::OnShared(std::string_view message) {
       return;
     }
   } else if (kind == "gone") {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     if (!connections_.contains(AsAbsl(server))) model_.Disconnected(server);
     return;
   } else if (kind == "report" && f.size() >= 4) {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     model_.OnFailureReport(server, f[3], now_());
     return;
   } else if (kind == "drain" || kind == "undrain") {
     std::vector<core::StateChange> changes;
     {
-      absl::MutexLock lock(&mu_);
+      vrouter::MutexLock lock(&mu_);
       if (kind == "drain") {
         model_.Drain(server, now_());
       } else {
@@ -165,7 +165,7 @@ void FleetController::Declare(const std::vector<core::VideoServer>& servers) {
   std::vector<core::StateChange> changes;
   std::optional<std::vector<core::VideoServer>> dir;
   {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     model_.Declare(servers, now_());
     changes = model_.TakeChanges();
     dir = DirectoryIfChanged();
@@ -180,7 +180,7 @@ FleetController::Registration FleetController::Register(const core::VideoServer&
   std::vector<core::StateChange> changes;
   std::optional<std::vector<core::VideoServer>> dir;
   {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     out.state = model_.Register(info, now_());
     Connection& c = connections_[info.id];
     if (c.id != 0 && c.id != connection) out.replaced = c.handle.lock();
@@ -202,7 +202,7 @@ FleetController::Registration FleetController::Register(const core::VideoServer&
 
 void FleetController::Disconnected(std::string_view server, std::uint64_t connection) {
   metrics_.video_server_connections->Decrement();
-  absl::MutexLock lock(&mu_);
+  vrouter::MutexLock lock(&mu_);
   auto it = connections_.find(AsAbsl(server));
   if (it == connections_.end() || it->second.id != connection) return;  // already replaced
   connections_.erase(it);
@@ -217,7 +217,7 @@ void FleetController::OnStats(std::string_view server, const proto::Stats& stats
   std::vector<core::StateChange> changes;
   core::FleetModel::StatsOutcome outcome;
   {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     outcome = model_.OnStats(server, stats, users, now_());
     changes = model_.TakeChanges();
   }
@@ -226,7 +226,7 @@ void FleetController::OnStats(std::string_view server, const proto::Stats& stats
   if (publish_) {
     std::optional<core::VideoServer> info;
     {
-      absl::MutexLock lock(&mu_);
+      vrouter::MutexLock lock(&mu_);
       auto it = connections_.find(AsAbsl(server));
       if (it != connections_.end()) info = it->second.info;
     }
@@ -239,7 +239,7 @@ void FleetController::CloseConnections(std::uint16_t code, std::string_view reas
                                        std::chrono::milliseconds delay) {
   std::vector<std::shared_ptr<SessionHandle>> handles;
   {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     for (auto& [id, c] : connections_) {
       if (auto h = c.handle.lock()) handles.push_back(std::move(h));
     }
@@ -252,7 +252,7 @@ std::string FleetController::Choose(std::string_view space, std::string_view reg
   const auto space_load = store_.SpaceLoad(space);
   core::Pick pick;
   {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     pick = model_.Choose({region, &space_load}, own, now_());
   }
   if (pick.server.empty()) return {};
@@ -264,14 +264,14 @@ std::string FleetController::Choose(std::string_view space, std::string_view reg
 bool FleetController::CanKeep(std::string_view server) {
   const auto own = store_.LoadByServer();
   const auto it = own.find(AsAbsl(server));
-  absl::MutexLock lock(&mu_);
+  vrouter::MutexLock lock(&mu_);
   return model_.CanKeep(server, it == own.end() ? 0 : it->second, now_());
 }
 
 bool FleetController::OnFailureReport(std::string_view server, std::string_view user) {
   bool counted = false;
   {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     counted = model_.OnFailureReport(server, user, now_());
   }
   Share("report", server, user);
@@ -282,7 +282,7 @@ bool FleetController::Drain(std::string_view server) {
   std::vector<core::StateChange> changes;
   bool found = false;
   {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     found = model_.Drain(server, now_());
     changes = model_.TakeChanges();
   }
@@ -295,7 +295,7 @@ bool FleetController::Undrain(std::string_view server) {
   std::vector<core::StateChange> changes;
   bool found = false;
   {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     found = model_.Undrain(server, now_());
     changes = model_.TakeChanges();
   }
@@ -306,7 +306,7 @@ bool FleetController::Undrain(std::string_view server) {
 
 core::FleetView FleetController::View() {
   const auto own = store_.LoadByServer();
-  absl::MutexLock lock(&mu_);
+  vrouter::MutexLock lock(&mu_);
   return model_.View(own, now_());
 }
 
@@ -317,7 +317,7 @@ void FleetController::Tick() {
   std::optional<std::vector<core::VideoServer>> dir;
   core::FleetView view;
   {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     const auto now = now_();
     model_.Tick(own, now);
     evacuations = model_.DueEvacuations(own, now);
@@ -359,7 +359,7 @@ void FleetController::Publish(const std::vector<core::StateChange>& changes,
                                                          {"reason", c.reason}});
     std::shared_ptr<SessionHandle> handle;
     {
-      absl::MutexLock lock(&mu_);
+      vrouter::MutexLock lock(&mu_);
       auto it = connections_.find(c.server);
       if (it != connections_.end()) handle = it->second.handle.lock();
     }

@@ -19,10 +19,10 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "router/core/fleet.h"
 #include "router/core/fleet_model.h"
 #include "router/core/metrics.h"
+#include "router/core/mutex.h"
 #include "router/net/session_registry.h"
 #include "router/store/store.h"
 
@@ -107,7 +107,7 @@ class FleetController {
   std::function<core::SteadyTime()> now_;
   const std::chrono::milliseconds report_interval_;
 
-  absl::Mutex mu_;
+  vrouter::Mutex mu_;
   core::FleetModel model_ ABSL_GUARDED_BY(mu_);
   std::uint64_t published_directory_ ABSL_GUARDED_BY(mu_) = ~std::uint64_t{0};
   absl::flat_hash_map<std::string, Connection> connections_ ABSL_GUARDED_BY(mu_);

@@ -59,19 +59,10 @@ void Listener::Stop() {
   boost::system::error_code ec;
   retry_timer_.cancel();
   acceptor_.close(ec);
+  held_.reset();
 }
 
 void Listener::Accept() {
-  if (may_accept_ && !may_accept_()) {
-    if (!paused_) metrics_.accept_paused->Increment();
-    paused_ = true;
-    retry_timer_.expires_after(kGateRecheck);
-    retry_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (!ec && self->acceptor_.is_open()) self->Accept();
-    });
-    return;
-  }
-  paused_ = false;
   acceptor_.async_accept(
       [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
         if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
@@ -84,9 +75,26 @@ void Listener::Accept() {
           });
           return;
         }
-        self->on_accept_(std::move(socket));
-        self->Accept();
+        self->held_.emplace(std::move(socket));
+        self->Admit(/*recheck=*/false);
       });
+}
+
+void Listener::Admit(bool recheck) {
+  if (reserve_ && !reserve_()) {
+    // No handshake slot: keep this one connection (nothing is read from it, so it costs a
+    // descriptor and no CPU) and accept nothing more until a slot frees.
+    if (!recheck) metrics_.accept_paused->Increment();
+    retry_timer_.expires_after(kGateRecheck);
+    retry_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec && self->acceptor_.is_open() && self->held_) self->Admit(/*recheck=*/true);
+    });
+    return;
+  }
+  tcp::socket socket = std::move(*held_);
+  held_.reset();
+  on_accept_(std::move(socket));
+  Accept();
 }
 
 }  // namespace vrouter::net

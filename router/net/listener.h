@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -25,10 +26,11 @@ class Listener : public std::enable_shared_from_this<Listener> {
       boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& endpoint, int backlog,
       bool reuse_port, core::Metrics& metrics, Handler on_accept);
 
-  // Admission control under a connect storm: while `may_accept` says no, the listener does not
-  // accept; connections wait in the kernel backlog at no cost to this process, and are taken as
-  // handshakes in flight finish. Set before Start().
-  void SetAcceptGate(std::function<bool()> may_accept) { may_accept_ = std::move(may_accept); }
+  // Admission control under a connect storm: an accepted connection goes to the handler only
+  // once `reserve` grants it a slot (the handler owns the slot and gives it back). Until then the
+  // listener holds that one connection and accepts nothing more: the others wait in the kernel
+  // backlog at no cost to this process, and are taken as slots free up. Set before Start().
+  void SetAcceptGate(std::function<bool()> reserve) { reserve_ = std::move(reserve); }
 
   boost::asio::ip::tcp::endpoint local_endpoint() const;
   void Start();
@@ -37,13 +39,14 @@ class Listener : public std::enable_shared_from_this<Listener> {
  private:
   Listener(boost::asio::io_context& io, core::Metrics& metrics, Handler on_accept);
   void Accept();
+  void Admit(bool recheck);  // hands held_ to the handler once a slot is free
 
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_timer_;
   core::Metrics& metrics_;
   Handler on_accept_;
-  std::function<bool()> may_accept_;
-  bool paused_ = false;
+  std::function<bool()> reserve_;
+  std::optional<boost::asio::ip::tcp::socket> held_;  // accepted, waiting for a slot
 };
 
 }  // namespace vrouter::net

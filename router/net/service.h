@@ -79,11 +79,18 @@ struct Service {
   std::atomic<std::shared_ptr<const core::RegionTable>> regions{
       std::make_shared<const core::RegionTable>()};
 
-  // Listeners stop accepting while this is false (connections wait in the kernel backlog).
-  bool AcceptingHandshakes() const {
-    return limits.max_handshakes == 0 ||
-           handshakes_in_flight.load(std::memory_order_relaxed) < limits.max_handshakes;
+  // A slot under --max-handshakes, taken by a listener for the connection it accepted, atomically
+  // (every worker thread has its own listener) and handed to the session, which gives it back
+  // when its handshake ends. False: the listener holds the connection and pauses; the others
+  // wait in the kernel backlog.
+  bool ReserveHandshake() {
+    std::uint32_t n = handshakes_in_flight.load(std::memory_order_relaxed);
+    do {
+      if (limits.max_handshakes != 0 && n >= limits.max_handshakes) return false;
+    } while (!handshakes_in_flight.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    return true;
   }
+  void ReleaseHandshake() { handshakes_in_flight.fetch_sub(1, std::memory_order_relaxed); }
   // The region of a client address per the table; empty when no range matches.
   std::string RegionOf(const core::IpAddress& ip) const {
     const auto table = regions.load();

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "router/core/absl_compat.h"
+#include "router/core/mutex.h"
 #include "router/core/watch_hub.h"
 
 namespace vrouter::net {
@@ -28,17 +28,17 @@ class SessionHandle : public core::PushSink {
 class SessionRegistry {
  public:
   void Add(std::uint64_t session, std::weak_ptr<SessionHandle> handle) {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     all_[session] = std::move(handle);
   }
   void Remove(std::uint64_t session) {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     all_.erase(session);
   }
 
   // Makes `session` the one session of `user`; returns the session it replaced, if any.
   std::shared_ptr<SessionHandle> Claim(std::string_view user, std::uint64_t session) {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     auto [it, inserted] = by_user_.try_emplace(AsAbsl(user), session);
     if (inserted || it->second == session) return nullptr;
     const std::uint64_t previous = it->second;
@@ -48,14 +48,14 @@ class SessionRegistry {
   }
   // Forgets `session` as the session of `user`, unless a newer one already claimed the user.
   void Release(std::string_view user, std::uint64_t session) {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     auto it = by_user_.find(AsAbsl(user));
     if (it != by_user_.end() && it->second == session) by_user_.erase(it);
   }
 
   // The live session speaking for `user` on this replica, if any.
   std::shared_ptr<SessionHandle> Find(std::string_view user) const {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     auto it = by_user_.find(AsAbsl(user));
     if (it == by_user_.end()) return nullptr;
     auto found = all_.find(it->second);
@@ -64,13 +64,13 @@ class SessionRegistry {
 
   // The live session with this id, if any.
   std::shared_ptr<SessionHandle> Get(std::uint64_t session) const {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     auto found = all_.find(session);
     return found == all_.end() ? nullptr : found->second.lock();
   }
 
   std::vector<std::shared_ptr<SessionHandle>> Snapshot() const {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     std::vector<std::shared_ptr<SessionHandle>> out;
     out.reserve(all_.size());
     for (const auto& [id, weak] : all_) {
@@ -79,12 +79,12 @@ class SessionRegistry {
     return out;
   }
   std::size_t size() const {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     return all_.size();
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable vrouter::Mutex mu_;
   absl::flat_hash_map<std::uint64_t, std::weak_ptr<SessionHandle>> all_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::uint64_t> by_user_ ABSL_GUARDED_BY(mu_);
 };

@@ -79,8 +79,8 @@ class WsSession final : public SessionHandle,
         transport_(transport),
         session_id_(service.next_session_id.fetch_add(1, std::memory_order_relaxed)),
         client_ip_(peer) {
+    // The handshake slot was reserved by the listener (Service::ReserveHandshake).
     service_.open_connections.fetch_add(1, std::memory_order_relaxed);
-    service_.handshakes_in_flight.fetch_add(1, std::memory_order_relaxed);
     service_.metrics.handshakes_in_flight->Increment();
   }
 
@@ -181,7 +181,7 @@ class WsSession final : public SessionHandle,
   void EndHandshake() {
     if (!in_handshake_) return;
     in_handshake_ = false;
-    service_.handshakes_in_flight.fetch_sub(1, std::memory_order_relaxed);
+    service_.ReleaseHandshake();
     service_.metrics.handshakes_in_flight->Decrement();
   }
 
@@ -573,18 +573,17 @@ void StartWsSession(tcp::socket socket, Service& service, core::Transport transp
                     std::shared_ptr<asio::ssl::context> tls) {
   // Listeners accept on their thread's io_context: rebind the descriptor to its concrete executor.
   const auto* executor = socket.get_executor().target<asio::io_context::executor_type>();
-  if (executor == nullptr) return;  // not accepted on an io_context: cannot happen
   boost::system::error_code ec;
   const auto protocol = socket.local_endpoint(ec).protocol();
-  if (ec) return;  // already reset by the peer
-  const auto remote = socket.remote_endpoint(ec).address();
-  if (ec) return;
+  const auto remote = ec ? asio::ip::address() : socket.remote_endpoint(ec).address();
+  // Not accepted on an io_context (cannot happen), or already reset by the peer.
+  if (executor == nullptr || ec) return service.ReleaseHandshake();
   const core::IpAddress peer = remote.is_v4()
                                    ? core::IpAddress::FromV4Bytes(remote.to_v4().to_bytes())
                                    : core::IpAddress::FromV6Bytes(remote.to_v6().to_bytes());
   Socket bound(*executor);
   bound.assign(protocol, socket.release(ec), ec);
-  if (ec) return;
+  if (ec) return service.ReleaseHandshake();
   // Small request/answer frames: no Nagle delay behind a delayed ACK (it stalled TLS
   // handshakes ~40 ms and every answer written while a previous one was unacknowledged).
   bound.set_option(tcp::no_delay(true), ec);

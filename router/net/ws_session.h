@@ -16,7 +16,8 @@ class context;
 
 namespace vrouter::net {
 
-// Takes ownership of an accepted socket and runs the session on the socket's executor.
+// Takes ownership of an accepted socket, and of the handshake slot its listener reserved
+// (Service::ReserveHandshake), and runs the session on the socket's executor.
 // `tls` is null for plain ws.
 void StartWsSession(boost::asio::ip::tcp::socket socket, Service& service,
                     core::Transport transport, std::shared_ptr<boost::asio::ssl::context> tls);

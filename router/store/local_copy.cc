@@ -15,7 +15,7 @@ LocalCopy::Shard& LocalCopy::ShardFor(std::string_view user) const {
 
 std::optional<core::Assignment> LocalCopy::Get(std::string_view user) const {
   Shard& shard = ShardFor(user);
-  absl::MutexLock lock(&shard.mu);
+  vrouter::MutexLock lock(&shard.mu);
   auto it = shard.map.find(AsAbsl(user));
   if (it == shard.map.end()) return std::nullopt;
   return it->second;
@@ -32,12 +32,12 @@ void LocalCopy::Lookup(std::span<const std::string> users,
 }
 
 bool LocalCopy::Holds(std::string_view space) const {
-  absl::MutexLock lock(&spaces_mu_);
+  vrouter::MutexLock lock(&spaces_mu_);
   return spaces_.contains(AsAbsl(space));
 }
 
 absl::flat_hash_map<std::string, std::int64_t> LocalCopy::SpaceLoad(std::string_view space) const {
-  absl::MutexLock lock(&spaces_mu_);
+  vrouter::MutexLock lock(&spaces_mu_);
   auto it = spaces_.find(AsAbsl(space));
   if (it == spaces_.end()) return {};
   return it->second.per_server;
@@ -46,7 +46,7 @@ absl::flat_hash_map<std::string, std::int64_t> LocalCopy::SpaceLoad(std::string_
 std::vector<core::Assignment> LocalCopy::SpaceRecords(std::string_view space) const {
   std::vector<std::string> users;
   {
-    absl::MutexLock lock(&spaces_mu_);
+    vrouter::MutexLock lock(&spaces_mu_);
     auto it = spaces_.find(AsAbsl(space));
     if (it == spaces_.end()) return {};
     users.assign(it->second.users.begin(), it->second.users.end());
@@ -65,7 +65,7 @@ std::vector<core::Assignment> LocalCopy::AssignedTo(std::string_view server,
   std::vector<core::Assignment> out;
   for (std::size_t i = 0; i < shard_count_ && out.size() < limit; ++i) {
     Shard& shard = shards_[i];
-    absl::MutexLock lock(&shard.mu);
+    vrouter::MutexLock lock(&shard.mu);
     for (const auto& [user, a] : shard.map) {
       if (a.server != server || a.replica != replica || a.session == 0) continue;
       out.push_back(a);
@@ -78,7 +78,7 @@ std::vector<core::Assignment> LocalCopy::AssignedTo(std::string_view server,
 std::size_t LocalCopy::size() const {
   std::size_t n = 0;
   for (std::size_t i = 0; i < shard_count_; ++i) {
-    absl::MutexLock lock(&shards_[i].mu);
+    vrouter::MutexLock lock(&shards_[i].mu);
     n += shards_[i].map.size();
   }
   return n;
@@ -91,7 +91,7 @@ void LocalCopy::Count(Space& s, const std::string& server, std::int64_t delta) {
 }
 
 void LocalCopy::AddSpace(std::string_view space) {
-  absl::MutexLock lock(&spaces_mu_);
+  vrouter::MutexLock lock(&spaces_mu_);
   spaces_.try_emplace(AsAbsl(space));
 }
 
@@ -99,14 +99,14 @@ std::optional<core::Assignment> LocalCopy::Upsert(const core::Assignment& a) {
   std::optional<core::Assignment> previous;
   {
     Shard& shard = ShardFor(a.user);
-    absl::MutexLock lock(&shard.mu);
+    vrouter::MutexLock lock(&shard.mu);
     auto [it, inserted] = shard.map.try_emplace(a.user, a);
     if (!inserted) {
       previous = std::move(it->second);
       it->second = a;
     }
   }
-  absl::MutexLock lock(&spaces_mu_);
+  vrouter::MutexLock lock(&spaces_mu_);
   if (previous) {
     auto old = spaces_.find(previous->space);
     if (old != spaces_.end()) {
@@ -124,14 +124,14 @@ std::optional<core::Assignment> LocalCopy::Erase(std::string_view space, std::st
   std::optional<core::Assignment> removed;
   {
     Shard& shard = ShardFor(user);
-    absl::MutexLock lock(&shard.mu);
+    vrouter::MutexLock lock(&shard.mu);
     auto it = shard.map.find(AsAbsl(user));
     // A user that moved to another held space is no longer this space's to erase.
     if (it == shard.map.end() || it->second.space != space) return std::nullopt;
     removed = std::move(it->second);
     shard.map.erase(it);
   }
-  absl::MutexLock lock(&spaces_mu_);
+  vrouter::MutexLock lock(&spaces_mu_);
   auto s = spaces_.find(AsAbsl(space));
   if (s != spaces_.end()) {
     s->second.users.erase(AsAbsl(user));
@@ -148,7 +148,7 @@ void LocalCopy::Replace(std::string_view space, const std::vector<core::Assignme
 
 void LocalCopy::DropSpace(std::string_view space) {
   for (const auto& a : SpaceRecords(space)) Erase(space, a.user);
-  absl::MutexLock lock(&spaces_mu_);
+  vrouter::MutexLock lock(&spaces_mu_);
   spaces_.erase(AsAbsl(space));
 }
 

@@ -13,8 +13,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/synchronization/mutex.h"
 #include "router/core/assignment.h"
+#include "router/core/mutex.h"
 
 namespace vrouter::store {
 
@@ -48,7 +48,7 @@ class LocalCopy {
 
  private:
   struct Shard {
-    mutable absl::Mutex mu;
+    mutable vrouter::Mutex mu;
     absl::flat_hash_map<std::string, core::Assignment> map ABSL_GUARDED_BY(mu);
   };
   struct Space {
@@ -61,7 +61,7 @@ class LocalCopy {
 
   std::unique_ptr<Shard[]> shards_;
   std::size_t shard_count_;
-  mutable absl::Mutex spaces_mu_;  // never held while taking a shard mutex, nor the reverse
+  mutable vrouter::Mutex spaces_mu_;  // never held while taking a shard mutex, nor the reverse
   absl::flat_hash_map<std::string, Space> spaces_ ABSL_GUARDED_BY(spaces_mu_);
 };
 

@@ -10,9 +10,9 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/synchronization/mutex.h"
 #include "router/core/absl_compat.h"
 #include "router/core/log.h"
+#include "router/core/mutex.h"
 #include "router/store/local_copy.h"
 #include "router/store/redis_schema.h"
 
@@ -106,19 +106,19 @@ class RedisStore::Impl {
 
   // ---------------------------------------------------------------- any thread
   void SetChangeListener(ChangeListener l) {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     listener_ = std::move(l);
   }
   void SetFleetListener(std::function<void(std::string_view)> l) {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     fleet_listener_ = std::move(l);
   }
   std::string Problem() const {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     return problem_;
   }
   absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const {
-    absl::MutexLock lock(&mu_);
+    vrouter::MutexLock lock(&mu_);
     return load_;
   }
 
@@ -554,7 +554,7 @@ class RedisStore::Impl {
     if (channel == redis::kFleetChannel) {
       std::function<void(std::string_view)> l;
       {
-        absl::MutexLock lock(&mu_);
+        vrouter::MutexLock lock(&mu_);
         l = fleet_listener_;
       }
       if (l) l(payload);
@@ -661,7 +661,7 @@ class RedisStore::Impl {
   void Notify(const core::AssignmentChange& change) {
     ChangeListener l;
     {
-      absl::MutexLock lock(&mu_);
+      vrouter::MutexLock lock(&mu_);
       l = listener_;
     }
     if (l) l(change);
@@ -759,7 +759,7 @@ class RedisStore::Impl {
 
   void OnDown(const std::string& why) {
     {
-      absl::MutexLock lock(&mu_);
+      vrouter::MutexLock lock(&mu_);
       problem_ = "redis unreachable: " + why;
     }
     metrics_.redis_up->Set(0);
@@ -779,7 +779,7 @@ class RedisStore::Impl {
       client_.Command({"SCRIPT", "LOAD", s->source()}, [](const RedisResult&) {});
     }
     {
-      absl::MutexLock lock(&mu_);
+      vrouter::MutexLock lock(&mu_);
       problem_.clear();
     }
     metrics_.redis_up->Set(1);
@@ -1008,7 +1008,7 @@ class RedisStore::Impl {
                           }
                         }
                         if (--sum->left > 0) return;
-                        absl::MutexLock lock(&mu_);
+                        vrouter::MutexLock lock(&mu_);
                         load_ = std::move(sum->load);
                       });
     }
@@ -1055,7 +1055,7 @@ class RedisStore::Impl {
   std::int64_t clock_offset_ms_ = 0;  // Redis clock minus this machine's, from the lease script
 
   // Any thread.
-  mutable absl::Mutex mu_;
+  mutable vrouter::Mutex mu_;
   std::string problem_ ABSL_GUARDED_BY(mu_) = "connecting to redis";
   absl::flat_hash_map<std::string, std::int64_t> load_ ABSL_GUARDED_BY(mu_);
   ChangeListener listener_ ABSL_GUARDED_BY(mu_);
