@@ -1,11 +1,11 @@
 #include "router/app/config.h"
 
 #include <algorithm>
-#include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <sstream>
 
+#include "router/core/ip_address.h"
 #include "router/net/admin_auth.h"
 
 namespace vrouter::app {
@@ -32,9 +32,7 @@ std::optional<HostPort> ParseHostPort(std::string_view text) {
     return std::nullopt;
   }
   std::string h(host == "localhost" ? "127.0.0.1" : host);
-  boost::system::error_code addr_ec;
-  boost::asio::ip::make_address(h, addr_ec);
-  if (addr_ec) return std::nullopt;
+  if (!core::IpAddress::Parse(h)) return std::nullopt;
   return HostPort{h, static_cast<std::uint16_t>(value)};
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "router/core/mutex.h"
 
 namespace vrouter::core {
 
@@ -50,7 +51,7 @@ class Fleet {
   }
 
  private:
-  std::atomic<std::shared_ptr<const FleetSnapshot>> current_;
+  AtomicSharedPtr<const FleetSnapshot> current_;
 };
 
 // Parses the `--video-servers` file: a JSON array of {"id","url","region","capacity"} with an

@@ -6,7 +6,7 @@
 #pragma once
 
 #include "absl/base/thread_annotations.h"
-#include "router/core/mutex.h"
+#include "absl/synchronization/mutex.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define VROUTER_STD_MUTEX 1
@@ -16,6 +16,8 @@
 #endif
 #endif
 
+#include <atomic>
+#include <memory>
 #ifdef VROUTER_STD_MUTEX
 #include <mutex>
 #endif
@@ -46,5 +48,35 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
 using Mutex = absl::Mutex;
 using MutexLock = absl::MutexLock;
 #endif
+
+// A shared_ptr read and replaced from any thread (configuration swapped on reload, the fleet
+// snapshot). std::atomic<std::shared_ptr> normally; under TSan a mutex, because libstdc++ 12
+// guards the pointer with its own lock bit, which TSan does not see (it reported the fleet
+// snapshot's swap as a race).
+template <typename T>
+class AtomicSharedPtr {
+ public:
+  explicit AtomicSharedPtr(std::shared_ptr<T> value) : value_(std::move(value)) {}
+#ifdef VROUTER_STD_MUTEX
+  std::shared_ptr<T> load() const {
+    MutexLock lock(&mu_);
+    return value_;
+  }
+  void store(std::shared_ptr<T> value) {
+    MutexLock lock(&mu_);
+    value_.swap(value);
+  }
+
+ private:
+  mutable Mutex mu_;
+  std::shared_ptr<T> value_;
+#else
+  std::shared_ptr<T> load() const { return value_.load(); }
+  void store(std::shared_ptr<T> value) { value_.store(std::move(value)); }
+
+ private:
+  std::atomic<std::shared_ptr<T> > value_;
+#endif
+};
 
 }  // namespace vrouter

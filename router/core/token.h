@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "proto/error_code.h"
+#include "router/core/mutex.h"
 
 namespace vrouter::core {
 
@@ -75,7 +76,7 @@ class SharedKeyRing {
   }
 
  private:
-  std::atomic<std::shared_ptr<const TokenKeyRing>> ring_;
+  AtomicSharedPtr<const TokenKeyRing> ring_;
 };
 
 // `leeway_seconds` tolerates clock skew between the token issuer and this replica on exp and nbf.

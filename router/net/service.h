@@ -76,8 +76,7 @@ struct Service {
   core::PerIpCounter per_ip{};
   std::atomic<std::uint32_t> handshakes_in_flight{0};
   // The CIDR -> region table, swapped when its file changes.
-  std::atomic<std::shared_ptr<const core::RegionTable>> regions{
-      std::make_shared<const core::RegionTable>()};
+  AtomicSharedPtr<const core::RegionTable> regions{std::make_shared<const core::RegionTable>()};
 
   // A slot under --max-handshakes, taken by a listener for the connection it accepted, atomically
   // (every worker thread has its own listener) and handed to the session, which gives it back

@@ -10,6 +10,8 @@
 #include <variant>
 #include <vector>
 
+#include "router/core/mutex.h"
+
 namespace boost::asio::ssl {
 class context;
 }
@@ -34,7 +36,7 @@ class TlsContextHolder {
   void Set(std::shared_ptr<boost::asio::ssl::context> ctx) { ctx_.store(std::move(ctx)); }
 
  private:
-  std::atomic<std::shared_ptr<boost::asio::ssl::context>> ctx_;
+  AtomicSharedPtr<boost::asio::ssl::context> ctx_{nullptr};
 };
 
 }  // namespace vrouter::net
