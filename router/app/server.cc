@@ -131,7 +131,6 @@ struct Server::Impl {
   std::unique_ptr<net::FleetController> fleet_control;
   std::unique_ptr<net::Service> service;
   net::TlsContextHolder tls;
-  std::unique_ptr<asio::steady_timer> reload_timer;
   std::string tls_fingerprint, keys_fingerprint, regions_fingerprint;
 
   std::vector<std::unique_ptr<asio::io_context>> ios;
@@ -143,6 +142,7 @@ struct Server::Impl {
   std::unique_ptr<asio::steady_timer> sweep_timer;
   std::unique_ptr<asio::steady_timer> fleet_timer;
   std::unique_ptr<asio::steady_timer> drain_timer;
+  std::unique_ptr<asio::steady_timer> reload_timer;  // after `ios`: destroyed before them
   std::unique_ptr<asio::signal_set> signals;
   std::atomic<bool> shutdown_started{false};
   std::atomic<bool> started{false};
