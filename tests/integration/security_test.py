@@ -41,20 +41,20 @@ import hashlib
 import hmac
 import json
 import os
-import re
-import signal
 import socket
 import ssl
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 import warnings
 
 import websockets
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vrouter_process  # noqa: E402  (beside this file)
+from vrouter_process import metric  # noqa: E402
 
 VROUTER = sys.argv[1]
 SECRET = "security-test-client-secret"
@@ -152,92 +152,26 @@ def replace_file(path, data, tmp_dir):
 
 
 # ---------------------------------------------------------------------------------------------
-# Router process and metrics
+# Router process
 
-def parse_metrics(text):
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, value = line.rsplit(" ", 1)
-        name, _, rest = key.partition("{")
-        out[(name, frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', rest)))] = float(value)
-    return out
-
-
-def metric(parsed, name, **labels):
-    want = {(k, str(v)) for k, v in labels.items()}
-    values = [v for (n, ls), v in parsed.items() if n == name and want <= ls]
-    assert values, f"metric {name}{labels or ''} missing from /metrics"
-    return sum(values)
-
-
-class Router:
-    """A vrouter process; its JSON log (stdout) is pumped into `lines` by a thread."""
+class Router(vrouter_process.Router):
+    """A replica of VROUTER with this test's client secret (`secret`; None: none) and no other
+    VROUTER_* variable, stderr in `lines`; metrics() and metric() off the event loop; stop()
+    requires exit 0."""
 
     def __init__(self, name, args, secret=SECRET, tls=False):
-        self.name = name
         env = {k: v for k, v in os.environ.items() if not k.startswith("VROUTER_")}
         if secret:
             env["VROUTER_AUTH_SECRET"] = secret
-        listeners = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
-        if tls:
-            listeners += ["--tls-listen", "127.0.0.1:0"]
-        self.proc = subprocess.Popen(
-            [VROUTER, *listeners, "--replica-id", name, "--drain-window-ms", "300",
-             "--log-level", "debug", *args], env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
+        super().__init__(VROUTER, args, env, name, tls=tls, drain_window_ms=300,
+                         start_timeout=15, stop_timeout=10)
         STARTED.append(self.proc)
-        self.lines = []
-        threading.Thread(target=self._pump, daemon=True).start()
-        deadline = time.monotonic() + 15
-        while not (listening := self.events("listening")):
-            assert self.proc.poll() is None, (
-                f"{name}: router exited {self.proc.returncode} at start:\n" + "".join(self.lines))
-            assert time.monotonic() < deadline, f"{name}: router did not start"
-            time.sleep(0.02)
-        port = lambda url: int(url.rsplit(":", 1)[1].split("/")[0]) if url else None  # noqa: E731
-        self.ws, self.wss = port(listening[0]["ws"]), port(listening[0]["wss"])
-        self.admin = port(listening[0]["admin"])
-
-    def _pump(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def events(self, name, **fields):
-        out = []
-        for line in list(self.lines):
-            if f'"{name}"' not in line:
-                continue
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            if e.get("event") == name and all(e.get(k) == v for k, v in fields.items()):
-                out.append(e)
-        return out
-
-    def _metrics(self):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/metrics", timeout=5) as r:
-            return parse_metrics(r.read().decode())
 
     async def metrics(self):
-        return await asyncio.to_thread(self._metrics)
+        return await asyncio.to_thread(super().metrics)
 
     async def metric(self, name, **labels):
         return metric(await self.metrics(), name, **labels)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"{self.name}: did not exit within 10 s of SIGTERM")
-        assert self.proc.returncode == 0, (
-            f"{self.name}: exited {self.proc.returncode}; last output:\n" + "".join(self.lines[-80:]))
 
 
 async def eventually(what, check, timeout=5, every=0.05):
