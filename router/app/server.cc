@@ -12,6 +12,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -199,97 +200,87 @@ struct Server::Impl {
     });
   }
 
+  // Re-reads one file-backed setting when its files changed (always at start-up). `load` builds
+  // and installs the new version, returning "", or returns why it cannot, and then the previous
+  // version stays in service: at start-up the error is returned, later it is logged and counted.
+  std::string ReloadIfChanged(core::Metrics::Reloadable what, std::string_view failed_event,
+                              const std::vector<std::string>& files, std::string& fingerprint,
+                              bool initial, const std::function<std::string()>& load) {
+    std::string now = FilesFingerprint(files);
+    if (!initial && now == fingerprint) return {};
+    fingerprint = std::move(now);
+    const std::string error = load();
+    const auto i = static_cast<int>(what);
+    if (error.empty()) {
+      if (!initial) metrics.reloads_ok[i]->Increment();
+      return {};
+    }
+    if (initial) return error;
+    metrics.reloads_failed[i]->Increment();
+    log::Error(failed_event, {{"error", error}, {"kept", "the previous version"}});
+    return {};
+  }
+
   std::string ReloadTls(bool initial) {
     if (!config.tls_listen) return {};
     std::vector<std::string> files = config.tls_certs;
     files.insert(files.end(), config.tls_keys.begin(), config.tls_keys.end());
-    std::string fingerprint = FilesFingerprint(files);
-    if (!initial && fingerprint == tls_fingerprint) return {};
-    tls_fingerprint = std::move(fingerprint);
-    auto loaded = net::MakeServerTlsContext(config.tls_certs, config.tls_keys);
-    const auto what = static_cast<int>(core::Metrics::Reloadable::kTls);
-    std::string error;
-    if (auto* err = std::get_if<std::string>(&loaded)) {
-      error = *err;
-    } else if (auto& tls_loaded = std::get<net::ServerTls>(loaded);
-               !initial && tls_loaded.not_after_unix != 0 &&
-               tls_loaded.not_after_unix <= service->unix_seconds()) {
-      error = "the new certificate has expired";
-    }
-    if (!error.empty()) {
-      if (initial) return error;
-      metrics.reloads_failed[what]->Increment();
-      log::Error("tls_reload_failed", {{"error", error}, {"kept", "the previous certificate"}});
-      return {};
-    }
-    auto& ok = std::get<net::ServerTls>(loaded);
-    tls.Set(std::move(ok.context));
-    metrics.tls_cert_expiry->Set(static_cast<double>(ok.not_after_unix));
-    if (!initial) {
-      metrics.reloads_ok[what]->Increment();
-      log::Info("tls_reloaded", {{"not_after_unix", ok.not_after_unix}});
-    }
-    return {};
+    return ReloadIfChanged(
+        core::Metrics::Reloadable::kTls, "tls_reload_failed", files, tls_fingerprint, initial,
+        [&]() -> std::string {
+          auto loaded = net::MakeServerTlsContext(config.tls_certs, config.tls_keys);
+          if (auto* err = std::get_if<std::string>(&loaded)) return *err;
+          auto& ok = std::get<net::ServerTls>(loaded);
+          if (!initial && ok.not_after_unix != 0 && ok.not_after_unix <= service->unix_seconds()) {
+            return "the new certificate has expired";
+          }
+          tls.Set(std::move(ok.context));
+          metrics.tls_cert_expiry->Set(static_cast<double>(ok.not_after_unix));
+          if (!initial) log::Info("tls_reloaded", {{"not_after_unix", ok.not_after_unix}});
+          return {};
+        });
   }
 
   std::string ReloadRegions(bool initial) {
     const std::string& file = config.region_cidrs_file;
     if (file.empty()) return {};
-    std::string fingerprint = FilesFingerprint({file});
-    if (!initial && fingerprint == regions_fingerprint) return {};
-    regions_fingerprint = std::move(fingerprint);
-    const auto what = static_cast<int>(core::Metrics::Reloadable::kRegionCidrs);
-    std::string error;
-    auto text = ReadFile(file);
-    std::variant<core::RegionTable, std::string> table = std::string();
-    if (text.index() == 1) {
-      error = std::get<1>(text);
-    } else {
-      table = core::RegionTable::Parse(std::get<0>(text));
-      if (auto* err = std::get_if<std::string>(&table)) error = *err;
-    }
-    if (!error.empty()) {
-      if (initial) return "--region-cidrs " + file + ": " + error;
-      metrics.reloads_failed[what]->Increment();
-      log::Error("region_cidrs_reload_failed", {{"error", error}, {"kept", "the previous table"}});
-      return {};
-    }
-    auto parsed =
-        std::make_shared<const core::RegionTable>(std::get<core::RegionTable>(std::move(table)));
-    const std::size_t ranges = parsed->size();
-    service->regions.store(std::move(parsed));
-    if (!initial) {
-      metrics.reloads_ok[what]->Increment();
-      log::Info("region_cidrs_reloaded", {{"ranges", ranges}});
-    }
-    return {};
+    return ReloadIfChanged(core::Metrics::Reloadable::kRegionCidrs, "region_cidrs_reload_failed",
+                           {file}, regions_fingerprint, initial, [&]() -> std::string {
+                             auto text = ReadFile(file);
+                             if (text.index() == 1)
+                               return "--region-cidrs " + file + ": " + std::get<1>(text);
+                             auto table = core::RegionTable::Parse(std::get<0>(text));
+                             if (auto* err = std::get_if<std::string>(&table))
+                               return "--region-cidrs " + file + ": " + *err;
+                             auto parsed = std::make_shared<const core::RegionTable>(
+                                 std::get<core::RegionTable>(std::move(table)));
+                             if (!initial)
+                               log::Info("region_cidrs_reloaded", {{"ranges", parsed->size()}});
+                             service->regions.store(std::move(parsed));
+                             return {};
+                           });
   }
 
   std::string ReloadKeys(bool initial) {
-    std::string fingerprint =
-        config.auth_keys_dir.empty() ? std::string() : FilesFingerprint({config.auth_keys_dir});
-    if (!initial && fingerprint == keys_fingerprint) return {};
-    keys_fingerprint = std::move(fingerprint);
-    auto loaded = LoadClientKeys(config.auth_secret, config.auth_keys_dir);
-    const auto what = static_cast<int>(core::Metrics::Reloadable::kAuthKeys);
-    if (auto* err = std::get_if<std::string>(&loaded)) {
-      if (initial) return *err;
-      metrics.reloads_failed[what]->Increment();
-      log::Error("auth_keys_reload_failed", {{"error", *err}, {"kept", "the previous keys"}});
-      return {};
-    }
-    auto& ring = std::get<core::TokenKeyRing>(loaded);
-    std::string kids;
-    for (const auto& k : ring.keys()) {
-      kids += (kids.empty() ? "" : ",") + (k.kid.empty() ? std::string("-") : k.kid) + ":" +
-              std::string(core::TokenAlgName(k.alg));
-    }
-    service->client_keys.Set(std::move(ring));
-    if (!initial) {
-      metrics.reloads_ok[what]->Increment();
-      log::Info("auth_keys_reloaded", {{"keys", kids}});
-    }
-    return {};
+    // --auth-secret alone is read once; the directory, when there is one, is watched.
+    std::vector<std::string> files;
+    if (!config.auth_keys_dir.empty()) files.push_back(config.auth_keys_dir);
+    if (files.empty() && !initial) return {};
+    return ReloadIfChanged(core::Metrics::Reloadable::kAuthKeys, "auth_keys_reload_failed", files,
+                           keys_fingerprint, initial, [&]() -> std::string {
+                             auto loaded = LoadClientKeys(config.auth_secret, config.auth_keys_dir);
+                             if (auto* err = std::get_if<std::string>(&loaded)) return *err;
+                             auto& ring = std::get<core::TokenKeyRing>(loaded);
+                             std::string kids;
+                             for (const auto& k : ring.keys()) {
+                               kids += (kids.empty() ? "" : ",") +
+                                       (k.kid.empty() ? std::string("-") : k.kid) + ":" +
+                                       std::string(core::TokenAlgName(k.alg));
+                             }
+                             service->client_keys.Set(std::move(ring));
+                             if (!initial) log::Info("auth_keys_reloaded", {{"keys", kids}});
+                             return {};
+                           });
   }
 
   // Every report interval: ejections, staleness, migrations, fleet metrics.

@@ -81,7 +81,7 @@ MAX_MESSAGE = 16384        # --max-message-bytes
 SEND_QUEUE = 65536         # --send-queue-bytes
 LEEWAY_S = 30              # --token-leeway-s (the default)
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
-STARTED = []               # every process this test started, stopped in main()'s finally
+STARTED = vrouter_process.STARTED  # every process this test started (killed at the end)
 
 
 def sanitized(binary):
@@ -146,7 +146,6 @@ class Router(vrouter_process.Router):
                          dict(os.environ, VROUTER_AUTH_SECRET=CLIENT_SECRET,
                               VROUTER_VIDEO_SERVER_SECRET=SERVER_SECRET, **(env or {})),
                          name, prefix, stderr=None)
-        STARTED.append(self.proc)
         self.max_connections = self.listening["max_connections"]
 
     def servers(self):
@@ -1234,12 +1233,17 @@ async def case_f_clock_jumps(tmp):
 
         async def register_probe(expected_code, token):
             """A refused register, to get a log line stamped with the router's wall clock."""
+            seen = len(r.events("video_server_auth_failed", server="clock-probe"))
             x = RawVideoServer(r.ws, "clock-probe")
             m = await x.connect(token=token)
             assert m["type"] == "error" and m["code"] == expected_code, m
             await x.next()
-            line = r.events("video_server_auth_failed", server="clock-probe")[-1]
-            return log_time(line) - time.time()
+            # The log line is pumped from the router's stdout by a thread: wait for it.
+            deadline = time.monotonic() + 5
+            while len(lines := r.events("video_server_auth_failed", server="clock-probe")) <= seen:
+                assert time.monotonic() < deadline, "no video_server_auth_failed log line"
+                await asyncio.sleep(0.02)
+            return log_time(lines[-1]) - time.time()
 
         await hold("before the jumps")
 
@@ -1302,10 +1306,7 @@ def main():
                 await asyncio.gather(case_f_clock_jumps(tmp), probe_idle_ping_bug())
             asyncio.run(asyncio.wait_for(run(), 110))
         finally:
-            for proc in STARTED:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            vrouter_process.kill_started()
     print(f"fault test: ok ({time.monotonic() - started:.1f} s)")
 
 

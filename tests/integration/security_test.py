@@ -58,7 +58,6 @@ from vrouter_process import metric  # noqa: E402
 
 VROUTER = sys.argv[1]
 SECRET = "security-test-client-secret"
-STARTED = []  # every process this test started, killed in main()'s finally if still running
 RELOAD_MS = 200
 # websockets 10-13 (Debian 12: 10.4) call it extra_headers; 14+ additional_headers.
 HEADERS_KW = ("extra_headers" if int(websockets.__version__.split(".")[0]) < 14
@@ -165,7 +164,6 @@ class Router(vrouter_process.Router):
             env["VROUTER_AUTH_SECRET"] = secret
         super().__init__(VROUTER, args, env, name, tls=tls, drain_window_ms=300,
                          start_timeout=15, stop_timeout=10)
-        STARTED.append(self.proc)
 
     async def metrics(self):
         return await asyncio.to_thread(super().metrics)
@@ -993,10 +991,7 @@ def main():
                     await case(case_tmp)
             asyncio.run(asyncio.wait_for(run(), 85))
         finally:
-            for proc in STARTED:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            vrouter_process.kill_started()
     print(f"security test: ok ({time.monotonic() - started:.1f} s)")
 
 

@@ -14,6 +14,17 @@ import time
 import urllib.request
 
 
+STARTED = []  # every process a test started (routers here, and whatever else it adds)
+
+
+def kill_started():
+    """Kills whatever STARTED still runs: the last thing a test's main() does, pass or fail."""
+    for proc in STARTED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def parse_metrics(text):
     """Prometheus text -> {(name, frozenset(labels)): value}."""
     out = {}
@@ -62,6 +73,7 @@ class Router:
             [*prefix, binary, *listeners, "--replica-id", name, "--drain-window-ms",
              str(drain_window_ms), "--log-level", "debug", *args],
             env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        STARTED.append(self.proc)
         self.pid = self.proc.pid
         self.lines = []
         threading.Thread(target=self._pump, daemon=True).start()
