@@ -2,13 +2,11 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 #include <deque>
 #include <optional>
 #include <random>
@@ -19,6 +17,7 @@
 #include "router/core/log.h"
 #include "router/core/proxy_protocol.h"
 #include "router/net/client_protocol.h"
+#include "router/net/tls_stream.h"
 #include "router/net/video_server_protocol.h"
 
 namespace vrouter::net {
@@ -30,12 +29,11 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-// A bare socket bound to its io_context's executor type (not any_io_executor, not Beast's
-// tcp_stream): every read and write would otherwise copy a type-erased executor and re-arm
-// tcp_stream's timer. Deadlines are the session's own timer (below), not per operation.
-using Socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
+// A bare socket (net::Socket) bound to its io_context's executor type (not any_io_executor, not
+// Beast's tcp_stream): every read and write would otherwise copy a type-erased executor and re-arm
+// tcp_stream's timer. Deadlines are the session's own timer (below), not per operation. wss is
+// TlsStream (OpenSSL on that socket, no per-connection record buffers; tls_stream.h).
 using PlainStream = Socket;
-using TlsStream = beast::ssl_stream<Socket>;
 using SteadyClock = std::chrono::steady_clock;
 
 // Upgrade requests are a few hundred bytes; 8 KiB of headers is generous and bounds a slowloris.
@@ -157,7 +155,7 @@ class WsSession final : public SessionHandle,
  private:
   static websocket::stream<NextLayer> MakeStream(Socket socket, asio::ssl::context* tls) {
     if constexpr (std::is_same_v<NextLayer, TlsStream>) {
-      return websocket::stream<NextLayer>(std::move(socket), *tls);
+      return websocket::stream<NextLayer>(std::move(socket), tls->native_handle());
     } else {
       (void)tls;
       return websocket::stream<NextLayer>(std::move(socket));
@@ -223,16 +221,17 @@ class WsSession final : public SessionHandle,
 
   void StartHandshake() {
     if constexpr (std::is_same_v<NextLayer, TlsStream>) {
-      // (ec, used) as Asio calls it; also callable as (ec) because Beast 1.81's constraint on
-      // the buffered handshake checks the unbuffered signature.
-      auto done = [self = this->shared_from_this()](beast::error_code ec, auto... used) {
-        (self->buffer_.consume(used), ...);
+      // Bytes read with the PROXY header belong to the ClientHello.
+      if (buffer_.size() > 0) {
+        const auto data = buffer_.cdata();
+        ws_.next_layer().Prepend({static_cast<const char*>(data.data()), data.size()});
+        buffer_.clear();
+        buffer_.shrink_to_fit();
+      }
+      ws_.next_layer().async_handshake([self = this->shared_from_this()](beast::error_code ec) {
         if (ec) return self->HandshakeFailed("tls_handshake", ec);
         self->ReadUpgrade();
-      };
-      // Bytes read with the PROXY header belong to the ClientHello.
-      ws_.next_layer().async_handshake(asio::ssl::stream_base::server, buffer_.cdata(),
-                                       std::move(done));
+      });
     } else {
       ReadUpgrade();  // bytes after a PROXY header are the start of the request, in buffer_
     }

@@ -1,0 +1,75 @@
+// The OpenSSL half of a server-side TLS stream, free of Asio's templates: one SSL object reading
+// and writing the connection's socket directly, one non-blocking step at a time. TlsStream
+// (tls_stream.h) waits for the socket between steps.
+//
+// Why not Asio's ssl::stream: it keeps two 17 KiB record buffers per connection for its whole
+// life, plus a 17 KiB BIO pair, ~60 KB of an idle wss connection's memory. Here OpenSSL reads
+// from and writes to the socket itself (SSL_MODE_RELEASE_BUFFERS frees its record buffers while
+// nothing is in flight), so an idle connection holds little more than its SSL object.
+#pragma once
+
+#include <boost/asio/basic_stream_socket.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+struct ssl_st;
+struct ssl_ctx_st;
+
+namespace vrouter::net {
+
+// A bare socket bound to its io_context's concrete executor (what sessions use).
+using Socket =
+    boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
+
+// What one non-blocking OpenSSL call came to.
+struct TlsStep {
+  enum class Kind { kDone, kWantRead, kWantWrite, kFailed };
+  Kind kind = Kind::kDone;
+  std::size_t bytes = 0;            // kDone: bytes read or written
+  boost::system::error_code error;  // kFailed: eof after the peer's close_notify or a lost peer
+                                    // (asio::error::eof), a socket error, or a TLS error
+};
+
+class TlsConnection {
+ public:
+  // `socket` must outlive this; it is read from and written to only while open, so a step after
+  // the session closed it fails with bad_descriptor instead of touching a reused descriptor.
+  TlsConnection(ssl_ctx_st* context, Socket& socket);
+  ~TlsConnection();
+  TlsConnection(const TlsConnection&) = delete;
+  TlsConnection& operator=(const TlsConnection&) = delete;
+
+  // Bytes already read from the socket that belong to the TLS stream (those after a PROXY
+  // protocol header): OpenSSL reads them before the socket.
+  void Prepend(std::string_view bytes);
+
+  TlsStep Handshake();
+  TlsStep Read(void* data, std::size_t size);
+  TlsStep Write(const void* data, std::size_t size);
+  // Sends close_notify (once); does not wait for the peer's.
+  TlsStep Shutdown();
+
+  // After a failed step OpenSSL must not be called again (no close_notify after a fatal error).
+  bool failed() const { return failed_; }
+
+ private:
+  friend struct TlsBio;
+  TlsStep Finish(int result, std::size_t bytes);
+  int ReadSocket(char* out, int size);
+  int WriteSocket(const char* data, int size);
+
+  ssl_st* ssl_ = nullptr;
+  Socket& socket_;
+  std::string prefix_;  // Prepend()ed bytes not read yet
+  int last_errno_ = 0;  // the socket error of the last read or write (EAGAIN: try later)
+  bool eof_ = false;    // the peer closed its side
+  bool failed_ = false;
+  boost::system::error_code failure_;  // what every step returns once failed_
+  bool shutdown_sent_ = false;
+};
+
+}  // namespace vrouter::net
