@@ -10,7 +10,7 @@ namespace tls_detail {
 
 std::pair<const void*, std::size_t> Gather(const boost::asio::const_buffer* first,
                                            const boost::asio::const_buffer* last) {
-  constexpr std::size_t kRecord = 16 * 1024;  // TLS's largest record payload
+  constexpr std::size_t kRecord = std::size_t{16} * 1024;  // TLS's largest record payload
   if (last - first == 1 || first->size() >= kRecord) return {first->data(), first->size()};
   thread_local std::array<char, kRecord> scratch;
   std::size_t n = 0;

@@ -569,7 +569,7 @@ class WsSession final : public SessionHandle,
 }  // namespace
 
 void StartWsSession(tcp::socket socket, Service& service, core::Transport transport,
-                    std::shared_ptr<asio::ssl::context> tls) {
+                    const std::shared_ptr<asio::ssl::context>& tls) {
   // Listeners accept on their thread's io_context: rebind the descriptor to its concrete executor.
   const auto* executor = socket.get_executor().target<asio::io_context::executor_type>();
   boost::system::error_code ec;

@@ -20,6 +20,7 @@ namespace vrouter::net {
 // (Service::ReserveHandshake), and runs the session on the socket's executor.
 // `tls` is null for plain ws.
 void StartWsSession(boost::asio::ip::tcp::socket socket, Service& service,
-                    core::Transport transport, std::shared_ptr<boost::asio::ssl::context> tls);
+                    core::Transport transport,
+                    const std::shared_ptr<boost::asio::ssl::context>& tls);
 
 }  // namespace vrouter::net
