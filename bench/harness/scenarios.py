@@ -56,7 +56,8 @@ def generator_argv(spec):
         argv += ["--broken", spec["broken"]]
     argv += ["--t0-unix-ms", str(int(spec["t0_unix_ms"])),
              "--timeline", spec["timeline"], "--report", spec["report"]]
-    return argv + list(spec.get("extra") or [])
+    # --load-arg replaces the harness's own value of a flag (e.g. --step-ms), as --router-arg does.
+    return planlib.merge_flags(argv, list(spec.get("extra") or []))
 
 
 def target(name, value, limit, op="<="):
