@@ -7,13 +7,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-#include <deque>
 #include <optional>
 #include <random>
 
 #include "proto/fleet_messages.h"
 #include "proto/messages.h"
 #include "router/core/forwarded_for.h"
+#include "router/core/frame_queue.h"
 #include "router/core/log.h"
 #include "router/core/proxy_protocol.h"
 #include "router/net/client_protocol.h"
@@ -238,7 +238,7 @@ class WsSession final : public SessionHandle,
   }
 
   void ReadUpgrade() {
-    parser_.emplace();
+    parser_ = std::make_unique<http::request_parser<http::empty_body>>();
     parser_->header_limit(kMaxUpgradeHeaderBytes);
     parser_->body_limit(0);
     http::async_read(ws_.next_layer(), buffer_, *parser_,
@@ -539,7 +539,7 @@ class WsSession final : public SessionHandle,
 
   websocket::stream<NextLayer> ws_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::empty_body>> parser_;
+  std::unique_ptr<http::request_parser<http::empty_body>> parser_;  // during the handshake
   // Handshake deadline, then hello deadline and idle checks, then delayed closes (goaway).
   asio::steady_timer timer_;
   Service& service_;
@@ -548,7 +548,7 @@ class WsSession final : public SessionHandle,
   Peer peer_ = Peer::kClient;
   std::unique_ptr<SessionProtocol> protocol_;
 
-  std::deque<core::Frame> queue_;
+  core::FifoQueue<core::Frame> queue_;
   std::size_t queued_bytes_ = 0;
   std::optional<std::pair<std::uint16_t, std::string>> pending_close_;
   bool writing_ = false;
