@@ -1,15 +1,16 @@
 #include "bench/common/ws_client.h"
 
 #include <boost/asio/connect.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 #include <deque>
 #include <type_traits>
 #include <utility>
+
+#include "router/net/tls_stream.h"
 
 namespace vrouter::bench {
 namespace {
@@ -21,32 +22,50 @@ namespace websocket = beast::websocket;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
+// ws over Beast's tcp_stream (its timer bounds the connect); wss over the router's own TLS stream
+// in its client role (OpenSSL on the socket, no per-connection record buffers: the generator
+// holds tens of thousands of them), with a timer of its own for the connect and TLS handshake.
 template <class Next>
 class Conn final : public WsConn, public std::enable_shared_from_this<Conn<Next>> {
  public:
-  static constexpr bool kTls = !std::is_same_v<Next, beast::tcp_stream>;
+  static constexpr bool kTls = std::is_same_v<Next, net::TlsStream>;
 
   template <class... Args>
   Conn(const ConnTarget& target, ConnListener* listener, const WsClientOptions& options,
-       Args&&... args)
-      : target_(target), options_(options), listener_(listener), ws_(std::forward<Args>(args)...) {}
+       asio::io_context& io, Args&&... args)
+      : target_(target),
+        options_(options),
+        listener_(listener),
+        ws_(std::forward<Args>(args)...),
+        timer_(io) {}
 
   void Start() override {
     times_.started = WsClock::now();
-    beast::get_lowest_layer(ws_).expires_after(options_.connect_timeout);
-    beast::get_lowest_layer(ws_).async_connect(
-        target_.endpoints,
-        [self = this->shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
-          if (ec) return self->Opened(ec, OpenStage::kConnect);
-          self->times_.tcp_connected = WsClock::now();
-          beast::error_code ignored;
-          beast::get_lowest_layer(self->ws_).socket().set_option(tcp::no_delay(true), ignored);
-          if constexpr (kTls) {
-            self->TlsHandshake();
-          } else {
-            self->WsHandshake();
-          }
-        });
+    auto connected = [self = this->shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+      if (ec) {
+        self->timer_.cancel();
+        return self->Opened(ec, OpenStage::kConnect);
+      }
+      self->times_.tcp_connected = WsClock::now();
+      beast::error_code ignored;
+      self->Socket().set_option(tcp::no_delay(true), ignored);
+      if constexpr (kTls) {
+        self->TlsHandshake();
+      } else {
+        self->WsHandshake();
+      }
+    };
+    if constexpr (kTls) {
+      timer_.expires_after(options_.connect_timeout);
+      timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+        beast::error_code ignored;
+        if (!ec) self->Socket().close(ignored);  // the pending connect or handshake fails
+      });
+      asio::async_connect(Socket(), target_.endpoints, std::move(connected));
+    } else {
+      beast::get_lowest_layer(ws_).expires_after(options_.connect_timeout);
+      beast::get_lowest_layer(ws_).async_connect(target_.endpoints, std::move(connected));
+    }
   }
 
   void Send(std::string frame) override {
@@ -59,8 +78,8 @@ class Conn final : public WsConn, public std::enable_shared_from_this<Conn<Next>
     listener_ = nullptr;
     open_ = false;
     beast::error_code ignored;
-    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
-    beast::get_lowest_layer(ws_).close();
+    Socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Socket().close(ignored);
   }
 
   void Close(std::uint16_t code, std::function<void()> done) override {
@@ -79,23 +98,37 @@ class Conn final : public WsConn, public std::enable_shared_from_this<Conn<Next>
   const OpenTimes& times() const override { return times_; }
 
  private:
+  auto& Socket() {
+    if constexpr (kTls) {
+      return ws_.next_layer().next_layer();
+    } else {
+      return beast::get_lowest_layer(ws_).socket();
+    }
+  }
+
   void TlsHandshake() {
     if constexpr (kTls) {
       auto& tls = ws_.next_layer();
-      if (!IsIpLiteral(target_.host)) {
-        SSL_set_tlsext_host_name(tls.native_handle(), target_.host.c_str());
+      if (!tls.ExpectServer(target_.host)) {
+        timer_.cancel();
+        return Opened(make_error_code(boost::system::errc::invalid_argument), OpenStage::kTls);
       }
-      if (target_.verify) tls.set_verify_callback(ssl::host_name_verification(target_.host));
-      tls.async_handshake(ssl::stream_base::client,
-                          [self = this->shared_from_this()](beast::error_code ec) {
-                            if (ec) return self->Opened(ec, OpenStage::kTls);
-                            self->WsHandshake();
-                          });
+      tls.async_handshake([self = this->shared_from_this()](beast::error_code ec) {
+        if (ec) {
+          self->timer_.cancel();
+          return self->Opened(ec, OpenStage::kTls);
+        }
+        self->WsHandshake();
+      });
     }
   }
 
   void WsHandshake() {
-    beast::get_lowest_layer(ws_).expires_never();
+    if constexpr (kTls) {
+      timer_.cancel();  // Beast's handshake timeout takes over
+    } else {
+      beast::get_lowest_layer(ws_).expires_never();
+    }
     websocket::stream_base::timeout timeouts{};
     timeouts.handshake_timeout = options_.handshake_timeout;
     if (options_.idle_timeout.count() > 0) {
@@ -158,7 +191,8 @@ class Conn final : public WsConn, public std::enable_shared_from_this<Conn<Next>
   void SendClose() {
     ws_.async_close(websocket::close_reason(close_code_),
                     [self = this->shared_from_this()](beast::error_code) {
-                      beast::get_lowest_layer(self->ws_).close();
+                      beast::error_code ignored;
+                      self->Socket().close(ignored);
                       if (auto done = std::move(self->close_done_)) done();
                     });
   }
@@ -177,7 +211,8 @@ class Conn final : public WsConn, public std::enable_shared_from_this<Conn<Next>
                       if (ec) {
                         self->writing_ = false;
                         if (auto done = std::move(self->close_done_)) {
-                          beast::get_lowest_layer(self->ws_).close();
+                          beast::error_code ignored;
+                          self->Socket().close(ignored);
                           done();
                         }
                         return self->Closed(ec);
@@ -195,7 +230,8 @@ class Conn final : public WsConn, public std::enable_shared_from_this<Conn<Next>
     const auto& reason = ws_.reason();
     const auto code =
         reason.code == 0 ? std::uint16_t{1006} : static_cast<std::uint16_t>(reason.code);
-    beast::get_lowest_layer(ws_).close();
+    beast::error_code ignored;
+    Socket().close(ignored);
     l->OnClosed(ec, code, std::string(reason.reason.c_str()));
   }
 
@@ -203,6 +239,7 @@ class Conn final : public WsConn, public std::enable_shared_from_this<Conn<Next>
   const WsClientOptions& options_;
   ConnListener* listener_;
   websocket::stream<Next> ws_;
+  asio::steady_timer timer_;                            // wss: connect and TLS handshake deadline
   std::unique_ptr<websocket::response_type> response_;  // during the handshake only
   beast::flat_buffer buffer_;
   std::deque<std::string> outbox_;
@@ -241,10 +278,11 @@ std::shared_ptr<WsConn> MakeWsConn(asio::io_context& io, const ConnTarget& targe
                                    ConnListener* listener, ssl::context* tls,
                                    const WsClientOptions& options) {
   if (tls != nullptr) {
-    return std::make_shared<Conn<beast::ssl_stream<beast::tcp_stream>>>(target, listener, options,
-                                                                        io, *tls);
+    return std::make_shared<Conn<net::TlsStream>>(target, listener, options, io,
+                                                  net::Socket(io.get_executor()),
+                                                  tls->native_handle(), net::TlsRole::kClient);
   }
-  return std::make_shared<Conn<beast::tcp_stream>>(target, listener, options, io);
+  return std::make_shared<Conn<beast::tcp_stream>>(target, listener, options, io, io);
 }
 
 std::string HostHeader(std::string_view host, std::uint16_t port) {

@@ -68,10 +68,9 @@ class WsConn {
 
 struct ConnTarget {
   boost::asio::ip::tcp::resolver::results_type endpoints;
-  std::string host;         // for SNI and certificate checks
+  std::string host;  // for SNI, and checked against the certificate when the context verifies
   std::string host_header;  // host:port
   std::string path;
-  bool verify = false;
 };
 
 struct WsClientOptions {

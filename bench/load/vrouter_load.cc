@@ -689,8 +689,7 @@ int Generator::Run() {
       return 2;
     }
     const std::string path = url.target == "/" ? std::string(proto::kClientPath) : url.target;
-    targets.push_back(ConnTarget{endpoints, url.host, HostHeader(url.host, url.port), path,
-                                 !options.ca_file.empty()});
+    targets.push_back(ConnTarget{endpoints, url.host, HostHeader(url.host, url.port), path});
   }
   if (!options.timeline_file.empty()) {
     timeline_.open(options.timeline_file, std::ios::trunc);
@@ -761,7 +760,8 @@ void Generator::Tick() {
       step_cursor_ = (step_cursor_ + 1) % users_.size();
     }
   }
-  if (options.rate > 0 && options.mode != Mode::kIdle) {
+  if (options.rate > 0 && options.mode != Mode::kIdle &&
+      now - start >= std::chrono::duration<double>(options.rate_after)) {
     lookup_credit_ = std::min(lookup_credit_ + options.rate * dt, options.rate);  // 1 s at most
     // Round robin over users, skipping those not joined (at most one pass per tick).
     for (std::size_t tried = 0; lookup_credit_ >= 1 && tried < users_.size(); ++tried) {

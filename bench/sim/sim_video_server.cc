@@ -577,9 +577,9 @@ int Run(const SimOptions& options) {
 
   Fleet fleet{io, options};
   fleet.tls = tls.get();
-  fleet.target = ConnTarget{*router_endpoints, options.router.host,
-                            HostHeader(options.router.host, options.router.port),
-                            options.RouterTarget(), !options.ca_file.empty()};
+  fleet.target =
+      ConnTarget{*router_endpoints, options.router.host,
+                 HostHeader(options.router.host, options.router.port), options.RouterTarget()};
   fleet.secret = std::move(secret);
 
   std::vector<std::unique_ptr<SimServer>> servers;

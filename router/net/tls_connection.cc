@@ -1,8 +1,10 @@
 #include "router/net/tls_connection.h"
 
+#include <arpa/inet.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -53,7 +55,7 @@ struct TlsBio {
   }
 };
 
-TlsConnection::TlsConnection(ssl_ctx_st* context, Socket& socket) : socket_(socket) {
+TlsConnection::TlsConnection(ssl_ctx_st* context, Socket& socket, TlsRole role) : socket_(socket) {
   ssl_ = SSL_new(context);
   BIO* bio = ssl_ != nullptr ? BIO_new(TlsBio::Method()) : nullptr;
   if (bio == nullptr) {
@@ -67,7 +69,20 @@ TlsConnection::TlsConnection(ssl_ctx_st* context, Socket& socket) : socket_(sock
   SSL_set_read_ahead(ssl_, 1);
   SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                          SSL_MODE_RELEASE_BUFFERS);
-  SSL_set_accept_state(ssl_);
+  if (role == TlsRole::kServer) {
+    SSL_set_accept_state(ssl_);
+  } else {
+    SSL_set_connect_state(ssl_);
+  }
+}
+
+bool TlsConnection::ExpectServer(const std::string& host) {
+  in6_addr address{};
+  const bool ip = inet_pton(AF_INET, host.c_str(), &address) == 1 ||
+                  inet_pton(AF_INET6, host.c_str(), &address) == 1;
+  if (ip) return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), host.c_str()) == 1;
+  return SSL_set_tlsext_host_name(ssl_, host.c_str()) == 1 &&
+         SSL_set1_host(ssl_, host.c_str()) == 1;
 }
 
 TlsConnection::~TlsConnection() { SSL_free(ssl_); }

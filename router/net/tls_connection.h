@@ -1,6 +1,6 @@
-// The OpenSSL half of a server-side TLS stream, free of Asio's templates: one SSL object reading
-// and writing the connection's socket directly, one non-blocking step at a time. TlsStream
-// (tls_stream.h) waits for the socket between steps.
+// The OpenSSL half of a TLS stream (server side in the router, client side in bench/), free of
+// Asio's templates: one SSL object reading and writing the connection's socket directly, one
+// non-blocking step at a time. TlsStream (tls_stream.h) waits for the socket between steps.
 //
 // Why not Asio's ssl::stream: it keeps two 17 KiB record buffers per connection for its whole
 // life, plus a 17 KiB BIO pair, ~60 KB of an idle wss connection's memory. Here OpenSSL reads
@@ -34,14 +34,20 @@ struct TlsStep {
                                     // (asio::error::eof), a socket error, or a TLS error
 };
 
+enum class TlsRole { kServer, kClient };
+
 class TlsConnection {
  public:
   // `socket` must outlive this; it is read from and written to only while open, so a step after
   // the session closed it fails with bad_descriptor instead of touching a reused descriptor.
-  TlsConnection(ssl_ctx_st* context, Socket& socket);
+  TlsConnection(ssl_ctx_st* context, Socket& socket, TlsRole role);
   ~TlsConnection();
   TlsConnection(const TlsConnection&) = delete;
   TlsConnection& operator=(const TlsConnection&) = delete;
+
+  // Client: the server's name, sent as SNI (unless an IP address) and checked against its
+  // certificate when the context verifies peers. False when OpenSSL refuses it.
+  bool ExpectServer(const std::string& host);
 
   // Bytes already read from the socket that belong to the TLS stream (those after a PROXY
   // protocol header): OpenSSL reads them before the socket.

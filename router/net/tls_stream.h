@@ -1,4 +1,5 @@
-// A server-side TLS stream for Beast's websocket::stream and http::async_read/write: the
+// A TLS stream for Beast's websocket::stream and http::async_read/write (the router's server side,
+// the load generator's client side): the
 // AsyncStream interface over TlsConnection (OpenSSL on the socket's descriptor), waiting for the
 // socket's readiness between OpenSSL's non-blocking steps.
 //
@@ -15,6 +16,7 @@
 #include <boost/beast/websocket/teardown.hpp>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <type_traits>
 
@@ -80,12 +82,9 @@ class TlsStream {
   using next_layer_type = Socket;
   using lowest_layer_type = Socket;
 
-  // OpenSSL reads and writes the descriptor itself: it must never block the io thread.
-  TlsStream(Socket socket, ssl_ctx_st* context)
-      : socket_(std::move(socket)), tls_(std::make_unique<TlsConnection>(context, socket_)) {
-    boost::system::error_code ignored;  // a closed socket: the first step fails
-    socket_.non_blocking(true, ignored);
-  }
+  // `socket` is connected (server) or connected later by the owner (client).
+  TlsStream(Socket socket, ssl_ctx_st* context, TlsRole role = TlsRole::kServer)
+      : socket_(std::move(socket)), tls_(std::make_unique<TlsConnection>(context, socket_, role)) {}
   // TlsConnection holds a reference to socket_.
   TlsStream(TlsStream&&) = delete;
   TlsStream& operator=(TlsStream&&) = delete;
@@ -94,11 +93,17 @@ class TlsStream {
   Socket& next_layer() noexcept { return socket_; }
   const Socket& next_layer() const noexcept { return socket_; }
 
+  // Client: see TlsConnection::ExpectServer.
+  bool ExpectServer(const std::string& host) { return tls_->ExpectServer(host); }
+
   // Bytes read before the handshake that belong to it (after a PROXY protocol header).
   void Prepend(std::string_view bytes) { tls_->Prepend(bytes); }
 
   template <class Token>
   auto async_handshake(Token&& token) {
+    // OpenSSL reads and writes the descriptor itself: it must never block the io thread.
+    boost::system::error_code ignored;  // a closed socket: the first step fails
+    socket_.non_blocking(true, ignored);
     return Start<false>([tls = tls_.get()] { return tls->Handshake(); }, token);
   }
 
