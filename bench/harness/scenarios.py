@@ -47,7 +47,8 @@ def generator_argv(spec):
     if spec.get("space_size"):
         argv += ["--space-size", str(spec["space_size"])]
     for flag, key in (("--ramp", "ramp"), ("--duration", "duration"), ("--rate", "rate"),
-                      ("--inflight", "inflight"), ("--step-ms", "step_ms")):
+                      ("--inflight", "inflight"), ("--step-ms", "step_ms"),
+                      ("--rate-after", "rate_after")):
         if spec.get(key) is not None:
             argv += [flag, fmt(spec[key])]
     if spec.get("surge"):
@@ -111,7 +112,7 @@ def start_phase(run, plan, name, urls, users, mode, transport, duration, *, ramp
                 "users_total": users, "mode": mode, "space_size": plan.get("space_size"),
                 "ramp": None if ramp is None else ramp / procs, "duration": duration,
                 "rate": None if rate is None else rate / procs, "inflight": inflight,
-                "step_ms": STEP_MS, "surge": surge, "broken": broken, "t0_unix_ms": t0,
+                "step_ms": STEP_MS, "rate_after": plan.get("rate_after"), "surge": surge, "broken": broken, "t0_unix_ms": t0,
                 "timeline": timeline, "report": report,
                 "extra": list(extra) + list(plan.get("load_args") or [])}
         phase["timelines"].append(timeline)
@@ -421,8 +422,8 @@ def run_rps(run, plan):
 def run_latency(run, plan):
     """Paced lookups over many connections; p50..p99.9 of lookup latency.
 
-    The targets are judged after the ramp (the connection storm of the ramp competes for the
-    router's CPU): from the per-second percentiles of the timelines, whose max is an upper bound
+    The generators connect everyone first and pace lookups only from --rate-after (2 s after the
+    ramp); the targets are judged from 1 s after that: from the per-second percentiles of the timelines, whose max is an upper bound
     of the window's percentile (stats.window_latency). The whole run's exact percentiles (merged
     histograms, ramp included) are reported too.
     """
@@ -431,7 +432,7 @@ def run_latency(run, plan):
     merged = stats.merge_load_reports(phase_reports(phase), phase["transport"])
     lookup = (merged.get("requests") or {}).get("lookup") or {}
     rows = stats.merge_timelines(phase_timelines(phase), phase["t0_unix_ms"])
-    start, end = math.ceil(plan["ramp_s"]) + 1, phase["duration"] - 1
+    start, end = plan["rate_after"] + 1, phase["duration"] - 1
     steady = stats.window_latency(rows, "lookup", start, end)
     rates = stats.timeline_rates([r for r in rows if start <= r["t"] < end])
     section = {

@@ -71,6 +71,8 @@ LoadParse ParseLoadOptions(int argc, const char* const* argv) {
     ("duration", po::value(&o.duration)->default_value(o.duration), "seconds, then close all")
     ("rate", po::value(&o.rate)->default_value(o.rate),
      "lookups per second in this process (paced); lookup/echo with 0: closed loop")
+    ("rate-after", po::value(&o.rate_after)->default_value(o.rate_after),
+     "seconds after the start before paced lookups begin (measure after a ramp, not during it)")
     ("inflight", po::value(&o.inflight)->default_value(o.inflight),
      "closed loop: requests outstanding per connection")
     ("step-ms", po::value(&o.step_ms)->default_value(o.step_ms), "people: walking step")
@@ -120,6 +122,7 @@ LoadParse ParseLoadOptions(int argc, const char* const* argv) {
   if (!Finite(o.ramp) || o.ramp < 0) return fail("--ramp must be >= 0");
   if (!Finite(o.duration) || o.duration <= 0) return fail("--duration must be > 0");
   if (!Finite(o.rate) || o.rate < 0) return fail("--rate must be >= 0");
+  if (!Finite(o.rate_after) || o.rate_after < 0) return fail("--rate-after must be >= 0");
   if (o.inflight == 0 || o.inflight > 1000) return fail("--inflight must be 1..1000");
   if (o.step_ms == 0) return fail("--step-ms must be > 0");
   if (o.tick_us < 50 || o.tick_us > 100'000) return fail("--tick-us must be 50..100000");

@@ -28,9 +28,10 @@ struct LoadOptions {
   std::uint32_t processes = 1;
   CrowdShape crowd;
   Mode mode = Mode::kPeople;
-  double ramp = 500;     // new connections per second in this process; 0: all at once
-  double duration = 60;  // seconds
-  double rate = 0;       // requests per second in this process (see Mode); 0: none / closed loop
+  double ramp = 500;      // new connections per second in this process; 0: all at once
+  double duration = 60;   // seconds
+  double rate = 0;        // requests per second in this process (see Mode); 0: none / closed loop
+  double rate_after = 0;  // seconds after the start before paced requests begin (after a ramp)
   std::uint32_t inflight = 1;  // closed loop: outstanding requests per connection
   std::uint32_t step_ms = 1000;
   std::uint32_t tick_us = 1000;

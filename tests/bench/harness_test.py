@@ -411,7 +411,11 @@ class PlanTest(unittest.TestCase):
         lat = self.plan("latency")
         self.assertEqual((lat["load_procs"], lat["rate"], lat["rate_per_proc"]),
                          (2, 50000.0, 25000.0))
-        self.assertEqual(lat["load_duration"], 5 + 60)  # ramp 10,000 at 2,000/s, then 60 s
+        # Ramp 10,000 at 1,000/s, 2 s more, then 60 s of paced lookups; 2 router threads.
+        self.assertEqual(lat["rate_after"], 10 + 2)
+        self.assertEqual(lat["load_duration"], 12 + 60)
+        self.assertEqual(lat["threads"], 2)
+        self.assertIsNone(self.plan("steady")["rate_after"])
         storm = self.plan("storm")
         self.assertEqual((storm["ramp"], storm["load_procs"], storm["transport"]), (0, 2, "wss"))
         surge = self.plan("surge")
@@ -488,6 +492,12 @@ class PlanTest(unittest.TestCase):
         self.assertNotIn("--rate", argv)
         self.assertNotIn("--inflight", argv)
         self.assertEqual(argv[-1], "--x")
+        # An extra flag replaces the harness's own value instead of repeating it.
+        spec.update(rate_after=12, extra=["--step-ms=10000"])
+        argv = scenarios.generator_argv(spec)
+        self.assertIn("--rate-after 12", " ".join(argv))
+        self.assertNotIn("--step-ms", argv)
+        self.assertEqual(argv[-1], "--step-ms=10000")
 
     def test_targets(self):
         self.assertTrue(scenarios.target("x", 1.9, 2.0)["ok"])
