@@ -423,9 +423,10 @@ def run_latency(run, plan):
     """Paced lookups over many connections; p50..p99.9 of lookup latency.
 
     The generators connect everyone first and pace lookups only from --rate-after (2 s after the
-    ramp); the targets are judged from 1 s after that: from the per-second percentiles of the timelines, whose max is an upper bound
-    of the window's percentile (stats.window_latency). The whole run's exact percentiles (merged
-    histograms, ramp included) are reported too.
+    ramp), so the targets are judged on the merged histograms of the whole run, which hold only
+    paced lookups (exact percentiles). The window from 1 s after --rate-after is also summarized
+    from the per-second percentiles of the timelines, whose max bounds the window's percentile
+    from above (stats.window_latency): it shows when in the run a tail happened.
     """
     routers, _, _ = start_cluster(run, plan)
     phase = finish_phase(run, people_phase(run, plan, routers))
@@ -442,9 +443,12 @@ def run_latency(run, plan):
         "after_ramp": steady,
         "whole_run_latency_us": lookup.get("latency_us") or {},
     }
-    targets = [target("lookup p99 after the ramp (us, upper bound)", steady["p99_upper_us"], 2000),
-               target("lookup p99.9 after the ramp (us, upper bound)", steady["p999_upper_us"],
-                      10000)]
+    # Lookups start only after the ramp (--rate-after), so the merged histograms of the whole run
+    # are the paced window exactly; the per-second maxima above are a pessimistic bound, kept to
+    # show when in the run the tail happened.
+    whole = lookup.get("latency_us") or {}
+    targets = [target("lookup p99 (us, paced after the ramp)", whole.get("p99"), 2000),
+               target("lookup p99.9 (us, paced after the ramp)", whole.get("p999"), 10000)]
     return result([phase], section, targets)
 
 
