@@ -22,6 +22,7 @@ class CountingSink final : public PushSink {
 
 std::vector<std::shared_ptr<CountingSink>> Sinks(int n) {
   std::vector<std::shared_ptr<CountingSink>> sinks;
+  sinks.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) sinks.push_back(std::make_shared<CountingSink>());
   return sinks;
 }
@@ -38,7 +39,9 @@ void BM_WatchFanOut(benchmark::State& state) {
   WatchHub hub;
   const auto sinks = Sinks(watchers);
   for (int i = 0; i < watchers; ++i) hub.Watch("user-1", static_cast<std::uint64_t>(i), sinks[i]);
-  for (auto _ : state) benchmark::DoNotOptimize(hub.Publish("user-1", MovedFrame()));
+  for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the loop idiom
+    benchmark::DoNotOptimize(hub.Publish("user-1", MovedFrame()));
+  }
   state.SetItemsProcessed(state.iterations() * watchers);  // pushes per second
 }
 BENCHMARK(BM_WatchFanOut)->Arg(1)->Arg(10)->Arg(50)->Arg(1000);
@@ -62,7 +65,9 @@ WatchHub& SpaceHub() {
 void BM_WatchFanOutFromThreads(benchmark::State& state) {
   WatchHub& hub = SpaceHub();
   const std::string user = "user-" + std::to_string(state.thread_index() * 7 % 50);
-  for (auto _ : state) benchmark::DoNotOptimize(hub.Publish(user, MovedFrame()));
+  for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the loop idiom
+    benchmark::DoNotOptimize(hub.Publish(user, MovedFrame()));
+  }
   state.SetItemsProcessed(state.iterations() * 50);
 }
 BENCHMARK(BM_WatchFanOutFromThreads)->Threads(1)->Threads(2)->Threads(4);
@@ -72,10 +77,11 @@ void BM_WatchChurn(benchmark::State& state) {
   WatchHub hub;
   const auto sinks = Sinks(1);
   std::vector<std::string> users;
+  users.reserve(1000);
   for (int i = 0; i < 1000; ++i) users.push_back("user-" + std::to_string(i));
   for (int i = 0; i < 1000; i += 2) hub.Watch(users[i], 1, sinks[0]);
   std::size_t i = 0;
-  for (auto _ : state) {
+  for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the loop idiom
     hub.Unwatch(users[i % 1000], 1);
     hub.Watch(users[(i + 1) % 1000], 1, sinks[0]);
     i += 2;
