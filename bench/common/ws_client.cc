@@ -44,7 +44,7 @@ class Conn final : public WsConn, public std::enable_shared_from_this<Conn<Next>
     auto connected = [self = this->shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
       if (ec) {
         self->timer_.cancel();
-        return self->Opened(ec, OpenStage::kConnect);
+        return self->Opened(self->TimedOutOr(ec), OpenStage::kConnect);
       }
       self->times_.tcp_connected = WsClock::now();
       beast::error_code ignored;
@@ -58,8 +58,10 @@ class Conn final : public WsConn, public std::enable_shared_from_this<Conn<Next>
     if constexpr (kTls) {
       timer_.expires_after(options_.connect_timeout);
       timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+        if (ec || self->tls_done_) return;  // cancelled, or too late to matter
+        self->timed_out_ = true;
         beast::error_code ignored;
-        if (!ec) self->Socket().close(ignored);  // the pending connect or handshake fails
+        self->Socket().close(ignored);  // the pending connect or handshake fails
       });
       asio::async_connect(Socket(), target_.endpoints, std::move(connected));
     } else {
@@ -98,6 +100,11 @@ class Conn final : public WsConn, public std::enable_shared_from_this<Conn<Next>
   const OpenTimes& times() const override { return times_; }
 
  private:
+  // wss: a failure caused by the connect/TLS deadline is reported as the timeout it is.
+  beast::error_code TimedOutOr(beast::error_code ec) const {
+    return timed_out_ ? beast::error_code(beast::error::timeout) : ec;
+  }
+
   auto& Socket() {
     if constexpr (kTls) {
       return ws_.next_layer().next_layer();
@@ -114,9 +121,10 @@ class Conn final : public WsConn, public std::enable_shared_from_this<Conn<Next>
         return Opened(make_error_code(boost::system::errc::invalid_argument), OpenStage::kTls);
       }
       tls.async_handshake([self = this->shared_from_this()](beast::error_code ec) {
+        self->tls_done_ = !ec;
         if (ec) {
           self->timer_.cancel();
-          return self->Opened(ec, OpenStage::kTls);
+          return self->Opened(self->TimedOutOr(ec), OpenStage::kTls);
         }
         self->WsHandshake();
       });
@@ -250,6 +258,8 @@ class Conn final : public WsConn, public std::enable_shared_from_this<Conn<Next>
   std::uint16_t close_code_ = 1000;
   bool open_ = false;
   bool writing_ = false;
+  bool timed_out_ = false;  // wss: the connect/TLS deadline closed the socket
+  bool tls_done_ = false;   // wss: past the TLS handshake, the deadline no longer applies
 };
 
 }  // namespace
@@ -301,6 +311,7 @@ std::variant<std::unique_ptr<ssl::context>, std::string> MakeClientTls(const std
   auto tls = std::make_unique<ssl::context>(ssl::context::tls_client);
   tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  SSL_CTX_set_options(tls->native_handle(), SSL_OP_NO_RENEGOTIATION);  // see router/net/tls.cc
   if (ca_file.empty()) {
     tls->set_verify_mode(ssl::verify_none);
     return tls;

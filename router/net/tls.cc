@@ -44,6 +44,9 @@ std::variant<ServerTls, std::string> MakeServerTlsContext(
   // Resumption by stateless tickets only (OpenSSL's default ticket keys, per context): no
   // server-side session cache growing with the connection count.
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
+  // No TLS 1.2 renegotiation: a handshake in the middle of a stream would let a write step read
+  // the socket under a waiting read (TlsStream), and it is a DoS lever besides.
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION);
   if (SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
     return std::string("TLS cipher list rejected by OpenSSL");
   }

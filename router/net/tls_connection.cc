@@ -1,6 +1,5 @@
 #include "router/net/tls_connection.h"
 
-#include <arpa/inet.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -9,6 +8,7 @@
 
 #include <algorithm>
 #include <boost/asio/error.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <cerrno>
 #include <climits>
@@ -33,8 +33,15 @@ struct TlsBio {
     if (n < 0 && Of(bio).last_errno_ == EAGAIN) BIO_set_retry_write(bio);
     return n;
   }
-  static long Control(BIO*, int command, long, void*) {  // NOLINT(google-runtime-int): OpenSSL's
-    return command == BIO_CTRL_FLUSH ? 1 : 0;            // writes go straight to the socket
+  static long Control(BIO* bio, int command, long, void*) {  // NOLINT(google-runtime-int)
+    switch (command) {
+      case BIO_CTRL_FLUSH:  // writes go straight to the socket
+        return 1;
+      case BIO_CTRL_EOF:  // how OpenSSL tells a peer gone mid-record ("unexpected eof")
+        return Of(bio).eof_ ? 1 : 0;
+      default:
+        return 0;
+    }
   }
   static int Create(BIO* bio) {
     BIO_set_init(bio, 1);
@@ -55,7 +62,7 @@ struct TlsBio {
   }
 };
 
-TlsConnection::TlsConnection(ssl_ctx_st* context, Socket& socket, TlsRole role) : socket_(socket) {
+TlsConnection::TlsConnection(ssl_ctx_st* context, Socket& socket, TlsRole role) : socket_(&socket) {
   ssl_ = SSL_new(context);
   BIO* bio = ssl_ != nullptr ? BIO_new(TlsBio::Method()) : nullptr;
   if (bio == nullptr) {
@@ -77,10 +84,9 @@ TlsConnection::TlsConnection(ssl_ctx_st* context, Socket& socket, TlsRole role) 
 }
 
 bool TlsConnection::ExpectServer(const std::string& host) {
-  in6_addr address{};
-  const bool ip = inet_pton(AF_INET, host.c_str(), &address) == 1 ||
-                  inet_pton(AF_INET6, host.c_str(), &address) == 1;
-  if (ip) return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), host.c_str()) == 1;
+  boost::system::error_code not_ip;
+  boost::asio::ip::make_address(host, not_ip);  // as the URL parser does (IPv6 scope ids too)
+  if (!not_ip) return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), host.c_str()) == 1;
   return SSL_set_tlsext_host_name(ssl_, host.c_str()) == 1 &&
          SSL_set1_host(ssl_, host.c_str()) == 1;
 }
@@ -98,12 +104,12 @@ int TlsConnection::ReadSocket(char* out, int size) {
     if (prefix_.empty()) std::string().swap(prefix_);
     return static_cast<int>(n);
   }
-  if (!socket_.is_open()) {
-    last_errno_ = EBADF;
+  if (socket_ == nullptr || !socket_->is_open()) {
+    last_errno_ = ECANCELED;  // closed by the session: operation_aborted
     return -1;
   }
   for (;;) {
-    const ssize_t n = ::recv(socket_.native_handle(), out, static_cast<std::size_t>(size), 0);
+    const ssize_t n = ::recv(socket_->native_handle(), out, static_cast<std::size_t>(size), 0);
     if (n >= 0) {
       eof_ = n == 0;
       return static_cast<int>(n);
@@ -116,13 +122,13 @@ int TlsConnection::ReadSocket(char* out, int size) {
 
 int TlsConnection::WriteSocket(const char* data, int size) {
   last_errno_ = 0;
-  if (!socket_.is_open()) {
-    last_errno_ = EBADF;
+  if (socket_ == nullptr || !socket_->is_open()) {
+    last_errno_ = ECANCELED;  // closed by the session: operation_aborted
     return -1;
   }
   for (;;) {
     const ssize_t n =
-        ::send(socket_.native_handle(), data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
+        ::send(socket_->native_handle(), data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
     if (n >= 0) return static_cast<int>(n);
     if (errno == EINTR) continue;
     last_errno_ = errno == EWOULDBLOCK ? EAGAIN : errno;

@@ -38,9 +38,12 @@ enum class TlsRole { kServer, kClient };
 
 class TlsConnection {
  public:
-  // `socket` must outlive this; it is read from and written to only while open, so a step after
-  // the session closed it fails with bad_descriptor instead of touching a reused descriptor.
+  // `socket` is read from and written to only while open and attached, so a step after the
+  // session closed it (or after TlsStream, which owns the socket, is gone) fails with
+  // operation_aborted instead of touching a descriptor number the kernel may have reused.
   TlsConnection(ssl_ctx_st* context, Socket& socket, TlsRole role);
+  // The socket is going away (TlsStream's destructor); an operation still queued sees it closed.
+  void Detach() { socket_ = nullptr; }
   ~TlsConnection();
   TlsConnection(const TlsConnection&) = delete;
   TlsConnection& operator=(const TlsConnection&) = delete;
@@ -69,7 +72,7 @@ class TlsConnection {
   int WriteSocket(const char* data, int size);
 
   ssl_st* ssl_ = nullptr;
-  Socket& socket_;
+  Socket* socket_;
   std::string prefix_;  // Prepend()ed bytes not read yet
   int last_errno_ = 0;  // the socket error of the last read or write (EAGAIN: try later)
   bool eof_ = false;    // the peer closed its side

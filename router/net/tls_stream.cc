@@ -28,6 +28,9 @@ void teardown(boost::beast::role_type role, TlsStream& stream, boost::system::er
   // Best effort close_notify without waiting (the socket is non-blocking), then TCP's teardown.
   (void)stream.ShutdownNow();
   boost::beast::websocket::teardown(role, stream.next_layer(), ec);
+  // The socket is non-blocking: Beast's drain may stop at would_block with the socket open.
+  boost::system::error_code ignored;
+  if (ec) stream.next_layer().close(ignored);
 }
 
 }  // namespace vrouter::net

@@ -84,8 +84,12 @@ class TlsStream {
 
   // `socket` is connected (server) or connected later by the owner (client).
   TlsStream(Socket socket, ssl_ctx_st* context, TlsRole role = TlsRole::kServer)
-      : socket_(std::move(socket)), tls_(std::make_unique<TlsConnection>(context, socket_, role)) {}
-  // TlsConnection holds a reference to socket_.
+      : socket_(std::move(socket)), tls_(std::make_shared<TlsConnection>(context, socket_, role)) {}
+  // Operations hold the TlsConnection, not the stream: one whose readiness wait already
+  // completed runs after the stream is gone (a Beast idle ping holds only a weak_ptr), and must
+  // then find the socket detached rather than freed.
+  ~TlsStream() { tls_->Detach(); }
+  // TlsConnection points at socket_.
   TlsStream(TlsStream&&) = delete;
   TlsStream& operator=(TlsStream&&) = delete;
 
@@ -104,13 +108,13 @@ class TlsStream {
     // OpenSSL reads and writes the descriptor itself: it must never block the io thread.
     boost::system::error_code ignored;  // a closed socket: the first step fails
     socket_.non_blocking(true, ignored);
-    return Start<false>([tls = tls_.get()] { return tls->Handshake(); }, token);
+    return Start<false>([tls = tls_] { return tls->Handshake(); }, std::forward<Token>(token));
   }
 
   // Sends close_notify; does not wait for the peer's (the WebSocket close came first).
   template <class Token>
   auto async_shutdown(Token&& token) {
-    return Start<false>([tls = tls_.get()] { return tls->Shutdown(); }, token);
+    return Start<false>([tls = tls_] { return tls->Shutdown(); }, std::forward<Token>(token));
   }
 
   // One attempt at close_notify, without waiting for the socket.
@@ -127,11 +131,11 @@ class TlsStream {
       }
     }
     return Start<true>(
-        [tls = tls_.get(), first]() -> TlsStep {
+        [tls = tls_, first]() -> TlsStep {
           if (first.size() == 0) return {};
           return tls->Read(first.data(), first.size());
         },
-        token);
+        std::forward<Token>(token));
   }
 
   template <class ConstBuffers, class Token>
@@ -147,17 +151,17 @@ class TlsStream {
       if (boost::asio::const_buffer b(*it); b.size() > 0) pieces.b[pieces.n++] = b;
     }
     return Start<true>(
-        [tls = tls_.get(), pieces]() -> TlsStep {
+        [tls = tls_, pieces]() -> TlsStep {
           if (pieces.n == 0) return {};
           const auto [data, size] = tls_detail::Gather(pieces.b.data(), pieces.b.data() + pieces.n);
           return tls->Write(data, size);
         },
-        token);
+        std::forward<Token>(token));
   }
 
  private:
   template <bool kWithBytes, class StepFn, class Token>
-  auto Start(StepFn step, Token& token) {
+  auto Start(StepFn step, Token&& token) {  // Token as the caller gave it (an lvalue is copied)
     using Signature = std::conditional_t<kWithBytes, void(boost::system::error_code, std::size_t),
                                          void(boost::system::error_code)>;
     return boost::asio::async_compose<Token, Signature>(
@@ -165,7 +169,7 @@ class TlsStream {
   }
 
   Socket socket_;
-  std::unique_ptr<TlsConnection> tls_;
+  std::shared_ptr<TlsConnection> tls_;
 };
 
 namespace tls_detail {
