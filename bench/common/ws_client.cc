@@ -301,12 +301,6 @@ std::string HostHeader(std::string_view host, std::uint16_t port) {
   return (v6 ? "[" + h + "]" : h) + ":" + std::to_string(port);
 }
 
-bool IsIpLiteral(const std::string& host) {
-  boost::system::error_code ec;
-  asio::ip::make_address(host, ec);
-  return !ec;
-}
-
 std::variant<std::unique_ptr<ssl::context>, std::string> MakeClientTls(const std::string& ca_file) {
   auto tls = std::make_unique<ssl::context>(ssl::context::tls_client);
   tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |

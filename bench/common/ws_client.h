@@ -90,8 +90,6 @@ std::shared_ptr<WsConn> MakeWsConn(boost::asio::io_context& io, const ConnTarget
 // host:port for the Host header, IPv6 literals in brackets.
 std::string HostHeader(std::string_view host, std::uint16_t port);
 
-bool IsIpLiteral(const std::string& host);
-
 // A TLS 1.2+ client context verifying against `ca_file`, or not verifying when it is empty.
 // An error message on failure (unreadable CA file).
 std::variant<std::unique_ptr<boost::asio::ssl::context>, std::string> MakeClientTls(

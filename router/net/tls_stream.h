@@ -1,7 +1,7 @@
-// A TLS stream for Beast's websocket::stream and http::async_read/write (the router's server side,
-// the load generator's client side): the
-// AsyncStream interface over TlsConnection (OpenSSL on the socket's descriptor), waiting for the
-// socket's readiness between OpenSSL's non-blocking steps.
+// A TLS stream for Beast's websocket::stream and http::async_read/write: the AsyncStream interface
+// over TlsConnection (OpenSSL on the socket's descriptor), waiting for the socket's readiness
+// between OpenSSL's non-blocking steps. The router's server side; the load generator's and
+// simulated video servers' client side.
 //
 // Only for a socket whose io_context runs on one thread (the router's: one io_context per
 // thread). A readiness wait is registered right after OpenSSL saw EAGAIN, on the same thread that
