@@ -70,7 +70,7 @@ import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vrouter_process  # noqa: E402  (beside this file)
-from vrouter_process import metric  # noqa: E402
+from vrouter_process import eventually, metric  # noqa: E402
 
 VROUTER, SIM = sys.argv[1], sys.argv[2]
 CLIENT_SECRET = "fault-test-client-secret"
@@ -191,18 +191,6 @@ def stop_process(proc):
 async def admin(router, method, *args):
     """Admin calls off the event loop, so the raw video servers keep reporting on time."""
     return await asyncio.to_thread(getattr(router, method), *args)
-
-
-async def eventually(what, check, timeout, every=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        await asyncio.sleep(every)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vrouter_process  # noqa: E402  (beside this file)
-from vrouter_process import metric  # noqa: E402
+from vrouter_process import eventually, metric  # noqa: E402
 
 VROUTER = sys.argv[1]
 SECRET = "security-test-client-secret"
@@ -170,18 +170,6 @@ class Router(vrouter_process.Router):
 
     async def metric(self, name, **labels):
         return metric(await self.metrics(), name, **labels)
-
-
-async def eventually(what, check, timeout=5, every=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        await asyncio.sleep(every)
 
 
 async def wait_metric_above(router, before, name, **labels):

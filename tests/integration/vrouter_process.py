@@ -5,6 +5,7 @@ by a thread, its /metrics read and parsed, stopped with SIGTERM and required to 
 Imported by path: each test puts its own directory first on sys.path (ctest runs them by path).
 """
 
+import asyncio
 import json
 import re
 import signal
@@ -147,3 +148,17 @@ class Router:
             f"{self.name}: exited {self.proc.returncode}; last output:\n"
             + "".join(self.lines[-80:]))
         return self.proc.returncode
+
+
+async def eventually(what, check, timeout=5, every=0.05):
+    """Polls check() (a value or a coroutine) until it is truthy and returns it; fails the test
+    with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        await asyncio.sleep(every)
