@@ -47,6 +47,7 @@ inline constexpr std::uint16_t kNormal = 1000;         // `leave` then client cl
 inline constexpr std::uint16_t kGoingAway = 1001;      // replica shutting down (after `goaway`)
 inline constexpr std::uint16_t kProtocolError = 1002;  // WebSocket protocol violation
 inline constexpr std::uint16_t kUnsupportedData = 1003;  // binary frame: v1 is text JSON only
+inline constexpr std::uint16_t kInvalidPayload = 1007;   // text frame or close reason not UTF-8
 inline constexpr std::uint16_t kPolicyViolation = 1008;  // control-frame (ping) flood
 inline constexpr std::uint16_t kMessageTooBig = 1009;    // frame above limits.max_message_bytes
 inline constexpr std::uint16_t kInternalError = 1011;    // unexpected server error

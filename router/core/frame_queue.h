@@ -19,6 +19,8 @@ class FifoQueue {
 
   void push_back(T item) { items_.push_back(std::move(item)); }
   T& front() { return items_[head_]; }
+  // The i-th item from the front (i < size()).
+  const T& operator[](std::size_t i) const { return items_[head_ + i]; }
 
   void pop_front() {
     items_[head_++] = T();

@@ -99,6 +99,7 @@ int TlsConnection::ReadSocket(char* out, int size) {
   last_errno_ = 0;
   if (!prefix_.empty()) {
     const auto n = std::min<std::size_t>(static_cast<std::size_t>(size), prefix_.size());
+    short_read_ = false;
     std::memcpy(out, prefix_.data(), n);
     prefix_.erase(0, n);
     if (prefix_.empty()) std::string().swap(prefix_);
@@ -112,10 +113,12 @@ int TlsConnection::ReadSocket(char* out, int size) {
     const ssize_t n = ::recv(socket_->native_handle(), out, static_cast<std::size_t>(size), 0);
     if (n >= 0) {
       eof_ = n == 0;
+      short_read_ = n < size;
       return static_cast<int>(n);
     }
     if (errno == EINTR) continue;
     last_errno_ = errno == EWOULDBLOCK ? EAGAIN : errno;
+    short_read_ = true;
     return -1;
   }
 }
@@ -176,6 +179,10 @@ TlsStep TlsConnection::Handshake() {
   if (failed_) return {TlsStep::Kind::kFailed, 0, failure_};
   ERR_clear_error();
   return Finish(SSL_do_handshake(ssl_), 0);
+}
+
+bool TlsConnection::ReadDrained() const {
+  return short_read_ && prefix_.empty() && SSL_pending(ssl_) == 0 && SSL_has_pending(ssl_) == 0;
 }
 
 TlsStep TlsConnection::Read(void* data, std::size_t size) {

@@ -62,6 +62,14 @@ class TlsConnection {
   // Sends close_notify (once); does not wait for the peer's.
   TlsStep Shutdown();
 
+  // Nothing is left to read without waiting: the last socket read came up short (the socket was
+  // empty) and OpenSSL holds no record, decrypted or not. Lets a reader stop before the read that
+  // would only say EAGAIN.
+  bool ReadDrained() const;
+  // Forgets earlier socket reads for ReadDrained(): a reader calls it each time it wakes up, so
+  // that only reads since then count (readiness edges while it was not waiting are lost).
+  void BeginReadRound() { short_read_ = false; }
+
   // After a failed step OpenSSL must not be called again (no close_notify after a fatal error).
   bool failed() const { return failed_; }
 
@@ -73,9 +81,10 @@ class TlsConnection {
 
   ssl_st* ssl_ = nullptr;
   Socket* socket_;
-  std::string prefix_;  // Prepend()ed bytes not read yet
-  int last_errno_ = 0;  // the socket error of the last read or write (EAGAIN: try later)
-  bool eof_ = false;    // the peer closed its side
+  std::string prefix_;       // Prepend()ed bytes not read yet
+  int last_errno_ = 0;       // the socket error of the last read or write (EAGAIN: try later)
+  bool eof_ = false;         // the peer closed its side
+  bool short_read_ = false;  // the last socket read returned less than asked, or EAGAIN
   bool failed_ = false;
   boost::system::error_code failure_;  // what every step returns once failed_
   bool shutdown_sent_ = false;

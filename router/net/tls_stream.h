@@ -97,6 +97,9 @@ class TlsStream {
   Socket& next_layer() noexcept { return socket_; }
   const Socket& next_layer() const noexcept { return socket_; }
 
+  // For a reader that waits for readiness itself and reads without blocking (ws_session.cc).
+  TlsConnection& connection() noexcept { return *tls_; }
+
   // Client: see TlsConnection::ExpectServer.
   bool ExpectServer(const std::string& host) { return tls_->ExpectServer(host); }
 

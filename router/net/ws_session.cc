@@ -1,12 +1,21 @@
 #include "router/net/ws_session.h"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <array>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <cerrno>
+#include <cstring>
+#include <limits>
 #include <optional>
 #include <random>
 
@@ -16,6 +25,7 @@
 #include "router/core/frame_queue.h"
 #include "router/core/log.h"
 #include "router/core/proxy_protocol.h"
+#include "router/core/ws_frame.h"
 #include "router/net/client_protocol.h"
 #include "router/net/tls_stream.h"
 #include "router/net/video_server_protocol.h"
@@ -24,20 +34,28 @@ namespace vrouter::net {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
+using core::WsOpcode;
 
 namespace {
 
 // A bare socket (net::Socket) bound to its io_context's executor type (not any_io_executor, not
-// Beast's tcp_stream): every read and write would otherwise copy a type-erased executor and re-arm
-// tcp_stream's timer. Deadlines are the session's own timer (below), not per operation. wss is
-// TlsStream (OpenSSL on that socket, no per-connection record buffers; tls_stream.h).
+// Beast's tcp_stream): every operation would otherwise copy a type-erased executor. Deadlines are
+// the session's own timer (below), not per operation. wss is TlsStream (OpenSSL on that socket,
+// no per-connection record buffers; tls_stream.h).
 using PlainStream = Socket;
 using SteadyClock = std::chrono::steady_clock;
 
 // Upgrade requests are a few hundred bytes; 8 KiB of headers is generous and bounds a slowloris.
 constexpr std::uint32_t kMaxUpgradeHeaderBytes = 8 * 1024;
+
+// Reads per wake-up before the session yields to the others on its thread (a flooding peer must
+// not starve them); it carries on from a posted continuation.
+constexpr int kMaxReadsPerWake = 16;
+// Frames per gathered write (two pieces each: header and payload).
+constexpr std::size_t kMaxFramesPerWrite = 32;
+// What one TLS write takes: a record's payload, so that it is one record and one send.
+constexpr std::size_t kTlsWriteBytes = std::size_t{16} * 1024;
 
 // Jittered Retry-After for 503s, so a refused storm does not come back in lockstep.
 int RetryAfterSeconds() {
@@ -64,18 +82,69 @@ bool OffersSubprotocol(std::string_view offer, std::string_view wanted, bool& pr
   return false;
 }
 
+// What one non-blocking read or write on the connection came to.
+struct IoResult {
+  std::size_t bytes = 0;
+  // Nothing now: wait until the socket is readable (or writable: TLS may need either), then retry.
+  std::optional<Socket::wait_type> wait;
+  boost::system::error_code error;  // the connection is gone (eof) or broken
+  bool drained = false;             // a read: nothing more to read without waiting
+};
+
+// A frame on its way out: a shared payload (null for an empty ping) and its opcode.
+struct OutFrame {
+  core::Frame payload;
+  WsOpcode opcode = WsOpcode::kText;
+  std::size_t size() const { return payload ? payload->size() : 0; }
+};
+
+// The unsent bytes at the front of the send queue as pieces for one gathered write, headers
+// encoded into `headers`.
+struct GatheredWrite {
+  std::array<std::array<char, core::kMaxServerFrameHeader>, kMaxFramesPerWrite> headers{};
+  std::array<iovec, 2 * kMaxFramesPerWrite> pieces;
+  std::size_t count = 0;
+  std::size_t bytes = 0;
+
+  // Adds frames from the front of `queue`, skipping the `skip` bytes already sent, up to
+  // `max_bytes` in all.
+  void From(const core::FifoQueue<OutFrame>& queue, std::size_t skip, std::size_t max_bytes) {
+    for (std::size_t i = 0; i < queue.size() && i < kMaxFramesPerWrite && bytes < max_bytes; ++i) {
+      const OutFrame& frame = queue[i];
+      const std::size_t header =
+          core::EncodeServerFrameHeader(frame.opcode, frame.size(), headers[i]);
+      Add(headers[i].data(), header, skip, max_bytes);
+      if (frame.payload) Add(frame.payload->data(), frame.payload->size(), skip, max_bytes);
+    }
+  }
+
+ private:
+  void Add(const char* data, std::size_t size, std::size_t& skip, std::size_t max_bytes) {
+    const std::size_t skipped = std::min(skip, size);
+    skip -= skipped;
+    const std::size_t take = std::min(size - skipped, max_bytes - bytes);
+    if (take == 0) return;
+    pieces[count++] = iovec{const_cast<char*>(data + skipped), take};
+    bytes += take;
+  }
+};
+
 template <class NextLayer>
 class WsSession final : public SessionHandle,
                         public SessionTransport,
+                        private core::WsFrameSink,
                         public std::enable_shared_from_this<WsSession<NextLayer>> {
+  static constexpr bool kTls = std::is_same_v<NextLayer, TlsStream>;
+
  public:
   WsSession(Socket socket, Service& service, core::Transport transport, asio::ssl::context* tls,
             const core::IpAddress& peer)
-      : ws_(MakeStream(std::move(socket), tls)),
-        timer_(ws_.get_executor()),
+      : stream_(MakeStream(std::move(socket), tls)),
+        timer_(stream_.get_executor()),
         service_(service),
         transport_(transport),
         session_id_(service.next_session_id.fetch_add(1, std::memory_order_relaxed)),
+        reader_(service.limits.max_message_bytes),
         client_ip_(peer) {
     // The handshake slot was reserved by the listener (Service::ReserveHandshake).
     service_.open_connections.fetch_add(1, std::memory_order_relaxed);
@@ -89,11 +158,10 @@ class WsSession final : public SessionHandle,
   }
 
   void Run() {
-    // PROXY header, TLS handshake and upgrade request within handshake_timeout (slowloris);
-    // Beast's own handshake timeout then covers the WebSocket accept and, later, the closing
-    // handshake.
+    // PROXY header, TLS handshake, upgrade request and our answer within handshake_timeout
+    // (slowloris).
     timer_.expires_after(service_.limits.handshake_timeout);
-    timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+    timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
       if (!ec && !self->open_) self->Abort();
     });
     // Only a trusted balancer may say who the client is; anyone else is the client itself (and
@@ -106,20 +174,20 @@ class WsSession final : public SessionHandle,
 
   // ---- SessionHandle: any thread ----
   void Push(core::Frame frame) override {
-    asio::post(ws_.get_executor(),
+    asio::post(stream_.get_executor(),
                [self = this->shared_from_this(), frame = std::move(frame)]() mutable {
                  self->Send(std::move(frame));
                });
   }
   void CloseAsync(std::uint16_t code, std::string reason,
                   std::chrono::milliseconds delay) override {
-    asio::post(ws_.get_executor(),
+    asio::post(stream_.get_executor(),
                [self = this->shared_from_this(), code, reason = std::move(reason), delay] {
                  if (self->finished_) return;
                  if (delay.count() <= 0) return self->Close(code, reason);
                  // Replaces the liveness checks: the connection is on its way out.
                  self->timer_.expires_after(delay);
-                 self->timer_.async_wait([self, code, reason](beast::error_code ec) {
+                 self->timer_.async_wait([self, code, reason](boost::system::error_code ec) {
                    if (!ec) self->Close(code, reason);
                  });
                });
@@ -138,33 +206,50 @@ class WsSession final : public SessionHandle,
                                          {"ip", client_ip_.ToString()}});
       return Abort();
     }
-    Enqueue(std::move(frame));
+    Enqueue({std::move(frame), WsOpcode::kText});
   }
 
   void Dispatch(std::function<void()> fn) override {
-    asio::dispatch(ws_.get_executor(),
+    asio::dispatch(stream_.get_executor(),
                    [self = this->shared_from_this(), fn = std::move(fn)] { fn(); });
   }
 
+  // Queues the close frame behind the frames already queued; nothing is sent after it.
   void Close(std::uint16_t code, std::string_view reason) override {
-    if (closing_ || finished_ || pending_close_) return;
-    pending_close_.emplace(code, std::string(reason));
-    if (!writing_) SendClose();
+    if (closing_ || finished_) return;
+    closing_ = true;
+    if (code == proto::close_code::kMessageTooBig || code == proto::close_code::kPolicyViolation ||
+        code == proto::close_code::kUnsupportedData || code == proto::close_code::kProtocolError ||
+        code == proto::close_code::kInvalidPayload) {
+      log::Debug("protocol_close", {{"session", session_id_}, {"code", code}});
+    }
+    Enqueue({std::make_shared<const std::string>(core::EncodeClosePayload(code, reason)),
+             WsOpcode::kClose});
   }
 
  private:
-  static websocket::stream<NextLayer> MakeStream(Socket socket, asio::ssl::context* tls) {
-    if constexpr (std::is_same_v<NextLayer, TlsStream>) {
-      return websocket::stream<NextLayer>(std::move(socket), tls->native_handle());
+  static NextLayer MakeStream(Socket socket, asio::ssl::context* tls) {
+    if constexpr (kTls) {
+      return NextLayer(std::move(socket), tls->native_handle());
     } else {
       (void)tls;
-      return websocket::stream<NextLayer>(std::move(socket));
+      return NextLayer(std::move(socket));
+    }
+  }
+
+  Socket& socket() {
+    if constexpr (kTls) {
+      return stream_.next_layer();
+    } else {
+      return stream_;
     }
   }
 
   int transport_index() const { return static_cast<int>(transport_); }
 
-  void HandshakeFailed(std::string_view stage, beast::error_code ec) {
+  // ======== The opening handshake ========
+
+  void HandshakeFailed(std::string_view stage, boost::system::error_code ec) {
     // The deadline timer holds the session: cancel it, or a peer that left mid-handshake would
     // keep its descriptor and its place under --max-connections until the deadline.
     timer_.cancel();
@@ -186,9 +271,9 @@ class WsSession final : public SessionHandle,
   // PROXY protocol v1/v2 from a trusted balancer: read until a whole header is in, take the
   // client address from it, and hand whatever followed it to TLS or HTTP.
   void ReadProxyHeader() {
-    beast::get_lowest_layer(ws_).async_read_some(
+    socket().async_read_some(
         buffer_.prepare(512),
-        [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+        [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
           if (ec) return self->HandshakeFailed("proxy_header", ec);
           self->buffer_.commit(n);
           const auto data = self->buffer_.cdata();
@@ -220,15 +305,15 @@ class WsSession final : public SessionHandle,
   }
 
   void StartHandshake() {
-    if constexpr (std::is_same_v<NextLayer, TlsStream>) {
+    if constexpr (kTls) {
       // Bytes read with the PROXY header belong to the ClientHello.
       if (buffer_.size() > 0) {
         const auto data = buffer_.cdata();
-        ws_.next_layer().Prepend({static_cast<const char*>(data.data()), data.size()});
+        stream_.Prepend({static_cast<const char*>(data.data()), data.size()});
         buffer_.clear();
         buffer_.shrink_to_fit();
       }
-      ws_.next_layer().async_handshake([self = this->shared_from_this()](beast::error_code ec) {
+      stream_.async_handshake([self = this->shared_from_this()](boost::system::error_code ec) {
         if (ec) return self->HandshakeFailed("tls_handshake", ec);
         self->ReadUpgrade();
       });
@@ -241,8 +326,8 @@ class WsSession final : public SessionHandle,
     parser_ = std::make_unique<http::request_parser<http::empty_body>>();
     parser_->header_limit(kMaxUpgradeHeaderBytes);
     parser_->body_limit(0);
-    http::async_read(ws_.next_layer(), buffer_, *parser_,
-                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = this->shared_from_this()](boost::system::error_code ec, std::size_t) {
                        if (ec) return self->HandshakeFailed("http_read", ec);
                        self->OnUpgradeRequest();
                      });
@@ -262,8 +347,16 @@ class WsSession final : public SessionHandle,
                     "unknown path; clients connect to /v1/client, video servers to "
                     "/v1/video-server\n");
     }
-    if (!websocket::is_upgrade(req)) {
+    if (!beast::websocket::is_upgrade(req)) {
       return Refuse(http::status::upgrade_required, "this endpoint speaks WebSocket only\n");
+    }
+    // RFC 6455 4.2.1: version 13 only (426 names it), and a well-formed key.
+    if (req[http::field::sec_websocket_version] != "13") {
+      return Refuse(http::status::upgrade_required, "Sec-WebSocket-Version 13 required\n");
+    }
+    const std::string_view key = req[http::field::sec_websocket_key];
+    if (!core::IsValidWebSocketKey(key)) {
+      return Refuse(http::status::bad_request, "missing or malformed Sec-WebSocket-Key\n");
     }
     const std::string_view subprotocol =
         peer_ == Peer::kClient ? proto::kSubprotocol : proto::kVideoSubprotocol;
@@ -278,27 +371,23 @@ class WsSession final : public SessionHandle,
       return Refuse(http::status::service_unavailable, "replica full or draining; retry later\n");
     }
     if (peer_ == Peer::kClient && !AdmitClient(req)) return;
-    // No idle timeout in Beast: it would re-arm a timer on every read. CheckLiveness does it.
-    websocket::stream_base::timeout timeouts{service_.limits.handshake_timeout,
-                                             websocket::stream_base::none(),
-                                             /*keep_alive_pings=*/false};
-    ws_.set_option(timeouts);
-    ws_.read_message_max(service_.limits.max_message_bytes);
-    ws_.auto_fragment(false);
-    ws_.text(true);
-    ws_.set_option(
-        websocket::stream_base::decorator([offered, subprotocol](websocket::response_type& res) {
-          res.set(http::field::server, "vrouter");
-          if (offered) res.set(http::field::sec_websocket_protocol, subprotocol);
-        }));
-    ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
-      Heard();
-      if (kind == websocket::frame_type::ping) OnPing();
-    });
-    ws_.async_accept(parser_->release(), [self = this->shared_from_this()](beast::error_code ec) {
-      if (ec) return self->HandshakeFailed("ws_accept", ec);
-      self->OnOpen();
-    });
+    // No extension is agreed (an offer of permessage-deflate goes unanswered), so frames with
+    // reserved bits set are protocol errors.
+    auto answer = std::make_shared<std::string>(
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Server: vrouter\r\n"
+        "Sec-WebSocket-Accept: ");
+    answer->append(core::WebSocketAcceptKey(key));
+    if (offered) answer->append("\r\nSec-WebSocket-Protocol: ").append(subprotocol);
+    answer->append("\r\n\r\n");
+    asio::async_write(
+        stream_, asio::buffer(*answer),
+        [self = this->shared_from_this(), answer](boost::system::error_code ec, std::size_t) {
+          if (ec) return self->HandshakeFailed("ws_accept", ec);
+          self->OnOpen();
+        });
   }
 
   // Client IP behind trusted proxies, browser origin, per-IP limit. False after a refusal.
@@ -345,16 +434,19 @@ class WsSession final : public SessionHandle,
     const bool retry_later =
         status == http::status::service_unavailable || status == http::status::too_many_requests;
     if (retry_later) res->set(http::field::retry_after, std::to_string(RetryAfterSeconds()));
-    if (status == http::status::upgrade_required) res->set(http::field::upgrade, "websocket");
+    if (status == http::status::upgrade_required) {
+      res->set(http::field::upgrade, "websocket");
+      res->set(http::field::sec_websocket_version, "13");
+    }
     res->keep_alive(false);
     res->body() = std::move(body);
     res->prepare_payload();
-    http::async_write(ws_.next_layer(), *res,
-                      [self = this->shared_from_this(), res](beast::error_code, std::size_t) {
-                        beast::error_code ignored;
-                        beast::get_lowest_layer(self->ws_).shutdown(tcp::socket::shutdown_both,
-                                                                    ignored);
-                      });
+    http::async_write(
+        stream_, *res,
+        [self = this->shared_from_this(), res](boost::system::error_code, std::size_t) {
+          boost::system::error_code ignored;
+          self->socket().shutdown(tcp::socket::shutdown_both, ignored);
+        });
     if (!retry_later) service_.metrics.handshakes_failed[transport_index()]->Increment();
     EndHandshake();
   }
@@ -362,8 +454,6 @@ class WsSession final : public SessionHandle,
   void OnOpen() {
     EndHandshake();
     parser_.reset();
-    buffer_.clear();
-    buffer_.shrink_to_fit();
     open_ = true;
     service_.metrics.handshakes_ok[transport_index()]->Increment();
     auto self = this->shared_from_this();
@@ -380,21 +470,36 @@ class WsSession final : public SessionHandle,
     opened_at_ = last_heard_ = SteadyClock::now();
     ScheduleLivenessCheck(
         opened_at_ + std::min(service_.limits.hello_timeout, service_.limits.idle_timeout / 2));
-    Read();
+    // Frames the client sent right behind its upgrade request came in with it.
+    if (buffer_.size() > 0) {
+      const auto data = buffer_.data();
+      in_batch_ = true;
+      const auto error = reader_.Consume(static_cast<char*>(data.data()), data.size(), *this);
+      in_batch_ = false;
+      if (error) OnProtocolError(*error);
+    }
+    buffer_ = {};  // the session holds no read buffer from here on
+    if (aborted_) return Finish(asio::error::operation_aborted);
+    Flush();
+    // Read before waiting: data that came while the answer was written raised no readiness event
+    // the session was waiting for.
+    OnReadable({});
   }
+
+  // ======== Liveness ========
 
   // Hello deadline, then the idle timeout: a connection silent for idle_timeout / 2 is pinged, one
   // silent for idle_timeout (a half-open TCP connection, a vanished peer) is dropped. One timer
   // wake-up per half idle period, whatever the traffic.
   void ScheduleLivenessCheck(SteadyClock::time_point at) {
     timer_.expires_at(at);
-    timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+    timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
       if (!ec) self->CheckLiveness();
     });
   }
 
   void CheckLiveness() {
-    if (finished_ || closing_ || pending_close_) return;
+    if (finished_ || closing_) return;
     const auto now = SteadyClock::now();
     const auto idle = service_.limits.idle_timeout;
     if (!protocol_->authenticated() && now - opened_at_ >= service_.limits.hello_timeout) {
@@ -404,7 +509,7 @@ class WsSession final : public SessionHandle,
     if (silent >= idle) return Abort();
     if (silent >= idle / 2 && !pinged_) {
       pinged_ = true;
-      Enqueue(nullptr);  // a ping, in line with the frames
+      Enqueue({nullptr, WsOpcode::kPing});  // in line with the frames
     }
     auto next = last_heard_ + (pinged_ ? idle : idle / 2);
     if (!protocol_->authenticated()) {
@@ -413,89 +518,269 @@ class WsSession final : public SessionHandle,
     ScheduleLivenessCheck(std::max(next, now + std::chrono::milliseconds(1)));
   }
 
-  // Anything from the peer (a frame, a pong, a ping) proves it alive and answers our ping.
+  // Any frame from the peer (a message, a pong, a ping) proves it alive and answers our ping.
   void Heard() {
     last_heard_ = SteadyClock::now();
     pinged_ = false;
   }
 
-  void OnPing() {
+  // ======== Reading: wait for readiness, then read into a buffer per thread ========
+
+  void WaitReadable(Socket::wait_type what) {
+    socket().async_wait(what, [self = this->shared_from_this()](boost::system::error_code ec) {
+      self->OnReadable(ec);
+    });
+  }
+
+  // Reads what is there without blocking and parses it. A connection holds no read buffer while
+  // it waits: the bytes land in one per thread, and the reader copies only a frame they cut.
+  void OnReadable(boost::system::error_code ec) {
+    if (finished_) return;
+    if (ec) return Finish(ec);
+    thread_local std::array<char, std::size_t{64} * 1024> buffer;
+    if constexpr (kTls) stream_.connection().BeginReadRound();
+    for (int round = 0;; ++round) {
+      if (round == kMaxReadsPerWake) {
+        Flush();
+        return asio::post(stream_.get_executor(),
+                          [self = this->shared_from_this()] { self->OnReadable({}); });
+      }
+      const IoResult r = ReadNow(buffer.data(), buffer.size());
+      if (r.error) return Finish(r.error);
+      if (r.wait) {
+        Flush();
+        return WaitReadable(*r.wait);
+      }
+      in_batch_ = true;
+      const auto error = reader_.Consume(buffer.data(), r.bytes, *this);
+      in_batch_ = false;
+      if (error) OnProtocolError(*error);
+      if (aborted_) return Finish(asio::error::operation_aborted);
+      if (r.drained) {
+        Flush();
+        return WaitReadable(Socket::wait_read);
+      }
+    }
+  }
+
+  IoResult ReadNow(char* data, std::size_t size) {
+    IoResult r;
+    if constexpr (kTls) {
+      TlsConnection& tls = stream_.connection();
+      const TlsStep step = tls.Read(data, size);
+      switch (step.kind) {
+        case TlsStep::Kind::kDone:
+          r.bytes = step.bytes;
+          r.drained = tls.ReadDrained();
+          break;
+        case TlsStep::Kind::kWantRead:
+          r.wait = Socket::wait_read;
+          break;
+        case TlsStep::Kind::kWantWrite:
+          r.wait = Socket::wait_write;
+          break;
+        case TlsStep::Kind::kFailed:
+          r.error = step.error;
+          break;
+      }
+    } else {
+      for (;;) {
+        const ssize_t n = ::recv(socket().native_handle(), data, size, 0);
+        if (n > 0) {
+          r.bytes = static_cast<std::size_t>(n);
+          r.drained = r.bytes < size;  // the socket was empty: the next arrival raises an event
+        } else if (n == 0) {
+          r.error = asio::error::eof;
+        } else if (errno == EINTR) {
+          continue;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          r.wait = Socket::wait_read;
+        } else {
+          r.error = {errno, boost::system::system_category()};
+        }
+        break;
+      }
+    }
+    return r;
+  }
+
+  // ---- core::WsFrameSink: what the reader parsed ----
+
+  void OnMessage(WsOpcode kind, std::string_view payload) override {
+    Heard();
+    if (closing_) return;  // closing: nothing more is acted on; the peer's close is awaited
+    if (kind != WsOpcode::kText) {
+      service_.metrics.protocol_closes->Increment();
+      return Close(proto::close_code::kUnsupportedData, "binary frames are not supported");
+    }
+    protocol_->OnText(payload);
+  }
+
+  void OnPing(std::string_view payload) override {
+    Heard();
+    if (closing_) return;
     // Browsers never flood pings; a peer that does is burning our CPU on pongs.
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = SteadyClock::now();
     if (now - ping_window_start_ >= std::chrono::seconds(1)) {
       ping_window_start_ = now;
       pings_in_window_ = 0;
     }
     if (++pings_in_window_ > service_.limits.max_pings_per_second) {
-      if (!pending_close_) service_.metrics.protocol_closes->Increment();
-      Close(proto::close_code::kPolicyViolation, "ping_flood");
+      service_.metrics.protocol_closes->Increment();
+      return Close(proto::close_code::kPolicyViolation, "ping_flood");
+    }
+    Enqueue({payload.empty() ? nullptr : std::make_shared<const std::string>(payload),
+             WsOpcode::kPong});
+  }
+
+  void OnPong(std::string_view /*payload*/) override { Heard(); }
+
+  void OnClose(std::uint16_t code, std::string_view /*reason*/) override {
+    Heard();
+    peer_closed_ = true;
+    if (close_sent_) return Teardown();  // the answer to ours
+    // Echo the peer's code (RFC 6455 5.5.1); the connection ends once our close is out.
+    Close(code == core::ws_close::kNoStatus ? proto::close_code::kNormal : code, "");
+  }
+
+  void OnProtocolError(const core::WsReadError& error) {
+    // The stream cannot be parsed past this point: close with the reason and stop reading.
+    service_.metrics.protocol_closes->Increment();
+    log::Debug("ws_protocol_error", {{"session", session_id_},
+                                     {"code", error.close_code},
+                                     {"error", error.reason},
+                                     {"ip", client_ip_.ToString()}});
+    if (closing_) {
+      if (close_sent_) Teardown();  // our close is out; no answer will be readable
+      return;
+    }
+    Close(error.close_code, error.reason);
+  }
+
+  // ======== Writing: gathered, without waiting while the socket takes it ========
+
+  void Enqueue(OutFrame frame) {
+    queued_bytes_ += frame.size();
+    queue_.push_back(std::move(frame));
+    if (!in_batch_) Flush();
+  }
+
+  // Writes the queue until it is empty or the socket is full; then waits for it to drain. Frames
+  // queued while reading a batch go out together, in one write.
+  void Flush() {
+    if (write_waiting_ || finished_ || aborted_) return;
+    while (!queue_.empty()) {
+      const IoResult r = WriteNow();
+      if (r.error) return Abort();
+      if (r.wait) {
+        write_waiting_ = true;
+        return socket().async_wait(*r.wait,
+                                   [self = this->shared_from_this()](boost::system::error_code ec) {
+                                     self->write_waiting_ = false;
+                                     if (ec) return self->Abort();
+                                     self->Flush();
+                                   });
+      }
+      if (Advance(r.bytes)) return OnCloseSent();
     }
   }
 
-  void Read() {
-    ws_.async_read(buffer_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-      self->OnRead(ec);
+  IoResult WriteNow() {
+    GatheredWrite gathered;
+    IoResult r;
+    if constexpr (kTls) {
+      // One record per write: the pieces copied together (redone on a retry, which OpenSSL
+      // wants with the same bytes, not the same address).
+      gathered.From(queue_, front_written_, kTlsWriteBytes);
+      thread_local std::array<char, kTlsWriteBytes> record;
+      std::size_t n = 0;
+      for (std::size_t i = 0; i < gathered.count; ++i) {
+        std::memcpy(record.data() + n, gathered.pieces[i].iov_base, gathered.pieces[i].iov_len);
+        n += gathered.pieces[i].iov_len;
+      }
+      const TlsStep step = stream_.connection().Write(record.data(), n);
+      switch (step.kind) {
+        case TlsStep::Kind::kDone:
+          r.bytes = step.bytes;
+          break;
+        case TlsStep::Kind::kWantRead:
+          r.wait = Socket::wait_read;
+          break;
+        case TlsStep::Kind::kWantWrite:
+          r.wait = Socket::wait_write;
+          break;
+        case TlsStep::Kind::kFailed:
+          r.error = step.error;
+          break;
+      }
+    } else {
+      gathered.From(queue_, front_written_, std::numeric_limits<std::size_t>::max());
+      msghdr message{};
+      message.msg_iov = gathered.pieces.data();
+      message.msg_iovlen = gathered.count;
+      for (;;) {
+        const ssize_t n = ::sendmsg(socket().native_handle(), &message, MSG_NOSIGNAL);
+        if (n >= 0) {
+          r.bytes = static_cast<std::size_t>(n);
+        } else if (errno == EINTR) {
+          continue;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          r.wait = Socket::wait_write;
+        } else {
+          r.error = {errno, boost::system::system_category()};
+        }
+        break;
+      }
+    }
+    return r;
+  }
+
+  // Takes `bytes` just written off the queue. True when that finished the close frame.
+  bool Advance(std::size_t bytes) {
+    bool close_done = false;
+    while (bytes > 0 && !queue_.empty()) {
+      const OutFrame& front = queue_.front();
+      std::array<char, core::kMaxServerFrameHeader> header{};
+      const std::size_t total =
+          core::EncodeServerFrameHeader(front.opcode, front.size(), header) + front.size();
+      const std::size_t take = std::min(bytes, total - front_written_);
+      front_written_ += take;
+      bytes -= take;
+      if (front_written_ < total) break;
+      close_done = close_done || front.opcode == WsOpcode::kClose;
+      queued_bytes_ -= front.size();
+      front_written_ = 0;
+      queue_.pop_front();
+    }
+    return close_done;
+  }
+
+  // ======== Closing ========
+
+  void OnCloseSent() {
+    close_sent_ = true;
+    // The answer to the peer's close, or the stream cannot be read any more: nothing to wait for.
+    if (peer_closed_ || reader_.done()) return Teardown();
+    // Wait for the peer's answer as long as for a handshake, then drop it.
+    timer_.expires_after(service_.limits.handshake_timeout);
+    timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->Abort();
     });
   }
 
-  void OnRead(beast::error_code ec) {
-    if (ec) return Finish(ec);
-    Heard();
-    if (!ws_.got_text()) {
-      buffer_.consume(buffer_.size());
-      service_.metrics.protocol_closes->Increment();
-      Close(proto::close_code::kUnsupportedData, "binary frames are not supported");
-    } else if (!closing_ && !pending_close_) {
-      const auto data = buffer_.cdata();
-      protocol_->OnText(std::string_view(static_cast<const char*>(data.data()), data.size()));
-      buffer_.consume(buffer_.size());
-    } else {
-      buffer_.consume(buffer_.size());  // closing: drain until the peer's close frame
-    }
-    if (!finished_) Read();
-  }
-
-  // A null frame is a ping.
-  void Enqueue(core::Frame frame) {
-    if (frame) queued_bytes_ += frame->size();
-    queue_.push_back(std::move(frame));
-    if (!writing_) Write();
-  }
-
-  void Write() {
-    writing_ = true;
-    if (!queue_.front()) {
-      ws_.async_ping(
-          {}, [self = this->shared_from_this()](beast::error_code ec) { self->OnWrite(ec); });
-      return;
-    }
-    ws_.async_write(asio::buffer(*queue_.front()),
-                    [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                      self->OnWrite(ec);
-                    });
-  }
-
-  void OnWrite(beast::error_code ec) {
-    writing_ = false;
-    if (ec) return Abort();
-    if (queue_.front()) queued_bytes_ -= queue_.front()->size();
-    queue_.pop_front();
-    if (finished_) return;
-    if (!queue_.empty()) return Write();
-    if (pending_close_) SendClose();
-  }
-
-  void SendClose() {
-    closing_ = true;
-    if (pending_close_->first == proto::close_code::kMessageTooBig ||
-        pending_close_->first == proto::close_code::kPolicyViolation ||
-        pending_close_->first == proto::close_code::kUnsupportedData) {
-      log::Debug("protocol_close", {{"session", session_id_}, {"code", pending_close_->first}});
-    }
-    websocket::close_reason reason(static_cast<websocket::close_code>(pending_close_->first),
-                                   pending_close_->second);
-    ws_.async_close(reason, [self = this->shared_from_this()](beast::error_code) {
-      // The pending read completes with `closed` (or a timeout) and finishes the session.
+  // Both closes are out (or the stream is broken): close_notify, then our FIN. The server closes
+  // TCP first (RFC 6455 7.1.1), but the descriptor stays until the peer's FIN, with what it still
+  // sends read and dropped: closing with unread bytes would send a reset, and a reset can destroy
+  // our close frame in the peer's receive buffer before it reads it.
+  void Teardown() {
+    if (torn_down_) return;
+    torn_down_ = true;
+    if constexpr (kTls) (void)stream_.connection().Shutdown();
+    boost::system::error_code ignored;
+    socket().shutdown(tcp::socket::shutdown_send, ignored);
+    timer_.expires_after(service_.limits.handshake_timeout);
+    timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->Abort();
     });
   }
 
@@ -506,22 +791,17 @@ class WsSession final : public SessionHandle,
     closing_ = true;
     queue_.clear();
     queued_bytes_ = 0;
-    beast::error_code ignored;
-    beast::get_lowest_layer(ws_).close(ignored);
+    boost::system::error_code ignored;
+    socket().close(ignored);  // pending waits complete with operation_aborted
   }
 
-  void Finish(beast::error_code ec) {
+  void Finish(boost::system::error_code ec) {
     if (finished_) return;
     finished_ = true;
     timer_.cancel();
-    if (ec != websocket::error::closed && ec != asio::error::operation_aborted &&
-        ec != beast::error::timeout && ec != asio::error::eof &&
-        ec != asio::error::connection_reset) {
-      if (ec == websocket::error::message_too_big) {
-        service_.metrics.protocol_closes->Increment();  // Beast already sent close 1009
-      } else {
-        log::Debug("session_error", {{"session", session_id_}, {"error", ec.message()}});
-      }
+    if (ec && ec != asio::error::operation_aborted && ec != asio::error::eof &&
+        ec != asio::error::connection_reset && ec != asio::error::broken_pipe) {
+      log::Debug("session_error", {{"session", session_id_}, {"error", ec.message()}});
     }
     if (open_) {
       protocol_->OnClosed();
@@ -530,29 +810,33 @@ class WsSession final : public SessionHandle,
         service_.sessions.Remove(session_id_);
       }
     }
-    if (!aborted_ && !closing_) {
-      // Read failed without a close handshake (reset, timeout): make sure the socket goes.
-      beast::error_code ignored;
-      beast::get_lowest_layer(ws_).close(ignored);
-    }
+    queue_.clear();
+    boost::system::error_code ignored;
+    socket().close(ignored);
   }
 
-  websocket::stream<NextLayer> ws_;
-  beast::flat_buffer buffer_;
+  NextLayer stream_;
+  beast::flat_buffer buffer_;  // the PROXY header and upgrade request; empty once open
   std::unique_ptr<http::request_parser<http::empty_body>> parser_;  // during the handshake
-  // Handshake deadline, then hello deadline and idle checks, then delayed closes (goaway).
+  // Handshake deadline, then hello deadline and idle checks, then delayed closes (goaway), then
+  // the closing handshake's deadlines.
   asio::steady_timer timer_;
   Service& service_;
   const core::Transport transport_;
   const std::uint64_t session_id_;
   Peer peer_ = Peer::kClient;
   std::unique_ptr<SessionProtocol> protocol_;
+  core::WsFrameReader reader_;
 
-  core::FifoQueue<core::Frame> queue_;
+  core::FifoQueue<OutFrame> queue_;
   std::size_t queued_bytes_ = 0;
-  std::optional<std::pair<std::uint16_t, std::string>> pending_close_;
-  bool writing_ = false;
-  bool closing_ = false;
+  std::size_t front_written_ = 0;  // bytes of the queue's front frame (header and payload) sent
+  bool in_batch_ = false;          // parsing a read: frames queued now are flushed after it
+  bool write_waiting_ = false;     // the socket was full; a writability wait is pending
+  bool closing_ = false;           // our close frame is queued (or the connection aborted)
+  bool close_sent_ = false;
+  bool peer_closed_ = false;  // the peer's close frame came in
+  bool torn_down_ = false;
   bool aborted_ = false;
   bool finished_ = false;
   bool open_ = false;
@@ -562,7 +846,7 @@ class WsSession final : public SessionHandle,
   bool in_handshake_ = true;              // counts in Service::handshakes_in_flight
   bool ip_counted_ = false;               // counts in Service::per_ip
   core::IpAddress client_ip_;             // the peer, or who a trusted proxy says it serves
-  std::chrono::steady_clock::time_point ping_window_start_{};
+  SteadyClock::time_point ping_window_start_{};
   std::uint32_t pings_in_window_ = 0;
 };
 
@@ -586,6 +870,8 @@ void StartWsSession(tcp::socket socket, Service& service, core::Transport transp
   // Small request/answer frames: no Nagle delay behind a delayed ACK (it stalled TLS
   // handshakes ~40 ms and every answer written while a previous one was unacknowledged).
   bound.set_option(tcp::no_delay(true), ec);
+  // The session reads and writes without blocking and waits for readiness itself.
+  bound.non_blocking(true, ec);
   if (tls != nullptr) {
     // The SSL object holds its own reference to the context: a reload may drop `tls` afterwards.
     std::make_shared<WsSession<TlsStream>>(std::move(bound), service, transport, tls.get(), peer)
