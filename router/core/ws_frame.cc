@@ -194,7 +194,6 @@ std::optional<WsReadError> WsFrameReader::Consume(char* data, std::size_t size, 
       if (partial_.size() < total) {
         const std::size_t take = std::min(total - partial_.size(), size - pos);
         if (take == 0) return std::nullopt;
-        if (h.complete) partial_.reserve(total);
         partial_.append(data + pos, take);
         pos += take;
         continue;  // re-read the header: it may have been the part missing

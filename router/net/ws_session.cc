@@ -183,7 +183,8 @@ class WsSession final : public SessionHandle,
                   std::chrono::milliseconds delay) override {
     asio::post(stream_.get_executor(),
                [self = this->shared_from_this(), code, reason = std::move(reason), delay] {
-                 if (self->finished_) return;
+                 // Closing already: its deadlines stay (a delay would replace them).
+                 if (self->finished_ || self->closing_) return;
                  if (delay.count() <= 0) return self->Close(code, reason);
                  // Replaces the liveness checks: the connection is on its way out.
                  self->timer_.expires_after(delay);
@@ -196,16 +197,7 @@ class WsSession final : public SessionHandle,
   // ---- SessionTransport: session thread ----
   void Send(core::Frame frame) override {
     if (closing_ || finished_) return;
-    // One frame always fits an empty queue (a big lookup answer is not a slow consumer); memory
-    // stays bounded by the limit plus one frame.
-    if (queued_bytes_ > 0 && queued_bytes_ + frame->size() > service_.limits.max_send_queue_bytes) {
-      // The client does not read fast enough. Memory stays bounded: drop the connection.
-      service_.metrics.slow_consumer_closes->Increment();
-      log::Info("slow_consumer_closed", {{"session", session_id_},
-                                         {"queued_bytes", queued_bytes_},
-                                         {"ip", client_ip_.ToString()}});
-      return Abort();
-    }
+    if (!Fits(frame->size())) return;
     Enqueue({std::move(frame), WsOpcode::kText});
   }
 
@@ -217,14 +209,15 @@ class WsSession final : public SessionHandle,
   // Queues the close frame behind the frames already queued; nothing is sent after it.
   void Close(std::uint16_t code, std::string_view reason) override {
     if (closing_ || finished_) return;
-    closing_ = true;
     if (code == proto::close_code::kMessageTooBig || code == proto::close_code::kPolicyViolation ||
         code == proto::close_code::kUnsupportedData || code == proto::close_code::kProtocolError ||
         code == proto::close_code::kInvalidPayload) {
-      log::Debug("protocol_close", {{"session", session_id_}, {"code", code}});
+      log::Debug("protocol_close", {{"session", session_id_},
+                                    {"code", code},
+                                    {"reason", reason},
+                                    {"ip", client_ip_.ToString()}});
     }
-    Enqueue({std::make_shared<const std::string>(core::EncodeClosePayload(code, reason)),
-             WsOpcode::kClose});
+    QueueClose(code, reason);
   }
 
  private:
@@ -350,7 +343,10 @@ class WsSession final : public SessionHandle,
     if (!beast::websocket::is_upgrade(req)) {
       return Refuse(http::status::upgrade_required, "this endpoint speaks WebSocket only\n");
     }
-    // RFC 6455 4.2.1: version 13 only (426 names it), and a well-formed key.
+    // RFC 6455 4.2.1: a Host, version 13 only (426 names it), and a well-formed key.
+    if (req[http::field::host].empty()) {
+      return Refuse(http::status::bad_request, "missing Host\n");
+    }
     if (req[http::field::sec_websocket_version] != "13") {
       return Refuse(http::status::upgrade_required, "Sec-WebSocket-Version 13 required\n");
     }
@@ -481,6 +477,7 @@ class WsSession final : public SessionHandle,
     buffer_ = {};  // the session holds no read buffer from here on
     if (aborted_) return Finish(asio::error::operation_aborted);
     Flush();
+    if (aborted_) return Finish(asio::error::operation_aborted);
     // Read before waiting: data that came while the answer was written raised no readiness event
     // the session was waiting for.
     OnReadable({});
@@ -542,6 +539,7 @@ class WsSession final : public SessionHandle,
     for (int round = 0;; ++round) {
       if (round == kMaxReadsPerWake) {
         Flush();
+        if (aborted_) return Finish(asio::error::operation_aborted);
         return asio::post(stream_.get_executor(),
                           [self = this->shared_from_this()] { self->OnReadable({}); });
       }
@@ -549,6 +547,7 @@ class WsSession final : public SessionHandle,
       if (r.error) return Finish(r.error);
       if (r.wait) {
         Flush();
+        if (aborted_) return Finish(asio::error::operation_aborted);
         return WaitReadable(*r.wait);
       }
       in_batch_ = true;
@@ -558,6 +557,7 @@ class WsSession final : public SessionHandle,
       if (aborted_) return Finish(asio::error::operation_aborted);
       if (r.drained) {
         Flush();
+        if (aborted_) return Finish(asio::error::operation_aborted);
         return WaitReadable(Socket::wait_read);
       }
     }
@@ -629,6 +629,7 @@ class WsSession final : public SessionHandle,
       service_.metrics.protocol_closes->Increment();
       return Close(proto::close_code::kPolicyViolation, "ping_flood");
     }
+    if (!Fits(payload.size())) return;  // a peer that pings and never reads
     Enqueue({payload.empty() ? nullptr : std::make_shared<const std::string>(payload),
              WsOpcode::kPong});
   }
@@ -640,24 +641,48 @@ class WsSession final : public SessionHandle,
     peer_closed_ = true;
     if (close_sent_) return Teardown();  // the answer to ours
     // Echo the peer's code (RFC 6455 5.5.1); the connection ends once our close is out.
-    Close(code == core::ws_close::kNoStatus ? proto::close_code::kNormal : code, "");
+    if (!closing_)
+      QueueClose(code == core::ws_close::kNoStatus ? proto::close_code::kNormal : code, "");
   }
 
   void OnProtocolError(const core::WsReadError& error) {
     // The stream cannot be parsed past this point: close with the reason and stop reading.
-    service_.metrics.protocol_closes->Increment();
-    log::Debug("ws_protocol_error", {{"session", session_id_},
-                                     {"code", error.close_code},
-                                     {"error", error.reason},
-                                     {"ip", client_ip_.ToString()}});
     if (closing_) {
       if (close_sent_) Teardown();  // our close is out; no answer will be readable
       return;
     }
+    service_.metrics.protocol_closes->Increment();
     Close(error.close_code, error.reason);
   }
 
   // ======== Writing: gathered, without waiting while the socket takes it ========
+
+  // One frame always fits an empty queue (a big lookup answer is not a slow consumer); memory
+  // stays bounded by the limit plus one frame. Over it, the peer does not read fast enough: it
+  // is dropped (false).
+  bool Fits(std::size_t size) {
+    if (queued_bytes_ == 0 || queued_bytes_ + size <= service_.limits.max_send_queue_bytes) {
+      return true;
+    }
+    service_.metrics.slow_consumer_closes->Increment();
+    log::Info(
+        "slow_consumer_closed",
+        {{"session", session_id_}, {"queued_bytes", queued_bytes_}, {"ip", client_ip_.ToString()}});
+    Abort();
+    return false;
+  }
+
+  void QueueClose(std::uint16_t code, std::string_view reason) {
+    closing_ = true;
+    // The close frame may wait behind a peer that does not read: bound it like the handshake
+    // (OnCloseSent and Teardown re-arm the deadline for the steps after it).
+    timer_.expires_after(service_.limits.handshake_timeout);
+    timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->Abort();
+    });
+    Enqueue({std::make_shared<const std::string>(core::EncodeClosePayload(code, reason)),
+             WsOpcode::kClose});
+  }
 
   void Enqueue(OutFrame frame) {
     queued_bytes_ += frame.size();

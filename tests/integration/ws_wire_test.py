@@ -3,7 +3,7 @@
 
   1. the opening handshake: Sec-WebSocket-Accept, the subprotocol answered, no extension agreed
      (an offered permessage-deflate goes unanswered), 426 naming version 13 for another version,
-     400 for a malformed key;
+     400 for a malformed key or no Host;
   2. frames that arrive with the upgrade request, cut one byte per write, fragmented around a
      ping (whose payload the pong echoes), and 100 requests in one write answered in order;
   3. the closing handshake: the client's close code is echoed, then the router closes TCP (a
@@ -85,9 +85,10 @@ class Wire:
             raw = ctx.wrap_socket(raw, server_hostname="localhost")
         self.sock, self.buf = raw, b""
 
-    def upgrade(self, key=RFC_KEY, version="13", extra="", then=b""):
+    def upgrade(self, key=RFC_KEY, version="13", extra="", then=b"", host="127.0.0.1"):
         """Sends the upgrade request (and `then` in the same write); returns (status, headers)."""
-        request = (f"GET /v1/client HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        host_line = f"Host: {host}\r\n" if host else ""
+        request = (f"GET /v1/client HTTP/1.1\r\n{host_line}Upgrade: websocket\r\n"
                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                    f"Sec-WebSocket-Version: {version}\r\nSec-WebSocket-Protocol: vrouter.v1\r\n"
                    f"{extra}\r\n").encode()
@@ -182,6 +183,10 @@ def case_handshake(port, tls):
     w.close()
     w = Wire(port, tls)
     status, _ = w.upgrade(key="not-a-key")
+    assert status == 400, status
+    w.close()
+    w = Wire(port, tls)
+    status, _ = w.upgrade(host=None)
     assert status == 400, status
     w.close()
 
