@@ -676,10 +676,7 @@ class WsSession final : public SessionHandle,
     closing_ = true;
     // The close frame may wait behind a peer that does not read: bound it like the handshake
     // (OnCloseSent and Teardown re-arm the deadline for the steps after it).
-    timer_.expires_after(service_.limits.handshake_timeout);
-    timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
-      if (!ec) self->Abort();
-    });
+    ArmClosingDeadline();
     Enqueue({std::make_shared<const std::string>(core::EncodeClosePayload(code, reason)),
              WsOpcode::kClose});
   }
@@ -782,15 +779,20 @@ class WsSession final : public SessionHandle,
 
   // ======== Closing ========
 
-  void OnCloseSent() {
-    close_sent_ = true;
-    // The answer to the peer's close, or the stream cannot be read any more: nothing to wait for.
-    if (peer_closed_ || reader_.done()) return Teardown();
-    // Wait for the peer's answer as long as for a handshake, then drop it.
+  // Each step of closing (our close frame out, the peer's answer, the peer's FIN) gets as long as
+  // a handshake; a peer that stalls a step is dropped.
+  void ArmClosingDeadline() {
     timer_.expires_after(service_.limits.handshake_timeout);
     timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
       if (!ec) self->Abort();
     });
+  }
+
+  void OnCloseSent() {
+    close_sent_ = true;
+    // The answer to the peer's close, or the stream cannot be read any more: nothing to wait for.
+    if (peer_closed_ || reader_.done()) return Teardown();
+    ArmClosingDeadline();  // for the peer's answer
   }
 
   // Both closes are out (or the stream is broken): close_notify, then our FIN. The server closes
@@ -803,10 +805,7 @@ class WsSession final : public SessionHandle,
     if constexpr (kTls) (void)stream_.connection().Shutdown();
     boost::system::error_code ignored;
     socket().shutdown(tcp::socket::shutdown_send, ignored);
-    timer_.expires_after(service_.limits.handshake_timeout);
-    timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
-      if (!ec) self->Abort();
-    });
+    ArmClosingDeadline();
   }
 
   // Tear the connection down now, without a close handshake (write path stuck or broken).
