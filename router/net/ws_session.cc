@@ -91,6 +91,44 @@ struct IoResult {
   bool drained = false;             // a read: nothing more to read without waiting
 };
 
+IoResult FromTlsStep(const TlsStep& step) {
+  IoResult r;
+  switch (step.kind) {
+    case TlsStep::Kind::kDone:
+      r.bytes = step.bytes;
+      break;
+    case TlsStep::Kind::kWantRead:
+      r.wait = Socket::wait_read;
+      break;
+    case TlsStep::Kind::kWantWrite:
+      r.wait = Socket::wait_write;
+      break;
+    case TlsStep::Kind::kFailed:
+      r.error = step.error;
+      break;
+  }
+  return r;
+}
+
+// A non-blocking recv or sendmsg, retried on EINTR; EAGAIN means waiting for `would_block`.
+template <class Call>
+IoResult FromSyscall(Socket::wait_type would_block, Call call) {
+  IoResult r;
+  for (;;) {
+    const ssize_t n = call();
+    if (n >= 0) {
+      r.bytes = static_cast<std::size_t>(n);
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      r.wait = would_block;
+    } else {
+      r.error = {errno, boost::system::system_category()};
+    }
+    return r;
+  }
+}
+
 // A frame on its way out: a shared payload (null for an empty ping) and its opcode.
 struct OutFrame {
   core::Frame payload;
@@ -567,39 +605,14 @@ class WsSession final : public SessionHandle,
     IoResult r;
     if constexpr (kTls) {
       TlsConnection& tls = stream_.connection();
-      const TlsStep step = tls.Read(data, size);
-      switch (step.kind) {
-        case TlsStep::Kind::kDone:
-          r.bytes = step.bytes;
-          r.drained = tls.ReadDrained();
-          break;
-        case TlsStep::Kind::kWantRead:
-          r.wait = Socket::wait_read;
-          break;
-        case TlsStep::Kind::kWantWrite:
-          r.wait = Socket::wait_write;
-          break;
-        case TlsStep::Kind::kFailed:
-          r.error = step.error;
-          break;
-      }
+      r = FromTlsStep(tls.Read(data, size));
+      r.drained = r.bytes > 0 && tls.ReadDrained();
     } else {
-      for (;;) {
-        const ssize_t n = ::recv(socket().native_handle(), data, size, 0);
-        if (n > 0) {
-          r.bytes = static_cast<std::size_t>(n);
-          r.drained = r.bytes < size;  // the socket was empty: the next arrival raises an event
-        } else if (n == 0) {
-          r.error = asio::error::eof;
-        } else if (errno == EINTR) {
-          continue;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          r.wait = Socket::wait_read;
-        } else {
-          r.error = {errno, boost::system::system_category()};
-        }
-        break;
-      }
+      r = FromSyscall(Socket::wait_read,
+                      [&] { return ::recv(socket().native_handle(), data, size, 0); });
+      if (r.bytes == 0 && !r.wait && !r.error) r.error = asio::error::eof;
+      // A short read: the socket was empty, so the next arrival raises an event.
+      r.drained = r.bytes > 0 && r.bytes < size;
     }
     return r;
   }
@@ -720,39 +733,14 @@ class WsSession final : public SessionHandle,
         std::memcpy(record.data() + n, gathered.pieces[i].iov_base, gathered.pieces[i].iov_len);
         n += gathered.pieces[i].iov_len;
       }
-      const TlsStep step = stream_.connection().Write(record.data(), n);
-      switch (step.kind) {
-        case TlsStep::Kind::kDone:
-          r.bytes = step.bytes;
-          break;
-        case TlsStep::Kind::kWantRead:
-          r.wait = Socket::wait_read;
-          break;
-        case TlsStep::Kind::kWantWrite:
-          r.wait = Socket::wait_write;
-          break;
-        case TlsStep::Kind::kFailed:
-          r.error = step.error;
-          break;
-      }
+      r = FromTlsStep(stream_.connection().Write(record.data(), n));
     } else {
       gathered.From(queue_, front_written_, std::numeric_limits<std::size_t>::max());
       msghdr message{};
       message.msg_iov = gathered.pieces.data();
       message.msg_iovlen = gathered.count;
-      for (;;) {
-        const ssize_t n = ::sendmsg(socket().native_handle(), &message, MSG_NOSIGNAL);
-        if (n >= 0) {
-          r.bytes = static_cast<std::size_t>(n);
-        } else if (errno == EINTR) {
-          continue;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          r.wait = Socket::wait_write;
-        } else {
-          r.error = {errno, boost::system::system_category()};
-        }
-        break;
-      }
+      r = FromSyscall(Socket::wait_write,
+                      [&] { return ::sendmsg(socket().native_handle(), &message, MSG_NOSIGNAL); });
     }
     return r;
   }
