@@ -5,6 +5,7 @@ written verbatim into report.json under "config".
 """
 
 import math
+import os
 
 # A process may hold 20,000 open files (hard limit, machine.md); keep a reserve for the rest.
 SOCKETS_PER_PROCESS = 18000
@@ -170,6 +171,7 @@ def make_plan(scenario, options):
     plan["warmup_s"] = float(pick(options, "warmup", d, 0))
     plan["router_args"] = [] if d.get("fleet_defaults") else bench_router_args(users)
     plan["router_overrides"] = list(options.get("router_args") or [])
+    plan["pin"] = parse_pin(options.get("pin") or [])
     plan["ramp_s"] = users / plan["ramp"] if plan["ramp"] > 0 else 0.0
     # latency: the paced lookups start once every connection is up (2 s after the ramp), so the
     # TLS handshakes of the ramp do not compete with them.
@@ -181,6 +183,31 @@ def make_plan(scenario, options):
         plan[key + "_per_proc"] = None if total is None else total / plan["load_procs"]
     plan["deadline_s"] = deadline(plan)
     return plan
+
+
+PIN_ROLES = ("router", "load", "echo", "redis", "sims")
+
+
+def parse_pin(items):
+    """--pin ROLE=CPUS options as {role: sorted CPU list}; the CPUs must be ones this process may
+    run on."""
+    allowed = os.sched_getaffinity(0)
+    pin = {}
+    for item in items:
+        role, _, cpus = item.partition("=")
+        if role not in PIN_ROLES:
+            raise PlanError(f"--pin {item}: ROLE is one of {', '.join(PIN_ROLES)}")
+        chosen = set()
+        try:
+            for part in cpus.split(","):
+                first, _, last = part.partition("-")
+                chosen.update(range(int(first), int(last or first) + 1))
+        except ValueError:
+            raise PlanError(f"--pin {item}: CPUS is a list such as 1 or 0-1 or 0,2") from None
+        if not chosen or not chosen <= allowed:
+            raise PlanError(f"--pin {item}: this machine offers CPUs {sorted(allowed)}")
+        pin[role] = sorted(chosen)
+    return pin
 
 
 def load_duration(plan):

@@ -400,6 +400,9 @@ class Run:
 
     def spawn(self, name, argv, env=None, role="other"):
         """Start a child (its own process group, output in OUT/logs/)."""
+        cpus = self.plan.get("pin", {}).get(role)
+        if cpus:  # taskset execs the program: the pid stays the program's
+            argv = ["taskset", "--cpu-list", ",".join(map(str, cpus))] + list(argv)
         proc = Proc(name, argv, self.logs, env=env or self.child_env(), role=role)
         self.procs.append(proc)
         with open(os.path.join(self.logs, "commands.txt"), "a") as f:

@@ -790,10 +790,25 @@ class WsSession final : public SessionHandle,
   void Teardown() {
     if (torn_down_) return;
     torn_down_ = true;
-    if constexpr (kTls) (void)stream_.connection().Shutdown();
+    ArmClosingDeadline();
+    SendFin();
+  }
+
+  // close_notify first (waiting for room if the socket is full: a FIN before it would read as a
+  // truncated TLS stream), then our FIN. A TLS session that cannot say it any more just ends.
+  void SendFin() {
+    if (finished_ || aborted_) return;
+    if constexpr (kTls) {
+      const IoResult r = FromTlsStep(stream_.connection().Shutdown());
+      if (r.wait == Socket::wait_write) {
+        return socket().async_wait(Socket::wait_write,
+                                   [self = this->shared_from_this()](boost::system::error_code ec) {
+                                     if (!ec) self->SendFin();
+                                   });
+      }
+    }
     boost::system::error_code ignored;
     socket().shutdown(tcp::socket::shutdown_send, ignored);
-    ArmClosingDeadline();
   }
 
   // Tear the connection down now, without a close handshake (write path stuck or broken).

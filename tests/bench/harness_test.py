@@ -465,6 +465,15 @@ class PlanTest(unittest.TestCase):
                                      ["--threads=4", "--lease-ttl-ms=2000", "--x"])
         self.assertEqual(merged, ["--tls-cert", "c", "--threads=4", "--lease-ttl-ms=2000", "--x"])
 
+    def test_pin(self):
+        cpu = min(os.sched_getaffinity(0))
+        p = self.plan("latency", pin=[f"router={cpu}", f"load={cpu},{cpu}"])
+        self.assertEqual(p["pin"], {"router": [cpu], "load": [cpu]})
+        self.assertEqual(self.plan("latency")["pin"], {})
+        for bad in ("router", "web=0", "router=x", "router=", "router=4096"):
+            with self.assertRaises(planlib.PlanError, msg=bad):
+                self.plan("latency", pin=[bad])
+
     def test_worst_share(self):
         self.assertEqual(planlib.worst_share(100, 1), 100)
         self.assertGreater(planlib.worst_share(45000, 3), 15000)

@@ -11,11 +11,13 @@
   4. protocol violations, each answered with its close code and then the end of the stream:
      unmasked frame, reserved bit, reserved opcode, fragmented control frame (1002), text that is
      not UTF-8 (1007), a frame announced above --max-message-bytes (1009, before its payload
-     is sent), a binary frame (1003).
+     is sent), a binary frame (1003);
+  5. a close frame queued behind answers the client never reads: the connection is dropped at
+     the closing deadline, not kept forever, and not counted as a slow consumer.
 
     ws_wire_test.py VROUTER
 
-Loopback only, port 0, one router, every wait bounded; about 2 s.
+Loopback only, port 0, one router, every wait bounded; about 5 s.
 """
 
 import base64
@@ -37,6 +39,7 @@ import vrouter_process  # noqa: E402  (beside this file)
 VROUTER = sys.argv[1]
 SECRET = "ws-wire-test-secret"
 MAX_MESSAGE = 4096
+CLOSING_DEADLINE_S = 1.0  # --handshake-timeout-ms: also each step of the closing handshake
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3's example
 RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
@@ -222,6 +225,39 @@ def case_frames(port, tls):
     w.close()
 
 
+def case_close_behind_unread(port, tls, router):
+    """A close frame stuck behind answers the peer never reads: the router drops the connection
+    at the closing deadline (--handshake-timeout-ms) instead of keeping it forever."""
+    transport = "wss" if tls else "ws"
+    open_now = lambda: router.metric("vrouter_connections", transport=transport)  # noqa: E731
+    deadline = time.monotonic() + 5
+    while open_now() > 0:  # the earlier cases' sessions finish their closing handshakes
+        assert time.monotonic() < deadline, "sessions of the earlier cases still open after 5 s"
+        time.sleep(0.02)
+    slow = router.metric("vrouter_forced_closes_total", reason="slow_consumer")
+    w = Wire(port, tls)
+    w.opened(then=hello_frame())
+    assert w.read_message()["type"] == "welcome"
+    # ~8 KB answers, never read: 2,000 of them are more than both loopback socket buffers hold,
+    # and less than --send-queue-bytes, so the router queues them (no slow-consumer close).
+    users = [f"user-{i:05d}" for i in range(250)]
+    lookup = text({"type": "lookup", "id": 2, "users": users})
+    assert len(lookup) < MAX_MESSAGE
+    w.sock.settimeout(20)
+    for _ in range(2000):
+        w.send(lookup)
+    w.send(frame(0x8, struct.pack(">H", 1000)))
+    started = time.monotonic()
+    deadline = started + 10
+    while open_now() > 0:
+        assert time.monotonic() < deadline, "a close frame behind an unread queue held the session"
+        time.sleep(0.05)
+    waited = time.monotonic() - started
+    assert waited >= CLOSING_DEADLINE_S * 0.5, f"dropped after {waited:.2f} s, before the deadline"
+    assert router.metric("vrouter_forced_closes_total", reason="slow_consumer") == slow
+    w.close()
+
+
 def case_violations(port, tls):
     cases = [
         ("unmasked frame", frame(0x1, b"{}", masked=False), 1002),
@@ -256,13 +292,17 @@ def main():
                     "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
                     "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
     r = vrouter_process.Router(
-        VROUTER, ["--max-message-bytes", str(MAX_MESSAGE), "--tls-cert", cert, "--tls-key", key],
+        VROUTER, ["--max-message-bytes", str(MAX_MESSAGE), "--tls-cert", cert, "--tls-key", key,
+                  "--send-queue-bytes", str(64 << 20), "--rate-limits", "off",
+                  "--handshake-timeout-ms", str(int(CLOSING_DEADLINE_S * 1000))],
         env, "ws-wire", tls=True, drain_window_ms=200)
     try:
         for scheme, port, tls in (("ws", r.ws, False), ("wss", r.wss, True)):
             for case in (case_handshake, case_frames, case_violations):
                 case(port, tls)
                 print(f"[ws wire] {scheme} {case.__name__}: ok", flush=True)
+            case_close_behind_unread(port, tls, r)
+            print(f"[ws wire] {scheme} case_close_behind_unread: ok", flush=True)
         m = r.metrics()
         closes = vrouter_process.metric(m, "vrouter_forced_closes_total", reason="protocol")
         assert closes >= 16, f"protocol closes counted: {closes}, expected at least 16"
