@@ -6,6 +6,7 @@ written verbatim into report.json under "config".
 
 import math
 import os
+import shlex
 
 # A process may hold 20,000 open files (hard limit, machine.md); keep a reserve for the rest.
 SOCKETS_PER_PROCESS = 18000
@@ -172,6 +173,7 @@ def make_plan(scenario, options):
     plan["router_args"] = [] if d.get("fleet_defaults") else bench_router_args(users)
     plan["router_overrides"] = list(options.get("router_args") or [])
     plan["pin"] = parse_pin(options.get("pin") or [])
+    plan["router_prefix"] = shlex.split(options.get("router_prefix") or "")
     plan["ramp_s"] = users / plan["ramp"] if plan["ramp"] > 0 else 0.0
     # latency: the paced lookups start once every connection is up (2 s after the ramp), so the
     # TLS handshakes of the ramp do not compete with them.

@@ -452,17 +452,19 @@ class Run:
             flags += ["--rate-limits", "off"]
         if plan["store"] == "redis":
             flags += ["--store", self.redis_url]
-        argv = [self.bins["vrouter"]] + planlib.merge_flags(flags, plan["router_overrides"])
+        argv = plan.get("router_prefix", []) + [self.bins["vrouter"]] + planlib.merge_flags(
+            flags, plan["router_overrides"])
+        startup_s = 60 if plan.get("router_prefix") else 10  # e.g. under valgrind
         env = self.child_env(VROUTER_AUTH_SECRET=self.auth_secret,
                              VROUTER_VIDEO_SERVER_SECRET=self.video_secret)
         proc = self.spawn(f"router-{name}", argv, env=env, role="router")
         listening = wait_json_line(proc, proc.out_path, lambda e: e.get("event") == "listening",
-                                   10, f"router {name}")
+                                   startup_s, f"router {name}")
         router = Router(name, index, proc, listening, phase)
-        end = time.time() + 10
+        end = time.time() + startup_s
         while http_get(router.admin + "/healthz", timeout=1)[0] != 200:
             if proc.poll() is not None or time.time() > end:
-                raise StartupError(f"router {name}: /healthz not 200 within 10 s; "
+                raise StartupError(f"router {name}: /healthz not 200 within {startup_s} s; "
                                    f"{proc.err_path}:\n{tail(proc.out_path)}")
             time.sleep(0.1)
         self.routers.append(router)
@@ -558,7 +560,9 @@ class Run:
         self.sampler.stop()
         order = ("load", "sims", "echo", "router", "redis", "other")
         for role in order:
-            stop_procs([p for p in self.procs if p.role == role])
+            # A router under a --router-prefix tool (valgrind) needs time to write its output.
+            grace = 60.0 if role == "router" and self.plan.get("router_prefix") else 5.0
+            stop_procs([p for p in self.procs if p.role == role], grace)
         stop_procs([p for p in self.procs if p.role not in order])
 
     def kill_all(self):
