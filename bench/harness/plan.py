@@ -188,6 +188,9 @@ def make_plan(scenario, options):
 
 
 PIN_ROLES = ("router", "load", "echo", "redis", "sims")
+# Seconds a router under --router-prefix (valgrind: ~50x slower) gets to start, and to exit and
+# write the tool's output when stopped.
+ROUTER_PREFIX_SLACK_S = 60
 
 
 def parse_pin(items):
@@ -203,10 +206,13 @@ def parse_pin(items):
         try:
             for part in cpus.split(","):
                 first, _, last = part.partition("-")
-                chosen.update(range(int(first), int(last or first) + 1))
+                span = range(int(first), int(last or first) + 1)
+                if not span:
+                    raise ValueError(part)
+                chosen.update(span)
         except ValueError:
             raise PlanError(f"--pin {item}: CPUS is a list such as 1 or 0-1 or 0,2") from None
-        if not chosen or not chosen <= allowed:
+        if not chosen <= allowed:
             raise PlanError(f"--pin {item}: this machine offers CPUs {sorted(allowed)}")
         pin[role] = sorted(chosen)
     return pin
@@ -269,6 +275,8 @@ def deadline(plan):
     """Hard bound of the whole run in seconds: everything is killed past it."""
     scenario = plan["scenario"]
     margin = SETUP_MARGIN_S + TEARDOWN_MARGIN_S
+    if plan["router_prefix"]:  # each router start and stop may take this long
+        margin += 2 * ROUTER_PREFIX_SLACK_S * (plan["replicas"] + (1 if scenario == "memory" else 0))
     if scenario == "memory":
         per_phase = SETUP_MARGIN_S + plan["load_duration"] + LOAD_GRACE_S
         return 2 * per_phase + TEARDOWN_MARGIN_S

@@ -454,7 +454,8 @@ class Run:
             flags += ["--store", self.redis_url]
         argv = plan.get("router_prefix", []) + [self.bins["vrouter"]] + planlib.merge_flags(
             flags, plan["router_overrides"])
-        startup_s = 60 if plan.get("router_prefix") else 10  # e.g. under valgrind
+        # A tool such as valgrind slows the start down.
+        startup_s = planlib.ROUTER_PREFIX_SLACK_S if plan.get("router_prefix") else 10
         env = self.child_env(VROUTER_AUTH_SECRET=self.auth_secret,
                              VROUTER_VIDEO_SERVER_SECRET=self.video_secret)
         proc = self.spawn(f"router-{name}", argv, env=env, role="router")
@@ -550,7 +551,10 @@ class Run:
         proc.wait(5)
 
     def stop(self, procs, grace=5.0):
-        """Stop some children (SIGTERM, then SIGKILL)."""
+        """Stop some children (SIGTERM, then SIGKILL after grace seconds; a router under a
+        --router-prefix tool such as valgrind gets ROUTER_PREFIX_SLACK_S to write its output)."""
+        if self.plan.get("router_prefix") and any(p.role == "router" for p in procs):
+            grace = max(grace, planlib.ROUTER_PREFIX_SLACK_S)
         stop_procs(procs, grace)
 
     def stop_all(self):
@@ -560,9 +564,7 @@ class Run:
         self.sampler.stop()
         order = ("load", "sims", "echo", "router", "redis", "other")
         for role in order:
-            # A router under a --router-prefix tool (valgrind) needs time to write its output.
-            grace = 60.0 if role == "router" and self.plan.get("router_prefix") else 5.0
-            stop_procs([p for p in self.procs if p.role == role], grace)
+            self.stop([p for p in self.procs if p.role == role])
         stop_procs([p for p in self.procs if p.role not in order])
 
     def kill_all(self):

@@ -795,7 +795,8 @@ class WsSession final : public SessionHandle,
   }
 
   // close_notify first (waiting for room if the socket is full: a FIN before it would read as a
-  // truncated TLS stream), then our FIN. A TLS session that cannot say it any more just ends.
+  // truncated TLS stream), then our FIN. A TLS session that cannot send it (failed, or wanting
+  // to read first, which TLS 1.3 without renegotiation does not do) gets the FIN alone.
   void SendFin() {
     if (finished_ || aborted_) return;
     if constexpr (kTls) {

@@ -470,7 +470,11 @@ class PlanTest(unittest.TestCase):
         p = self.plan("latency", pin=[f"router={cpu}", f"load={cpu},{cpu}"])
         self.assertEqual(p["pin"], {"router": [cpu], "load": [cpu]})
         self.assertEqual(self.plan("latency")["pin"], {})
-        for bad in ("router", "web=0", "router=x", "router=", "router=4096"):
+        self.assertEqual(self.plan("latency", router_prefix="valgrind -q")["router_prefix"],
+                         ["valgrind", "-q"])
+        self.assertGreater(self.plan("latency", router_prefix="valgrind")["deadline_s"],
+                           self.plan("latency")["deadline_s"] + 100)
+        for bad in ("router", "web=0", "router=x", "router=", "router=4096", "router=1-0"):
             with self.assertRaises(planlib.PlanError, msg=bad):
                 self.plan("latency", pin=[bad])
 

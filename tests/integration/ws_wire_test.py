@@ -39,6 +39,7 @@ import vrouter_process  # noqa: E402  (beside this file)
 VROUTER = sys.argv[1]
 SECRET = "ws-wire-test-secret"
 MAX_MESSAGE = 4096
+SEND_QUEUE_BYTES = 256 << 20  # case_close_behind_unread queues tens of MB (no slow consumer)
 CLOSING_DEADLINE_S = 1.0  # --handshake-timeout-ms: also each step of the closing handshake
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3's example
 RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -79,8 +80,12 @@ def text(message):
 class Wire:
     """One raw connection: the upgrade by hand, then frames."""
 
-    def __init__(self, port, tls):
-        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    def __init__(self, port, tls, rcvbuf=None):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.settimeout(5)
+        if rcvbuf:  # before connecting: it bounds the window the router may fill
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        raw.connect(("127.0.0.1", port))
         if tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False
@@ -235,16 +240,21 @@ def case_close_behind_unread(port, tls, router):
         assert time.monotonic() < deadline, "sessions of the earlier cases still open after 5 s"
         time.sleep(0.02)
     slow = router.metric("vrouter_forced_closes_total", reason="slow_consumer")
-    w = Wire(port, tls)
+    w = Wire(port, tls, rcvbuf=4096)
     w.opened(then=hello_frame())
     assert w.read_message()["type"] == "welcome"
-    # ~8 KB answers, never read: 2,000 of them are more than both loopback socket buffers hold,
-    # and less than --send-queue-bytes, so the router queues them (no slow-consumer close).
+    # ~8 KB answers, never read: twice what the router's send buffer can grow to (tcp_wmem's
+    # maximum) plus 8 MB, so the close frame stays queued behind them whatever the kernel's
+    # settings; and less than --send-queue-bytes, so no slow-consumer close.
     users = [f"user-{i:05d}" for i in range(250)]
     lookup = text({"type": "lookup", "id": 2, "users": users})
     assert len(lookup) < MAX_MESSAGE
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        wmem_max = int(f.read().split()[2])
+    count = max(2000, (2 * wmem_max + (8 << 20)) // 8000)
+    assert count * 9000 < SEND_QUEUE_BYTES, f"tcp_wmem max {wmem_max} needs a bigger queue"
     w.sock.settimeout(20)
-    for _ in range(2000):
+    for _ in range(count):
         w.send(lookup)
     w.send(frame(0x8, struct.pack(">H", 1000)))
     started = time.monotonic()
@@ -293,7 +303,7 @@ def main():
                     "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
     r = vrouter_process.Router(
         VROUTER, ["--max-message-bytes", str(MAX_MESSAGE), "--tls-cert", cert, "--tls-key", key,
-                  "--send-queue-bytes", str(64 << 20), "--rate-limits", "off",
+                  "--send-queue-bytes", str(SEND_QUEUE_BYTES), "--rate-limits", "off",
                   "--handshake-timeout-ms", str(int(CLOSING_DEADLINE_S * 1000))],
         env, "ws-wire", tls=True, drain_window_ms=200)
     try:
