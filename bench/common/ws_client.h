@@ -1,7 +1,8 @@
 // One client WebSocket connection (ws or wss) to the router, for the benchmark tools: the
 // simulated video servers (bench/sim) and the load generator (bench/load). Callbacks, not
 // coroutines, so that tens of thousands of connections in one process cost only their buffers.
-// Beast stays in ws_client.cc: this header only needs Asio's TCP types.
+// The framing is the router's own (router/core/ws_frame.h, reading the router's frames); Beast
+// only reads the HTTP answer to the upgrade, in ws_client.cc: this header needs Asio's TCP types.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -57,7 +58,8 @@ class WsConn {
  public:
   virtual ~WsConn() = default;
   virtual void Start() = 0;
-  // Queues a text frame; frames are written one at a time, in order.
+  // Writes a text frame now if the socket takes it, else queues it; frames go out in order. A
+  // failure is reported through OnClosed from a handler, never inside Send.
   virtual void Send(std::string frame) = 0;
   // Drops the connection without a close frame (a crash); no callback follows.
   virtual void Abort() = 0;

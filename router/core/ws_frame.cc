@@ -96,7 +96,12 @@ std::optional<WsReadError> WsFrameReader::CheckHeader(const Header& h) const {
   constexpr std::uint16_t kProtocol = ws_close::kProtocolError;
   if (h.rsv != 0) return WsReadError{kProtocol, "reserved bits set (no extension was agreed)"};
   if (!IsKnownOpcode(h.opcode)) return WsReadError{kProtocol, "unknown opcode"};
-  if (!h.masked) return WsReadError{kProtocol, "client frames must be masked"};
+  if (from_ == WsFramesFrom::kClient && !h.masked) {
+    return WsReadError{kProtocol, "client frames must be masked"};
+  }
+  if (from_ == WsFramesFrom::kServer && h.masked) {
+    return WsReadError{kProtocol, "server frames must not be masked"};
+  }
   if ((h.payload >> 63) != 0 || !h.minimal_length) {
     return WsReadError{kProtocol, "frame length not in its shortest form"};
   }
@@ -126,7 +131,7 @@ std::optional<WsReadError> WsFrameReader::HandleFrame(const Header& h, char* fra
                                                       WsFrameSink& sink) {
   char* payload = frame + h.size;
   const auto size = static_cast<std::size_t>(h.payload);
-  Unmask(payload, size, h.mask);
+  if (h.masked) Unmask(payload, size, h.mask);
   const std::string_view data(payload, size);
   switch (static_cast<WsOpcode>(h.opcode)) {
     case WsOpcode::kPing:

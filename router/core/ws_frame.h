@@ -57,15 +57,20 @@ class WsFrameSink {
   virtual void OnClose(std::uint16_t code, std::string_view reason) = 0;
 };
 
+// Who sent the frames a reader parses: a client's must be masked, a server's must not be.
+enum class WsFramesFrom : std::uint8_t { kClient, kServer };
+
 class WsFrameReader {
  public:
   // Data messages above `max_message_bytes` are refused (1009) from their frame header, before
-  // their payload is read.
-  explicit WsFrameReader(std::size_t max_message_bytes) : max_message_bytes_(max_message_bytes) {}
+  // their payload is read. The router reads clients' frames; the benchmarks' clients read the
+  // router's.
+  explicit WsFrameReader(std::size_t max_message_bytes, WsFramesFrom from = WsFramesFrom::kClient)
+      : max_message_bytes_(max_message_bytes), from_(from) {}
 
-  // Parses `data` and unmasks it in place, calling `sink` for each whole message and control
-  // frame. The bytes of a frame the input cut are kept for the next call. Returns the first
-  // protocol error; after an error or the peer's close frame, input is ignored.
+  // Parses `data` and unmasks it in place (client frames), calling `sink` for each whole message
+  // and control frame. The bytes of a frame the input cut are kept for the next call. Returns the
+  // first protocol error; after an error or the peer's close frame, input is ignored.
   std::optional<WsReadError> Consume(char* data, std::size_t size, WsFrameSink& sink);
 
   // The reader has stopped: a protocol error, or the peer's close frame.
@@ -80,6 +85,7 @@ class WsFrameReader {
   std::optional<WsReadError> Fail(WsReadError error);
 
   std::size_t max_message_bytes_;
+  WsFramesFrom from_;
   std::string partial_;  // a frame cut by the end of the input, from its first byte
   std::string message_;  // the fragments so far of a fragmented message
   WsOpcode message_kind_ = WsOpcode::kText;

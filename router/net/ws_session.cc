@@ -27,6 +27,7 @@
 #include "router/core/proxy_protocol.h"
 #include "router/core/ws_frame.h"
 #include "router/net/client_protocol.h"
+#include "router/net/nonblocking_io.h"
 #include "router/net/tls_stream.h"
 #include "router/net/video_server_protocol.h"
 
@@ -80,53 +81,6 @@ bool OffersSubprotocol(std::string_view offer, std::string_view wanted, bool& pr
     offer.remove_prefix(comma + 1);
   }
   return false;
-}
-
-// What one non-blocking read or write on the connection came to.
-struct IoResult {
-  std::size_t bytes = 0;
-  // Nothing now: wait until the socket is readable (or writable: TLS may need either), then retry.
-  std::optional<Socket::wait_type> wait;
-  boost::system::error_code error;  // the connection is gone (eof) or broken
-  bool drained = false;             // a read: nothing more to read without waiting
-};
-
-IoResult FromTlsStep(const TlsStep& step) {
-  IoResult r;
-  switch (step.kind) {
-    case TlsStep::Kind::kDone:
-      r.bytes = step.bytes;
-      break;
-    case TlsStep::Kind::kWantRead:
-      r.wait = Socket::wait_read;
-      break;
-    case TlsStep::Kind::kWantWrite:
-      r.wait = Socket::wait_write;
-      break;
-    case TlsStep::Kind::kFailed:
-      r.error = step.error;
-      break;
-  }
-  return r;
-}
-
-// A non-blocking recv or sendmsg, retried on EINTR; EAGAIN means waiting for `would_block`.
-template <class Call>
-IoResult FromSyscall(Socket::wait_type would_block, Call call) {
-  IoResult r;
-  for (;;) {
-    const ssize_t n = call();
-    if (n >= 0) {
-      r.bytes = static_cast<std::size_t>(n);
-    } else if (errno == EINTR) {
-      continue;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      r.wait = would_block;
-    } else {
-      r.error = {errno, boost::system::system_category()};
-    }
-    return r;
-  }
 }
 
 // A frame on its way out: a shared payload (null for an empty ping) and its opcode.

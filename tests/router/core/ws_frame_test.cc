@@ -204,6 +204,25 @@ TEST(WsFrameReaderTest, InputAfterAnErrorIsIgnored) {
   EXPECT_TRUE(sink.events.empty());
 }
 
+// The benchmarks' clients read the router's frames with the same reader: unmasked, and a masked
+// one is the protocol error.
+TEST(WsFrameReaderTest, ServerFramesAreUnmaskedAndAMaskedOneIs1002) {
+  WsFrameReader reader(kMax, WsFramesFrom::kServer);
+  Recorder sink;
+  std::array<char, kMaxServerFrameHeader> header{};
+  const std::string payload = R"({"type":"welcome"})";
+  std::string wire(header.data(), EncodeServerFrameHeader(WsOpcode::kText, payload.size(), header));
+  wire += payload + ClientFrame(0x9, "p", true, false);
+  EXPECT_FALSE(reader.Consume(wire.data(), wire.size(), sink));
+  EXPECT_EQ(sink.events, (std::vector<std::string>{"text:" + payload, "ping:p"}));
+
+  std::string masked = ClientFrame(0x1, "x");
+  const auto error = reader.Consume(masked.data(), masked.size(), sink);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->close_code, ws_close::kProtocolError);
+  EXPECT_EQ(error->reason, "server frames must not be masked");
+}
+
 TEST(WsFrameEncodeTest, HeaderLengths) {
   std::array<char, kMaxServerFrameHeader> header{};
   EXPECT_EQ(EncodeServerFrameHeader(WsOpcode::kText, 125, header), 2u);
