@@ -58,7 +58,7 @@ void ClientProtocol::OnText(std::string_view text) {
       transport_.Close(proto::close_code::kPolicyViolation, "too many requests waiting");
       return;
     }
-    backlog_.emplace_back(text);
+    backlog_.push_back(std::string(text));
     return;
   }
   Handle(text);

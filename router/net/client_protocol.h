@@ -9,7 +9,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +18,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "proto/messages.h"
 #include "router/core/assignment.h"
+#include "router/core/frame_queue.h"
 #include "router/net/service.h"
 #include "router/net/session_protocol.h"
 
@@ -94,8 +94,8 @@ class ClientProtocol final : public SessionProtocol {
   bool joined_ = false;
   bool closed_ = false;
   core::RateLimiter limiter_;
-  bool waiting_ = false;             // a request is waiting for the store
-  std::deque<std::string> backlog_;  // frames that arrived meanwhile
+  bool waiting_ = false;                  // a request is waiting for the store
+  core::FifoQueue<std::string> backlog_;  // frames that arrived meanwhile (nothing held when empty)
   absl::flat_hash_set<std::string> watching_;
 };
 
