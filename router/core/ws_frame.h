@@ -1,6 +1,7 @@
 // RFC 6455 on the server side, without I/O: parsing the frames clients send (masked, maybe
 // fragmented) and encoding the frames the router sends (unmasked, never fragmented), plus the
-// opening handshake's accept key. ws_session.cc feeds WsFrameReader the bytes as they arrive.
+// opening handshake's accept key. ws_session.cc feeds WsFrameReader the bytes as they arrive; the
+// benchmarks' client (bench/common/ws_client.cc) reads the router's frames with it too.
 //
 // Why not Beast's websocket::stream: it keeps ~4 KB per connection (its 1.5 KiB read buffer and
 // the pending read operation) for as long as the connection lives, and every message costs a
