@@ -13,9 +13,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/error.hpp>
-#include <cerrno>
 #include <cstring>
-#include <limits>
 #include <random>
 #include <type_traits>
 #include <utility>
