@@ -2,10 +2,10 @@
 //   build/release/bench/micro_bench --benchmark_filter=Table
 #include <benchmark/benchmark.h>
 
-#include "router/core/assignment_table.h"
+#include "router/assign/assignment_table.h"
 
 namespace {
-using namespace vrouter::core;
+using namespace vrouter::assign;
 
 AssignmentTable& Table() {
   static AssignmentTable* table = [] {

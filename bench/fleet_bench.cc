@@ -3,16 +3,16 @@
 // step alone. Run: build/release/bench/micro_bench --benchmark_filter=Fleet
 #include <benchmark/benchmark.h>
 
-#include "router/core/fleet_model.h"
+#include "router/fleet/fleet_model.h"
 
-namespace vrouter::core {
+namespace vrouter::fleet {
 namespace {
 
 struct Fleet {
   FleetModel model{FleetParams{}, 7};
   LoadMap own;
   LoadMap space;
-  SteadyTime now = SteadyTime{} + std::chrono::seconds(1000);
+  base::SteadyTime now = base::SteadyTime{} + std::chrono::seconds(1000);
 
   explicit Fleet(int n) {
     for (int i = 0; i < n; ++i) {
@@ -56,4 +56,4 @@ void BM_FleetTick(benchmark::State& state) {
 BENCHMARK(BM_FleetTick)->Arg(10)->Arg(100)->Arg(1000);
 
 }  // namespace
-}  // namespace vrouter::core
+}  // namespace vrouter::fleet

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "router/core/watch_hub.h"
+#include "router/assign/watch_hub.h"
 
 namespace {
-using namespace vrouter::core;
+using namespace vrouter::assign;
 
 class CountingSink final : public PushSink {
  public:

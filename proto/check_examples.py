@@ -12,7 +12,7 @@ Always checks:
     an error code of the protocol, is rejected by the schemas, and a model of the router's client
     decoder (DecodeClientMessage, proto/codec.cc) predicts the same error code as the index;
   * likewise every proto/examples/video_invalid/<name>.json (video-server frames), against a model
-    of DecodeVideoServerMessage (proto/fleet_codec.cc).
+    of DecodeVideoServerMessage (proto/video_server_codec.cc).
 
 With MESSAGES_FILE (or "-" for stdin): also validates each non-empty line of the file, a JSON
 message, against the schema named by its `type` (a message of either protocol, either direction).
@@ -42,7 +42,7 @@ BASE_ID = "https://vrouter.dev/proto/v1/"
 CLIENT_TYPES = ["hello", "join", "resume", "lookup", "watch", "unwatch", "report", "leave"]
 ROUTER_TYPES = ["welcome", "assigned", "lookup_result", "watch_result", "ack", "moved", "left",
                 "migrate", "goaway", "error"]
-# vrouter.video.v1 (kVideoServerTypeNames, kRouterToVideoServerTypeNames in proto/fleet_codec.h).
+# vrouter.video.v1 (kVideoServerTypeNames, kRouterToVideoServerTypeNames in proto/video_server_codec.h).
 VIDEO_SERVER_TYPES = ["register", "stats"]
 ROUTER_TO_VIDEO_TYPES = ["registered", "state", "error"]  # `error` is the client protocol's
 MESSAGE_TYPES = list(dict.fromkeys(CLIENT_TYPES + ROUTER_TYPES + VIDEO_SERVER_TYPES
@@ -191,7 +191,7 @@ class DecoderModel:
 
 # DecodeClientMessage (proto/codec.cc).
 CLIENT_DECODER = DecoderModel("client", CLIENT_TYPES, request_id=True, nullable=("id", "detail"))
-# DecodeVideoServerMessage (proto/fleet_codec.cc): no request ids (`register.id` is the server's
+# DecodeVideoServerMessage (proto/video_server_codec.cc): no request ids (`register.id` is the server's
 # id, an ordinary field) and no optional fields.
 VIDEO_DECODER = DecoderModel("video server", VIDEO_SERVER_TYPES, request_id=False, nullable=())
 

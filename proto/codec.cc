@@ -6,8 +6,8 @@
 #include <charconv>
 #include <cstddef>
 
-#include "proto/fleet_messages.h"  // kMaxUrlBytes: the same limit on both protocols
 #include "proto/json_util.h"
+#include "proto/video_server_messages.h"  // kMaxUrlBytes: the same limit on both protocols
 
 namespace vrouter::proto {
 namespace json = boost::json;
@@ -60,8 +60,6 @@ bool ReadLocations(FieldReader& r, std::vector<UserLocation>& out) {
 std::string_view FailureReasonName(FailureReason reason) {
   return kFailureReasonNames[static_cast<int>(reason)];
 }
-
-bool IsValidId(std::string_view id) { return internal::IsValidText(id, kMaxIdBytes); }
 
 ClientDecodeResult DecodeClientMessage(std::string_view text) {
   Frame frame;

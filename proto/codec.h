@@ -10,21 +10,13 @@
 #include <string_view>
 #include <variant>
 
+#include "proto/decode_error.h"
 #include "proto/messages.h"
 
 namespace vrouter::proto {
 
-struct DecodeError {
-  ErrorCode code = ErrorCode::kInvalidMessage;
-  std::string message;
-  RequestId id;  // set when the frame carried a valid `id`, so the error can be matched to it
-};
-
 using ClientDecodeResult = std::variant<ClientMessage, DecodeError>;
 using ServerDecodeResult = std::variant<ServerMessage, DecodeError>;
-
-// Maximum JSON nesting accepted; v1 messages nest at most 4 deep.
-inline constexpr std::size_t kMaxJsonDepth = 8;
 
 ClientDecodeResult DecodeClientMessage(std::string_view text);
 ServerDecodeResult DecodeServerMessage(std::string_view text);
@@ -40,8 +32,5 @@ inline constexpr std::string_view kServerTypeNames[] = {
     "moved",   "left",     "migrate",       "goaway",       "error"};
 static_assert(std::size(kClientTypeNames) == std::variant_size_v<ClientMessage>);
 static_assert(std::size(kServerTypeNames) == std::variant_size_v<ServerMessage>);
-
-// True when `id` is a valid user, space or server id (1..kMaxIdBytes, no control characters).
-bool IsValidId(std::string_view id);
 
 }  // namespace vrouter::proto

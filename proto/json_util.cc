@@ -71,3 +71,9 @@ void PutId(json::object& o, const RequestId& id) {
 }
 
 }  // namespace vrouter::proto::internal
+
+namespace vrouter::proto {
+
+bool IsValidId(std::string_view id) { return internal::IsValidText(id, kMaxIdBytes); }
+
+}  // namespace vrouter::proto

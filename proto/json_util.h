@@ -14,7 +14,7 @@
 #include <variant>
 #include <vector>
 
-#include "proto/codec.h"
+#include "proto/decode_error.h"
 
 namespace vrouter::proto::internal {
 namespace json = boost::json;

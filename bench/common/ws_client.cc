@@ -18,7 +18,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "router/core/ws_frame.h"
+#include "router/edge/ws_frame.h"
 #include "router/net/nonblocking_io.h"
 #include "router/net/tls_stream.h"
 
@@ -29,7 +29,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
-using core::WsOpcode;
+using edge::WsOpcode;
 using net::FromSyscall;
 using net::FromTlsStep;
 using net::IoResult;
@@ -81,14 +81,14 @@ void AppendClientFrame(WsOpcode opcode, std::string_view payload, std::string& o
 }
 
 // One connection over a bare socket (ws) or the router's TLS stream in its client role (wss),
-// framed like the router frames its side (core::WsFrameReader, readiness waits, non-blocking
+// framed like the router frames its side (edge::WsFrameReader, readiness waits, non-blocking
 // reads into a buffer per thread, writes without waiting while the socket takes them). A
 // generator holds tens of thousands of these and drives one lookup per message: Beast's
 // websocket::stream cost it a composed operation per message and more CPU per lookup than the
 // router it measures, on the same 2 cores. Beast still reads the HTTP answer to the upgrade.
 template <bool kTls>
 class Conn final : public WsConn,
-                   public core::WsFrameSink,
+                   public edge::WsFrameSink,
                    public std::enable_shared_from_this<Conn<kTls>> {
  public:
   using Stream = std::conditional_t<kTls, net::TlsStream, net::Socket>;
@@ -101,7 +101,7 @@ class Conn final : public WsConn,
         listener_(listener),
         stream_(std::forward<Args>(args)...),
         timer_(io),
-        reader_(kMaxMessageBytes, core::WsFramesFrom::kServer) {}
+        reader_(kMaxMessageBytes, edge::WsFramesFrom::kServer) {}
 
   void Start() override {
     times_.started = WsClock::now();
@@ -144,7 +144,7 @@ class Conn final : public WsConn,
     close_done_ = std::move(done);
     // The router answers with its close frame, then ends TCP; give it a handshake's time.
     ArmDeadline(options_.handshake_timeout, [](Conn& c) { c.FinishClose(); });
-    AppendClientFrame(WsOpcode::kClose, core::EncodeClosePayload(code, ""), out_);
+    AppendClientFrame(WsOpcode::kClose, edge::EncodeClosePayload(code, ""), out_);
     if (!in_batch_) Flush();
   }
 
@@ -228,7 +228,7 @@ class Conn final : public WsConn,
       return Opened(beast::websocket::error::upgrade_declined, OpenStage::kWebSocket);
     }
     const auto bad = make_error_code(boost::system::errc::protocol_error);
-    if (answer[http::field::sec_websocket_accept] != core::WebSocketAcceptKey(key_)) {
+    if (answer[http::field::sec_websocket_accept] != edge::WebSocketAcceptKey(key_)) {
       detail_ = "wrong Sec-WebSocket-Accept";
       return Opened(bad, OpenStage::kWebSocket);
     }
@@ -336,7 +336,7 @@ class Conn final : public WsConn,
     Flush();
   }
 
-  // ---- core::WsFrameSink: the router's frames ----
+  // ---- edge::WsFrameSink: the router's frames ----
 
   void OnMessage(WsOpcode /*kind*/, std::string_view payload) override {
     last_heard_ = WsClock::now();
@@ -354,7 +354,7 @@ class Conn final : public WsConn,
     if (closing_) return FinishClose();  // the answer to ours
     // The router closes: echo its code, then the connection ends for the listener.
     AppendClientFrame(WsOpcode::kClose,
-                      core::EncodeClosePayload(code == core::ws_close::kNoStatus ? 1000 : code, ""),
+                      edge::EncodeClosePayload(code == edge::ws_close::kNoStatus ? 1000 : code, ""),
                       out_);
     in_batch_ = false;
     Flush();
@@ -430,7 +430,7 @@ class Conn final : public WsConn,
   ConnListener* listener_;
   Stream stream_;
   asio::steady_timer timer_;  // opening deadlines, then liveness checks or the closing deadline
-  core::WsFrameReader reader_;
+  edge::WsFrameReader reader_;
   // The opening handshake only.
   std::string key_;
   std::string request_;

@@ -1,7 +1,7 @@
 // One client WebSocket connection (ws or wss) to the router, for the benchmark tools: the
 // simulated video servers (bench/sim) and the load generator (bench/load). Callbacks, not
 // coroutines, so that tens of thousands of connections in one process cost only their buffers.
-// The framing is the router's own (router/core/ws_frame.h, reading the router's frames); Beast
+// The framing is the router's own (router/edge/ws_frame.h, reading the router's frames); Beast
 // only reads the HTTP answer to the upgrade, in ws_client.cc: this header needs Asio's TCP types.
 #pragma once
 

@@ -48,7 +48,7 @@
 #include "bench/load/histogram.h"
 #include "bench/load/load_options.h"
 #include "proto/messages.h"
-#include "router/core/token.h"
+#include "router/edge/token.h"
 
 namespace vrouter::bench::load {
 namespace {
@@ -497,7 +497,7 @@ void User::OnOpen(const OpenResult& result) {
   }
   phase_ = Phase::kHello;
   const auto unix_s = unix_now / 1000;
-  const auto token = core::MintToken(name_, space_, g_.secret, unix_s, unix_s + kTokenTtlS);
+  const auto token = edge::MintToken(name_, space_, g_.secret, unix_s, unix_s + kTokenTtlS);
   Send(Req::kHello, "\"token\":\"" + token + "\"", now);
 }
 

@@ -1,7 +1,7 @@
 // The malformed frames of behaviour `garbage` (declared in sim_support.h). The well-formed parts
 // come from the real codec, so only the defect under test differs from a valid frame.
 #include "bench/sim/sim_support.h"
-#include "proto/fleet_codec.h"
+#include "proto/video_server_codec.h"
 
 namespace vrouter::bench::sim {
 

@@ -18,7 +18,7 @@
 #include <optional>
 #include <string_view>
 
-#include "proto/fleet_messages.h"
+#include "proto/video_server_messages.h"
 
 namespace vrouter::bench::sim {
 

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "proto/codec.h"
-#include "proto/fleet_messages.h"
+#include "proto/video_server_messages.h"
 
 namespace vrouter::bench::sim {
 namespace po = boost::program_options;

@@ -5,7 +5,7 @@
 // N servers run in one process, one WebSocket connection each, on one io_context and one thread.
 // Each server:
 //   * connects (ws or wss), sends `register` with a fresh token minted from --secret-file
-//     (core::MintServerToken: sub = its id), and waits for `registered`;
+//     (edge::MintServerToken: sub = its id), and waits for `registered`;
 //   * sends `stats` every report_interval_ms (from `registered`; the first right away), counters
 //     from bench/sim/media_model.h, driven by the number of users the router assigned to it,
 //     which it learns by polling the admin API (GET /v1/servers/{id} -> "assigned") once per
@@ -65,9 +65,9 @@
 #include "bench/sim/media_model.h"
 #include "bench/sim/sim_options.h"
 #include "bench/sim/sim_support.h"
-#include "proto/fleet_codec.h"
-#include "proto/fleet_messages.h"
-#include "router/core/token.h"
+#include "proto/video_server_codec.h"
+#include "proto/video_server_messages.h"
+#include "router/edge/token.h"
 
 namespace vrouter::bench::sim {
 namespace {
@@ -251,7 +251,7 @@ class SimServer final : public ConnListener {
                               .count();
     proto::Register reg;
     reg.token =
-        core::MintServerToken(id(), fleet_.secret, unix_now, unix_now + fleet_.options.token_ttl_s);
+        edge::MintServerToken(id(), fleet_.secret, unix_now, unix_now + fleet_.options.token_ttl_s);
     reg.id = id();
     reg.url = plan_.url;
     reg.region = plan_.region;

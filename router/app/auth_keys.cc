@@ -34,10 +34,10 @@ std::variant<std::string, std::string> ReadKeyFile(const fs::path& path) {
 
 }  // namespace
 
-std::variant<core::TokenKeyRing, std::string> LoadClientKeys(const std::string& secret,
+std::variant<edge::TokenKeyRing, std::string> LoadClientKeys(const std::string& secret,
                                                              const std::string& keys_dir) {
-  std::vector<core::VerificationKey> keys;
-  if (!secret.empty()) keys.push_back({"", core::TokenAlg::kHs256, secret});
+  std::vector<edge::VerificationKey> keys;
+  if (!secret.empty()) keys.push_back({"", edge::TokenAlg::kHs256, secret});
   if (!keys_dir.empty()) {
     std::error_code ec;
     std::vector<fs::path> files;
@@ -66,10 +66,10 @@ std::variant<core::TokenKeyRing, std::string> LoadClientKeys(const std::string& 
         }
       }
       keys.push_back(
-          {kid, es256 ? core::TokenAlg::kEs256 : core::TokenAlg::kHs256, std::move(material)});
+          {kid, es256 ? edge::TokenAlg::kEs256 : edge::TokenAlg::kHs256, std::move(material)});
     }
   }
-  auto ring = core::TokenKeyRing::Make(std::move(keys));
+  auto ring = edge::TokenKeyRing::Make(std::move(keys));
   if (auto* err = std::get_if<std::string>(&ring)) {
     return (keys_dir.empty() ? "--auth-secret: " : "--auth-keys-dir " + keys_dir + ": ") + *err;
   }

@@ -8,14 +8,14 @@
 #include <string>
 #include <variant>
 
-#include "router/core/token.h"
+#include "router/edge/token.h"
 
 namespace vrouter::app {
 
 // Dot files (Kubernetes' ..data links and the like) and other extensions are ignored. Fails,
 // naming the file, on an unreadable file, a kid that is not an id, or a key that does not parse:
 // a half-read ring would lock out every user of the bad key without a word.
-std::variant<core::TokenKeyRing, std::string> LoadClientKeys(const std::string& secret,
+std::variant<edge::TokenKeyRing, std::string> LoadClientKeys(const std::string& secret,
                                                              const std::string& keys_dir);
 
 }  // namespace vrouter::app

@@ -5,8 +5,8 @@
 #include <charconv>
 #include <sstream>
 
-#include "router/core/ip_address.h"
-#include "router/net/admin_auth.h"
+#include "router/edge/admin_auth.h"
+#include "router/edge/ip_address.h"
 
 namespace vrouter::app {
 namespace po = boost::program_options;
@@ -32,7 +32,7 @@ std::optional<HostPort> ParseHostPort(std::string_view text) {
     return std::nullopt;
   }
   std::string h(host == "localhost" ? "127.0.0.1" : host);
-  if (!core::IpAddress::Parse(h)) return std::nullopt;
+  if (!edge::IpAddress::Parse(h)) return std::nullopt;
   return HostPort{h, static_cast<std::uint16_t>(value)};
 }
 
@@ -97,7 +97,7 @@ struct Raw {
          max_ejected_share = 0;
 };
 
-po::options_description FleetOptions(Raw& r, const core::FleetParams& d) {
+po::options_description FleetOptions(Raw& r, const fleet::FleetParams& d) {
   po::options_description o(
       "Video servers: health, scoring, ejection, migration (defaults and their reasons: README, "
       "\"Fleet parameters\")");
@@ -166,7 +166,7 @@ po::options_description FleetOptions(Raw& r, const core::FleetParams& d) {
 }
 
 // Checks the fleet flags and fills `f`. Returns an error naming the flag, or empty.
-std::string FleetFromRaw(const Raw& r, core::FleetParams& f) {
+std::string FleetFromRaw(const Raw& r, fleet::FleetParams& f) {
   auto in = [](double v, double lo, double hi) { return v >= lo && v <= hi; };
   if (!in(r.report_ms, 100, 60000)) return "--report-interval-ms must be in [100, 60000]";
   if (!in(r.stale_reports, 1, 100)) return "--stale-after-reports must be in [1, 100]";
@@ -551,9 +551,9 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
     if (token->empty()) continue;
     const bool printable =
         std::all_of(token->begin(), token->end(), [](char ch) { return ch > ' ' && ch < 0x7f; });
-    if (token->size() < net::kMinAdminTokenLength || !printable) {
+    if (token->size() < edge::kMinAdminTokenLength || !printable) {
       return fail(std::string(flag) + " must be at least " +
-                  std::to_string(net::kMinAdminTokenLength) +
+                  std::to_string(edge::kMinAdminTokenLength) +
                   " printable characters without spaces (e.g. openssl rand -hex 16)");
     }
   }
@@ -595,9 +595,9 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
   c.max_connections_per_ip = raw.max_per_ip;
   c.max_handshakes = raw.max_handshakes;
   if (!raw.rate_limits.empty()) {
-    auto limits = core::ParseRateLimits(raw.rate_limits, core::RateLimits::Defaults());
+    auto limits = edge::ParseRateLimits(raw.rate_limits, edge::RateLimits::Defaults());
     if (auto* err = std::get_if<std::string>(&limits)) return fail("--rate-limits: " + *err);
-    c.rate_limits = std::get<core::RateLimits>(std::move(limits));
+    c.rate_limits = std::get<edge::RateLimits>(std::move(limits));
   }
   c.proxy_protocol = raw.proxy_protocol;
   c.trusted_proxies = raw.trusted_proxies;

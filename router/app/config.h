@@ -11,8 +11,8 @@
 #include <variant>
 #include <vector>
 
-#include "router/core/fleet_model.h"
-#include "router/core/rate_limit.h"
+#include "router/edge/rate_limit.h"
+#include "router/fleet/fleet_model.h"
 
 namespace vrouter::app {
 
@@ -67,15 +67,15 @@ struct Config {
   std::chrono::milliseconds redis_timeout{1000};  // connect and per-command deadline
   std::chrono::milliseconds lease_ttl{5000};      // silence after which a replica is dead
   // Fleet health, scoring, ejection and migration; each default and its reason is documented
-  // where the field is declared (router/core/fleet_model.h, scoring.h, ejection.h).
-  core::FleetParams fleet;
+  // where the field is declared (router/fleet/fleet_model.h, scoring.h, ejection.h).
+  fleet::FleetParams fleet;
 
   // Security and abuse limits (SECURITY.md).
   std::string auth_keys_dir;                    // <kid>.pem (ES256) and <kid>.secret (HS256) files
   std::vector<std::string> allowed_origins;     // browser Origins allowed on /v1/client; empty: any
   std::uint32_t max_connections_per_ip = 1000;  // 0: no limit
   std::uint32_t max_handshakes = 1024;          // in flight per replica; 0: no limit
-  core::RateLimits rate_limits = core::RateLimits::Defaults();
+  edge::RateLimits rate_limits = edge::RateLimits::Defaults();
   bool proxy_protocol = false;    // client listeners expect a PROXY v1/v2 header from proxies
   std::string trusted_proxies;    // CIDRs allowed to send PROXY headers and X-Forwarded-For
   std::string region_cidrs_file;  // "CIDR REGION" lines: the region of clients without one

@@ -7,8 +7,8 @@
 
 #include "router/app/config.h"
 #include "router/app/server.h"
-#include "router/core/log.h"
-#include "router/core/token.h"
+#include "router/base/log.h"
+#include "router/edge/token.h"
 
 namespace {
 
@@ -78,7 +78,7 @@ int MintToken(const std::vector<std::string>& args) {
                    "VROUTER_VIDEO_SERVER_SECRET\n";
       return 2;
     }
-    const std::string token = vrouter::core::MintServerToken(server, server_secret, now, now + ttl);
+    const std::string token = vrouter::edge::MintServerToken(server, server_secret, now, now + ttl);
     if (token.empty()) {
       std::cerr << "vrouter mint-token: signing failed\n";
       return 1;
@@ -91,7 +91,7 @@ int MintToken(const std::vector<std::string>& args) {
                  "VROUTER_AUTH_SECRET) are required\n";
     return 2;
   }
-  const std::string token = vrouter::core::MintToken(user, space, secret, now, now + ttl);
+  const std::string token = vrouter::edge::MintToken(user, space, secret, now, now + ttl);
   if (token.empty()) {
     std::cerr << "vrouter mint-token: signing failed\n";
     return 1;

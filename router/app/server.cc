@@ -18,22 +18,22 @@
 #include <thread>
 
 #include "proto/codec.h"
+#include "router/admin/http.h"
 #include "router/app/auth_keys.h"
 #include "router/app/file_fingerprint.h"
-#include "router/core/fleet.h"
-#include "router/core/log.h"
-#include "router/core/metrics.h"
-#include "router/core/watch_hub.h"
-#include "router/net/admin_http.h"
-#include "router/net/client_protocol.h"
-#include "router/net/fleet_controller.h"
+#include "router/assign/watch_hub.h"
+#include "router/base/log.h"
+#include "router/fleet/directory.h"
 #include "router/net/listener.h"
-#include "router/net/service.h"
-#include "router/net/session_registry.h"
 #include "router/net/tls.h"
 #include "router/net/ws_session.h"
+#include "router/service/client_protocol.h"
+#include "router/service/fleet_controller.h"
+#include "router/service/service.h"
+#include "router/service/session_registry.h"
 #include "router/store/memory_store.h"
 #include "router/store/redis_store.h"
+#include "router/telemetry/metrics.h"
 
 #ifndef VROUTER_VERSION
 #define VROUTER_VERSION "dev"
@@ -122,15 +122,15 @@ std::variant<std::string, std::string> ResolveHost(const std::string& host) {
 
 struct Server::Impl {
   Config config;
-  core::Metrics metrics{VROUTER_VERSION, VROUTER_GIT_COMMIT};
-  core::Fleet fleet;
-  core::WatchHub hub;
+  telemetry::Metrics metrics{VROUTER_VERSION, VROUTER_GIT_COMMIT};
+  fleet::Directory fleet;
+  assign::WatchHub hub;
   std::unique_ptr<store::AssignmentStore> store_owner;
   store::AssignmentStore* store = nullptr;
   store::RedisStore* redis = nullptr;  // set when the store is Redis
-  net::SessionRegistry sessions;
-  std::unique_ptr<net::FleetController> fleet_control;
-  std::unique_ptr<net::Service> service;
+  service::SessionRegistry sessions;
+  std::unique_ptr<service::FleetController> fleet_control;
+  std::unique_ptr<service::Service> service;
   net::TlsContextHolder tls;
   std::string tls_fingerprint, keys_fingerprint, regions_fingerprint;
 
@@ -152,12 +152,12 @@ struct Server::Impl {
 
   asio::io_context& main_io() { return *ios.front(); }
 
-  std::string OpenClientListeners(const HostPort& where, core::Transport transport,
+  std::string OpenClientListeners(const HostPort& where, telemetry::Transport transport,
                                   std::uint16_t& bound_port) {
     tcp::endpoint endpoint = ToEndpoint(where);
     for (std::size_t i = 0; i < ios.size(); ++i) {
-      net::TlsContextHolder* holder = transport == core::Transport::kWss ? &tls : nullptr;
-      net::Service* svc = service.get();
+      net::TlsContextHolder* holder = transport == telemetry::Transport::kWss ? &tls : nullptr;
+      service::Service* svc = service.get();
       auto opened =
           net::Listener::Open(*ios[i], endpoint, config.backlog, /*reuse_port=*/true, metrics,
                               [svc, transport, holder](tcp::socket socket) {
@@ -203,7 +203,7 @@ struct Server::Impl {
   // Re-reads one file-backed setting when its files changed (always at start-up). `load` builds
   // and installs the new version, returning "", or returns why it cannot, and then the previous
   // version stays in service: at start-up the error is returned, later it is logged and counted.
-  std::string ReloadIfChanged(core::Metrics::Reloadable what, std::string_view failed_event,
+  std::string ReloadIfChanged(telemetry::Metrics::Reloadable what, std::string_view failed_event,
                               const std::vector<std::string>& files, std::string& fingerprint,
                               bool initial, const std::function<std::string()>& load) {
     std::string now = FilesFingerprint(files);
@@ -226,7 +226,7 @@ struct Server::Impl {
     std::vector<std::string> files = config.tls_certs;
     files.insert(files.end(), config.tls_keys.begin(), config.tls_keys.end());
     return ReloadIfChanged(
-        core::Metrics::Reloadable::kTls, "tls_reload_failed", files, tls_fingerprint, initial,
+        telemetry::Metrics::Reloadable::kTls, "tls_reload_failed", files, tls_fingerprint, initial,
         [&]() -> std::string {
           auto loaded = net::MakeServerTlsContext(config.tls_certs, config.tls_keys);
           if (auto* err = std::get_if<std::string>(&loaded)) return *err;
@@ -244,16 +244,17 @@ struct Server::Impl {
   std::string ReloadRegions(bool initial) {
     const std::string& file = config.region_cidrs_file;
     if (file.empty()) return {};
-    return ReloadIfChanged(core::Metrics::Reloadable::kRegionCidrs, "region_cidrs_reload_failed",
-                           {file}, regions_fingerprint, initial, [&]() -> std::string {
+    return ReloadIfChanged(telemetry::Metrics::Reloadable::kRegionCidrs,
+                           "region_cidrs_reload_failed", {file}, regions_fingerprint, initial,
+                           [&]() -> std::string {
                              auto text = ReadFile(file);
                              if (text.index() == 1)
                                return "--region-cidrs " + file + ": " + std::get<1>(text);
-                             auto table = core::RegionTable::Parse(std::get<0>(text));
+                             auto table = edge::RegionTable::Parse(std::get<0>(text));
                              if (auto* err = std::get_if<std::string>(&table))
                                return "--region-cidrs " + file + ": " + *err;
-                             auto parsed = std::make_shared<const core::RegionTable>(
-                                 std::get<core::RegionTable>(std::move(table)));
+                             auto parsed = std::make_shared<const edge::RegionTable>(
+                                 std::get<edge::RegionTable>(std::move(table)));
                              if (!initial)
                                log::Info("region_cidrs_reloaded", {{"ranges", parsed->size()}});
                              service->regions.store(std::move(parsed));
@@ -266,16 +267,16 @@ struct Server::Impl {
     std::vector<std::string> files;
     if (!config.auth_keys_dir.empty()) files.push_back(config.auth_keys_dir);
     if (files.empty() && !initial) return {};
-    return ReloadIfChanged(core::Metrics::Reloadable::kAuthKeys, "auth_keys_reload_failed", files,
-                           keys_fingerprint, initial, [&]() -> std::string {
+    return ReloadIfChanged(telemetry::Metrics::Reloadable::kAuthKeys, "auth_keys_reload_failed",
+                           files, keys_fingerprint, initial, [&]() -> std::string {
                              auto loaded = LoadClientKeys(config.auth_secret, config.auth_keys_dir);
                              if (auto* err = std::get_if<std::string>(&loaded)) return *err;
-                             auto& ring = std::get<core::TokenKeyRing>(loaded);
+                             auto& ring = std::get<edge::TokenKeyRing>(loaded);
                              std::string kids;
                              for (const auto& k : ring.keys()) {
                                kids += (kids.empty() ? "" : ",") +
                                        (k.kid.empty() ? std::string("-") : k.kid) + ":" +
-                                       std::string(core::TokenAlgName(k.alg));
+                                       std::string(edge::TokenAlgName(k.alg));
                              }
                              service->client_keys.Set(std::move(ring));
                              if (!initial) log::Info("auth_keys_reloaded", {{"keys", kids}});
@@ -402,13 +403,13 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
     impl->store_owner = std::make_unique<store::MemoryStore>(c.resume_grace);
   }
   impl->store = impl->store_owner.get();
-  impl->fleet_control =
-      std::make_unique<net::FleetController>(c.fleet, *impl->store, impl->fleet, impl->metrics,
-                                             impl->sessions, steady_now, std::random_device{}());
+  impl->fleet_control = std::make_unique<service::FleetController>(
+      c.fleet, *impl->store, impl->fleet, impl->metrics, impl->sessions, steady_now,
+      std::random_device{}());
   if (impl->redis != nullptr) {
     // Video-server reports and client failure reports reach every replica's model.
     store::RedisStore* redis = impl->redis;
-    net::FleetController* fleet = impl->fleet_control.get();
+    service::FleetController* fleet = impl->fleet_control.get();
     fleet->ShareThrough(c.replica_id,
                         [redis](std::string m) { redis->PublishFleet(std::move(m)); });
     redis->SetFleetListener([fleet](std::string_view m) { fleet->OnShared(m); });
@@ -416,14 +417,14 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   if (!c.video_servers_file.empty()) {
     auto text = ReadFile(c.video_servers_file);
     if (text.index() == 1) return "--video-servers: " + std::get<1>(text);
-    auto parsed = core::ParseVideoServers(std::get<0>(text));
+    auto parsed = fleet::ParseVideoServers(std::get<0>(text));
     if (auto* err = std::get_if<std::string>(&parsed)) {
       return "--video-servers " + c.video_servers_file + ": " + *err;
     }
-    impl->fleet_control->Declare(std::get<std::vector<core::VideoServer>>(parsed));
+    impl->fleet_control->Declare(std::get<std::vector<fleet::VideoServer>>(parsed));
   }
 
-  net::SessionLimits limits;
+  service::SessionLimits limits;
   limits.max_message_bytes = c.max_message_bytes;
   limits.max_batch = c.max_batch;
   limits.max_watches = c.max_watches;
@@ -436,9 +437,9 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   limits.rate_limits = c.rate_limits;
   limits.max_connections_per_ip = c.max_connections_per_ip;
   limits.max_handshakes = c.max_handshakes;
-  impl->service.reset(new net::Service{
+  impl->service.reset(new service::Service{
       .replica_id = c.replica_id,
-      .client_keys = core::SharedKeyRing(),  // loaded below, then on every change
+      .client_keys = edge::SharedKeyRing(),  // loaded below, then on every change
       .video_server_secret = c.video_server_secret,
       .token_leeway_seconds = c.token_leeway_seconds,
       .limits = limits,
@@ -461,16 +462,16 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   impl->service->proxy_protocol = c.proxy_protocol;
   impl->service->allowed_origins = c.allowed_origins;
   if (!c.trusted_proxies.empty()) {
-    auto trusted = core::CidrSet::Parse(c.trusted_proxies);
+    auto trusted = edge::CidrSet::Parse(c.trusted_proxies);
     if (auto* err = std::get_if<std::string>(&trusted)) return "--trusted-proxies: " + *err;
-    impl->service->trusted_proxies = std::get<core::CidrSet>(std::move(trusted));
+    impl->service->trusted_proxies = std::get<edge::CidrSet>(std::move(trusted));
   }
   if (std::string err = impl->ReloadRegions(/*initial=*/true); !err.empty()) return err;
   if (std::string err = impl->ReloadTls(/*initial=*/true); !err.empty()) return err;
   if (std::string err = impl->ReloadKeys(/*initial=*/true); !err.empty()) return err;
   Impl* raw = impl.get();
-  impl->store->SetChangeListener([raw](const core::AssignmentChange& change) {
-    net::PublishChange(change, *raw->fleet.Snapshot(), raw->hub, raw->metrics);
+  impl->store->SetChangeListener([raw](const assign::AssignmentChange& change) {
+    service::PublishChange(change, *raw->fleet.Snapshot(), raw->hub, raw->metrics);
   });
 
   for (unsigned i = 0; i < c.threads; ++i) {
@@ -478,18 +479,18 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
     impl->guards.push_back(asio::make_work_guard(*impl->ios.back()));
   }
   if (c.listen) {
-    auto err = impl->OpenClientListeners(*c.listen, core::Transport::kWs, impl->ws_port);
+    auto err = impl->OpenClientListeners(*c.listen, telemetry::Transport::kWs, impl->ws_port);
     if (!err.empty()) return "--listen: " + err;
   }
   if (c.tls_listen) {
-    auto err = impl->OpenClientListeners(*c.tls_listen, core::Transport::kWss, impl->wss_port);
+    auto err = impl->OpenClientListeners(*c.tls_listen, telemetry::Transport::kWss, impl->wss_port);
     if (!err.empty()) return "--tls-listen: " + err;
   }
   if (c.admin_listen) {
-    net::Service* svc = impl->service.get();
+    service::Service* svc = impl->service.get();
     auto opened = net::Listener::Open(impl->main_io(), ToEndpoint(*c.admin_listen), 128,
                                       /*reuse_port=*/false, impl->metrics, [svc](tcp::socket s) {
-                                        net::StartAdminSession(std::move(s), *svc);
+                                        admin::StartAdminSession(std::move(s), *svc);
                                       });
     if (auto* err = std::get_if<std::string>(&opened)) return "--admin-listen: " + *err;
     impl->admin_listener = std::get<std::shared_ptr<net::Listener>>(std::move(opened));

@@ -5,7 +5,7 @@
 #include <boost/asio/socket_base.hpp>
 #include <chrono>
 
-#include "router/core/log.h"
+#include "router/base/log.h"
 
 namespace vrouter::net {
 namespace asio = boost::asio;
@@ -20,13 +20,13 @@ constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(50);
 constexpr auto kGateRecheck = std::chrono::milliseconds(2);
 }  // namespace
 
-Listener::Listener(asio::io_context& io, core::Metrics& metrics, Handler on_accept)
+Listener::Listener(asio::io_context& io, telemetry::Metrics& metrics, Handler on_accept)
     : acceptor_(io), retry_timer_(io), metrics_(metrics), on_accept_(std::move(on_accept)) {}
 
 std::variant<std::shared_ptr<Listener>, std::string> Listener::Open(asio::io_context& io,
                                                                     const tcp::endpoint& endpoint,
                                                                     int backlog, bool reuse_port,
-                                                                    core::Metrics& metrics,
+                                                                    telemetry::Metrics& metrics,
                                                                     Handler on_accept) {
   std::shared_ptr<Listener> l(new Listener(io, metrics, std::move(on_accept)));
   boost::system::error_code ec;

@@ -12,7 +12,7 @@
 #include <string>
 #include <variant>
 
-#include "router/core/metrics.h"
+#include "router/telemetry/metrics.h"
 
 namespace vrouter::net {
 
@@ -24,7 +24,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   // connect storms on hosts with a small somaxconn.
   static std::variant<std::shared_ptr<Listener>, std::string> Open(
       boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& endpoint, int backlog,
-      bool reuse_port, core::Metrics& metrics, Handler on_accept);
+      bool reuse_port, telemetry::Metrics& metrics, Handler on_accept);
 
   // Admission control under a connect storm: an accepted connection goes to the handler only
   // once `reserve` grants it a slot (the handler owns the slot and gives it back). Until then the
@@ -37,13 +37,13 @@ class Listener : public std::enable_shared_from_this<Listener> {
   void Stop();  // from the listener's own thread
 
  private:
-  Listener(boost::asio::io_context& io, core::Metrics& metrics, Handler on_accept);
+  Listener(boost::asio::io_context& io, telemetry::Metrics& metrics, Handler on_accept);
   void Accept();
   void Admit(bool recheck);  // hands held_ to the handler once a slot is free
 
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_timer_;
-  core::Metrics& metrics_;
+  telemetry::Metrics& metrics_;
   Handler on_accept_;
   std::function<bool()> reserve_;
   std::optional<boost::asio::ip::tcp::socket> held_;  // accepted, waiting for a slot

@@ -10,7 +10,7 @@
 #include <variant>
 #include <vector>
 
-#include "router/core/mutex.h"
+#include "router/base/mutex.h"
 
 namespace boost::asio::ssl {
 class context;

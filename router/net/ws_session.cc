@@ -18,24 +18,24 @@
 #include <optional>
 #include <random>
 
-#include "proto/fleet_messages.h"
 #include "proto/messages.h"
-#include "router/core/forwarded_for.h"
-#include "router/core/frame_queue.h"
-#include "router/core/log.h"
-#include "router/core/proxy_protocol.h"
-#include "router/core/ws_frame.h"
-#include "router/net/client_protocol.h"
+#include "proto/video_server_messages.h"
+#include "router/base/fifo_queue.h"
+#include "router/base/log.h"
+#include "router/edge/forwarded_for.h"
+#include "router/edge/proxy_protocol.h"
+#include "router/edge/ws_frame.h"
 #include "router/net/nonblocking_io.h"
 #include "router/net/tls_stream.h"
-#include "router/net/video_server_protocol.h"
+#include "router/service/client_protocol.h"
+#include "router/service/video_server_protocol.h"
 
 namespace vrouter::net {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using core::WsOpcode;
+using edge::WsOpcode;
 
 namespace {
 
@@ -84,7 +84,7 @@ bool OffersSubprotocol(std::string_view offer, std::string_view wanted, bool& pr
 
 // A frame on its way out: a shared payload (null for an empty ping) and its opcode.
 struct OutFrame {
-  core::Frame payload;
+  assign::Frame payload;
   WsOpcode opcode = WsOpcode::kText;
   std::size_t size() const { return payload ? payload->size() : 0; }
 };
@@ -92,18 +92,18 @@ struct OutFrame {
 // The unsent bytes at the front of the send queue as pieces for one gathered write, headers
 // encoded into `headers`.
 struct GatheredWrite {
-  std::array<std::array<char, core::kMaxServerFrameHeader>, kMaxFramesPerWrite> headers{};
+  std::array<std::array<char, edge::kMaxServerFrameHeader>, kMaxFramesPerWrite> headers{};
   std::array<iovec, 2 * kMaxFramesPerWrite> pieces;
   std::size_t count = 0;
   std::size_t bytes = 0;
 
   // Adds frames from the front of `queue`, skipping the `skip` bytes already sent, up to
   // `max_bytes` in all.
-  void From(const core::FifoQueue<OutFrame>& queue, std::size_t skip, std::size_t max_bytes) {
+  void From(const base::FifoQueue<OutFrame>& queue, std::size_t skip, std::size_t max_bytes) {
     for (std::size_t i = 0; i < queue.size() && i < kMaxFramesPerWrite && bytes < max_bytes; ++i) {
       const OutFrame& frame = queue[i];
       const std::size_t header =
-          core::EncodeServerFrameHeader(frame.opcode, frame.size(), headers[i]);
+          edge::EncodeServerFrameHeader(frame.opcode, frame.size(), headers[i]);
       Add(headers[i].data(), header, skip, max_bytes);
       if (frame.payload) Add(frame.payload->data(), frame.payload->size(), skip, max_bytes);
     }
@@ -121,15 +121,15 @@ struct GatheredWrite {
 };
 
 template <class NextLayer>
-class WsSession final : public SessionHandle,
-                        public SessionTransport,
-                        private core::WsFrameSink,
+class WsSession final : public service::SessionHandle,
+                        public service::SessionTransport,
+                        private edge::WsFrameSink,
                         public std::enable_shared_from_this<WsSession<NextLayer>> {
   static constexpr bool kTls = std::is_same_v<NextLayer, TlsStream>;
 
  public:
-  WsSession(Socket socket, Service& service, core::Transport transport, asio::ssl::context* tls,
-            const core::IpAddress& peer)
+  WsSession(Socket socket, service::Service& service, telemetry::Transport transport,
+            asio::ssl::context* tls, const edge::IpAddress& peer)
       : stream_(MakeStream(std::move(socket), tls)),
         timer_(stream_.get_executor()),
         service_(service),
@@ -164,7 +164,7 @@ class WsSession final : public SessionHandle,
   }
 
   // ---- SessionHandle: any thread ----
-  void Push(core::Frame frame) override {
+  void Push(assign::Frame frame) override {
     asio::post(stream_.get_executor(),
                [self = this->shared_from_this(), frame = std::move(frame)]() mutable {
                  self->Send(std::move(frame));
@@ -186,7 +186,7 @@ class WsSession final : public SessionHandle,
   }
 
   // ---- SessionTransport: session thread ----
-  void Send(core::Frame frame) override {
+  void Send(assign::Frame frame) override {
     if (closing_ || finished_) return;
     if (!Fits(frame->size())) return;
     Enqueue({std::move(frame), WsOpcode::kText});
@@ -262,16 +262,16 @@ class WsSession final : public SessionHandle,
           self->buffer_.commit(n);
           const auto data = self->buffer_.cdata();
           const auto result =
-              core::ParseProxyHeader({static_cast<const std::uint8_t*>(data.data()), data.size()});
+              edge::ParseProxyHeader({static_cast<const std::uint8_t*>(data.data()), data.size()});
           switch (result.status) {
-            case core::ProxyParseStatus::kNeedMore:
-              if (data.size() >= core::kMaxProxyHeaderBytes) {
+            case edge::ProxyParseStatus::kNeedMore:
+              if (data.size() >= edge::kMaxProxyHeaderBytes) {
                 return self->ProxyHeaderRefused("header longer than the PROXY protocol allows");
               }
               return self->ReadProxyHeader();
-            case core::ProxyParseStatus::kError:
+            case edge::ProxyParseStatus::kError:
               return self->ProxyHeaderRefused(result.error);
-            case core::ProxyParseStatus::kOk:
+            case edge::ProxyParseStatus::kOk:
               // LOCAL: the balancer's own health check; the connection is who it is.
               if (!result.header.local && result.header.source) {
                 self->client_ip_ = *result.header.source;
@@ -342,7 +342,7 @@ class WsSession final : public SessionHandle,
       return Refuse(http::status::upgrade_required, "Sec-WebSocket-Version 13 required\n");
     }
     const std::string_view key = req[http::field::sec_websocket_key];
-    if (!core::IsValidWebSocketKey(key)) {
+    if (!edge::IsValidWebSocketKey(key)) {
       return Refuse(http::status::bad_request, "missing or malformed Sec-WebSocket-Key\n");
     }
     const std::string_view subprotocol =
@@ -366,7 +366,7 @@ class WsSession final : public SessionHandle,
         "Connection: Upgrade\r\n"
         "Server: vrouter\r\n"
         "Sec-WebSocket-Accept: ");
-    answer->append(core::WebSocketAcceptKey(key));
+    answer->append(edge::WebSocketAcceptKey(key));
     if (offered) answer->append("\r\nSec-WebSocket-Protocol: ").append(subprotocol);
     answer->append("\r\n\r\n");
     asio::async_write(
@@ -387,7 +387,7 @@ class WsSession final : public SessionHandle,
         forwarded += it->value();
       }
       if (!forwarded.empty()) {
-        client_ip_ = core::ClientFromForwardedFor(forwarded, client_ip_, service_.trusted_proxies)
+        client_ip_ = edge::ClientFromForwardedFor(forwarded, client_ip_, service_.trusted_proxies)
                          .value_or(client_ip_);
       }
     }
@@ -446,13 +446,13 @@ class WsSession final : public SessionHandle,
     auto self = this->shared_from_this();
     if (peer_ == Peer::kClient) {
       service_.metrics.connections[transport_index()]->Increment();
-      protocol_ =
-          std::make_unique<ClientProtocol>(service_, *this, std::weak_ptr<SessionHandle>(self),
-                                           session_id_, service_.RegionOf(client_ip_));
+      protocol_ = std::make_unique<service::ClientProtocol>(
+          service_, *this, std::weak_ptr<service::SessionHandle>(self), session_id_,
+          service_.RegionOf(client_ip_));
       service_.sessions.Add(session_id_, self);
     } else {
-      protocol_ = std::make_unique<VideoServerProtocol>(
-          service_, *this, std::weak_ptr<SessionHandle>(self), session_id_);
+      protocol_ = std::make_unique<service::VideoServerProtocol>(
+          service_, *this, std::weak_ptr<service::SessionHandle>(self), session_id_);
     }
     opened_at_ = last_heard_ = SteadyClock::now();
     ScheduleLivenessCheck(
@@ -570,7 +570,7 @@ class WsSession final : public SessionHandle,
     return r;
   }
 
-  // ---- core::WsFrameSink: what the reader parsed ----
+  // ---- edge::WsFrameSink: what the reader parsed ----
 
   void OnMessage(WsOpcode kind, std::string_view payload) override {
     Heard();
@@ -608,10 +608,10 @@ class WsSession final : public SessionHandle,
     if (close_sent_) return Teardown();  // the answer to ours
     // Echo the peer's code (RFC 6455 5.5.1); the connection ends once our close is out.
     if (!closing_)
-      QueueClose(code == core::ws_close::kNoStatus ? proto::close_code::kNormal : code, "");
+      QueueClose(code == edge::ws_close::kNoStatus ? proto::close_code::kNormal : code, "");
   }
 
-  void OnProtocolError(const core::WsReadError& error) {
+  void OnProtocolError(const edge::WsReadError& error) {
     // The stream cannot be parsed past this point: close with the reason and stop reading.
     if (closing_) {
       if (close_sent_) Teardown();  // our close is out; no answer will be readable
@@ -643,7 +643,7 @@ class WsSession final : public SessionHandle,
     // The close frame may wait behind a peer that does not read: bound it like the handshake
     // (OnCloseSent and Teardown re-arm the deadline for the steps after it).
     ArmClosingDeadline();
-    Enqueue({std::make_shared<const std::string>(core::EncodeClosePayload(code, reason)),
+    Enqueue({std::make_shared<const std::string>(edge::EncodeClosePayload(code, reason)),
              WsOpcode::kClose});
   }
 
@@ -703,9 +703,9 @@ class WsSession final : public SessionHandle,
     bool close_done = false;
     while (bytes > 0 && !queue_.empty()) {
       const OutFrame& front = queue_.front();
-      std::array<char, core::kMaxServerFrameHeader> header{};
+      std::array<char, edge::kMaxServerFrameHeader> header{};
       const std::size_t total =
-          core::EncodeServerFrameHeader(front.opcode, front.size(), header) + front.size();
+          edge::EncodeServerFrameHeader(front.opcode, front.size(), header) + front.size();
       const std::size_t take = std::min(bytes, total - front_written_);
       front_written_ += take;
       bytes -= take;
@@ -802,14 +802,14 @@ class WsSession final : public SessionHandle,
   // Handshake deadline, then hello deadline and idle checks, then delayed closes (goaway), then
   // the closing handshake's deadlines.
   asio::steady_timer timer_;
-  Service& service_;
-  const core::Transport transport_;
+  service::Service& service_;
+  const telemetry::Transport transport_;
   const std::uint64_t session_id_;
   Peer peer_ = Peer::kClient;
-  std::unique_ptr<SessionProtocol> protocol_;
-  core::WsFrameReader reader_;
+  std::unique_ptr<service::SessionProtocol> protocol_;
+  edge::WsFrameReader reader_;
 
-  core::FifoQueue<OutFrame> queue_;
+  base::FifoQueue<OutFrame> queue_;
   std::size_t queued_bytes_ = 0;
   std::size_t front_written_ = 0;  // bytes of the queue's front frame (header and payload) sent
   bool in_batch_ = false;          // parsing a read: frames queued now are flushed after it
@@ -826,14 +826,14 @@ class WsSession final : public SessionHandle,
   bool pinged_ = false;                   // a keep-alive ping is out, nothing heard since
   bool in_handshake_ = true;              // counts in Service::handshakes_in_flight
   bool ip_counted_ = false;               // counts in Service::per_ip
-  core::IpAddress client_ip_;             // the peer, or who a trusted proxy says it serves
+  edge::IpAddress client_ip_;             // the peer, or who a trusted proxy says it serves
   SteadyClock::time_point ping_window_start_{};
   std::uint32_t pings_in_window_ = 0;
 };
 
 }  // namespace
 
-void StartWsSession(tcp::socket socket, Service& service, core::Transport transport,
+void StartWsSession(tcp::socket socket, service::Service& service, telemetry::Transport transport,
                     const std::shared_ptr<asio::ssl::context>& tls) {
   // Listeners accept on their thread's io_context: rebind the descriptor to its concrete executor.
   const auto* executor = socket.get_executor().target<asio::io_context::executor_type>();
@@ -842,9 +842,9 @@ void StartWsSession(tcp::socket socket, Service& service, core::Transport transp
   const auto remote = ec ? asio::ip::address() : socket.remote_endpoint(ec).address();
   // Not accepted on an io_context (cannot happen), or already reset by the peer.
   if (executor == nullptr || ec) return service.ReleaseHandshake();
-  const core::IpAddress peer = remote.is_v4()
-                                   ? core::IpAddress::FromV4Bytes(remote.to_v4().to_bytes())
-                                   : core::IpAddress::FromV6Bytes(remote.to_v6().to_bytes());
+  const edge::IpAddress peer = remote.is_v4()
+                                   ? edge::IpAddress::FromV4Bytes(remote.to_v4().to_bytes())
+                                   : edge::IpAddress::FromV6Bytes(remote.to_v6().to_bytes());
   Socket bound(*executor);
   bound.assign(protocol, socket.release(ec), ec);
   if (ec) return service.ReleaseHandshake();

@@ -7,8 +7,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <memory>
 
-#include "router/core/metrics.h"
-#include "router/net/service.h"
+#include "router/service/service.h"
+#include "router/telemetry/metrics.h"
 
 namespace boost::asio::ssl {
 class context;
@@ -19,8 +19,8 @@ namespace vrouter::net {
 // Takes ownership of an accepted socket, and of the handshake slot its listener reserved
 // (Service::ReserveHandshake), and runs the session on the socket's executor.
 // `tls` is null for plain ws.
-void StartWsSession(boost::asio::ip::tcp::socket socket, Service& service,
-                    core::Transport transport,
+void StartWsSession(boost::asio::ip::tcp::socket socket, service::Service& service,
+                    telemetry::Transport transport,
                     const std::shared_ptr<boost::asio::ssl::context>& tls);
 
 }  // namespace vrouter::net

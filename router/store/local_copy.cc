@@ -1,7 +1,7 @@
 #include "router/store/local_copy.h"
 
 #include "absl/hash/hash.h"
-#include "router/core/absl_compat.h"
+#include "router/base/absl_compat.h"
 
 namespace vrouter::store {
 
@@ -13,7 +13,7 @@ LocalCopy::Shard& LocalCopy::ShardFor(std::string_view user) const {
   return shards_[absl::Hash<absl::string_view>{}(AsAbsl(user)) % shard_count_];
 }
 
-std::optional<core::Assignment> LocalCopy::Get(std::string_view user) const {
+std::optional<assign::Assignment> LocalCopy::Get(std::string_view user) const {
   Shard& shard = ShardFor(user);
   vrouter::MutexLock lock(&shard.mu);
   auto it = shard.map.find(AsAbsl(user));
@@ -22,7 +22,7 @@ std::optional<core::Assignment> LocalCopy::Get(std::string_view user) const {
 }
 
 void LocalCopy::Lookup(std::span<const std::string> users,
-                       std::vector<std::optional<core::Assignment>>& out,
+                       std::vector<std::optional<assign::Assignment>>& out,
                        std::vector<std::size_t>& missing) const {
   out.assign(users.size(), std::nullopt);
   for (std::size_t i = 0; i < users.size(); ++i) {
@@ -43,7 +43,7 @@ absl::flat_hash_map<std::string, std::int64_t> LocalCopy::SpaceLoad(std::string_
   return it->second.per_server;
 }
 
-std::vector<core::Assignment> LocalCopy::SpaceRecords(std::string_view space) const {
+std::vector<assign::Assignment> LocalCopy::SpaceRecords(std::string_view space) const {
   std::vector<std::string> users;
   {
     vrouter::MutexLock lock(&spaces_mu_);
@@ -51,7 +51,7 @@ std::vector<core::Assignment> LocalCopy::SpaceRecords(std::string_view space) co
     if (it == spaces_.end()) return {};
     users.assign(it->second.users.begin(), it->second.users.end());
   }
-  std::vector<core::Assignment> out;
+  std::vector<assign::Assignment> out;
   out.reserve(users.size());
   for (const auto& u : users) {
     if (auto a = Get(u); a && a->space == space) out.push_back(std::move(*a));
@@ -59,10 +59,10 @@ std::vector<core::Assignment> LocalCopy::SpaceRecords(std::string_view space) co
   return out;
 }
 
-std::vector<core::Assignment> LocalCopy::AssignedTo(std::string_view server,
-                                                    std::string_view replica,
-                                                    std::size_t limit) const {
-  std::vector<core::Assignment> out;
+std::vector<assign::Assignment> LocalCopy::AssignedTo(std::string_view server,
+                                                      std::string_view replica,
+                                                      std::size_t limit) const {
+  std::vector<assign::Assignment> out;
   for (std::size_t i = 0; i < shard_count_ && out.size() < limit; ++i) {
     Shard& shard = shards_[i];
     vrouter::MutexLock lock(&shard.mu);
@@ -95,8 +95,8 @@ void LocalCopy::AddSpace(std::string_view space) {
   spaces_.try_emplace(AsAbsl(space));
 }
 
-std::optional<core::Assignment> LocalCopy::Upsert(const core::Assignment& a) {
-  std::optional<core::Assignment> previous;
+std::optional<assign::Assignment> LocalCopy::Upsert(const assign::Assignment& a) {
+  std::optional<assign::Assignment> previous;
   {
     Shard& shard = ShardFor(a.user);
     vrouter::MutexLock lock(&shard.mu);
@@ -120,8 +120,8 @@ std::optional<core::Assignment> LocalCopy::Upsert(const core::Assignment& a) {
   return previous;
 }
 
-std::optional<core::Assignment> LocalCopy::Erase(std::string_view space, std::string_view user) {
-  std::optional<core::Assignment> removed;
+std::optional<assign::Assignment> LocalCopy::Erase(std::string_view space, std::string_view user) {
+  std::optional<assign::Assignment> removed;
   {
     Shard& shard = ShardFor(user);
     vrouter::MutexLock lock(&shard.mu);
@@ -140,7 +140,7 @@ std::optional<core::Assignment> LocalCopy::Erase(std::string_view space, std::st
   return removed;
 }
 
-void LocalCopy::Replace(std::string_view space, const std::vector<core::Assignment>& records) {
+void LocalCopy::Replace(std::string_view space, const std::vector<assign::Assignment>& records) {
   for (const auto& a : SpaceRecords(space)) Erase(space, a.user);
   AddSpace(space);
   for (const auto& a : records) Upsert(a);

@@ -13,8 +13,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "router/core/assignment.h"
-#include "router/core/mutex.h"
+#include "router/assign/assignment.h"
+#include "router/base/mutex.h"
 
 namespace vrouter::store {
 
@@ -23,33 +23,34 @@ class LocalCopy {
   explicit LocalCopy(std::size_t shards = 64);
 
   // ---- any thread ----
-  std::optional<core::Assignment> Get(std::string_view user) const;
+  std::optional<assign::Assignment> Get(std::string_view user) const;
   // Fills out[i] for users found; appends to `missing` the indexes of the others.
-  void Lookup(std::span<const std::string> users, std::vector<std::optional<core::Assignment>>& out,
+  void Lookup(std::span<const std::string> users,
+              std::vector<std::optional<assign::Assignment>>& out,
               std::vector<std::size_t>& missing) const;
   bool Holds(std::string_view space) const;
   absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(std::string_view space) const;
   // Assignments owned by a live session of `replica` on `server`.
-  std::vector<core::Assignment> AssignedTo(std::string_view server, std::string_view replica,
-                                           std::size_t limit) const;
-  std::vector<core::Assignment> SpaceRecords(std::string_view space) const;
+  std::vector<assign::Assignment> AssignedTo(std::string_view server, std::string_view replica,
+                                             std::size_t limit) const;
+  std::vector<assign::Assignment> SpaceRecords(std::string_view space) const;
   std::size_t size() const;
 
   // ---- the store's thread ----
   // Starts holding `space` empty; records are added by Upsert or Replace.
   void AddSpace(std::string_view space);
   // Upserts `a` into its space (which must be held). Returns the previous record of the user.
-  std::optional<core::Assignment> Upsert(const core::Assignment& a);
+  std::optional<assign::Assignment> Upsert(const assign::Assignment& a);
   // Removes the user's record if it is in `space`. Returns it.
-  std::optional<core::Assignment> Erase(std::string_view space, std::string_view user);
+  std::optional<assign::Assignment> Erase(std::string_view space, std::string_view user);
   // Replaces the space's records with `records` (a snapshot).
-  void Replace(std::string_view space, const std::vector<core::Assignment>& records);
+  void Replace(std::string_view space, const std::vector<assign::Assignment>& records);
   void DropSpace(std::string_view space);
 
  private:
   struct Shard {
     mutable vrouter::Mutex mu;
-    absl::flat_hash_map<std::string, core::Assignment> map ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<std::string, assign::Assignment> map ABSL_GUARDED_BY(mu);
   };
   struct Space {
     absl::flat_hash_set<std::string> users;

@@ -20,9 +20,9 @@ void MemoryStore::Lookup(std::vector<std::string> users, LookupDone done) const 
   done(std::move(out));
 }
 
-core::PutResult MemoryStore::Put(core::Assignment desired, std::uint64_t expected_epoch,
-                                 std::uint64_t min_epoch) {
-  core::PutResult result = table_.Put(std::move(desired), expected_epoch, min_epoch);
+assign::PutResult MemoryStore::Put(assign::Assignment desired, std::uint64_t expected_epoch,
+                                   std::uint64_t min_epoch) {
+  assign::PutResult result = table_.Put(std::move(desired), expected_epoch, min_epoch);
   if (result.change) Notify(*result.change);
   return result;
 }
@@ -33,7 +33,7 @@ bool MemoryStore::Remove(std::string_view user, std::uint64_t session) {
   return change.has_value();
 }
 
-std::size_t MemoryStore::ExpireDetached(core::SteadyTime now) {
+std::size_t MemoryStore::ExpireDetached(base::SteadyTime now) {
   auto removed = table_.ExpireDetached(now, grace_);
   for (const auto& change : removed) Notify(change);
   return removed.size();

@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "router/core/assignment_table.h"
+#include "router/assign/assignment_table.h"
 #include "router/store/store.h"
 
 namespace vrouter::store {
@@ -17,11 +17,11 @@ class MemoryStore final : public AssignmentStore {
 
   void SetChangeListener(ChangeListener listener) override { listener_ = std::move(listener); }
 
-  std::optional<core::Assignment> GetLocal(std::string_view user) const override {
+  std::optional<assign::Assignment> GetLocal(std::string_view user) const override {
     return table_.Get(user);
   }
   void Lookup(std::vector<std::string> users, LookupDone done) const override;
-  void Put(core::Assignment desired, std::uint64_t expected_epoch, std::uint64_t min_epoch,
+  void Put(assign::Assignment desired, std::uint64_t expected_epoch, std::uint64_t min_epoch,
            PutDone done) override {
     done(Put(std::move(desired), expected_epoch, min_epoch));
   }
@@ -29,13 +29,13 @@ class MemoryStore final : public AssignmentStore {
               AttachDone done) override {
     done(table_.Attach(user, session));
   }
-  void Detach(std::string_view user, std::uint64_t session, core::SteadyTime now) override {
+  void Detach(std::string_view user, std::uint64_t session, base::SteadyTime now) override {
     table_.Detach(user, session, now);
   }
   void Remove(std::string_view user, std::uint64_t session, RemoveDone done) override {
     done(Remove(user, session));
   }
-  std::size_t ExpireDetached(core::SteadyTime now) override;
+  std::size_t ExpireDetached(base::SteadyTime now) override;
 
   void EnterSpace(std::string_view) override {}
   void LeaveSpace(std::string_view) override {}
@@ -48,24 +48,24 @@ class MemoryStore final : public AssignmentStore {
   absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(std::string_view space) const override {
     return table_.SpaceLoad(space);
   }
-  std::vector<core::Assignment> AssignedTo(std::string_view server,
-                                           std::size_t limit) const override {
+  std::vector<assign::Assignment> AssignedTo(std::string_view server,
+                                             std::size_t limit) const override {
     return table_.AssignedTo(server, limit);
   }
   std::size_t size() const override { return table_.size(); }
 
   // Synchronous forms, for tests and tools that hold a MemoryStore.
-  std::optional<core::Assignment> Get(std::string_view user) const { return table_.Get(user); }
-  core::PutResult Put(core::Assignment desired, std::uint64_t expected_epoch,
-                      std::uint64_t min_epoch);
+  std::optional<assign::Assignment> Get(std::string_view user) const { return table_.Get(user); }
+  assign::PutResult Put(assign::Assignment desired, std::uint64_t expected_epoch,
+                        std::uint64_t min_epoch);
   bool Remove(std::string_view user, std::uint64_t session);
 
  private:
-  void Notify(const core::AssignmentChange& change) const {
+  void Notify(const assign::AssignmentChange& change) const {
     if (listener_) listener_(change);
   }
 
-  core::AssignmentTable table_;
+  assign::AssignmentTable table_;
   std::chrono::nanoseconds grace_;
   ChangeListener listener_;
 };

@@ -104,10 +104,10 @@ std::string EncodeChange(const ChangeMessage& m) {
          '\t' + EncodeRecord(m.record) + '\t' + m.from_server;
 }
 
-core::Assignment ToAssignment(std::string_view user, std::string_view space, const Record& r,
-                              core::SteadyTime since) {
-  return core::Assignment{std::string(user), std::string(space), r.server, r.epoch,
-                          r.replica,         r.session,          since};
+assign::Assignment ToAssignment(std::string_view user, std::string_view space, const Record& r,
+                                base::SteadyTime since) {
+  return assign::Assignment{std::string(user), std::string(space), r.server, r.epoch,
+                            r.replica,         r.session,          since};
 }
 
 // ---- scripts ----

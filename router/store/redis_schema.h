@@ -23,7 +23,7 @@
 #include <string>
 #include <string_view>
 
-#include "router/core/assignment.h"
+#include "router/assign/assignment.h"
 
 namespace vrouter::store::redis {
 
@@ -63,8 +63,8 @@ std::string EncodeChange(const ChangeMessage& m);  // what the scripts publish (
 
 // The assignment a record describes. `since` is the local time of receipt (steady clocks are
 // per process; Redis-clock times are kept in the record).
-core::Assignment ToAssignment(std::string_view user, std::string_view space, const Record& r,
-                              core::SteadyTime since);
+assign::Assignment ToAssignment(std::string_view user, std::string_view space, const Record& r,
+                                base::SteadyTime since);
 
 // Lua sources. Every script touches exactly one key, KEYS[1] = SpaceKey(space), so each runs
 // atomically on the shard that owns the space.

@@ -10,9 +10,9 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
-#include "router/core/absl_compat.h"
-#include "router/core/log.h"
-#include "router/core/mutex.h"
+#include "router/base/absl_compat.h"
+#include "router/base/log.h"
+#include "router/base/mutex.h"
 #include "router/store/local_copy.h"
 #include "router/store/redis_schema.h"
 
@@ -67,7 +67,7 @@ std::int64_t SystemMs() {
 
 class RedisStore::Impl {
  public:
-  Impl(RedisStoreOptions options, core::Metrics& metrics, ReplacedHandler on_replaced)
+  Impl(RedisStoreOptions options, telemetry::Metrics& metrics, ReplacedHandler on_replaced)
       : opt_(std::move(options)),
         me_(opt_.replica_id),
         metrics_(metrics),
@@ -193,13 +193,13 @@ class RedisStore::Impl {
     }
   }
 
-  std::optional<core::Assignment> Known(const std::string& user) const {
+  std::optional<assign::Assignment> Known(const std::string& user) const {
     auto it = owned_.find(user);
     if (it != owned_.end()) return it->second;
     return local_.Get(user);
   }
 
-  void DoPut(core::Assignment desired, std::uint64_t expected, std::uint64_t min_epoch,
+  void DoPut(assign::Assignment desired, std::uint64_t expected, std::uint64_t min_epoch,
              PutDone done) {
     if (!client_.up()) return done(StoreError::kUnavailable);
     // Records name the writing process (its lease identity), whatever replica name the caller
@@ -208,7 +208,7 @@ class RedisStore::Impl {
     // While this write is in flight, a snapshot of the user's space must not "repair" the user
     // from owned_ (it would race the write).
     ++writing_[desired.user];
-    done = [this, user = desired.user, done = std::move(done)](StoreResult<core::PutResult> r) {
+    done = [this, user = desired.user, done = std::move(done)](StoreResult<assign::PutResult> r) {
       if (auto it = writing_.find(user); it != writing_.end() && --it->second <= 0) {
         writing_.erase(it);
       }
@@ -225,7 +225,7 @@ class RedisStore::Impl {
 
   // A user changing spaces: its record leaves the old space's key (compare-and-set on the epoch,
   // which decides between racing writers) and is written into the new one.
-  void MoveSpace(core::Assignment desired, const core::Assignment& old, std::uint64_t min_epoch,
+  void MoveSpace(assign::Assignment desired, const assign::Assignment& old, std::uint64_t min_epoch,
                  PutDone done) {
     auto own = owned_.find(desired.user);
     if (own != owned_.end()) own->second.space = desired.space;  // the old space's 'r' is ours
@@ -253,14 +253,14 @@ class RedisStore::Impl {
           local_.Erase(old.space, old.user);
           const std::uint64_t floor = std::max(min_epoch, old.epoch);
           PutScript(desired, 0, floor, old.server,
-                    [this, old, done = std::move(done)](StoreResult<core::PutResult> r) mutable {
+                    [this, old, done = std::move(done)](StoreResult<assign::PutResult> r) mutable {
                       if (std::holds_alternative<StoreError>(r)) {
                         // Removed from the old space but not written to the new one: put it
                         // back (best effort; a resync after an outage repairs it too).
                         auto own = owned_.find(old.user);
                         if (own != owned_.end()) own->second.space = old.space;
                         PutScript(old, 0, old.epoch, "",
-                                  [](const StoreResult<core::PutResult>&) {});
+                                  [](const StoreResult<assign::PutResult>&) {});
                       }
                       done(std::move(r));
                     });
@@ -269,7 +269,7 @@ class RedisStore::Impl {
 
   // `claim`: the write comes from the session named in `desired` (it then owns the user here);
   // false for the store's own repairs, which never make a released session an owner again.
-  void PutScript(const core::Assignment& desired, std::uint64_t expected, std::uint64_t min_epoch,
+  void PutScript(const assign::Assignment& desired, std::uint64_t expected, std::uint64_t min_epoch,
                  std::string previous_server, PutDone done, bool claim = true) {
     const std::string space = desired.space;
     client_.Eval(
@@ -283,7 +283,7 @@ class RedisStore::Impl {
             log::Error("redis_script_failed", {{"script", "put"}, {"reply", reply->str}});
             return done(StoreError::kUnavailable);
           }
-          core::PutResult result;
+          assign::PutResult result;
           const auto record = reply->elements[1].type == RedisReply::Type::kString
                                   ? redis::DecodeRecord(reply->elements[1].str)
                                   : std::nullopt;
@@ -298,8 +298,8 @@ class RedisStore::Impl {
           if (reply->elements.size() > 3 && !reply->elements[3].str.empty()) {
             from = reply->elements[3].str;
           }
-          result.change = core::AssignmentChange{core::AssignmentChange::Kind::kAssigned,
-                                                 result.current, std::move(from)};
+          result.change = assign::AssignmentChange{assign::AssignmentChange::Kind::kAssigned,
+                                                   result.current, std::move(from)};
           ApplyOwnWrite(result.current, claim);
           // Answer once the pointer is written too: a lookup on any replica that starts after
           // the answer then finds the user (its outcome does not change the write's).
@@ -313,7 +313,7 @@ class RedisStore::Impl {
   // A refused write's answer: the user's record wherever it is now.
   void ReadCurrent(const std::string& user, PutDone done) {
     ReadRemote({user}, [done = std::move(done)](StoreResult<Assignments> read) {
-      core::PutResult refused;
+      assign::PutResult refused;
       if (auto* found = std::get_if<Assignments>(&read); found != nullptr && found->front()) {
         refused.current = *found->front();
       }
@@ -322,7 +322,7 @@ class RedisStore::Impl {
   }
 
   // A write of this replica that Redis accepted: visible to this replica's lookups at once.
-  void ApplyOwnWrite(const core::Assignment& a, bool claim = true) {
+  void ApplyOwnWrite(const assign::Assignment& a, bool claim = true) {
     if (local_.Holds(a.space)) {
       auto cur = local_.Get(a.user);
       if (!cur || cur->space != a.space || cur->epoch <= a.epoch) local_.Upsert(a);
@@ -357,8 +357,8 @@ class RedisStore::Impl {
     AttachIn(
         user, space, session,
         [this, user, space, session,
-         done = std::move(done)](StoreResult<std::optional<core::Assignment>> r) mutable {
-          auto* found = std::get_if<std::optional<core::Assignment>>(&r);
+         done = std::move(done)](StoreResult<std::optional<assign::Assignment>> r) mutable {
+          auto* found = std::get_if<std::optional<assign::Assignment>>(&r);
           if (found == nullptr || found->has_value()) return done(std::move(r));
           // Not in the session's space: the user may be elsewhere (a space change).
           client_.Command(
@@ -369,7 +369,7 @@ class RedisStore::Impl {
                   return done(ToStoreError(std::get<RedisFailure>(g)));
                 }
                 if (reply->type != RedisReply::Type::kString || reply->str == space) {
-                  return done(std::optional<core::Assignment>());
+                  return done(std::optional<assign::Assignment>());
                 }
                 AttachIn(user, reply->str, session, std::move(done));
               });
@@ -388,13 +388,13 @@ class RedisStore::Impl {
             return done(StoreError::kUnavailable);
           }
           if (IntOf(reply->elements[0]) != 1 || reply->elements.size() < 2) {
-            return done(std::optional<core::Assignment>());
+            return done(std::optional<assign::Assignment>());
           }
           auto record = redis::DecodeRecord(reply->elements[1].str);
-          if (!record) return done(std::optional<core::Assignment>());
+          if (!record) return done(std::optional<assign::Assignment>());
           auto a = redis::ToAssignment(user, space, *record, Clock::now());
           ApplyOwnWrite(a);
-          done(std::optional<core::Assignment>(std::move(a)));
+          done(std::optional<assign::Assignment>(std::move(a)));
         });
   }
 
@@ -419,7 +419,7 @@ class RedisStore::Impl {
     auto it = owned_.find(user);
     if (it == owned_.end() || it->second.session != session) return done(false);
     if (!client_.up()) return done(StoreError::kUnavailable);
-    const core::Assignment own = it->second;
+    const assign::Assignment own = it->second;
     owned_.erase(it);
     client_.Eval(remove_, {redis::SpaceKey(own.space)},
                  {user, me_, std::to_string(session), own.space, "0", "1"},
@@ -486,7 +486,7 @@ class RedisStore::Impl {
       SpaceState& st = it->second;
       const RedisReply* reply = ReplyOf(r);
       if (!IsArray(reply)) return;  // RestartStuckSpaces loads it again
-      std::vector<core::Assignment> records;
+      std::vector<assign::Assignment> records;
       std::uint64_t seq = 0;
       const auto now = Clock::now();
       for (std::size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
@@ -519,10 +519,10 @@ class RedisStore::Impl {
 
   // After a (re)load: this replica's records match its live sessions. A live session whose record
   // Redis lost is written again; a record of this replica without a live session is detached.
-  void Reconcile(const std::string& space, const std::vector<core::Assignment>& records) {
-    absl::flat_hash_map<std::string, const core::Assignment*> in_redis;
+  void Reconcile(const std::string& space, const std::vector<assign::Assignment>& records) {
+    absl::flat_hash_map<std::string, const assign::Assignment*> in_redis;
     for (const auto& a : records) in_redis[a.user] = &a;
-    std::vector<core::Assignment> mine;  // copied: CheckOwnership may erase from owned_
+    std::vector<assign::Assignment> mine;  // copied: CheckOwnership may erase from owned_
     for (const auto& [user, own] : owned_) {
       if (own.space == space && !writing_.contains(user)) mine.push_back(own);
     }
@@ -543,10 +543,10 @@ class RedisStore::Impl {
     }
   }
 
-  void Reassert(const core::Assignment& own) {
+  void Reassert(const assign::Assignment& own) {
     log::Info("store_reassert", {{"user", own.user}, {"server", own.server}});
     PutScript(
-        own, 0, own.epoch, "", [](const StoreResult<core::PutResult>&) {}, /*claim=*/false);
+        own, 0, own.epoch, "", [](const StoreResult<assign::PutResult>&) {}, /*claim=*/false);
   }
 
   // ---- change stream ----
@@ -614,10 +614,10 @@ class RedisStore::Impl {
   }
 
   // Whether a record change took a user away from this replica's live session.
-  void CheckOwnership(const core::Assignment& a) {
+  void CheckOwnership(const assign::Assignment& a) {
     auto it = owned_.find(a.user);
     if (it == owned_.end() || it->second.space != a.space || a.epoch < it->second.epoch) return;
-    core::Assignment& own = it->second;
+    assign::Assignment& own = it->second;
     if (a.replica == me_ && a.session == own.session) {
       own = a;
       return;
@@ -650,15 +650,16 @@ class RedisStore::Impl {
     if (m.record.epoch == w.last_epoch && (!removed || w.removed)) return;
     w.last_epoch = m.record.epoch;
     w.removed = removed;
-    core::AssignmentChange change{
-        removed ? core::AssignmentChange::Kind::kRemoved : core::AssignmentChange::Kind::kAssigned,
+    assign::AssignmentChange change{
+        removed ? assign::AssignmentChange::Kind::kRemoved
+                : assign::AssignmentChange::Kind::kAssigned,
         redis::ToAssignment(m.user, m.space, m.record, Clock::now()),
         m.from_server.empty() ? std::nullopt : std::optional<std::string>(m.from_server)};
     w.last = change.assignment;
     Notify(change);
   }
 
-  void Notify(const core::AssignmentChange& change) {
+  void Notify(const assign::AssignmentChange& change) {
     ChangeListener l;
     {
       vrouter::MutexLock lock(&mu_);
@@ -673,7 +674,7 @@ class RedisStore::Impl {
     std::vector<std::function<void()>> on_confirmed;  // later watchers waiting for it
     std::uint64_t last_epoch = 0;
     bool removed = false;
-    std::optional<core::Assignment> last;
+    std::optional<assign::Assignment> last;
   };
 
   void DoWatch(std::vector<std::string> users, ReadyDone ready) {
@@ -806,7 +807,7 @@ class RedisStore::Impl {
     });
   }
 
-  void ReconcileWatched(const std::string& user, const std::optional<core::Assignment>& now) {
+  void ReconcileWatched(const std::string& user, const std::optional<assign::Assignment>& now) {
     auto it = watched_.find(user);
     if (it == watched_.end()) return;
     Watched& w = it->second;
@@ -816,10 +817,10 @@ class RedisStore::Impl {
       w.last_epoch = now->epoch;
       w.removed = false;
       w.last = now;
-      Notify({core::AssignmentChange::Kind::kAssigned, *now, from});
+      Notify({assign::AssignmentChange::Kind::kAssigned, *now, from});
     } else if (!now && w.last && !w.removed) {
       w.removed = true;
-      Notify({core::AssignmentChange::Kind::kRemoved, *w.last, std::nullopt});
+      Notify({assign::AssignmentChange::Kind::kRemoved, *w.last, std::nullopt});
     }
   }
 
@@ -1017,7 +1018,7 @@ class RedisStore::Impl {
   // ---------------------------------------------------------------- state
   const RedisStoreOptions opt_;
   const std::string me_;
-  core::Metrics& metrics_;
+  telemetry::Metrics& metrics_;
   const ReplacedHandler on_replaced_;
 
   asio::io_context io_{1};
@@ -1041,8 +1042,8 @@ class RedisStore::Impl {
   // Store thread only.
   absl::flat_hash_map<std::string, SpaceState> spaces_;
   absl::flat_hash_map<std::string, Watched> watched_;
-  absl::flat_hash_map<std::string, core::Assignment> owned_;  // live sessions of this replica
-  absl::flat_hash_map<std::string, int> writing_;             // users with a Put in flight
+  absl::flat_hash_map<std::string, assign::Assignment> owned_;  // live sessions of this replica
+  absl::flat_hash_map<std::string, int> writing_;               // users with a Put in flight
   struct PendingDetach {
     std::string user;
     std::uint64_t session;
@@ -1064,7 +1065,7 @@ class RedisStore::Impl {
 
 // ------------------------------------------------------------------ public face
 
-RedisStore::RedisStore(RedisStoreOptions options, core::Metrics& metrics,
+RedisStore::RedisStore(RedisStoreOptions options, telemetry::Metrics& metrics,
                        ReplacedHandler on_replaced)
     : impl_(std::make_unique<Impl>(std::move(options), metrics, std::move(on_replaced))) {}
 RedisStore::~RedisStore() { impl_->Stop(); }
@@ -1074,13 +1075,13 @@ void RedisStore::Stop() { impl_->Stop(); }
 void RedisStore::SetChangeListener(ChangeListener listener) {
   impl_->SetChangeListener(std::move(listener));
 }
-std::optional<core::Assignment> RedisStore::GetLocal(std::string_view user) const {
+std::optional<assign::Assignment> RedisStore::GetLocal(std::string_view user) const {
   return impl_->local_.Get(user);
 }
 void RedisStore::Lookup(std::vector<std::string> users, LookupDone done) const {
   impl_->Lookup(std::move(users), std::move(done));
 }
-void RedisStore::Put(core::Assignment desired, std::uint64_t expected_epoch,
+void RedisStore::Put(assign::Assignment desired, std::uint64_t expected_epoch,
                      std::uint64_t min_epoch, PutDone done) {
   Impl* impl = impl_.get();
   if (impl->stopped()) return done(StoreError::kUnavailable);
@@ -1098,7 +1099,7 @@ void RedisStore::Attach(std::string_view user, std::string_view space, std::uint
     impl->DoAttach(user, space, session, std::move(done));
   });
 }
-void RedisStore::Detach(std::string_view user, std::uint64_t session, core::SteadyTime) {
+void RedisStore::Detach(std::string_view user, std::uint64_t session, base::SteadyTime) {
   Impl* impl = impl_.get();
   impl->Run([impl, user = std::string(user), session] { impl->DoDetach(user, session); });
 }
@@ -1140,8 +1141,8 @@ absl::flat_hash_map<std::string, std::int64_t> RedisStore::LoadByServer() const 
 absl::flat_hash_map<std::string, std::int64_t> RedisStore::SpaceLoad(std::string_view space) const {
   return impl_->local_.SpaceLoad(space);
 }
-std::vector<core::Assignment> RedisStore::AssignedTo(std::string_view server,
-                                                     std::size_t limit) const {
+std::vector<assign::Assignment> RedisStore::AssignedTo(std::string_view server,
+                                                       std::size_t limit) const {
   return impl_->local_.AssignedTo(server, impl_->me_, limit);
 }
 std::size_t RedisStore::size() const { return impl_->local_.size(); }

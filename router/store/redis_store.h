@@ -25,9 +25,9 @@
 #include <memory>
 #include <string>
 
-#include "router/core/metrics.h"
 #include "router/store/redis_client.h"
 #include "router/store/store.h"
+#include "router/telemetry/metrics.h"
 
 namespace vrouter::store {
 
@@ -48,7 +48,7 @@ class RedisStore final : public AssignmentStore {
   // A session of this replica lost its user to a newer session (on any replica): close it.
   using ReplacedHandler = std::function<void(const std::string& user, std::uint64_t session)>;
 
-  RedisStore(RedisStoreOptions options, core::Metrics& metrics, ReplacedHandler on_replaced);
+  RedisStore(RedisStoreOptions options, telemetry::Metrics& metrics, ReplacedHandler on_replaced);
   ~RedisStore() override;  // stops the thread
   RedisStore(const RedisStore&) = delete;
   RedisStore& operator=(const RedisStore&) = delete;
@@ -58,23 +58,23 @@ class RedisStore final : public AssignmentStore {
   void Stop();
 
   void SetChangeListener(ChangeListener listener) override;
-  std::optional<core::Assignment> GetLocal(std::string_view user) const override;
+  std::optional<assign::Assignment> GetLocal(std::string_view user) const override;
   void Lookup(std::vector<std::string> users, LookupDone done) const override;
-  void Put(core::Assignment desired, std::uint64_t expected_epoch, std::uint64_t min_epoch,
+  void Put(assign::Assignment desired, std::uint64_t expected_epoch, std::uint64_t min_epoch,
            PutDone done) override;
   void Attach(std::string_view user, std::string_view space, std::uint64_t session,
               AttachDone done) override;
-  void Detach(std::string_view user, std::uint64_t session, core::SteadyTime now) override;
+  void Detach(std::string_view user, std::uint64_t session, base::SteadyTime now) override;
   void Remove(std::string_view user, std::uint64_t session, RemoveDone done) override;
-  std::size_t ExpireDetached(core::SteadyTime) override { return 0; }  // housekeeping does it
+  std::size_t ExpireDetached(base::SteadyTime) override { return 0; }  // housekeeping does it
   void EnterSpace(std::string_view space) override;
   void LeaveSpace(std::string_view space) override;
   void WatchUsers(std::span<const std::string> users, ReadyDone ready) override;
   void UnwatchUsers(std::span<const std::string> users) override;
   absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const override;
   absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(std::string_view space) const override;
-  std::vector<core::Assignment> AssignedTo(std::string_view server,
-                                           std::size_t limit) const override;
+  std::vector<assign::Assignment> AssignedTo(std::string_view server,
+                                             std::size_t limit) const override;
   std::size_t size() const override;
   std::string Problem() const override;
 

@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "router/core/assignment.h"
-#include "router/core/assignment_table.h"
+#include "router/assign/assignment.h"
+#include "router/assign/assignment_table.h"
 
 namespace vrouter::store {
 
@@ -40,10 +40,10 @@ std::string_view StoreErrorMessage(StoreError error);
 template <typename T>
 using StoreResult = std::variant<T, StoreError>;
 
-using ChangeListener = std::function<void(const core::AssignmentChange&)>;
-using Assignments = std::vector<std::optional<core::Assignment>>;
-using PutDone = std::function<void(StoreResult<core::PutResult>)>;
-using AttachDone = std::function<void(StoreResult<std::optional<core::Assignment>>)>;
+using ChangeListener = std::function<void(const assign::AssignmentChange&)>;
+using Assignments = std::vector<std::optional<assign::Assignment>>;
+using PutDone = std::function<void(StoreResult<assign::PutResult>)>;
+using AttachDone = std::function<void(StoreResult<std::optional<assign::Assignment>>)>;
 using RemoveDone = std::function<void(StoreResult<bool>)>;
 using LookupDone = std::function<void(StoreResult<Assignments>)>;
 using ReadyDone = std::function<void()>;
@@ -58,25 +58,25 @@ class AssignmentStore {
   // ---- reads ----
   // The user's assignment as this replica knows it locally (own users, users of spaces it holds),
   // without I/O. Used where only the caller's own assignment matters.
-  virtual std::optional<core::Assignment> GetLocal(std::string_view user) const = 0;
+  virtual std::optional<assign::Assignment> GetLocal(std::string_view user) const = 0;
   // The assignments of `users` (nullopt: not connected), from local memory where held and from
   // the shared store otherwise.
   virtual void Lookup(std::vector<std::string> users, LookupDone done) const = 0;
 
   // ---- writes (see AssignmentTable for the semantics of each) ----
-  virtual void Put(core::Assignment desired, std::uint64_t expected_epoch, std::uint64_t min_epoch,
-                   PutDone done) = 0;
+  virtual void Put(assign::Assignment desired, std::uint64_t expected_epoch,
+                   std::uint64_t min_epoch, PutDone done) = 0;
   // Makes `session` of this replica the owner of the user's assignment, if there is one, and
   // returns it. A session of another replica that owned it is closed by that replica.
   // `space` is where the session is (the record is looked for there first).
   virtual void Attach(std::string_view user, std::string_view space, std::uint64_t session,
                       AttachDone done) = 0;
   // The session is gone: its assignment now waits `resume grace` for a resume. Fire and forget.
-  virtual void Detach(std::string_view user, std::uint64_t session, core::SteadyTime now) = 0;
+  virtual void Detach(std::string_view user, std::uint64_t session, base::SteadyTime now) = 0;
   virtual void Remove(std::string_view user, std::uint64_t session, RemoveDone done) = 0;
   // Ends assignments whose owner has been gone longer than the resume grace period. Called every
   // second by the app; a store that expires on its own returns 0.
-  virtual std::size_t ExpireDetached(core::SteadyTime now) = 0;
+  virtual std::size_t ExpireDetached(base::SteadyTime now) = 0;
 
   // ---- interest: what this replica's sessions need (no-ops for a single replica) ----
   // A session of this replica is in `space` (refcounted): keep a local copy of it.
@@ -94,8 +94,8 @@ class AssignmentStore {
       std::string_view space) const = 0;
   // Up to `limit` assignments on `server` whose sessions live on this replica (they are the ones
   // this replica can tell to migrate).
-  virtual std::vector<core::Assignment> AssignedTo(std::string_view server,
-                                                   std::size_t limit) const = 0;
+  virtual std::vector<assign::Assignment> AssignedTo(std::string_view server,
+                                                     std::size_t limit) const = 0;
   // Assignments this replica holds in memory.
   virtual std::size_t size() const = 0;
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """sim_video_server against a fake router written in Python from the vrouter.video.v1 contract
-(proto/fleet_messages.h): checks what the simulator puts on the wire, independently of the real
+(proto/video_server_messages.h): checks what the simulator puts on the wire, independently of the real
 router's health logic.
 
 usage: sim_fake_router_test.py PATH/TO/sim_video_server

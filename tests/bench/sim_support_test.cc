@@ -8,7 +8,7 @@
 #include <limits>
 
 #include "bench/sim/sim_options.h"
-#include "proto/fleet_codec.h"
+#include "proto/video_server_codec.h"
 
 namespace vrouter::bench::sim {
 namespace {

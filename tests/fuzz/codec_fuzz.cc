@@ -1,5 +1,5 @@
 // libFuzzer target: every decoder of bytes from the network in proto/ (both directions of
-// vrouter.v1, proto/codec.h, and of vrouter.video.v1, proto/fleet_codec.h). Clients, video
+// vrouter.v1, proto/codec.h, and of vrouter.video.v1, proto/video_server_codec.h). Clients, video
 // servers and anything that reaches the ports send arbitrary frames, so a decoder must refuse
 // them cleanly, never crash or misparse. Invariants checked on every input:
 //
@@ -29,9 +29,9 @@
 
 #include "proto/codec.h"
 #include "proto/error_code.h"
-#include "proto/fleet_codec.h"
-#include "proto/fleet_messages.h"
 #include "proto/messages.h"
+#include "proto/video_server_codec.h"
+#include "proto/video_server_messages.h"
 
 namespace {
 

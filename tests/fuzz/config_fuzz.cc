@@ -1,6 +1,6 @@
 // libFuzzer target: the replica's configuration parser (router/app/config.h): ParseServeArgs and
 // the parsers of single values it uses, ParseHostPort, ParseStoreUrl, ParseRegionGroups and
-// (router/core/rate_limit.h) ParseRateLimits.
+// (router/edge/rate_limit.h) ParseRateLimits.
 // Flags and VROUTER_* variables come from operators, manifests and templating, so a bad value
 // must be refused with a message naming it, never crash, throw or yield a half-valid Config.
 //
@@ -37,7 +37,7 @@
 #include <vector>
 
 #include "router/app/config.h"
-#include "router/core/rate_limit.h"
+#include "router/edge/rate_limit.h"
 
 namespace {
 
@@ -122,7 +122,7 @@ void CheckRegionGroups(std::string_view text) {
 }
 
 void CheckRateLimits(std::string_view text) {
-  const auto parsed = vrouter::core::ParseRateLimits(text, vrouter::core::RateLimits::Defaults());
+  const auto parsed = vrouter::edge::ParseRateLimits(text, vrouter::edge::RateLimits::Defaults());
   if (const auto* error = std::get_if<std::string>(&parsed)) {
     if (error->empty()) Fail("ParseRateLimits: empty error", text);
   }

@@ -17,23 +17,23 @@
 #include <variant>
 #include <vector>
 
-#include "router/core/cidr.h"
-#include "router/core/forwarded_for.h"
-#include "router/core/ip_address.h"
-#include "router/core/proxy_protocol.h"
+#include "router/edge/cidr.h"
+#include "router/edge/forwarded_for.h"
+#include "router/edge/ip_address.h"
+#include "router/edge/proxy_protocol.h"
 
 namespace {
 
-using vrouter::core::Cidr;
-using vrouter::core::CidrSet;
-using vrouter::core::ClientFromForwardedFor;
-using vrouter::core::IpAddress;
-using vrouter::core::kMaxProxyHeaderBytes;
-using vrouter::core::ParseProxyHeader;
-using vrouter::core::ProxyHeader;
-using vrouter::core::ProxyParseResult;
-using vrouter::core::ProxyParseStatus;
-using vrouter::core::RegionTable;
+using vrouter::edge::Cidr;
+using vrouter::edge::CidrSet;
+using vrouter::edge::ClientFromForwardedFor;
+using vrouter::edge::IpAddress;
+using vrouter::edge::kMaxProxyHeaderBytes;
+using vrouter::edge::ParseProxyHeader;
+using vrouter::edge::ProxyHeader;
+using vrouter::edge::ProxyParseResult;
+using vrouter::edge::ProxyParseStatus;
+using vrouter::edge::RegionTable;
 
 void Check(bool ok) {
   if (!ok) std::abort();

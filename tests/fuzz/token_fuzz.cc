@@ -12,13 +12,13 @@
 #include <string_view>
 
 #include "proto/codec.h"
-#include "router/core/token.h"
+#include "router/edge/token.h"
 
 namespace {
 
-using vrouter::core::TokenAlg;
-using vrouter::core::TokenClaims;
-using vrouter::core::TokenKeyRing;
+using vrouter::edge::TokenAlg;
+using vrouter::edge::TokenClaims;
+using vrouter::edge::TokenKeyRing;
 
 // The public half of the key that signed tests/fuzz/corpus/token/es256_issuer (made with Node.js
 // crypto); the private half was never kept.
@@ -45,18 +45,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size > 16 * 1024) return 0;  // hello tokens are capped far below this by the codec
   const std::string_view token(reinterpret_cast<const char*>(data), size);
   constexpr std::int64_t kNow = 1'800'000'000;
-  auto r = vrouter::core::VerifyToken(token, Ring(), kNow, 30);
+  auto r = vrouter::edge::VerifyToken(token, Ring(), kNow, 30);
   if (auto* claims = std::get_if<TokenClaims>(&r)) {
     // Accepted: the claims a session will trust must be what the protocol allows.
     if (!vrouter::proto::IsValidId(claims->user) || !vrouter::proto::IsValidId(claims->space) ||
         claims->expires_at + 30 <= kNow) {
       std::abort();
     }
-  } else if (std::get<vrouter::core::TokenError>(r).message.empty()) {
+  } else if (std::get<vrouter::edge::TokenError>(r).message.empty()) {
     std::abort();
   }
-  auto s = vrouter::core::VerifyServerToken(token, "fuzz-server-secret", kNow, 30);
-  if (auto* claims = std::get_if<vrouter::core::ServerTokenClaims>(&s)) {
+  auto s = vrouter::edge::VerifyServerToken(token, "fuzz-server-secret", kNow, 30);
+  if (auto* claims = std::get_if<vrouter::edge::ServerTokenClaims>(&s)) {
     if (!vrouter::proto::IsValidId(claims->server)) std::abort();
   }
   return 0;

@@ -1,4 +1,4 @@
-// libFuzzer target: the WebSocket frames a client sends (core::WsFrameReader). Any peer that
+// libFuzzer target: the WebSocket frames a client sends (edge::WsFrameReader). Any peer that
 // finished the upgrade can send any bytes, and TCP cuts them anywhere, so the reader must give a
 // verdict without crashing and the same verdict however the bytes arrive. Invariants checked on
 // every input:
@@ -18,14 +18,14 @@
 #include <string_view>
 #include <vector>
 
-#include "router/core/utf8.h"
-#include "router/core/ws_frame.h"
+#include "router/edge/utf8.h"
+#include "router/edge/ws_frame.h"
 
 namespace {
 
-using vrouter::core::WsFrameReader;
-using vrouter::core::WsFrameSink;
-using vrouter::core::WsOpcode;
+using vrouter::edge::WsFrameReader;
+using vrouter::edge::WsFrameSink;
+using vrouter::edge::WsOpcode;
 
 constexpr std::size_t kMax = 4096;  // small, so that the fuzzer reaches the limit
 
@@ -38,7 +38,7 @@ struct Recorder : WsFrameSink {
   bool closed = false;
   void OnMessage(WsOpcode kind, std::string_view payload) override {
     Check(!closed && payload.size() <= kMax);
-    if (kind == WsOpcode::kText) Check(vrouter::core::IsValidUtf8(payload));
+    if (kind == WsOpcode::kText) Check(vrouter::edge::IsValidUtf8(payload));
     Check(kind == WsOpcode::kText || kind == WsOpcode::kBinary);
     events.push_back(std::string(1, static_cast<char>(kind)) + std::string(payload));
   }
@@ -51,7 +51,7 @@ struct Recorder : WsFrameSink {
     events.push_back("o" + std::string(payload));
   }
   void OnClose(std::uint16_t code, std::string_view reason) override {
-    Check(!closed && vrouter::core::IsValidUtf8(reason));
+    Check(!closed && vrouter::edge::IsValidUtf8(reason));
     closed = true;
     events.push_back("c" + std::to_string(code) + std::string(reason));
   }

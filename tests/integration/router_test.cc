@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "proto/codec.h"
-#include "router/core/token.h"
+#include "router/edge/token.h"
 #include "tests/support/test_client.h"
 #include "tests/support/test_server.h"
 
@@ -209,7 +209,7 @@ TEST_F(BadInputTest, BadTokensAreRefusedDistinctlyAndClosed) {
     ErrorCode code;
   } cases[] = {
       {"garbage", ErrorCode::kTokenMalformed},
-      {core::MintToken("x", "s", "wrong-secret", 0, 4'000'000'000), ErrorCode::kTokenBadSignature},
+      {edge::MintToken("x", "s", "wrong-secret", 0, 4'000'000'000), ErrorCode::kTokenBadSignature},
       {Token("x", "space-1", -3600), ErrorCode::kTokenExpired}};
   for (const auto& k : cases) {
     auto c = TestClient::Connect(server_.ws_port());

@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "proto/codec.h"
-#include "proto/fleet_codec.h"
+#include "proto/video_server_codec.h"
 
 int main() {
   using namespace vrouter::proto;

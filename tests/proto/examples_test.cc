@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "proto/codec.h"
-#include "proto/fleet_codec.h"
+#include "proto/video_server_codec.h"
 
 namespace vrouter::proto {
 namespace {

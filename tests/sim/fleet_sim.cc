@@ -10,7 +10,7 @@ constexpr std::uint64_t kPps = 100;
 
 }  // namespace
 
-FleetSim::FleetSim(int servers, std::uint32_t capacity, Picker picker, core::FleetParams params)
+FleetSim::FleetSim(int servers, std::uint32_t capacity, Picker picker, fleet::FleetParams params)
     : picker_(picker), model_(params, /*seed=*/42), interval_(params.report_interval) {
   for (int i = 0; i < servers; ++i) {
     SimServer s;
@@ -112,7 +112,7 @@ void FleetSim::Step(int joins) {
   }
   model_.Tick(own_, now_);
   for (const auto& c : model_.TakeChanges()) {
-    if (c.to == core::ServerState::kEjected && !ejected_at_.contains(c.server)) {
+    if (c.to == fleet::ServerState::kEjected && !ejected_at_.contains(c.server)) {
       ejected_at_[c.server] = c.at;
     }
   }

@@ -14,18 +14,18 @@
 #include <string>
 #include <vector>
 
-#include "router/core/fleet_model.h"
+#include "router/fleet/fleet_model.h"
 
 namespace vrouter::sim {
 
-using core::SteadyTime;
+using base::SteadyTime;
 using Seconds = std::chrono::seconds;
 using Ms = std::chrono::milliseconds;
 
 enum class Behaviour { kHealthy, kBlackHole, kSilent };
 
 struct SimServer {
-  core::VideoServer info;
+  fleet::VideoServer info;
   Behaviour behaviour = Behaviour::kHealthy;
   bool registered = false;
   SteadyTime broken_since{};  // when its behaviour last changed away from healthy
@@ -45,10 +45,10 @@ enum class Picker { kRouter, kNaiveLeastReported };
 
 class FleetSim {
  public:
-  FleetSim(int servers, std::uint32_t capacity, Picker picker, core::FleetParams params = {});
+  FleetSim(int servers, std::uint32_t capacity, Picker picker, fleet::FleetParams params = {});
 
   SteadyTime now() const { return now_; }
-  core::FleetModel& model() { return model_; }
+  fleet::FleetModel& model() { return model_; }
   SimServer& server(int i) { return servers_[static_cast<std::size_t>(i)]; }
   // Changes how server `i` behaves from now on.
   void Set(int i, Behaviour b) {
@@ -82,11 +82,11 @@ class FleetSim {
   void Move(SimUser& u, const std::string& to);
 
   Picker picker_;
-  core::FleetModel model_;
+  fleet::FleetModel model_;
   std::vector<SimServer> servers_;
   std::vector<SimUser> users_;
-  core::LoadMap own_;
-  std::map<std::string, core::LoadMap> space_load_;
+  fleet::LoadMap own_;
+  std::map<std::string, fleet::LoadMap> space_load_;
   std::map<std::string, int> index_;
   std::map<std::string, std::vector<SteadyTime>> placements_;
   std::map<std::string, SteadyTime> ejected_at_;

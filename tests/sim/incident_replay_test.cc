@@ -104,7 +104,7 @@ TEST(IncidentReplay, HalfTheFleetTurningBadAtOncePanicsInsteadOfMassEjection) {
   EXPECT_TRUE(view.panic);
   EXPECT_NE(view.panic_detail.find("10 of 20"), std::string::npos) << view.panic_detail;
   int ejected = 0;
-  for (const auto& v : view.servers) ejected += v.state == core::ServerState::kEjected ? 1 : 0;
+  for (const auto& v : view.servers) ejected += v.state == fleet::ServerState::kEjected ? 1 : 0;
   EXPECT_EQ(ejected, 0);
   EXPECT_EQ(sim.unplaced(), 0);  // fail open: users still get servers
   // Once they forward again and their users' failure reports have aged out of the window, the
@@ -148,7 +148,7 @@ TEST(IncidentReplay, FlappingServerIsNotReadmittedAtFullWeight) {
   FleetSim sim(kServers, kCapacity, Picker::kRouter);
   sim.Register(0, kServers);
   for (int t = 0; t < 60; ++t) sim.Step(kJoinsPerSecond);
-  auto run_until = [&](core::ServerState state) {
+  auto run_until = [&](fleet::ServerState state) {
     for (int t = 0; t < 400; ++t) {
       if (sim.model().StateOf("sfu-3") == state) return true;
       sim.Step(kJoinsPerSecond);
@@ -161,10 +161,10 @@ TEST(IncidentReplay, FlappingServerIsNotReadmittedAtFullWeight) {
   // comes back: it returns on probation, in slow start, never at full weight.
   sim.Set(3, Behaviour::kSilent);
   for (int t = 0; t < 20; ++t) sim.Step(kJoinsPerSecond);
-  EXPECT_EQ(sim.model().StateOf("sfu-3"), core::ServerState::kGone);
+  EXPECT_EQ(sim.model().StateOf("sfu-3"), fleet::ServerState::kGone);
   EXPECT_EQ(sim.UsersOn(3), 0);  // its users were migrated
   sim.Set(3, Behaviour::kHealthy);
-  ASSERT_TRUE(run_until(core::ServerState::kActive));
+  ASSERT_TRUE(run_until(fleet::ServerState::kActive));
   EXPECT_LT(server3().weight, 0.2);
   EXPECT_LE(server3().score.interval_cap, 20u);
   const std::uint32_t before = server3().ejections;
@@ -172,13 +172,13 @@ TEST(IncidentReplay, FlappingServerIsNotReadmittedAtFullWeight) {
   // Then it swallows media: ejected; on expiry it returns on probation (slow start again); when
   // it swallows media again the next ejection lasts longer.
   sim.Set(3, Behaviour::kBlackHole);
-  ASSERT_TRUE(run_until(core::ServerState::kEjected));
+  ASSERT_TRUE(run_until(fleet::ServerState::kEjected));
   const auto first = server3();
   EXPECT_EQ(first.ejections, before + 1);
-  ASSERT_TRUE(run_until(core::ServerState::kActive));
+  ASSERT_TRUE(run_until(fleet::ServerState::kActive));
   EXPECT_EQ(server3().reason, "ejection_expired");
   EXPECT_LT(server3().weight, 0.2);
-  ASSERT_TRUE(run_until(core::ServerState::kEjected));
+  ASSERT_TRUE(run_until(fleet::ServerState::kEjected));
   const auto second = server3();
   EXPECT_EQ(second.ejections, before + 2);
   EXPECT_EQ(second.ejection_multiplier, first.ejection_multiplier + 1);

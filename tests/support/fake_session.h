@@ -8,17 +8,17 @@
 #include <string>
 #include <vector>
 
-#include "router/net/session_protocol.h"
-#include "router/net/session_registry.h"
+#include "router/service/session_protocol.h"
+#include "router/service/session_registry.h"
 
 namespace vrouter::testing {
 
-class FakeSession : public net::SessionTransport, public net::SessionHandle {
+class FakeSession : public service::SessionTransport, public service::SessionHandle {
  public:
-  void Send(core::Frame f) override { sent.push_back(*f); }
+  void Send(assign::Frame f) override { sent.push_back(*f); }
   void Close(std::uint16_t code, std::string_view) override { closed = code; }
   void Dispatch(std::function<void()> fn) override { fn(); }
-  void Push(core::Frame f) override { pushed.push_back(*f); }
+  void Push(assign::Frame f) override { pushed.push_back(*f); }
   void CloseAsync(std::uint16_t code, std::string, std::chrono::milliseconds) override {
     closed_async = code;
   }

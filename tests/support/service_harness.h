@@ -4,8 +4,8 @@
 
 #include <chrono>
 
-#include "router/net/fleet_controller.h"
-#include "router/net/service.h"
+#include "router/service/fleet_controller.h"
+#include "router/service/service.h"
 #include "router/store/memory_store.h"
 
 namespace vrouter::testing {
@@ -17,29 +17,33 @@ struct ServiceParts {
   explicit ServiceParts(store::AssignmentStore& store) : service_store(store) {}
 
   store::AssignmentStore& service_store;
-  core::Metrics metrics{"test", "test"};
-  core::Fleet fleet;
-  core::WatchHub hub;
-  net::SessionRegistry sessions;
-  core::SteadyTime now = core::SteadyTime{} + std::chrono::seconds(100);
-  net::FleetController fleet_control{
-      core::FleetParams{}, service_store, fleet, metrics, sessions, [this] { return now; },
-      /*seed=*/1};
-  net::Service service{.replica_id = "r1",
-                       .client_keys = core::SharedKeyRing(core::TokenKeyRing::Hs256("k")),
-                       .video_server_secret = "vk",
-                       .token_leeway_seconds = 0,
-                       .limits = {},
-                       .admin = {},
-                       .started_at = now,
-                       .store = service_store,
-                       .hub = hub,
-                       .fleet = fleet,
-                       .fleet_control = fleet_control,
-                       .metrics = metrics,
-                       .sessions = sessions,
-                       .unix_seconds = [] { return kUnixNow; },
-                       .steady_now = [this] { return now; }};
+  telemetry::Metrics metrics{"test", "test"};
+  fleet::Directory fleet;
+  assign::WatchHub hub;
+  service::SessionRegistry sessions;
+  base::SteadyTime now = base::SteadyTime{} + std::chrono::seconds(100);
+  service::FleetController fleet_control{fleet::FleetParams{},
+                                         service_store,
+                                         fleet,
+                                         metrics,
+                                         sessions,
+                                         [this] { return now; },
+                                         /*seed=*/1};
+  service::Service service{.replica_id = "r1",
+                           .client_keys = edge::SharedKeyRing(edge::TokenKeyRing::Hs256("k")),
+                           .video_server_secret = "vk",
+                           .token_leeway_seconds = 0,
+                           .limits = {},
+                           .admin = {},
+                           .started_at = now,
+                           .store = service_store,
+                           .hub = hub,
+                           .fleet = fleet,
+                           .fleet_control = fleet_control,
+                           .metrics = metrics,
+                           .sessions = sessions,
+                           .unix_seconds = [] { return kUnixNow; },
+                           .steady_now = [this] { return now; }};
 };
 
 // The store comes first (a base, so it is built before the parts that refer to it).

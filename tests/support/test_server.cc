@@ -6,7 +6,7 @@
 #include <chrono>
 #include <fstream>
 
-#include "router/core/token.h"
+#include "router/edge/token.h"
 
 #ifndef VROUTER_TEST_CERT_DIR
 #error "VROUTER_TEST_CERT_DIR must point at the generated test certificate"
@@ -72,7 +72,7 @@ std::string Token(const std::string& user, const std::string& space, long ttl) {
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
-  return core::MintToken(user, space, kTestSecret, now - 10, now + ttl);
+  return edge::MintToken(user, space, kTestSecret, now - 10, now + ttl);
 }
 
 }  // namespace vrouter::testing

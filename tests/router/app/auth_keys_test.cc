@@ -29,11 +29,11 @@ class AuthKeysTest : public ::testing::Test {
   void Write(const std::string& name, const std::string& text) {
     std::ofstream(dir_ / name, std::ios::binary) << text;
   }
-  core::TokenKeyRing Load(const std::string& secret = "") {
+  edge::TokenKeyRing Load(const std::string& secret = "") {
     auto r = LoadClientKeys(secret, dir_.string());
     if (auto* err = std::get_if<std::string>(&r)) ADD_FAILURE() << *err;
-    return std::holds_alternative<core::TokenKeyRing>(r) ? std::get<core::TokenKeyRing>(r)
-                                                         : core::TokenKeyRing{};
+    return std::holds_alternative<edge::TokenKeyRing>(r) ? std::get<edge::TokenKeyRing>(r)
+                                                         : edge::TokenKeyRing{};
   }
   std::string Error(const std::string& secret = "") {
     auto r = LoadClientKeys(secret, dir_.string());
@@ -51,17 +51,17 @@ TEST_F(AuthKeysTest, FilesNamedByKidMakeTheRing) {
   Write("README.txt", "ignored");
   const auto ring = Load("plain-secret");
   ASSERT_EQ(ring.size(), 3u);
-  EXPECT_EQ(ring.count(core::TokenAlg::kEs256), 1u);
-  const auto es_token = core::MintToken(
-      "alice", "s", core::SigningKey{"issuer-1", core::TokenAlg::kEs256, es.private_pem}, kNow,
+  EXPECT_EQ(ring.count(edge::TokenAlg::kEs256), 1u);
+  const auto es_token = edge::MintToken(
+      "alice", "s", edge::SigningKey{"issuer-1", edge::TokenAlg::kEs256, es.private_pem}, kNow,
       kNow + 60);
-  const auto hs_token = core::MintToken(
-      "bob", "s", core::SigningKey{"legacy", core::TokenAlg::kHs256, "hs-secret"}, kNow, kNow + 60);
-  const auto plain = core::MintToken("carol", "s", "plain-secret", kNow, kNow + 60);
+  const auto hs_token = edge::MintToken(
+      "bob", "s", edge::SigningKey{"legacy", edge::TokenAlg::kHs256, "hs-secret"}, kNow, kNow + 60);
+  const auto plain = edge::MintToken("carol", "s", "plain-secret", kNow, kNow + 60);
   for (const auto& t : {es_token, hs_token, plain}) {
-    auto r = core::VerifyToken(t, ring, kNow, 0);
-    EXPECT_TRUE(std::holds_alternative<core::TokenClaims>(r))
-        << std::get<core::TokenError>(r).message;
+    auto r = edge::VerifyToken(t, ring, kNow, 0);
+    EXPECT_TRUE(std::holds_alternative<edge::TokenClaims>(r))
+        << std::get<edge::TokenError>(r).message;
   }
 }
 

@@ -57,7 +57,7 @@ TEST(ConfigTest, AdminTokensComeFromTheEnvironment) {
 TEST(ConfigTest, SecurityFlagsAndTheirDefaults) {
   auto d = Parse({"--listen", "127.0.0.1:1"});
   ASSERT_TRUE(d.config) << d.error;
-  EXPECT_EQ(d.config->rate_limits, core::RateLimits::Defaults());
+  EXPECT_EQ(d.config->rate_limits, edge::RateLimits::Defaults());
   EXPECT_EQ(d.config->max_connections_per_ip, 1000u);
   EXPECT_FALSE(d.config->proxy_protocol);
   auto p =
@@ -70,7 +70,7 @@ TEST(ConfigTest, SecurityFlagsAndTheirDefaults) {
   EXPECT_EQ(p.config->tls_keys, (std::vector<std::string>{"ec.key", "rsa.key"}));
   EXPECT_EQ(p.config->allowed_origins.size(), 2u);
   EXPECT_TRUE(p.config->proxy_protocol);
-  EXPECT_EQ(p.config->rate_limits, core::RateLimits::Unlimited());
+  EXPECT_EQ(p.config->rate_limits, edge::RateLimits::Unlimited());
   EXPECT_EQ(p.config->auth_keys_dir, "/keys");
 }
 
@@ -162,7 +162,7 @@ TEST(ConfigTest, FleetFlagsAndEnvironmentReachTheParams) {
   EXPECT_DOUBLE_EQ(f.ejection.max_ejected_share, 0.5);
   EXPECT_EQ(f.migration.batch, 7u);
   // Untouched parameters keep the documented defaults.
-  EXPECT_EQ(f.gone_after, core::FleetParams{}.gone_after);
+  EXPECT_EQ(f.gone_after, fleet::FleetParams{}.gone_after);
   EXPECT_DOUBLE_EQ(f.scoring.slow_start_min_weight, 0.1);
 }
 

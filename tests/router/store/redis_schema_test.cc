@@ -195,10 +195,10 @@ TEST(RedisSchemaKeys, OtherKeysAndChannels) {
 }
 
 TEST(RedisSchemaKeys, ToAssignmentCarriesTheRecord) {
-  const auto since = core::SteadyTime(std::chrono::seconds(5));
+  const auto since = base::SteadyTime(std::chrono::seconds(5));
   const auto a = ToAssignment("alice", "room-1", SampleRecord(), since);
-  EXPECT_EQ(a, (core::Assignment{"alice", "room-1", "vs-eu-1", 1712345678901234, "replica-a", 42,
-                                 since}));
+  EXPECT_EQ(a, (assign::Assignment{"alice", "room-1", "vs-eu-1", 1712345678901234, "replica-a", 42,
+                                   since}));
 }
 
 }  // namespace

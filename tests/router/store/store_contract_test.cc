@@ -24,21 +24,21 @@
 #include <utility>
 #include <vector>
 
-#include "router/core/metrics.h"
 #include "router/store/memory_store.h"
 #include "router/store/redis_client.h"
 #include "router/store/redis_schema.h"
 #include "router/store/redis_store.h"
 #include "router/store/store.h"
+#include "router/telemetry/metrics.h"
 #include "tests/support/redis_server.h"
 
 namespace vrouter::store {
 namespace {
 
 using namespace std::chrono_literals;
-using core::Assignment;
-using core::AssignmentChange;
-using core::PutResult;
+using assign::Assignment;
+using assign::AssignmentChange;
+using assign::PutResult;
 using Clock = std::chrono::steady_clock;
 using Kind = AssignmentChange::Kind;
 using vrouter::testing::RedisServer;
@@ -336,7 +336,7 @@ class RedisHarness final : public Harness {
 
   // Declared first: destroyed last, after the stores have stopped.
   std::unique_ptr<RedisServer> server_;
-  core::Metrics metrics_{"test", "test"};
+  telemetry::Metrics metrics_{"test", "test"};
   std::unique_ptr<RedisStore> a_, b_;
 };
 

@@ -1,0 +1,61 @@
+// Who watches whom. A watcher is a session somewhere on some thread; the hub only holds weak
+// references to its PushSink, so a closed session needs no synchronous unregistration to be safe
+// (it unregisters anyway, to keep the map small).
+//
+// Threading: every method can be called from any thread. Publish copies the watcher list under
+// the shard lock and pushes outside it; the frame is encoded once and shared by all watchers.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "router/base/mutex.h"
+
+namespace vrouter::assign {
+
+using Frame = std::shared_ptr<const std::string>;
+
+// Implemented by sessions. Push must be callable from any thread and must not block: it queues
+// the frame on the session's own executor (and closes the session if its queue is full).
+class PushSink {
+ public:
+  virtual ~PushSink() = default;
+  virtual void Push(Frame frame) = 0;
+};
+
+class WatchHub {
+ public:
+  explicit WatchHub(std::size_t shards = 64);
+
+  // Registers `watcher_id` (unique per session) as a watcher of `user`. Idempotent.
+  void Watch(std::string_view user, std::uint64_t watcher_id, std::weak_ptr<PushSink> sink);
+  void Unwatch(std::string_view user, std::uint64_t watcher_id);
+
+  // Pushes `frame` to every live watcher of `user`. Returns how many sinks received it.
+  std::size_t Publish(std::string_view user, const Frame& frame);
+
+  // Number of (user, watcher) pairs.
+  std::size_t size() const { return size_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Entry {
+    std::uint64_t id;
+    std::weak_ptr<PushSink> sink;
+  };
+  struct Shard {
+    vrouter::Mutex mu;
+    absl::flat_hash_map<std::string, std::vector<Entry>> watchers ABSL_GUARDED_BY(mu);
+  };
+  Shard& ShardFor(std::string_view user);
+
+  std::unique_ptr<Shard[]> shards_;
+  std::size_t shard_count_;
+  std::atomic<std::size_t> size_{0};
+};
+
+}  // namespace vrouter::assign

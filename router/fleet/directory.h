@@ -1,0 +1,67 @@
+// The video-server fleet as this replica sees it: an immutable snapshot swapped atomically on
+// every change, so readers (every join, every lookup) never take a lock.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "proto/messages.h"
+#include "router/base/mutex.h"
+
+namespace vrouter::fleet {
+
+struct VideoServer {
+  std::string id;              // unique, stable across restarts of the server
+  std::string url;             // public URL clients connect their media to
+  std::string region;          // e.g. "eu-west"; used for region-aware choice
+  std::uint32_t capacity = 0;  // users it is sized for (> 0)
+  // Whether the server reports `stats` over /v1/video-server. A declared server that is not
+  // monitored is trusted to be up and is scored on the router's own counts and client failure
+  // reports only; a monitored one waits in `pending` until its first report.
+  bool monitored = true;
+  bool operator==(const VideoServer&) const = default;
+};
+
+class DirectorySnapshot {
+ public:
+  DirectorySnapshot() = default;
+  explicit DirectorySnapshot(std::vector<VideoServer> servers);
+
+  const std::vector<VideoServer>& servers() const { return servers_; }
+  const VideoServer* Find(std::string_view id) const;
+  bool empty() const { return servers_.empty(); }
+
+ private:
+  std::vector<VideoServer> servers_;
+  absl::flat_hash_map<std::string, std::size_t> index_;
+};
+
+// Thread-safe holder of the current snapshot. Snapshot() can be called from any thread.
+class Directory {
+ public:
+  Directory() : current_(std::make_shared<const DirectorySnapshot>()) {}
+  std::shared_ptr<const DirectorySnapshot> Snapshot() const { return current_.load(); }
+  void Replace(std::vector<VideoServer> servers) {
+    current_.store(std::make_shared<const DirectorySnapshot>(std::move(servers)));
+  }
+
+ private:
+  AtomicSharedPtr<const DirectorySnapshot> current_;
+};
+
+// Parses the `--video-servers` file: a JSON array of {"id","url","region","capacity"} with an
+// optional "monitored" (default true).
+// Pure (the caller reads the file). Returns the servers or a message naming the bad entry.
+std::variant<std::vector<VideoServer>, std::string> ParseVideoServers(std::string_view json_text);
+
+// The wire form of `server_id` for clients: its URL and region from the snapshot, or the bare id
+// when the server has left the directory (the id is still the truth).
+proto::ServerRef ServerRefFor(const DirectorySnapshot& directory, const std::string& server_id);
+
+}  // namespace vrouter::fleet

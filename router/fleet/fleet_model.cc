@@ -1,0 +1,547 @@
+#include "router/fleet/fleet_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "router/base/absl_compat.h"
+
+namespace vrouter::fleet {
+namespace {
+
+// State changes kept per server for the admin view.
+constexpr std::size_t kHistory = 16;
+// Distinct failure reporters remembered per server; a server cannot have more users than this
+// reporting within one window in any deployment we size for, and memory stays bounded.
+constexpr std::size_t kMaxReporters = 100000;
+
+using Ms = std::chrono::milliseconds;
+
+Ms ToMs(std::chrono::nanoseconds d) { return std::chrono::duration_cast<Ms>(d); }
+
+std::int64_t OwnOf(const LoadMap& own, const std::string& id) {
+  const auto it = own.find(id);
+  return it == own.end() ? 0 : it->second;
+}
+
+bool Swallowing(Forwarding f) {
+  return f == Forwarding::kNotForwarding || f == Forwarding::kFrozen;
+}
+
+}  // namespace
+
+struct FleetModel::Record {
+  VideoServer info;
+  bool declared = false;
+  bool monitored = true;
+  bool connected = false;
+
+  // Reports.
+  CounterTracker counters;
+  std::optional<base::SteadyTime> last_report;
+  proto::Stats latest;
+  std::optional<StatsRates> rates;
+  Forwarding forwarding = Forwarding::kUnknown;
+  std::uint32_t bad_reports = 0;
+  std::uint64_t stats_accepted = 0, stats_reordered = 0, stats_resets = 0;
+
+  // Placements.
+  std::int64_t pending = 0;  // since the last report
+  // Since when the router's own count of users there has been above zero, as of the last report
+  // (unset while it is zero): they count as peers only once `media_grace` has passed.
+  std::optional<base::SteadyTime> own_since;
+  base::SteadyTime interval_start{};
+  std::uint32_t new_in_interval = 0;
+
+  // Client failure reports: user -> last report time.
+  absl::flat_hash_map<std::string, base::SteadyTime> reporters;
+
+  // Operator and health decisions.
+  bool drained = false;
+  bool ejected = false;
+  EjectReason eject_reason = EjectReason::kNotForwarding;
+  base::SteadyTime ejected_until{};
+  std::uint32_t ejections = 0;
+  std::uint32_t multiplier = 0;  // grows with each ejection, decays while healthy
+  base::SteadyTime healthy_since{};
+
+  // Derived state.
+  ServerState state = ServerState::kPending;
+  std::string reason = "declared";
+  base::SteadyTime state_since{};
+  std::optional<base::SteadyTime> in_service_since;  // slow start runs from here
+  std::deque<StateChange> history;
+  base::SteadyTime next_migration{};
+
+  double ReportedLoad() const {
+    if (!monitored || !last_report) return 0;
+    return std::max<double>(latest.peers, latest.cpu * info.capacity);
+  }
+  double CounterLoad(const ScoringParams& p) const {
+    if (!rates || p.packets_per_user <= 0) return 0;
+    return rates->packets_in / p.packets_per_user;
+  }
+  std::uint32_t Reporters() const { return static_cast<std::uint32_t>(reporters.size()); }
+  double FailureShare(std::int64_t own) const {
+    if (reporters.empty()) return 0;
+    const double base = static_cast<double>(std::max<std::int64_t>(own, Reporters()));
+    return static_cast<double>(Reporters()) / base;
+  }
+};
+
+FleetModel::FleetModel(FleetParams params, std::uint64_t seed)
+    : params_(std::move(params)), rng_(seed) {}
+
+FleetModel::~FleetModel() = default;
+
+FleetModel::Record* FleetModel::Find(std::string_view id) {
+  const auto it = index_.find(AsAbsl(id));
+  return it == index_.end() ? nullptr : servers_[it->second].get();
+}
+
+const FleetModel::Record* FleetModel::Find(std::string_view id) const {
+  const auto it = index_.find(AsAbsl(id));
+  return it == index_.end() ? nullptr : servers_[it->second].get();
+}
+
+void FleetModel::Declare(const std::vector<VideoServer>& servers, base::SteadyTime now) {
+  for (const VideoServer& s : servers) {
+    Record* r = Find(s.id);
+    if (r == nullptr) {
+      auto rec = std::make_unique<Record>();
+      rec->state_since = now;
+      rec->healthy_since = now;
+      index_.emplace(s.id, servers_.size());
+      servers_.push_back(std::move(rec));
+      r = servers_.back().get();
+      ++directory_version_;
+    } else if (!(r->info == s)) {
+      ++directory_version_;
+    }
+    r->info = s;
+    r->declared = true;
+    r->monitored = s.monitored || r->connected;
+    Refresh(*r, now, s.monitored ? "declared" : "declared_unmonitored");
+  }
+}
+
+ServerState FleetModel::Register(const VideoServer& info, base::SteadyTime now) {
+  Record* r = Find(info.id);
+  if (r == nullptr) {
+    auto rec = std::make_unique<Record>();
+    rec->state_since = now;
+    rec->healthy_since = now;
+    rec->reason = "registered";
+    index_.emplace(info.id, servers_.size());
+    servers_.push_back(std::move(rec));
+    r = servers_.back().get();
+    ++directory_version_;
+  }
+  VideoServer updated = info;
+  updated.monitored = true;  // it reports: from now on its reports are expected
+  if (!(r->info == updated)) ++directory_version_;
+  r->info = std::move(updated);
+  r->monitored = true;
+  r->connected = true;
+  r->counters.NewRegistration();
+  Refresh(*r, now, "registered");
+  return r->state;
+}
+
+void FleetModel::Disconnected(std::string_view id) {
+  if (Record* r = Find(id)) r->connected = false;
+}
+
+FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::Stats& stats,
+                                             std::int64_t own, base::SteadyTime now) {
+  Record* r = Find(id);
+  if (r == nullptr) return {};
+  if (own <= 0) {
+    r->own_since.reset();
+  } else if (!r->own_since) {
+    r->own_since = now;
+  }
+  const auto result = r->counters.Ingest(stats, now);
+  StatsOutcome out{true, result.verdict};
+  if (result.verdict == StatsVerdict::kReordered) {
+    ++r->stats_reordered;
+    return out;
+  }
+  ++r->stats_accepted;
+  r->last_report = now;
+  r->latest = stats;
+  r->pending = 0;
+  r->rates = result.rates;
+  if (result.verdict == StatsVerdict::kReset) {
+    // The server restarted: whatever it says now about its load starts from nothing, so it
+    // ramps up again like a newcomer.
+    ++r->stats_resets;
+    r->forwarding = Forwarding::kUnknown;
+    r->bad_reports = 0;
+    if (r->state == ServerState::kActive) r->in_service_since = now;
+    StateChange note{r->info.id, r->state, r->state, "reset", now};
+    changes_.push_back(note);
+    r->history.push_back(std::move(note));
+    if (r->history.size() > kHistory) r->history.pop_front();
+  } else if (result.rates) {
+    const bool settled =
+        r->own_since && now - *r->own_since >= params_.scoring.forwarding.media_grace;
+    const std::int64_t peers = std::max<std::int64_t>(stats.peers, settled ? own : 0);
+    r->forwarding = JudgeForwarding(*result.rates, peers, params_.scoring.forwarding);
+    r->bad_reports = Swallowing(r->forwarding) ? r->bad_reports + 1 : 0;
+  }
+  Refresh(*r, now, "reporting");
+  return out;
+}
+
+bool FleetModel::OnFailureReport(std::string_view server, std::string_view user,
+                                 base::SteadyTime now) {
+  Record* r = Find(server);
+  if (r == nullptr) return false;
+  auto it = r->reporters.find(AsAbsl(user));
+  if (it != r->reporters.end()) {
+    it->second = now;
+  } else if (r->reporters.size() < kMaxReporters) {
+    r->reporters.emplace(std::string(user), now);
+  }
+  return true;
+}
+
+bool FleetModel::Drain(std::string_view id, base::SteadyTime now) {
+  Record* r = Find(id);
+  if (r == nullptr) return false;
+  r->drained = true;
+  Refresh(*r, now, "drained");
+  return true;
+}
+
+bool FleetModel::Undrain(std::string_view id, base::SteadyTime now) {
+  Record* r = Find(id);
+  if (r == nullptr) return false;
+  r->drained = false;
+  Refresh(*r, now, "undrained");
+  return true;
+}
+
+ServerState FleetModel::Derive(const Record& r, base::SteadyTime now) const {
+  if (r.drained) return ServerState::kDraining;
+  if (r.monitored && r.last_report) {
+    const auto age = now - *r.last_report;
+    if (age >= params_.gone_after) return ServerState::kGone;
+    if (r.ejected) return ServerState::kEjected;
+    if (age >= params_.report_interval * params_.stale_after_reports) return ServerState::kStale;
+    return ServerState::kActive;
+  }
+  if (r.ejected) return ServerState::kEjected;
+  return r.monitored ? ServerState::kPending : ServerState::kActive;
+}
+
+void FleetModel::Refresh(Record& r, base::SteadyTime now, std::string_view reason) {
+  const ServerState next = Derive(r, now);
+  if (next == r.state) return;
+  StateChange change{r.info.id, r.state, next, std::string(reason), now};
+  if (next == ServerState::kActive) r.in_service_since = now;  // (re)entering: slow start
+  if (next == ServerState::kGone || next == ServerState::kStale)
+    r.forwarding = Forwarding::kUnknown;
+  r.state = next;
+  r.reason = change.reason;
+  r.state_since = now;
+  r.history.push_back(change);
+  if (r.history.size() > kHistory) r.history.pop_front();
+  changes_.push_back(std::move(change));
+}
+
+bool FleetModel::EstablishedExists(base::SteadyTime now) const {
+  for (const auto& r : servers_) {
+    if (r->state == ServerState::kActive && r->in_service_since &&
+        now - *r->in_service_since >= params_.scoring.slow_start_window) {
+      return true;
+    }
+  }
+  return false;
+}
+
+double FleetModel::Weight(const Record& r, base::SteadyTime now, bool established_exists) const {
+  // A whole fleet starting together has nobody to compare with: everyone at full weight.
+  if (!established_exists || !r.in_service_since) return 1;
+  return SlowStartWeight(now - *r.in_service_since, params_.scoring);
+}
+
+ScoreInput FleetModel::InputFor(const Record& r, std::int64_t own, base::SteadyTime now,
+                                bool established) const {
+  ScoreInput in;
+  in.server = &r.info;
+  in.state = r.state;
+  in.reported_load = r.ReportedLoad();
+  in.counter_load = r.CounterLoad(params_.scoring);
+  in.own = own;
+  // Pending placements are absorbed by the next report; an unmonitored server sends none, so
+  // they would pile up for ever. Its load is the router's own count (which includes them).
+  in.pending = r.monitored ? r.pending : 0;
+  in.failure_share = r.FailureShare(own);
+  in.forwarding = r.forwarding;
+  in.weight = Weight(r, now, established);
+  in.new_this_interval = now - r.interval_start >= params_.report_interval ? 0 : r.new_in_interval;
+  return in;
+}
+
+void FleetModel::ScoreAll(const LoadMap& own, base::SteadyTime now, std::vector<ScoreInput>& inputs,
+                          std::vector<Score>& scores) const {
+  const bool established = EstablishedExists(now);
+  inputs.clear();
+  scores.clear();
+  double sum = 0;
+  int counted = 0;
+  for (const auto& r : servers_) {
+    inputs.push_back(InputFor(*r, OwnOf(own, r->info.id), now, established));
+    scores.push_back(ScoreServer(inputs.back(), params_.scoring, panic_));
+    if (r->state == ServerState::kActive && inputs.back().weight >= 1) {
+      sum += scores.back().utilization;
+      ++counted;
+    }
+  }
+  if (counted == 0) return;
+  const double mean = sum / counted;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].weight >= 1) continue;
+    inputs[i].fleet_utilization = mean;
+    scores[i] = ScoreServer(inputs[i], params_.scoring, panic_);
+  }
+}
+
+Pick FleetModel::Choose(const PickRequest& request, const LoadMap& own, base::SteadyTime now) {
+  thread_local std::vector<ScoreInput> inputs;
+  thread_local std::vector<Score> scores;
+  ScoreAll(own, now, inputs, scores);
+  Pick pick;
+  pick.detail = PickServer(inputs, scores, request, params_.scoring, rng_);
+  if (pick.detail.index < 0) return pick;
+  Record& r = *servers_[static_cast<std::size_t>(pick.detail.index)];
+  pick.server = r.info.id;
+  if (r.monitored) ++r.pending;
+  if (now - r.interval_start >= params_.report_interval) {
+    r.interval_start = now;
+    r.new_in_interval = 0;
+  }
+  ++r.new_in_interval;
+  return pick;
+}
+
+bool FleetModel::CanKeep(std::string_view id, std::int64_t own, base::SteadyTime now) const {
+  const Record* r = Find(id);
+  if (r == nullptr) return false;
+  if (r->state == ServerState::kDraining || r->state == ServerState::kEjected ||
+      r->state == ServerState::kGone) {
+    return false;
+  }
+  if (!panic_ && Swallowing(r->forwarding)) return false;
+  // The user's media may already be there: no slow start, no interval cap, just real room.
+  ScoreInput in = InputFor(*r, own, now, /*established=*/false);
+  const Score s = ScoreServer(in, params_.scoring, panic_);
+  return s.effective_load <= std::max<double>(1, r->info.capacity);
+}
+
+void FleetModel::Eject(Record& r, EjectReason reason, base::SteadyTime now) {
+  r.ejected = true;
+  r.eject_reason = reason;
+  ++r.ejections;
+  ++r.multiplier;
+  r.ejected_until = now + EjectionDuration(r.multiplier, params_.ejection);
+  Refresh(r, now, EjectReasonName(reason));
+}
+
+void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
+  const auto& ep = params_.ejection;
+  // Liveness, failure-report windows, ejection expiry and decay.
+  for (auto& rp : servers_) {
+    Record& r = *rp;
+    for (auto it = r.reporters.begin(); it != r.reporters.end();) {
+      auto next = std::next(it);
+      if (now - it->second >= ep.failure_window) r.reporters.erase(it);
+      it = next;
+    }
+    if (r.ejected && now >= r.ejected_until) {
+      if (r.monitored && Swallowing(r.forwarding)) {
+        // The last evidence still says it swallows media (however old: silence since is no
+        // evidence of health): the ejection is renewed, longer. Only evidence of forwarding (or
+        // of nothing left to forward) ends an ejection; a heartbeat alone never does.
+        ++r.multiplier;
+        r.ejected_until = now + EjectionDuration(r.multiplier, ep);
+        StateChange note{r.info.id, r.state, r.state, "ejection_renewed", now};
+        r.history.push_back(note);
+        if (r.history.size() > kHistory) r.history.pop_front();
+        changes_.push_back(std::move(note));
+      } else {
+        r.ejected = false;
+        // The evidence behind the ejection has been judged; only new reports count from here
+        // (otherwise a server silent at expiry would be re-ejected on its old reports at once).
+        r.bad_reports = 0;
+        r.reporters.clear();  // reports were about the users it had; they have moved
+        r.healthy_since = now;
+        Refresh(r, now, "ejection_expired");
+      }
+    }
+    if (!r.ejected && r.multiplier > 0 && now - r.healthy_since >= ep.base_ejection) {
+      --r.multiplier;
+      r.healthy_since = now;
+    }
+    Refresh(r, now, Derive(r, now) == ServerState::kGone ? "gone" : "stale");
+  }
+
+  // The ejection rules, over servers that could take users.
+  std::vector<std::pair<Record*, EjectReason>> bad;
+  std::vector<SuccessSample> samples;
+  std::vector<Record*> sampled;
+  std::size_t fleet = 0, suspects = 0;
+  for (auto& rp : servers_) {
+    Record& r = *rp;
+    if (r.state == ServerState::kGone) continue;
+    ++fleet;
+    if (r.ejected) {
+      ++suspects;
+      continue;
+    }
+    if (r.state != ServerState::kActive && r.state != ServerState::kStale) continue;
+    const std::int64_t users = OwnOf(own, r.info.id);
+    std::optional<EjectReason> why;
+    if (r.bad_reports >= ep.not_forwarding_reports) {
+      why = EjectReason::kNotForwarding;
+    } else if (!FailureSharePasses(r.Reporters(), users, ep)) {
+      why = EjectReason::kFailureReports;
+    }
+    if (why) bad.emplace_back(&r, *why);
+    if (why || Swallowing(r.forwarding)) ++suspects;
+    samples.push_back({1 - r.FailureShare(users), users});
+    sampled.push_back(&r);
+  }
+  for (std::size_t i : SuccessRateOutliers(samples, ep)) {
+    Record* r = sampled[i];
+    const bool listed = std::any_of(bad.begin(), bad.end(), [&](auto& b) { return b.first == r; });
+    if (listed) continue;
+    bad.emplace_back(r, EjectReason::kSuccessRateOutlier);
+    if (!Swallowing(r->forwarding)) ++suspects;
+  }
+
+  const std::size_t cap = MaxEjected(fleet, ep);
+  const bool panic = suspects > cap;
+  if (panic != panic_) {
+    // An empty server id marks a fleet-wide event.
+    changes_.push_back({"", ServerState::kActive, ServerState::kActive,
+                        panic ? "panic_entered" : "panic_exited", now});
+  }
+  panic_ = panic;
+  panic_detail_ = panic ? std::to_string(suspects) + " of " + std::to_string(fleet) +
+                              " servers look bad; at most " + std::to_string(cap) +
+                              " may be ejected: failing open (health evidence set aside)"
+                        : "";
+  if (!panic) {
+    for (auto& [r, why] : bad) Eject(*r, why, now);
+  }
+
+  // Forget self-registered servers long gone and empty.
+  for (std::size_t i = 0; i < servers_.size();) {
+    Record& r = *servers_[i];
+    const bool forget = !r.declared && r.state == ServerState::kGone && r.last_report &&
+                        now - *r.last_report >= params_.gone_after + params_.forget_after &&
+                        OwnOf(own, r.info.id) == 0;
+    if (!forget) {
+      ++i;
+      continue;
+    }
+    index_.erase(r.info.id);
+    servers_.erase(servers_.begin() + static_cast<std::ptrdiff_t>(i));
+    for (std::size_t j = i; j < servers_.size(); ++j) index_[servers_[j]->info.id] = j;
+    ++directory_version_;
+  }
+}
+
+std::vector<Evacuation> FleetModel::DueEvacuations(const LoadMap& own, base::SteadyTime now) {
+  std::vector<Evacuation> out;
+  for (auto& rp : servers_) {
+    Record& r = *rp;
+    const char* cause = r.state == ServerState::kDraining  ? "drain"
+                        : r.state == ServerState::kEjected ? "ejected"
+                        : r.state == ServerState::kGone    ? "gone"
+                                                           : nullptr;
+    if (cause == nullptr || OwnOf(own, r.info.id) == 0 || now < r.next_migration) continue;
+    r.next_migration = now + params_.migration.cooldown;
+    out.push_back({r.info.id, cause, params_.migration.batch});
+  }
+  return out;
+}
+
+std::vector<StateChange> FleetModel::TakeChanges() {
+  std::vector<StateChange> out;
+  out.swap(changes_);
+  return out;
+}
+
+std::optional<ServerState> FleetModel::StateOf(std::string_view id) const {
+  const Record* r = Find(id);
+  return r == nullptr ? std::nullopt : std::optional<ServerState>(r->state);
+}
+
+std::optional<std::string> FleetModel::ReasonOf(std::string_view id) const {
+  const Record* r = Find(id);
+  return r == nullptr ? std::nullopt : std::optional<std::string>(r->reason);
+}
+
+std::vector<VideoServer> FleetModel::Directory() const {
+  std::vector<VideoServer> out;
+  out.reserve(servers_.size());
+  for (const auto& r : servers_) out.push_back(r->info);
+  return out;
+}
+
+FleetView FleetModel::View(const LoadMap& own, base::SteadyTime now) const {
+  FleetView view;
+  view.taken_at = now;
+  view.panic = panic_;
+  view.panic_detail = panic_detail_;
+  std::size_t fleet = 0;
+  std::vector<ScoreInput> inputs;
+  std::vector<Score> scores;
+  ScoreAll(own, now, inputs, scores);
+  for (std::size_t i = 0; i < servers_.size(); ++i) {
+    const Record& r = *servers_[i];
+    if (r.state != ServerState::kGone) ++fleet;
+    ServerView v;
+    v.server = r.info;
+    v.declared = r.declared;
+    v.monitored = r.monitored;
+    v.connected = r.connected;
+    v.state = r.state;
+    v.reason = r.reason;
+    v.in_state = ToMs(now - r.state_since);
+    if (r.last_report) v.last_report_age = ToMs(now - *r.last_report);
+    v.latest = r.latest;
+    v.rates = r.rates;
+    v.forwarding = r.forwarding;
+    v.bad_reports = r.bad_reports;
+    v.own = OwnOf(own, r.info.id);
+    const ScoreInput& in = inputs[i];
+    v.reported_load = in.reported_load;
+    v.counter_load = in.counter_load;
+    v.pending = in.pending;
+    v.failure_reporters = r.Reporters();
+    v.failure_share = in.failure_share;
+    v.weight = in.weight;
+    v.new_this_interval = in.new_this_interval;
+    v.score = scores[i];
+    if (r.ejected) {
+      v.eject_reason = r.eject_reason;
+      v.ejected_for =
+          ToMs(r.ejected_until > now ? r.ejected_until - now : base::SteadyTime::duration{});
+    }
+    v.ejections = r.ejections;
+    v.ejection_multiplier = r.multiplier;
+    v.stats_accepted = r.stats_accepted;
+    v.stats_reordered = r.stats_reordered;
+    v.stats_resets = r.stats_resets;
+    v.history.assign(r.history.begin(), r.history.end());
+    view.servers.push_back(std::move(v));
+  }
+  view.max_ejected = MaxEjected(fleet, params_.ejection);
+  return view;
+}
+
+}  // namespace vrouter::fleet

@@ -1,0 +1,209 @@
+// The router's model of the video-server fleet: every server's registration, reports, client
+// failure reports, operator drains and ejections, turned into states, scores and choices.
+//
+// Pure and single-threaded: every call passes the router's clock (`now`) and, where scoring
+// needs it, the router's own per-server user counts. The app wraps it in a mutex
+// (router/service/fleet_controller.h); tests and the incident replay drive it on simulated time.
+//
+// A server's state is derived, in this order of precedence:
+//   draining  an operator drained it (stays until undrained, whatever else happens)
+//   gone      monitored, and no report for `gone_after`
+//   ejected   a health rule ejected it and the ejection has not expired
+//   stale     monitored, and no report for `stale_after_reports` intervals
+//   pending   monitored, and no report yet
+//   active    otherwise: it may take new users
+// Every transition is returned as a StateChange with its reason, for logs, metrics and the
+// `state` push to the server; the last few are kept as the server's history.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "proto/video_server_messages.h"
+#include "router/base/time.h"
+#include "router/fleet/directory.h"
+#include "router/fleet/ejection.h"
+#include "router/fleet/scoring.h"
+#include "router/fleet/server_health.h"
+
+namespace vrouter::fleet {
+
+using LoadMap = absl::flat_hash_map<std::string, std::int64_t>;
+
+struct MigrationParams {
+  // Users moved off one server per step, and the pause between steps. 50 users per second per
+  // server empties a full 500-user server in 10 s while never asking the rest of the fleet to
+  // set up more than 50 new peers per second for it (and each target's per-interval cap still
+  // applies on top).
+  std::uint32_t batch = 50;
+  std::chrono::milliseconds cooldown{1000};
+};
+
+struct FleetParams {
+  // How often servers report (sent to them in `registered`). 1 s: the black hole must be seen
+  // within a couple of seconds, and a report is a few hundred bytes.
+  std::chrono::milliseconds report_interval{1000};
+  // No report for 3 intervals: stale (no new users, nobody moved: a blip between the server and
+  // the router is not a media outage). DESIGN.md: "heartbeat younger than ~3 intervals".
+  std::uint32_t stale_after_reports = 3;
+  // No report for 15 s: gone, and its users are migrated. Long enough to ride out a router or
+  // server reconnect, short enough that users of a dead server are not left waiting for long
+  // (their clients also report failures and reconnect on their own).
+  std::chrono::milliseconds gone_after{15000};
+  // A server that registered itself (not declared in the fleet file) and has been gone this long
+  // with no users left is forgotten, so the fleet does not grow without bound.
+  std::chrono::milliseconds forget_after{600000};
+  ScoringParams scoring;
+  EjectionParams ejection;
+  MigrationParams migration;
+};
+
+struct StateChange {
+  std::string server;
+  ServerState from = ServerState::kPending;
+  ServerState to = ServerState::kPending;
+  std::string reason;
+  base::SteadyTime at{};
+};
+
+// Everything the admin view shows about one server: the state, every signal, the score.
+struct ServerView {
+  VideoServer server;
+  bool declared = false;   // listed in the fleet file
+  bool monitored = true;   // reports are expected
+  bool connected = false;  // a reporting connection is open
+  ServerState state = ServerState::kPending;
+  std::string reason;  // of the last state change
+  std::chrono::milliseconds in_state{0};
+  std::optional<std::chrono::milliseconds> last_report_age;
+  proto::Stats latest;
+  std::optional<StatsRates> rates;
+  Forwarding forwarding = Forwarding::kUnknown;
+  std::uint32_t bad_reports = 0;  // consecutive not-forwarding/frozen reports
+  double reported_load = 0;
+  double counter_load = 0;
+  std::int64_t own = 0;
+  std::int64_t pending = 0;
+  std::uint32_t failure_reporters = 0;
+  double failure_share = 0;
+  double weight = 1;
+  std::uint32_t new_this_interval = 0;
+  Score score;
+  std::optional<EjectReason> eject_reason;
+  std::optional<std::chrono::milliseconds> ejected_for;  // time left
+  std::uint32_t ejections = 0;                           // times ejected, ever
+  std::uint32_t ejection_multiplier = 0;
+  std::uint64_t stats_accepted = 0, stats_reordered = 0, stats_resets = 0;
+  std::vector<StateChange> history;  // oldest first
+};
+
+struct FleetView {
+  base::SteadyTime taken_at{};
+  std::vector<ServerView> servers;
+  bool panic = false;
+  std::string panic_detail;
+  std::size_t max_ejected = 0;
+};
+
+struct Pick {
+  std::string server;  // empty: nothing eligible
+  PickResult detail;
+};
+
+struct Evacuation {
+  std::string server;
+  std::string cause;  // "drain" | "ejected" | "gone"
+  std::uint32_t batch = 0;
+};
+
+class FleetModel {
+ public:
+  FleetModel(FleetParams params, std::uint64_t seed);
+  ~FleetModel();
+  FleetModel(const FleetModel&) = delete;
+  FleetModel& operator=(const FleetModel&) = delete;
+
+  const FleetParams& params() const { return params_; }
+
+  // Servers from the fleet file. Known ids are updated in place (their state is kept).
+  void Declare(const std::vector<VideoServer>& servers, base::SteadyTime now);
+
+  // A server authenticated and registered. Its reports start a new seq sequence.
+  ServerState Register(const VideoServer& info, base::SteadyTime now);
+  void Disconnected(std::string_view id);
+
+  struct StatsOutcome {
+    bool known = false;
+    StatsVerdict verdict = StatsVerdict::kBaseline;
+  };
+  // `own` is how many users the router's table has on this server.
+  StatsOutcome OnStats(std::string_view id, const proto::Stats& stats, std::int64_t own,
+                       base::SteadyTime now);
+
+  // A client on `server` reported a media failure. Distinct users count, not reports.
+  bool OnFailureReport(std::string_view server, std::string_view user, base::SteadyTime now);
+
+  // Operator actions. False when the server is unknown.
+  bool Drain(std::string_view id, base::SteadyTime now);
+  bool Undrain(std::string_view id, base::SteadyTime now);
+
+  // Chooses a server for a new user and counts the placement (pending, per-interval cap).
+  Pick Choose(const PickRequest& request, const LoadMap& own, base::SteadyTime now);
+  // Whether a user whose media is already on `id` may stay there (join with an existing
+  // assignment) or return to it (resume): not draining, ejected or gone, not swallowing media
+  // (outside panic), and with room for one more user at full capacity.
+  bool CanKeep(std::string_view id, std::int64_t own, base::SteadyTime now) const;
+
+  // Time passes: staleness, ejection expiry and decay, the ejection rules, panic, forgetting.
+  void Tick(const LoadMap& own, base::SteadyTime now);
+
+  // Servers whose users must move now, paced: each server at most `batch` users per cooldown.
+  std::vector<Evacuation> DueEvacuations(const LoadMap& own, base::SteadyTime now);
+
+  // State changes since the last call (for logs, metrics and pushes to servers).
+  std::vector<StateChange> TakeChanges();
+
+  std::optional<ServerState> StateOf(std::string_view id) const;
+  std::optional<std::string> ReasonOf(std::string_view id) const;
+  bool panic() const { return panic_; }
+  // Bumped whenever a server is added, forgotten, or changes id/url/region/capacity.
+  std::uint64_t directory_version() const { return directory_version_; }
+  std::vector<VideoServer> Directory() const;
+  FleetView View(const LoadMap& own, base::SteadyTime now) const;
+  std::size_t size() const { return servers_.size(); }
+
+ private:
+  struct Record;
+  Record* Find(std::string_view id);
+  const Record* Find(std::string_view id) const;
+  ServerState Derive(const Record& r, base::SteadyTime now) const;
+  void Refresh(Record& r, base::SteadyTime now, std::string_view reason);
+  double Weight(const Record& r, base::SteadyTime now, bool established_exists) const;
+  bool EstablishedExists(base::SteadyTime now) const;
+  ScoreInput InputFor(const Record& r, std::int64_t own, base::SteadyTime now,
+                      bool established) const;
+  void Eject(Record& r, EjectReason reason, base::SteadyTime now);
+  // Scores every server into `inputs`/`scores` (indexed like servers_), with the slow-start
+  // floor taken from the established servers' mean utilization.
+  void ScoreAll(const LoadMap& own, base::SteadyTime now, std::vector<ScoreInput>& inputs,
+                std::vector<Score>& scores) const;
+
+  FleetParams params_;
+  std::mt19937_64 rng_;
+  std::vector<std::unique_ptr<Record>> servers_;  // stable order: declaration/registration
+  absl::flat_hash_map<std::string, std::size_t> index_;
+  std::vector<StateChange> changes_;
+  bool panic_ = false;
+  std::string panic_detail_;
+  std::uint64_t directory_version_ = 0;
+};
+
+}  // namespace vrouter::fleet

@@ -1,0 +1,137 @@
+// Choosing a video server for a user: the black-hole defense. Pure functions over plain structs;
+// the fleet model (fleet_model.h) fills the inputs from reports, the router's own table and the
+// clock, and tests and the incident replay call these directly.
+//
+// Per server:
+//   effective load = max(reported + pending, counter-implied + pending, own)  + failure penalty
+//     reported        = max(peers, cpu * capacity): what the server says
+//     counter-implied = packets in per second / packets per user: what its counters say
+//     own             = users the router's own table has placed there: ground truth that no
+//                       self-report can shrink
+//     pending         = users placed since the server's last report, which that report could
+//                       not yet include, so a stale "I'm empty" cannot absorb a burst
+//     penalty         = share of its users reporting media failures * capacity * factor
+//   (DESIGN.md writes max(...) + pending; `own` already contains the pending users, so adding
+//    them to it again would count them twice. Adding them to the self-reported terms only is the
+//    same protection without the double count.)
+//   A server whose counters say it is not forwarding (media in, nothing out; counters frozen while
+//   it has peers) gets no credit for low load: its effective load is its capacity.
+//   Slow start: a server new to an established fleet (or returning from ejection, staleness or a
+//   restart) has a weight ramping from min_weight to 1; its headroom and its share of new users
+//   per interval are scaled by the weight, and its utilization is taken to be at least
+//   (1 - weight) * the mean utilization of the established servers: its zero load is not
+//   believed, so it competes for about its fair share instead of winning every comparison (the
+//   stampede), and catches up with the fleet as its weight grows.
+//
+// Choice: hard filters (state, freshness, headroom, per-interval cap) -> the first non-empty tier
+// of region, region group, anywhere -> space affinity (the server already hosting most of the
+// user's space, while its utilization is under the affinity limit and it is not in slow start)
+// -> otherwise power of two choices on utilization. Never a global argmin: several replicas with
+// slightly stale views all herd onto the same argmin.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "router/fleet/directory.h"
+#include "router/fleet/server_health.h"
+
+namespace vrouter::fleet {
+
+struct ScoringParams {
+  // Packets per second one user sends on average: converts a packet rate into users. A 30 fps
+  // video stream at conference bitrates plus 50 pps of Opus audio is roughly 100 packets/s.
+  double packets_per_user = 100;
+  // A server where this share of its users reported media failures gets this many capacities of
+  // extra load: 10% of users failing adds 20% of capacity (factor 2), so a server clients
+  // complain about loses picks well before it is ejected.
+  double failure_penalty_factor = 2.0;
+  // Slow start: a newcomer's weight ramps linearly from min_weight to 1 over the window.
+  // 30 s is 30 reports: enough to see its counters move with real users before it is trusted.
+  std::chrono::milliseconds slow_start_window{30000};
+  double slow_start_min_weight = 0.1;
+  // Keep a space on one server while that server's utilization stays below this: above it, the
+  // space spills over to another server rather than filling one to the brim.
+  double space_affinity_max_utilization = 0.8;
+  // New users per server per report interval, at full weight. An SFU sets up ICE and DTLS for each
+  // new peer; 100 per second per server spreads a 10k-user surge over 5 s on a 20-server fleet
+  // instead of letting one server take it all in one stale interval.
+  std::uint32_t max_new_users_per_interval = 100;
+  ForwardingParams forwarding;
+  // Region groups: region -> group ("eu-west" -> "eu"). Regions absent here form no group.
+  absl::flat_hash_map<std::string, std::string> region_group;
+};
+
+// Where a server stands, as far as new users are concerned.
+enum class ServerState { kPending, kActive, kDraining, kEjected, kStale, kGone };
+inline constexpr int kServerStateCount = 6;
+std::string_view ServerStateName(ServerState state);
+
+// Everything scoring needs about one server at one moment.
+struct ScoreInput {
+  const VideoServer* server = nullptr;
+  ServerState state = ServerState::kPending;
+  double reported_load = 0;  // max(peers, cpu * capacity); 0 when unmonitored
+  double counter_load = 0;   // packets in per second / packets_per_user
+  std::int64_t own = 0;      // users the router's table places there
+  std::int64_t pending = 0;  // users placed since its last report
+  double failure_share = 0;  // share of its users that reported failures recently, 0..1
+  Forwarding forwarding = Forwarding::kUnknown;
+  double weight = 1;  // slow-start weight, (0, 1]
+  std::uint32_t new_this_interval = 0;
+  double fleet_utilization = 0;  // mean utilization of established active servers
+};
+
+// Why a server cannot take a new user (kEligible when it can).
+enum class Ineligible {
+  kEligible,
+  kState,          // not active (pending, draining, ejected, stale, gone)
+  kNotForwarding,  // counters say it swallows media: no credit for low load
+  kFull,           // no headroom at its (slow-start scaled) capacity
+  kIntervalCap,    // took its share of new users this interval
+};
+std::string_view IneligibleName(Ineligible why);
+
+struct Score {
+  double effective_load = 0;  // users
+  double utilization = 0;     // what power of two choices compares: lower wins
+  std::uint32_t interval_cap = 0;
+  Ineligible ineligible = Ineligible::kEligible;
+  bool eligible() const { return ineligible == Ineligible::kEligible; }
+};
+
+// `panic`: too much of the fleet looks bad at once to believe it (see fleet_model.h); health
+// evidence is set aside (fail open) and servers are scored on load alone.
+Score ScoreServer(const ScoreInput& in, const ScoringParams& params, bool panic);
+
+enum class PickTier { kNone, kRegion, kRegionGroup, kAnywhere };
+std::string_view PickTierName(PickTier tier);
+
+struct PickRequest {
+  std::string_view region;  // the user's region; empty when unknown
+  // Users of the user's space per server (from the router's table); may be null or empty.
+  const absl::flat_hash_map<std::string, std::int64_t>* space_servers = nullptr;
+};
+
+struct PickResult {
+  int index = -1;  // into the inputs; -1 when no server is eligible
+  PickTier tier = PickTier::kNone;
+  bool affinity = false;   // chosen to keep the space together
+  int candidates = 0;      // eligible servers in the chosen tier
+  int sampled_other = -1;  // the loser of the two choices, if there was one
+};
+
+// `scores[i]` belongs to `inputs[i]`.
+PickResult PickServer(std::span<const ScoreInput> inputs, std::span<const Score> scores,
+                      const PickRequest& request, const ScoringParams& params,
+                      std::mt19937_64& rng);
+
+// Slow-start weight `elapsed` after a server (re)entered service.
+double SlowStartWeight(std::chrono::nanoseconds elapsed, const ScoringParams& params);
+
+}  // namespace vrouter::fleet

@@ -1,0 +1,94 @@
+// What a video server's `stats` reports say about it, reduced to rates and a forwarding verdict.
+// Pure: the caller passes the router's own clock reading with every report.
+//
+// Self-reports are not trusted for what they claim ("I have 2 peers") but their monotonic counters
+// are hard to fake by accident: a server that receives media and forwards none is not doing its
+// job whatever load it reports. That is the black hole of the NeurIPS 2020 load test.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "proto/video_server_messages.h"
+#include "router/base/time.h"
+
+namespace vrouter::fleet {
+
+// Rates between two accepted reports, over the router's clock (a server's clock may be skewed;
+// its report timing as seen here is what matters).
+struct StatsRates {
+  double seconds = 0;     // router time between the two reports
+  double packets_in = 0;  // per second
+  double packets_out = 0;
+  double bytes_in = 0;
+  double bytes_out = 0;
+};
+
+enum class StatsVerdict {
+  kAccepted,  // rates computed against the previous report
+  kBaseline,  // first report of a registration, or first after a gap: no rate yet
+  kReset,     // a counter went down (the server restarted): new baseline, no rate
+  kReordered  // seq not above the last accepted one: ignored
+};
+inline constexpr int kStatsVerdictCount = 4;
+std::string_view StatsVerdictName(StatsVerdict verdict);
+
+// Turns the sequence of reports from one server into rates. Handles reordering (by seq, within a
+// registration) and counter resets (a counter that decreases).
+class CounterTracker {
+ public:
+  struct Result {
+    StatsVerdict verdict = StatsVerdict::kBaseline;
+    std::optional<StatsRates> rates;  // set when kAccepted
+  };
+
+  // A new connection (`register`): the server may have restarted, so seq restarts are allowed.
+  // Counters are kept: a reconnect without a restart keeps them monotonic, and one with a restart
+  // shows up as a decrease.
+  void NewRegistration() { seq_known_ = false; }
+
+  Result Ingest(const proto::Stats& stats, base::SteadyTime now);
+
+  const std::optional<proto::Stats>& last() const { return last_; }
+
+ private:
+  std::optional<proto::Stats> last_;
+  base::SteadyTime last_at_{};
+  bool seq_known_ = false;
+};
+
+// Whether a server moves the media it receives, judged from one interval's rates.
+enum class Forwarding {
+  kUnknown,        // no rates yet (first report, or just reset)
+  kIdle,           // too little media in to judge: nobody is sending
+  kOk,             // media in, media out
+  kNotForwarding,  // media in, (almost) nothing out: the black hole
+  kFrozen,         // every counter stood still while the server has peers
+};
+std::string_view ForwardingName(Forwarding f);
+
+struct ForwardingParams {
+  // Below this many packets/s in, forwarding is not judged. 200 packets/s is about two users'
+  // audio and video: a lone user in a room legitimately has nobody to forward to.
+  double min_packets_in_rate = 200;
+  // Out/in ratio under which a server counts as not forwarding. A healthy SFU forwards each packet
+  // to every other participant (ratio >= 1 in any room of two or more); 0.1 leaves room for rooms
+  // of one and for simulcast layers being dropped, and is still far from a server that forwards
+  // nothing.
+  double min_out_in_ratio = 0.1;
+  // How long the router's own users must have been on a server before they count as peers that
+  // should be moving media. A freshly placed user has not reached the server yet (ICE and DTLS
+  // take seconds), and under a shared store the fleet-wide count reaches the server a refresh or
+  // two late: without this, a healthy server that was just given its first users looks frozen.
+  std::chrono::milliseconds media_grace{5000};
+};
+
+// `peers` is how many peers the server should have: the larger of what it reports and how many
+// users the router itself placed there more than `media_grace` ago (a server that reports zero
+// peers while it holds our users does not escape the frozen check).
+Forwarding JudgeForwarding(const StatsRates& rates, std::int64_t peers,
+                           const ForwardingParams& params);
+
+}  // namespace vrouter::fleet

@@ -1,0 +1,441 @@
+#include "router/service/client_protocol.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "proto/codec.h"
+#include "router/base/log.h"
+#include "router/edge/token.h"
+#include "router/service/fleet_controller.h"
+
+namespace vrouter::service {
+
+using proto::ErrorCode;
+
+namespace {
+// Store writes are compare-and-set; a loser re-reads and retries. More than a few rounds means
+// something keeps rewriting this user (two devices fighting): answer `unavailable`, don't spin.
+constexpr int kMaxPlacementAttempts = 4;
+// A resuming client's epoch raises the epoch counter (so its epochs never go backwards), but
+// epochs are shared by all users: honouring 2^53-1 would push every later epoch past what
+// JavaScript clients (and our own decoder) accept. Above 2^52 a client gets no such favour.
+constexpr std::uint64_t kMaxHonouredResumeEpoch = proto::kMaxSafeInteger >> 1;
+// Frames queued while a request waits for the store. Normal clients have a handful in flight.
+constexpr std::size_t kMaxBacklog = 64;
+}  // namespace
+
+ClientProtocol::ClientProtocol(Service& service, SessionTransport& transport,
+                               std::weak_ptr<SessionHandle> self, std::uint64_t session_id,
+                               std::string ip_region)
+    : service_(service),
+      transport_(transport),
+      self_(std::move(self)),
+      session_id_(session_id),
+      region_(std::move(ip_region)) {}
+
+template <typename R>
+std::function<void(R)> ClientProtocol::OnSessionThread(std::function<void(R)> fn) {
+  // The session handle owns this protocol: holding it keeps `this` alive until `fn` has run.
+  return [this, keep = self_.lock(), fn = std::move(fn)](R result) mutable {
+    transport_.Dispatch([keep, fn = std::move(fn), result = std::move(result)]() mutable {
+      fn(std::move(result));
+    });
+  };
+}
+
+void ClientProtocol::OnText(std::string_view text) {
+  if (waiting_ || !backlog_.empty()) {
+    if (backlog_.size() >= kMaxBacklog) {
+      // The client pipelines far faster than the store answers. Answering this frame now would
+      // break the in-order promise, and buffering without bound would grow memory: close.
+      service_.metrics.protocol_closes->Increment();
+      backlog_.clear();
+      transport_.Close(proto::close_code::kPolicyViolation, "too many requests waiting");
+      return;
+    }
+    backlog_.push_back(std::string(text));
+    return;
+  }
+  Handle(text);
+}
+
+void ClientProtocol::Done() {
+  waiting_ = false;
+  while (!waiting_ && !closed_ && !backlog_.empty()) {
+    std::string next = std::move(backlog_.front());
+    backlog_.pop_front();
+    Handle(next);
+  }
+}
+
+void ClientProtocol::StoreFailed(const proto::RequestId& id, store::StoreError error) {
+  service_.metrics.store_errors->Increment();
+  SendError(id, ErrorCode::kUnavailable, std::string(store::StoreErrorMessage(error)));
+}
+
+void ClientProtocol::Handle(std::string_view text) {
+  proto::ClientDecodeResult decoded = proto::DecodeClientMessage(text);
+  if (auto* err = std::get_if<proto::DecodeError>(&decoded)) {
+    SendError(err->id, err->code, std::move(err->message));
+    return;
+  }
+  const proto::ClientMessage& message = std::get<proto::ClientMessage>(decoded);
+  service_.metrics.messages_received[message.index()]->Increment();
+  if (!Admit(message)) return;
+  if (!authenticated() && !std::holds_alternative<proto::Hello>(message)) {
+    std::visit(
+        [&](const auto& m) {
+          SendError(m.id, ErrorCode::kNotAuthenticated, "send 'hello' with a token first");
+        },
+        message);
+    return;
+  }
+  std::visit(
+      [this](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, proto::Hello>) OnHello(m);
+        if constexpr (std::is_same_v<T, proto::Join>) OnJoin(m);
+        if constexpr (std::is_same_v<T, proto::Resume>) OnResume(m);
+        if constexpr (std::is_same_v<T, proto::Lookup>) OnLookup(m);
+        if constexpr (std::is_same_v<T, proto::Watch>) OnWatch(m);
+        if constexpr (std::is_same_v<T, proto::Unwatch>) OnUnwatch(m);
+        if constexpr (std::is_same_v<T, proto::Report>) OnReport(m);
+        if constexpr (std::is_same_v<T, proto::Leave>) OnLeave(m);
+      },
+      message);
+}
+
+bool ClientProtocol::Admit(const proto::ClientMessage& message) {
+  const auto& limits = service_.limits.rate_limits;
+  const std::size_t type = message.index();
+  const auto verdict = limiter_.Admit(type, service_.steady_now(), limits);
+  if (verdict == edge::RateLimiter::Verdict::kAllow) return true;
+  service_.metrics.rate_limited[type]->Increment();
+  const edge::RateLimit& limit = limits.by_type[type];
+  std::string text = "more than " + std::to_string(static_cast<long>(limit.per_second)) + " '" +
+                     std::string(proto::kClientTypeNames[type]) + "' per second (burst " +
+                     std::to_string(static_cast<long>(limit.burst)) + "); slow down";
+  std::visit([&](const auto& m) { SendError(m.id, ErrorCode::kRateLimited, std::move(text)); },
+             message);
+  if (verdict == edge::RateLimiter::Verdict::kClose) {
+    service_.metrics.rate_limit_closes->Increment();
+    log::Info("rate_limit_closed", {{"session", session_id_}, {"user", user_}});
+    transport_.Close(proto::close_code::kPolicyViolation, "rate_limited");
+  }
+  return false;
+}
+
+void ClientProtocol::OnHello(const proto::Hello& m) {
+  if (authenticated()) {
+    SendError(m.id, ErrorCode::kAlreadyAuthenticated, "this connection already said hello");
+    return;
+  }
+  auto verified = edge::VerifyToken(m.token, *service_.client_keys.Get(), service_.unix_seconds(),
+                                    service_.token_leeway_seconds);
+  if (auto* err = std::get_if<edge::TokenError>(&verified)) {
+    SendError(m.id, err->code, std::move(err->message));
+    transport_.Close(proto::close_code::kAuthFailed, "authentication failed");
+    return;
+  }
+  auto& claims = std::get<edge::TokenClaims>(verified);
+  user_ = std::move(claims.user);
+  space_ = std::move(claims.space);
+  if (!claims.region.empty()) region_ = std::move(claims.region);  // the issuer knows best
+  if (auto previous = service_.sessions.Claim(user_, session_id_)) {
+    service_.metrics.sessions_replaced->Increment();
+    previous->CloseAsync(proto::close_code::kSessionReplaced, "session_replaced");
+  }
+  // With a shared store, this replica now keeps the space locally: lookups in it are memory reads.
+  service_.store.EnterSpace(space_);
+  Send(proto::Welcome{m.id, service_.replica_id, std::to_string(session_id_), user_, space_,
+                      service_.WireLimits()});
+}
+
+void ClientProtocol::Place(Placement p) {
+  if (closed_) return Done();  // the connection went between two attempts
+  if (p.attempt >= kMaxPlacementAttempts) {
+    SendError(p.id, ErrorCode::kUnavailable,
+              "assignment kept changing under concurrent writes; retry");
+    return Done();
+  }
+  service_.store.Attach(user_, space_, session_id_,
+                        OnSessionThread<store::StoreResult<std::optional<assign::Assignment>>>(
+                            [this, p = std::move(p)](
+                                store::StoreResult<std::optional<assign::Assignment>> r) mutable {
+                              if (auto* error = std::get_if<store::StoreError>(&r)) {
+                                StoreFailed(p.id, *error);
+                                return Done();
+                              }
+                              PlaceFrom(std::move(p), std::move(std::get<0>(r)));
+                            }));
+}
+
+void ClientProtocol::PlaceFrom(Placement p, std::optional<assign::Assignment> existing) {
+  if (closed_) return Done();  // OnClosed detached whatever this session came to own
+  auto& fleet = service_.fleet_control;
+  // Keep the user where its media already is unless that server is drained, ejected, gone or
+  // swallowing media; otherwise place it anew (its watchers hear `moved`).
+  if (existing && fleet.CanKeep(existing->server)) {
+    if (existing->space == space_) return Placed(p, *existing);
+    // Same server, new space: rewrite the space (space affinity and the per-space copies read
+    // it). Watchers get no push: the user's video server is unchanged.
+    assign::Assignment desired = *existing;
+    desired.space = space_;
+    desired.session = session_id_;
+    desired.replica = service_.replica_id;
+    desired.since = service_.steady_now();
+    const std::uint64_t expected = existing->epoch;
+    return Write(std::move(p), std::move(desired), expected, 0);
+  }
+  std::string target;
+  if (!existing && !p.resume_server.empty() && fleet.CanKeep(p.resume_server)) {
+    target = p.resume_server;  // keep the client's media where it is
+  } else {
+    target = fleet.Choose(space_, region_);
+    if (target.empty()) {
+      SendError(p.id, ErrorCode::kNoVideoServer, "no video server has room right now");
+      return Done();
+    }
+  }
+  assign::Assignment desired{
+      user_, space_, target, 0, service_.replica_id, session_id_, service_.steady_now()};
+  const std::uint64_t min_epoch = std::min(p.resume_epoch, kMaxHonouredResumeEpoch);
+  const std::uint64_t expected = existing ? existing->epoch : 0;
+  Write(std::move(p), std::move(desired), expected, min_epoch);
+}
+
+void ClientProtocol::Write(Placement p, assign::Assignment desired, std::uint64_t expected_epoch,
+                           std::uint64_t min_epoch) {
+  service_.store.Put(
+      std::move(desired), expected_epoch, min_epoch,
+      OnSessionThread<store::StoreResult<assign::PutResult>>(
+          [this, p = std::move(p)](store::StoreResult<assign::PutResult> r) mutable {
+            if (auto* error = std::get_if<store::StoreError>(&r)) {
+              StoreFailed(p.id, *error);
+              return Done();
+            }
+            auto& put = std::get<assign::PutResult>(r);
+            if (!put.written) {  // somebody else wrote this user meanwhile: read again
+              ++p.attempt;
+              return Place(std::move(p));
+            }
+            service_.metrics.assignments_written->Increment();
+            if (closed_) {
+              // Written after the connection went (OnClosed's detach ran before it): detach now.
+              service_.store.Detach(user_, session_id_, service_.steady_now());
+              return Done();
+            }
+            Placed(p, put.current);
+          }));
+}
+
+void ClientProtocol::Placed(const Placement& p, const assign::Assignment& a) {
+  joined_ = true;
+  const bool resumed = !p.resume_server.empty() && a.server == p.resume_server;
+  Send(proto::Assigned{p.id, fleet::ServerRefFor(*service_.fleet.Snapshot(), a.server), a.epoch,
+                       resumed});
+  Done();
+}
+
+void ClientProtocol::OnJoin(const proto::Join& m) {
+  if (service_.draining.load(std::memory_order_relaxed)) {
+    SendError(m.id, ErrorCode::kShuttingDown, "this replica is shutting down; reconnect elsewhere");
+    return;
+  }
+  Wait();
+  Place(Placement{m.id, "", 0, 0});
+}
+
+void ClientProtocol::OnResume(const proto::Resume& m) {
+  if (service_.draining.load(std::memory_order_relaxed)) {
+    SendError(m.id, ErrorCode::kShuttingDown, "this replica is shutting down; reconnect elsewhere");
+    return;
+  }
+  Wait();
+  Place(Placement{m.id, m.server, m.epoch, 0});
+}
+
+std::vector<proto::UserLocation> ClientProtocol::Locate(std::span<const std::string> users,
+                                                        const store::Assignments& found) const {
+  const auto fleet = service_.fleet.Snapshot();
+  std::vector<proto::UserLocation> out;
+  out.reserve(users.size());
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    proto::UserLocation loc{users[i], std::nullopt, 0};
+    if (i < found.size() && found[i]) {
+      loc.server = fleet::ServerRefFor(*fleet, found[i]->server);
+      loc.epoch = found[i]->epoch;
+    }
+    out.push_back(std::move(loc));
+  }
+  return out;
+}
+
+void ClientProtocol::OnLookup(const proto::Lookup& m) {
+  const auto start = std::chrono::steady_clock::now();
+  if (m.users.size() > service_.limits.max_batch) {
+    SendError(m.id, ErrorCode::kBatchTooLarge,
+              "lookup of " + std::to_string(m.users.size()) + " users; the limit is " +
+                  std::to_string(service_.limits.max_batch));
+    return;
+  }
+  Wait();
+  service_.store.Lookup(
+      m.users,
+      OnSessionThread<store::StoreResult<store::Assignments>>(
+          [this, id = m.id, users = m.users,
+           start](store::StoreResult<store::Assignments> r) mutable {
+            if (auto* error = std::get_if<store::StoreError>(&r)) {
+              StoreFailed(id, *error);
+              return Done();
+            }
+            Send(proto::LookupResult{id, Locate(users, std::get<0>(r))});
+            service_.metrics.lookup_seconds->Observe(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+            Done();
+          }));
+}
+
+void ClientProtocol::OnWatch(const proto::Watch& m) {
+  if (m.users.size() > service_.limits.max_batch) {
+    SendError(m.id, ErrorCode::kBatchTooLarge,
+              "watch of " + std::to_string(m.users.size()) + " users; the limit is " +
+                  std::to_string(service_.limits.max_batch));
+    return;
+  }
+  std::size_t added = 0;
+  for (const auto& u : m.users) added += watching_.contains(u) ? 0 : 1;
+  if (watching_.size() + added > service_.limits.max_watches) {
+    SendError(m.id, ErrorCode::kTooManyWatches,
+              "a session may watch at most " + std::to_string(service_.limits.max_watches) +
+                  " users; unwatch some first");
+    return;
+  }
+  // Register before reading the current state: a change in between is pushed, never lost.
+  std::vector<std::string> fresh;
+  for (const auto& u : m.users) {
+    if (watching_.insert(u).second) {
+      service_.hub.Watch(u, session_id_, self_);
+      service_.metrics.watches->Increment();
+      fresh.push_back(u);
+    }
+  }
+  Wait();
+  auto answer = OnSessionThread<store::StoreResult<store::Assignments>>(
+      [this, id = m.id, users = m.users](store::StoreResult<store::Assignments> r) {
+        if (auto* error = std::get_if<store::StoreError>(&r)) {
+          StoreFailed(id, *error);  // the watches stay: pushes still arrive
+          return Done();
+        }
+        Send(proto::WatchResult{id, Locate(users, std::get<0>(r))});
+        Done();
+      });
+  service_.store.WatchUsers(
+      fresh, [this, keep = self_.lock(), users = m.users, answer = std::move(answer)]() mutable {
+        service_.store.Lookup(std::move(users), std::move(answer));
+      });
+}
+
+void ClientProtocol::OnUnwatch(const proto::Unwatch& m) {
+  if (m.users.size() > service_.limits.max_batch) {
+    SendError(m.id, ErrorCode::kBatchTooLarge, "unwatch batch above the limit");
+    return;
+  }
+  std::vector<std::string> dropped;
+  for (const auto& u : m.users) {
+    if (watching_.erase(u) > 0) {
+      service_.hub.Unwatch(u, session_id_);
+      service_.metrics.watches->Decrement();
+      dropped.push_back(u);
+    }
+  }
+  service_.store.UnwatchUsers(dropped);
+  Send(proto::Ack{m.id});
+}
+
+void ClientProtocol::OnReport(const proto::Report& m) {
+  if (service_.fleet.Snapshot()->Find(m.server) == nullptr) {
+    SendError(m.id, ErrorCode::kUnknownServer, "no video server '" + m.server + "'");
+    return;
+  }
+  // A client speaks only for the server its own media goes through: otherwise anyone could talk
+  // a healthy server into ejection.
+  const auto mine = joined_ ? service_.store.GetLocal(user_) : std::nullopt;
+  if (!mine || mine->server != m.server) {
+    SendError(m.id, ErrorCode::kForbidden,
+              "a client reports only the video server it is assigned to");
+    return;
+  }
+  service_.metrics.media_failure_reports[static_cast<int>(m.reason)]->Increment();
+  service_.fleet_control.OnFailureReport(m.server, user_);
+  log::Debug("media_failure_report", {{"user", user_},
+                                      {"server", m.server},
+                                      {"reason", proto::FailureReasonName(m.reason)},
+                                      {"detail", m.detail}});
+  Send(proto::Ack{m.id});
+}
+
+void ClientProtocol::OnLeave(const proto::Leave& m) {
+  if (!joined_) {
+    SendError(m.id, ErrorCode::kNotJoined, "'leave' needs a prior 'join' or 'resume'");
+    return;
+  }
+  Wait();
+  service_.store.Remove(
+      user_, session_id_,
+      OnSessionThread<store::StoreResult<bool>>([this, id = m.id](store::StoreResult<bool> r) {
+        if (auto* error = std::get_if<store::StoreError>(&r)) {
+          StoreFailed(id, *error);
+          return Done();
+        }
+        joined_ = false;
+        Send(proto::Ack{id});
+        Done();
+      }));
+}
+
+void ClientProtocol::OnClosed() {
+  closed_ = true;
+  backlog_.clear();
+  std::vector<std::string> watched(watching_.begin(), watching_.end());
+  for (const auto& u : watched) {
+    service_.hub.Unwatch(u, session_id_);
+    service_.metrics.watches->Decrement();
+  }
+  watching_.clear();
+  service_.store.UnwatchUsers(watched);
+  if (!authenticated()) return;
+  // Detach whatever this session owns: a `join` that failed after its attach (no server, store
+  // error) leaves an owned assignment too. The store ignores a session that owns nothing.
+  service_.store.Detach(user_, session_id_, service_.steady_now());
+  service_.store.LeaveSpace(space_);
+  service_.sessions.Release(user_, session_id_);
+}
+
+void ClientProtocol::Send(const proto::ServerMessage& message) {
+  service_.metrics.messages_sent[message.index()]->Increment();
+  transport_.Send(std::make_shared<const std::string>(proto::Encode(message)));
+}
+
+void ClientProtocol::SendError(const proto::RequestId& id, ErrorCode code, std::string message) {
+  service_.metrics.errors[static_cast<int>(code)]->Increment();
+  Send(proto::Error{id, code, std::move(message)});
+}
+
+void PublishChange(const assign::AssignmentChange& change, const fleet::DirectorySnapshot& fleet,
+                   assign::WatchHub& hub, telemetry::Metrics& metrics) {
+  const assign::Assignment& a = change.assignment;
+  proto::ServerMessage message;
+  if (change.kind == assign::AssignmentChange::Kind::kRemoved) {
+    message = proto::Left{a.user, a.epoch};
+  } else {
+    if (change.from_server && *change.from_server == a.server) return;  // same server: no move
+    message =
+        proto::Moved{a.user, fleet::ServerRefFor(fleet, a.server), a.epoch, change.from_server};
+  }
+  auto frame = std::make_shared<const std::string>(proto::Encode(message));
+  const std::size_t delivered = hub.Publish(a.user, frame);
+  metrics.messages_sent[message.index()]->Increment(static_cast<double>(delivered));
+}
+
+}  // namespace vrouter::service

@@ -1,0 +1,107 @@
+// What a client session means, independent of the socket it arrives on: authentication, join,
+// resume, lookups, watches, reports, leave. One instance per session, used only on the session's
+// thread. The transport (ws or wss) feeds it text frames and gives it a way to send and to close;
+// tests drive it directly with a fake transport.
+//
+// Requests that wait for the store (join, resume, lookup, watch, leave) complete asynchronously.
+// Requests are answered in the order they arrive: while one waits, later frames queue (bounded),
+// so a client that sends `join` then `lookup` of itself sees its own assignment.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "absl/container/flat_hash_set.h"
+#include "proto/messages.h"
+#include "router/assign/assignment.h"
+#include "router/base/fifo_queue.h"
+#include "router/service/service.h"
+#include "router/service/session_protocol.h"
+
+namespace vrouter::service {
+
+class ClientProtocol final : public SessionProtocol {
+ public:
+  // `self` is the session's own handle: the watch hub pushes to it, a newer session closes it.
+  // `ip_region` is the region of the client's address (Service::RegionOf), used when its token
+  // names none.
+  ClientProtocol(Service& service, SessionTransport& transport, std::weak_ptr<SessionHandle> self,
+                 std::uint64_t session_id, std::string ip_region = {});
+  ClientProtocol(const ClientProtocol&) = delete;
+  ClientProtocol& operator=(const ClientProtocol&) = delete;
+
+  void OnText(std::string_view text) override;
+  // The connection is gone: drop watches, detach the assignment (it now waits for a resume).
+  void OnClosed() override;
+
+  bool authenticated() const override { return !user_.empty(); }
+
+ private:
+  void OnHello(const proto::Hello& m);
+  void OnJoin(const proto::Join& m);
+  void OnResume(const proto::Resume& m);
+  void OnLookup(const proto::Lookup& m);
+  void OnWatch(const proto::Watch& m);
+  void OnUnwatch(const proto::Unwatch& m);
+  void OnReport(const proto::Report& m);
+  void OnLeave(const proto::Leave& m);
+
+  void Handle(std::string_view text);
+  // Charges the message to its rate limit; false (after answering rate_limited, and closing the
+  // connection on sustained abuse) when it must not be handled.
+  bool Admit(const proto::ClientMessage& message);
+
+  // Finds or makes this user's assignment and answers `assigned` (or an error).
+  // `resume_server` is empty for `join`.
+  struct Placement {
+    proto::RequestId id;
+    std::string resume_server;
+    std::uint64_t resume_epoch = 0;
+    int attempt = 0;
+  };
+  void Place(Placement p);
+  void PlaceFrom(Placement p, std::optional<assign::Assignment> existing);
+  void Write(Placement p, assign::Assignment desired, std::uint64_t expected_epoch,
+             std::uint64_t min_epoch);
+  void Placed(const Placement& p, const assign::Assignment& a);
+
+  std::vector<proto::UserLocation> Locate(std::span<const std::string> users,
+                                          const store::Assignments& found) const;
+
+  // A request waits for the store: later frames queue until Done().
+  void Wait() { waiting_ = true; }
+  void Done();
+  // Wraps a store completion so it runs on this session's thread, keeping the session alive.
+  template <typename R>
+  std::function<void(R)> OnSessionThread(std::function<void(R)> fn);
+  void StoreFailed(const proto::RequestId& id, store::StoreError error);
+
+  void Send(const proto::ServerMessage& message);
+  void SendError(const proto::RequestId& id, proto::ErrorCode code, std::string message);
+
+  Service& service_;
+  SessionTransport& transport_;
+  std::weak_ptr<SessionHandle> self_;
+  const std::uint64_t session_id_;
+
+  std::string user_;  // empty until `hello` succeeds
+  std::string space_;
+  std::string region_;  // from the token, else from the client address (region table)
+  bool joined_ = false;
+  bool closed_ = false;
+  edge::RateLimiter limiter_;
+  bool waiting_ = false;                  // a request is waiting for the store
+  base::FifoQueue<std::string> backlog_;  // frames that arrived meanwhile (nothing held when empty)
+  absl::flat_hash_set<std::string> watching_;
+};
+
+// Turns assignment changes into `moved` / `left` pushes to watchers: encoded once per change,
+// shared by every watcher. Installed as the store's change listener by the app.
+void PublishChange(const assign::AssignmentChange& change, const fleet::DirectorySnapshot& fleet,
+                   assign::WatchHub& hub, telemetry::Metrics& metrics);
+
+}  // namespace vrouter::service

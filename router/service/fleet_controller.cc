@@ -1,0 +1,475 @@
+#include "router/service/fleet_controller.h"
+
+#include <atomic>
+
+#include "proto/codec.h"
+#include "proto/video_server_codec.h"
+#include "router/base/absl_compat.h"
+#include "router/base/log.h"
+
+namespace vrouter::service {
+namespace {
+
+// Per-server metric series are capped so a flood of registrations cannot blow up /metrics.
+constexpr std::size_t kMaxServerSeries = 2000;
+
+int CauseIndex(std::string_view cause) {
+  if (cause == "drain") return 0;
+  if (cause == "ejected") return 1;
+  return 2;  // gone
+}
+
+// A registration as shared between replicas: the register frame without its credential (the
+// replica that accepted the connection checked it).
+std::string RegistrationJson(const fleet::VideoServer& s) {
+  return proto::Encode(proto::VideoServerMessage(
+      proto::Register{"verified-by-peer-replica", s.id, s.url, s.region, s.capacity}));
+}
+
+// Splits "a\tb\tc..." into at most `n` fields.
+std::vector<std::string_view> Fields(std::string_view text, std::size_t n) {
+  std::vector<std::string_view> out;
+  while (out.size() + 1 < n) {
+    const auto tab = text.find('\t');
+    if (tab == std::string_view::npos) break;
+    out.push_back(text.substr(0, tab));
+    text.remove_prefix(tab + 1);
+  }
+  out.push_back(text);
+  return out;
+}
+
+}  // namespace
+
+void FleetController::ShareThrough(std::string replica_id,
+                                   std::function<void(std::string)> publish) {
+  replica_id_ = std::move(replica_id);
+  publish_ = std::move(publish);
+}
+
+// Message: replica \t kind \t server [\t a [\t b]] (ids hold no control characters; JSON
+// payloads are compact, without raw tabs).
+void FleetController::Share(std::string_view kind, std::string_view server, std::string_view a,
+                            std::string_view b) {
+  if (!publish_) return;
+  std::string m;
+  m.reserve(replica_id_.size() + kind.size() + server.size() + a.size() + b.size() + 4);
+  m.append(replica_id_).append("\t").append(kind).append("\t").append(server);
+  if (!a.empty() || !b.empty()) m.append("\t").append(a);
+  if (!b.empty()) m.append("\t").append(b);
+  publish_(std::move(m));
+}
+
+void FleetController::RegisterRemote(const fleet::VideoServer& info) {
+  std::vector<fleet::StateChange> changes;
+  std::optional<std::vector<fleet::VideoServer>> dir;
+  std::shared_ptr<SessionHandle> stale;
+  {
+    vrouter::MutexLock lock(&mu_);
+    model_.Register(info, now_());
+    // The server connected to another replica: a connection it had here is a stale one.
+    auto it = connections_.find(info.id);
+    if (it != connections_.end()) {
+      stale = it->second.handle.lock();
+      connections_.erase(it);
+    }
+    changes = model_.TakeChanges();
+    dir = DirectoryIfChanged();
+  }
+  if (stale) stale->CloseAsync(proto::close_code::kSessionReplaced, "replaced");
+  Publish(changes, std::move(dir));
+}
+
+void FleetController::OnShared(std::string_view message) {
+  const auto f = Fields(message, 5);
+  if (f.size() < 3 || f[0] == replica_id_) return;  // malformed, or our own echo
+  const std::string_view kind = f[1], server = f[2];
+  auto registration = [&](std::string_view json) -> std::optional<fleet::VideoServer> {
+    auto decoded = proto::DecodeVideoServerMessage(json);
+    auto* m = std::get_if<proto::VideoServerMessage>(&decoded);
+    auto* r = m ? std::get_if<proto::Register>(m) : nullptr;
+    if (r == nullptr || r->id != server) return std::nullopt;
+    return fleet::VideoServer{r->id, r->url, r->region, r->capacity, /*monitored=*/true};
+  };
+  if (kind == "reg" && f.size() >= 4) {
+    if (auto info = registration(f[3])) return RegisterRemote(*info);
+  } else if (kind == "stats" && f.size() == 5) {
+    auto info = registration(f[3]);
+    auto decoded = proto::DecodeVideoServerMessage(f[4]);
+    auto* m = std::get_if<proto::VideoServerMessage>(&decoded);
+    auto* stats = m ? std::get_if<proto::Stats>(m) : nullptr;
+    if (info && stats) {
+      bool known = false;
+      {
+        vrouter::MutexLock lock(&mu_);
+        known = model_.StateOf(server).has_value();
+      }
+      if (!known) RegisterRemote(*info);
+      const auto own = store_.LoadByServer();
+      const auto it = own.find(AsAbsl(server));
+      std::vector<fleet::StateChange> changes;
+      {
+        vrouter::MutexLock lock(&mu_);
+        model_.OnStats(server, *stats, it == own.end() ? 0 : it->second, now_());
+        changes = model_.TakeChanges();
+      }
+      Publish(changes, std::nullopt);
+      return;
+    }
+  } else if (kind == "gone") {
+    vrouter::MutexLock lock(&mu_);
+    if (!connections_.contains(AsAbsl(server))) model_.Disconnected(server);
+    return;
+  } else if (kind == "report" && f.size() >= 4) {
+    vrouter::MutexLock lock(&mu_);
+    model_.OnFailureReport(server, f[3], now_());
+    return;
+  } else if (kind == "drain" || kind == "undrain") {
+    std::vector<fleet::StateChange> changes;
+    {
+      vrouter::MutexLock lock(&mu_);
+      if (kind == "drain") {
+        model_.Drain(server, now_());
+      } else {
+        model_.Undrain(server, now_());
+      }
+      changes = model_.TakeChanges();
+    }
+    Publish(changes, std::nullopt);
+    return;
+  }
+  metrics_.stats_invalid->Increment();
+  log::Warn("fleet_shared_message_malformed", {{"kind", kind}, {"server", server}});
+}
+
+FleetController::FleetController(fleet::FleetParams params, store::AssignmentStore& store,
+                                 fleet::Directory& directory, telemetry::Metrics& metrics,
+                                 SessionRegistry& sessions, std::function<base::SteadyTime()> now,
+                                 std::uint64_t seed)
+    : store_(store),
+      directory_(directory),
+      metrics_(metrics),
+      sessions_(sessions),
+      now_(std::move(now)),
+      report_interval_(params.report_interval),
+      model_(std::move(params), seed) {}
+
+std::optional<std::vector<fleet::VideoServer>> FleetController::DirectoryIfChanged() {
+  if (model_.directory_version() == published_directory_) return std::nullopt;
+  published_directory_ = model_.directory_version();
+  return model_.Directory();
+}
+
+void FleetController::Declare(const std::vector<fleet::VideoServer>& servers) {
+  std::vector<fleet::StateChange> changes;
+  std::optional<std::vector<fleet::VideoServer>> dir;
+  {
+    vrouter::MutexLock lock(&mu_);
+    model_.Declare(servers, now_());
+    changes = model_.TakeChanges();
+    dir = DirectoryIfChanged();
+  }
+  Publish(changes, std::move(dir));
+}
+
+FleetController::Registration FleetController::Register(const fleet::VideoServer& info,
+                                                        std::uint64_t connection,
+                                                        std::weak_ptr<SessionHandle> handle) {
+  Registration out;
+  std::vector<fleet::StateChange> changes;
+  std::optional<std::vector<fleet::VideoServer>> dir;
+  {
+    vrouter::MutexLock lock(&mu_);
+    out.state = model_.Register(info, now_());
+    Connection& c = connections_[info.id];
+    if (c.id != 0 && c.id != connection) out.replaced = c.handle.lock();
+    c = {connection, std::move(handle), info};
+    changes = model_.TakeChanges();
+    dir = DirectoryIfChanged();
+  }
+  metrics_.video_server_connections->Increment();
+  log::Info("video_server_registered", {{"server", info.id},
+                                        {"url", info.url},
+                                        {"region", info.region},
+                                        {"capacity", info.capacity},
+                                        {"state", fleet::ServerStateName(out.state)},
+                                        {"replaced_connection", out.replaced != nullptr}});
+  Publish(changes, std::move(dir));
+  Share("reg", info.id, RegistrationJson(info));
+  return out;
+}
+
+void FleetController::Disconnected(std::string_view server, std::uint64_t connection) {
+  metrics_.video_server_connections->Decrement();
+  vrouter::MutexLock lock(&mu_);
+  auto it = connections_.find(AsAbsl(server));
+  if (it == connections_.end() || it->second.id != connection) return;  // already replaced
+  connections_.erase(it);
+  model_.Disconnected(server);
+  Share("gone", server);
+}
+
+void FleetController::OnStats(std::string_view server, const proto::Stats& stats) {
+  const auto own = store_.LoadByServer();
+  const auto it = own.find(AsAbsl(server));
+  const std::int64_t users = it == own.end() ? 0 : it->second;
+  std::vector<fleet::StateChange> changes;
+  fleet::FleetModel::StatsOutcome outcome;
+  {
+    vrouter::MutexLock lock(&mu_);
+    outcome = model_.OnStats(server, stats, users, now_());
+    changes = model_.TakeChanges();
+  }
+  metrics_.stats_reports[static_cast<int>(outcome.verdict)]->Increment();
+  Publish(changes, std::nullopt);
+  if (publish_) {
+    std::optional<fleet::VideoServer> info;
+    {
+      vrouter::MutexLock lock(&mu_);
+      auto it = connections_.find(AsAbsl(server));
+      if (it != connections_.end()) info = it->second.info;
+    }
+    // The registration rides along, so a replica that started after it still learns the server.
+    if (info) Share("stats", server, RegistrationJson(*info), proto::Encode(proto::Stats(stats)));
+  }
+}
+
+void FleetController::CloseConnections(std::uint16_t code, std::string_view reason,
+                                       std::chrono::milliseconds delay) {
+  std::vector<std::shared_ptr<SessionHandle>> handles;
+  {
+    vrouter::MutexLock lock(&mu_);
+    for (auto& [id, c] : connections_) {
+      if (auto h = c.handle.lock()) handles.push_back(std::move(h));
+    }
+  }
+  for (auto& h : handles) h->CloseAsync(code, std::string(reason), delay);
+}
+
+std::string FleetController::Choose(std::string_view space, std::string_view region) {
+  const auto own = store_.LoadByServer();
+  const auto space_load = store_.SpaceLoad(space);
+  fleet::Pick pick;
+  {
+    vrouter::MutexLock lock(&mu_);
+    pick = model_.Choose({region, &space_load}, own, now_());
+  }
+  if (pick.server.empty()) return {};
+  metrics_.picks[static_cast<int>(pick.detail.tier) - 1]->Increment();
+  if (pick.detail.affinity) metrics_.picks_space_affinity->Increment();
+  return pick.server;
+}
+
+bool FleetController::CanKeep(std::string_view server) {
+  const auto own = store_.LoadByServer();
+  const auto it = own.find(AsAbsl(server));
+  vrouter::MutexLock lock(&mu_);
+  return model_.CanKeep(server, it == own.end() ? 0 : it->second, now_());
+}
+
+bool FleetController::OnFailureReport(std::string_view server, std::string_view user) {
+  bool counted = false;
+  {
+    vrouter::MutexLock lock(&mu_);
+    counted = model_.OnFailureReport(server, user, now_());
+  }
+  Share("report", server, user);
+  return counted;
+}
+
+bool FleetController::Drain(std::string_view server) {
+  std::vector<fleet::StateChange> changes;
+  bool found = false;
+  {
+    vrouter::MutexLock lock(&mu_);
+    found = model_.Drain(server, now_());
+    changes = model_.TakeChanges();
+  }
+  Publish(changes, std::nullopt);
+  if (found) Share("drain", server);
+  return found;
+}
+
+bool FleetController::Undrain(std::string_view server) {
+  std::vector<fleet::StateChange> changes;
+  bool found = false;
+  {
+    vrouter::MutexLock lock(&mu_);
+    found = model_.Undrain(server, now_());
+    changes = model_.TakeChanges();
+  }
+  Publish(changes, std::nullopt);
+  if (found) Share("undrain", server);
+  return found;
+}
+
+fleet::FleetView FleetController::View() {
+  const auto own = store_.LoadByServer();
+  vrouter::MutexLock lock(&mu_);
+  return model_.View(own, now_());
+}
+
+void FleetController::Tick() {
+  const auto own = store_.LoadByServer();
+  std::vector<fleet::StateChange> changes;
+  std::vector<fleet::Evacuation> evacuations;
+  std::optional<std::vector<fleet::VideoServer>> dir;
+  fleet::FleetView view;
+  {
+    vrouter::MutexLock lock(&mu_);
+    const auto now = now_();
+    model_.Tick(own, now);
+    evacuations = model_.DueEvacuations(own, now);
+    changes = model_.TakeChanges();
+    dir = DirectoryIfChanged();
+    view = model_.View(own, now);
+  }
+  Publish(changes, std::move(dir));
+  for (const auto& e : evacuations) Migrate(e);
+  UpdateServerMetrics(view);
+}
+
+void FleetController::Publish(const std::vector<fleet::StateChange>& changes,
+                              std::optional<std::vector<fleet::VideoServer>> directory) {
+  if (directory) directory_.Replace(std::move(*directory));
+  for (const auto& c : changes) {
+    if (c.server.empty()) {  // fleet-wide
+      if (c.reason == "panic_entered") {
+        metrics_.panics->Increment();
+        log::Error("fleet_panic", {{"detail",
+                                    "too much of the fleet looks bad at once: "
+                                    "health evidence set aside, no more ejections"}});
+      } else {
+        log::Warn("fleet_panic_over", {});
+      }
+      continue;
+    }
+    if (c.to == fleet::ServerState::kEjected && c.from != fleet::ServerState::kEjected) {
+      for (int i = 0; i < fleet::kEjectReasonCount; ++i) {
+        if (c.reason == fleet::EjectReasonName(static_cast<fleet::EjectReason>(i))) {
+          metrics_.ejections[i]->Increment();
+        }
+      }
+    }
+    const bool bad = c.to == fleet::ServerState::kEjected || c.to == fleet::ServerState::kGone;
+    (bad ? log::Warn : log::Info)("video_server_state", {{"server", c.server},
+                                                         {"from", fleet::ServerStateName(c.from)},
+                                                         {"to", fleet::ServerStateName(c.to)},
+                                                         {"reason", c.reason}});
+    std::shared_ptr<SessionHandle> handle;
+    {
+      vrouter::MutexLock lock(&mu_);
+      auto it = connections_.find(c.server);
+      if (it != connections_.end()) handle = it->second.handle.lock();
+    }
+    if (handle) {
+      const proto::RouterToVideoServerMessage push =
+          proto::StateChange{std::string(fleet::ServerStateName(c.to)), c.reason};
+      handle->Push(std::make_shared<const std::string>(proto::Encode(push)));
+    }
+  }
+}
+
+void FleetController::Migrate(const fleet::Evacuation& evacuation) {
+  const auto users = store_.AssignedTo(evacuation.server, evacuation.batch);
+  if (users.empty()) return;
+  const auto from = directory_.Snapshot()->Find(evacuation.server);
+  const std::string region = from != nullptr ? from->region : std::string();
+  // Counts the batch's outcomes as the writes complete (inline, or on the store's thread) and
+  // logs once when the last one has.
+  struct Batch {
+    std::string server, cause;
+    std::atomic<std::size_t> left{0}, moved{0}, failed{0};
+  };
+  auto batch = std::make_shared<Batch>();
+  batch->server = evacuation.server;
+  batch->cause = evacuation.cause;
+  batch->left = users.size();
+  auto finish_one = [this, batch](bool moved) {
+    (moved ? batch->moved : batch->failed).fetch_add(1);
+    if (batch->left.fetch_sub(1) != 1) return;
+    metrics_.migrations[CauseIndex(batch->cause)]->Increment(static_cast<double>(batch->moved));
+    if (batch->failed > 0)
+      metrics_.migrations_failed->Increment(static_cast<double>(batch->failed));
+    log::Info("migration_batch", {{"server", batch->server},
+                                  {"cause", batch->cause},
+                                  {"moved", batch->moved.load()},
+                                  {"not_moved", batch->failed.load()}});
+  };
+  for (const assign::Assignment& a : users) {
+    const std::string target = Choose(a.space, region);
+    if (target.empty() || target == a.server) {
+      finish_one(false);
+      continue;
+    }
+    assign::Assignment desired = a;
+    desired.server = target;
+    desired.since = now_();
+    // Compare-and-set on the epoch read: if the user rejoined or left meanwhile, theirs wins.
+    store_.Put(std::move(desired), a.epoch, 0,
+               [this, user = a.user, target, cause = evacuation.cause,
+                finish_one](store::StoreResult<assign::PutResult> r) {
+                 auto* put = std::get_if<assign::PutResult>(&r);
+                 if (put == nullptr || !put->written) return finish_one(false);
+                 if (auto session = sessions_.Find(user)) {
+                   const proto::ServerMessage push =
+                       proto::Migrate{fleet::ServerRefFor(*directory_.Snapshot(), target),
+                                      put->current.epoch, cause};
+                   metrics_.messages_sent[push.index()]->Increment();
+                   session->Push(std::make_shared<const std::string>(proto::Encode(push)));
+                 }
+                 finish_one(true);
+               });
+  }
+}
+
+void FleetController::UpdateServerMetrics(const fleet::FleetView& view) {
+  std::array<int, fleet::kServerStateCount> per_state{};
+  absl::flat_hash_map<std::string, bool> seen;
+  for (const auto& v : view.servers) {
+    ++per_state[static_cast<int>(v.state)];
+    seen[v.server.id] = true;
+    auto it = series_.find(v.server.id);
+    if (it == series_.end()) {
+      if (series_.size() >= kMaxServerSeries) continue;
+      ServerSeries s;
+      const std::string& id = v.server.id;
+      for (int i = 0; i < fleet::kServerStateCount; ++i) {
+        s.state[i] = &metrics_.server_state->Add(
+            {{"server", id},
+             {"state", std::string(fleet::ServerStateName(static_cast<fleet::ServerState>(i)))}});
+      }
+      s.effective_load = &metrics_.server_effective_load->Add({{"server", id}});
+      s.assigned = &metrics_.server_assigned->Add({{"server", id}});
+      s.packets_in = &metrics_.server_packet_rate->Add({{"server", id}, {"direction", "in"}});
+      s.packets_out = &metrics_.server_packet_rate->Add({{"server", id}, {"direction", "out"}});
+      it = series_.emplace(id, s).first;
+    }
+    ServerSeries& s = it->second;
+    for (int i = 0; i < fleet::kServerStateCount; ++i) {
+      s.state[i]->Set(static_cast<int>(v.state) == i ? 1 : 0);
+    }
+    s.effective_load->Set(v.score.effective_load);
+    s.assigned->Set(static_cast<double>(v.own));
+    s.packets_in->Set(v.rates ? v.rates->packets_in : 0);
+    s.packets_out->Set(v.rates ? v.rates->packets_out : 0);
+  }
+  for (auto it = series_.begin(); it != series_.end();) {
+    auto next = std::next(it);
+    if (!seen.contains(it->first)) {  // forgotten by the model
+      for (auto* g : it->second.state) metrics_.server_state->Remove(g);
+      metrics_.server_effective_load->Remove(it->second.effective_load);
+      metrics_.server_assigned->Remove(it->second.assigned);
+      metrics_.server_packet_rate->Remove(it->second.packets_in);
+      metrics_.server_packet_rate->Remove(it->second.packets_out);
+      series_.erase(it);
+    }
+    it = next;
+  }
+  for (int i = 0; i < fleet::kServerStateCount; ++i) {
+    metrics_.servers_in_state[i]->Set(per_state[i]);
+  }
+  metrics_.fleet_panic->Set(view.panic ? 1 : 0);
+}
+
+}  // namespace vrouter::service

@@ -1,0 +1,61 @@
+#include "router/fleet/directory.h"
+
+#include <gtest/gtest.h>
+
+namespace vrouter::fleet {
+namespace {
+
+std::string ParseError(std::string_view json) {
+  auto r = ParseVideoServers(json);
+  EXPECT_TRUE(std::holds_alternative<std::string>(r)) << json;
+  return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : "";
+}
+
+TEST(FleetTest, ParsesServersFile) {
+  auto r = ParseVideoServers(
+      R"([{"id":"a","url":"wss://a/","region":"eu","capacity":10,"extra":1},
+          {"id":"b","url":"wss://b/","region":"us","capacity":20}])");
+  ASSERT_TRUE(std::holds_alternative<std::vector<VideoServer>>(r));
+  const auto& servers = std::get<std::vector<VideoServer>>(r);
+  ASSERT_EQ(servers.size(), 2u);
+  EXPECT_EQ(servers[1].capacity, 20u);
+  DirectorySnapshot snap(servers);
+  EXPECT_EQ(snap.Find("b")->url, "wss://b/");
+  EXPECT_EQ(snap.Find("zzz"), nullptr);
+}
+
+TEST(FleetTest, RejectsBadFilesNamingTheEntry) {
+  EXPECT_NE(ParseError("{").find("JSON"), std::string::npos);
+  EXPECT_NE(ParseError("{}").find("array"), std::string::npos);
+  EXPECT_NE(ParseError(R"([1])").find("entry 0"), std::string::npos);
+  EXPECT_NE(ParseError(R"([{"url":"u","region":"r","capacity":1}])").find("'id'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(R"([{"id":"a","region":"r","capacity":1}])").find("'url'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(R"([{"id":"a","url":"u","capacity":1}])").find("'region'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(R"([{"id":"a","url":")" + std::string(1025, 'u') +
+                       R"(","region":"r","capacity":1}])")
+                .find("'url'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(R"([{"id":"a","url":"u","region":"r","capacity":0}])").find("capacity"),
+            std::string::npos);
+  EXPECT_NE(ParseError(R"([{"id":"a","url":"u","region":"r","capacity":"5"}])").find("capacity"),
+            std::string::npos);
+  EXPECT_NE(ParseError(R"([{"id":"a","url":"u","region":"r","capacity":1},
+                           {"id":"a","url":"u","region":"r","capacity":1}])")
+                .find("duplicate"),
+            std::string::npos);
+}
+
+TEST(FleetTest, SnapshotsSwapAtomically) {
+  Directory fleet;
+  EXPECT_TRUE(fleet.Snapshot()->empty());
+  auto before = fleet.Snapshot();
+  fleet.Replace({VideoServer{"a", "u", "r", 1}});
+  EXPECT_TRUE(before->empty());  // readers keep the snapshot they hold
+  EXPECT_EQ(fleet.Snapshot()->servers().size(), 1u);
+}
+
+}  // namespace
+}  // namespace vrouter::fleet

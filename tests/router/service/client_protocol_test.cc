@@ -1,0 +1,241 @@
+// ClientProtocol without sockets: a fake transport records what the router would send.
+#include "router/service/client_protocol.h"
+
+#include <gtest/gtest.h>
+
+#include "proto/codec.h"
+#include "router/edge/token.h"
+#include "tests/support/fake_session.h"
+#include "tests/support/service_harness.h"
+
+namespace vrouter::service {
+namespace {
+
+using namespace std::chrono_literals;
+using proto::ErrorCode;
+constexpr std::int64_t kNow = vrouter::testing::ServiceHarness::kUnixNow;
+
+class FakeSession : public vrouter::testing::FakeSession {
+ public:
+  proto::ServerMessage Last() {
+    EXPECT_FALSE(sent.empty());
+    auto r = proto::DecodeServerMessage(sent.back());
+    return std::get<proto::ServerMessage>(r);
+  }
+};
+
+struct Fixture : ::testing::Test, vrouter::testing::ServiceHarness {
+  Fixture() {
+    // Not monitored: these tests are about the protocol, not about health reports.
+    fleet_control.Declare({{"a", "wss://a/", "eu", 10, false}, {"b", "wss://b/", "eu", 10, false}});
+    store.SetChangeListener([this](const assign::AssignmentChange& c) {
+      PublishChange(c, *fleet.Snapshot(), hub, metrics);
+    });
+  }
+
+  struct Client {
+    std::shared_ptr<FakeSession> session = std::make_shared<FakeSession>();
+    std::unique_ptr<ClientProtocol> protocol;
+    void Say(const proto::ClientMessage& m) { protocol->OnText(proto::Encode(m)); }
+  };
+  std::uint64_t next_id = 1;
+  Client Connect(const std::string& user = "", const std::string& space = "s1") {
+    Client c;
+    const auto id = next_id++;
+    c.protocol = std::make_unique<ClientProtocol>(service, *c.session, c.session, id);
+    sessions.Add(id, c.session);
+    if (!user.empty()) c.Say(proto::Hello{1, edge::MintToken(user, space, "k", kNow, kNow + 60)});
+    return c;
+  }
+  static ErrorCode ErrorOf(const proto::ServerMessage& m) {
+    EXPECT_TRUE(std::holds_alternative<proto::Error>(m)) << proto::Encode(m);
+    return std::holds_alternative<proto::Error>(m) ? std::get<proto::Error>(m).code
+                                                   : ErrorCode::kInternal;
+  }
+};
+
+TEST_F(Fixture, RequestsBeforeHelloAreRefused) {
+  auto c = Connect();
+  c.Say(proto::Join{5});
+  auto m = c.session->Last();
+  EXPECT_EQ(ErrorOf(m), ErrorCode::kNotAuthenticated);
+  EXPECT_EQ(std::get<proto::Error>(m).id, 5u);
+}
+
+TEST_F(Fixture, BadTokenGetsTypedErrorThenClose) {
+  auto c = Connect();
+  c.Say(proto::Hello{1, edge::MintToken("alice", "s1", "wrong", kNow, kNow + 60)});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kTokenBadSignature);
+  EXPECT_EQ(c.session->closed, proto::close_code::kAuthFailed);
+}
+
+TEST_F(Fixture, NoSecretConfiguredIsTypedNotFatal) {
+  service.client_keys.Set({});
+  auto c = Connect("alice");
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kAuthNotConfigured);
+}
+
+TEST_F(Fixture, JoinIsIdempotentKeepsSpacesTogetherAndSpreadsLoad) {
+  auto alice = Connect("alice");
+  alice.Say(proto::Join{2});
+  auto first = std::get<proto::Assigned>(alice.session->Last());
+  alice.Say(proto::Join{3});
+  auto again = std::get<proto::Assigned>(alice.session->Last());
+  EXPECT_EQ(first.server, again.server);
+  EXPECT_EQ(first.epoch, again.epoch);
+  // Same space: kept together on alice's server (it has headroom).
+  auto bob = Connect("bob");
+  bob.Say(proto::Join{2});
+  EXPECT_EQ(std::get<proto::Assigned>(bob.session->Last()).server.id, first.server.id);
+  // Another space: power of two choices among two servers always takes the emptier one.
+  auto carol = Connect("carol", "s2");
+  carol.Say(proto::Join{2});
+  EXPECT_NE(std::get<proto::Assigned>(carol.session->Last()).server.id, first.server.id);
+}
+
+TEST_F(Fixture, NoVideoServerIsRetryableError) {
+  ASSERT_TRUE(fleet_control.Drain("a"));
+  ASSERT_TRUE(fleet_control.Drain("b"));
+  auto c = Connect("alice");
+  c.Say(proto::Join{2});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kNoVideoServer);
+}
+
+TEST_F(Fixture, ResumeKeepsServerAndEpochAcrossReconnect) {
+  auto first = Connect("alice");
+  first.Say(proto::Join{2});
+  const auto assigned = std::get<proto::Assigned>(first.session->Last());
+  first.protocol->OnClosed();  // connection lost: detached, not removed
+  EXPECT_EQ(store.Get("alice")->session, 0u);
+  auto second = Connect("alice");
+  second.Say(proto::Resume{3, assigned.server.id, assigned.epoch});
+  const auto resumed = std::get<proto::Assigned>(second.session->Last());
+  EXPECT_TRUE(resumed.resumed);
+  EXPECT_EQ(resumed.server, assigned.server);
+  EXPECT_EQ(resumed.epoch, assigned.epoch);
+}
+
+TEST_F(Fixture, ResumeOnAnotherReplicaKeepsServerWithHigherEpoch) {
+  // The assignment is unknown here (e.g. the replica that held it restarted).
+  auto c = Connect("alice");
+  c.Say(proto::Resume{3, "b", 900});
+  const auto a = std::get<proto::Assigned>(c.session->Last());
+  EXPECT_TRUE(a.resumed);
+  EXPECT_EQ(a.server.id, "b");
+  EXPECT_GT(a.epoch, 900u);
+}
+
+TEST_F(Fixture, ResumeCannotPushEpochsOutOfTheSafeRange) {
+  auto c = Connect("alice");
+  c.Say(proto::Resume{3, "b", proto::kMaxSafeInteger});
+  const auto a = std::get<proto::Assigned>(c.session->Last());
+  EXPECT_TRUE(a.resumed);
+  EXPECT_LT(a.epoch, proto::kMaxSafeInteger);
+  auto bob = Connect("bob");
+  bob.Say(proto::Join{2});
+  EXPECT_LT(std::get<proto::Assigned>(bob.session->Last()).epoch, proto::kMaxSafeInteger);
+}
+
+TEST_F(Fixture, ResumeToVanishedServerMovesTheUser) {
+  auto c = Connect("alice");
+  c.Say(proto::Resume{3, "gone", 4});
+  const auto a = std::get<proto::Assigned>(c.session->Last());
+  EXPECT_FALSE(a.resumed);
+  EXPECT_NE(a.server.id, "gone");
+}
+
+TEST_F(Fixture, SecondHelloReplacesOldSessionWithoutLosingAssignment) {
+  auto old = Connect("alice");
+  old.Say(proto::Join{2});
+  const auto epoch = std::get<proto::Assigned>(old.session->Last()).epoch;
+  auto fresh = Connect("alice");
+  EXPECT_EQ(old.session->closed_async, proto::close_code::kSessionReplaced);
+  fresh.Say(proto::Join{2});
+  EXPECT_EQ(std::get<proto::Assigned>(fresh.session->Last()).epoch, epoch);
+  old.protocol->OnClosed();  // the old session's close must not detach the new owner
+  EXPECT_NE(store.Get("alice")->session, 0u);
+}
+
+TEST_F(Fixture, WatchersGetMovedAndLeft) {
+  auto alice = Connect("alice");
+  alice.Say(proto::Watch{2, {"bob"}});
+  auto wr = std::get<proto::WatchResult>(alice.session->Last());
+  ASSERT_EQ(wr.results.size(), 1u);
+  EXPECT_FALSE(wr.results[0].server.has_value());
+  auto bob = Connect("bob");
+  bob.Say(proto::Join{2});
+  ASSERT_EQ(alice.session->pushed.size(), 1u);
+  auto moved = std::get<proto::Moved>(
+      std::get<proto::ServerMessage>(proto::DecodeServerMessage(alice.session->pushed[0])));
+  EXPECT_EQ(moved.user, "bob");
+  EXPECT_FALSE(moved.from.has_value());
+  bob.Say(proto::Leave{3});
+  EXPECT_TRUE(std::holds_alternative<proto::Ack>(bob.session->Last()));
+  ASSERT_EQ(alice.session->pushed.size(), 2u);
+  EXPECT_NE(alice.session->pushed[1].find(R"("type":"left")"), std::string::npos);
+  EXPECT_EQ(hub.size(), 1u);
+  alice.protocol->OnClosed();
+  EXPECT_EQ(hub.size(), 0u);
+}
+
+TEST_F(Fixture, DisconnectedUserLeavesAfterGrace) {
+  auto alice = Connect("alice");
+  alice.Say(proto::Watch{2, {"bob"}});
+  auto bob = Connect("bob");
+  bob.Say(proto::Join{2});
+  bob.protocol->OnClosed();
+  EXPECT_EQ(store.ExpireDetached(now + 29s), 0u);
+  EXPECT_EQ(store.ExpireDetached(now + 30s), 1u);
+  EXPECT_NE(alice.session->pushed.back().find(R"("type":"left")"), std::string::npos);
+}
+
+TEST_F(Fixture, BatchAndWatchLimits) {
+  service.limits.max_batch = 3;
+  service.limits.max_watches = 4;
+  auto c = Connect("alice");
+  c.Say(proto::Lookup{2, {"a", "b", "c", "d"}});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kBatchTooLarge);
+  c.Say(proto::Watch{3, {"a", "b", "c"}});
+  EXPECT_TRUE(std::holds_alternative<proto::WatchResult>(c.session->Last()));
+  c.Say(proto::Watch{4, {"c", "d"}});  // c already watched: 4 in all, allowed
+  EXPECT_TRUE(std::holds_alternative<proto::WatchResult>(c.session->Last()));
+  c.Say(proto::Watch{5, {"e"}});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kTooManyWatches);
+  c.Say(proto::Unwatch{6, {"a"}});
+  c.Say(proto::Watch{7, {"e"}});
+  EXPECT_TRUE(std::holds_alternative<proto::WatchResult>(c.session->Last()));
+}
+
+TEST_F(Fixture, ReportsAndLeaveValidateState) {
+  auto c = Connect("alice");
+  c.Say(proto::Report{2, "nope", proto::FailureReason::kNoMedia, ""});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kUnknownServer);
+  // Not joined: a client speaks only for its own server.
+  c.Say(proto::Report{3, "a", proto::FailureReason::kNoMedia, ""});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kForbidden);
+  c.Say(proto::Join{6});
+  const std::string mine = std::get<proto::Assigned>(c.session->Last()).server.id;
+  const std::string other = mine == "a" ? "b" : "a";
+  c.Say(proto::Report{7, other, proto::FailureReason::kNoMedia, ""});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kForbidden);
+  c.Say(proto::Report{3, mine, proto::FailureReason::kNoMedia, ""});
+  EXPECT_TRUE(std::holds_alternative<proto::Ack>(c.session->Last()));
+  EXPECT_EQ(metrics.media_failure_reports[0]->Value(), 1);
+  EXPECT_EQ(fleet_control.View().servers[mine == "a" ? 0 : 1].failure_reporters, 1u);
+  c.Say(proto::Leave{8});
+  EXPECT_TRUE(std::holds_alternative<proto::Ack>(c.session->Last()));
+  c.Say(proto::Leave{4});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kNotJoined);
+  c.Say(proto::Hello{5, "x"});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kAlreadyAuthenticated);
+}
+
+TEST_F(Fixture, DrainingRefusesJoins) {
+  auto c = Connect("alice");
+  service.draining = true;
+  c.Say(proto::Join{2});
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kShuttingDown);
+}
+
+}  // namespace
+}  // namespace vrouter::service
