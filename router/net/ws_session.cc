@@ -12,7 +12,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/websocket/rfc6455.hpp>
+#include <cassert>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -25,6 +25,8 @@
 #include "router/edge/forwarded_for.h"
 #include "router/edge/proxy_protocol.h"
 #include "router/edge/ws_frame.h"
+#include "router/edge/ws_phase.h"
+#include "router/edge/ws_upgrade.h"
 #include "router/net/nonblocking_io.h"
 #include "router/net/tls_stream.h"
 #include "router/service/client_protocol.h"
@@ -36,6 +38,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using edge::WsOpcode;
+using edge::WsPhase;
 
 namespace {
 
@@ -57,29 +60,10 @@ constexpr std::size_t kMaxFramesPerWrite = 32;
 // What one TLS write takes: a record's payload, so that it is one record and one send.
 constexpr std::size_t kTlsWriteBytes = std::size_t{16} * 1024;
 
-// Jittered Retry-After for 503s, so a refused storm does not come back in lockstep.
+// Jittered Retry-After for 503 and 429, so a refused storm does not come back in lockstep.
 int RetryAfterSeconds() {
   thread_local std::minstd_rand rng(std::random_device{}());
   return std::uniform_int_distribution<int>(2, 10)(rng);
-}
-
-// Who is on the other end, from the upgrade path.
-enum class Peer { kClient, kVideoServer };
-
-// True when the Sec-WebSocket-Protocol offer is absent or includes `wanted`.
-bool OffersSubprotocol(std::string_view offer, std::string_view wanted, bool& present) {
-  present = !offer.empty();
-  if (!present) return true;
-  while (!offer.empty()) {
-    const auto comma = offer.find(',');
-    std::string_view token = offer.substr(0, comma);
-    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-    if (token == wanted) return true;
-    if (comma == std::string_view::npos) break;
-    offer.remove_prefix(comma + 1);
-  }
-  return false;
 }
 
 // A frame on its way out: a shared payload (null for an empty ping) and its opcode.
@@ -144,7 +128,7 @@ class WsSession final : public service::SessionHandle,
 
   ~WsSession() override {
     EndHandshake();
-    if (ip_counted_) service_.per_ip.Release(client_ip_);
+    if (holds_ip_slot_) service_.per_ip.Release(client_ip_);
     service_.open_connections.fetch_sub(1, std::memory_order_relaxed);
   }
 
@@ -153,7 +137,7 @@ class WsSession final : public service::SessionHandle,
     // (slowloris).
     timer_.expires_after(service_.limits.handshake_timeout);
     timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
-      if (!ec && !self->open_) self->Abort();
+      if (!ec && self->phase_ <= WsPhase::kRefused) self->Abort();  // not open in time
     });
     // Only a trusted balancer may say who the client is; anyone else is the client itself (and
     // a PROXY header it sends is garbage to TLS and HTTP: the handshake fails).
@@ -175,7 +159,7 @@ class WsSession final : public service::SessionHandle,
     asio::post(stream_.get_executor(),
                [self = this->shared_from_this(), code, reason = std::move(reason), delay] {
                  // Closing already: its deadlines stay (a delay would replace them).
-                 if (self->finished_ || self->closing_) return;
+                 if (edge::IsClosingOrDone(self->phase_)) return;
                  if (delay.count() <= 0) return self->Close(code, reason);
                  // Replaces the liveness checks: the connection is on its way out.
                  self->timer_.expires_after(delay);
@@ -187,7 +171,7 @@ class WsSession final : public service::SessionHandle,
 
   // ---- SessionTransport: session thread ----
   void Send(assign::Frame frame) override {
-    if (closing_ || finished_) return;
+    if (edge::IsClosingOrDone(phase_)) return;
     if (!Fits(frame->size())) return;
     Enqueue({std::move(frame), WsOpcode::kText});
   }
@@ -199,7 +183,7 @@ class WsSession final : public service::SessionHandle,
 
   // Queues the close frame behind the frames already queued; nothing is sent after it.
   void Close(std::uint16_t code, std::string_view reason) override {
-    if (closing_ || finished_) return;
+    if (phase_ != WsPhase::kOpen) return;
     if (code == proto::close_code::kMessageTooBig || code == proto::close_code::kPolicyViolation ||
         code == proto::close_code::kUnsupportedData || code == proto::close_code::kProtocolError ||
         code == proto::close_code::kInvalidPayload) {
@@ -246,8 +230,8 @@ class WsSession final : public service::SessionHandle,
   // The handshake is over (opened, refused or failed): it no longer counts against
   // --max-handshakes.
   void EndHandshake() {
-    if (!in_handshake_) return;
-    in_handshake_ = false;
+    if (!holds_handshake_slot_) return;
+    holds_handshake_slot_ = false;
     service_.ReleaseHandshake();
     service_.metrics.handshakes_in_flight->Decrement();
   }
@@ -317,58 +301,26 @@ class WsSession final : public service::SessionHandle,
                      });
   }
 
+  // The RFC checks (edge::CheckUpgrade, pure), then this replica's admission, then the answer.
   void OnUpgradeRequest() {
     const auto& req = parser_->get();
-    std::string_view target = req.target();
-    target = target.substr(0, target.find('?'));
-    bool offered = false;
-    if (target == proto::kClientPath) {
-      peer_ = Peer::kClient;
-    } else if (target == proto::kVideoServerPath) {
-      peer_ = Peer::kVideoServer;
-    } else {
-      return Refuse(http::status::not_found,
-                    "unknown path; clients connect to /v1/client, video servers to "
-                    "/v1/video-server\n");
-    }
-    if (!beast::websocket::is_upgrade(req)) {
-      return Refuse(http::status::upgrade_required, "this endpoint speaks WebSocket only\n");
-    }
-    // RFC 6455 4.2.1: a Host, version 13 only (426 names it), and a well-formed key.
-    if (req[http::field::host].empty()) {
-      return Refuse(http::status::bad_request, "missing Host\n");
-    }
-    if (req[http::field::sec_websocket_version] != "13") {
-      return Refuse(http::status::upgrade_required, "Sec-WebSocket-Version 13 required\n");
-    }
-    const std::string_view key = req[http::field::sec_websocket_key];
-    if (!edge::IsValidWebSocketKey(key)) {
-      return Refuse(http::status::bad_request, "missing or malformed Sec-WebSocket-Key\n");
-    }
-    const std::string_view subprotocol =
-        peer_ == Peer::kClient ? proto::kSubprotocol : proto::kVideoSubprotocol;
-    if (!OffersSubprotocol(req[http::field::sec_websocket_protocol], subprotocol, offered)) {
-      return Refuse(http::status::bad_request,
-                    "subprotocol " + std::string(subprotocol) + " required\n");
-    }
-    if (service_.draining.load(std::memory_order_relaxed) ||
-        service_.open_connections.load(std::memory_order_relaxed) >
-            service_.limits.max_connections) {
-      service_.metrics.rejected_overload->Increment();
-      return Refuse(http::status::service_unavailable, "replica full or draining; retry later\n");
-    }
-    if (peer_ == Peer::kClient && !AdmitClient(req)) return;
-    // No extension is agreed (an offer of permessage-deflate goes unanswered), so frames with
-    // reserved bits set are protocol errors.
-    auto answer = std::make_shared<std::string>(
-        "HTTP/1.1 101 Switching Protocols\r\n"
-        "Upgrade: websocket\r\n"
-        "Connection: Upgrade\r\n"
-        "Server: vrouter\r\n"
-        "Sec-WebSocket-Accept: ");
-    answer->append(edge::WebSocketAcceptKey(key));
-    if (offered) answer->append("\r\nSec-WebSocket-Protocol: ").append(subprotocol);
-    answer->append("\r\n\r\n");
+    const edge::UpgradeRequest request{
+        .method = req.method_string(),
+        .http_version = req.version(),
+        .target = req.target(),
+        .host = req[http::field::host],
+        .connection = req[http::field::connection],
+        .upgrade = req[http::field::upgrade],
+        .version = req[http::field::sec_websocket_version],
+        .key = req[http::field::sec_websocket_key],
+        .subprotocols = req[http::field::sec_websocket_protocol],
+    };
+    const edge::UpgradeCheck check = edge::CheckUpgrade(request);
+    if (const auto* refusal = std::get_if<edge::UpgradeRefusal>(&check)) return Refuse(*refusal);
+    const auto& accepted = std::get<edge::UpgradeAccepted>(check);
+    peer_ = accepted.peer;
+    if (const auto refusal = Admit(req)) return Refuse(*refusal);
+    auto answer = std::make_shared<std::string>(edge::EncodeAccepted(accepted));
     asio::async_write(
         stream_, asio::buffer(*answer),
         [self = this->shared_from_this(), answer](boost::system::error_code ec, std::size_t) {
@@ -377,8 +329,16 @@ class WsSession final : public service::SessionHandle,
         });
   }
 
-  // Client IP behind trusted proxies, browser origin, per-IP limit. False after a refusal.
-  bool AdmitClient(const http::request<http::empty_body>& req) {
+  // Whether this replica takes the connection: not full or draining; for clients, the address
+  // behind trusted proxies, the browser Origin and the per-address limit. A refusal, or nothing.
+  std::optional<edge::UpgradeRefusal> Admit(const http::request<http::empty_body>& req) {
+    if (service_.draining.load(std::memory_order_relaxed) ||
+        service_.open_connections.load(std::memory_order_relaxed) >
+            service_.limits.max_connections) {
+      service_.metrics.rejected_overload->Increment();
+      return edge::UpgradeRefusal::kFullOrDraining;
+    }
+    if (peer_ != edge::WsPeer::kClient) return std::nullopt;
     if (!service_.trusted_proxies.empty() && service_.trusted_proxies.Contains(client_ip_)) {
       std::string forwarded;
       const auto [first, last] = req.equal_range("X-Forwarded-For");
@@ -399,52 +359,42 @@ class WsSession final : public service::SessionHandle,
       // hijacking); non-browser clients send no Origin.
       service_.metrics.rejected_origin->Increment();
       log::Debug("origin_refused", {{"ip", client_ip_.ToString()}, {"origin", origin}});
-      Refuse(http::status::forbidden, "origin not allowed\n");
-      return false;
+      return edge::UpgradeRefusal::kOriginNotAllowed;
     }
     if (service_.limits.max_connections_per_ip > 0) {
       if (!service_.per_ip.TryAcquire(client_ip_, service_.limits.max_connections_per_ip)) {
         service_.metrics.rejected_per_ip->Increment();
         log::Debug("per_ip_limit", {{"ip", client_ip_.ToString()}});
-        Refuse(http::status::too_many_requests, "too many connections from this address\n");
-        return false;
+        return edge::UpgradeRefusal::kTooManyFromAddress;
       }
-      ip_counted_ = true;
+      holds_ip_slot_ = true;
     }
-    return true;
+    return std::nullopt;
   }
 
-  void Refuse(http::status status, std::string body) {
-    auto res = std::make_shared<http::response<http::string_body>>(status, 11);
-    res->set(http::field::server, "vrouter");
-    res->set(http::field::content_type, "text/plain");
-    const bool retry_later =
-        status == http::status::service_unavailable || status == http::status::too_many_requests;
-    if (retry_later) res->set(http::field::retry_after, std::to_string(RetryAfterSeconds()));
-    if (status == http::status::upgrade_required) {
-      res->set(http::field::upgrade, "websocket");
-      res->set(http::field::sec_websocket_version, "13");
-    }
-    res->keep_alive(false);
-    res->body() = std::move(body);
-    res->prepare_payload();
-    http::async_write(
-        stream_, *res,
-        [self = this->shared_from_this(), res](boost::system::error_code, std::size_t) {
+  // Writes the refusal, then shuts the socket down; the handshake deadline ends the session.
+  void Refuse(edge::UpgradeRefusal refusal) {
+    Enter(WsPhase::kRefused);
+    auto answer = std::make_shared<std::string>(edge::EncodeRefusal(refusal, RetryAfterSeconds()));
+    asio::async_write(
+        stream_, asio::buffer(*answer),
+        [self = this->shared_from_this(), answer](boost::system::error_code, std::size_t) {
           boost::system::error_code ignored;
           self->socket().shutdown(tcp::socket::shutdown_both, ignored);
         });
-    if (!retry_later) service_.metrics.handshakes_failed[transport_index()]->Increment();
+    if (!edge::IsRetryLater(refusal)) {
+      service_.metrics.handshakes_failed[transport_index()]->Increment();
+    }
     EndHandshake();
   }
 
   void OnOpen() {
     EndHandshake();
     parser_.reset();
-    open_ = true;
+    Enter(WsPhase::kOpen);
     service_.metrics.handshakes_ok[transport_index()]->Increment();
     auto self = this->shared_from_this();
-    if (peer_ == Peer::kClient) {
+    if (peer_ == edge::WsPeer::kClient) {
       service_.metrics.connections[transport_index()]->Increment();
       protocol_ = std::make_unique<service::ClientProtocol>(
           service_, *this, std::weak_ptr<service::SessionHandle>(self), session_id_,
@@ -466,9 +416,9 @@ class WsSession final : public service::SessionHandle,
       if (error) OnProtocolError(*error);
     }
     buffer_ = {};  // the session holds no read buffer from here on
-    if (aborted_) return Finish(asio::error::operation_aborted);
+    if (phase_ == WsPhase::kAborted) return Finish(asio::error::operation_aborted);
     Flush();
-    if (aborted_) return Finish(asio::error::operation_aborted);
+    if (phase_ == WsPhase::kAborted) return Finish(asio::error::operation_aborted);
     // Read before waiting: data that came while the answer was written raised no readiness event
     // the session was waiting for.
     OnReadable({});
@@ -487,7 +437,7 @@ class WsSession final : public service::SessionHandle,
   }
 
   void CheckLiveness() {
-    if (finished_ || closing_) return;
+    if (edge::IsClosingOrDone(phase_)) return;
     const auto now = SteadyClock::now();
     const auto idle = service_.limits.idle_timeout;
     if (!protocol_->authenticated() && now - opened_at_ >= service_.limits.hello_timeout) {
@@ -523,14 +473,14 @@ class WsSession final : public service::SessionHandle,
   // Reads what is there without blocking and parses it. A connection holds no read buffer while
   // it waits: the bytes land in one per thread, and the reader copies only a frame they cut.
   void OnReadable(boost::system::error_code ec) {
-    if (finished_) return;
+    if (phase_ == WsPhase::kFinished) return;
     if (ec) return Finish(ec);
     thread_local std::array<char, std::size_t{64} * 1024> buffer;
     if constexpr (kTls) stream_.connection().BeginReadRound();
     for (int round = 0;; ++round) {
       if (round == kMaxReadsPerWake) {
         Flush();
-        if (aborted_) return Finish(asio::error::operation_aborted);
+        if (phase_ == WsPhase::kAborted) return Finish(asio::error::operation_aborted);
         return asio::post(stream_.get_executor(),
                           [self = this->shared_from_this()] { self->OnReadable({}); });
       }
@@ -538,17 +488,17 @@ class WsSession final : public service::SessionHandle,
       if (r.error) return Finish(r.error);
       if (r.wait) {
         Flush();
-        if (aborted_) return Finish(asio::error::operation_aborted);
+        if (phase_ == WsPhase::kAborted) return Finish(asio::error::operation_aborted);
         return WaitReadable(*r.wait);
       }
       in_batch_ = true;
       const auto error = reader_.Consume(buffer.data(), r.bytes, *this);
       in_batch_ = false;
       if (error) OnProtocolError(*error);
-      if (aborted_) return Finish(asio::error::operation_aborted);
+      if (phase_ == WsPhase::kAborted) return Finish(asio::error::operation_aborted);
       if (r.drained) {
         Flush();
-        if (aborted_) return Finish(asio::error::operation_aborted);
+        if (phase_ == WsPhase::kAborted) return Finish(asio::error::operation_aborted);
         return WaitReadable(Socket::wait_read);
       }
     }
@@ -574,7 +524,8 @@ class WsSession final : public service::SessionHandle,
 
   void OnMessage(WsOpcode kind, std::string_view payload) override {
     Heard();
-    if (closing_) return;  // closing: nothing more is acted on; the peer's close is awaited
+    // Closing: nothing more is acted on; the peer's close is awaited.
+    if (edge::IsClosingOrDone(phase_)) return;
     if (kind != WsOpcode::kText) {
       service_.metrics.protocol_closes->Increment();
       return Close(proto::close_code::kUnsupportedData, "binary frames are not supported");
@@ -584,7 +535,7 @@ class WsSession final : public service::SessionHandle,
 
   void OnPing(std::string_view payload) override {
     Heard();
-    if (closing_) return;
+    if (edge::IsClosingOrDone(phase_)) return;
     // Browsers never flood pings; a peer that does is burning our CPU on pongs.
     const auto now = SteadyClock::now();
     if (now - ping_window_start_ >= std::chrono::seconds(1)) {
@@ -605,16 +556,17 @@ class WsSession final : public service::SessionHandle,
   void OnClose(std::uint16_t code, std::string_view /*reason*/) override {
     Heard();
     peer_closed_ = true;
-    if (close_sent_) return Teardown();  // the answer to ours
+    if (CloseIsOut()) return Teardown();  // the answer to ours
     // Echo the peer's code (RFC 6455 5.5.1); the connection ends once our close is out.
-    if (!closing_)
+    if (phase_ == WsPhase::kOpen) {
       QueueClose(code == edge::ws_close::kNoStatus ? proto::close_code::kNormal : code, "");
+    }
   }
 
   void OnProtocolError(const edge::WsReadError& error) {
     // The stream cannot be parsed past this point: close with the reason and stop reading.
-    if (closing_) {
-      if (close_sent_) Teardown();  // our close is out; no answer will be readable
+    if (edge::IsClosingOrDone(phase_)) {
+      if (CloseIsOut()) Teardown();  // our close is out; no answer will be readable
       return;
     }
     service_.metrics.protocol_closes->Increment();
@@ -639,7 +591,7 @@ class WsSession final : public service::SessionHandle,
   }
 
   void QueueClose(std::uint16_t code, std::string_view reason) {
-    closing_ = true;
+    Enter(WsPhase::kClosing);
     // The close frame may wait behind a peer that does not read: bound it like the handshake
     // (OnCloseSent and Teardown re-arm the deadline for the steps after it).
     ArmClosingDeadline();
@@ -656,7 +608,7 @@ class WsSession final : public service::SessionHandle,
   // Writes the queue until it is empty or the socket is full; then waits for it to drain. Frames
   // queued while reading a batch go out together, in one write.
   void Flush() {
-    if (write_waiting_ || finished_ || aborted_) return;
+    if (write_waiting_ || edge::IsAbortedOrFinished(phase_)) return;
     while (!queue_.empty()) {
       const IoResult r = WriteNow();
       if (r.error) return Abort();
@@ -720,6 +672,14 @@ class WsSession final : public service::SessionHandle,
 
   // ======== Closing ========
 
+  // Our close frame is out (the closing handshake waits for, or has, the peer's).
+  bool CloseIsOut() const { return phase_ == WsPhase::kCloseSent || phase_ == WsPhase::kTornDown; }
+
+  void Enter(WsPhase next) {
+    assert(edge::IsAllowedTransition(phase_, next) && "WsSession: transition not in ws_phase.h");
+    phase_ = next;
+  }
+
   // Each step of closing (our close frame out, the peer's answer, the peer's FIN) gets as long as
   // a handshake; a peer that stalls a step is dropped.
   void ArmClosingDeadline() {
@@ -730,7 +690,7 @@ class WsSession final : public service::SessionHandle,
   }
 
   void OnCloseSent() {
-    close_sent_ = true;
+    Enter(WsPhase::kCloseSent);
     // The answer to the peer's close, or the stream cannot be read any more: nothing to wait for.
     if (peer_closed_ || reader_.done()) return Teardown();
     ArmClosingDeadline();  // for the peer's answer
@@ -741,8 +701,8 @@ class WsSession final : public service::SessionHandle,
   // sends read and dropped: closing with unread bytes would send a reset, and a reset can destroy
   // our close frame in the peer's receive buffer before it reads it.
   void Teardown() {
-    if (torn_down_) return;
-    torn_down_ = true;
+    if (phase_ != WsPhase::kCloseSent) return;
+    Enter(WsPhase::kTornDown);
     ArmClosingDeadline();
     SendFin();
   }
@@ -751,7 +711,7 @@ class WsSession final : public service::SessionHandle,
   // truncated TLS stream), then our FIN. A TLS session that cannot send it (failed, or wanting
   // to read first, which TLS 1.3 without renegotiation does not do) gets the FIN alone.
   void SendFin() {
-    if (finished_ || aborted_) return;
+    if (edge::IsAbortedOrFinished(phase_)) return;
     if constexpr (kTls) {
       const IoResult r = FromTlsStep(stream_.connection().Shutdown());
       if (r.wait == Socket::wait_write) {
@@ -767,9 +727,8 @@ class WsSession final : public service::SessionHandle,
 
   // Tear the connection down now, without a close handshake (write path stuck or broken).
   void Abort() {
-    if (aborted_) return;
-    aborted_ = true;
-    closing_ = true;
+    if (edge::IsAbortedOrFinished(phase_)) return;
+    Enter(WsPhase::kAborted);
     queue_.clear();
     queued_bytes_ = 0;
     boost::system::error_code ignored;
@@ -777,16 +736,16 @@ class WsSession final : public service::SessionHandle,
   }
 
   void Finish(boost::system::error_code ec) {
-    if (finished_) return;
-    finished_ = true;
+    if (phase_ == WsPhase::kFinished) return;
+    Enter(WsPhase::kFinished);
     timer_.cancel();
     if (ec && ec != asio::error::operation_aborted && ec != asio::error::eof &&
         ec != asio::error::connection_reset && ec != asio::error::broken_pipe) {
       log::Debug("session_error", {{"session", session_id_}, {"error", ec.message()}});
     }
-    if (open_) {
+    if (protocol_) {  // it was open
       protocol_->OnClosed();
-      if (peer_ == Peer::kClient) {
+      if (peer_ == edge::WsPeer::kClient) {
         service_.metrics.connections[transport_index()]->Decrement();
         service_.sessions.Remove(session_id_);
       }
@@ -805,7 +764,8 @@ class WsSession final : public service::SessionHandle,
   service::Service& service_;
   const telemetry::Transport transport_;
   const std::uint64_t session_id_;
-  Peer peer_ = Peer::kClient;
+  edge::WsPeer peer_ = edge::WsPeer::kClient;
+  WsPhase phase_ = WsPhase::kHandshake;
   std::unique_ptr<service::SessionProtocol> protocol_;
   edge::WsFrameReader reader_;
 
@@ -814,18 +774,12 @@ class WsSession final : public service::SessionHandle,
   std::size_t front_written_ = 0;  // bytes of the queue's front frame (header and payload) sent
   bool in_batch_ = false;          // parsing a read: frames queued now are flushed after it
   bool write_waiting_ = false;     // the socket was full; a writability wait is pending
-  bool closing_ = false;           // our close frame is queued (or the connection aborted)
-  bool close_sent_ = false;
-  bool peer_closed_ = false;  // the peer's close frame came in
-  bool torn_down_ = false;
-  bool aborted_ = false;
-  bool finished_ = false;
-  bool open_ = false;
+  bool peer_closed_ = false;       // the peer's close frame came in
   SteadyClock::time_point opened_at_{};
   SteadyClock::time_point last_heard_{};  // last frame or control frame from the peer
   bool pinged_ = false;                   // a keep-alive ping is out, nothing heard since
-  bool in_handshake_ = true;              // counts in Service::handshakes_in_flight
-  bool ip_counted_ = false;               // counts in Service::per_ip
+  bool holds_handshake_slot_ = true;      // counts in Service::handshakes_in_flight
+  bool holds_ip_slot_ = false;            // counts in Service::per_ip
   edge::IpAddress client_ip_;             // the peer, or who a trusted proxy says it serves
   SteadyClock::time_point ping_window_start_{};
   std::uint32_t pings_in_window_ = 0;
