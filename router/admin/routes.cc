@@ -79,7 +79,7 @@ json::object ServerJson(const fleet::ServerView& v, base::SteadyTime now) {
     history.push_back(json::object{
         {"from", fleet::ServerStateName(h.from)},
         {"to", fleet::ServerStateName(h.to)},
-        {"reason", h.reason},
+        {"reason", fleet::ChangeReasonName(h.reason)},
         {"ago_ms", std::chrono::duration_cast<std::chrono::milliseconds>(now - h.at).count()}});
   }
   json::object rates;
@@ -99,7 +99,7 @@ json::object ServerJson(const fleet::ServerView& v, base::SteadyTime now) {
       {"monitored", v.monitored},
       {"connected", v.connected},
       {"state", fleet::ServerStateName(v.state)},
-      {"reason", v.reason},
+      {"reason", fleet::ChangeReasonName(v.reason)},
       {"in_state_ms", v.in_state.count()},
       {"assigned", v.own},
       {"eligible", v.score.eligible()},

@@ -29,6 +29,58 @@ bool Swallowing(Forwarding f) {
 
 }  // namespace
 
+std::string_view ChangeReasonName(ChangeReason reason) {
+  static constexpr std::string_view kNames[] = {"declared",
+                                                "declared_unmonitored",
+                                                "registered",
+                                                "reporting",
+                                                "reset",
+                                                "drained",
+                                                "undrained",
+                                                "not_forwarding",
+                                                "failure_reports",
+                                                "success_rate_outlier",
+                                                "ejection_renewed",
+                                                "ejection_expired",
+                                                "stale",
+                                                "gone",
+                                                "panic_entered",
+                                                "panic_exited"};
+  static_assert(std::size(kNames) == static_cast<std::size_t>(ChangeReason::kPanicExited) + 1);
+  return kNames[static_cast<std::size_t>(reason)];
+}
+
+ChangeReason ChangeReasonFor(EjectReason reason) {
+  switch (reason) {
+    case EjectReason::kNotForwarding:
+      return ChangeReason::kNotForwarding;
+    case EjectReason::kFailureReports:
+      return ChangeReason::kFailureReports;
+    case EjectReason::kSuccessRateOutlier:
+      return ChangeReason::kSuccessRateOutlier;
+  }
+  return ChangeReason::kNotForwarding;
+}
+
+std::optional<EjectReason> EjectReasonOf(ChangeReason reason) {
+  switch (reason) {
+    case ChangeReason::kNotForwarding:
+      return EjectReason::kNotForwarding;
+    case ChangeReason::kFailureReports:
+      return EjectReason::kFailureReports;
+    case ChangeReason::kSuccessRateOutlier:
+      return EjectReason::kSuccessRateOutlier;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::string_view EvacuationCauseName(EvacuationCause cause) {
+  static constexpr std::string_view kNames[] = {"drain", "ejected", "gone"};
+  static_assert(std::size(kNames) == kEvacuationCauseCount);
+  return kNames[static_cast<std::size_t>(cause)];
+}
+
 struct FleetModel::Record {
   VideoServer info;
   bool declared = false;
@@ -66,7 +118,7 @@ struct FleetModel::Record {
 
   // Derived state.
   ServerState state = ServerState::kPending;
-  std::string reason = "declared";
+  ChangeReason reason = ChangeReason::kDeclared;
   base::SteadyTime state_since{};
   std::optional<base::SteadyTime> in_service_since;  // slow start runs from here
   std::deque<StateChange> history;
@@ -120,7 +172,7 @@ void FleetModel::Declare(const std::vector<VideoServer>& servers, base::SteadyTi
     r->info = s;
     r->declared = true;
     r->monitored = s.monitored || r->connected;
-    Refresh(*r, now, s.monitored ? "declared" : "declared_unmonitored");
+    Refresh(*r, now, s.monitored ? ChangeReason::kDeclared : ChangeReason::kDeclaredUnmonitored);
   }
 }
 
@@ -130,7 +182,7 @@ ServerState FleetModel::Register(const VideoServer& info, base::SteadyTime now) 
     auto rec = std::make_unique<Record>();
     rec->state_since = now;
     rec->healthy_since = now;
-    rec->reason = "registered";
+    rec->reason = ChangeReason::kRegistered;
     index_.emplace(info.id, servers_.size());
     servers_.push_back(std::move(rec));
     r = servers_.back().get();
@@ -143,7 +195,7 @@ ServerState FleetModel::Register(const VideoServer& info, base::SteadyTime now) 
   r->monitored = true;
   r->connected = true;
   r->counters.NewRegistration();
-  Refresh(*r, now, "registered");
+  Refresh(*r, now, ChangeReason::kRegistered);
   return r->state;
 }
 
@@ -178,7 +230,7 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
     r->forwarding = Forwarding::kUnknown;
     r->bad_reports = 0;
     if (r->state == ServerState::kActive) r->in_service_since = now;
-    StateChange note{r->info.id, r->state, r->state, "reset", now};
+    StateChange note{r->info.id, r->state, r->state, ChangeReason::kReset, now};
     changes_.push_back(note);
     r->history.push_back(std::move(note));
     if (r->history.size() > kHistory) r->history.pop_front();
@@ -189,7 +241,7 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
     r->forwarding = JudgeForwarding(*result.rates, peers, params_.scoring.forwarding);
     r->bad_reports = Swallowing(r->forwarding) ? r->bad_reports + 1 : 0;
   }
-  Refresh(*r, now, "reporting");
+  Refresh(*r, now, ChangeReason::kReporting);
   return out;
 }
 
@@ -210,7 +262,7 @@ bool FleetModel::Drain(std::string_view id, base::SteadyTime now) {
   Record* r = Find(id);
   if (r == nullptr) return false;
   r->drained = true;
-  Refresh(*r, now, "drained");
+  Refresh(*r, now, ChangeReason::kDrained);
   return true;
 }
 
@@ -218,7 +270,7 @@ bool FleetModel::Undrain(std::string_view id, base::SteadyTime now) {
   Record* r = Find(id);
   if (r == nullptr) return false;
   r->drained = false;
-  Refresh(*r, now, "undrained");
+  Refresh(*r, now, ChangeReason::kUndrained);
   return true;
 }
 
@@ -235,10 +287,10 @@ ServerState FleetModel::Derive(const Record& r, base::SteadyTime now) const {
   return r.monitored ? ServerState::kPending : ServerState::kActive;
 }
 
-void FleetModel::Refresh(Record& r, base::SteadyTime now, std::string_view reason) {
+void FleetModel::Refresh(Record& r, base::SteadyTime now, ChangeReason reason) {
   const ServerState next = Derive(r, now);
   if (next == r.state) return;
-  StateChange change{r.info.id, r.state, next, std::string(reason), now};
+  StateChange change{r.info.id, r.state, next, reason, now};
   if (next == ServerState::kActive) r.in_service_since = now;  // (re)entering: slow start
   if (next == ServerState::kGone || next == ServerState::kStale)
     r.forwarding = Forwarding::kUnknown;
@@ -346,7 +398,7 @@ void FleetModel::Eject(Record& r, EjectReason reason, base::SteadyTime now) {
   ++r.ejections;
   ++r.multiplier;
   r.ejected_until = now + EjectionDuration(r.multiplier, params_.ejection);
-  Refresh(r, now, EjectReasonName(reason));
+  Refresh(r, now, ChangeReasonFor(reason));
 }
 
 void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
@@ -366,7 +418,7 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
         // of nothing left to forward) ends an ejection; a heartbeat alone never does.
         ++r.multiplier;
         r.ejected_until = now + EjectionDuration(r.multiplier, ep);
-        StateChange note{r.info.id, r.state, r.state, "ejection_renewed", now};
+        StateChange note{r.info.id, r.state, r.state, ChangeReason::kEjectionRenewed, now};
         r.history.push_back(note);
         if (r.history.size() > kHistory) r.history.pop_front();
         changes_.push_back(std::move(note));
@@ -377,14 +429,15 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
         r.bad_reports = 0;
         r.reporters.clear();  // reports were about the users it had; they have moved
         r.healthy_since = now;
-        Refresh(r, now, "ejection_expired");
+        Refresh(r, now, ChangeReason::kEjectionExpired);
       }
     }
     if (!r.ejected && r.multiplier > 0 && now - r.healthy_since >= ep.base_ejection) {
       --r.multiplier;
       r.healthy_since = now;
     }
-    Refresh(r, now, Derive(r, now) == ServerState::kGone ? "gone" : "stale");
+    Refresh(r, now,
+            Derive(r, now) == ServerState::kGone ? ChangeReason::kGone : ChangeReason::kStale);
   }
 
   // The ejection rules, over servers that could take users.
@@ -426,7 +479,7 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
   if (panic != panic_) {
     // An empty server id marks a fleet-wide event.
     changes_.push_back({"", ServerState::kActive, ServerState::kActive,
-                        panic ? "panic_entered" : "panic_exited", now});
+                        panic ? ChangeReason::kPanicEntered : ChangeReason::kPanicExited, now});
   }
   panic_ = panic;
   panic_detail_ = panic ? std::to_string(suspects) + " of " + std::to_string(fleet) +
@@ -458,13 +511,13 @@ std::vector<Evacuation> FleetModel::DueEvacuations(const LoadMap& own, base::Ste
   std::vector<Evacuation> out;
   for (auto& rp : servers_) {
     Record& r = *rp;
-    const char* cause = r.state == ServerState::kDraining  ? "drain"
-                        : r.state == ServerState::kEjected ? "ejected"
-                        : r.state == ServerState::kGone    ? "gone"
-                                                           : nullptr;
-    if (cause == nullptr || OwnOf(own, r.info.id) == 0 || now < r.next_migration) continue;
+    std::optional<EvacuationCause> cause;
+    if (r.state == ServerState::kDraining) cause = EvacuationCause::kDrain;
+    if (r.state == ServerState::kEjected) cause = EvacuationCause::kEjected;
+    if (r.state == ServerState::kGone) cause = EvacuationCause::kGone;
+    if (!cause || OwnOf(own, r.info.id) == 0 || now < r.next_migration) continue;
     r.next_migration = now + params_.migration.cooldown;
-    out.push_back({r.info.id, cause, params_.migration.batch});
+    out.push_back({r.info.id, *cause, params_.migration.batch});
   }
   return out;
 }
@@ -480,9 +533,9 @@ std::optional<ServerState> FleetModel::StateOf(std::string_view id) const {
   return r == nullptr ? std::nullopt : std::optional<ServerState>(r->state);
 }
 
-std::optional<std::string> FleetModel::ReasonOf(std::string_view id) const {
+std::optional<ChangeReason> FleetModel::ReasonOf(std::string_view id) const {
   const Record* r = Find(id);
-  return r == nullptr ? std::nullopt : std::optional<std::string>(r->reason);
+  return r == nullptr ? std::nullopt : std::optional<ChangeReason>(r->reason);
 }
 
 std::vector<VideoServer> FleetModel::Directory() const {

@@ -66,11 +66,36 @@ struct FleetParams {
   MigrationParams migration;
 };
 
+// Why a server's state changed, or why the fleet entered or left panic. Typed end to end; a
+// string only at the edges (ChangeReasonName: JSON, logs, metric labels, the `state` push).
+enum class ChangeReason : std::uint8_t {
+  kDeclared,             // listed in the fleet file
+  kDeclaredUnmonitored,  // listed with "monitored": false
+  kRegistered,           // connected and registered
+  kReporting,            // a report came in
+  kReset,                // its counters restarted (a restart of the server)
+  kDrained,
+  kUndrained,
+  kNotForwarding,       // ejected (EjectReason::kNotForwarding)
+  kFailureReports,      // ejected (EjectReason::kFailureReports)
+  kSuccessRateOutlier,  // ejected (EjectReason::kSuccessRateOutlier)
+  kEjectionRenewed,     // still bad when its ejection ran out
+  kEjectionExpired,
+  kStale,         // no report for a few intervals
+  kGone,          // no report for gone_after
+  kPanicEntered,  // fleet-wide (empty server id)
+  kPanicExited,   // fleet-wide (empty server id)
+};
+std::string_view ChangeReasonName(ChangeReason reason);
+ChangeReason ChangeReasonFor(EjectReason reason);
+// The ejection rule behind `reason`, when it is one.
+std::optional<EjectReason> EjectReasonOf(ChangeReason reason);
+
 struct StateChange {
   std::string server;
   ServerState from = ServerState::kPending;
   ServerState to = ServerState::kPending;
-  std::string reason;
+  ChangeReason reason = ChangeReason::kDeclared;
   base::SteadyTime at{};
 };
 
@@ -81,7 +106,7 @@ struct ServerView {
   bool monitored = true;   // reports are expected
   bool connected = false;  // a reporting connection is open
   ServerState state = ServerState::kPending;
-  std::string reason;  // of the last state change
+  ChangeReason reason = ChangeReason::kDeclared;  // of the last state change
   std::chrono::milliseconds in_state{0};
   std::optional<std::chrono::milliseconds> last_report_age;
   proto::Stats latest;
@@ -118,9 +143,14 @@ struct Pick {
   PickResult detail;
 };
 
+// Why a server's users are being moved off it.
+enum class EvacuationCause : std::uint8_t { kDrain, kEjected, kGone };
+inline constexpr int kEvacuationCauseCount = 3;
+std::string_view EvacuationCauseName(EvacuationCause cause);
+
 struct Evacuation {
   std::string server;
-  std::string cause;  // "drain" | "ejected" | "gone"
+  EvacuationCause cause = EvacuationCause::kDrain;
   std::uint32_t batch = 0;
 };
 
@@ -172,7 +202,7 @@ class FleetModel {
   std::vector<StateChange> TakeChanges();
 
   std::optional<ServerState> StateOf(std::string_view id) const;
-  std::optional<std::string> ReasonOf(std::string_view id) const;
+  std::optional<ChangeReason> ReasonOf(std::string_view id) const;
   bool panic() const { return panic_; }
   // Bumped whenever a server is added, forgotten, or changes id/url/region/capacity.
   std::uint64_t directory_version() const { return directory_version_; }
@@ -185,7 +215,7 @@ class FleetModel {
   Record* Find(std::string_view id);
   const Record* Find(std::string_view id) const;
   ServerState Derive(const Record& r, base::SteadyTime now) const;
-  void Refresh(Record& r, base::SteadyTime now, std::string_view reason);
+  void Refresh(Record& r, base::SteadyTime now, ChangeReason reason);
   double Weight(const Record& r, base::SteadyTime now, bool established_exists) const;
   bool EstablishedExists(base::SteadyTime now) const;
   ScoreInput InputFor(const Record& r, std::int64_t own, base::SteadyTime now,

@@ -13,12 +13,6 @@ namespace {
 // Per-server metric series are capped so a flood of registrations cannot blow up /metrics.
 constexpr std::size_t kMaxServerSeries = 2000;
 
-int CauseIndex(std::string_view cause) {
-  if (cause == "drain") return 0;
-  if (cause == "ejected") return 1;
-  return 2;  // gone
-}
-
 // A registration as shared between replicas: the register frame without its credential (the
 // replica that accepted the connection checked it).
 std::string RegistrationJson(const fleet::VideoServer& s) {
@@ -334,7 +328,7 @@ void FleetController::Publish(const std::vector<fleet::StateChange>& changes,
   if (directory) directory_.Replace(std::move(*directory));
   for (const auto& c : changes) {
     if (c.server.empty()) {  // fleet-wide
-      if (c.reason == "panic_entered") {
+      if (c.reason == fleet::ChangeReason::kPanicEntered) {
         metrics_.panics->Increment();
         log::Error("fleet_panic", {{"detail",
                                     "too much of the fleet looks bad at once: "
@@ -344,18 +338,17 @@ void FleetController::Publish(const std::vector<fleet::StateChange>& changes,
       }
       continue;
     }
-    if (c.to == fleet::ServerState::kEjected && c.from != fleet::ServerState::kEjected) {
-      for (int i = 0; i < fleet::kEjectReasonCount; ++i) {
-        if (c.reason == fleet::EjectReasonName(static_cast<fleet::EjectReason>(i))) {
-          metrics_.ejections[i]->Increment();
-        }
-      }
+    const auto eject_reason = fleet::EjectReasonOf(c.reason);
+    if (c.to == fleet::ServerState::kEjected && c.from != fleet::ServerState::kEjected &&
+        eject_reason) {
+      metrics_.ejections[static_cast<int>(*eject_reason)]->Increment();
     }
     const bool bad = c.to == fleet::ServerState::kEjected || c.to == fleet::ServerState::kGone;
-    (bad ? log::Warn : log::Info)("video_server_state", {{"server", c.server},
-                                                         {"from", fleet::ServerStateName(c.from)},
-                                                         {"to", fleet::ServerStateName(c.to)},
-                                                         {"reason", c.reason}});
+    (bad ? log::Warn : log::Info)("video_server_state",
+                                  {{"server", c.server},
+                                   {"from", fleet::ServerStateName(c.from)},
+                                   {"to", fleet::ServerStateName(c.to)},
+                                   {"reason", fleet::ChangeReasonName(c.reason)}});
     std::shared_ptr<SessionHandle> handle;
     {
       vrouter::MutexLock lock(&mu_);
@@ -364,7 +357,8 @@ void FleetController::Publish(const std::vector<fleet::StateChange>& changes,
     }
     if (handle) {
       const proto::RouterToVideoServerMessage push =
-          proto::StateChange{std::string(fleet::ServerStateName(c.to)), c.reason};
+          proto::StateChange{std::string(fleet::ServerStateName(c.to)),
+                             std::string(fleet::ChangeReasonName(c.reason))};
       handle->Push(std::make_shared<const std::string>(proto::Encode(push)));
     }
   }
@@ -378,7 +372,8 @@ void FleetController::Migrate(const fleet::Evacuation& evacuation) {
   // Counts the batch's outcomes as the writes complete (inline, or on the store's thread) and
   // logs once when the last one has.
   struct Batch {
-    std::string server, cause;
+    std::string server;
+    fleet::EvacuationCause cause = fleet::EvacuationCause::kDrain;
     std::atomic<std::size_t> left{0}, moved{0}, failed{0};
   };
   auto batch = std::make_shared<Batch>();
@@ -388,11 +383,12 @@ void FleetController::Migrate(const fleet::Evacuation& evacuation) {
   auto finish_one = [this, batch](bool moved) {
     (moved ? batch->moved : batch->failed).fetch_add(1);
     if (batch->left.fetch_sub(1) != 1) return;
-    metrics_.migrations[CauseIndex(batch->cause)]->Increment(static_cast<double>(batch->moved));
+    metrics_.migrations[static_cast<int>(batch->cause)]->Increment(
+        static_cast<double>(batch->moved));
     if (batch->failed > 0)
       metrics_.migrations_failed->Increment(static_cast<double>(batch->failed));
     log::Info("migration_batch", {{"server", batch->server},
-                                  {"cause", batch->cause},
+                                  {"cause", fleet::EvacuationCauseName(batch->cause)},
                                   {"moved", batch->moved.load()},
                                   {"not_moved", batch->failed.load()}});
   };
@@ -412,9 +408,9 @@ void FleetController::Migrate(const fleet::Evacuation& evacuation) {
                  auto* put = std::get_if<assign::PutResult>(&r);
                  if (put == nullptr || !put->written) return finish_one(false);
                  if (auto session = sessions_.Find(user)) {
-                   const proto::ServerMessage push =
-                       proto::Migrate{fleet::ServerRefFor(*directory_.Snapshot(), target),
-                                      put->current.epoch, cause};
+                   const proto::ServerMessage push = proto::Migrate{
+                       fleet::ServerRefFor(*directory_.Snapshot(), target), put->current.epoch,
+                       std::string(fleet::EvacuationCauseName(cause))};
                    metrics_.messages_sent[push.index()]->Increment();
                    session->Push(std::make_shared<const std::string>(proto::Encode(push)));
                  }

@@ -295,9 +295,9 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
                        .Name("vrouter_migrations_total")
                        .Help("Users moved off a video server, by cause")
                        .Register(r);
-  constexpr const char* kCauses[] = {"drain", "ejected", "gone"};
   for (std::size_t i = 0; i < migrations.size(); ++i) {
-    migrations[i] = &migrated.Add({{"cause", kCauses[i]}});
+    migrations[i] = &migrated.Add({{"cause", std::string(fleet::EvacuationCauseName(
+                                                 static_cast<fleet::EvacuationCause>(i)))}});
   }
   migrations_failed = &BuildCounter()
                            .Name("vrouter_migrations_failed_total")

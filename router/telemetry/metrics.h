@@ -15,6 +15,7 @@
 #include "proto/codec.h"
 #include "proto/messages.h"
 #include "router/fleet/ejection.h"
+#include "router/fleet/fleet_model.h"
 #include "router/fleet/scoring.h"
 #include "router/fleet/server_health.h"
 
@@ -97,7 +98,7 @@ class Metrics {
   prometheus::Counter* panics = nullptr;
   std::array<prometheus::Counter*, fleet::kStatsVerdictCount> stats_reports{};
   prometheus::Counter* stats_invalid = nullptr;
-  std::array<prometheus::Counter*, 3> migrations{};  // drain, ejected, gone
+  std::array<prometheus::Counter*, fleet::kEvacuationCauseCount> migrations{};
   prometheus::Counter* migrations_failed = nullptr;
   std::array<prometheus::Counter*, 3> picks{};  // region, region_group, anywhere
   prometheus::Counter* picks_space_affinity = nullptr;

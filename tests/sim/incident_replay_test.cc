@@ -176,7 +176,7 @@ TEST(IncidentReplay, FlappingServerIsNotReadmittedAtFullWeight) {
   const auto first = server3();
   EXPECT_EQ(first.ejections, before + 1);
   ASSERT_TRUE(run_until(fleet::ServerState::kActive));
-  EXPECT_EQ(server3().reason, "ejection_expired");
+  EXPECT_EQ(server3().reason, fleet::ChangeReason::kEjectionExpired);
   EXPECT_LT(server3().weight, 0.2);
   ASSERT_TRUE(run_until(fleet::ServerState::kEjected));
   const auto second = server3();

@@ -120,7 +120,7 @@ class Sim {
   void Tick() { model.Tick(own, now); }
 
   ServerState State(const std::string& id) const { return model.StateOf(id).value(); }
-  std::string Reason(const std::string& id) const { return model.ReasonOf(id).value(); }
+  ChangeReason Reason(const std::string& id) const { return model.ReasonOf(id).value(); }
   ServerView View(const std::string& id) const {
     const FleetView v = model.View(own, now);
     for (const auto& s : v.servers) {
@@ -154,7 +154,7 @@ class Sim {
 };
 
 bool HasChange(const std::vector<StateChange>& changes, const std::string& server, ServerState from,
-               ServerState to, const std::string& reason) {
+               ServerState to, ChangeReason reason) {
   return std::any_of(changes.begin(), changes.end(), [&](const StateChange& c) {
     return c.server == server && c.from == from && c.to == to && c.reason == reason;
   });
@@ -176,7 +176,7 @@ TEST(FleetModelTest, DeclaredMonitoredServerIsPendingUntilItsFirstReport) {
   Sim sim;
   sim.model.Declare({Server("a")}, sim.now);
   EXPECT_EQ(sim.State("a"), ServerState::kPending);
-  EXPECT_EQ(sim.Reason("a"), "declared");
+  EXPECT_EQ(sim.Reason("a"), ChangeReason::kDeclared);
   EXPECT_TRUE(sim.model.TakeChanges().empty());  // born pending: no transition
   // Time alone changes nothing: no report yet means neither stale nor gone.
   sim.Advance(seconds(3600));
@@ -196,13 +196,13 @@ TEST(FleetModelTest, DeclaredMonitoredServerIsPendingUntilItsFirstReport) {
   EXPECT_TRUE(out.known);
   EXPECT_EQ(out.verdict, StatsVerdict::kBaseline);
   EXPECT_EQ(sim.State("a"), ServerState::kActive);
-  EXPECT_EQ(sim.Reason("a"), "reporting");
+  EXPECT_EQ(sim.Reason("a"), ChangeReason::kReporting);
   const auto changes = sim.model.TakeChanges();
   ASSERT_EQ(changes.size(), 1u);
   EXPECT_EQ(changes[0].server, "a");
   EXPECT_EQ(changes[0].from, ServerState::kPending);
   EXPECT_EQ(changes[0].to, ServerState::kActive);
-  EXPECT_EQ(changes[0].reason, "reporting");
+  EXPECT_EQ(changes[0].reason, ChangeReason::kReporting);
   EXPECT_EQ(changes[0].at, sim.now);
   EXPECT_EQ(sim.Choose(), "a");
   EXPECT_TRUE(sim.model.TakeChanges().empty());  // taken
@@ -212,9 +212,9 @@ TEST(FleetModelTest, UnmonitoredDeclaredServerIsActiveWithoutReports) {
   Sim sim;
   sim.model.Declare({Server("u", 100, "eu-west", /*monitored=*/false)}, sim.now);
   EXPECT_EQ(sim.State("u"), ServerState::kActive);
-  EXPECT_EQ(sim.Reason("u"), "declared_unmonitored");
+  EXPECT_EQ(sim.Reason("u"), ChangeReason::kDeclaredUnmonitored);
   EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "u", ServerState::kPending, ServerState::kActive,
-                        "declared_unmonitored"));
+                        ChangeReason::kDeclaredUnmonitored));
   // Never stale, never gone: no reports are expected.
   for (int i = 0; i < 100; ++i) {
     sim.Advance(seconds(10));
@@ -247,7 +247,7 @@ TEST(FleetModelTest, SelfRegisteredServerIsPendingThenActive) {
   Sim sim;
   const auto v0 = sim.model.directory_version();
   EXPECT_EQ(sim.Register("x"), ServerState::kPending);
-  EXPECT_EQ(sim.Reason("x"), "registered");
+  EXPECT_EQ(sim.Reason("x"), ChangeReason::kRegistered);
   EXPECT_EQ(sim.model.size(), 1u);
   EXPECT_GT(sim.model.directory_version(), v0);
   const auto dir = sim.model.Directory();
@@ -324,9 +324,9 @@ TEST(FleetModelTest, StaleAfterStaleAfterReportsIntervalsWithoutAReport) {
   sim.model.TakeChanges();
   sim.Tick();
   EXPECT_EQ(sim.State("a"), ServerState::kStale);
-  EXPECT_EQ(sim.Reason("a"), "stale");
-  EXPECT_TRUE(
-      HasChange(sim.model.TakeChanges(), "a", ServerState::kActive, ServerState::kStale, "stale"));
+  EXPECT_EQ(sim.Reason("a"), ChangeReason::kStale);
+  EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "a", ServerState::kActive, ServerState::kStale,
+                        ChangeReason::kStale));
   // Stale: no new users, but nobody is moved either.
   EXPECT_EQ(sim.Choose(), "");
   EXPECT_EQ(sim.View("a").score.ineligible, Ineligible::kState);
@@ -361,7 +361,7 @@ TEST(FleetModelTest, GoneAfterGoneAfter) {
   sim.now = last + milliseconds(15000);
   sim.Tick();
   EXPECT_EQ(sim.State("a"), ServerState::kGone);
-  EXPECT_EQ(sim.Reason("a"), "gone");
+  EXPECT_EQ(sim.Reason("a"), ChangeReason::kGone);
   EXPECT_FALSE(sim.CanKeep("a"));
   // Straight from active to gone when no tick saw it stale.
   Sim direct;
@@ -369,8 +369,8 @@ TEST(FleetModelTest, GoneAfterGoneAfter) {
   direct.Advance(seconds(20));
   direct.model.TakeChanges();
   direct.Tick();
-  EXPECT_TRUE(
-      HasChange(direct.model.TakeChanges(), "b", ServerState::kActive, ServerState::kGone, "gone"));
+  EXPECT_TRUE(HasChange(direct.model.TakeChanges(), "b", ServerState::kActive, ServerState::kGone,
+                        ChangeReason::kGone));
 }
 
 TEST(FleetModelTest, BackToActiveWithSlowStartWhenReportsResume) {
@@ -384,9 +384,9 @@ TEST(FleetModelTest, BackToActiveWithSlowStartWhenReportsResume) {
   sim.model.TakeChanges();
   sim.Report("b", Media::kGood);
   EXPECT_EQ(sim.State("b"), ServerState::kActive);
-  EXPECT_EQ(sim.Reason("b"), "reporting");
+  EXPECT_EQ(sim.Reason("b"), ChangeReason::kReporting);
   EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "b", ServerState::kStale, ServerState::kActive,
-                        "reporting"));
+                        ChangeReason::kReporting));
   ServerView v = sim.View("b");
   EXPECT_DOUBLE_EQ(v.weight, 0.1);
   EXPECT_EQ(v.score.interval_cap, 10u);
@@ -446,7 +446,7 @@ TEST(FleetModelTest, CounterResetRestartsSlowStart) {
   ASSERT_EQ(changes.size(), 1u);
   EXPECT_EQ(changes[0].from, ServerState::kActive);
   EXPECT_EQ(changes[0].to, ServerState::kActive);
-  EXPECT_EQ(changes[0].reason, "reset");
+  EXPECT_EQ(changes[0].reason, ChangeReason::kReset);
   const ServerView v = sim.View("b");
   EXPECT_DOUBLE_EQ(v.weight, 0.1);
   EXPECT_EQ(v.stats_resets, 1u);
@@ -454,7 +454,7 @@ TEST(FleetModelTest, CounterResetRestartsSlowStart) {
   EXPECT_FALSE(v.rates.has_value());
   EXPECT_EQ(v.bad_reports, 0u);
   ASSERT_FALSE(v.history.empty());
-  EXPECT_EQ(v.history.back().reason, "reset");
+  EXPECT_EQ(v.history.back().reason, ChangeReason::kReset);
   EXPECT_DOUBLE_EQ(sim.View("a").weight, 1);
 }
 
@@ -519,12 +519,12 @@ TEST(FleetModelTest, NthConsecutiveBadReportEjectsNotBefore) {
   EXPECT_TRUE(sim.ChangesFor("a").empty());
   sim.Step();  // the third
   EXPECT_EQ(sim.State("a"), ServerState::kEjected);
-  EXPECT_EQ(sim.Reason("a"), "not_forwarding");
+  EXPECT_EQ(sim.Reason("a"), ChangeReason::kNotForwarding);
   const auto changes = sim.ChangesFor("a");
   ASSERT_EQ(changes.size(), 1u);
   EXPECT_EQ(changes[0].from, ServerState::kActive);
   EXPECT_EQ(changes[0].to, ServerState::kEjected);
-  EXPECT_EQ(changes[0].reason, "not_forwarding");
+  EXPECT_EQ(changes[0].reason, ChangeReason::kNotForwarding);
   v = sim.View("a");
   ASSERT_TRUE(v.eject_reason.has_value());
   EXPECT_EQ(*v.eject_reason, EjectReason::kNotForwarding);
@@ -654,9 +654,9 @@ TEST(FleetModelTest, EjectionExpiresWhenTheServerForwardsAgain) {
   EXPECT_EQ(sim.now - ejected_at, seconds(30));
   sim.Tick();
   EXPECT_EQ(sim.State("a"), ServerState::kActive);
-  EXPECT_EQ(sim.Reason("a"), "ejection_expired");
+  EXPECT_EQ(sim.Reason("a"), ChangeReason::kEjectionExpired);
   EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "a", ServerState::kEjected, ServerState::kActive,
-                        "ejection_expired"));
+                        ChangeReason::kEjectionExpired));
   const ServerView v = sim.View("a");
   EXPECT_FALSE(v.eject_reason.has_value());
   EXPECT_FALSE(v.ejected_for.has_value());
@@ -688,13 +688,13 @@ TEST(FleetModelTest, EjectionRenewedAtExpiryWhileStillSwallowing) {
     ASSERT_EQ(changes.size(), 1u);
     EXPECT_EQ(changes[0].from, ServerState::kEjected);
     EXPECT_EQ(changes[0].to, ServerState::kEjected);
-    EXPECT_EQ(changes[0].reason, "ejection_renewed");
+    EXPECT_EQ(changes[0].reason, ChangeReason::kEjectionRenewed);
     ServerView v = sim.View("a");
     EXPECT_EQ(*v.ejected_for, seconds(60));  // longer
     EXPECT_EQ(v.ejection_multiplier, 2u);
     EXPECT_EQ(v.ejections, 1u);
-    EXPECT_EQ(v.reason, "not_forwarding");
-    EXPECT_EQ(v.history.back().reason, "ejection_renewed");
+    EXPECT_EQ(v.reason, ChangeReason::kNotForwarding);
+    EXPECT_EQ(v.history.back().reason, ChangeReason::kEjectionRenewed);
     sim.Steps(59);
     EXPECT_EQ(sim.State("a"), ServerState::kEjected);
     sim.Step();
@@ -822,7 +822,7 @@ TEST(FleetModelTest, GoneTakesPrecedenceOverEjected) {
   EXPECT_EQ(sim.State("a"), ServerState::kEjected);  // not stale: ejected wins
   sim.Step();
   EXPECT_EQ(sim.State("a"), ServerState::kGone);
-  EXPECT_EQ(sim.Reason("a"), "gone");
+  EXPECT_EQ(sim.Reason("a"), ChangeReason::kGone);
   sim.Steps(30);  // the ejection expires meanwhile
   EXPECT_EQ(sim.State("a"), ServerState::kGone);
 }
@@ -835,9 +835,9 @@ TEST(FleetModelTest, DrainedStaysDrainingWhateverReportsSay) {
   sim.model.TakeChanges();
   EXPECT_TRUE(sim.model.Drain("a", sim.now));
   EXPECT_EQ(sim.State("a"), ServerState::kDraining);
-  EXPECT_EQ(sim.Reason("a"), "drained");
+  EXPECT_EQ(sim.Reason("a"), ChangeReason::kDrained);
   EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "a", ServerState::kActive, ServerState::kDraining,
-                        "drained"));
+                        ChangeReason::kDrained));
   EXPECT_FALSE(sim.CanKeep("a"));
   for (int i = 0; i < 50; ++i) ASSERT_NE(sim.Choose(), "a");
   sim.media["a"] = Media::kBad;
@@ -854,7 +854,7 @@ TEST(FleetModelTest, DrainedStaysDrainingWhateverReportsSay) {
   // Undrained: whatever it would have been.
   EXPECT_TRUE(sim.model.Undrain("a", sim.now));
   EXPECT_EQ(sim.State("a"), ServerState::kGone);
-  EXPECT_EQ(sim.Reason("a"), "undrained");
+  EXPECT_EQ(sim.Reason("a"), ChangeReason::kUndrained);
   sim.Report("a", Media::kGood);
   EXPECT_EQ(sim.State("a"), ServerState::kActive);
 }
@@ -912,7 +912,7 @@ TEST(FleetModelTest, FailureReportsEjectAtMinReportersAndShare) {
   FailureReports(sim, "s0", 4, 5);               // 5 of 20: exactly 25%
   sim.Tick();
   EXPECT_EQ(sim.State("s0"), ServerState::kEjected);
-  EXPECT_EQ(sim.Reason("s0"), "failure_reports");
+  EXPECT_EQ(sim.Reason("s0"), ChangeReason::kFailureReports);
   EXPECT_EQ(*sim.View("s0").eject_reason, EjectReason::kFailureReports);
 }
 
@@ -989,7 +989,7 @@ TEST(FleetModelTest, FailureEjectionExpiresAndForgetsTheReports) {
   sim.Advance(seconds(20));
   sim.Tick();
   EXPECT_EQ(sim.State("s0"), ServerState::kActive);
-  EXPECT_EQ(sim.Reason("s0"), "ejection_expired");
+  EXPECT_EQ(sim.Reason("s0"), ChangeReason::kEjectionExpired);
   EXPECT_EQ(sim.View("s0").failure_reporters, 0u);
 }
 
@@ -1000,7 +1000,7 @@ TEST(FleetModelTest, SuccessRateOutlierIsEjected) {
   FailureReports(sim, "s0", 0, 20);  // 20% of its users: under the absolute 25%
   sim.Tick();
   EXPECT_EQ(sim.State("s0"), ServerState::kEjected);
-  EXPECT_EQ(sim.Reason("s0"), "success_rate_outlier");
+  EXPECT_EQ(sim.Reason("s0"), ChangeReason::kSuccessRateOutlier);
   EXPECT_EQ(*sim.View("s0").eject_reason, EjectReason::kSuccessRateOutlier);
   for (int i = 1; i < 6; ++i) EXPECT_EQ(sim.State("s" + std::to_string(i)), ServerState::kActive);
 }
@@ -1027,7 +1027,7 @@ TEST(FleetModelTest, PanicWhenSuspectsExceedTheCapAndNoEjectionThen) {
   sim.Step();
   EXPECT_TRUE(sim.model.panic());  // two suspects from their first bad report
   EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "", ServerState::kActive, ServerState::kActive,
-                        "panic_entered"));
+                        ChangeReason::kPanicEntered));
   sim.Steps(5);
   EXPECT_TRUE(sim.model.panic());
   EXPECT_EQ(sim.State("a"), ServerState::kActive);
@@ -1050,9 +1050,10 @@ TEST(FleetModelTest, PanicWhenSuspectsExceedTheCapAndNoEjectionThen) {
   sim.Step();
   EXPECT_FALSE(sim.model.panic());
   const auto changes = sim.model.TakeChanges();
-  EXPECT_TRUE(HasChange(changes, "", ServerState::kActive, ServerState::kActive, "panic_exited"));
-  EXPECT_TRUE(
-      HasChange(changes, "a", ServerState::kActive, ServerState::kEjected, "not_forwarding"));
+  EXPECT_TRUE(HasChange(changes, "", ServerState::kActive, ServerState::kActive,
+                        ChangeReason::kPanicExited));
+  EXPECT_TRUE(HasChange(changes, "a", ServerState::kActive, ServerState::kEjected,
+                        ChangeReason::kNotForwarding));
   EXPECT_EQ(sim.State("b"), ServerState::kActive);
   EXPECT_TRUE(sim.model.View(sim.own, sim.now).panic_detail.empty());
 }
@@ -1364,7 +1365,7 @@ TEST(FleetModelTest, DueEvacuationsPacedByCooldownAndOnlyWithUsers) {
   auto due = sim.model.DueEvacuations(sim.own, sim.now);
   ASSERT_EQ(due.size(), 1u);
   EXPECT_EQ(due[0].server, "a");
-  EXPECT_EQ(due[0].cause, "drain");
+  EXPECT_EQ(due[0].cause, EvacuationCause::kDrain);
   EXPECT_EQ(due[0].batch, 50u);
   EXPECT_TRUE(sim.model.DueEvacuations(sim.own, sim.now).empty());
   EXPECT_TRUE(sim.model.DueEvacuations(sim.own, sim.now + milliseconds(999)).empty());
@@ -1391,10 +1392,10 @@ TEST(FleetModelTest, DueEvacuationsForEjectedAndGoneServers) {
   auto due = sim.model.DueEvacuations(sim.own, sim.now);
   ASSERT_EQ(due.size(), 2u);
   EXPECT_EQ(due[0].server, "a");
-  EXPECT_EQ(due[0].cause, "ejected");
+  EXPECT_EQ(due[0].cause, EvacuationCause::kEjected);
   EXPECT_EQ(due[0].batch, 7u);
   EXPECT_EQ(due[1].server, "b");
-  EXPECT_EQ(due[1].cause, "gone");
+  EXPECT_EQ(due[1].cause, EvacuationCause::kGone);
   EXPECT_TRUE(sim.model.DueEvacuations(sim.own, sim.now + milliseconds(1999)).empty());
   EXPECT_EQ(sim.model.DueEvacuations(sim.own, sim.now + seconds(2)).size(), 2u);
 }
@@ -1461,9 +1462,9 @@ TEST(FleetModelTest, ViewHistoryIsCappedAt16OldestFirst) {
   }
   const ServerView v = sim.View("a");
   ASSERT_EQ(v.history.size(), 16u);
-  EXPECT_EQ(v.history.back().reason, "undrained");
+  EXPECT_EQ(v.history.back().reason, ChangeReason::kUndrained);
   EXPECT_EQ(v.history.back().at, sim.now);
-  EXPECT_EQ(v.history.front().reason, "drained");
+  EXPECT_EQ(v.history.front().reason, ChangeReason::kDrained);
   EXPECT_EQ(v.history.front().at, sim.now - milliseconds(150));
   for (std::size_t i = 1; i < v.history.size(); ++i) {
     EXPECT_LT(v.history[i - 1].at, v.history[i].at);
@@ -1509,7 +1510,7 @@ TEST(FleetModelTest, ViewShowsSignalsAndEjection) {
   EXPECT_TRUE(v.monitored);
   EXPECT_TRUE(v.connected);
   EXPECT_EQ(v.state, ServerState::kActive);
-  EXPECT_EQ(v.reason, "reporting");
+  EXPECT_EQ(v.reason, ChangeReason::kReporting);
   EXPECT_EQ(v.in_state, seconds(2));
   EXPECT_EQ(v.last_report_age, milliseconds(0));
   EXPECT_EQ(v.latest.peers, 20u);
@@ -1534,7 +1535,7 @@ TEST(FleetModelTest, ViewShowsSignalsAndEjection) {
   ASSERT_EQ(sim.State("a"), ServerState::kEjected);
   sim.Advance(seconds(10));
   v = sim.View("a");
-  EXPECT_EQ(v.reason, "not_forwarding");
+  EXPECT_EQ(v.reason, ChangeReason::kNotForwarding);
   EXPECT_EQ(v.in_state, seconds(10));
   EXPECT_EQ(*v.eject_reason, EjectReason::kNotForwarding);
   EXPECT_EQ(*v.ejected_for, seconds(20));
