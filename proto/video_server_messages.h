@@ -47,6 +47,7 @@ struct Stats {
   std::uint64_t bytes_in = 0;     // (monotonic)
   std::uint64_t bytes_out = 0;    // (monotonic)
   double cpu = 0;                 // busy share of the server's CPUs, 0..1
+  bool operator==(const Stats&) const = default;
 };
 
 using VideoServerMessage = std::variant<Register, Stats>;

@@ -13,25 +13,10 @@ namespace {
 // Per-server metric series are capped so a flood of registrations cannot blow up /metrics.
 constexpr std::size_t kMaxServerSeries = 2000;
 
-// A registration as shared between replicas: the register frame without its credential (the
-// replica that accepted the connection checked it).
-std::string RegistrationJson(const fleet::VideoServer& s) {
-  return proto::Encode(proto::VideoServerMessage(
-      proto::Register{"verified-by-peer-replica", s.id, s.url, s.region, s.capacity}));
-}
-
-// Splits "a\tb\tc..." into at most `n` fields.
-std::vector<std::string_view> Fields(std::string_view text, std::size_t n) {
-  std::vector<std::string_view> out;
-  while (out.size() + 1 < n) {
-    const auto tab = text.find('\t');
-    if (tab == std::string_view::npos) break;
-    out.push_back(text.substr(0, tab));
-    text.remove_prefix(tab + 1);
-  }
-  out.push_back(text);
-  return out;
-}
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
 
 }  // namespace
 
@@ -41,17 +26,9 @@ void FleetController::ShareThrough(std::string replica_id,
   publish_ = std::move(publish);
 }
 
-// Message: replica \t kind \t server [\t a [\t b]] (ids hold no control characters; JSON
-// payloads are compact, without raw tabs).
-void FleetController::Share(std::string_view kind, std::string_view server, std::string_view a,
-                            std::string_view b) {
+void FleetController::Share(store::GossipEvent event) {
   if (!publish_) return;
-  std::string m;
-  m.reserve(replica_id_.size() + kind.size() + server.size() + a.size() + b.size() + 4);
-  m.append(replica_id_).append("\t").append(kind).append("\t").append(server);
-  if (!a.empty() || !b.empty()) m.append("\t").append(a);
-  if (!b.empty()) m.append("\t").append(b);
-  publish_(std::move(m));
+  publish_(store::EncodeGossip({replica_id_, std::move(event)}));
 }
 
 void FleetController::RegisterRemote(const fleet::VideoServer& info) {
@@ -75,65 +52,57 @@ void FleetController::RegisterRemote(const fleet::VideoServer& info) {
 }
 
 void FleetController::OnShared(std::string_view message) {
-  const auto f = Fields(message, 5);
-  if (f.size() < 3 || f[0] == replica_id_) return;  // malformed, or our own echo
-  const std::string_view kind = f[1], server = f[2];
-  auto registration = [&](std::string_view json) -> std::optional<fleet::VideoServer> {
-    auto decoded = proto::DecodeVideoServerMessage(json);
-    auto* m = std::get_if<proto::VideoServerMessage>(&decoded);
-    auto* r = m ? std::get_if<proto::Register>(m) : nullptr;
-    if (r == nullptr || r->id != server) return std::nullopt;
-    return fleet::VideoServer{r->id, r->url, r->region, r->capacity, /*monitored=*/true};
-  };
-  if (kind == "reg" && f.size() >= 4) {
-    if (auto info = registration(f[3])) return RegisterRemote(*info);
-  } else if (kind == "stats" && f.size() == 5) {
-    auto info = registration(f[3]);
-    auto decoded = proto::DecodeVideoServerMessage(f[4]);
-    auto* m = std::get_if<proto::VideoServerMessage>(&decoded);
-    auto* stats = m ? std::get_if<proto::Stats>(m) : nullptr;
-    if (info && stats) {
-      bool known = false;
-      {
-        vrouter::MutexLock lock(&mu_);
-        known = model_.StateOf(server).has_value();
-      }
-      if (!known) RegisterRemote(*info);
-      const auto own = store_.LoadByServer();
-      const auto it = own.find(AsAbsl(server));
-      std::vector<fleet::StateChange> changes;
-      {
-        vrouter::MutexLock lock(&mu_);
-        model_.OnStats(server, *stats, it == own.end() ? 0 : it->second, now_());
-        changes = model_.TakeChanges();
-      }
-      Publish(changes, std::nullopt);
-      return;
-    }
-  } else if (kind == "gone") {
-    vrouter::MutexLock lock(&mu_);
-    if (!connections_.contains(AsAbsl(server))) model_.Disconnected(server);
-    return;
-  } else if (kind == "report" && f.size() >= 4) {
-    vrouter::MutexLock lock(&mu_);
-    model_.OnFailureReport(server, f[3], now_());
-    return;
-  } else if (kind == "drain" || kind == "undrain") {
-    std::vector<fleet::StateChange> changes;
-    {
-      vrouter::MutexLock lock(&mu_);
-      if (kind == "drain") {
-        model_.Drain(server, now_());
-      } else {
-        model_.Undrain(server, now_());
-      }
-      changes = model_.TakeChanges();
-    }
-    Publish(changes, std::nullopt);
+  auto gossip = store::DecodeGossip(message);
+  if (!gossip.ok()) {
+    metrics_.stats_invalid->Increment();
+    log::Warn("fleet_gossip_malformed", {{"error", store::GossipErrorName(gossip.error())}});
     return;
   }
-  metrics_.stats_invalid->Increment();
-  log::Warn("fleet_shared_message_malformed", {{"kind", kind}, {"server", server}});
+  if (gossip->replica == replica_id_) return;  // our own echo
+  std::visit(Overloaded{
+                 [&](const store::GossipRegistered& e) { RegisterRemote(e.server); },
+                 [&](const store::GossipStats& e) { OnRemoteStats(e.server, e.stats); },
+                 [&](const store::GossipGone& e) {
+                   vrouter::MutexLock lock(&mu_);
+                   if (!connections_.contains(AsAbsl(e.server))) model_.Disconnected(e.server);
+                 },
+                 [&](const store::GossipFailureReport& e) {
+                   vrouter::MutexLock lock(&mu_);
+                   model_.OnFailureReport(e.server, e.user, now_());
+                 },
+                 [&](const store::GossipDrain& e) {
+                   std::vector<fleet::StateChange> changes;
+                   {
+                     vrouter::MutexLock lock(&mu_);
+                     if (e.drained) {
+                       model_.Drain(e.server, now_());
+                     } else {
+                       model_.Undrain(e.server, now_());
+                     }
+                     changes = model_.TakeChanges();
+                   }
+                   Publish(changes, std::nullopt);
+                 },
+             },
+             gossip->event);
+}
+
+void FleetController::OnRemoteStats(const fleet::VideoServer& info, const proto::Stats& stats) {
+  bool known = false;
+  {
+    vrouter::MutexLock lock(&mu_);
+    known = model_.StateOf(info.id).has_value();
+  }
+  if (!known) RegisterRemote(info);
+  const auto own = store_.LoadByServer();
+  const auto it = own.find(AsAbsl(info.id));
+  std::vector<fleet::StateChange> changes;
+  {
+    vrouter::MutexLock lock(&mu_);
+    model_.OnStats(info.id, stats, it == own.end() ? 0 : it->second, now_());
+    changes = model_.TakeChanges();
+  }
+  Publish(changes, std::nullopt);
 }
 
 FleetController::FleetController(fleet::FleetParams params, store::AssignmentStore& store,
@@ -189,7 +158,7 @@ FleetController::Registration FleetController::Register(const fleet::VideoServer
                                         {"state", fleet::ServerStateName(out.state)},
                                         {"replaced_connection", out.replaced != nullptr}});
   Publish(changes, std::move(dir));
-  Share("reg", info.id, RegistrationJson(info));
+  Share(store::GossipRegistered{info});
   return out;
 }
 
@@ -200,7 +169,7 @@ void FleetController::Disconnected(std::string_view server, std::uint64_t connec
   if (it == connections_.end() || it->second.id != connection) return;  // already replaced
   connections_.erase(it);
   model_.Disconnected(server);
-  Share("gone", server);
+  Share(store::GossipGone{std::string(server)});
 }
 
 void FleetController::OnStats(std::string_view server, const proto::Stats& stats) {
@@ -224,7 +193,7 @@ void FleetController::OnStats(std::string_view server, const proto::Stats& stats
       if (it != connections_.end()) info = it->second.info;
     }
     // The registration rides along, so a replica that started after it still learns the server.
-    if (info) Share("stats", server, RegistrationJson(*info), proto::Encode(proto::Stats(stats)));
+    if (info) Share(store::GossipStats{*info, stats});
   }
 }
 
@@ -267,7 +236,7 @@ bool FleetController::OnFailureReport(std::string_view server, std::string_view 
     vrouter::MutexLock lock(&mu_);
     counted = model_.OnFailureReport(server, user, now_());
   }
-  Share("report", server, user);
+  Share(store::GossipFailureReport{std::string(server), std::string(user)});
   return counted;
 }
 
@@ -280,7 +249,7 @@ bool FleetController::Drain(std::string_view server) {
     changes = model_.TakeChanges();
   }
   Publish(changes, std::nullopt);
-  if (found) Share("drain", server);
+  if (found) Share(store::GossipDrain{std::string(server), true});
   return found;
 }
 
@@ -293,7 +262,7 @@ bool FleetController::Undrain(std::string_view server) {
     changes = model_.TakeChanges();
   }
   Publish(changes, std::nullopt);
-  if (found) Share("undrain", server);
+  if (found) Share(store::GossipDrain{std::string(server), false});
   return found;
 }
 

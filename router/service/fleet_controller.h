@@ -23,6 +23,7 @@
 #include "router/fleet/directory.h"
 #include "router/fleet/fleet_model.h"
 #include "router/service/session_registry.h"
+#include "router/store/fleet_gossip.h"
 #include "router/store/store.h"
 #include "router/telemetry/metrics.h"
 
@@ -94,9 +95,10 @@ class FleetController {
   void Migrate(const fleet::Evacuation& evacuation);
   void UpdateServerMetrics(const fleet::FleetView& view);
 
-  void Share(std::string_view kind, std::string_view server, std::string_view a = {},
-             std::string_view b = {});
+  // Tells the other replicas (store/fleet_gossip.h), when there are any.
+  void Share(store::GossipEvent event);
   void RegisterRemote(const fleet::VideoServer& info);
+  void OnRemoteStats(const fleet::VideoServer& info, const proto::Stats& stats);
 
   std::string replica_id_;
   std::function<void(std::string)> publish_;  // empty: one replica, nothing to share

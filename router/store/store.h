@@ -27,6 +27,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "router/assign/assignment.h"
 #include "router/assign/assignment_table.h"
+#include "router/base/result.h"
 
 namespace vrouter::store {
 
@@ -38,7 +39,7 @@ enum class StoreError : std::uint8_t {
 std::string_view StoreErrorMessage(StoreError error);
 
 template <typename T>
-using StoreResult = std::variant<T, StoreError>;
+using StoreResult = base::Result<T, StoreError>;
 
 using ChangeListener = std::function<void(const assign::AssignmentChange&)>;
 using Assignments = std::vector<std::optional<assign::Assignment>>;
