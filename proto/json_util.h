@@ -1,7 +1,7 @@
 // Internal to vrouter_proto: the JSON reading and writing helpers shared by the client codec
-// (codec.cc, vrouter.v1) and the video-server codec (fleet_codec.cc, vrouter.video.v1), so that
-// both protocols decode with exactly the same strictness. Not a public header: it exposes
-// Boost.JSON types, which codec.h and fleet_codec.h keep out of their users' way.
+// (codec.cc, vrouter.v1) and the video-server codec (video_server_codec.cc, vrouter.video.v1), so
+// that both protocols decode with exactly the same strictness. Not a public header: it exposes
+// Boost.JSON types, which codec.h and video_server_codec.h keep out of their users' way.
 #pragma once
 
 #include <boost/json.hpp>

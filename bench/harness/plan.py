@@ -8,7 +8,8 @@ import math
 import os
 import shlex
 
-# A process may hold 20,000 open files (hard limit, machine.md); keep a reserve for the rest.
+# A process may hold 20,000 open files (the hard limit on the machine the figures in BENCHMARKS.md
+# come from, which cannot be raised there); keep a reserve for the rest.
 SOCKETS_PER_PROCESS = 18000
 # Default share of users per router replica and per load process.
 USERS_PER_REPLICA = 15000

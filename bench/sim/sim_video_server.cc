@@ -36,7 +36,7 @@
 //   build/release/bench/sim_video_server --router ws://127.0.0.1:8080
 //     --admin http://127.0.0.1:9090 --secret-file .dev/video-secret --servers 4
 //     --regions eu-west,us-east --behavior sim-1=blackhole@20 --behavior sim-2=flapping@10
-//     --behavior sim-3=garbage@5 --duration 60 --summary /tmp/sim-summary.json
+//     --behavior sim-3=garbage@5 --duration 60 --summary .dev/sim-summary.json
 //
 // wss: --router wss://127.0.0.1:8443 (certificate not verified unless --ca .dev/cert.pem).
 #include <boost/asio/connect.hpp>

@@ -1,5 +1,5 @@
 // The admin API's routes as a function of (method, path) -> response, with no sockets: the HTTP
-// transport (admin_http.cc) calls it, tests call it directly.
+// transport (router/admin/http.cc) calls it, tests call it directly.
 #pragma once
 
 #include <string>

@@ -2,7 +2,7 @@
 // --auth-keys-dir, one file per key named by its kid: `<kid>.pem` holds an ES256 (P-256) public
 // key, `<kid>.secret` an HS256 secret. A directory suits a Kubernetes Secret or ConfigMap mounted
 // as a volume: adding a key file, then retiring the old one, rotates keys with no restart (the
-// replica re-reads the directory when it changes; see reloader.h).
+// replica re-reads the directory when it changes: Server's Reload timer in server.cc).
 #pragma once
 
 #include <string>

@@ -1,5 +1,6 @@
-// One router replica: worker threads (one io_context each), listeners, admin port, the in-memory
-// store, and the shutdown sequence. main() and the integration tests drive it the same way:
+// One router replica: worker threads (one io_context each), listeners, admin port, the store
+// (in memory, or Redis with its own thread), the timers, and the shutdown sequence. main() and
+// the integration tests drive it the same way:
 //   auto server = Server::Create(config);  server->Start();  ...  server->BeginShutdown();
 //   server->Wait();
 #pragma once

@@ -1,7 +1,7 @@
 // The sharded user -> assignment map. Thread-safe: each shard has its own mutex, so concurrent
 // joins and lookups of different users rarely contend. Every write is a compare-and-set on the
 // epoch, the same contract the Redis store implements with a script, so callers are written once
-// against races between sessions (and, later, replicas).
+// against races between sessions and between replicas.
 #pragma once
 
 #include <atomic>

@@ -1,5 +1,6 @@
-// Structured JSON logs: one object per line, {"ts","level","event",...fields}. Lives in core so
-// every layer can log; core's own logic modules never do (they return values, callers log).
+// Structured JSON logs: one object per line, {"ts","level","event",...fields}. Lives in base so
+// every layer can log; the pure folders (edge, fleet, assign) never do (they return values,
+// callers log).
 #pragma once
 
 #include <spdlog/spdlog.h>

@@ -1,5 +1,6 @@
-// hiredis 0.14 on Boost.Asio. How the pieces fit (see /work/shared/notes/dependencies.md for the
-// measured pitfalls this follows):
+// hiredis 0.14 on Boost.Asio. How the pieces fit (the hiredis 0.14 pitfalls each piece works
+// around are noted where it handles them: the adapter before the connect callback, (P)UNSUBSCRIBE
+// without callback, SUBSCRIBE callbacks that fire again with a NULL reply):
 //
 // - Adapter: each hiredis context is attached to a posix::stream_descriptor over its fd. hiredis
 //   asks for read/write interest with addRead/delRead/addWrite/delWrite; each direction keeps at

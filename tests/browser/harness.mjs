@@ -21,8 +21,9 @@ export const ARTIFACTS = process.env.VROUTER_BROWSER_ARTIFACTS || join(tmpdir(),
 const SECRET = 'browser-test-client-secret';
 const SERVER_SECRET = 'browser-test-video-server-secret';
 
-// The flags machine.md measured: without the background-networking ones chromium keeps trying to
-// reach the internet; the certificate flag accepts the test's self-signed certificate for wss.
+// Flags Debian's headless chromium needs here (found by trial, running as root): without the
+// background-networking ones it keeps trying to reach the internet; the certificate flag accepts
+// the test's self-signed certificate for wss.
 const CHROMIUM_ARGS = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',

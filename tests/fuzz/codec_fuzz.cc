@@ -11,7 +11,7 @@
 //  * router -> client frames, written by hand (no DOM) for speed, are exactly what
 //    boost::json::serialize prints for the same JSON (codec.cc promises it);
 //  * an `error` frame decodes the same on both protocols and is written identically by both
-//    encoders (fleet_codec.h promises it).
+//    encoders (video_server_codec.h promises it).
 //
 //   cmake --preset fuzz && cmake --build --preset fuzz --target codec_fuzz
 //   build/fuzz/tests/codec_fuzz -max_len=65536 -max_total_time=600 tests/fuzz/corpus/codec

@@ -1,9 +1,10 @@
 // Hand-written schemas for the custom resources these manifests may contain. kubernetes-models has
 // no models for CRDs, so each gets the fields we rely on: types, required fields, enums, and the
 // complete list of allowed keys at every level we describe (unknown keys are errors, as for the
-// built-in kinds). Levels marked `opaque` are not walked. Sources: the CRDs of cert-manager v1.18
-// (deploy/crds/cert-manager.io_certificates.yaml) and prometheus-operator v0.84
-// (monitoring.coreos.com_servicemonitors.yaml, _podmonitors.yaml); extend the lists when those move.
+// built-in kinds). Levels marked `opaque` are not walked. Sources (upstream, not in this
+// repository): the CRDs of cert-manager v1.18 (its deploy/crds/cert-manager.io_certificates.yaml)
+// and prometheus-operator v0.84 (monitoring.coreos.com_servicemonitors.yaml, _podmonitors.yaml);
+// extend the lists when those move.
 import { suggest } from "./fields.mjs";
 
 const str = { type: "string" };

@@ -677,7 +677,7 @@ TYPED_TEST(StoreContractTest, UserMovingToAnotherSpaceEndsUpOnlyThere) {
   this->store().EnterSpace("new");
   const PutResult first = this->Write("mover", "old", "vs-1", 11);
   // Both spaces loaded before the move (a move racing the new space's first load is
-  // RedisStoreTest.MoveRightAfterEnteringTheNewSpace). "new" has another user, of the peer.
+  // RedisStoreTest.MoveWhileTheNewSpaceLoads). "new" has another user, of the peer.
   ASSERT_TRUE(Put(this->peer(),
                   Assignment{"other", "new", "vs-9", 0, this->h_.peer_replica(), 99, Clock::now()},
                   0)
