@@ -61,7 +61,8 @@ std::chrono::milliseconds EjectionDuration(std::uint32_t times, const EjectionPa
 // The number of servers that may be ejected at once in a fleet of `fleet_size` (at least one).
 std::size_t MaxEjected(std::size_t fleet_size, const EjectionParams& params);
 
-// True when `reporters` of `users` reporting failures breaks the absolute bound.
+// True when the server passes the absolute bound: fewer than failure_min_reporters reporters, or
+// `reporters` of `users` under failure_share. False means eject (failure_reports).
 bool FailureSharePasses(std::uint32_t reporters, std::int64_t users, const EjectionParams& params);
 
 struct SuccessSample {
