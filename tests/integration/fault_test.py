@@ -69,8 +69,8 @@ import time
 import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import vrouter_process  # noqa: E402  (beside this file)
-from vrouter_process import eventually, metric  # noqa: E402
+import vrouter_testlib  # noqa: E402  (beside this file)
+from vrouter_testlib import eventually, metric  # noqa: E402
 
 VROUTER, SIM = sys.argv[1], sys.argv[2]
 CLIENT_SECRET = "fault-test-client-secret"
@@ -81,7 +81,7 @@ MAX_MESSAGE = 16384        # --max-message-bytes
 SEND_QUEUE = 65536         # --send-queue-bytes
 LEEWAY_S = 30              # --token-leeway-s (the default)
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
-STARTED = vrouter_process.STARTED  # every process this test started (killed at the end)
+STARTED = vrouter_testlib.STARTED  # every process this test started (killed at the end)
 
 
 def sanitized(binary):
@@ -137,7 +137,7 @@ def log_time(event):
         tzinfo=datetime.timezone.utc).timestamp()
 
 
-class Router(vrouter_process.Router):
+class Router(vrouter_testlib.Router):
     """A replica of VROUTER with this test's secrets (stderr left on the terminal), plus the
     admin API and /proc views the cases use; stop() requires exit 0."""
 
@@ -1294,7 +1294,7 @@ def main():
                 await asyncio.gather(case_f_clock_jumps(tmp), probe_idle_ping_bug())
             asyncio.run(asyncio.wait_for(run(), 110))
         finally:
-            vrouter_process.kill_started()
+            vrouter_testlib.kill_started()
     print(f"fault test: ok ({time.monotonic() - started:.1f} s)")
 
 

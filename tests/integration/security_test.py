@@ -53,8 +53,8 @@ import warnings
 import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import vrouter_process  # noqa: E402  (beside this file)
-from vrouter_process import eventually, metric  # noqa: E402
+import vrouter_testlib  # noqa: E402  (beside this file)
+from vrouter_testlib import eventually, metric  # noqa: E402
 
 VROUTER = sys.argv[1]
 SECRET = "security-test-client-secret"
@@ -153,7 +153,7 @@ def replace_file(path, data, tmp_dir):
 # ---------------------------------------------------------------------------------------------
 # Router process
 
-class Router(vrouter_process.Router):
+class Router(vrouter_testlib.Router):
     """A replica of VROUTER with this test's client secret (`secret`; None: none) and no other
     VROUTER_* variable, stderr in `lines`; metrics() and metric() off the event loop; stop()
     requires exit 0."""
@@ -979,7 +979,7 @@ def main():
                     await case(case_tmp)
             asyncio.run(asyncio.wait_for(run(), 85))
         finally:
-            vrouter_process.kill_started()
+            vrouter_testlib.kill_started()
     print(f"security test: ok ({time.monotonic() - started:.1f} s)")
 
 

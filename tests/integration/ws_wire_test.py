@@ -34,7 +34,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import vrouter_process  # noqa: E402  (beside this file)
+import vrouter_testlib  # noqa: E402  (beside this file)
 
 VROUTER = sys.argv[1]
 SECRET = "ws-wire-test-secret"
@@ -301,7 +301,7 @@ def main():
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
                     "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
-    r = vrouter_process.Router(
+    r = vrouter_testlib.Router(
         VROUTER, ["--max-message-bytes", str(MAX_MESSAGE), "--tls-cert", cert, "--tls-key", key,
                   "--send-queue-bytes", str(SEND_QUEUE_BYTES), "--rate-limits", "off",
                   "--handshake-timeout-ms", str(int(CLOSING_DEADLINE_S * 1000))],
@@ -314,11 +314,11 @@ def main():
             case_close_behind_unread(port, tls, r)
             print(f"[ws wire] {scheme} case_close_behind_unread: ok", flush=True)
         m = r.metrics()
-        closes = vrouter_process.metric(m, "vrouter_forced_closes_total", reason="protocol")
+        closes = vrouter_testlib.metric(m, "vrouter_forced_closes_total", reason="protocol")
         assert closes >= 16, f"protocol closes counted: {closes}, expected at least 16"
     finally:
         r.stop()
-        vrouter_process.kill_started()
+        vrouter_testlib.kill_started()
         tmp.cleanup()
     print(f"ws wire test: ok ({time.monotonic() - started:.1f} s)")
 
