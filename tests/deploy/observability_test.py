@@ -46,6 +46,9 @@ import urllib.parse
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+from vrouter_testlib import cli_token  # noqa: E402
+
 VROUTER = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build/release/router/vrouter")
 PROM_DIR = os.path.join(REPO, "deploy", "prometheus")
 RULES = os.path.join(PROM_DIR, "rules.yml")
@@ -197,8 +200,7 @@ scrape_configs:
 
 class WsClient:
     def __init__(self, port, user, space):
-        token = run([VROUTER, "mint-token", "--user", user, "--space", space],
-                    env=dict(os.environ, VROUTER_AUTH_SECRET=SECRET)).stdout.strip()
+        token = cli_token(VROUTER, SECRET, user, space, timeout=60)
         assert token, "vrouter mint-token printed nothing"
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         key = base64.b64encode(os.urandom(16)).decode()

@@ -54,8 +54,6 @@ Loopback only, ports 0; every process it starts is stopped at the end; about 30 
 import asyncio
 import base64
 import datetime
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -70,7 +68,7 @@ import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vrouter_testlib  # noqa: E402  (beside this file)
-from vrouter_testlib import eventually, metric  # noqa: E402
+from vrouter_testlib import client_token, eventually, hs256, metric, server_token  # noqa: E402
 
 VROUTER, SIM = sys.argv[1], sys.argv[2]
 CLIENT_SECRET = "fault-test-client-secret"
@@ -97,36 +95,6 @@ def sanitized(binary):
 
 
 SANITIZED = sanitized(VROUTER)
-
-
-# ---------------------------------------------------------------------------------------------
-# Tokens (HS256, minted here so that their times are under the test's control)
-
-def _b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def jwt(claims, secret):
-    head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = _b64(json.dumps(claims).encode())
-    sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{_b64(sig)}"
-
-
-def client_token(user, space, exp=None, nbf=None):
-    now = int(time.time())
-    claims = {"sub": user, "space": space, "iat": now, "exp": exp or now + 600}
-    if nbf is not None:
-        claims["nbf"] = nbf
-    return jwt(claims, CLIENT_SECRET)
-
-
-def server_token(server, exp=None, secret=SERVER_SECRET, aud="vrouter.video"):
-    now = int(time.time())
-    claims = {"sub": server, "iat": now, "exp": exp or now + 600}
-    if aud is not None:
-        claims["aud"] = aud
-    return jwt(claims, secret)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,8 +187,8 @@ class Client:
                                            subprotocols=["vrouter.v1"], open_timeout=10,
                                            max_size=2 ** 20, ping_interval=ping_interval)
         self.reader = asyncio.create_task(self._read())
-        return await self.call({"type": "hello",
-                                "token": token or client_token(self.user, self.space)})
+        return await self.call({"type": "hello", "token": token or client_token(
+            self.user, self.space, CLIENT_SECRET)})
 
     async def _read(self):
         try:
@@ -370,7 +338,7 @@ class RawVideoServer:
     async def send_register(self, token=None, sid=None, capacity=1000):
         sid = sid or self.id
         await self.ws.send(json.dumps({
-            "type": "register", "token": token or server_token(self.id), "id": sid,
+            "type": "register", "token": token or server_token(self.id, SERVER_SECRET), "id": sid,
             "url": f"wss://{sid}.media.test/rtc", "region": "eu-west", "capacity": capacity}))
 
     async def _read(self, ws, inbox):
@@ -619,8 +587,9 @@ async def case_c_garbage(f):
 
     # Before register: only register is accepted.
     await expect_error(g.stats(seq=3), "not_registered", 3)
-    await expect_error({"type": "register", "token": server_token("garbler"), "id": "garbler",
-                        "url": "wss://g/rtc", "region": "eu-west", "capacity": 0},
+    await expect_error({"type": "register", "token": server_token("garbler", SERVER_SECRET),
+                        "id": "garbler", "url": "wss://g/rtc", "region": "eu-west",
+                        "capacity": 0},
                        "invalid_message")
     await g.send_register()
     m = await g.next()
@@ -641,7 +610,7 @@ async def case_c_garbage(f):
         (g.stats(seq=11, packets_in=-5), "invalid_message", 11, False),
         (g.stats(seq=12, bytes_out=1.5), "invalid_message", 12, False),
         (g.stats(seq=13, packets_out=2 ** 53), "invalid_message", 13, False),
-        ({"type": "register", "token": server_token("garbler"), "id": "garbler",
+        ({"type": "register", "token": server_token("garbler", SERVER_SECRET), "id": "garbler",
           "url": "wss://g/rtc", "region": "eu-west", "capacity": 5}, "already_registered",
          None, False),
     ]
@@ -663,11 +632,12 @@ async def case_c_garbage(f):
 
     # Registrations that must be refused with 4001 (each its own connection).
     refusals = [
-        ("stable-0", server_token("garbler"), "forbidden"),                    # someone else's id
-        ("stable-0", server_token("stable-0", secret="wrong"), "token_bad_signature"),
-        ("garbler-2", jwt({"sub": "garbler-2", "space": "s", "exp": int(time.time()) + 60},
+        ("stable-0", server_token("garbler", SERVER_SECRET), "forbidden"),  # someone else's id
+        ("stable-0", server_token("stable-0", "wrong"), "token_bad_signature"),
+        ("garbler-2", hs256({"sub": "garbler-2", "space": "s", "exp": int(time.time()) + 60},
                           SERVER_SECRET), "token_invalid_claims"),            # no aud: client-like
-        ("garbler-2", server_token("garbler-2", exp=int(time.time()) - 3600), "token_expired"),
+        ("garbler-2", server_token("garbler-2", SERVER_SECRET, exp=int(time.time()) - 3600),
+         "token_expired"),
     ]
     for sid, token, code in refusals:
         x = RawVideoServer(r.ws, "intruder")
@@ -757,8 +727,8 @@ async def case_d_slow_consumer(f):
             assert chunk, "connection closed during the upgrade"
             head += chunk
         assert head.startswith(b"HTTP/1.1 101"), head
-        await loop.sock_sendall(s, ws_frame(json.dumps(
-            {"type": "hello", "token": client_token("slowpoke", "space-slow")}).encode()))
+        await loop.sock_sendall(s, ws_frame(json.dumps({"type": "hello", "token": client_token(
+            "slowpoke", "space-slow", CLIENT_SECRET)}).encode()))
         # From here on the socket is never read. Each watch is answered with ~45 KB.
         ghosts = [f"ghost-{i:04d}" for i in range(1000)]
         frame = ws_frame(json.dumps({"type": "watch", "users": ghosts}).encode())
@@ -1238,11 +1208,12 @@ async def case_f_clock_jumps(tmp):
         # +1 h: tokens minted for real time have expired (beyond the leeway).
         set_fake_offset(offset_file, 3600)
         now = int(time.time())
-        code, close = await refused_hello(r.ws, client_token("f-new", "s"))
+        code, close = await refused_hello(r.ws, client_token("f-new", "s", CLIENT_SECRET))
         assert (code, close) == ("token_expired", 4001), (code, close)
-        await accepted_hello(r.ws, client_token("f-new", "s", exp=now + 3600 - LEEWAY_S // 2))
-        await accepted_hello(r.ws, client_token("f-new", "s", exp=now + 3600 + 600))
-        skew = await register_probe("token_expired", server_token("clock-probe"))
+        await accepted_hello(r.ws, client_token("f-new", "s", CLIENT_SECRET,
+                                                exp=now + 3600 - LEEWAY_S // 2))
+        await accepted_hello(r.ws, client_token("f-new", "s", CLIENT_SECRET, exp=now + 3600 + 600))
+        skew = await register_probe("token_expired", server_token("clock-probe", SERVER_SECRET))
         assert abs(skew - 3600) < 120, f"router log clock {skew:+.0f} s, expected +3600"
         notes.append(f"+1h: real-time token -> token_expired/4001, exp within leeway ok "
                      f"(log ts {skew:+.0f} s)")
@@ -1251,12 +1222,14 @@ async def case_f_clock_jumps(tmp):
         # -1 h (from real time): tokens with nbf = now are not valid yet; without nbf they work.
         set_fake_offset(offset_file, -3600)
         now = int(time.time())
-        code, close = await refused_hello(r.ws, client_token("f-new", "s", nbf=now))
+        code, close = await refused_hello(r.ws, client_token("f-new", "s", CLIENT_SECRET, nbf=now))
         assert (code, close) == ("token_not_yet_valid", 4001), (code, close)
-        await accepted_hello(r.ws, client_token("f-new", "s"))  # no nbf, exp in the future
-        await accepted_hello(r.ws, client_token("f-new", "s", nbf=now - 3600 + LEEWAY_S // 2))
+        # No nbf, exp in the future.
+        await accepted_hello(r.ws, client_token("f-new", "s", CLIENT_SECRET))
+        await accepted_hello(r.ws, client_token("f-new", "s", CLIENT_SECRET,
+                                                nbf=now - 3600 + LEEWAY_S // 2))
         skew = await register_probe("token_not_yet_valid",
-                                    jwt({"sub": "clock-probe", "aud": "vrouter.video",
+                                    hs256({"sub": "clock-probe", "aud": "vrouter.video",
                                          "nbf": now, "exp": now + 600}, SERVER_SECRET))
         assert abs(skew + 3600) < 120, f"router log clock {skew:+.0f} s, expected -3600"
         notes.append(f"-1h: token with nbf=now -> token_not_yet_valid/4001, without nbf ok, nbf "
@@ -1264,7 +1237,7 @@ async def case_f_clock_jumps(tmp):
         await hold("after -1 h")
 
         set_fake_offset(offset_file, 0)
-        await accepted_hello(r.ws, client_token("f-new", "s", nbf=int(time.time())))
+        await accepted_hello(r.ws, client_token("f-new", "s", CLIENT_SECRET, nbf=int(time.time())))
         await hold("back to real time")
         assert (await watcher.lookup(["f-quiet", "f-away"])) == watchdog.baseline
         n = watchdog.count

@@ -22,6 +22,9 @@ import urllib.request
 
 import websockets
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vrouter_testlib import cli_token  # noqa: E402
+
 VROUTER, SIM = sys.argv[1], sys.argv[2]
 SECRET = "fleet-test-client-secret"
 SERVER_SECRET = "fleet-test-video-server-secret"
@@ -88,10 +91,7 @@ def servers(admin):
 
 
 def token(user, space):
-    out = subprocess.run([VROUTER, "mint-token", "--user", user, "--space", space],
-                         env=dict(os.environ, VROUTER_AUTH_SECRET=SECRET),
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip()
+    return cli_token(VROUTER, SECRET, user, space)
 
 
 class Client:

@@ -14,13 +14,15 @@ import json
 import os
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
 import urllib.request
 
 import websockets
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vrouter_testlib import cli_token, client_tls  # noqa: E402
 
 VROUTER, CERT_DIR = sys.argv[1], sys.argv[2]
 SECRET = "python-client-test-secret"
@@ -50,10 +52,7 @@ def start_router(tmp):
 
 
 def mint(user, space="space-1"):
-    out = subprocess.run([VROUTER, "mint-token", "--user", user, "--space", space],
-                         env=dict(os.environ, VROUTER_AUTH_SECRET=SECRET), check=True,
-                         capture_output=True, text=True, timeout=TIMEOUT)
-    return out.stdout.strip()
+    return cli_token(VROUTER, SECRET, user, space, timeout=TIMEOUT)
 
 
 async def recv(ws):
@@ -61,9 +60,7 @@ async def recv(ws):
 
 
 async def session(urls):
-    tls = ssl.create_default_context()
-    tls.check_hostname = False
-    tls.verify_mode = ssl.CERT_NONE
+    tls = client_tls()
     alice = await websockets.connect(urls["ws"], subprotocols=["vrouter.v1"])
     bob = await websockets.connect(urls["wss"], subprotocols=["vrouter.v1"], ssl=tls)
     assert alice.subprotocol == "vrouter.v1"

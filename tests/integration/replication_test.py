@@ -33,6 +33,9 @@ import urllib.request
 
 import websockets
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vrouter_testlib import cli_token  # noqa: E402
+
 VROUTER, SIM = (sys.argv[1:3] + [None, None])[:2]  # bench/redis_cost.py imports this module
 SERVER_SECRET = "replication-test-video-server-secret"
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -141,16 +144,8 @@ class Replica:
                 self.proc.wait()
 
 
-TOKENS = {}
-
-
 def token(user, space):
-    if (user, space) not in TOKENS:
-        out = subprocess.run([VROUTER, "mint-token", "--user", user, "--space", space],
-                             env=dict(os.environ, VROUTER_AUTH_SECRET=SECRET),
-                             capture_output=True, text=True, check=True)
-        TOKENS[(user, space)] = out.stdout.strip()
-    return TOKENS[(user, space)]
+    return cli_token(VROUTER, SECRET, user, space)
 
 
 class Client:

@@ -20,21 +20,18 @@
 Loopback only, port 0, one router, every wait bounded; about 5 s.
 """
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import socket
 import ssl
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vrouter_testlib  # noqa: E402  (beside this file)
+from vrouter_testlib import client_tls, client_token  # noqa: E402
 
 VROUTER = sys.argv[1]
 SECRET = "ws-wire-test-secret"
@@ -43,17 +40,6 @@ SEND_QUEUE_BYTES = 256 << 20  # case_close_behind_unread queues tens of MB (no s
 CLOSING_DEADLINE_S = 1.0  # --handshake-timeout-ms: also each step of the closing handshake
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3's example
 RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-
-
-def token(user):
-    def b64(data):
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-    now = int(time.time())
-    body = {"sub": user, "space": "wire", "iat": now, "exp": now + 600}
-    signing_input = (f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}."
-                     f"{b64(json.dumps(body).encode())}")
-    sig = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(sig)}"
 
 
 def frame(opcode, payload, fin=True, masked=True, rsv=0, length=None):
@@ -87,10 +73,7 @@ class Wire:
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         raw.connect(("127.0.0.1", port))
         if tls:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            raw = ctx.wrap_socket(raw, server_hostname="localhost")
+            raw = client_tls().wrap_socket(raw, server_hostname="localhost")
         self.sock, self.buf = raw, b""
 
     def upgrade(self, key=RFC_KEY, version="13", extra="", then=b"", host="127.0.0.1"):
@@ -171,7 +154,8 @@ class Wire:
 
 
 def hello_frame():
-    return text({"type": "hello", "id": 1, "token": token("u" + os.urandom(4).hex())})
+    user = "u" + os.urandom(4).hex()
+    return text({"type": "hello", "id": 1, "token": client_token(user, "wire", SECRET)})
 
 
 def case_handshake(port, tls):
@@ -297,10 +281,7 @@ def main():
     env = {k: v for k, v in os.environ.items() if not k.startswith("VROUTER_")}
     env["VROUTER_AUTH_SECRET"] = SECRET
     tmp = tempfile.TemporaryDirectory()
-    cert, key = os.path.join(tmp.name, "cert.pem"), os.path.join(tmp.name, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    cert, key = vrouter_testlib.make_cert(tmp.name, "ws-wire", cn="localhost")
     r = vrouter_testlib.Router(
         VROUTER, ["--max-message-bytes", str(MAX_MESSAGE), "--tls-cert", cert, "--tls-key", key,
                   "--send-queue-bytes", str(SEND_QUEUE_BYTES), "--rate-limits", "off",
