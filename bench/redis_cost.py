@@ -62,7 +62,7 @@ async def measure(redis, a, b):
 
     async def hellos():
         for i in range(USERS):
-            users.append(await rt.Client(f"u{i}", f"space-{i % 20}").connect(a))
+            users.append(await rt.Client(f"u{i}", f"space-{i % 20}").welcomed(a.ws))
 
     async def joins():
         for u in users:
@@ -73,7 +73,7 @@ async def measure(redis, a, b):
     await phase("join", USERS, joins)
     names = [u.user for u in users]
     local = users[0]
-    remote = await rt.Client("remote-reader", "elsewhere").connect(b)
+    remote = await rt.Client("remote-reader", "elsewhere").welcomed(b.ws)
     await asyncio.sleep(0.3)
 
     async def local_lookups():

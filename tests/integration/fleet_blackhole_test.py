@@ -20,9 +20,8 @@ import tempfile
 import time
 import urllib.request
 
-import websockets
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vrouter_testlib  # noqa: E402  (beside this file)
 from vrouter_testlib import cli_token  # noqa: E402
 
 VROUTER, SIM = sys.argv[1], sys.argv[2]
@@ -90,43 +89,28 @@ def servers(admin):
     return {s["id"]: s for s in json.loads(get(admin, "/v1/servers"))["servers"]}
 
 
-def token(user, space):
-    return cli_token(VROUTER, SECRET, user, space)
+class Client(vrouter_testlib.Client):
+    """A user of space-USER (a `vrouter mint-token` token) who joins once and then follows the
+    `migrate` pushes: `placed` is where the join put it, `server` where it is now."""
 
+    timeout = 45  # the scenario's own bound: an answer is not otherwise timed
 
-class Client:
-    def __init__(self, user, ws_port):
-        self.user, self.port = user, ws_port
-        self.server = None
-        self.joined_at = None
-        self.migrations = []
+    def token(self):
+        return cli_token(VROUTER, SECRET, self.user, self.space)
 
-    async def join(self):
-        self.ws = await websockets.connect(f"ws://127.0.0.1:{self.port}/v1/client",
-                                           subprotocols=["vrouter.v1"])
-        await self.ws.send(json.dumps({"type": "hello", "id": 1,
-                                       "token": token(self.user, "space-" + self.user)}))
-        assert json.loads(await self.ws.recv())["type"] == "welcome"
-        for attempt in range(20):
-            await self.ws.send(json.dumps({"type": "join", "id": 2 + attempt}))
-            answer = json.loads(await self.ws.recv())
-            if answer["type"] == "assigned":
-                self.server = self.placed = answer["server"]["id"]
-                self.joined_at = time.time()
-                return
-            assert answer["code"] in ("no_video_server", "unavailable"), answer
-            await asyncio.sleep(0.2)  # retryable: the fleet is still coming up
-        raise AssertionError(f"{self.user} never got a server")
+    async def enter(self, port):
+        assert (await self.open(port))["type"] == "welcome"
+        await self.join(attempts=20, every=0.2)  # retryable: the fleet is still coming up
+        self.joined_at = time.time()
 
-    async def listen(self):
-        try:
-            async for frame in self.ws:
-                m = json.loads(frame)
-                if m["type"] == "migrate":
-                    self.migrations.append(m)
-                    self.server = m["server"]["id"]
-        except websockets.ConnectionClosed:
-            pass
+    @property
+    def placed(self):
+        return self.assigned["server"]["id"]
+
+    @property
+    def server(self):
+        migrations = self.of("migrate")
+        return migrations[-1]["server"]["id"] if migrations else self.placed
 
 
 async def wait_for(what, predicate, timeout):
@@ -141,13 +125,12 @@ async def wait_for(what, predicate, timeout):
 async def scenario(ws, admin, started):
     await wait_for("four active servers",
                    lambda: [s["state"] for s in servers(admin).values()].count("active") == 4, 15)
-    clients, listeners = [], []
+    clients = []
 
     async def join_batch(n, offset):
-        batch = [Client(f"u{offset + i}", ws) for i in range(n)]
-        await asyncio.gather(*(c.join() for c in batch))
+        batch = [Client(f"u{offset + i}") for i in range(n)]
+        await asyncio.gather(*(c.enter(ws) for c in batch))
         clients.extend(batch)
-        listeners.extend(asyncio.create_task(c.listen()) for c in batch)
 
     # Before the black hole: users spread over the four servers.
     await join_batch(40, 0)
@@ -172,7 +155,7 @@ async def scenario(ws, admin, started):
     await wait_for("its users migrated", lambda: servers(admin)[BLACK_HOLE]["assigned"] == 0, 10)
     await wait_for("migrate pushes", lambda: all(
         c.server != BLACK_HOLE for c in clients), 5)
-    moved = [c for c in clients if any(m["reason"] == "ejected" for m in c.migrations)]
+    moved = [c for c in clients if any(m["reason"] == "ejected" for m in c.of("migrate"))]
     assert moved, "the black hole's users got no migrate"
     print(f"[fleet] {len(moved)} users migrated off the black hole", flush=True)
 
@@ -189,7 +172,7 @@ async def scenario(ws, admin, started):
     assert post(admin, f"/v1/servers/{target}/drain")["state"] == "draining"
     await wait_for("drained server emptied", lambda: servers(admin)[target]["assigned"] == 0, 10)
     await wait_for("drain migrate pushes", lambda: all(c.server != target for c in clients), 5)
-    assert any(m["reason"] == "drain" for c in clients for m in c.migrations)
+    assert any(m["reason"] == "drain" for c in clients for m in c.of("migrate"))
     assert post(admin, f"/v1/servers/{target}/undrain")["state"] == "active"
     try:
         post(admin, "/v1/servers/nope/drain")
@@ -198,9 +181,7 @@ async def scenario(ws, admin, started):
         assert e.code == 404
 
     for c in clients:
-        await c.ws.close()
-    for t in listeners:
-        t.cancel()
+        await c.close()
 
 
 def main():

@@ -31,9 +31,8 @@ import time
 import urllib.error
 import urllib.request
 
-import websockets
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vrouter_testlib  # noqa: E402  (beside this file)
 from vrouter_testlib import cli_token  # noqa: E402
 
 VROUTER, SIM = (sys.argv[1:3] + [None, None])[:2]  # bench/redis_cost.py imports this module
@@ -144,80 +143,11 @@ class Replica:
                 self.proc.wait()
 
 
-def token(user, space):
-    return cli_token(VROUTER, SECRET, user, space)
+class Client(vrouter_testlib.Client):
+    """A /v1/client connection with a token from `vrouter mint-token`."""
 
-
-class Client:
-    """One client connection: answers matched by request id, pushes queued."""
-
-    def __init__(self, user, space):
-        self.user, self.space = user, space
-        self.next_id = 1
-        self.waiting = {}
-        self.pushes = asyncio.Queue()
-        self.close_code = None
-        self.assigned = None
-
-    async def connect(self, replica):
-        self.ws = await websockets.connect(f"ws://127.0.0.1:{replica.ws}/v1/client",
-                                           subprotocols=["vrouter.v1"])
-        self.reader = asyncio.create_task(self._read())
-        welcome = await self.call({"type": "hello", "token": token(self.user, self.space)})
-        assert welcome["type"] == "welcome", welcome
-        return self
-
-    async def _read(self):
-        try:
-            async for frame in self.ws:
-                m = json.loads(frame)
-                fut = self.waiting.pop(m.get("id"), None) if "id" in m else None
-                if fut is not None:
-                    fut.set_result(m)
-                else:
-                    await self.pushes.put(m)
-        except websockets.ConnectionClosed as e:
-            self.close_code = e.rcvd.code if e.rcvd else None
-        for fut in self.waiting.values():
-            fut.set_exception(ConnectionError("closed"))
-
-    async def call(self, message, timeout=5):
-        message = dict(message, id=self.next_id)
-        self.next_id += 1
-        fut = asyncio.get_running_loop().create_future()
-        self.waiting[message["id"]] = fut
-        await self.ws.send(json.dumps(message))
-        return await asyncio.wait_for(fut, timeout)
-
-    async def join(self, resume=None):
-        for _ in range(50):
-            msg = {"type": "join"} if resume is None else {
-                "type": "resume", "server": resume[0], "epoch": resume[1]}
-            answer = await self.call(msg)
-            if answer["type"] == "assigned":
-                self.assigned = answer
-                return answer
-            assert answer["code"] in ("unavailable", "no_video_server"), answer
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{self.user} never assigned")
-
-    async def lookup(self, users):
-        answer = await self.call({"type": "lookup", "users": users})
-        assert answer["type"] == "lookup_result", answer
-        return {r["user"]: r for r in answer["results"]}
-
-    async def push(self, kind, timeout=10):
-        deadline = time.time() + timeout
-        while True:
-            left = deadline - time.time()
-            assert left > 0, f"{self.user}: no {kind} push"
-            m = await asyncio.wait_for(self.pushes.get(), left)
-            if m["type"] == kind:
-                return m
-
-    async def close(self):
-        await self.ws.close()
-        await self.reader
+    def token(self):
+        return cli_token(VROUTER, SECRET, self.user, self.space)
 
 
 def server_of(result):
@@ -238,10 +168,10 @@ async def scenario(redis, replicas):
     a, b, c = replicas
 
     # -- 1. Cross-replica lookup: local copy (same space) and Redis read (other space).
-    alice = await Client("alice", "s1").connect(a)
+    alice = await Client("alice", "s1").welcomed(a.ws)
     assigned = await alice.join()
-    bob = await Client("bob", "s1").connect(c)
-    carol = await Client("carol", "s2").connect(b)
+    bob = await Client("bob", "s1").welcomed(c.ws)
+    carol = await Client("carol", "s2").welcomed(b.ws)
     await asyncio.sleep(0.3)  # let c load space s1
     for who in (bob, carol):
         found = (await who.lookup(["alice", "nobody"]))
@@ -260,7 +190,7 @@ async def scenario(redis, replicas):
     print("lookup round trip through a replica:", FIGURES, flush=True)
 
     # -- 2. Watches across replicas: moves (drain on alice's replica) and leaves.
-    dave = await Client("dave", "s2").connect(b)
+    dave = await Client("dave", "s2").welcomed(b.ws)
     answer = await dave.call({"type": "watch", "users": ["alice"]})
     assert server_of(answer["results"][0]) == assigned["server"]["id"], answer
     old_server = assigned["server"]["id"]
@@ -279,8 +209,8 @@ async def scenario(redis, replicas):
     print("watch across replicas: moved and left delivered", flush=True)
 
     # -- 3. Concurrent joins of one user on two replicas: one assignment, one session.
-    eve_a = await Client("eve", "s1").connect(a)
-    eve_c = await Client("eve", "s1").connect(c)
+    eve_a = await Client("eve", "s1").welcomed(a.ws)
+    eve_c = await Client("eve", "s1").welcomed(c.ws)
     # The replaced session may be closed before or after its own `assigned`.
     r1, r2 = await asyncio.gather(eve_a.join(), eve_c.join(), return_exceptions=True)
     await eventually(lambda: asyncio.sleep(0, result=eve_a.close_code or eve_c.close_code), 5,
@@ -294,11 +224,11 @@ async def scenario(redis, replicas):
     print("concurrent joins: one survivor, the other closed with 4000", flush=True)
 
     # -- 4. kill -9 of a replica: users resume elsewhere on the same server; others expire.
-    returning = [await Client(f"r{i}", "s3").connect(b) for i in range(20)]
-    leaving = [await Client(f"g{i}", "s3").connect(b) for i in range(5)]
+    returning = [await Client(f"r{i}", "s3").welcomed(b.ws) for i in range(20)]
+    leaving = [await Client(f"g{i}", "s3").welcomed(b.ws) for i in range(5)]
     for cl in returning + leaving:
         await cl.join()
-    watcher = await Client("watcher", "s4").connect(a)
+    watcher = await Client("watcher", "s4").welcomed(a.ws)
     await watcher.call({"type": "watch", "users": [cl.user for cl in leaving]})
     b.proc.send_signal(signal.SIGKILL)
     b.proc.wait()
@@ -307,7 +237,7 @@ async def scenario(redis, replicas):
     for cl in returning:
         before = cl.assigned
         again = Client(cl.user, "s3")
-        await again.connect(random.choice([a, c]))
+        await again.welcomed(random.choice([a, c]).ws)
         answer = await again.join(resume=(before["server"]["id"], before["epoch"]))
         resume_ms.append((time.time() - killed_at) * 1000)
         if answer["server"]["id"] == before["server"]["id"] and answer["resumed"]:
@@ -320,7 +250,7 @@ async def scenario(redis, replicas):
     gone = set()
     deadline = time.time() + (LEASE_MS + GRACE_MS) / 1000 + 8
     while len(gone) < len(leaving):
-        m = await asyncio.wait_for(watcher.pushes.get(), max(0.1, deadline - time.time()))
+        m = await watcher.next_push(max(0.1, deadline - time.time()))
         if m["type"] == "left":
             gone.add(m["user"])
     FIGURES["failover"]["left_after_kill_ms"] = round((time.time() - killed_at) * 1000)
@@ -335,7 +265,7 @@ async def scenario(redis, replicas):
         paused_at = time.time()
         found = await bob.lookup(["alice"])  # space s1 is held on replica c
         assert server_of(found["alice"]) == assigned["server"]["id"], found
-        frank = await Client("frank", "s1").connect(c)
+        frank = await Client("frank", "s1").welcomed(c.ws)
         answer = await frank.call({"type": "join"})
         assert answer["type"] == "error" and answer["code"] == "unavailable", answer
         refused_ms = (time.time() - paused_at) * 1000
@@ -387,7 +317,7 @@ async def scenario(redis, replicas):
         f.write(SERVER_SECRET)
     turns_bad = 5.0
     for i in range(30):
-        token(f"m{i}", f"room-{i % 6}")  # minted up front: the joins below must be quick
+        cli_token(VROUTER, SECRET, f"m{i}", f"room-{i % 6}")  # up front: the joins must be quick
     sim = subprocess.Popen(
         [SIM, "--router", f"ws://127.0.0.1:{a.ws}", "--admin", f"http://127.0.0.1:{a.admin}",
          "--secret-file", secret_file, "--servers", "3", "--capacity", "200",
@@ -405,7 +335,7 @@ async def scenario(redis, replicas):
             assert a.post(f"/v1/servers/sfu-{i}/drain") == 200  # shared: every replica drains
         users = []
         for i in range(30):
-            cl = await Client(f"m{i}", f"room-{i % 6}").connect(c)
+            cl = await Client(f"m{i}", f"room-{i % 6}").welcomed(c.ws)
             await cl.join()
             users.append(cl)
         # Six spaces with space affinity can all miss one of three servers (about 1 run in 11,
@@ -413,7 +343,7 @@ async def scenario(redis, replicas):
         for i in range(30, 60):
             if any(cl.assigned["server"]["id"] == "sim-2" for cl in users):
                 break
-            cl = await Client(f"m{i}", f"room-x{i}").connect(c)
+            cl = await Client(f"m{i}", f"room-x{i}").welcomed(c.ws)
             await cl.join()
             users.append(cl)
         on_hole = [cl for cl in users if cl.assigned["server"]["id"] == "sim-2"]

@@ -51,7 +51,8 @@ import websockets
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vrouter_testlib  # noqa: E402  (beside this file)
 from vrouter_testlib import (  # noqa: E402
-    b64, client_claims, client_tls, es256, eventually, hs256, make_cert, make_ec_key, metric)
+    b64, client_claims, client_tls, connected_socket, es256, eventually, hs256, make_cert,
+    make_ec_key, metric, rejection)
 
 VROUTER = sys.argv[1]
 SECRET = "security-test-client-secret"
@@ -116,137 +117,26 @@ async def wait_metric_above(router, before, name, **labels):
 # ---------------------------------------------------------------------------------------------
 # Clients
 
-def connected_socket(port, src=None, send=b""):
-    """A TCP connection to 127.0.0.1:port from `src` (another loopback address), non-blocking,
-    with `send` (a PROXY header) already written."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        if src:
-            s.bind((src, 0))
-        s.settimeout(5)
-        s.connect(("127.0.0.1", port))
-        if send:
-            s.sendall(send)
-        s.setblocking(False)
-        return s
-    except BaseException:
-        s.close()
-        raise
+class Client(vrouter_testlib.Client):
+    """A /v1/client connection of this test: 5 s to open, 2 s to close."""
 
-
-def rejection(exc):
-    """(HTTP status, headers) of a refused upgrade, for websockets 10 (InvalidStatusCode) and
-    later (InvalidStatus); None for other failures."""
-    if isinstance(exc, getattr(websockets.exceptions, "InvalidStatusCode", ())):
-        return exc.status_code, exc.headers
-    if isinstance(exc, getattr(websockets.exceptions, "InvalidStatus", ())):
-        return exc.response.status_code, exc.response.headers
-    return None
-
-
-class Client:
-    """A /v1/client connection: answers matched by id, pushes kept."""
-
-    def __init__(self, ws):
-        self.ws, self.next_id, self.waiting, self.pushes = ws, 1, {}, []
-        self.closed = asyncio.Event()
-        self.reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def connect(cls, port, scheme="ws", src=None, send=b"", tls=None, **kwargs):
-        sock = connected_socket(port, src, send) if (src or send) else None
-        uri = f"{scheme}://127.0.0.1:{port}/v1/client"
-        extra = {"sock": sock} if sock else {}
-        if tls is not None:
-            extra["ssl"] = tls
-            if sock:
-                extra["server_hostname"] = "127.0.0.1"
-        try:
-            ws = await websockets.connect(uri, subprotocols=["vrouter.v1"], open_timeout=5,
-                                          close_timeout=2, **extra, **kwargs)
-        except BaseException:
-            if sock:
-                sock.close()
-            raise
-        return cls(ws)
-
-    async def _read(self):
-        try:
-            async for frame in self.ws:
-                m = json.loads(frame)
-                fut = self.waiting.pop(m.get("id"), None)
-                if fut is not None and not fut.done():
-                    fut.set_result(m)
-                else:
-                    self.pushes.append(m)
-        except websockets.ConnectionClosed:
-            pass
-        for fut in self.waiting.values():
-            if not fut.done():
-                fut.set_exception(ConnectionError(f"closed ({self.ws.close_code})"))
-        self.closed.set()
-
-    async def send(self, message):
-        message = dict(message, id=self.next_id)
-        self.next_id += 1
-        fut = asyncio.get_running_loop().create_future()
-        self.waiting[message["id"]] = fut
-        await self.ws.send(json.dumps(message))
-        return fut
-
-    async def call(self, message, timeout=5):
-        return await asyncio.wait_for(await self.send(message), timeout)
-
-    async def hello(self, token):
-        return await self.call({"type": "hello", "token": token})
-
-    async def join(self):
-        answer = await self.call({"type": "join"})
-        assert answer["type"] == "assigned", f"join answered {answer}"
-        return answer["server"]["id"]
-
-    async def close(self):
-        await self.ws.close()
-        await asyncio.wait_for(self.closed.wait(), 5)
-
-    async def wait_closed(self, timeout=5):
-        await asyncio.wait_for(self.closed.wait(), timeout)
-        return self.ws.close_code, self.ws.close_reason
+    secret = SECRET
+    connect_options = {"open_timeout": 5, "close_timeout": 2}
 
 
 async def welcomed(port, token, **kwargs):
     """A client whose hello was answered with welcome."""
-    try:
-        c = await Client.connect(port, **kwargs)
-    except Exception as e:  # noqa: BLE001
-        status = rejection(e)
-        detail = f"HTTP {status[0]}" if status else repr(e)
-        raise AssertionError(f"upgrade with {kwargs or 'no options'} failed ({detail}); a "
-                             f"session was expected") from e
-    answer = await c.hello(token)
-    assert answer["type"] == "welcome", f"expected welcome, got {answer}"
-    return c
+    return await Client().welcomed(port, token, **kwargs)
 
 
 async def hello_refused(port, token):
     """The error code and close code of a hello that must be refused."""
-    c = await Client.connect(port)
-    answer = await c.hello(token)
-    assert answer["type"] == "error", f"expected a refusal, got {answer}"
-    code, _ = await c.wait_closed()
-    return answer["code"], code
+    return await Client().refused(port, token)
 
 
 async def upgrade_refused(port, **kwargs):
     """(status, headers) of an upgrade that must be refused with an HTTP status."""
-    try:
-        c = await Client.connect(port, **kwargs)
-    except Exception as e:  # noqa: BLE001 - the status is what matters
-        status = rejection(e)
-        assert status is not None, f"upgrade failed without an HTTP status: {e!r}"
-        return status
-    await c.close()
-    raise AssertionError(f"upgrade with {kwargs} was accepted; a refusal was expected")
+    return await Client().rejected(port, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -591,7 +481,7 @@ async def joined_from(port, user, **kwargs):
     """The video server a new user's join got (the client stays connected: its load counts)."""
     token = kwargs.pop("token", None) or hs256(client_claims(user), SECRET)
     c = await welcomed(port, token, **kwargs)
-    return c, await c.join()
+    return c, (await c.join(attempts=1))["server"]["id"]
 
 
 UPGRADE = (b"GET /v1/client HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -662,7 +552,7 @@ async def case_6_proxy_protocol(tmp):
                    b"PROXY TCP4 203.0.113.9 127.0.0.1 5555 443\n"]
         for prefix in garbage:
             try:
-                c = await Client.connect(r.ws, send=prefix)
+                c = await Client().connect(r.ws, send=prefix)
             except Exception as e:  # noqa: BLE001
                 assert rejection(e) is None, f"{prefix!r}: answered with HTTP {rejection(e)}"
             else:
@@ -670,7 +560,7 @@ async def case_6_proxy_protocol(tmp):
                 raise AssertionError(f"a trusted peer sending {prefix!r} got a WebSocket")
         # And an upgrade without any header (the first byte is the request's 'G').
         try:
-            c = await Client.connect(r.ws, src="127.0.0.1")
+            c = await Client().connect(r.ws, src="127.0.0.1")
         except Exception as e:  # noqa: BLE001
             assert rejection(e) is None, f"header-less upgrade answered HTTP {rejection(e)}"
         else:
@@ -685,7 +575,7 @@ async def case_6_proxy_protocol(tmp):
         spoofed = proxy_v1("203.0.113.9")
         for header in (spoofed, proxy_v2("203.0.113.9")):
             try:
-                c = await Client.connect(r.ws, src="127.0.0.2", send=header)
+                c = await Client().connect(r.ws, src="127.0.0.2", send=header)
             except Exception as e:  # noqa: BLE001
                 status = rejection(e)
                 assert status is None or status[0] == 400, f"untrusted PROXY header -> {status}"

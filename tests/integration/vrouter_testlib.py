@@ -22,6 +22,7 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import threading
@@ -315,3 +316,331 @@ def client_tls(max_version=None, ciphers=None):
     if ciphers is not None:
         ctx.set_ciphers(ciphers)
     return ctx
+
+
+# ---------------------------------------------------------------------------------------------
+# WebSocket clients (websockets)
+
+def connected_socket(port, src=None, send=b""):
+    """A TCP connection to 127.0.0.1:port from `src` (another loopback address), non-blocking,
+    with `send` (a PROXY header) already written."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if src:
+            s.bind((src, 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", port))
+        if send:
+            s.sendall(send)
+        s.setblocking(False)
+        return s
+    except BaseException:
+        s.close()
+        raise
+
+
+def rejection(exc):
+    """(HTTP status, headers) of a refused upgrade, for websockets 10 (InvalidStatusCode) and
+    later (InvalidStatus); None for other failures."""
+    if isinstance(exc, getattr(websockets.exceptions, "InvalidStatusCode", ())):
+        return exc.status_code, exc.headers
+    if isinstance(exc, getattr(websockets.exceptions, "InvalidStatus", ())):
+        return exc.response.status_code, exc.response.headers
+    return None
+
+
+def location(entry):
+    """(server id or None, epoch) of a lookup or watch result."""
+    return (entry["server"]["id"] if entry.get("server") else None, entry["epoch"])
+
+
+class Connection:
+    """One WebSocket connection to the router's `path`, read by a task: each JSON message goes to
+    on_message(); when it ends, `close_code` is set, on_close() runs and `closed` is set.
+    `connect_options` are websockets.connect arguments of every connection of the class."""
+
+    path = subprotocol = None
+    connect_options = {}
+
+    def __init__(self):
+        self.ws = None
+        self.close_code = None
+        self.closed = asyncio.Event()
+
+    async def connect(self, port, scheme="ws", src=None, send=b"", tls=None, **kwargs):
+        """Connects (from loopback address `src`, after writing `send`, over `tls`); `kwargs`
+        for websockets.connect. Returns self."""
+        sock = connected_socket(port, src, send) if (src or send) else None
+        extra = {"sock": sock} if sock else {}
+        if tls is not None:
+            extra["ssl"] = tls
+            if sock:
+                extra["server_hostname"] = "127.0.0.1"
+        try:
+            ws = await websockets.connect(f"{scheme}://127.0.0.1:{port}{self.path}",
+                                          subprotocols=[self.subprotocol],
+                                          **{**self.connect_options, **extra, **kwargs})
+        except BaseException:
+            if sock:
+                sock.close()
+            raise
+        self.ws, self.close_code, self.closed = ws, None, asyncio.Event()
+        self.reader = asyncio.create_task(self._read(ws))
+        return self
+
+    async def _read(self, ws):
+        try:
+            async for frame in ws:
+                self.on_message(json.loads(frame))
+        except websockets.ConnectionClosed:
+            pass
+        self.close_code = ws.close_code
+        self.on_close()
+        self.closed.set()
+
+    def on_message(self, m):
+        raise NotImplementedError
+
+    def on_close(self):
+        pass
+
+    async def wait_closed(self, timeout=5):
+        """The close code, once the connection has closed."""
+        await asyncio.wait_for(self.closed.wait(), timeout)
+        return self.close_code
+
+    async def close(self):
+        await self.ws.close()
+        await asyncio.wait_for(self.closed.wait(), 5)
+
+
+class Client(Connection):
+    """A /v1/client connection: answers matched by request id, pushes kept in order (`pushes`;
+    next_push() and push() take them one by one). token() is an HS256 token of `secret`; a call
+    waits `timeout` s for its answer unless told otherwise."""
+
+    path, subprotocol = "/v1/client", "vrouter.v1"
+    secret = None
+    timeout = 5
+
+    def __init__(self, user="probe", space=None):
+        super().__init__()
+        self.user, self.space = user, space or f"space-{user}"
+        self.next_id = 1
+        self.waiting = {}
+        self.pushes = []
+        self.taken = 0  # pushes taken by next_push()
+        self.arrived = asyncio.Event()
+        self.assigned = None
+
+    def token(self):
+        return client_token(self.user, self.space, self.secret)
+
+    def on_message(self, m):
+        fut = self.waiting.pop(m.get("id"), None) if "id" in m else None
+        if fut is not None and not fut.done():
+            fut.set_result(m)
+        else:
+            self.pushes.append(m)
+            self.arrived.set()
+
+    def on_close(self):
+        for fut in self.waiting.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError(f"{self.user}: closed ({self.close_code})"))
+        self.waiting.clear()
+
+    async def open(self, port, token=None, **kwargs):
+        """connect() and hello (with `token`, default token()): the answer (welcome or error)."""
+        await self.connect(port, **kwargs)
+        return await self.hello(token)
+
+    async def hello(self, token=None):
+        return await self.call({"type": "hello", "token": token or self.token()})
+
+    async def welcomed(self, port, token=None, **kwargs):
+        """open() that must be welcomed: returns self."""
+        try:
+            await self.connect(port, **kwargs)
+        except Exception as e:  # noqa: BLE001
+            status = rejection(e)
+            detail = f"HTTP {status[0]}" if status else repr(e)
+            raise AssertionError(f"upgrade with {kwargs or 'no options'} failed ({detail}); a "
+                                 f"session was expected") from e
+        answer = await self.hello(token)
+        assert answer["type"] == "welcome", f"expected welcome, got {answer}"
+        return self
+
+    async def refused(self, port, token, **kwargs):
+        """open() whose hello must be refused: (error code, close code)."""
+        answer = await self.open(port, token, **kwargs)
+        assert answer["type"] == "error", f"expected a refusal, got {answer}"
+        return answer["code"], await self.wait_closed()
+
+    async def rejected(self, port, **kwargs):
+        """connect() that must be refused with an HTTP status: (status, headers)."""
+        try:
+            await self.connect(port, **kwargs)
+        except Exception as e:  # noqa: BLE001 - the status is what matters
+            status = rejection(e)
+            assert status is not None, f"upgrade failed without an HTTP status: {e!r}"
+            return status
+        await self.close()
+        raise AssertionError(f"upgrade with {kwargs} was accepted; a refusal was expected")
+
+    async def send(self, message):
+        """Sends `message` with the next request id: the future of its answer."""
+        message = dict(message, id=self.next_id)
+        self.next_id += 1
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting[message["id"]] = fut
+        await self.ws.send(json.dumps(message))
+        return fut
+
+    async def call(self, message, timeout=None):
+        """Sends `message` and waits for its answer (`timeout` s, default the class's)."""
+        return await asyncio.wait_for(await self.send(message),
+                                      self.timeout if timeout is None else timeout)
+
+    async def join(self, resume=None, attempts=50, every=0.1):
+        """join, or resume (server, epoch): the `assigned` answer (also kept in `assigned`).
+        Retried `attempts` times in all, `every` s apart, while the answer is retryable
+        (no_video_server, unavailable); any other error fails."""
+        for _ in range(attempts):
+            message = {"type": "join"} if resume is None else {
+                "type": "resume", "server": resume[0], "epoch": resume[1]}
+            answer = await self.call(message)
+            if answer["type"] == "assigned":
+                self.assigned = answer
+                return answer
+            assert answer["code"] in ("no_video_server", "unavailable"), answer
+            await asyncio.sleep(every)
+        raise AssertionError(f"{self.user} never got a server")
+
+    async def lookup(self, users):
+        """{user: lookup result}."""
+        answer = await self.call({"type": "lookup", "users": users})
+        assert answer["type"] == "lookup_result", answer
+        return {r["user"]: r for r in answer["results"]}
+
+    async def locations(self, users):
+        """{user: (server id or None, epoch)}."""
+        return {user: location(r) for user, r in (await self.lookup(users)).items()}
+
+    def of(self, kind):
+        """The pushes of type `kind` so far."""
+        return [m for m in self.pushes if m["type"] == kind]
+
+    async def next_push(self, timeout=10):
+        """The oldest push that next_push() has not yet returned, waiting `timeout` s for one."""
+        deadline = time.monotonic() + timeout
+        while self.taken == len(self.pushes):
+            self.arrived.clear()
+            await asyncio.wait_for(self.arrived.wait(), deadline - time.monotonic())
+        self.taken += 1
+        return self.pushes[self.taken - 1]
+
+    async def push(self, kind, timeout=10):
+        """The next push of type `kind` (next_push(); those of other types are passed over)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{self.user}: no {kind} push"
+            m = await self.next_push(left)
+            if m["type"] == kind:
+                return m
+
+
+class VideoServer(Connection):
+    """A /v1/video-server connection driven by the test: counters under its control. Its
+    credential is server_token() with `secret`; start_reporting() reports every `interval_ms`."""
+
+    path, subprotocol = "/v1/video-server", "vrouter.video.v1"
+    secret = None
+    interval_ms = 250
+
+    def __init__(self, port, sid):
+        super().__init__()
+        self.port, self.id = port, sid
+        self.seq = 0
+        self.counters = {"packets_in": 0, "packets_out": 0, "bytes_in": 0, "bytes_out": 0}
+        self.received = []  # every router message, over every connection
+        self.reporting = None
+
+    async def open(self, register=True, token=None, sid=None, capacity=1000):
+        """Connects; with `register`, registers and returns the answer."""
+        self.inbox = asyncio.Queue()
+        await self.connect(self.port)
+        if register:
+            await self.send_register(token=token, sid=sid, capacity=capacity)
+            return await self.next()
+
+    async def send_register(self, token=None, sid=None, capacity=1000):
+        sid = sid or self.id
+        await self.ws.send(json.dumps({
+            "type": "register", "token": token or server_token(self.id, self.secret), "id": sid,
+            "url": f"wss://{sid}.media.test/rtc", "region": "eu-west", "capacity": capacity}))
+
+    def on_message(self, m):
+        self.received.append(m)
+        self.inbox.put_nowait(m)
+
+    def on_close(self):
+        self.inbox.put_nowait(None)
+
+    async def next(self, skip_state=True, timeout=5):
+        """The next router message (`state` pushes skipped); None once the connection closed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = await asyncio.wait_for(self.inbox.get(), max(0.01, deadline - time.monotonic()))
+            if m is None or not (skip_state and m["type"] == "state"):
+                return m
+
+    async def nothing_more(self, wait=0.3):
+        """No answer (other than `state` pushes) arrives within `wait` seconds."""
+        try:
+            m = await self.next(timeout=wait)
+        except asyncio.TimeoutError:
+            return
+        raise AssertionError(f"{self.id}: unexpected answer {m}")
+
+    def stats(self, **override):
+        m = {"type": "stats", "seq": self.seq, "peers": 0, "media_peers": 0, **self.counters,
+             "cpu": 0.0}
+        m.update(override)
+        return m
+
+    async def report(self):
+        await self.ws.send(json.dumps(self.stats()))
+        self.seq += 1
+        # A healthy forwarder: 240 packets/s in, 600 out at 250 ms per report.
+        for k, step in (("packets_in", 60), ("packets_out", 150), ("bytes_in", 60000),
+                        ("bytes_out", 150000)):
+            self.counters[k] += step
+
+    def start_reporting(self):
+        async def loop():
+            while True:
+                await self.report()
+                await asyncio.sleep(self.interval_ms / 1000)
+        self.reporting = asyncio.create_task(loop())
+
+    async def stop_reporting(self):
+        if self.reporting:
+            self.reporting.cancel()
+            try:
+                await self.reporting
+            except (asyncio.CancelledError, websockets.ConnectionClosed):
+                pass
+            self.reporting = None
+
+    async def vanish(self):
+        """The TCP connection goes, without a WebSocket close (a crash, a cable pulled)."""
+        await self.stop_reporting()
+        self.ws.transport.abort()
+        await asyncio.wait_for(self.reader, 5)
+
+    async def close(self):
+        await self.stop_reporting()
+        if self.ws is not None:
+            await self.ws.close()
