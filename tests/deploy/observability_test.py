@@ -33,13 +33,11 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -47,7 +45,8 @@ import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-from vrouter_testlib import cli_token  # noqa: E402
+from vrouter_testlib import (  # noqa: E402
+    STARTED, Redis, Router, cli_token, free_port, http_json, stop_started)
 
 VROUTER = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build/release/router/vrouter")
 PROM_DIR = os.path.join(REPO, "deploy", "prometheus")
@@ -68,12 +67,6 @@ def log(msg):
 START = time.monotonic()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(what, fn, timeout=20, interval=0.2):
     """Polls fn() until it returns something truthy; returns it. Raises after timeout."""
     end = min(time.monotonic() + timeout, DEADLINE)
@@ -89,11 +82,6 @@ def wait_for(what, fn, timeout=20, interval=0.2):
     raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
 
 
-def http_json(url, timeout=3):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
 def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, **kw)
 
@@ -101,72 +89,18 @@ def run(cmd, **kw):
 # ------------------------------------------------------------------------------------------------
 # Processes
 
-class Procs:
-    """Everything started here, stopped in reverse order."""
-
-    def __init__(self):
-        self.items = []
-
-    def add(self, name, proc):
-        self.items.append((name, proc))
-        return proc
-
-    def stop_all(self):
-        for name, proc in reversed(self.items):
-            if proc.poll() is not None:
-                continue
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def start_redis(procs, tmp):
-    port = free_port()
-    proc = procs.add("redis", subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-
-    def pong():
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    wait_for("redis-server", pong, timeout=10, interval=0.05)
-    return proc, port
-
-
-def start_vrouter(procs, tmp, redis_port):
+def start_vrouter(tmp, redis_port):
     fleet = os.path.join(tmp, "fleet.json")
     with open(fleet, "w") as f:
         json.dump([{"id": f"sfu-{i}", "url": f"wss://sfu-{i}.example/rtc", "region": "eu",
                     "capacity": 100, "monitored": False} for i in range(2)], f)
-    proc = procs.add("vrouter", subprocess.Popen(
-        [VROUTER, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--threads", "1",
-         "--replica-id", "obs-a", "--store", f"redis://127.0.0.1:{redis_port}",
-         "--video-servers", fleet, "--redis-timeout-ms", "300", "--drain-window-ms", "200"],
-        env=dict(os.environ, VROUTER_AUTH_SECRET=SECRET), stdout=subprocess.PIPE, text=True))
-    ws = admin = None
-    end = time.monotonic() + 15
-    while time.monotonic() < end and ws is None:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("event") == "listening":
-            ws = int(event["ws"].rsplit(":", 1)[1].split("/")[0])
-            admin = int(event["admin"].rsplit(":", 1)[1])
-    assert ws, "vrouter did not print its listening line"
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # drain logs
-    return proc, ws, admin
+    return Router(VROUTER, ["--threads", "1", "--store", f"redis://127.0.0.1:{redis_port}",
+                            "--video-servers", fleet, "--redis-timeout-ms", "300"],
+                  dict(os.environ, VROUTER_AUTH_SECRET=SECRET), "obs-a", drain_window_ms=200,
+                  stderr=None, start_timeout=15, log_level="info")
 
 
-def start_prometheus(procs, tmp, admin_port):
+def start_prometheus(tmp, admin_port):
     port = free_port()
     config = os.path.join(tmp, "prometheus.yml")
     with open(config, "w") as f:
@@ -181,10 +115,11 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:{admin_port}"]
 """)
-    proc = procs.add("prometheus", subprocess.Popen(
+    proc = subprocess.Popen(
         ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp}/tsdb",
          f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "prometheus.log"), "w")))
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "prometheus.log"), "w"))
+    STARTED.append(proc)
     base = f"http://127.0.0.1:{port}"
 
     def ready():
@@ -409,12 +344,12 @@ def main():
         print(f"observability: FAIL: no vrouter binary at {VROUTER}", file=sys.stderr)
         return 1
 
-    procs = Procs()
     tmp = tempfile.mkdtemp(prefix="vrouter-observability-")
     client = None
     try:
-        redis, redis_port = start_redis(procs, tmp)
-        router, ws_port, admin_port = start_vrouter(procs, tmp, redis_port)
+        redis = Redis(tmp)
+        router = start_vrouter(tmp, redis.port)
+        redis_port, ws_port, admin_port = redis.port, router.ws, router.admin
         log(f"redis :{redis_port}, vrouter ws :{ws_port} admin :{admin_port}")
         wait_for("vrouter ready (Redis connected)",
                  lambda: http_json(f"http://127.0.0.1:{admin_port}/readyz")["ready"], timeout=15)
@@ -447,7 +382,7 @@ def main():
             return f"{sum(1 for l in body.splitlines() if l and not l.startswith('#'))} samples, lint clean"
         check("promtool check metrics on /metrics", get_scrape)
 
-        prom_proc, base = start_prometheus(procs, tmp, admin_port)
+        prom_proc, base = start_prometheus(tmp, admin_port)
         prom = Prom(base)
         log(f"prometheus {base}")
 
@@ -526,8 +461,8 @@ def main():
         check("every dashboard query runs on Prometheus", dashboard_runs)
 
         def redis_down():
-            redis.kill()
-            redis.wait()
+            redis.proc.kill()
+            redis.proc.wait()
             wait_for("vrouter_redis_up 0", lambda: prom.value("vrouter_redis_up") == 0, timeout=15)
             pending = wait_for("VrouterRedisDown pending", lambda: [
                 a for a in prom.alerts()
@@ -544,7 +479,7 @@ def main():
     finally:
         if client:
             client.close()
-        procs.stop_all()
+        stop_started()
 
     def promtool_rules():
         r = run(["promtool", "check", "rules", RULES])

@@ -59,7 +59,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,7 +68,7 @@ import websockets
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vrouter_testlib  # noqa: E402  (beside this file)
 from vrouter_testlib import (  # noqa: E402
-    client_token, eventually, hs256, location, metric, server_token)
+    client_token, eventually, hs256, location, metric, server_token, stop_process)
 
 VROUTER, SIM = sys.argv[1], sys.argv[2]
 CLIENT_SECRET = "fault-test-client-secret"
@@ -80,7 +79,6 @@ MAX_MESSAGE = 16384        # --max-message-bytes
 SEND_QUEUE = 65536         # --send-queue-bytes
 LEEWAY_S = 30              # --token-leeway-s (the default)
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
-STARTED = vrouter_testlib.STARTED  # every process this test started (killed at the end)
 
 
 def sanitized(binary):
@@ -117,9 +115,6 @@ class Router(vrouter_testlib.Router):
                          name, prefix, stderr=None)
         self.max_connections = self.listening["max_connections"]
 
-    def servers(self):
-        return {s["id"]: s for s in json.loads(self.get("/v1/servers"))["servers"]}
-
     def cpu_seconds(self):
         with open(f"/proc/{self.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -134,27 +129,11 @@ class Router(vrouter_testlib.Router):
 
 
 def start_sim(router, tmp, prefix, servers):
-    secret_file = os.path.join(tmp, "video-server-secret")
-    with open(secret_file, "w") as f:
-        f.write(SERVER_SECRET)
+    """`servers` simulated video servers PREFIX0.. of capacity 1000, logging to a file in `tmp`."""
     log = open(os.path.join(tmp, f"sim-{prefix}log"), "w")
-    proc = subprocess.Popen(
-        [SIM, "--router", f"ws://127.0.0.1:{router.ws}", "--admin",
-         f"http://127.0.0.1:{router.admin}", "--secret-file", secret_file, "--servers",
-         str(servers), "--id-prefix", prefix, "--capacity", "1000"],
+    return vrouter_testlib.start_sim(SIM, router, SERVER_SECRET, tmp, [
+        "--servers", str(servers), "--id-prefix", prefix, "--capacity", "1000"],
         stdout=log, stderr=log)
-    STARTED.append(proc)
-    return proc
-
-
-def stop_process(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def admin(router, method, *args):

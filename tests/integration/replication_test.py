@@ -21,19 +21,16 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vrouter_testlib  # noqa: E402  (beside this file)
-from vrouter_testlib import cli_token  # noqa: E402
+from vrouter_testlib import (  # noqa: E402
+    Redis, cli_token, eventually, start_sim, stop_process)
 
 VROUTER, SIM = (sys.argv[1:3] + [None, None])[:2]  # bench/redis_cost.py imports this module
 SERVER_SECRET = "replication-test-video-server-secret"
@@ -45,102 +42,25 @@ FLEET = [{"id": f"sfu-{i}", "url": f"wss://sfu-{i}.example/rtc", "region": "eu",
 FIGURES = {}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Replica(vrouter_testlib.Router):
+    """A replica of VROUTER on the shared Redis; stop() does not require exit 0 (the test kills
+    one with SIGKILL)."""
 
-
-class Redis:
-    def __init__(self, tmp):
-        self.port, self.tmp = free_port(), tmp
-        self.start()
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.tmp],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
-
-    def cli(self, *args):
-        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True,
-                              text=True, timeout=5).stdout
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait()
-
-
-class Replica:
     def __init__(self, name, redis_port, fleet_file):
-        env = dict(os.environ, VROUTER_AUTH_SECRET=SECRET,
-                   VROUTER_VIDEO_SERVER_SECRET=SERVER_SECRET)
-        self.name = name
-        self.proc = subprocess.Popen(
-            [VROUTER, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--threads", "1",
-             "--replica-id", name, "--store", f"redis://127.0.0.1:{redis_port}",
-             "--video-servers", fleet_file, "--lease-ttl-ms", str(LEASE_MS),
-             "--resume-grace-ms", str(GRACE_MS), "--redis-timeout-ms", "300",
-             "--drain-window-ms", "500", "--report-interval-ms", "250",
+        super().__init__(
+            VROUTER,
+            ["--threads", "1", "--store", f"redis://127.0.0.1:{redis_port}", "--video-servers",
+             fleet_file, "--lease-ttl-ms", str(LEASE_MS), "--resume-grace-ms", str(GRACE_MS),
+             "--redis-timeout-ms", "300", "--report-interval-ms", "250",
              "--rate-limits", "off",  # the latency measurement sends lookups back to back
-             "--slow-start-window-ms", "1000", "--migrate-cooldown-ms", "200",
-             "--log-level", "info"],
-            env=env, stdout=subprocess.PIPE, text=True)
-        self.ws = self.admin = None
-        deadline = time.time() + 20
-        while time.time() < deadline and self.ws is None:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            event = json.loads(line)
-            if event.get("event") == "listening":
-                self.ws = int(event["ws"].rsplit(":", 1)[1].split("/")[0])
-                self.admin = int(event["admin"].rsplit(":", 1)[1])
-        assert self.ws, f"replica {name} did not start"
-        self.logs = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self):
-        for line in self.proc.stdout:
-            self.logs.append(line)
-
-    def readyz(self):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/readyz", timeout=2) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
-
-    def get(self, path):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}{path}", timeout=2) as r:
-            return json.loads(r.read())
-
-    def post(self, path):
-        req = urllib.request.Request(f"http://127.0.0.1:{self.admin}{path}", method="POST")
-        with urllib.request.urlopen(req, timeout=2) as r:
-            return r.status
+             "--slow-start-window-ms", "1000", "--migrate-cooldown-ms", "200"],
+            dict(os.environ, VROUTER_AUTH_SECRET=SECRET,
+                 VROUTER_VIDEO_SERVER_SECRET=SERVER_SECRET),
+            name, drain_window_ms=500, stderr=None, stop_timeout=10, log_level="info",
+            http_timeout=2)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, self.stop_timeout)
 
 
 class Client(vrouter_testlib.Client):
@@ -152,16 +72,6 @@ class Client(vrouter_testlib.Client):
 
 def server_of(result):
     return result["server"]["id"] if result.get("server") else None
-
-
-async def eventually(check, timeout, what):
-    deadline = time.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.time() < deadline, f"timed out: {what}"
-        await asyncio.sleep(0.1)
 
 
 async def scenario(redis, replicas):
@@ -194,12 +104,12 @@ async def scenario(redis, replicas):
     answer = await dave.call({"type": "watch", "users": ["alice"]})
     assert server_of(answer["results"][0]) == assigned["server"]["id"], answer
     old_server = assigned["server"]["id"]
-    assert a.post(f"/v1/servers/{old_server}/drain") == 200
+    assert a.post(f"/v1/servers/{old_server}/drain")[0] == 200
     moved = await dave.push("moved")
     migrate = await alice.push("migrate")
     assert moved["user"] == "alice" and moved["server"]["id"] == migrate["server"]["id"], moved
     assert moved.get("from") == old_server and moved["server"]["id"] != old_server, moved
-    assert a.post(f"/v1/servers/{old_server}/undrain") == 200
+    assert a.post(f"/v1/servers/{old_server}/undrain")[0] == 200
     assert (await alice.call({"type": "leave"}))["type"] == "ack"
     left = await dave.push("left")
     assert left["user"] == "alice", left
@@ -213,8 +123,8 @@ async def scenario(redis, replicas):
     eve_c = await Client("eve", "s1").welcomed(c.ws)
     # The replaced session may be closed before or after its own `assigned`.
     r1, r2 = await asyncio.gather(eve_a.join(), eve_c.join(), return_exceptions=True)
-    await eventually(lambda: asyncio.sleep(0, result=eve_a.close_code or eve_c.close_code), 5,
-                     "one of eve's sessions closed")
+    await eventually("one of eve's sessions closed",
+                     lambda: eve_a.close_code or eve_c.close_code, 5, 0.1)
     closed = [e for e in (eve_a, eve_c) if e.close_code == 4000]
     assert len(closed) == 1, (eve_a.close_code, eve_c.close_code)
     survivor = eve_c if closed[0] is eve_a else eve_a
@@ -270,15 +180,14 @@ async def scenario(redis, replicas):
         assert answer["type"] == "error" and answer["code"] == "unavailable", answer
         refused_ms = (time.time() - paused_at) * 1000
         status, body = await eventually(
-            lambda: asyncio.sleep(0, result=(lambda r: r if r[0] == 503 else None)(c.readyz())),
-            5, "readyz 503 while redis is paused")
+            "readyz 503 while redis is paused",
+            lambda: (lambda r: r if r[0] == 503 else None)(c.readyz()), 5, 0.1)
         assert "redis" in body["store"], body
         found = await bob.lookup(["alice"])
         assert server_of(found["alice"]) == assigned["server"]["id"], found
     finally:
         os.kill(redis.proc.pid, signal.SIGCONT)
-    await eventually(lambda: asyncio.sleep(0, result=c.readyz()[0] == 200), 10,
-                     "readyz 200 after SIGCONT")
+    await eventually("readyz 200 after SIGCONT", lambda: c.readyz()[0] == 200, 10, 0.1)
     await frank.join()
     FIGURES["redis_paused"] = {"join_refused_after_ms": round(refused_ms),
                                "ready_again_after_resume_ms":
@@ -292,8 +201,8 @@ async def scenario(redis, replicas):
     restarted_at = time.time()
     redis.start()
     for r in (a, c):
-        await eventually(lambda r=r: asyncio.sleep(0, result=r.readyz()[0] == 200), 10,
-                         f"{r.name} ready after the restart")
+        await eventually(f"{r.name} ready after the restart", lambda r=r: r.readyz()[0] == 200,
+                         10, 0.1)
 
     async def converged():
         # Both replicas' local copies, and Redis itself, agree.
@@ -305,34 +214,28 @@ async def scenario(redis, replicas):
                    for f in (on_a, on_c)) and in_redis.split("\t")[1:2] == [assigned["server"]["id"]]
 
     bob_joined = await bob.join()
-    await eventually(converged, 10, "assignments written back after the restart")
+    await eventually("assignments written back after the restart", converged, 10, 0.1)
     FIGURES["redis_restart_converged_ms"] = round((time.time() - restarted_at) * 1000)
     assert frank_server  # frank had one before the outage; no stale copy survived it
     assert bob_joined["type"] == "assigned"
     print("redis restarted:", FIGURES["redis_restart_converged_ms"], "ms to converge", flush=True)
 
     # -- 7. Shared evidence: a black hole reporting to replica a is ejected by replica c too.
-    secret_file = os.path.join(os.path.dirname(redis.tmp + "/"), "video-server-secret")
-    with open(secret_file, "w") as f:
-        f.write(SERVER_SECRET)
     turns_bad = 5.0
     for i in range(30):
         cli_token(VROUTER, SECRET, f"m{i}", f"room-{i % 6}")  # up front: the joins must be quick
-    sim = subprocess.Popen(
-        [SIM, "--router", f"ws://127.0.0.1:{a.ws}", "--admin", f"http://127.0.0.1:{a.admin}",
-         "--secret-file", secret_file, "--servers", "3", "--capacity", "200",
-         "--behavior", f"sim-2=blackhole@{turns_bad}", "--duration", "40"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sim = start_sim(SIM, a, SERVER_SECRET, redis.tmp, [
+        "--servers", "3", "--capacity", "200", "--behavior", f"sim-2=blackhole@{turns_bad}",
+        "--duration", "40"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sim_started = time.time()
     try:
         def states(replica):
-            return {v["id"]: v["state"] for v in replica.get("/v1/servers")["servers"]}
+            return {sid: v["state"] for sid, v in replica.servers().items()}
 
-        await eventually(lambda: asyncio.sleep(0, result=all(
-            states(c).get(f"sim-{i}") == "active" for i in range(3))), 10,
-            "replica c sees the servers registered at replica a")
+        await eventually("replica c sees the servers registered at replica a", lambda: all(
+            states(c).get(f"sim-{i}") == "active" for i in range(3)), 10, 0.1)
         for i in range(3):
-            assert a.post(f"/v1/servers/sfu-{i}/drain") == 200  # shared: every replica drains
+            assert a.post(f"/v1/servers/sfu-{i}/drain")[0] == 200  # shared: every replica drains
         users = []
         for i in range(30):
             cl = await Client(f"m{i}", f"room-{i % 6}").welcomed(c.ws)
@@ -349,14 +252,15 @@ async def scenario(redis, replicas):
         on_hole = [cl for cl in users if cl.assigned["server"]["id"] == "sim-2"]
         assert on_hole, "no user was placed on sim-2 before it turned bad"
         status = await eventually(
-            lambda: asyncio.sleep(0, result=(lambda v: v if v["state"] == "ejected" else None)(
-                c.get("/v1/servers/sim-2"))), 20, "replica c ejects the black hole")
+            "replica c ejects the black hole",
+            lambda: (lambda v: v if v["state"] == "ejected" else None)(
+                c.get_json("/v1/servers/sim-2")), 20, 0.1)
         FIGURES["shared_ejection_s_after_turning_bad"] = round(
             time.time() - sim_started - turns_bad, 2)
         assert status["reason"] == "not_forwarding", status
         # Each replica judges on its own report-interval tick: a follows within a tick or two.
-        await eventually(lambda: asyncio.sleep(0, result=states(a).get("sim-2") == "ejected"), 5,
-                         "replica a ejects the black hole too")
+        await eventually("replica a ejects the black hole too",
+                         lambda: states(a).get("sim-2") == "ejected", 5, 0.1)
         for cl in on_hole:
             m = await cl.push("migrate")
             assert m["server"]["id"] != "sim-2", m
@@ -372,7 +276,7 @@ def main():
         fleet_file = os.path.join(tmp, "fleet.json")
         with open(fleet_file, "w") as f:
             json.dump(FLEET, f)
-        redis = Redis(tmp)
+        redis = Redis(tmp, REDIS_SERVER)
         replicas = []
         try:
             replicas = [Replica(n, redis.port, fleet_file) for n in ("r-a", "r-b", "r-c")]
@@ -386,7 +290,7 @@ def main():
         except BaseException:
             for r in replicas:
                 sys.stderr.write(f"---- {r.name} log (last 40 lines)\n")
-                sys.stderr.writelines(r.logs[-40:])
+                sys.stderr.writelines(r.lines[-40:])
             raise
         finally:
             for r in replicas:

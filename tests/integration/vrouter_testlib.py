@@ -50,6 +50,38 @@ def kill_started():
             proc.wait()
 
 
+def stop_process(proc, timeout=10):
+    """SIGCONT (it may be paused) and SIGTERM; killed if it has not exited within `timeout` s.
+    Whether it exited by itself."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return False
+    return True
+
+
+def stop_started(timeout=10):
+    """stop_process() on everything in STARTED, the last started first."""
+    for proc in reversed(STARTED):
+        stop_process(proc, timeout)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url, timeout=3):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
 def parse_metrics(text):
     """Prometheus text -> {(name, frozenset(labels)): value}."""
     out = {}
@@ -79,24 +111,26 @@ def _port(url):
 class Router:
     """A vrouter process; its JSON log (stdout) is pumped into `lines` by a thread.
 
-    `args` follow the listeners (127.0.0.1, ports 0), --replica-id `name` and --log-level debug;
-    `env` is the whole environment (None: this process's); `prefix` is a command the binary runs
-    under (["prlimit", "--nofile=64:64"], faketime, ...); `stderr` as for subprocess.Popen
-    (default: into `lines` with the log). `ws`, `wss` (None without `tls`) and `admin` are the
-    ports it listens on, `listening` the whole "listening" log event.
+    `args` follow the listeners (127.0.0.1, ports 0), --replica-id `name`, --drain-window-ms and
+    --log-level `log_level`; `env` is the whole environment (None: this process's); `prefix` is a
+    command the binary runs under (["prlimit", "--nofile=64:64"], faketime, ...); `stderr` as for
+    subprocess.Popen (default: into `lines` with the log). `ws`, `wss` (None without `tls`) and
+    `admin` are the ports it listens on, `listening` the whole "listening" log event. Admin
+    requests wait `http_timeout` s at most.
     """
 
     def __init__(self, binary, args, env=None, name="vrouter", prefix=(), tls=False,
                  drain_window_ms=500, stderr=subprocess.STDOUT, start_timeout=20,
-                 stop_timeout=15):
+                 stop_timeout=15, log_level="debug", http_timeout=5):
         self.name = name
         self.stop_timeout = stop_timeout
+        self.http_timeout = http_timeout
         listeners = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
         if tls:
             listeners += ["--tls-listen", "127.0.0.1:0"]
         self.proc = subprocess.Popen(
             [*prefix, binary, *listeners, "--replica-id", name, "--drain-window-ms",
-             str(drain_window_ms), "--log-level", "debug", *args],
+             str(drain_window_ms), "--log-level", log_level, *args],
             env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
         STARTED.append(self.proc)
         self.pid = self.proc.pid
@@ -139,10 +173,37 @@ class Router:
                 out.append(e)
         return out
 
-    def get(self, path, timeout=5):
+    def url(self, path):
+        return f"http://127.0.0.1:{self.admin}{path}"
+
+    def get(self, path, timeout=None):
         """GET `path` on the admin listener: the body, as text."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}{path}", timeout=timeout) as r:
+        with urllib.request.urlopen(self.url(path), timeout=timeout or self.http_timeout) as r:
             return r.read().decode()
+
+    def get_json(self, path):
+        """GET `path` on the admin listener: the body, parsed."""
+        return http_json(self.url(path), self.http_timeout)
+
+    def post(self, path):
+        """POST `path` (empty body) on the admin listener: (status, the body parsed or None).
+        An error status raises urllib.error.HTTPError."""
+        request = urllib.request.Request(self.url(path), method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=self.http_timeout) as r:
+            body = r.read()
+            return r.status, json.loads(body) if body else None
+
+    def readyz(self):
+        """(status, body parsed) of /readyz: 200 when ready, 503 and why when not."""
+        try:
+            with urllib.request.urlopen(self.url("/readyz"), timeout=self.http_timeout) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def servers(self):
+        """/v1/servers: {id: view}."""
+        return {s["id"]: s for s in self.get_json("/v1/servers")["servers"]}
 
     def metrics(self):
         """/metrics, parsed (parse_metrics)."""
@@ -158,20 +219,66 @@ class Router:
     def stop(self):
         """SIGTERM; the router must exit 0 within `stop_timeout` s (else it is killed). Fails
         with its last 80 output lines; returns the exit code (0)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(
-                    f"{self.name}: did not exit within {self.stop_timeout} s of SIGTERM; last "
-                    f"output:\n" + "".join(self.lines[-80:]))
+        if not stop_process(self.proc, self.stop_timeout):
+            raise AssertionError(
+                f"{self.name}: did not exit within {self.stop_timeout} s of SIGTERM; last "
+                f"output:\n" + "".join(self.lines[-80:]))
         assert self.proc.returncode == 0, (
             f"{self.name}: exited {self.proc.returncode}; last output:\n"
             + "".join(self.lines[-80:]))
         return self.proc.returncode
+
+
+class Redis:
+    """A redis-server on a free loopback port, without persistence (files in `tmp`); start()
+    returns once it answers PING. Stopped with stop(), or by kill_started()."""
+
+    def __init__(self, tmp, binary="redis-server"):
+        self.port, self.tmp, self.binary = free_port(), tmp, binary
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.tmp],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        STARTED.append(self.proc)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True,
+                              text=True, timeout=5).stdout
+
+    def stop(self):
+        """Killed at once (SIGCONT first: it may be paused)."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_sim(binary, router, secret, tmp, args, **popen):
+    """bench/sim_video_server reporting to `router` (its ws and admin ports) with the video-server
+    credential `secret` (written to a file in `tmp`), then `args`; `popen` as for
+    subprocess.Popen. Added to STARTED."""
+    secret_file = os.path.join(tmp, "video-server-secret")
+    with open(secret_file, "w") as f:
+        f.write(secret)
+    proc = subprocess.Popen(
+        [binary, "--router", f"ws://127.0.0.1:{router.ws}", "--admin",
+         f"http://127.0.0.1:{router.admin}", "--secret-file", secret_file, *args], **popen)
+    STARTED.append(proc)
+    return proc
 
 
 async def eventually(what, check, timeout=5, every=0.05):
