@@ -28,12 +28,10 @@ Loopback only, free ports; every process it starts is stopped at the end; about 
 """
 
 import base64
-import hashlib
 import json
 import os
 import re
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -46,7 +44,8 @@ import urllib.request
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 from vrouter_testlib import (  # noqa: E402
-    STARTED, Redis, Router, cli_token, free_port, http_json, stop_started)
+    STARTED, RawClient, Redis, Router, accept_key, cli_token, frame, free_port, http_json,
+    stop_started, text)
 
 VROUTER = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build/release/router/vrouter")
 PROM_DIR = os.path.join(REPO, "deploy", "prometheus")
@@ -133,67 +132,28 @@ scrape_configs:
 # ------------------------------------------------------------------------------------------------
 # A WebSocket client from the standard library (RFC 6455, text frames only).
 
-class WsClient:
+class WsClient(RawClient):
+    """A /v1/client connection that says hello with a `vrouter mint-token` token."""
+
     def __init__(self, port, user, space):
-        token = cli_token(VROUTER, SECRET, user, space, timeout=60)
-        assert token, "vrouter mint-token printed nothing"
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.token = cli_token(VROUTER, SECRET, user, space, timeout=60)
+        assert self.token, "vrouter mint-token printed nothing"
+        super().__init__(port)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET /v1/client HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                           "Sec-WebSocket-Protocol: vrouter.v1\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(4096)
-            assert chunk, "connection closed during the handshake"
-            head += chunk
-        head, self.buf = head.split(b"\r\n\r\n", 1)
-        assert head.split(b"\r\n")[0].split()[1] == b"101", head
-        accept = base64.b64encode(hashlib.sha1(
-            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
-        assert accept in head, "bad Sec-WebSocket-Accept"
+        status, headers = self.upgrade(key=key, host=f"127.0.0.1:{port}")
+        assert status == 101, (status, headers)
+        assert headers.get("sec-websocket-accept") == accept_key(key), "bad Sec-WebSocket-Accept"
         self.next_id = 1
-        self.token = token
-
-    def _read(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed by the router")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def _send(self, opcode, payload):
-        mask = os.urandom(4)
-        n = len(payload)
-        header = bytes([0x80 | opcode])
-        if n < 126:
-            header += bytes([0x80 | n])
-        elif n < 65536:
-            header += bytes([0x80 | 126]) + struct.pack(">H", n)
-        else:
-            header += bytes([0x80 | 127]) + struct.pack(">Q", n)
-        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-    def _frame(self):
-        b0, b1 = self._read(2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = struct.unpack(">H", self._read(2))[0]
-        elif n == 127:
-            n = struct.unpack(">Q", self._read(8))[0]
-        return b0 & 0x0F, self._read(n)
 
     def call(self, message):
+        """Sends `message` with the next id; its answer (router pings answered meanwhile)."""
         message = dict(message, id=self.next_id)
         self.next_id += 1
-        self._send(0x1, json.dumps(message).encode())
+        self.send(text(message))
         while True:
-            opcode, payload = self._frame()
+            _, opcode, payload = self.read_frame()
             if opcode == 0x9:
-                self._send(0xA, payload)
+                self.send(frame(0xA, payload))
             elif opcode == 0x8:
                 raise ConnectionError(f"closed by the router: {payload!r}")
             elif opcode == 0x1:
@@ -203,10 +163,10 @@ class WsClient:
 
     def close(self):
         try:
-            self._send(0x8, struct.pack(">H", 1000))
+            self.send(frame(0x8, struct.pack(">H", 1000)))
         except OSError:
             pass
-        self.sock.close()
+        super().close()
 
 
 # ------------------------------------------------------------------------------------------------

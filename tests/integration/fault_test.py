@@ -68,7 +68,8 @@ import websockets
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vrouter_testlib  # noqa: E402  (beside this file)
 from vrouter_testlib import (  # noqa: E402
-    client_token, eventually, hs256, location, metric, server_token, stop_process)
+    client_token, eventually, hs256, location, metric, server_token, stop_process, text,
+    upgrade_request)
 
 VROUTER, SIM = sys.argv[1], sys.argv[2]
 CLIENT_SECRET = "fault-test-client-secret"
@@ -217,21 +218,6 @@ class VideoServer(vrouter_testlib.VideoServer):
 
     secret = SERVER_SECRET
     interval_ms = INTERVAL_MS
-
-
-def ws_frame(payload, opcode=1):
-    """A masked client frame."""
-    mask = os.urandom(4)
-    n = len(payload)
-    if n < 126:
-        head = bytes([0x80 | opcode, 0x80 | n])
-    elif n < 65536:
-        head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
-    else:
-        head = bytes([0x80 | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
-    keys = (mask * (n // 4 + 1))[:n]
-    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(keys, "big")).to_bytes(n, "big")
-    return head + mask + masked
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,21 +512,18 @@ async def case_d_slow_consumer(f):
     try:
         await loop.sock_connect(s, ("127.0.0.1", r.ws))
         key = base64.b64encode(os.urandom(16)).decode()
-        await loop.sock_sendall(s, (
-            f"GET /v1/client HTTP/1.1\r\nHost: 127.0.0.1:{r.ws}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Sec-WebSocket-Protocol: vrouter.v1\r\n\r\n").encode())
+        await loop.sock_sendall(s, upgrade_request(f"127.0.0.1:{r.ws}", key))
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = await asyncio.wait_for(loop.sock_recv(s, 1), 5)  # not one byte beyond
             assert chunk, "connection closed during the upgrade"
             head += chunk
         assert head.startswith(b"HTTP/1.1 101"), head
-        await loop.sock_sendall(s, ws_frame(json.dumps({"type": "hello", "token": client_token(
-            "slowpoke", "space-slow", CLIENT_SECRET)}).encode()))
+        await loop.sock_sendall(s, text({"type": "hello", "token": client_token(
+            "slowpoke", "space-slow", CLIENT_SECRET)}))
         # From here on the socket is never read. Each watch is answered with ~45 KB.
         ghosts = [f"ghost-{i:04d}" for i in range(1000)]
-        frame = ws_frame(json.dumps({"type": "watch", "users": ghosts}).encode())
+        frame = text({"type": "watch", "users": ghosts})
         assert len(frame) < MAX_MESSAGE
         sent, cut_off, error = 0, False, None
         deadline = time.monotonic() + 20
@@ -568,7 +551,7 @@ async def case_d_slow_consumer(f):
             if error:
                 break
             try:
-                await asyncio.wait_for(loop.sock_sendall(s, ws_frame(b'{"type":"lookup","users":[]}')), 2)
+                await asyncio.wait_for(loop.sock_sendall(s, text({"type": "lookup", "users": []})), 2)
             except (BrokenPipeError, ConnectionResetError) as e:
                 error = type(e).__name__
             except asyncio.TimeoutError:
@@ -761,10 +744,7 @@ async def upgrade_status(port):
     """The status line of a bare /v1/client upgrade (the connection is then dropped)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(f"GET /v1/client HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        writer.write(upgrade_request(f"127.0.0.1:{port}", protocol=None))
         line = await asyncio.wait_for(reader.readline(), 5)
         return int(line.split()[1])
     finally:

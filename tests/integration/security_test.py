@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vrouter_testlib  # noqa: E402  (beside this file)
 from vrouter_testlib import (  # noqa: E402
     b64, client_claims, client_tls, connected_socket, es256, eventually, hs256, make_cert,
-    make_ec_key, metric, rejection)
+    make_ec_key, metric, rejection, upgrade_request)
 
 VROUTER = sys.argv[1]
 SECRET = "security-test-client-secret"
@@ -484,9 +484,7 @@ async def joined_from(port, user, **kwargs):
     return c, (await c.join(attempts=1))["server"]["id"]
 
 
-UPGRADE = (b"GET /v1/client HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-           b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: vrouter.v1\r\n\r\n")
+UPGRADE = upgrade_request()
 
 
 def raw_upgrade(port, chunks):

@@ -24,6 +24,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -751,3 +752,136 @@ class VideoServer(Connection):
         await self.stop_reporting()
         if self.ws is not None:
             await self.ws.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# RFC 6455 by hand (standard library only)
+
+RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3's example
+RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def accept_key(key):
+    """The Sec-WebSocket-Accept that answers Sec-WebSocket-Key `key`."""
+    return base64.b64encode(hashlib.sha1(
+        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+
+
+def upgrade_request(host="127.0.0.1", key=RFC_KEY, version="13", extra="",
+                    protocol="vrouter.v1", path="/v1/client"):
+    """An upgrade request (Host `host`, None: no Host line; Sec-WebSocket-Protocol `protocol`,
+    None: none), then the header lines in `extra`."""
+    host_line = f"Host: {host}\r\n" if host else ""
+    protocol_line = f"Sec-WebSocket-Protocol: {protocol}\r\n" if protocol else ""
+    return (f"GET {path} HTTP/1.1\r\n{host_line}Upgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: {version}\r\n{protocol_line}{extra}\r\n").encode()
+
+
+def frame(opcode, payload, fin=True, masked=True, rsv=0, length=None):
+    """A client frame (masked unless told otherwise); `length` overrides the announced payload
+    length."""
+    n = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | rsv | opcode])
+    mask_bit = 0x80 if masked else 0
+    if n < 126:
+        head += bytes([mask_bit | n])
+    elif n <= 0xFFFF:
+        head += bytes([mask_bit | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([mask_bit | 127]) + struct.pack(">Q", n)
+    if not masked:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def text(message):
+    """A text frame of `message` as JSON."""
+    return frame(0x1, json.dumps(message).encode())
+
+
+class RawClient:
+    """One raw connection (blocking socket, 5 s timeout): the upgrade by hand, then frames."""
+
+    def __init__(self, port, tls=False, rcvbuf=None):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.settimeout(5)
+        if rcvbuf:  # before connecting: it bounds the window the router may fill
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        raw.connect(("127.0.0.1", port))
+        if tls:
+            raw = client_tls().wrap_socket(raw, server_hostname="localhost")
+        self.sock, self.buf = raw, b""
+
+    def upgrade(self, key=RFC_KEY, version="13", extra="", then=b"", host="127.0.0.1"):
+        """Sends the upgrade request (and `then` in the same write); returns (status, headers)."""
+        self.sock.sendall(upgrade_request(host, key, version, extra) + then)
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return int(lines[0].split()[1]), headers
+
+    def opened(self, then=b""):
+        status, headers = self.upgrade(then=then)
+        assert status == 101, f"upgrade answered {status}"
+        return headers
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("the router closed the connection")
+        self.buf += data
+
+    def _take(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_frame(self):
+        """(fin, opcode, payload) of the next frame."""
+        b0, b1 = self._take(2)
+        assert b1 & 0x80 == 0, "a server frame must not be masked"
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack(">H", self._take(2))[0]
+        elif n == 127:
+            n = struct.unpack(">Q", self._take(8))[0]
+        return b0 & 0x80 != 0, b0 & 0x0F, self._take(n)
+
+    def read_message(self):
+        fin, opcode, payload = self.read_frame()
+        assert fin and opcode == 0x1, f"expected a text frame, got opcode {opcode}: {payload!r}"
+        return json.loads(payload)
+
+    def read_close(self):
+        """Skips data frames up to the close frame; returns (code, reason)."""
+        while True:
+            _, opcode, payload = self.read_frame()
+            if opcode == 0x8:
+                return struct.unpack(">H", payload[:2])[0], payload[2:].decode()
+
+    def expect_end(self):
+        """The router ends the stream cleanly: FIN (or TLS close_notify), not a reset."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(65536)
+            except ssl.SSLError as e:  # close_notify then FIN may surface as EOF in the record
+                assert "EOF" in str(e), f"TLS error instead of a clean end: {e}"
+                return
+            if not data:
+                return
+        raise AssertionError("the router did not close the connection within 5 s")
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def close(self):
+        self.sock.close()
