@@ -1050,14 +1050,11 @@ async def case_f_clock_jumps(tmp):
 def main():
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            async def run():
-                await run_main(tmp)
-                await case_e_fd_exhaustion(tmp)
-                await asyncio.gather(case_f_clock_jumps(tmp), probe_idle_ping_bug())
-            asyncio.run(asyncio.wait_for(run(), 110))
-        finally:
-            vrouter_testlib.kill_started()
+        async def run():
+            await run_main(tmp)
+            await case_e_fd_exhaustion(tmp)
+            await asyncio.gather(case_f_clock_jumps(tmp), probe_idle_ping_bug())
+        vrouter_testlib.run_bounded(run(), 110)
     print(f"fault test: ok ({time.monotonic() - started:.1f} s)")
 
 

@@ -786,17 +786,14 @@ def main():
     started = time.monotonic()
     only = set(sys.argv[2:])  # optional: case numbers to run, e.g. `security_test.py VROUTER 1 6`
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            async def run():
-                for n, case in enumerate(CASES, 1):
-                    if only and str(n) not in only:
-                        continue
-                    case_tmp = os.path.join(tmp, str(n))
-                    os.mkdir(case_tmp)
-                    await case(case_tmp)
-            asyncio.run(asyncio.wait_for(run(), 85))
-        finally:
-            vrouter_testlib.kill_started()
+        async def run():
+            for n, case in enumerate(CASES, 1):
+                if only and str(n) not in only:
+                    continue
+                case_tmp = os.path.join(tmp, str(n))
+                os.mkdir(case_tmp)
+                await case(case_tmp)
+        vrouter_testlib.run_bounded(run(), 85)
     print(f"security test: ok ({time.monotonic() - started:.1f} s)")
 
 

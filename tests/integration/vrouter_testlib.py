@@ -282,6 +282,14 @@ def start_sim(binary, router, secret, tmp, args, **popen):
     return proc
 
 
+def run_bounded(coroutine, timeout):
+    """asyncio.run(coroutine), failing after `timeout` s; then kill_started(), pass or fail."""
+    try:
+        asyncio.run(asyncio.wait_for(coroutine, timeout))
+    finally:
+        kill_started()
+
+
 async def eventually(what, check, timeout=5, every=0.05):
     """Polls check() (a value or a coroutine) until it is truthy and returns it; fails the test
     with `what` after `timeout` seconds."""
