@@ -62,7 +62,7 @@ async def measure(redis, a, b):
 
     async def hellos():
         for i in range(USERS):
-            users.append(await rt.Client(f"u{i}", f"space-{i % 20}").connect(a))
+            users.append(await rt.Client(f"u{i}", f"space-{i % 20}").welcomed(a.ws))
 
     async def joins():
         for u in users:
@@ -73,7 +73,7 @@ async def measure(redis, a, b):
     await phase("join", USERS, joins)
     names = [u.user for u in users]
     local = users[0]
-    remote = await rt.Client("remote-reader", "elsewhere").connect(b)
+    remote = await rt.Client("remote-reader", "elsewhere").welcomed(b.ws)
     await asyncio.sleep(0.3)
 
     async def local_lookups():
@@ -95,9 +95,9 @@ async def measure(redis, a, b):
     moving = sum(1 for u in users if u.assigned["server"]["id"] == victim)
 
     async def moves():
-        assert a.post(f"/v1/servers/{victim}/drain") == 200
+        assert a.post(f"/v1/servers/{victim}/drain")[0] == 200
         deadline = time.time() + 20
-        while a.get(f"/v1/servers/{victim}")["assigned"] > 0 and time.time() < deadline:
+        while a.get_json(f"/v1/servers/{victim}")["assigned"] > 0 and time.time() < deadline:
             await asyncio.sleep(0.2)
         # drained, so the replicas' idle background is in this phase too: measured below
     await phase(f"move (drain; {moving} users, background included)", moving, moves)
@@ -179,7 +179,7 @@ def main():
         fleet_file = os.path.join(tmp, "fleet.json")
         with open(fleet_file, "w") as f:
             json.dump(rt.FLEET, f)
-        redis = rt.Redis(tmp)
+        redis = rt.Redis(tmp, rt.REDIS_SERVER)
         replicas = []
         try:
             replicas = [rt.Replica(n, redis.port, fleet_file) for n in ("cost-a", "cost-b")]

@@ -15,21 +15,20 @@ Every wait is bounded; the simulator is killed if anything hangs.
 SIM_TEST_VERBOSE=1 in the environment prints the simulator's log of every run.
 """
 import asyncio
-import base64
-import hashlib
-import hmac
 import http.server
 import json
 import os
 import signal
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 import websockets
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from vrouter_testlib import make_cert, verify_hs256  # noqa: E402
 
 SIM = sys.argv[1]
 SECRET = "sim-fake-router-secret"
@@ -44,24 +43,6 @@ def check(cond, what):
     if not cond:
         failures.append(what)
         print("FAIL:", what, file=sys.stderr)
-
-
-def b64url_decode(s):
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
-def verify_jwt(token, secret):
-    """The claims of an HS256 JWT signed with `secret`, or None."""
-    try:
-        head, body, sig = token.split(".")
-        if json.loads(b64url_decode(head)).get("alg") != "HS256":
-            return None
-        mac = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-        if not hmac.compare_digest(mac, b64url_decode(sig)):
-            return None
-        return json.loads(b64url_decode(body))
-    except Exception:  # noqa: BLE001 - any malformed token is simply invalid
-        return None
 
 
 def is_uint(v, top):
@@ -101,7 +82,7 @@ class FakeRouter:
         except Exception:  # noqa: BLE001
             return
         sid = reg.get("id")
-        claims = verify_jwt(reg.get("token", ""), self.secret)
+        claims = verify_hs256(reg.get("token", ""), self.secret)
         ok = (reg.get("type") == "register" and claims is not None and claims.get("sub") == sid
               and claims.get("aud") == "vrouter.video" and claims.get("exp", 0) > time.time()
               and isinstance(reg.get("url"), str) and reg["url"] == f"wss://{sid}.media.test/rtc"
@@ -344,14 +325,9 @@ async def refused_credential(tmp):
 
 
 async def over_tls(tmp, secret_file):
-    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-    other, other_key = os.path.join(tmp, "other.pem"), os.path.join(tmp, "other-key.pem")
-    for c, k in ((cert, key), (other, other_key)):
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", k, "-out", c,
-                        "-days", "1", "-subj", "/CN=localhost", "-addext",
-                        "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                       check=True, capture_output=True, timeout=30)
+    san = "DNS:localhost,IP:127.0.0.1"
+    cert, key = make_cert(tmp, "cert", cn="localhost", san=san)
+    other, _ = make_cert(tmp, "other", cn="localhost", san=san)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     fake = FakeRouter(SECRET)

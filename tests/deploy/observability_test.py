@@ -28,24 +28,25 @@ Loopback only, free ports; every process it starts is stopped at the end; about 
 """
 
 import base64
-import hashlib
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+from vrouter_testlib import (  # noqa: E402
+    STARTED, RawClient, Redis, Router, accept_key, cli_token, frame, free_port, http_json,
+    stop_started, text)
+
 VROUTER = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build/release/router/vrouter")
 PROM_DIR = os.path.join(REPO, "deploy", "prometheus")
 RULES = os.path.join(PROM_DIR, "rules.yml")
@@ -65,12 +66,6 @@ def log(msg):
 START = time.monotonic()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(what, fn, timeout=20, interval=0.2):
     """Polls fn() until it returns something truthy; returns it. Raises after timeout."""
     end = min(time.monotonic() + timeout, DEADLINE)
@@ -86,11 +81,6 @@ def wait_for(what, fn, timeout=20, interval=0.2):
     raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
 
 
-def http_json(url, timeout=3):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
 def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, **kw)
 
@@ -98,72 +88,18 @@ def run(cmd, **kw):
 # ------------------------------------------------------------------------------------------------
 # Processes
 
-class Procs:
-    """Everything started here, stopped in reverse order."""
-
-    def __init__(self):
-        self.items = []
-
-    def add(self, name, proc):
-        self.items.append((name, proc))
-        return proc
-
-    def stop_all(self):
-        for name, proc in reversed(self.items):
-            if proc.poll() is not None:
-                continue
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def start_redis(procs, tmp):
-    port = free_port()
-    proc = procs.add("redis", subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-
-    def pong():
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    wait_for("redis-server", pong, timeout=10, interval=0.05)
-    return proc, port
-
-
-def start_vrouter(procs, tmp, redis_port):
+def start_vrouter(tmp, redis_port):
     fleet = os.path.join(tmp, "fleet.json")
     with open(fleet, "w") as f:
         json.dump([{"id": f"sfu-{i}", "url": f"wss://sfu-{i}.example/rtc", "region": "eu",
                     "capacity": 100, "monitored": False} for i in range(2)], f)
-    proc = procs.add("vrouter", subprocess.Popen(
-        [VROUTER, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--threads", "1",
-         "--replica-id", "obs-a", "--store", f"redis://127.0.0.1:{redis_port}",
-         "--video-servers", fleet, "--redis-timeout-ms", "300", "--drain-window-ms", "200"],
-        env=dict(os.environ, VROUTER_AUTH_SECRET=SECRET), stdout=subprocess.PIPE, text=True))
-    ws = admin = None
-    end = time.monotonic() + 15
-    while time.monotonic() < end and ws is None:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("event") == "listening":
-            ws = int(event["ws"].rsplit(":", 1)[1].split("/")[0])
-            admin = int(event["admin"].rsplit(":", 1)[1])
-    assert ws, "vrouter did not print its listening line"
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # drain logs
-    return proc, ws, admin
+    return Router(VROUTER, ["--threads", "1", "--store", f"redis://127.0.0.1:{redis_port}",
+                            "--video-servers", fleet, "--redis-timeout-ms", "300"],
+                  dict(os.environ, VROUTER_AUTH_SECRET=SECRET), "obs-a", drain_window_ms=200,
+                  stderr=None, start_timeout=15, log_level="info")
 
 
-def start_prometheus(procs, tmp, admin_port):
+def start_prometheus(tmp, admin_port):
     port = free_port()
     config = os.path.join(tmp, "prometheus.yml")
     with open(config, "w") as f:
@@ -178,10 +114,11 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:{admin_port}"]
 """)
-    proc = procs.add("prometheus", subprocess.Popen(
+    proc = subprocess.Popen(
         ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp}/tsdb",
          f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "prometheus.log"), "w")))
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "prometheus.log"), "w"))
+    STARTED.append(proc)
     base = f"http://127.0.0.1:{port}"
 
     def ready():
@@ -195,68 +132,28 @@ scrape_configs:
 # ------------------------------------------------------------------------------------------------
 # A WebSocket client from the standard library (RFC 6455, text frames only).
 
-class WsClient:
+class WsClient(RawClient):
+    """A /v1/client connection that says hello with a `vrouter mint-token` token."""
+
     def __init__(self, port, user, space):
-        token = run([VROUTER, "mint-token", "--user", user, "--space", space],
-                    env=dict(os.environ, VROUTER_AUTH_SECRET=SECRET)).stdout.strip()
-        assert token, "vrouter mint-token printed nothing"
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.token = cli_token(VROUTER, SECRET, user, space, timeout=60)
+        assert self.token, "vrouter mint-token printed nothing"
+        super().__init__(port)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET /v1/client HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                           "Sec-WebSocket-Protocol: vrouter.v1\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(4096)
-            assert chunk, "connection closed during the handshake"
-            head += chunk
-        head, self.buf = head.split(b"\r\n\r\n", 1)
-        assert head.split(b"\r\n")[0].split()[1] == b"101", head
-        accept = base64.b64encode(hashlib.sha1(
-            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
-        assert accept in head, "bad Sec-WebSocket-Accept"
+        status, headers = self.upgrade(key=key, host=f"127.0.0.1:{port}")
+        assert status == 101, (status, headers)
+        assert headers.get("sec-websocket-accept") == accept_key(key), "bad Sec-WebSocket-Accept"
         self.next_id = 1
-        self.token = token
-
-    def _read(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed by the router")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def _send(self, opcode, payload):
-        mask = os.urandom(4)
-        n = len(payload)
-        header = bytes([0x80 | opcode])
-        if n < 126:
-            header += bytes([0x80 | n])
-        elif n < 65536:
-            header += bytes([0x80 | 126]) + struct.pack(">H", n)
-        else:
-            header += bytes([0x80 | 127]) + struct.pack(">Q", n)
-        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-    def _frame(self):
-        b0, b1 = self._read(2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = struct.unpack(">H", self._read(2))[0]
-        elif n == 127:
-            n = struct.unpack(">Q", self._read(8))[0]
-        return b0 & 0x0F, self._read(n)
 
     def call(self, message):
+        """Sends `message` with the next id; its answer (router pings answered meanwhile)."""
         message = dict(message, id=self.next_id)
         self.next_id += 1
-        self._send(0x1, json.dumps(message).encode())
+        self.send(text(message))
         while True:
-            opcode, payload = self._frame()
+            _, opcode, payload = self.read_frame()
             if opcode == 0x9:
-                self._send(0xA, payload)
+                self.send(frame(0xA, payload))
             elif opcode == 0x8:
                 raise ConnectionError(f"closed by the router: {payload!r}")
             elif opcode == 0x1:
@@ -266,10 +163,10 @@ class WsClient:
 
     def close(self):
         try:
-            self._send(0x8, struct.pack(">H", 1000))
+            self.send(frame(0x8, struct.pack(">H", 1000)))
         except OSError:
             pass
-        self.sock.close()
+        super().close()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -407,12 +304,12 @@ def main():
         print(f"observability: FAIL: no vrouter binary at {VROUTER}", file=sys.stderr)
         return 1
 
-    procs = Procs()
     tmp = tempfile.mkdtemp(prefix="vrouter-observability-")
     client = None
     try:
-        redis, redis_port = start_redis(procs, tmp)
-        router, ws_port, admin_port = start_vrouter(procs, tmp, redis_port)
+        redis = Redis(tmp)
+        router = start_vrouter(tmp, redis.port)
+        redis_port, ws_port, admin_port = redis.port, router.ws, router.admin
         log(f"redis :{redis_port}, vrouter ws :{ws_port} admin :{admin_port}")
         wait_for("vrouter ready (Redis connected)",
                  lambda: http_json(f"http://127.0.0.1:{admin_port}/readyz")["ready"], timeout=15)
@@ -445,7 +342,7 @@ def main():
             return f"{sum(1 for l in body.splitlines() if l and not l.startswith('#'))} samples, lint clean"
         check("promtool check metrics on /metrics", get_scrape)
 
-        prom_proc, base = start_prometheus(procs, tmp, admin_port)
+        prom_proc, base = start_prometheus(tmp, admin_port)
         prom = Prom(base)
         log(f"prometheus {base}")
 
@@ -524,8 +421,8 @@ def main():
         check("every dashboard query runs on Prometheus", dashboard_runs)
 
         def redis_down():
-            redis.kill()
-            redis.wait()
+            redis.proc.kill()
+            redis.proc.wait()
             wait_for("vrouter_redis_up 0", lambda: prom.value("vrouter_redis_up") == 0, timeout=15)
             pending = wait_for("VrouterRedisDown pending", lambda: [
                 a for a in prom.alerts()
@@ -542,7 +439,7 @@ def main():
     finally:
         if client:
             client.close()
-        procs.stop_all()
+        stop_started()
 
     def promtool_rules():
         r = run(["promtool", "check", "rules", RULES])

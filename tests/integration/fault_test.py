@@ -54,14 +54,11 @@ Loopback only, ports 0; every process it starts is stopped at the end; about 30 
 import asyncio
 import base64
 import datetime
-import hashlib
-import hmac
 import json
 import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,8 +66,10 @@ import time
 import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import vrouter_process  # noqa: E402  (beside this file)
-from vrouter_process import eventually, metric  # noqa: E402
+import vrouter_testlib  # noqa: E402  (beside this file)
+from vrouter_testlib import (  # noqa: E402
+    client_token, eventually, hs256, location, metric, server_token, stop_process, text,
+    upgrade_request)
 
 VROUTER, SIM = sys.argv[1], sys.argv[2]
 CLIENT_SECRET = "fault-test-client-secret"
@@ -81,7 +80,6 @@ MAX_MESSAGE = 16384        # --max-message-bytes
 SEND_QUEUE = 65536         # --send-queue-bytes
 LEEWAY_S = 30              # --token-leeway-s (the default)
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
-STARTED = vrouter_process.STARTED  # every process this test started (killed at the end)
 
 
 def sanitized(binary):
@@ -100,36 +98,6 @@ SANITIZED = sanitized(VROUTER)
 
 
 # ---------------------------------------------------------------------------------------------
-# Tokens (HS256, minted here so that their times are under the test's control)
-
-def _b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def jwt(claims, secret):
-    head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = _b64(json.dumps(claims).encode())
-    sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{_b64(sig)}"
-
-
-def client_token(user, space, exp=None, nbf=None):
-    now = int(time.time())
-    claims = {"sub": user, "space": space, "iat": now, "exp": exp or now + 600}
-    if nbf is not None:
-        claims["nbf"] = nbf
-    return jwt(claims, CLIENT_SECRET)
-
-
-def server_token(server, exp=None, secret=SERVER_SECRET, aud="vrouter.video"):
-    now = int(time.time())
-    claims = {"sub": server, "iat": now, "exp": exp or now + 600}
-    if aud is not None:
-        claims["aud"] = aud
-    return jwt(claims, secret)
-
-
-# ---------------------------------------------------------------------------------------------
 # Processes
 
 def log_time(event):
@@ -137,7 +105,7 @@ def log_time(event):
         tzinfo=datetime.timezone.utc).timestamp()
 
 
-class Router(vrouter_process.Router):
+class Router(vrouter_testlib.Router):
     """A replica of VROUTER with this test's secrets (stderr left on the terminal), plus the
     admin API and /proc views the cases use; stop() requires exit 0."""
 
@@ -147,9 +115,6 @@ class Router(vrouter_process.Router):
                               VROUTER_VIDEO_SERVER_SECRET=SERVER_SECRET, **(env or {})),
                          name, prefix, stderr=None)
         self.max_connections = self.listening["max_connections"]
-
-    def servers(self):
-        return {s["id"]: s for s in json.loads(self.get("/v1/servers"))["servers"]}
 
     def cpu_seconds(self):
         with open(f"/proc/{self.pid}/stat") as f:
@@ -165,27 +130,11 @@ class Router(vrouter_process.Router):
 
 
 def start_sim(router, tmp, prefix, servers):
-    secret_file = os.path.join(tmp, "video-server-secret")
-    with open(secret_file, "w") as f:
-        f.write(SERVER_SECRET)
+    """`servers` simulated video servers PREFIX0.. of capacity 1000, logging to a file in `tmp`."""
     log = open(os.path.join(tmp, f"sim-{prefix}log"), "w")
-    proc = subprocess.Popen(
-        [SIM, "--router", f"ws://127.0.0.1:{router.ws}", "--admin",
-         f"http://127.0.0.1:{router.admin}", "--secret-file", secret_file, "--servers",
-         str(servers), "--id-prefix", prefix, "--capacity", "1000"],
+    return vrouter_testlib.start_sim(SIM, router, SERVER_SECRET, tmp, [
+        "--servers", str(servers), "--id-prefix", prefix, "--capacity", "1000"],
         stdout=log, stderr=log)
-    STARTED.append(proc)
-    return proc
-
-
-def stop_process(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def admin(router, method, *args):
@@ -196,98 +145,15 @@ async def admin(router, method, *args):
 # ---------------------------------------------------------------------------------------------
 # Clients
 
-def location(entry):
-    return (entry["server"]["id"] if entry.get("server") else None, entry["epoch"])
+class Client(vrouter_testlib.Client):
+    """A /v1/client connection with this test's client secret."""
+
+    secret = CLIENT_SECRET
 
 
-class Client:
-    """A /v1/client connection: answers matched by id, pushes kept in order."""
-
-    def __init__(self, user, space=None):
-        self.user, self.space = user, space or f"space-{user}"
-        self.next_id = 1
-        self.waiting = {}
-        self.pushes = []
-        self.close_code = None
-        self.closed = asyncio.Event()
-        self.assigned = None
-
-    async def open(self, port, token=None, ping_interval=20):
-        """Connects and says hello; returns the answer (welcome or error). `ping_interval`: how
-        often the client pings by itself (None: never; it still answers the router's pings)."""
-        self.ws = await websockets.connect(f"ws://127.0.0.1:{port}/v1/client",
-                                           subprotocols=["vrouter.v1"], open_timeout=10,
-                                           max_size=2 ** 20, ping_interval=ping_interval)
-        self.reader = asyncio.create_task(self._read())
-        return await self.call({"type": "hello",
-                                "token": token or client_token(self.user, self.space)})
-
-    async def _read(self):
-        try:
-            async for frame in self.ws:
-                m = json.loads(frame)
-                fut = self.waiting.pop(m.get("id"), None) if "id" in m else None
-                if fut is not None and not fut.done():
-                    fut.set_result(m)
-                else:
-                    self.pushes.append(m)
-        except websockets.ConnectionClosed:
-            pass
-        self.close_code = self.ws.close_code
-        for fut in self.waiting.values():
-            if not fut.done():
-                fut.set_exception(ConnectionError(f"{self.user}: closed ({self.close_code})"))
-        self.waiting.clear()
-        self.closed.set()
-
-    async def call(self, message, timeout=5):
-        message = dict(message, id=self.next_id)
-        self.next_id += 1
-        fut = asyncio.get_running_loop().create_future()
-        self.waiting[message["id"]] = fut
-        await self.ws.send(json.dumps(message))
-        return await asyncio.wait_for(fut, timeout)
-
-    async def join(self):
-        for _ in range(50):
-            answer = await self.call({"type": "join"})
-            if answer["type"] == "assigned":
-                self.assigned = answer
-                return answer
-            assert answer["code"] in ("no_video_server", "unavailable"), answer
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{self.user} never got a server")
-
-    async def lookup(self, users):
-        answer = await self.call({"type": "lookup", "users": users})
-        assert answer["type"] == "lookup_result", answer
-        return {r["user"]: location(r) for r in answer["results"]}
-
-    def of(self, kind):
-        return [m for m in self.pushes if m["type"] == kind]
-
-    async def wait_closed(self, timeout=5):
-        await asyncio.wait_for(self.closed.wait(), timeout)
-        return self.close_code
-
-    async def close(self):
-        await self.ws.close()
-        await asyncio.wait_for(self.closed.wait(), 5)
-
-
-async def refused_hello(port, token, user="probe"):
-    """A hello that must be refused: returns (error code, close code)."""
-    c = Client(user)
-    answer = await c.open(port, token)
-    assert answer["type"] == "error", f"expected a refusal, got {answer}"
-    return answer["code"], await c.wait_closed()
-
-
-async def accepted_hello(port, token, user="probe"):
-    c = Client(user)
-    answer = await c.open(port, token)
-    assert answer["type"] == "welcome", f"expected welcome, got {answer}"
-    await c.close()
+async def accepted_hello(port, token):
+    """A hello that must be welcomed (the connection is then closed)."""
+    await (await Client().welcomed(port, token)).close()
 
 
 class Watchdog:
@@ -305,7 +171,7 @@ class Watchdog:
         self.client = Client(self.name)
         welcome = await self.client.open(self.port, ping_interval=self.ping_interval)
         assert welcome["type"] == "welcome", welcome
-        self.baseline = await self.client.lookup(self.users)
+        self.baseline = await self.client.locations(self.users)
         missing = [u for u, (server, _) in self.baseline.items() if server is None]
         assert not missing, f"{self.name}: reference users without an assignment: {missing}"
         self.task = asyncio.create_task(self._run())
@@ -346,115 +212,12 @@ class Watchdog:
         await self.client.close()
 
 
-class RawVideoServer:
-    """A /v1/video-server connection driven by the test: counters under its control."""
+class VideoServer(vrouter_testlib.VideoServer):
+    """A /v1/video-server connection driven by the test, with this test's credentials, reporting
+    every INTERVAL_MS once started."""
 
-    def __init__(self, port, sid):
-        self.port, self.id = port, sid
-        self.seq = 0
-        self.counters = {"packets_in": 0, "packets_out": 0, "bytes_in": 0, "bytes_out": 0}
-        self.received = []
-        self.reporting = None
-        self.ws = None
-
-    async def connect(self, register=True, token=None, sid=None, capacity=1000):
-        self.ws = await websockets.connect(f"ws://127.0.0.1:{self.port}/v1/video-server",
-                                           subprotocols=["vrouter.video.v1"], open_timeout=10)
-        self.inbox = asyncio.Queue()
-        self.close_code = None
-        self.reader = asyncio.create_task(self._read(self.ws, self.inbox))
-        if register:
-            await self.send_register(token=token, sid=sid, capacity=capacity)
-            return await self.next()
-
-    async def send_register(self, token=None, sid=None, capacity=1000):
-        sid = sid or self.id
-        await self.ws.send(json.dumps({
-            "type": "register", "token": token or server_token(self.id), "id": sid,
-            "url": f"wss://{sid}.media.test/rtc", "region": "eu-west", "capacity": capacity}))
-
-    async def _read(self, ws, inbox):
-        try:
-            async for frame in ws:
-                m = json.loads(frame)
-                self.received.append(m)
-                await inbox.put(m)
-        except websockets.ConnectionClosed:
-            pass
-        self.close_code = ws.close_code
-        await inbox.put(None)
-
-    async def next(self, skip_state=True, timeout=5):
-        """The next router message (`state` pushes skipped); None once the connection closed."""
-        deadline = time.monotonic() + timeout
-        while True:
-            m = await asyncio.wait_for(self.inbox.get(), max(0.01, deadline - time.monotonic()))
-            if m is None or not (skip_state and m["type"] == "state"):
-                return m
-
-    async def nothing_more(self, wait=0.3):
-        """No answer (other than `state` pushes) arrives within `wait` seconds."""
-        try:
-            m = await self.next(timeout=wait)
-        except asyncio.TimeoutError:
-            return
-        raise AssertionError(f"{self.id}: unexpected answer {m}")
-
-    def stats(self, **override):
-        m = {"type": "stats", "seq": self.seq, "peers": 0, "media_peers": 0, **self.counters,
-             "cpu": 0.0}
-        m.update(override)
-        return m
-
-    async def report(self):
-        await self.ws.send(json.dumps(self.stats()))
-        self.seq += 1
-        # A healthy forwarder: 240 packets/s in, 600 out at 250 ms per report.
-        for k, step in (("packets_in", 60), ("packets_out", 150), ("bytes_in", 60000),
-                        ("bytes_out", 150000)):
-            self.counters[k] += step
-
-    def start_reporting(self):
-        async def loop():
-            while True:
-                await self.report()
-                await asyncio.sleep(INTERVAL_MS / 1000)
-        self.reporting = asyncio.create_task(loop())
-
-    async def stop_reporting(self):
-        if self.reporting:
-            self.reporting.cancel()
-            try:
-                await self.reporting
-            except (asyncio.CancelledError, websockets.ConnectionClosed):
-                pass
-            self.reporting = None
-
-    async def vanish(self):
-        """The TCP connection goes, without a WebSocket close (a crash, a cable pulled)."""
-        await self.stop_reporting()
-        self.ws.transport.abort()
-        await asyncio.wait_for(self.reader, 5)
-
-    async def close(self):
-        await self.stop_reporting()
-        if self.ws is not None:
-            await self.ws.close()
-
-
-def ws_frame(payload, opcode=1):
-    """A masked client frame."""
-    mask = os.urandom(4)
-    n = len(payload)
-    if n < 126:
-        head = bytes([0x80 | opcode, 0x80 | n])
-    elif n < 65536:
-        head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
-    else:
-        head = bytes([0x80 | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
-    keys = (mask * (n // 4 + 1))[:n]
-    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(keys, "big")).to_bytes(n, "big")
-    return head + mask + masked
+    secret = SERVER_SECRET
+    interval_ms = INTERVAL_MS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,10 +237,10 @@ async def setup_main(tmp):
     r = f.router
     f.stable_sim = start_sim(r, tmp, "stable-", 2)     # healthy all along
     f.vanish_sim = start_sim(r, tmp, "vanish-", 1)     # SIGKILLed in case a
-    f.cutoff = RawVideoServer(r.ws, "cutoff")          # TCP dropped in case a
-    f.phoenix = RawVideoServer(r.ws, "phoenix")        # restarts in case b
+    f.cutoff = VideoServer(r.ws, "cutoff")          # TCP dropped in case a
+    f.phoenix = VideoServer(r.ws, "phoenix")        # restarts in case b
     for s in (f.cutoff, f.phoenix):
-        answer = await s.connect()
+        answer = await s.open()
         assert answer["type"] == "registered", answer
         s.start_reporting()
     names = ["stable-0", "stable-1", "vanish-0", "cutoff", "phoenix"]
@@ -531,7 +294,7 @@ async def case_b_counter_reset(f):
     # b1. A reconnect without a restart: seq restarts at 0, the counters carry on. Not a reset.
     await p.vanish()
     p.seq = 0
-    answer = await p.connect()
+    answer = await p.open()
     # `stale` only if the reconnect took longer than 3 report intervals (a loaded machine).
     assert answer["type"] == "registered" and answer["id"] == "phoenix" and \
         answer["report_interval_ms"] == INTERVAL_MS and answer["state"] in ("active", "stale"), \
@@ -547,7 +310,7 @@ async def case_b_counter_reset(f):
     await p.vanish()
     p.seq = 0
     p.counters = {"packets_in": 7, "packets_out": 5, "bytes_in": 900, "bytes_out": 700}
-    answer = await p.connect()
+    answer = await p.open()
     assert answer["type"] == "registered" and answer["state"] in ("active", "stale"), answer
     await p.report()
     push = await eventually("a `state` push with reason reset", lambda: [
@@ -607,8 +370,8 @@ async def case_c_garbage(f):
     r = f.router
     before = await admin(r, "metrics")
     stable0 = (await admin(r, "servers"))["stable-0"]
-    g = RawVideoServer(r.ws, "garbler")
-    await g.connect(register=False)
+    g = VideoServer(r.ws, "garbler")
+    await g.open(register=False)
 
     async def expect_error(frame, code, id_=None, raw=False):
         await g.ws.send(frame if raw else json.dumps(frame))
@@ -619,8 +382,9 @@ async def case_c_garbage(f):
 
     # Before register: only register is accepted.
     await expect_error(g.stats(seq=3), "not_registered", 3)
-    await expect_error({"type": "register", "token": server_token("garbler"), "id": "garbler",
-                        "url": "wss://g/rtc", "region": "eu-west", "capacity": 0},
+    await expect_error({"type": "register", "token": server_token("garbler", SERVER_SECRET),
+                        "id": "garbler", "url": "wss://g/rtc", "region": "eu-west",
+                        "capacity": 0},
                        "invalid_message")
     await g.send_register()
     m = await g.next()
@@ -641,7 +405,7 @@ async def case_c_garbage(f):
         (g.stats(seq=11, packets_in=-5), "invalid_message", 11, False),
         (g.stats(seq=12, bytes_out=1.5), "invalid_message", 12, False),
         (g.stats(seq=13, packets_out=2 ** 53), "invalid_message", 13, False),
-        ({"type": "register", "token": server_token("garbler"), "id": "garbler",
+        ({"type": "register", "token": server_token("garbler", SERVER_SECRET), "id": "garbler",
           "url": "wss://g/rtc", "region": "eu-west", "capacity": 5}, "already_registered",
          None, False),
     ]
@@ -663,15 +427,16 @@ async def case_c_garbage(f):
 
     # Registrations that must be refused with 4001 (each its own connection).
     refusals = [
-        ("stable-0", server_token("garbler"), "forbidden"),                    # someone else's id
-        ("stable-0", server_token("stable-0", secret="wrong"), "token_bad_signature"),
-        ("garbler-2", jwt({"sub": "garbler-2", "space": "s", "exp": int(time.time()) + 60},
+        ("stable-0", server_token("garbler", SERVER_SECRET), "forbidden"),  # someone else's id
+        ("stable-0", server_token("stable-0", "wrong"), "token_bad_signature"),
+        ("garbler-2", hs256({"sub": "garbler-2", "space": "s", "exp": int(time.time()) + 60},
                           SERVER_SECRET), "token_invalid_claims"),            # no aud: client-like
-        ("garbler-2", server_token("garbler-2", exp=int(time.time()) - 3600), "token_expired"),
+        ("garbler-2", server_token("garbler-2", SERVER_SECRET, exp=int(time.time()) - 3600),
+         "token_expired"),
     ]
     for sid, token, code in refusals:
-        x = RawVideoServer(r.ws, "intruder")
-        m = await x.connect(token=token, sid=sid)
+        x = VideoServer(r.ws, "intruder")
+        m = await x.open(token=token, sid=sid)
         assert m["type"] == "error" and m["code"] == code, f"register {sid}: {m}, expected {code}"
         assert await x.next() is None and x.close_code == 4001, \
             f"register {sid} refused with {code} must close 4001, got {x.close_code}"
@@ -684,8 +449,8 @@ async def case_c_garbage(f):
         if what == "binary":
             x = g  # the registered garbler itself: its registration ends with the connection
         else:
-            x = RawVideoServer(r.ws, "garbler-frames")
-            await x.connect(register=False)
+            x = VideoServer(r.ws, "garbler-frames")
+            await x.open(register=False)
         await send(x.ws)
         assert await x.next() is None, f"{what}: connection stayed open"
         closes[what] = x.close_code
@@ -747,21 +512,18 @@ async def case_d_slow_consumer(f):
     try:
         await loop.sock_connect(s, ("127.0.0.1", r.ws))
         key = base64.b64encode(os.urandom(16)).decode()
-        await loop.sock_sendall(s, (
-            f"GET /v1/client HTTP/1.1\r\nHost: 127.0.0.1:{r.ws}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Sec-WebSocket-Protocol: vrouter.v1\r\n\r\n").encode())
+        await loop.sock_sendall(s, upgrade_request(f"127.0.0.1:{r.ws}", key))
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = await asyncio.wait_for(loop.sock_recv(s, 1), 5)  # not one byte beyond
             assert chunk, "connection closed during the upgrade"
             head += chunk
         assert head.startswith(b"HTTP/1.1 101"), head
-        await loop.sock_sendall(s, ws_frame(json.dumps(
-            {"type": "hello", "token": client_token("slowpoke", "space-slow")}).encode()))
+        await loop.sock_sendall(s, text({"type": "hello", "token": client_token(
+            "slowpoke", "space-slow", CLIENT_SECRET)}))
         # From here on the socket is never read. Each watch is answered with ~45 KB.
         ghosts = [f"ghost-{i:04d}" for i in range(1000)]
-        frame = ws_frame(json.dumps({"type": "watch", "users": ghosts}).encode())
+        frame = text({"type": "watch", "users": ghosts})
         assert len(frame) < MAX_MESSAGE
         sent, cut_off, error = 0, False, None
         deadline = time.monotonic() + 20
@@ -789,7 +551,7 @@ async def case_d_slow_consumer(f):
             if error:
                 break
             try:
-                await asyncio.wait_for(loop.sock_sendall(s, ws_frame(b'{"type":"lookup","users":[]}')), 2)
+                await asyncio.wait_for(loop.sock_sendall(s, text({"type": "lookup", "users": []})), 2)
             except (BrokenPipeError, ConnectionResetError) as e:
                 error = type(e).__name__
             except asyncio.TimeoutError:
@@ -899,7 +661,7 @@ async def case_a_vanish(f):
     await eventually("the watcher told of every move", lambda: all(
         any(m["type"] == "moved" and m["user"] == c.user for m in f.watcher.pushes)
         for c in victims), 10)
-    now = await f.watcher.lookup(sorted(f.users))
+    now = await f.watcher.locations(sorted(f.users))
     for c in victims:
         server, epoch = now[c.user]
         assert server not in gone_servers + ("garbler",) and server is not None, (c.user, server)
@@ -982,10 +744,7 @@ async def upgrade_status(port):
     """The status line of a bare /v1/client upgrade (the connection is then dropped)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(f"GET /v1/client HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        writer.write(upgrade_request(f"127.0.0.1:{port}", protocol=None))
         line = await asyncio.wait_for(reader.readline(), 5)
         return int(line.split()[1])
     finally:
@@ -1062,7 +821,7 @@ async def case_e_fd_exhaustion(tmp):
         welcome = await asyncio.wait_for(pending, (flood_size // 40 + 1) * handshake_ms / 1000 + 5)
         recovered = time.monotonic() - released
         assert welcome["type"] == "welcome", welcome
-        assert (await late.lookup(["e-user"]))["e-user"] == watchdog.baseline["e-user"]
+        assert (await late.locations(["e-user"]))["e-user"] == watchdog.baseline["e-user"]
         after = await admin(r, "metrics")
         accept_errors = metric(after, "vrouter_accept_errors_total") - \
             metric(before, "vrouter_accept_errors_total")
@@ -1222,8 +981,8 @@ async def case_f_clock_jumps(tmp):
         async def register_probe(expected_code, token):
             """A refused register, to get a log line stamped with the router's wall clock."""
             seen = len(r.events("video_server_auth_failed", server="clock-probe"))
-            x = RawVideoServer(r.ws, "clock-probe")
-            m = await x.connect(token=token)
+            x = VideoServer(r.ws, "clock-probe")
+            m = await x.open(token=token)
             assert m["type"] == "error" and m["code"] == expected_code, m
             await x.next()
             # The log line is pumped from the router's stdout by a thread: wait for it.
@@ -1238,11 +997,12 @@ async def case_f_clock_jumps(tmp):
         # +1 h: tokens minted for real time have expired (beyond the leeway).
         set_fake_offset(offset_file, 3600)
         now = int(time.time())
-        code, close = await refused_hello(r.ws, client_token("f-new", "s"))
+        code, close = await Client().refused(r.ws, client_token("f-new", "s", CLIENT_SECRET))
         assert (code, close) == ("token_expired", 4001), (code, close)
-        await accepted_hello(r.ws, client_token("f-new", "s", exp=now + 3600 - LEEWAY_S // 2))
-        await accepted_hello(r.ws, client_token("f-new", "s", exp=now + 3600 + 600))
-        skew = await register_probe("token_expired", server_token("clock-probe"))
+        await accepted_hello(r.ws, client_token("f-new", "s", CLIENT_SECRET,
+                                                exp=now + 3600 - LEEWAY_S // 2))
+        await accepted_hello(r.ws, client_token("f-new", "s", CLIENT_SECRET, exp=now + 3600 + 600))
+        skew = await register_probe("token_expired", server_token("clock-probe", SERVER_SECRET))
         assert abs(skew - 3600) < 120, f"router log clock {skew:+.0f} s, expected +3600"
         notes.append(f"+1h: real-time token -> token_expired/4001, exp within leeway ok "
                      f"(log ts {skew:+.0f} s)")
@@ -1251,12 +1011,15 @@ async def case_f_clock_jumps(tmp):
         # -1 h (from real time): tokens with nbf = now are not valid yet; without nbf they work.
         set_fake_offset(offset_file, -3600)
         now = int(time.time())
-        code, close = await refused_hello(r.ws, client_token("f-new", "s", nbf=now))
+        code, close = await Client().refused(r.ws, client_token("f-new", "s", CLIENT_SECRET,
+                                                                nbf=now))
         assert (code, close) == ("token_not_yet_valid", 4001), (code, close)
-        await accepted_hello(r.ws, client_token("f-new", "s"))  # no nbf, exp in the future
-        await accepted_hello(r.ws, client_token("f-new", "s", nbf=now - 3600 + LEEWAY_S // 2))
+        # No nbf, exp in the future.
+        await accepted_hello(r.ws, client_token("f-new", "s", CLIENT_SECRET))
+        await accepted_hello(r.ws, client_token("f-new", "s", CLIENT_SECRET,
+                                                nbf=now - 3600 + LEEWAY_S // 2))
         skew = await register_probe("token_not_yet_valid",
-                                    jwt({"sub": "clock-probe", "aud": "vrouter.video",
+                                    hs256({"sub": "clock-probe", "aud": "vrouter.video",
                                          "nbf": now, "exp": now + 600}, SERVER_SECRET))
         assert abs(skew + 3600) < 120, f"router log clock {skew:+.0f} s, expected -3600"
         notes.append(f"-1h: token with nbf=now -> token_not_yet_valid/4001, without nbf ok, nbf "
@@ -1264,9 +1027,9 @@ async def case_f_clock_jumps(tmp):
         await hold("after -1 h")
 
         set_fake_offset(offset_file, 0)
-        await accepted_hello(r.ws, client_token("f-new", "s", nbf=int(time.time())))
+        await accepted_hello(r.ws, client_token("f-new", "s", CLIENT_SECRET, nbf=int(time.time())))
         await hold("back to real time")
-        assert (await watcher.lookup(["f-quiet", "f-away"])) == watchdog.baseline
+        assert (await watcher.locations(["f-quiet", "f-away"])) == watchdog.baseline
         n = watchdog.count
         await watchdog.stop()
         for c in (quiet, watcher):
@@ -1287,14 +1050,11 @@ async def case_f_clock_jumps(tmp):
 def main():
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            async def run():
-                await run_main(tmp)
-                await case_e_fd_exhaustion(tmp)
-                await asyncio.gather(case_f_clock_jumps(tmp), probe_idle_ping_bug())
-            asyncio.run(asyncio.wait_for(run(), 110))
-        finally:
-            vrouter_process.kill_started()
+        async def run():
+            await run_main(tmp)
+            await case_e_fd_exhaustion(tmp)
+            await asyncio.gather(case_f_clock_jumps(tmp), probe_idle_ping_bug())
+        vrouter_testlib.run_bounded(run(), 110)
     print(f"fault test: ok ({time.monotonic() - started:.1f} s)")
 
 

@@ -11,16 +11,18 @@ Loopback only; every process it starts is stopped at the end; bounded to about a
 """
 
 import asyncio
-import json
+import functools
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
-import websockets
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vrouter_testlib  # noqa: E402  (beside this file)
+from vrouter_testlib import (  # noqa: E402
+    Router, cli_token, eventually, kill_started, start_sim, stop_process)
 
 VROUTER, SIM = sys.argv[1], sys.argv[2]
 SECRET = "fleet-test-client-secret"
@@ -31,123 +33,55 @@ INTERVAL_MS = 250
 
 
 def start(tmp):
-    env = dict(os.environ, VROUTER_AUTH_SECRET=SECRET,
-               VROUTER_VIDEO_SERVER_SECRET=SERVER_SECRET)
-    router = subprocess.Popen(
-        [VROUTER, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--threads", "2",
-         "--report-interval-ms", str(INTERVAL_MS), "--gone-after-ms", "5000",
-         "--slow-start-window-ms", "2000", "--migrate-cooldown-ms", "200", "--drain-window-ms", "1000",
-         "--log-level", "info"],
-        env=env, stdout=subprocess.PIPE, text=True)
-    ws = admin = None
-    deadline = time.time() + 20
-    while time.time() < deadline and (ws is None or admin is None):
-        line = router.stdout.readline()
-        if not line:
-            break
-        event = json.loads(line)
-        if event.get("event") == "listening":
-            ws = event["ws"].rsplit(":", 1)[1].split("/")[0]
-            admin = event["admin"].rsplit(":", 1)[1]
-    assert ws and admin, "router did not start"
-    # Keep draining the router's log so it never blocks on a full pipe.
-    logs = []
-
-    async def pump():
-        loop = asyncio.get_running_loop()
-        while True:
-            line = await loop.run_in_executor(None, router.stdout.readline)
-            if not line:
-                return
-            logs.append(line)
-
-    secret_file = os.path.join(tmp, "video-server-secret")
-    with open(secret_file, "w") as f:
-        f.write(SERVER_SECRET)
-    sim = subprocess.Popen(
-        [SIM, "--router", f"ws://127.0.0.1:{ws}", "--admin", f"http://127.0.0.1:{admin}",
-         "--secret-file", secret_file, "--servers", "4", "--capacity", "200",
-         "--behavior", f"{BLACK_HOLE}=blackhole@{TURNS_BAD_AT}", "--duration", "60"],
+    router = Router(VROUTER, ["--threads", "2", "--report-interval-ms", str(INTERVAL_MS),
+                              "--gone-after-ms", "5000", "--slow-start-window-ms", "2000",
+                              "--migrate-cooldown-ms", "200"],
+                    dict(os.environ, VROUTER_AUTH_SECRET=SECRET,
+                         VROUTER_VIDEO_SERVER_SECRET=SERVER_SECRET),
+                    drain_window_ms=1000, stderr=None, log_level="info", stop_timeout=20)
+    sim = start_sim(SIM, router, SERVER_SECRET, tmp, [
+        "--servers", "4", "--capacity", "200", "--behavior",
+        f"{BLACK_HOLE}=blackhole@{TURNS_BAD_AT}", "--duration", "60"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    return router, sim, int(ws), int(admin), pump, logs
+    return router, sim
 
 
-def get(admin, path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin}{path}", timeout=5) as r:
-        return r.read().decode()
+class Client(vrouter_testlib.Client):
+    """A user of space-USER (a `vrouter mint-token` token) who joins once and then follows the
+    `migrate` pushes: `placed` is where the join put it, `server` where it is now."""
+
+    timeout = 45  # the scenario's own bound: an answer is not otherwise timed
+
+    def token(self):
+        return cli_token(VROUTER, SECRET, self.user, self.space)
+
+    async def enter(self, port):
+        assert (await self.open(port))["type"] == "welcome"
+        await self.join(attempts=20, every=0.2)  # retryable: the fleet is still coming up
+        self.joined_at = time.time()
+
+    @property
+    def placed(self):
+        return self.assigned["server"]["id"]
+
+    @property
+    def server(self):
+        migrations = self.of("migrate")
+        return migrations[-1]["server"]["id"] if migrations else self.placed
 
 
-def post(admin, path):
-    req = urllib.request.Request(f"http://127.0.0.1:{admin}{path}", method="POST", data=b"")
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.loads(r.read())
+wait_for = functools.partial(eventually, every=0.1)
 
 
-def servers(admin):
-    return {s["id"]: s for s in json.loads(get(admin, "/v1/servers"))["servers"]}
-
-
-def token(user, space):
-    out = subprocess.run([VROUTER, "mint-token", "--user", user, "--space", space],
-                         env=dict(os.environ, VROUTER_AUTH_SECRET=SECRET),
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip()
-
-
-class Client:
-    def __init__(self, user, ws_port):
-        self.user, self.port = user, ws_port
-        self.server = None
-        self.joined_at = None
-        self.migrations = []
-
-    async def join(self):
-        self.ws = await websockets.connect(f"ws://127.0.0.1:{self.port}/v1/client",
-                                           subprotocols=["vrouter.v1"])
-        await self.ws.send(json.dumps({"type": "hello", "id": 1,
-                                       "token": token(self.user, "space-" + self.user)}))
-        assert json.loads(await self.ws.recv())["type"] == "welcome"
-        for attempt in range(20):
-            await self.ws.send(json.dumps({"type": "join", "id": 2 + attempt}))
-            answer = json.loads(await self.ws.recv())
-            if answer["type"] == "assigned":
-                self.server = self.placed = answer["server"]["id"]
-                self.joined_at = time.time()
-                return
-            assert answer["code"] in ("no_video_server", "unavailable"), answer
-            await asyncio.sleep(0.2)  # retryable: the fleet is still coming up
-        raise AssertionError(f"{self.user} never got a server")
-
-    async def listen(self):
-        try:
-            async for frame in self.ws:
-                m = json.loads(frame)
-                if m["type"] == "migrate":
-                    self.migrations.append(m)
-                    self.server = m["server"]["id"]
-        except websockets.ConnectionClosed:
-            pass
-
-
-async def wait_for(what, predicate, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def scenario(ws, admin, started):
+async def scenario(router, started):
     await wait_for("four active servers",
-                   lambda: [s["state"] for s in servers(admin).values()].count("active") == 4, 15)
-    clients, listeners = [], []
+                   lambda: [s["state"] for s in router.servers().values()].count("active") == 4, 15)
+    clients = []
 
     async def join_batch(n, offset):
-        batch = [Client(f"u{offset + i}", ws) for i in range(n)]
-        await asyncio.gather(*(c.join() for c in batch))
+        batch = [Client(f"u{offset + i}") for i in range(n)]
+        await asyncio.gather(*(c.enter(router.ws) for c in batch))
         clients.extend(batch)
-        listeners.extend(asyncio.create_task(c.listen()) for c in batch)
 
     # Before the black hole: users spread over the four servers.
     await join_batch(40, 0)
@@ -163,20 +97,20 @@ async def scenario(ws, admin, started):
             if c.placed == BLACK_HOLE and c.joined_at - bad_since > 2 * INTERVAL_MS / 1000 + 0.3]
     assert not late, f"{len(late)} users placed on the black hole after two intervals"
 
-    await wait_for("ejection", lambda: servers(admin)[BLACK_HOLE]["state"] == "ejected", 10)
-    view = servers(admin)[BLACK_HOLE]
+    await wait_for("ejection", lambda: router.servers()[BLACK_HOLE]["state"] == "ejected", 10)
+    view = router.servers()[BLACK_HOLE]
     assert view["ejection"]["reason"] == "not_forwarding", view
     assert view["history"][-1]["to"] == "ejected" and view["ejection"]["times"] == 1, view
     print(f"[fleet] black hole ejected {time.time() - bad_since:.2f} s after turning bad",
           flush=True)
-    await wait_for("its users migrated", lambda: servers(admin)[BLACK_HOLE]["assigned"] == 0, 10)
+    await wait_for("its users migrated", lambda: router.servers()[BLACK_HOLE]["assigned"] == 0, 10)
     await wait_for("migrate pushes", lambda: all(
         c.server != BLACK_HOLE for c in clients), 5)
-    moved = [c for c in clients if any(m["reason"] == "ejected" for m in c.migrations)]
+    moved = [c for c in clients if any(m["reason"] == "ejected" for m in c.of("migrate"))]
     assert moved, "the black hole's users got no migrate"
     print(f"[fleet] {len(moved)} users migrated off the black hole", flush=True)
 
-    metrics = get(admin, "/metrics")
+    metrics = router.get("/metrics")
     assert 'vrouter_video_server_ejections_total{reason="not_forwarding"} 1' in metrics
     assert f'vrouter_video_server_state{{server="{BLACK_HOLE}",state="ejected"}} 1' in metrics
     check = subprocess.run(["promtool", "check", "metrics"], input=metrics, text=True,
@@ -186,46 +120,32 @@ async def scenario(ws, admin, started):
     # An operator drains a healthy server: its users move, paced, and it takes no new ones.
     target = max(("sim-0", "sim-1", "sim-3"),
                  key=lambda s: sum(c.server == s for c in clients))
-    assert post(admin, f"/v1/servers/{target}/drain")["state"] == "draining"
-    await wait_for("drained server emptied", lambda: servers(admin)[target]["assigned"] == 0, 10)
+    assert router.post(f"/v1/servers/{target}/drain")[1]["state"] == "draining"
+    await wait_for("drained server emptied", lambda: router.servers()[target]["assigned"] == 0, 10)
     await wait_for("drain migrate pushes", lambda: all(c.server != target for c in clients), 5)
-    assert any(m["reason"] == "drain" for c in clients for m in c.migrations)
-    assert post(admin, f"/v1/servers/{target}/undrain")["state"] == "active"
+    assert any(m["reason"] == "drain" for c in clients for m in c.of("migrate"))
+    assert router.post(f"/v1/servers/{target}/undrain")[1]["state"] == "active"
     try:
-        post(admin, "/v1/servers/nope/drain")
+        router.post("/v1/servers/nope/drain")
         raise AssertionError("draining an unknown server must be 404")
     except urllib.error.HTTPError as e:
         assert e.code == 404
 
     for c in clients:
-        await c.ws.close()
-    for t in listeners:
-        t.cancel()
+        await c.close()
 
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
-        router, sim, ws, admin, pump, logs = start(tmp)
-        started = time.time()
         try:
-            async def run():
-                pump_task = asyncio.create_task(pump())
-                await asyncio.wait_for(scenario(ws, admin, started), 45)
-                pump_task.cancel()
-            asyncio.run(run())
+            router, sim = start(tmp)
+            started = time.time()
+            asyncio.run(asyncio.wait_for(scenario(router, started), 45))
+            assert stop_process(sim), "the simulated fleet did not exit within 10 s of SIGTERM"
+            router.stop()  # exit 0 within 20 s of SIGTERM
         finally:
-            sim.send_signal(signal.SIGTERM)
-            router.send_signal(signal.SIGTERM)
-            try:
-                sim.wait(timeout=10)
-                router.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                sim.kill()
-                router.kill()
-                raise
-        assert router.returncode == 0, router.returncode
-        states = [json.loads(l) for l in logs if '"video_server_state"' in l]
-        assert any(s["server"] == BLACK_HOLE and s["to"] == "ejected" for s in states), \
+            kill_started()
+        assert router.events("video_server_state", server=BLACK_HOLE, to="ejected"), \
             "no log line for the ejection"
     print("fleet black hole test: ok")
 

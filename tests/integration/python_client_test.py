@@ -14,13 +14,15 @@ import json
 import os
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
 import urllib.request
 
 import websockets
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vrouter_testlib import Router, cli_token, client_tls, kill_started  # noqa: E402
 
 VROUTER, CERT_DIR = sys.argv[1], sys.argv[2]
 SECRET = "python-client-test-secret"
@@ -35,25 +37,15 @@ def start_router(tmp):
                     "monitored": False},
                    {"id": "sfu-2", "url": "wss://sfu-2.test/", "region": "eu", "capacity": 10,
                     "monitored": False}], f)
-    env = dict(os.environ, VROUTER_AUTH_SECRET=SECRET)
-    proc = subprocess.Popen(
-        [VROUTER, "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0",
-         "--admin-listen", "127.0.0.1:0", "--tls-cert", os.path.join(CERT_DIR, "cert.pem"),
-         "--tls-key", os.path.join(CERT_DIR, "key.pem"), "--video-servers", fleet,
-         "--threads", "2", "--drain-window-ms", "1000"],
-        stdout=subprocess.PIPE, env=env, text=True)
-    for line in proc.stdout:  # structured logs: the first "listening" line has the URLs
-        event = json.loads(line)
-        if event.get("event") == "listening":
-            return proc, event
-    raise SystemExit("router exited before listening")
+    return Router(VROUTER, ["--tls-cert", os.path.join(CERT_DIR, "cert.pem"), "--tls-key",
+                            os.path.join(CERT_DIR, "key.pem"), "--video-servers", fleet,
+                            "--threads", "2"],
+                  dict(os.environ, VROUTER_AUTH_SECRET=SECRET), tls=True, drain_window_ms=1000,
+                  stderr=None, log_level="info")
 
 
 def mint(user, space="space-1"):
-    out = subprocess.run([VROUTER, "mint-token", "--user", user, "--space", space],
-                         env=dict(os.environ, VROUTER_AUTH_SECRET=SECRET), check=True,
-                         capture_output=True, text=True, timeout=TIMEOUT)
-    return out.stdout.strip()
+    return cli_token(VROUTER, SECRET, user, space, timeout=TIMEOUT)
 
 
 async def recv(ws):
@@ -61,9 +53,7 @@ async def recv(ws):
 
 
 async def session(urls):
-    tls = ssl.create_default_context()
-    tls.check_hostname = False
-    tls.verify_mode = ssl.CERT_NONE
+    tls = client_tls()
     alice = await websockets.connect(urls["ws"], subprotocols=["vrouter.v1"])
     bob = await websockets.connect(urls["wss"], subprotocols=["vrouter.v1"], ssl=tls)
     assert alice.subprotocol == "vrouter.v1"
@@ -144,17 +134,17 @@ async def shutdown(proc, bob):
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
-        proc, urls = start_router(tmp)
+        router = start_router(tmp)
+        urls = router.listening  # the URLs it listens on
         try:
             loop = asyncio.new_event_loop()
             bob = loop.run_until_complete(session(urls))
             check_metrics(urls["admin"])
-            loop.run_until_complete(shutdown(proc, bob))
+            loop.run_until_complete(shutdown(router.proc, bob))
             loop.close()
-            assert proc.wait(timeout=10) == 0, "router did not exit 0 after SIGTERM"
+            assert router.proc.wait(timeout=10) == 0, "router did not exit 0 after SIGTERM"
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            kill_started()
     print("python client: ok")
 
 

@@ -36,15 +36,11 @@ bounded; about 6 s. Needs the `openssl` command (keys, certificates, ES256 signa
 """
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import os
 import socket
 import ssl
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,8 +49,10 @@ import warnings
 import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import vrouter_process  # noqa: E402  (beside this file)
-from vrouter_process import eventually, metric  # noqa: E402
+import vrouter_testlib  # noqa: E402  (beside this file)
+from vrouter_testlib import (  # noqa: E402
+    b64, client_claims, client_tls, connected_socket, es256, eventually, hs256, make_cert,
+    make_ec_key, metric, rejection, upgrade_request)
 
 VROUTER = sys.argv[1]
 SECRET = "security-test-client-secret"
@@ -73,69 +71,7 @@ FLEET = [  # eu-1 is small, us-1 big: a client without a region lands on us-1 (l
 
 
 # ---------------------------------------------------------------------------------------------
-# Tokens
-
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def claims(user, space=None, **extra):
-    now = int(time.time())
-    return {"sub": user, "space": space or f"space-{user}", "iat": now, "exp": now + 600,
-            **extra}
-
-
-def hs256(body, secret=SECRET, kid=None):
-    header = {"alg": "HS256", "typ": "JWT", **({"kid": kid} if kid else {})}
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(body).encode())}"
-    key = secret if isinstance(secret, bytes) else secret.encode()
-    sig = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(sig)}"
-
-
-def der_to_raw(der):
-    """An ECDSA-Sig-Value (SEQUENCE {r INTEGER, s INTEGER}, DER) -> r||s, 32 bytes each (JWS)."""
-    assert der[0] == 0x30 and der[1] == len(der) - 2, f"not a DER ECDSA signature: {der.hex()}"
-    out, i = b"", 2
-    for _ in range(2):
-        assert der[i] == 0x02
-        n = der[i + 1]
-        out += int.from_bytes(der[i + 2:i + 2 + n], "big").to_bytes(32, "big")
-        i += 2 + n
-    return out
-
-
-def es256(body, private_key_file, kid):
-    """A JWS ES256 token, signed with `openssl dgst` (no Python crypto package needed)."""
-    header = {"alg": "ES256", "typ": "JWT", "kid": kid}
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(body).encode())}"
-    der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", private_key_file],
-                         input=signing_input.encode(), capture_output=True, check=True,
-                         timeout=10).stdout
-    return f"{signing_input}.{b64(der_to_raw(der))}"
-
-
-def openssl(*args):
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
-
-
-def make_ec_key(directory, name):
-    """(private key file, public key file) of a fresh P-256 key."""
-    private, public = os.path.join(directory, f"{name}.key"), os.path.join(directory, f"{name}.pub")
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", private)
-    openssl("pkey", "-in", private, "-pubout", "-out", public)
-    return private, public
-
-
-def make_cert(directory, name, kind, days):
-    """A self-signed certificate (kind "ec" or "rsa") valid `days` days: (cert, key) files."""
-    cert, key = os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.key")
-    newkey = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if kind == "ec"
-              else ["-newkey", "rsa:2048"])
-    openssl("req", "-x509", *newkey, "-nodes", "-keyout", key, "-out", cert, "-days", str(days),
-            "-subj", f"/CN={name}.vrouter.test")
-    return cert, key
-
+# Key and certificate files
 
 def cert_der(cert_file):
     with open(cert_file) as f:
@@ -153,7 +89,7 @@ def replace_file(path, data, tmp_dir):
 # ---------------------------------------------------------------------------------------------
 # Router process
 
-class Router(vrouter_process.Router):
+class Router(vrouter_testlib.Router):
     """A replica of VROUTER with this test's client secret (`secret`; None: none) and no other
     VROUTER_* variable, stderr in `lines`; metrics() and metric() off the event loop; stop()
     requires exit 0."""
@@ -181,148 +117,26 @@ async def wait_metric_above(router, before, name, **labels):
 # ---------------------------------------------------------------------------------------------
 # Clients
 
-def client_tls(max_version=None, ciphers=None):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    if max_version is not None:
-        ctx.maximum_version = max_version
-    if ciphers is not None:
-        ctx.set_ciphers(ciphers)
-    return ctx
+class Client(vrouter_testlib.Client):
+    """A /v1/client connection of this test: 5 s to open, 2 s to close."""
 
-
-def connected_socket(port, src=None, send=b""):
-    """A TCP connection to 127.0.0.1:port from `src` (another loopback address), non-blocking,
-    with `send` (a PROXY header) already written."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        if src:
-            s.bind((src, 0))
-        s.settimeout(5)
-        s.connect(("127.0.0.1", port))
-        if send:
-            s.sendall(send)
-        s.setblocking(False)
-        return s
-    except BaseException:
-        s.close()
-        raise
-
-
-def rejection(exc):
-    """(HTTP status, headers) of a refused upgrade, for websockets 10 (InvalidStatusCode) and
-    later (InvalidStatus); None for other failures."""
-    if isinstance(exc, getattr(websockets.exceptions, "InvalidStatusCode", ())):
-        return exc.status_code, exc.headers
-    if isinstance(exc, getattr(websockets.exceptions, "InvalidStatus", ())):
-        return exc.response.status_code, exc.response.headers
-    return None
-
-
-class Client:
-    """A /v1/client connection: answers matched by id, pushes kept."""
-
-    def __init__(self, ws):
-        self.ws, self.next_id, self.waiting, self.pushes = ws, 1, {}, []
-        self.closed = asyncio.Event()
-        self.reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def connect(cls, port, scheme="ws", src=None, send=b"", tls=None, **kwargs):
-        sock = connected_socket(port, src, send) if (src or send) else None
-        uri = f"{scheme}://127.0.0.1:{port}/v1/client"
-        extra = {"sock": sock} if sock else {}
-        if tls is not None:
-            extra["ssl"] = tls
-            if sock:
-                extra["server_hostname"] = "127.0.0.1"
-        try:
-            ws = await websockets.connect(uri, subprotocols=["vrouter.v1"], open_timeout=5,
-                                          close_timeout=2, **extra, **kwargs)
-        except BaseException:
-            if sock:
-                sock.close()
-            raise
-        return cls(ws)
-
-    async def _read(self):
-        try:
-            async for frame in self.ws:
-                m = json.loads(frame)
-                fut = self.waiting.pop(m.get("id"), None)
-                if fut is not None and not fut.done():
-                    fut.set_result(m)
-                else:
-                    self.pushes.append(m)
-        except websockets.ConnectionClosed:
-            pass
-        for fut in self.waiting.values():
-            if not fut.done():
-                fut.set_exception(ConnectionError(f"closed ({self.ws.close_code})"))
-        self.closed.set()
-
-    async def send(self, message):
-        message = dict(message, id=self.next_id)
-        self.next_id += 1
-        fut = asyncio.get_running_loop().create_future()
-        self.waiting[message["id"]] = fut
-        await self.ws.send(json.dumps(message))
-        return fut
-
-    async def call(self, message, timeout=5):
-        return await asyncio.wait_for(await self.send(message), timeout)
-
-    async def hello(self, token):
-        return await self.call({"type": "hello", "token": token})
-
-    async def join(self):
-        answer = await self.call({"type": "join"})
-        assert answer["type"] == "assigned", f"join answered {answer}"
-        return answer["server"]["id"]
-
-    async def close(self):
-        await self.ws.close()
-        await asyncio.wait_for(self.closed.wait(), 5)
-
-    async def wait_closed(self, timeout=5):
-        await asyncio.wait_for(self.closed.wait(), timeout)
-        return self.ws.close_code, self.ws.close_reason
+    secret = SECRET
+    connect_options = {"open_timeout": 5, "close_timeout": 2}
 
 
 async def welcomed(port, token, **kwargs):
     """A client whose hello was answered with welcome."""
-    try:
-        c = await Client.connect(port, **kwargs)
-    except Exception as e:  # noqa: BLE001
-        status = rejection(e)
-        detail = f"HTTP {status[0]}" if status else repr(e)
-        raise AssertionError(f"upgrade with {kwargs or 'no options'} failed ({detail}); a "
-                             f"session was expected") from e
-    answer = await c.hello(token)
-    assert answer["type"] == "welcome", f"expected welcome, got {answer}"
-    return c
+    return await Client().welcomed(port, token, **kwargs)
 
 
 async def hello_refused(port, token):
     """The error code and close code of a hello that must be refused."""
-    c = await Client.connect(port)
-    answer = await c.hello(token)
-    assert answer["type"] == "error", f"expected a refusal, got {answer}"
-    code, _ = await c.wait_closed()
-    return answer["code"], code
+    return await Client().refused(port, token)
 
 
 async def upgrade_refused(port, **kwargs):
     """(status, headers) of an upgrade that must be refused with an HTTP status."""
-    try:
-        c = await Client.connect(port, **kwargs)
-    except Exception as e:  # noqa: BLE001 - the status is what matters
-        status = rejection(e)
-        assert status is not None, f"upgrade failed without an HTTP status: {e!r}"
-        return status
-    await c.close()
-    raise AssertionError(f"upgrade with {kwargs} was accepted; a refusal was expected")
+    return await Client().rejected(port, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,26 +163,26 @@ async def case_1_token_keys(tmp):
         def failed():
             return r.metric("vrouter_reloads_total", what="auth_keys", result="failed")
 
-        k1_token = lambda u: es256(claims(u), k1_private, "k1")  # noqa: E731
-        k2_token = lambda u: es256(claims(u), k2_private, "k2")  # noqa: E731
+        k1_token = lambda u: es256(client_claims(u), k1_private, "k1")  # noqa: E731
+        k2_token = lambda u: es256(client_claims(u), k2_private, "k2")  # noqa: E731
 
         c = await welcomed(r.ws, k1_token("alice"))
         await c.close()
         # Not signed by the key its kid names; and a kid the replica does not have.
-        assert await hello_refused(r.ws, es256(claims("mallory"), k2_private, "k1")) == (
+        assert await hello_refused(r.ws, es256(client_claims("mallory"), k2_private, "k1")) == (
             "token_bad_signature", 4001)
         assert await hello_refused(r.ws, k2_token("bob")) == ("token_bad_signature", 4001)
         # Algorithm confusion: HS256 keyed with the ES256 key's public PEM, naming its kid. A
         # verifier that let the token's header pick the algorithm would accept it.
         for material in (k1_pem, k1_pem.strip()):
-            forged = hs256(claims("mallory"), secret=material, kid="k1")
+            forged = hs256(client_claims("mallory"), material, kid="k1")
             assert await hello_refused(r.ws, forged) == ("token_bad_signature", 4001), (
                 "HS256 token signed with the ES256 public key was not refused as a bad signature")
         # ... nor does a token without kid, or with alg none, get through.
-        assert (await hello_refused(r.ws, hs256(claims("mallory"), secret=k1_pem)))[0] == (
+        assert (await hello_refused(r.ws, hs256(client_claims("mallory"), k1_pem)))[0] == (
             "token_bad_signature")
         none_token = (f"{b64(json.dumps({'alg': 'none', 'kid': 'k1'}).encode())}."
-                      f"{b64(json.dumps(claims('mallory')).encode())}.")
+                      f"{b64(json.dumps(client_claims('mallory')).encode())}.")
         assert (await hello_refused(r.ws, none_token))[1] == 4001, "alg none accepted"
         notes.append("k1 ok; wrong signer, unknown kid, HS256-with-public-PEM (kid k1), "
                      "no kid, alg none: refused")
@@ -384,10 +198,10 @@ async def case_1_token_keys(tmp):
         before = await ok()
         replace_file(os.path.join(keys_dir, "h1.secret"), "h1-shared-secret\n", tmp)
         await wait_metric_above(r, before, "vrouter_reloads_total", what="auth_keys", result="ok")
-        c = await welcomed(r.ws, hs256(claims("carol"), secret="h1-shared-secret", kid="h1"))
+        c = await welcomed(r.ws, hs256(client_claims("carol"), "h1-shared-secret", kid="h1"))
         await c.close()
         # An HS256 token naming the ES256 kid k2 with k2's PEM: still refused with both kinds.
-        assert await hello_refused(r.ws, hs256(claims("mallory"), secret=k2_pem, kid="k2")) == (
+        assert await hello_refused(r.ws, hs256(client_claims("mallory"), k2_pem, kid="k2")) == (
             "token_bad_signature", 4001)
         notes.append("k2.pem + h1.secret added -> reload ok, k2 (ES256) and h1 (HS256) accepted, "
                      "k1 still")
@@ -412,7 +226,7 @@ async def case_1_token_keys(tmp):
         assert r.events("auth_keys_reload_failed"), "no auth_keys_reload_failed log line"
         c = await welcomed(r.ws, k2_token("bob"))
         await c.close()
-        c = await welcomed(r.ws, hs256(claims("carol"), secret="h1-shared-secret", kid="h1"))
+        c = await welcomed(r.ws, hs256(client_claims("carol"), "h1-shared-secret", kid="h1"))
         await c.close()
         assert await hello_refused(r.ws, k1_token("alice")) == ("token_bad_signature", 4001)
         # Fixed: the next change reloads.
@@ -435,7 +249,7 @@ async def case_2_rate_limits(tmp):
     r = Router("sec-rate", ["--rate-limits", "lookup=5:5"])
     try:
         # The 6th immediate lookup is refused; the burst of 5 is answered.
-        c = await welcomed(r.ws, hs256(claims("burst")))
+        c = await welcomed(r.ws, hs256(client_claims("burst"), SECRET))
         futures = [await c.send({"type": "lookup", "users": ["x"]}) for _ in range(6)]
         answers = [await asyncio.wait_for(f, 5) for f in futures]
         kinds = [a["type"] if a["type"] != "error" else a["code"] for a in answers]
@@ -444,8 +258,8 @@ async def case_2_rate_limits(tmp):
         await c.close()
 
         # A paced client (4/s under 5/s) beside a flooding one: only the flood is limited.
-        paced = await welcomed(r.ws, hs256(claims("paced")))
-        flood = await welcomed(r.ws, hs256(claims("flood")))
+        paced = await welcomed(r.ws, hs256(client_claims("paced"), SECRET))
+        flood = await welcomed(r.ws, hs256(client_claims("flood"), SECRET))
 
         async def pace():
             kinds = []
@@ -500,9 +314,10 @@ async def case_3_origins(tmp):
         assert status == 403, f"Origin https://evil.example answered {status}, expected 403"
         status, _ = await upgrade_refused(r.ws, origin="https://app.example.com.evil.example")
         assert status == 403, f"a look-alike Origin answered {status}, expected 403"
-        c = await welcomed(r.ws, hs256(claims("browser")), origin="https://app.example.com")
+        c = await welcomed(r.ws, hs256(client_claims("browser"), SECRET),
+                           origin="https://app.example.com")
         await c.close()
-        c = await welcomed(r.ws, hs256(claims("native")))  # no Origin: not a browser
+        c = await welcomed(r.ws, hs256(client_claims("native"), SECRET))  # no Origin: not a browser
         await c.close()
         rejected = await r.metric("vrouter_connections_rejected_total", reason="origin")
         assert rejected == 2, f"vrouter_connections_rejected_total{{reason=origin}} = {rejected}"
@@ -518,14 +333,14 @@ async def case_3_origins(tmp):
 async def case_4_per_ip(tmp):
     r = Router("sec-per-ip", ["--max-connections-per-ip", "3"])
     try:
-        mine = [await welcomed(r.ws, hs256(claims(f"ip1-{i}"))) for i in range(3)]
+        mine = [await welcomed(r.ws, hs256(client_claims(f"ip1-{i}"), SECRET)) for i in range(3)]
         status, headers = await upgrade_refused(r.ws)
         assert status == 429, f"4th connection from 127.0.0.1 answered {status}, expected 429"
         retry = headers.get("Retry-After")
         assert retry is not None and retry.isdigit() and int(retry) >= 1, (
             f"429 without a usable Retry-After: {retry!r}")
         # 127.0.0.2 is another address: its own three.
-        theirs = [await welcomed(r.ws, hs256(claims(f"ip2-{i}")), src="127.0.0.2")
+        theirs = [await welcomed(r.ws, hs256(client_claims(f"ip2-{i}"), SECRET), src="127.0.0.2")
                   for i in range(3)]
         status, _ = await upgrade_refused(r.ws, src="127.0.0.2")
         assert status == 429, f"4th connection from 127.0.0.2 answered {status}"
@@ -535,7 +350,7 @@ async def case_4_per_ip(tmp):
 
         async def reconnect():
             try:
-                mine.append(await welcomed(r.ws, hs256(claims("ip1-again"))))
+                mine.append(await welcomed(r.ws, hs256(client_claims("ip1-again"), SECRET)))
                 return True
             except Exception as e:  # noqa: BLE001
                 # A refused upgrade surfaces as a rejection or as welcomed()'s own assertion.
@@ -565,7 +380,7 @@ async def handshake_cap(r, tls, label):
         await eventually(
             f"{label}: 2 handshakes in flight",
             lambda: _metric_equals(r, "vrouter_handshakes_in_flight", 2))
-        third = asyncio.create_task(welcomed(r.wss, hs256(claims(f"third-{label}")),
+        third = asyncio.create_task(welcomed(r.wss, hs256(client_claims(f"third-{label}"), SECRET),
                                              scheme="wss", tls=tls))
         done, _ = await asyncio.wait({third}, timeout=1.0)
         got_through = bool(done)
@@ -664,13 +479,12 @@ def write_fleet(tmp):
 
 async def joined_from(port, user, **kwargs):
     """The video server a new user's join got (the client stays connected: its load counts)."""
-    c = await welcomed(port, kwargs.pop("token", None) or hs256(claims(user)), **kwargs)
-    return c, await c.join()
+    token = kwargs.pop("token", None) or hs256(client_claims(user), SECRET)
+    c = await welcomed(port, token, **kwargs)
+    return c, (await c.join(attempts=1))["server"]["id"]
 
 
-UPGRADE = (b"GET /v1/client HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-           b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: vrouter.v1\r\n\r\n")
+UPGRADE = upgrade_request()
 
 
 def raw_upgrade(port, chunks):
@@ -709,7 +523,8 @@ async def case_6_proxy_protocol(tmp):
         assert not wrong, f"users proxied from {EU_NET} (eu-west) not placed on eu-1: {wrong}"
         # The token's region claim wins over the address.
         c, claimed = await joined_from(r.ws, "claims-us", send=proxy_v1("203.0.113.50"),
-                                       token=hs256(claims("claims-us", region="us-east")))
+                                       token=hs256(client_claims("claims-us", region="us-east"),
+                                                   SECRET))
         clients.append(c)
         assert claimed == "us-1", f"token region us-east from an eu-west address -> {claimed}"
         # Control: addresses outside the table have no region; eu-1 is fuller (by utilization)
@@ -735,7 +550,7 @@ async def case_6_proxy_protocol(tmp):
                    b"PROXY TCP4 203.0.113.9 127.0.0.1 5555 443\n"]
         for prefix in garbage:
             try:
-                c = await Client.connect(r.ws, send=prefix)
+                c = await Client().connect(r.ws, send=prefix)
             except Exception as e:  # noqa: BLE001
                 assert rejection(e) is None, f"{prefix!r}: answered with HTTP {rejection(e)}"
             else:
@@ -743,7 +558,7 @@ async def case_6_proxy_protocol(tmp):
                 raise AssertionError(f"a trusted peer sending {prefix!r} got a WebSocket")
         # And an upgrade without any header (the first byte is the request's 'G').
         try:
-            c = await Client.connect(r.ws, src="127.0.0.1")
+            c = await Client().connect(r.ws, src="127.0.0.1")
         except Exception as e:  # noqa: BLE001
             assert rejection(e) is None, f"header-less upgrade answered HTTP {rejection(e)}"
         else:
@@ -758,7 +573,7 @@ async def case_6_proxy_protocol(tmp):
         spoofed = proxy_v1("203.0.113.9")
         for header in (spoofed, proxy_v2("203.0.113.9")):
             try:
-                c = await Client.connect(r.ws, src="127.0.0.2", send=header)
+                c = await Client().connect(r.ws, src="127.0.0.2", send=header)
             except Exception as e:  # noqa: BLE001
                 status = rejection(e)
                 assert status is None or status[0] == 400, f"untrusted PROXY header -> {status}"
@@ -803,7 +618,7 @@ async def case_7_forwarded_for(tmp):
         assert status == 429, f"'198.51.100.7, 127.0.0.1' (2nd for 198.51.100.7) -> {status}"
         # From an untrusted address the header is ignored: 127.0.0.2 is one client whatever it
         # claims.
-        c = await welcomed(r.ws, hs256(claims("xff-untrusted-1")), src="127.0.0.2",
+        c = await welcomed(r.ws, hs256(client_claims("xff-untrusted-1"), SECRET), src="127.0.0.2",
                            **xff("192.0.2.1"))
         clients.append(c)
         status, _ = await upgrade_refused(r.ws, src="127.0.0.2", **xff("192.0.2.2"))
@@ -852,7 +667,8 @@ async def case_8_tls(tmp):
                tls=True)
     notes = []
     try:
-        kept = await welcomed(r.wss, hs256(claims("kept")), scheme="wss", tls=client_tls())
+        kept = await welcomed(r.wss, hs256(client_claims("kept"), SECRET), scheme="wss",
+                              tls=client_tls())
 
         # TLS 1.1 is refused by the router (protocol_version alert). The client must be allowed
         # to offer it: @SECLEVEL=0 lifts the local OpenSSL's own floor.
@@ -944,7 +760,8 @@ async def case_8_tls(tmp):
         assert await asyncio.to_thread(
             served_cert, r.wss, "ECDHE-ECDSA-AES128-GCM-SHA256") == new_der, (
             "after a failed reload, new connections did not get the previous valid certificate")
-        c = await welcomed(r.wss, hs256(claims("after-garbage")), scheme="wss", tls=client_tls())
+        c = await welcomed(r.wss, hs256(client_claims("after-garbage"), SECRET), scheme="wss",
+                           tls=client_tls())
         await c.close()
         notes.append("garbage cert -> reload failed, previous cert still served")
 
@@ -969,17 +786,14 @@ def main():
     started = time.monotonic()
     only = set(sys.argv[2:])  # optional: case numbers to run, e.g. `security_test.py VROUTER 1 6`
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            async def run():
-                for n, case in enumerate(CASES, 1):
-                    if only and str(n) not in only:
-                        continue
-                    case_tmp = os.path.join(tmp, str(n))
-                    os.mkdir(case_tmp)
-                    await case(case_tmp)
-            asyncio.run(asyncio.wait_for(run(), 85))
-        finally:
-            vrouter_process.kill_started()
+        async def run():
+            for n, case in enumerate(CASES, 1):
+                if only and str(n) not in only:
+                    continue
+                case_tmp = os.path.join(tmp, str(n))
+                os.mkdir(case_tmp)
+                await case(case_tmp)
+        vrouter_testlib.run_bounded(run(), 85)
     print(f"security test: ok ({time.monotonic() - started:.1f} s)")
 
 

@@ -20,180 +20,49 @@
 Loopback only, port 0, one router, every wait bounded; about 5 s.
 """
 
-import base64
-import hashlib
-import hmac
 import json
 import os
-import socket
-import ssl
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import vrouter_process  # noqa: E402  (beside this file)
+import vrouter_testlib  # noqa: E402  (beside this file)
+from vrouter_testlib import RFC_ACCEPT, RawClient, client_token, frame, text  # noqa: E402
 
 VROUTER = sys.argv[1]
 SECRET = "ws-wire-test-secret"
 MAX_MESSAGE = 4096
 SEND_QUEUE_BYTES = 256 << 20  # case_close_behind_unread queues tens of MB (no slow consumer)
 CLOSING_DEADLINE_S = 1.0  # --handshake-timeout-ms: also each step of the closing handshake
-RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3's example
-RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-
-
-def token(user):
-    def b64(data):
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-    now = int(time.time())
-    body = {"sub": user, "space": "wire", "iat": now, "exp": now + 600}
-    signing_input = (f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}."
-                     f"{b64(json.dumps(body).encode())}")
-    sig = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(sig)}"
-
-
-def frame(opcode, payload, fin=True, masked=True, rsv=0, length=None):
-    """A client frame; `length` overrides the announced payload length."""
-    n = len(payload) if length is None else length
-    head = bytes([(0x80 if fin else 0) | rsv | opcode])
-    mask_bit = 0x80 if masked else 0
-    if n < 126:
-        head += bytes([mask_bit | n])
-    elif n <= 0xFFFF:
-        head += bytes([mask_bit | 126]) + struct.pack(">H", n)
-    else:
-        head += bytes([mask_bit | 127]) + struct.pack(">Q", n)
-    if not masked:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
-def text(message):
-    return frame(0x1, json.dumps(message).encode())
-
-
-class Wire:
-    """One raw connection: the upgrade by hand, then frames."""
-
-    def __init__(self, port, tls, rcvbuf=None):
-        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        raw.settimeout(5)
-        if rcvbuf:  # before connecting: it bounds the window the router may fill
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        raw.connect(("127.0.0.1", port))
-        if tls:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            raw = ctx.wrap_socket(raw, server_hostname="localhost")
-        self.sock, self.buf = raw, b""
-
-    def upgrade(self, key=RFC_KEY, version="13", extra="", then=b"", host="127.0.0.1"):
-        """Sends the upgrade request (and `then` in the same write); returns (status, headers)."""
-        host_line = f"Host: {host}\r\n" if host else ""
-        request = (f"GET /v1/client HTTP/1.1\r\n{host_line}Upgrade: websocket\r\n"
-                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                   f"Sec-WebSocket-Version: {version}\r\nSec-WebSocket-Protocol: vrouter.v1\r\n"
-                   f"{extra}\r\n").encode()
-        self.sock.sendall(request + then)
-        while b"\r\n\r\n" not in self.buf:
-            self._fill()
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = head.decode().split("\r\n")
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        return int(lines[0].split()[1]), headers
-
-    def opened(self, then=b""):
-        status, headers = self.upgrade(then=then)
-        assert status == 101, f"upgrade answered {status}"
-        return headers
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError("the router closed the connection")
-        self.buf += data
-
-    def _take(self, n):
-        while len(self.buf) < n:
-            self._fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def read_frame(self):
-        b0, b1 = self._take(2)
-        assert b1 & 0x80 == 0, "a server frame must not be masked"
-        n = b1 & 0x7F
-        if n == 126:
-            n = struct.unpack(">H", self._take(2))[0]
-        elif n == 127:
-            n = struct.unpack(">Q", self._take(8))[0]
-        return b0 & 0x80 != 0, b0 & 0x0F, self._take(n)
-
-    def read_message(self):
-        fin, opcode, payload = self.read_frame()
-        assert fin and opcode == 0x1, f"expected a text frame, got opcode {opcode}: {payload!r}"
-        return json.loads(payload)
-
-    def read_close(self):
-        """Skips data frames up to the close frame; returns (code, reason)."""
-        while True:
-            _, opcode, payload = self.read_frame()
-            if opcode == 0x8:
-                return struct.unpack(">H", payload[:2])[0], payload[2:].decode()
-
-    def expect_end(self):
-        """The router ends the stream cleanly: FIN (or TLS close_notify), not a reset."""
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                data = self.sock.recv(65536)
-            except ssl.SSLError as e:  # close_notify then FIN may surface as EOF in the record
-                assert "EOF" in str(e), f"TLS error instead of a clean end: {e}"
-                return
-            if not data:
-                return
-        raise AssertionError("the router did not close the connection within 5 s")
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def close(self):
-        self.sock.close()
 
 
 def hello_frame():
-    return text({"type": "hello", "id": 1, "token": token("u" + os.urandom(4).hex())})
+    user = "u" + os.urandom(4).hex()
+    return text({"type": "hello", "id": 1, "token": client_token(user, "wire", SECRET)})
 
 
 def case_handshake(port, tls):
-    w = Wire(port, tls)
+    w = RawClient(port, tls)
     headers = w.opened()
     assert headers["sec-websocket-accept"] == RFC_ACCEPT, headers
     assert headers["sec-websocket-protocol"] == "vrouter.v1", headers
     assert headers["upgrade"].lower() == "websocket", headers
     w.close()
-    w = Wire(port, tls)
+    w = RawClient(port, tls)
     status, headers = w.upgrade(extra="Sec-WebSocket-Extensions: permessage-deflate\r\n")
     assert status == 101 and "sec-websocket-extensions" not in headers, (status, headers)
     w.close()
-    w = Wire(port, tls)
+    w = RawClient(port, tls)
     status, headers = w.upgrade(version="8")
     assert status == 426 and headers.get("sec-websocket-version") == "13", (status, headers)
     w.close()
-    w = Wire(port, tls)
+    w = RawClient(port, tls)
     status, _ = w.upgrade(key="not-a-key")
     assert status == 400, status
     w.close()
-    w = Wire(port, tls)
+    w = RawClient(port, tls)
     status, _ = w.upgrade(host=None)
     assert status == 400, status
     w.close()
@@ -201,7 +70,7 @@ def case_handshake(port, tls):
 
 def case_frames(port, tls):
     # A hello in the same write as the upgrade request.
-    w = Wire(port, tls)
+    w = RawClient(port, tls)
     w.opened(then=hello_frame())
     assert w.read_message()["type"] == "welcome"
     # A lookup cut into one-byte writes.
@@ -240,7 +109,7 @@ def case_close_behind_unread(port, tls, router):
         assert time.monotonic() < deadline, "sessions of the earlier cases still open after 5 s"
         time.sleep(0.02)
     slow = router.metric("vrouter_forced_closes_total", reason="slow_consumer")
-    w = Wire(port, tls, rcvbuf=4096)
+    w = RawClient(port, tls, rcvbuf=4096)
     w.opened(then=hello_frame())
     assert w.read_message()["type"] == "welcome"
     # ~8 KB answers, never read: twice what the router's send buffer can grow to (tcp_wmem's
@@ -281,7 +150,7 @@ def case_violations(port, tls):
         ("frame above --max-message-bytes", frame(0x1, b"", length=MAX_MESSAGE + 1)[:14], 1009),
     ]
     for what, data, expected in cases:
-        w = Wire(port, tls)
+        w = RawClient(port, tls)
         w.opened(then=hello_frame())
         assert w.read_message()["type"] == "welcome"
         w.send(data)
@@ -297,11 +166,8 @@ def main():
     env = {k: v for k, v in os.environ.items() if not k.startswith("VROUTER_")}
     env["VROUTER_AUTH_SECRET"] = SECRET
     tmp = tempfile.TemporaryDirectory()
-    cert, key = os.path.join(tmp.name, "cert.pem"), os.path.join(tmp.name, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
-    r = vrouter_process.Router(
+    cert, key = vrouter_testlib.make_cert(tmp.name, "ws-wire", cn="localhost")
+    r = vrouter_testlib.Router(
         VROUTER, ["--max-message-bytes", str(MAX_MESSAGE), "--tls-cert", cert, "--tls-key", key,
                   "--send-queue-bytes", str(SEND_QUEUE_BYTES), "--rate-limits", "off",
                   "--handshake-timeout-ms", str(int(CLOSING_DEADLINE_S * 1000))],
@@ -314,11 +180,11 @@ def main():
             case_close_behind_unread(port, tls, r)
             print(f"[ws wire] {scheme} case_close_behind_unread: ok", flush=True)
         m = r.metrics()
-        closes = vrouter_process.metric(m, "vrouter_forced_closes_total", reason="protocol")
+        closes = vrouter_testlib.metric(m, "vrouter_forced_closes_total", reason="protocol")
         assert closes >= 16, f"protocol closes counted: {closes}, expected at least 16"
     finally:
         r.stop()
-        vrouter_process.kill_started()
+        vrouter_testlib.kill_started()
         tmp.cleanup()
     print(f"ws wire test: ok ({time.monotonic() - started:.1f} s)")
 

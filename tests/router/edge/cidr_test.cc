@@ -2,14 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/addresses.h"
+
 namespace vrouter::edge {
 namespace {
 
-IpAddress Ip(std::string_view text) {
-  auto a = IpAddress::Parse(text);
-  EXPECT_TRUE(a.has_value()) << text;
-  return a.value_or(IpAddress{});
-}
+using vrouter::testing::Ip;
+using vrouter::testing::MappedIpv4;
 
 Cidr Range(std::string_view text) {
   auto c = Cidr::Parse(text);
@@ -84,13 +83,7 @@ TEST(CidrTest, HostBitsBeyondThePrefixAreCleared) {
 }
 
 TEST(CidrTest, MappedAddressesMatchIpv4Ranges) {
-  IpAddress mapped;  // as a dual-stack listener reports 10.1.2.3
-  mapped.v6 = true;
-  mapped.bytes[10] = mapped.bytes[11] = 0xff;
-  mapped.bytes[12] = 10;
-  mapped.bytes[13] = 1;
-  mapped.bytes[14] = 2;
-  mapped.bytes[15] = 3;
+  const IpAddress mapped = MappedIpv4(10, 1, 2, 3);  // as a dual-stack listener reports 10.1.2.3
   EXPECT_TRUE(Range("10.0.0.0/8").Contains(mapped));
   EXPECT_FALSE(Range("::/0").Contains(mapped));
   // A range written in mapped form is the IPv4 range.

@@ -2,14 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/addresses.h"
+
 namespace vrouter::edge {
 namespace {
 
-IpAddress Ip(std::string_view text) {
-  auto a = IpAddress::Parse(text);
-  EXPECT_TRUE(a.has_value()) << text;
-  return a.value_or(IpAddress{});
-}
+using vrouter::testing::Ip;
+using vrouter::testing::MappedIpv4;
 
 CidrSet Trusted(std::string_view text) { return std::get<CidrSet>(CidrSet::Parse(text)); }
 
@@ -71,11 +70,7 @@ TEST_F(ForwardedForTest, AcceptsBracketedIpv6AndBlanks) {
 }
 
 TEST_F(ForwardedForTest, MappedAddressesAreCanonical) {
-  IpAddress mapped_balancer;  // 10.0.0.2 as a dual-stack listener sees it
-  mapped_balancer.v6 = true;
-  mapped_balancer.bytes[10] = mapped_balancer.bytes[11] = 0xff;
-  mapped_balancer.bytes[12] = 10;
-  mapped_balancer.bytes[15] = 2;
+  const IpAddress mapped_balancer = MappedIpv4(10, 0, 0, 2);  // as a dual-stack listener sees it
   auto client = ClientFromForwardedFor("::ffff:198.51.100.7", mapped_balancer, trusted_);
   ASSERT_TRUE(client.has_value());
   EXPECT_FALSE(client->v6);
@@ -84,8 +79,7 @@ TEST_F(ForwardedForTest, MappedAddressesAreCanonical) {
   EXPECT_EQ(ClientFromForwardedFor("198.51.100.7, ::ffff:10.1.1.1", balancer_, trusted_),
             Ip("198.51.100.7"));
   // An untrusted mapped peer comes back as IPv4.
-  mapped_balancer.bytes[12] = 192;
-  EXPECT_FALSE(ClientFromForwardedFor("1.1.1.1", mapped_balancer, trusted_)->v6);
+  EXPECT_FALSE(ClientFromForwardedFor("1.1.1.1", MappedIpv4(192, 0, 0, 2), trusted_)->v6);
 }
 
 }  // namespace

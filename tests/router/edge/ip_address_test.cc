@@ -3,15 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "tests/support/addresses.h"
 
 namespace vrouter::edge {
 namespace {
 
-IpAddress Ip(std::string_view text) {
-  auto a = IpAddress::Parse(text);
-  EXPECT_TRUE(a.has_value()) << text;
-  return a.value_or(IpAddress{});
-}
+using vrouter::testing::Ip;
+using vrouter::testing::MappedIpv4;
 
 TEST(IpAddressTest, ParsesIpv4IntoTheFirstFourBytes) {
   const IpAddress a = Ip("192.0.2.1");
@@ -46,11 +44,7 @@ TEST(IpAddressTest, TurnsIpv4MappedIpv6IntoIpv4) {
 }
 
 TEST(IpAddressTest, NormalizedTurnsAHandBuiltMappedAddressIntoIpv4) {
-  IpAddress mapped;
-  mapped.v6 = true;
-  mapped.bytes[10] = mapped.bytes[11] = 0xff;
-  mapped.bytes[12] = 10;
-  mapped.bytes[15] = 7;
+  const IpAddress mapped = MappedIpv4(10, 0, 0, 7);
   EXPECT_TRUE(mapped.IsV4Mapped());
   EXPECT_EQ(mapped.ToString(), "::ffff:10.0.0.7");
   const IpAddress n = mapped.Normalized();
@@ -94,13 +88,7 @@ TEST(IpAddressTest, FamilySpecificParsersRefuseTheOtherFamily) {
 TEST(IpAddressTest, MappedAndPlainIpv4AreOneHashKey) {
   absl::flat_hash_map<IpAddress, int> counts;
   ++counts[Ip("192.0.2.1")];
-  IpAddress mapped;
-  mapped.v6 = true;
-  mapped.bytes[10] = mapped.bytes[11] = 0xff;
-  mapped.bytes[12] = 192;
-  mapped.bytes[14] = 2;
-  mapped.bytes[15] = 1;
-  ++counts[mapped];
+  ++counts[MappedIpv4(192, 0, 2, 1)];
   ++counts[Ip("2001:db8::1")];
   EXPECT_EQ(counts.size(), 2u);
   EXPECT_EQ(counts[Ip("192.0.2.1")], 2);

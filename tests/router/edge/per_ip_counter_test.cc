@@ -5,10 +5,12 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/addresses.h"
+
 namespace vrouter::edge {
 namespace {
 
-IpAddress Ip(const char* text) { return *IpAddress::Parse(text); }
+using vrouter::testing::Ip;
 
 TEST(PerIpCounterTest, LimitsEachAddressSeparately) {
   PerIpCounter c;

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/support/addresses.h"
+
 namespace vrouter::edge {
 namespace {
 
@@ -21,7 +23,8 @@ Bytes Concat(Bytes a, const Bytes& b) {
 ProxyParseResult Parse(const Bytes& b) { return ParseProxyHeader(b); }
 ProxyParseResult Parse(std::string_view s) { return ParseProxyHeader(Of(s)); }
 
-IpAddress Ip(std::string_view text) { return IpAddress::Parse(text).value(); }
+using vrouter::testing::Ip;
+using vrouter::testing::MappedIpv4;
 
 const Bytes kSignature = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 
@@ -243,13 +246,7 @@ TEST(ProxyProtocolV2Test, ParsesProxyOverTcp6AndCanonicalizesMappedSources) {
   EXPECT_EQ(r.header.destination_port, 80);
   ExpectNeedMoreOnEveryPrefix(h);
 
-  IpAddress mapped;
-  mapped.v6 = true;
-  mapped.bytes[10] = mapped.bytes[11] = 0xff;
-  mapped.bytes[12] = 192;
-  mapped.bytes[14] = 2;
-  mapped.bytes[15] = 1;
-  const auto m = Parse(V2(0x1, 0x21, V6Block(mapped, Ip("2001:db8::2"))));
+  const auto m = Parse(V2(0x1, 0x21, V6Block(MappedIpv4(192, 0, 2, 1), Ip("2001:db8::2"))));
   ASSERT_EQ(m.status, ProxyParseStatus::kOk) << m.error;
   EXPECT_FALSE(m.header.source->v6);
   EXPECT_EQ(m.header.source->ToString(), "192.0.2.1");

@@ -11,22 +11,15 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/video_servers.h"
+
 namespace vrouter::fleet {
 namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-VideoServer Server(const std::string& id, std::uint32_t capacity = 100,
-                   const std::string& region = "eu-west", bool monitored = true) {
-  VideoServer s;
-  s.id = id;
-  s.url = "wss://" + id + "/";
-  s.region = region;
-  s.capacity = capacity;
-  s.monitored = monitored;
-  return s;
-}
+using vrouter::testing::Server;
 
 // What a simulated server does each interval.
 enum class Media {

@@ -8,20 +8,15 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/video_servers.h"
+
 namespace vrouter::fleet {
 namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-VideoServer Server(std::string id, std::uint32_t capacity = 100, std::string region = "eu-west") {
-  VideoServer s;
-  s.id = std::move(id);
-  s.url = "wss://" + s.id + "/";
-  s.region = std::move(region);
-  s.capacity = capacity;
-  return s;
-}
+using vrouter::testing::Server;
 
 ScoreInput Active(const VideoServer& server) {
   ScoreInput in;
