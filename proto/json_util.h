@@ -95,6 +95,19 @@ class FieldReader {
     return out.has_value() || Fail("field " + Quote(key) + " must be an integer in [0, 2^53-1]");
   }
 
+  // An optional integer literal in [0, 2^32-1]: absent or null leaves `out` empty.
+  bool OptionalUInt32(std::string_view key, std::optional<std::uint32_t>& out) {
+    const json::value* v = Find(key);
+    if (v == nullptr || v->is_null()) {
+      out.reset();
+      return ok();
+    }
+    std::uint32_t n = 0;
+    if (!UInt32(key, n)) return false;
+    out = n;
+    return true;
+  }
+
   // An integer literal in [min, max].
   bool UInt32(std::string_view key, std::uint32_t& out, std::uint32_t min = 0,
               std::uint32_t max = std::numeric_limits<std::uint32_t>::max()) {

@@ -43,7 +43,8 @@ VideoServerDecodeResult DecodeVideoServerMessage(std::string_view text) {
       r.UInt32("peers", m.peers) && r.UInt32("media_peers", m.media_peers) &&
           r.UInt("packets_in", m.packets_in) && r.UInt("packets_out", m.packets_out) &&
           r.UInt("bytes_in", m.bytes_in) && r.UInt("bytes_out", m.bytes_out) &&
-          r.Fraction("cpu", m.cpu);
+          r.Fraction("cpu", m.cpu) && r.OptionalUInt32("streams_in", m.streams_in) &&
+          r.OptionalUInt32("streams_out", m.streams_out);
     }
     return Finish<VideoServerDecodeResult>(r, env, std::move(m));
   }
@@ -103,6 +104,8 @@ struct VideoServerEncoder {
               {"bytes_in", m.bytes_in},
               {"bytes_out", m.bytes_out},
               {"cpu", m.cpu}});
+    if (m.streams_in) o.insert({{"streams_in", *m.streams_in}});
+    if (m.streams_out) o.insert({{"streams_out", *m.streams_out}});
   }
 };
 

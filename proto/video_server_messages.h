@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -47,6 +48,12 @@ struct Stats {
   std::uint64_t bytes_in = 0;     // (monotonic)
   std::uint64_t bytes_out = 0;    // (monotonic)
   double cpu = 0;                 // busy share of the server's CPUs, 0..1
+  // What the server should be forwarding (optional; servers that omit them are judged on packets
+  // alone, as before): media streams it receives from publishers, and media streams it sends to
+  // subscribers. A person alone in a room publishes and nobody subscribes: streams_out 0, so the
+  // router expects no packets out and does not take the silence for a black hole.
+  std::optional<std::uint32_t> streams_in;
+  std::optional<std::uint32_t> streams_out;
   bool operator==(const Stats&) const = default;
 };
 

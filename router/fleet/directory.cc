@@ -9,7 +9,8 @@
 namespace vrouter::fleet {
 namespace json = boost::json;
 
-DirectorySnapshot::DirectorySnapshot(std::vector<VideoServer> servers) : servers_(std::move(servers)) {
+DirectorySnapshot::DirectorySnapshot(std::vector<VideoServer> servers)
+    : servers_(std::move(servers)) {
   index_.reserve(servers_.size());
   for (std::size_t i = 0; i < servers_.size(); ++i) index_.emplace(servers_[i].id, i);
 }

@@ -9,6 +9,8 @@ std::string_view EjectReasonName(EjectReason reason) {
   switch (reason) {
     case EjectReason::kNotForwarding:
       return "not_forwarding";
+    case EjectReason::kRestartLoop:
+      return "restart_loop";
     case EjectReason::kFailureReports:
       return "failure_reports";
     case EjectReason::kSuccessRateOutlier:
@@ -52,10 +54,12 @@ std::vector<std::size_t> SuccessRateOutliers(std::span<const SuccessSample> samp
     if (s.volume < params.success_min_volume) continue;
     variance += (s.success_rate - mean) * (s.success_rate - mean);
   }
-  const double stdev = std::sqrt(variance / static_cast<double>(hosts));
+  const double stdev =
+      std::max(std::sqrt(variance / static_cast<double>(hosts)), params.success_min_stdev);
   const double threshold = mean - params.success_stdev_factor * stdev;
   for (std::size_t i = 0; i < samples.size(); ++i) {
-    if (samples[i].volume >= params.success_min_volume && samples[i].success_rate < threshold) {
+    if (samples[i].volume >= params.success_min_volume && samples[i].success_rate < threshold &&
+        samples[i].reporters >= params.failure_min_reporters) {
       out.push_back(i);
     }
   }

@@ -6,8 +6,14 @@
 //   failure_reports       the share of its users reporting media failures in a window is above an
 //                         absolute bound, with a minimum number of distinct reporters
 //   success_rate_outlier  its success rate (1 - failure share) is more than k standard deviations
-//                         under the fleet mean, among servers with enough users, when enough
-//                         servers qualify
+//                         (never less than a floor) under the fleet mean, among servers with
+//                         enough users, when enough servers qualify, and with at least as many
+//                         distinct reporters as failure_reports needs
+//   restart_loop          its counters reset (the process restarted) several times in a window:
+//                         a crash-looping server is a fresh baseline at every restart, so the
+//                         counters alone never see it long enough to judge
+// Every report-based rule counts distinct reporters, each user once and each client address
+// once (one client cannot weigh more by reconnecting or by holding several tokens).
 // Ejection time is base * (times ejected), capped; the count decays by one for every base period
 // a server stays healthy. At most a share of the fleet is ejected at once; when more looks bad,
 // the fleet model fails open (panic) instead.
@@ -21,8 +27,10 @@
 
 namespace vrouter::fleet {
 
-enum class EjectReason { kNotForwarding, kFailureReports, kSuccessRateOutlier };
-inline constexpr int kEjectReasonCount = 3;
+// In order of the strength of their evidence: when more servers look bad than may be ejected at
+// once, the strongest cases are ejected first.
+enum class EjectReason { kNotForwarding, kRestartLoop, kFailureReports, kSuccessRateOutlier };
+inline constexpr int kEjectReasonCount = 4;
 std::string_view EjectReasonName(EjectReason reason);
 
 struct EjectionParams {
@@ -44,6 +52,15 @@ struct EjectionParams {
   double success_stdev_factor = 1.9;
   std::uint32_t success_min_hosts = 5;
   std::uint32_t success_min_volume = 20;
+  // A floor on the deviation the outlier rule divides by. When every other server is at 100%,
+  // the fleet's deviation is tiny and one report sits at -sqrt(n-1) deviations (-2.0 with five
+  // servers): the rule would fire on a single sample. With the floor, a server must be at least
+  // 1.9 * 5 = 9.5 points under the mean.
+  double success_min_stdev = 0.05;
+  // Three restarts (counter resets) within a minute: no healthy server restarts that often, and
+  // a server that crashes every few reports is at most a few restarts from being ejected.
+  std::uint32_t restart_loop_resets = 3;
+  std::chrono::milliseconds restart_loop_window{60000};
   // Envoy's base ejection time is 30 s and its cap 300 s: long enough for the server's users to
   // be migrated and for the fault to show again if it is still there, short enough that a
   // transient fault does not cost the fleet a server for long.
@@ -66,10 +83,12 @@ std::size_t MaxEjected(std::size_t fleet_size, const EjectionParams& params);
 bool FailureSharePasses(std::uint32_t reporters, std::int64_t users, const EjectionParams& params);
 
 struct SuccessSample {
-  double success_rate = 1;  // 1 - failure share
-  std::int64_t volume = 0;  // users on the server
+  double success_rate = 1;      // 1 - failure share
+  std::int64_t volume = 0;      // users on the server
+  std::uint32_t reporters = 0;  // distinct reporters behind the failure share
 };
-// Indices of `samples` that are success-rate outliers (empty when too few servers qualify).
+// Indices of `samples` that are success-rate outliers (empty when too few servers qualify). A
+// server needs failure_min_reporters distinct reporters to be one.
 std::vector<std::size_t> SuccessRateOutliers(std::span<const SuccessSample> samples,
                                              const EjectionParams& params);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/container/flat_hash_set.h"
 #include "router/base/absl_compat.h"
 
 namespace vrouter::fleet {
@@ -40,6 +41,7 @@ std::string_view ChangeReasonName(ChangeReason reason) {
                                                 "not_forwarding",
                                                 "failure_reports",
                                                 "success_rate_outlier",
+                                                "restart_loop",
                                                 "ejection_renewed",
                                                 "ejection_expired",
                                                 "stale",
@@ -58,6 +60,8 @@ ChangeReason ChangeReasonFor(EjectReason reason) {
       return ChangeReason::kFailureReports;
     case EjectReason::kSuccessRateOutlier:
       return ChangeReason::kSuccessRateOutlier;
+    case EjectReason::kRestartLoop:
+      return ChangeReason::kRestartLoop;
   }
   return ChangeReason::kNotForwarding;
 }
@@ -70,6 +74,8 @@ std::optional<EjectReason> EjectReasonOf(ChangeReason reason) {
       return EjectReason::kFailureReports;
     case ChangeReason::kSuccessRateOutlier:
       return EjectReason::kSuccessRateOutlier;
+    case ChangeReason::kRestartLoop:
+      return EjectReason::kRestartLoop;
     default:
       return std::nullopt;
   }
@@ -104,8 +110,15 @@ struct FleetModel::Record {
   base::SteadyTime interval_start{};
   std::uint32_t new_in_interval = 0;
 
-  // Client failure reports: user -> last report time.
-  absl::flat_hash_map<std::string, base::SteadyTime> reporters;
+  // Client failure reports: user -> when and from which address it last reported. Users count
+  // once each, and so do addresses (Reporters()).
+  struct Reporter {
+    base::SteadyTime at{};
+    std::string address;
+  };
+  absl::flat_hash_map<std::string, Reporter> reporters;
+  // Counter resets (restarts) within the restart-loop window, oldest first.
+  std::deque<base::SteadyTime> resets;
 
   // Operator and health decisions.
   bool drained = false;
@@ -115,6 +128,9 @@ struct FleetModel::Record {
   std::uint32_t ejections = 0;
   std::uint32_t multiplier = 0;  // grows with each ejection, decays while healthy
   base::SteadyTime healthy_since{};
+  // Back from an ejection, not yet seen forwarding: one new user per interval, and one bad
+  // report (not three) ejects it again.
+  bool probation = false;
 
   // Derived state.
   ServerState state = ServerState::kPending;
@@ -128,11 +144,24 @@ struct FleetModel::Record {
     if (!monitored || !last_report) return 0;
     return std::max<double>(latest.peers, latest.cpu * info.capacity);
   }
-  double CounterLoad(const ScoringParams& p) const {
+  // What the counters say, never more users than there are peers (reported, or placed by the
+  // router): a burst of packets counted over a short interval is not a crowd. A server that
+  // claims no peers at all while packets flow is not believed: its counters stand.
+  double CounterLoad(const ScoringParams& p, std::int64_t own) const {
     if (!rates || p.packets_per_user <= 0) return 0;
-    return rates->packets_in / p.packets_per_user;
+    const double implied = rates->packets_in / p.packets_per_user;
+    if (latest.peers == 0) return implied;
+    return std::min(implied, std::max<double>(latest.peers, static_cast<double>(own)));
   }
-  std::uint32_t Reporters() const { return static_cast<std::uint32_t>(reporters.size()); }
+  // Distinct reporters: each user once and each address once (one client reconnecting with
+  // several tokens from one address counts once).
+  std::uint32_t Reporters() const {
+    absl::flat_hash_set<std::string_view> addresses;
+    for (const auto& [user, reporter] : reporters) {
+      addresses.insert(reporter.address.empty() ? std::string_view(user) : reporter.address);
+    }
+    return static_cast<std::uint32_t>(std::min(reporters.size(), addresses.size()));
+  }
   double FailureShare(std::int64_t own) const {
     if (reporters.empty()) return 0;
     const double base = static_cast<double>(std::max<std::int64_t>(own, Reporters()));
@@ -212,7 +241,8 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
   } else if (!r->own_since) {
     r->own_since = now;
   }
-  const auto result = r->counters.Ingest(stats, now);
+  if (!started_at_) started_at_ = now;
+  const auto result = r->counters.Ingest(stats, now, params_.report_interval);
   StatsOutcome out{true, result.verdict};
   if (result.verdict == StatsVerdict::kReordered) {
     ++r->stats_reordered;
@@ -227,8 +257,10 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
     // The server restarted: whatever it says now about its load starts from nothing, so it
     // ramps up again like a newcomer.
     ++r->stats_resets;
+    r->resets.push_back(now);
     r->forwarding = Forwarding::kUnknown;
-    r->bad_reports = 0;
+    // bad_reports is kept: a restart is no evidence of health, and a server that crashes every
+    // few reports would otherwise never reach the count (the restart-loop rule also sees it).
     if (r->state == ServerState::kActive) r->in_service_since = now;
     StateChange note{r->info.id, r->state, r->state, ChangeReason::kReset, now};
     changes_.push_back(note);
@@ -238,22 +270,35 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
     const bool settled =
         r->own_since && now - *r->own_since >= params_.scoring.forwarding.media_grace;
     const std::int64_t peers = std::max<std::int64_t>(stats.peers, settled ? own : 0);
-    r->forwarding = JudgeForwarding(*result.rates, peers, params_.scoring.forwarding);
+    r->forwarding = JudgeForwarding(*result.rates, peers, {stats.streams_in, stats.streams_out},
+                                    params_.scoring.forwarding);
     r->bad_reports = Swallowing(r->forwarding) ? r->bad_reports + 1 : 0;
+    if (r->forwarding == Forwarding::kOk) r->probation = false;
   }
+  const bool was_active = r->state == ServerState::kActive;
   Refresh(*r, now, ChangeReason::kReporting);
+  // A router that has just started meets the fleet all at once. A server whose first report shows
+  // it was already carrying media (peers, or counters that moved before this router saw them)
+  // was serving before we started: its load is real, it is established. One with no history is a
+  // newcomer and ramps up like any other. (Treating everyone as established would believe every
+  // newcomer's zero load; treating everyone as new would leave no one to compare with.)
+  if (!was_active && r->state == ServerState::kActive && r->stats_accepted == 1 &&
+      now - *started_at_ < params_.scoring.slow_start_window &&
+      (stats.peers > 0 || stats.packets_in > 0 || stats.packets_out > 0)) {
+    r->in_service_since = now - params_.scoring.slow_start_window;
+  }
   return out;
 }
 
 bool FleetModel::OnFailureReport(std::string_view server, std::string_view user,
-                                 base::SteadyTime now) {
+                                 std::string_view address, base::SteadyTime now) {
   Record* r = Find(server);
   if (r == nullptr) return false;
   auto it = r->reporters.find(AsAbsl(user));
   if (it != r->reporters.end()) {
-    it->second = now;
+    it->second = {now, std::string(address)};
   } else if (r->reporters.size() < kMaxReporters) {
-    r->reporters.emplace(std::string(user), now);
+    r->reporters.emplace(std::string(user), Record::Reporter{now, std::string(address)});
   }
   return true;
 }
@@ -324,20 +369,22 @@ ScoreInput FleetModel::InputFor(const Record& r, std::int64_t own, base::SteadyT
   in.server = &r.info;
   in.state = r.state;
   in.reported_load = r.ReportedLoad();
-  in.counter_load = r.CounterLoad(params_.scoring);
+  in.counter_load = r.CounterLoad(params_.scoring, own);
   in.own = own;
   // Pending placements are absorbed by the next report; an unmonitored server sends none, so
   // they would pile up for ever. Its load is the router's own count (which includes them).
   in.pending = r.monitored ? r.pending : 0;
   in.failure_share = r.FailureShare(own);
   in.forwarding = r.forwarding;
+  in.failing_reports = !FailureSharePasses(r.Reporters(), own, params_.ejection);
+  in.probation = r.probation;
   in.weight = Weight(r, now, established);
   in.new_this_interval = now - r.interval_start >= params_.report_interval ? 0 : r.new_in_interval;
   return in;
 }
 
 void FleetModel::ScoreAll(const LoadMap& own, base::SteadyTime now, std::vector<ScoreInput>& inputs,
-                          std::vector<Score>& scores) const {
+                          std::vector<Score>& scores, Evidence evidence) const {
   const bool established = EstablishedExists(now);
   inputs.clear();
   scores.clear();
@@ -345,7 +392,7 @@ void FleetModel::ScoreAll(const LoadMap& own, base::SteadyTime now, std::vector<
   int counted = 0;
   for (const auto& r : servers_) {
     inputs.push_back(InputFor(*r, OwnOf(own, r->info.id), now, established));
-    scores.push_back(ScoreServer(inputs.back(), params_.scoring, panic_));
+    scores.push_back(ScoreServer(inputs.back(), params_.scoring, evidence));
     if (r->state == ServerState::kActive && inputs.back().weight >= 1) {
       sum += scores.back().utilization;
       ++counted;
@@ -356,16 +403,21 @@ void FleetModel::ScoreAll(const LoadMap& own, base::SteadyTime now, std::vector<
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].weight >= 1) continue;
     inputs[i].fleet_utilization = mean;
-    scores[i] = ScoreServer(inputs[i], params_.scoring, panic_);
+    scores[i] = ScoreServer(inputs[i], params_.scoring, evidence);
   }
 }
 
 Pick FleetModel::Choose(const PickRequest& request, const LoadMap& own, base::SteadyTime now) {
   thread_local std::vector<ScoreInput> inputs;
   thread_local std::vector<Score> scores;
-  ScoreAll(own, now, inputs, scores);
+  ScoreAll(own, now, inputs, scores, CurrentEvidence());
   Pick pick;
   pick.detail = PickServer(inputs, scores, request, params_.scoring, rng_);
+  if (pick.detail.index < 0 && panic_) {
+    // Every server has concrete evidence against it: the last resort is to fail open.
+    ScoreAll(own, now, inputs, scores, Evidence::kNone);
+    pick.detail = PickServer(inputs, scores, request, params_.scoring, rng_);
+  }
   if (pick.detail.index < 0) return pick;
   Record& r = *servers_[static_cast<std::size_t>(pick.detail.index)];
   pick.server = r.info.id;
@@ -385,10 +437,12 @@ bool FleetModel::CanKeep(std::string_view id, std::int64_t own, base::SteadyTime
       r->state == ServerState::kGone) {
     return false;
   }
-  if (!panic_ && Swallowing(r->forwarding)) return false;
+  // Concrete evidence that media through it fails keeps a returning user off it, panic or not.
+  if (Swallowing(r->forwarding)) return false;
+  if (!FailureSharePasses(r->Reporters(), own, params_.ejection)) return false;
   // The user's media may already be there: no slow start, no interval cap, just real room.
   ScoreInput in = InputFor(*r, own, now, /*established=*/false);
-  const Score s = ScoreServer(in, params_.scoring, panic_);
+  const Score s = ScoreServer(in, params_.scoring, CurrentEvidence());
   return s.effective_load <= std::max<double>(1, r->info.capacity);
 }
 
@@ -408,8 +462,11 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
     Record& r = *rp;
     for (auto it = r.reporters.begin(); it != r.reporters.end();) {
       auto next = std::next(it);
-      if (now - it->second >= ep.failure_window) r.reporters.erase(it);
+      if (now - it->second.at >= ep.failure_window) r.reporters.erase(it);
       it = next;
+    }
+    while (!r.resets.empty() && now - r.resets.front() >= ep.restart_loop_window) {
+      r.resets.pop_front();
     }
     if (r.ejected && now >= r.ejected_until) {
       if (r.monitored && Swallowing(r.forwarding)) {
@@ -428,7 +485,11 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
         // (otherwise a server silent at expiry would be re-ejected on its old reports at once).
         r.bad_reports = 0;
         r.reporters.clear();  // reports were about the users it had; they have moved
+        r.resets.clear();
         r.healthy_since = now;
+        // Readmitted without evidence of health (with no users it had nothing to forward):
+        // on probation until it is seen forwarding.
+        r.probation = r.monitored;
         Refresh(r, now, ChangeReason::kEjectionExpired);
       }
     }
@@ -440,41 +501,54 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
             Derive(r, now) == ServerState::kGone ? ChangeReason::kGone : ChangeReason::kStale);
   }
 
-  // The ejection rules, over servers that could take users.
-  std::vector<std::pair<Record*, EjectReason>> bad;
+  // The ejection rules, over servers that could take users. Each candidate carries the strength
+  // of its evidence, so that when more look bad than may be ejected the strongest go first.
+  struct Candidate {
+    Record* record;
+    EjectReason why;
+    double strength;  // within a reason: more consecutive bad reports, more failing users, ...
+  };
+  std::vector<Candidate> bad;
   std::vector<SuccessSample> samples;
   std::vector<Record*> sampled;
-  std::size_t fleet = 0, suspects = 0;
+  std::size_t fleet = 0, ejected = 0;
   for (auto& rp : servers_) {
     Record& r = *rp;
     if (r.state == ServerState::kGone) continue;
     ++fleet;
     if (r.ejected) {
-      ++suspects;
+      ++ejected;
       continue;
     }
     if (r.state != ServerState::kActive && r.state != ServerState::kStale) continue;
     const std::int64_t users = OwnOf(own, r.info.id);
-    std::optional<EjectReason> why;
-    if (r.bad_reports >= ep.not_forwarding_reports) {
-      why = EjectReason::kNotForwarding;
-    } else if (!FailureSharePasses(r.Reporters(), users, ep)) {
-      why = EjectReason::kFailureReports;
+    const std::uint32_t reporters = r.Reporters();
+    const std::uint32_t bad_needed = r.probation ? 1 : ep.not_forwarding_reports;
+    if (r.bad_reports >= bad_needed) {
+      bad.push_back({&r, EjectReason::kNotForwarding, static_cast<double>(r.bad_reports)});
+    } else if (r.monitored && r.resets.size() >= ep.restart_loop_resets) {
+      bad.push_back({&r, EjectReason::kRestartLoop, static_cast<double>(r.resets.size())});
+    } else if (!FailureSharePasses(reporters, users, ep)) {
+      bad.push_back({&r, EjectReason::kFailureReports, r.FailureShare(users)});
     }
-    if (why) bad.emplace_back(&r, *why);
-    if (why || Swallowing(r.forwarding)) ++suspects;
-    samples.push_back({1 - r.FailureShare(users), users});
+    samples.push_back({1 - r.FailureShare(users), users, reporters});
     sampled.push_back(&r);
   }
   for (std::size_t i : SuccessRateOutliers(samples, ep)) {
     Record* r = sampled[i];
-    const bool listed = std::any_of(bad.begin(), bad.end(), [&](auto& b) { return b.first == r; });
-    if (listed) continue;
-    bad.emplace_back(r, EjectReason::kSuccessRateOutlier);
-    if (!Swallowing(r->forwarding)) ++suspects;
+    const bool listed =
+        std::any_of(bad.begin(), bad.end(), [&](const Candidate& c) { return c.record == r; });
+    if (!listed) bad.push_back({r, EjectReason::kSuccessRateOutlier, 1 - samples[i].success_rate});
   }
 
+  // Panic: more of the fleet looks bad than may be ejected at once, which points at the router's
+  // view (or the network between it and everyone) as much as at the servers. The strongest cases
+  // are still ejected up to the cap, and concrete evidence (counters, failure reports over the
+  // absolute bound) still keeps a server out of new placements and migrations; only the router's
+  // own doubtful view is set aside (scoring.h, Evidence::kConcreteOnly). A server that merely
+  // swallowed one or two reports is not a suspect: the forwarding signal alone never causes panic.
   const std::size_t cap = MaxEjected(fleet, ep);
+  const std::size_t suspects = ejected + bad.size();
   const bool panic = suspects > cap;
   if (panic != panic_) {
     // An empty server id marks a fleet-wide event.
@@ -484,11 +558,15 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
   panic_ = panic;
   panic_detail_ = panic ? std::to_string(suspects) + " of " + std::to_string(fleet) +
                               " servers look bad; at most " + std::to_string(cap) +
-                              " may be ejected: failing open (health evidence set aside)"
+                              " may be ejected: the worst are, and servers with concrete evidence "
+                              "against them take no new users"
                         : "";
-  if (!panic) {
-    for (auto& [r, why] : bad) Eject(*r, why, now);
-  }
+  std::stable_sort(bad.begin(), bad.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.why != b.why) return a.why < b.why;  // EjectReason is ordered by strength
+    return a.strength > b.strength;
+  });
+  const std::size_t slots = cap > ejected ? cap - ejected : 0;
+  for (std::size_t i = 0; i < bad.size() && i < slots; ++i) Eject(*bad[i].record, bad[i].why, now);
 
   // Forget self-registered servers long gone and empty.
   for (std::size_t i = 0; i < servers_.size();) {
@@ -553,7 +631,7 @@ FleetView FleetModel::View(const LoadMap& own, base::SteadyTime now) const {
   std::size_t fleet = 0;
   std::vector<ScoreInput> inputs;
   std::vector<Score> scores;
-  ScoreAll(own, now, inputs, scores);
+  ScoreAll(own, now, inputs, scores, CurrentEvidence());
   for (std::size_t i = 0; i < servers_.size(); ++i) {
     const Record& r = *servers_[i];
     if (r.state != ServerState::kGone) ++fleet;
@@ -587,6 +665,8 @@ FleetView FleetModel::View(const LoadMap& own, base::SteadyTime now) const {
     }
     v.ejections = r.ejections;
     v.ejection_multiplier = r.multiplier;
+    v.probation = r.probation;
+    v.recent_restarts = static_cast<std::uint32_t>(r.resets.size());
     v.stats_accepted = r.stats_accepted;
     v.stats_reordered = r.stats_reordered;
     v.stats_resets = r.stats_resets;

@@ -79,6 +79,7 @@ enum class ChangeReason : std::uint8_t {
   kNotForwarding,       // ejected (EjectReason::kNotForwarding)
   kFailureReports,      // ejected (EjectReason::kFailureReports)
   kSuccessRateOutlier,  // ejected (EjectReason::kSuccessRateOutlier)
+  kRestartLoop,         // ejected (EjectReason::kRestartLoop)
   kEjectionRenewed,     // still bad when its ejection ran out
   kEjectionExpired,
   kStale,         // no report for a few intervals
@@ -126,6 +127,8 @@ struct ServerView {
   std::optional<std::chrono::milliseconds> ejected_for;  // time left
   std::uint32_t ejections = 0;                           // times ejected, ever
   std::uint32_t ejection_multiplier = 0;
+  bool probation = false;             // back from an ejection, not yet seen forwarding
+  std::uint32_t recent_restarts = 0;  // counter resets within the restart-loop window
   std::uint64_t stats_accepted = 0, stats_reordered = 0, stats_resets = 0;
   std::vector<StateChange> history;  // oldest first
 };
@@ -178,8 +181,10 @@ class FleetModel {
   StatsOutcome OnStats(std::string_view id, const proto::Stats& stats, std::int64_t own,
                        base::SteadyTime now);
 
-  // A client on `server` reported a media failure. Distinct users count, not reports.
-  bool OnFailureReport(std::string_view server, std::string_view user, base::SteadyTime now);
+  // A client on `server` reported a media failure. Distinct users count, not reports, and each
+  // client address counts once (`address` empty: the user stands for its own address).
+  bool OnFailureReport(std::string_view server, std::string_view user, std::string_view address,
+                       base::SteadyTime now);
 
   // Operator actions. False when the server is unknown.
   bool Drain(std::string_view id, base::SteadyTime now);
@@ -188,8 +193,9 @@ class FleetModel {
   // Chooses a server for a new user and counts the placement (pending, per-interval cap).
   Pick Choose(const PickRequest& request, const LoadMap& own, base::SteadyTime now);
   // Whether a user whose media is already on `id` may stay there (join with an existing
-  // assignment) or return to it (resume): not draining, ejected or gone, not swallowing media
-  // (outside panic), and with room for one more user at full capacity.
+  // assignment) or return to it (resume): not draining, ejected or gone, not swallowing media and
+  // without failure reports over the absolute bound (in panic too), and with room for one more
+  // user at full capacity.
   bool CanKeep(std::string_view id, std::int64_t own, base::SteadyTime now) const;
 
   // Time passes: staleness, ejection expiry and decay, the ejection rules, panic, forgetting.
@@ -224,7 +230,8 @@ class FleetModel {
   // Scores every server into `inputs`/`scores` (indexed like servers_), with the slow-start
   // floor taken from the established servers' mean utilization.
   void ScoreAll(const LoadMap& own, base::SteadyTime now, std::vector<ScoreInput>& inputs,
-                std::vector<Score>& scores) const;
+                std::vector<Score>& scores, Evidence evidence) const;
+  Evidence CurrentEvidence() const { return panic_ ? Evidence::kConcreteOnly : Evidence::kAll; }
 
   FleetParams params_;
   std::mt19937_64 rng_;
@@ -233,6 +240,8 @@ class FleetModel {
   std::vector<StateChange> changes_;
   bool panic_ = false;
   std::string panic_detail_;
+  // The first time the model saw a report: the router's own start, for the warm-up rule (OnStats).
+  std::optional<base::SteadyTime> started_at_;
   std::uint64_t directory_version_ = 0;
 };
 

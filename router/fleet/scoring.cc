@@ -34,6 +34,8 @@ std::string_view IneligibleName(Ineligible why) {
       return "state";
     case Ineligible::kNotForwarding:
       return "not_forwarding";
+    case Ineligible::kFailureReports:
+      return "failure_reports";
     case Ineligible::kFull:
       return "full";
     case Ineligible::kIntervalCap:
@@ -65,24 +67,29 @@ double SlowStartWeight(std::chrono::nanoseconds elapsed, const ScoringParams& pa
   return floor + (1 - floor) * std::max(0.0, t);
 }
 
-Score ScoreServer(const ScoreInput& in, const ScoringParams& params, bool panic) {
+Score ScoreServer(const ScoreInput& in, const ScoringParams& params, Evidence evidence) {
   Score s;
   const double capacity = std::max<double>(1, in.server->capacity);
   const double pending = static_cast<double>(in.pending);
+  const bool penalty = evidence == Evidence::kAll;
+  const bool concrete = evidence != Evidence::kNone;
   s.effective_load = std::max({in.reported_load + pending, in.counter_load + pending,
                                static_cast<double>(in.own)}) +
-                     (panic ? 0 : in.failure_share * capacity * params.failure_penalty_factor);
+                     (penalty ? in.failure_share * capacity * params.failure_penalty_factor : 0);
   const bool swallowing =
       in.forwarding == Forwarding::kNotForwarding || in.forwarding == Forwarding::kFrozen;
-  if (swallowing && !panic) s.effective_load = std::max(s.effective_load, capacity);
+  if (swallowing && concrete) s.effective_load = std::max(s.effective_load, capacity);
   const double weight = std::clamp(in.weight, 0.01, 1.0);
   s.utilization = std::max(s.effective_load / capacity, (1 - weight) * in.fleet_utilization);
   s.interval_cap = std::max<std::uint32_t>(
       1, static_cast<std::uint32_t>(std::floor(params.max_new_users_per_interval * weight)));
+  if (in.probation) s.interval_cap = 1;
   if (in.state != ServerState::kActive) {
     s.ineligible = Ineligible::kState;
-  } else if (swallowing && !panic) {
+  } else if (swallowing && concrete) {
     s.ineligible = Ineligible::kNotForwarding;
+  } else if (in.failing_reports && concrete) {
+    s.ineligible = Ineligible::kFailureReports;
   } else if (s.effective_load + 1 > capacity * weight) {
     s.ineligible = Ineligible::kFull;
   } else if (in.new_this_interval >= s.interval_cap) {

@@ -82,6 +82,11 @@ struct ScoreInput {
   std::int64_t pending = 0;  // users placed since its last report
   double failure_share = 0;  // share of its users that reported failures recently, 0..1
   Forwarding forwarding = Forwarding::kUnknown;
+  // Failure reports over the absolute bound (FailureSharePasses fails): concrete evidence, like
+  // the counters, that media through it fails.
+  bool failing_reports = false;
+  // Back from an ejection and not yet seen forwarding: one new user per interval at most.
+  bool probation = false;
   double weight = 1;  // slow-start weight, (0, 1]
   std::uint32_t new_this_interval = 0;
   double fleet_utilization = 0;  // mean utilization of established active servers
@@ -90,10 +95,11 @@ struct ScoreInput {
 // Why a server cannot take a new user (kEligible when it can).
 enum class Ineligible {
   kEligible,
-  kState,          // not active (pending, draining, ejected, stale, gone)
-  kNotForwarding,  // counters say it swallows media: no credit for low load
-  kFull,           // no headroom at its (slow-start scaled) capacity
-  kIntervalCap,    // took its share of new users this interval
+  kState,           // not active (pending, draining, ejected, stale, gone)
+  kNotForwarding,   // counters say it swallows media: no credit for low load
+  kFailureReports,  // its users report failures over the absolute bound
+  kFull,            // no headroom at its (slow-start scaled) capacity
+  kIntervalCap,     // took its share of new users this interval
 };
 std::string_view IneligibleName(Ineligible why);
 
@@ -105,9 +111,16 @@ struct Score {
   bool eligible() const { return ineligible == Ineligible::kEligible; }
 };
 
-// `panic`: too much of the fleet looks bad at once to believe it (see fleet_model.h); health
-// evidence is set aside (fail open) and servers are scored on load alone.
-Score ScoreServer(const ScoreInput& in, const ScoringParams& params, bool panic);
+// Which health evidence scoring acts on.
+//   kAll           normal operation.
+//   kConcreteOnly  panic (fleet_model.h: more of the fleet looks bad than may be ejected): the
+//                  router's own doubtful view (the failure-share penalty on load) is set aside,
+//                  but concrete evidence still keeps a server out of new placements: counters that
+//                  say it swallows media, failure reports over the absolute bound.
+//   kNone          the last resort when even that leaves no server: scored on load alone (fail
+//                  open).
+enum class Evidence { kAll, kConcreteOnly, kNone };
+Score ScoreServer(const ScoreInput& in, const ScoringParams& params, Evidence evidence);
 
 enum class PickTier { kNone, kRegion, kRegionGroup, kAnywhere };
 std::string_view PickTierName(PickTier tier);

@@ -1,5 +1,7 @@
 #include "router/fleet/server_health.h"
 
+#include <algorithm>
+
 namespace vrouter::fleet {
 
 std::string_view StatsVerdictName(StatsVerdict verdict) {
@@ -32,8 +34,11 @@ std::string_view ForwardingName(Forwarding f) {
   return "unknown";
 }
 
-CounterTracker::Result CounterTracker::Ingest(const proto::Stats& stats, base::SteadyTime now) {
+CounterTracker::Result CounterTracker::Ingest(const proto::Stats& stats, base::SteadyTime now,
+                                              std::chrono::milliseconds interval) {
   if (seq_known_ && last_ && stats.seq <= last_->seq) return {StatsVerdict::kReordered, {}};
+  // Reports the counters' deltas span: by sequence number within a connection, else one.
+  const std::uint64_t spanned = seq_known_ && last_ ? stats.seq - last_->seq : 1;
   const bool had_previous = last_.has_value();
   const proto::Stats previous = had_previous ? *last_ : proto::Stats{};
   const base::SteadyTime previous_at = last_at_;
@@ -45,8 +50,11 @@ CounterTracker::Result CounterTracker::Ingest(const proto::Stats& stats, base::S
       stats.bytes_in < previous.bytes_in || stats.bytes_out < previous.bytes_out) {
     return {StatsVerdict::kReset, {}};
   }
-  const double seconds = std::chrono::duration<double>(now - previous_at).count();
-  if (seconds <= 0) return {StatsVerdict::kBaseline, {}};  // two reports in one clock tick
+  const double arrival_gap = std::chrono::duration<double>(now - previous_at).count();
+  const double floor = std::chrono::duration<double>(interval).count() *
+                       static_cast<double>(std::min<std::uint64_t>(spanned, 1000));
+  const double seconds = std::max(arrival_gap, floor);
+  if (seconds <= 0) return {StatsVerdict::kBaseline, {}};  // no interval known, one clock tick
   StatsRates rates;
   rates.seconds = seconds;
   rates.packets_in = static_cast<double>(stats.packets_in - previous.packets_in) / seconds;
@@ -57,13 +65,18 @@ CounterTracker::Result CounterTracker::Ingest(const proto::Stats& stats, base::S
 }
 
 Forwarding JudgeForwarding(const StatsRates& rates, std::int64_t peers,
-                           const ForwardingParams& params) {
+                           const ForwardingExpectation& expected, const ForwardingParams& params) {
   const bool still = rates.packets_in == 0 && rates.packets_out == 0 && rates.bytes_in == 0 &&
                      rates.bytes_out == 0;
   // Peers connected, yet not one packet moved, not even RTCP: the process is wedged (or lying).
   if (still && peers > 0) return Forwarding::kFrozen;
   if (rates.packets_in < params.min_packets_in_rate) return Forwarding::kIdle;
-  if (rates.packets_out < params.min_out_in_ratio * rates.packets_in) {
+  if (expected.streams_out == 0u) return Forwarding::kIdle;  // nothing to forward
+  double expected_out = rates.packets_in;
+  if (expected.streams_in && expected.streams_out && *expected.streams_in > 0) {
+    expected_out *= static_cast<double>(*expected.streams_out) / *expected.streams_in;
+  }
+  if (rates.packets_out < params.min_out_in_ratio * expected_out) {
     return Forwarding::kNotForwarding;
   }
   return Forwarding::kOk;

@@ -16,10 +16,12 @@
 
 namespace vrouter::fleet {
 
-// Rates between two accepted reports, over the router's clock (a server's clock may be skewed;
-// its report timing as seen here is what matters).
+// Rates between two accepted reports. The time they cover is the router's clock between the two
+// arrivals, but never less than the reports' sequence numbers say passed at the announced
+// interval: a report delayed on its way (or a router stall that hands several over at once)
+// must not turn one interval's packets into a rate many times too high.
 struct StatsRates {
-  double seconds = 0;     // router time between the two reports
+  double seconds = 0;     // the time the counters' deltas are divided by
   double packets_in = 0;  // per second
   double packets_out = 0;
   double bytes_in = 0;
@@ -49,7 +51,10 @@ class CounterTracker {
   // shows up as a decrease.
   void NewRegistration() { seq_known_ = false; }
 
-  Result Ingest(const proto::Stats& stats, base::SteadyTime now);
+  // `interval`: the report interval the server was given (the floor on the time between two
+  // consecutive reports).
+  Result Ingest(const proto::Stats& stats, base::SteadyTime now,
+                std::chrono::milliseconds interval);
 
   const std::optional<proto::Stats>& last() const { return last_; }
 
@@ -62,7 +67,8 @@ class CounterTracker {
 // Whether a server moves the media it receives, judged from one interval's rates.
 enum class Forwarding {
   kUnknown,        // no rates yet (first report, or just reset)
-  kIdle,           // too little media in to judge: nobody is sending
+  kIdle,           // too little media in to judge (nobody is sending), or nothing to forward
+                   // (the server says it serves no outgoing streams: everyone is alone)
   kOk,             // media in, media out
   kNotForwarding,  // media in, (almost) nothing out: the black hole
   kFrozen,         // every counter stood still while the server has peers
@@ -85,10 +91,25 @@ struct ForwardingParams {
   std::chrono::milliseconds media_grace{5000};
 };
 
+// What the server says it should be forwarding (stats.streams_in / streams_out; absent for
+// servers that predate the fields, which are judged on packets alone).
+struct ForwardingExpectation {
+  std::optional<std::uint32_t> streams_in;
+  std::optional<std::uint32_t> streams_out;
+};
+
 // `peers` is how many peers the server should have: the larger of what it reports and how many
 // users the router itself placed there more than `media_grace` ago (a server that reports zero
 // peers while it holds our users does not escape the frozen check).
+//
+// With the streams known, packets out are judged against what they should be: each stream in is
+// sent to streams_out / streams_in subscribers on average, so the expected rate out is packets in
+// * streams_out / streams_in, and a server under min_out_in_ratio of that does not forward. A
+// server serving no outgoing stream has nothing to forward (idle), whatever comes in. The
+// streams are self-reported, so they can only excuse silence that the packets alone would blame
+// on the server; a server that lies "streams_out 0" while holding rooms is still caught by its
+// clients' failure reports.
 Forwarding JudgeForwarding(const StatsRates& rates, std::int64_t peers,
-                           const ForwardingParams& params);
+                           const ForwardingExpectation& expected, const ForwardingParams& params);
 
 }  // namespace vrouter::fleet

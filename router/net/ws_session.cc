@@ -398,7 +398,7 @@ class WsSession final : public service::SessionHandle,
       service_.metrics.connections[transport_index()]->Increment();
       protocol_ = std::make_unique<service::ClientProtocol>(
           service_, *this, std::weak_ptr<service::SessionHandle>(self), session_id_,
-          service_.RegionOf(client_ip_));
+          service_.RegionOf(client_ip_), client_ip_.ToString());
       service_.sessions.Add(session_id_, self);
     } else {
       protocol_ = std::make_unique<service::VideoServerProtocol>(

@@ -26,12 +26,13 @@ constexpr std::size_t kMaxBacklog = 64;
 
 ClientProtocol::ClientProtocol(Service& service, SessionTransport& transport,
                                std::weak_ptr<SessionHandle> self, std::uint64_t session_id,
-                               std::string ip_region)
+                               std::string ip_region, std::string address)
     : service_(service),
       transport_(transport),
       self_(std::move(self)),
       session_id_(session_id),
-      region_(std::move(ip_region)) {}
+      region_(std::move(ip_region)),
+      address_(std::move(address)) {}
 
 template <typename R>
 std::function<void(R)> ClientProtocol::OnSessionThread(std::function<void(R)> fn) {
@@ -367,7 +368,7 @@ void ClientProtocol::OnReport(const proto::Report& m) {
     return;
   }
   service_.metrics.media_failure_reports[static_cast<int>(m.reason)]->Increment();
-  service_.fleet_control.OnFailureReport(m.server, user_);
+  service_.fleet_control.OnFailureReport(m.server, user_, address_);
   log::Debug("media_failure_report", {{"user", user_},
                                       {"server", m.server},
                                       {"reason", proto::FailureReasonName(m.reason)},

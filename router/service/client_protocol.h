@@ -30,7 +30,7 @@ class ClientProtocol final : public SessionProtocol {
   // `ip_region` is the region of the client's address (Service::RegionOf), used when its token
   // names none.
   ClientProtocol(Service& service, SessionTransport& transport, std::weak_ptr<SessionHandle> self,
-                 std::uint64_t session_id, std::string ip_region = {});
+                 std::uint64_t session_id, std::string ip_region = {}, std::string address = {});
   ClientProtocol(const ClientProtocol&) = delete;
   ClientProtocol& operator=(const ClientProtocol&) = delete;
 
@@ -91,6 +91,9 @@ class ClientProtocol final : public SessionProtocol {
   std::string user_;  // empty until `hello` succeeds
   std::string space_;
   std::string region_;  // from the token, else from the client address (region table)
+  // The client's address (behind trusted proxies, who they say it is): one address counts once
+  // among a server's failure reporters, however many users report from it.
+  std::string address_;
   bool joined_ = false;
   bool closed_ = false;
   edge::RateLimiter limiter_;

@@ -33,7 +33,6 @@ void FleetController::Share(store::GossipEvent event) {
 
 void FleetController::RegisterRemote(const fleet::VideoServer& info) {
   std::vector<fleet::StateChange> changes;
-  std::optional<std::vector<fleet::VideoServer>> dir;
   std::shared_ptr<SessionHandle> stale;
   {
     vrouter::MutexLock lock(&mu_);
@@ -45,10 +44,10 @@ void FleetController::RegisterRemote(const fleet::VideoServer& info) {
       connections_.erase(it);
     }
     changes = model_.TakeChanges();
-    dir = DirectoryIfChanged();
+    PublishDirectoryLocked();
   }
   if (stale) stale->CloseAsync(proto::close_code::kSessionReplaced, "replaced");
-  Publish(changes, std::move(dir));
+  Publish(changes);
 }
 
 void FleetController::OnShared(std::string_view message) {
@@ -68,7 +67,7 @@ void FleetController::OnShared(std::string_view message) {
                  },
                  [&](const store::GossipFailureReport& e) {
                    vrouter::MutexLock lock(&mu_);
-                   model_.OnFailureReport(e.server, e.user, now_());
+                   model_.OnFailureReport(e.server, e.user, e.address, now_());
                  },
                  [&](const store::GossipDrain& e) {
                    std::vector<fleet::StateChange> changes;
@@ -81,7 +80,7 @@ void FleetController::OnShared(std::string_view message) {
                      }
                      changes = model_.TakeChanges();
                    }
-                   Publish(changes, std::nullopt);
+                   Publish(changes);
                  },
              },
              gossip->event);
@@ -102,7 +101,7 @@ void FleetController::OnRemoteStats(const fleet::VideoServer& info, const proto:
     model_.OnStats(info.id, stats, it == own.end() ? 0 : it->second, now_());
     changes = model_.TakeChanges();
   }
-  Publish(changes, std::nullopt);
+  Publish(changes);
 }
 
 FleetController::FleetController(fleet::FleetParams params, store::AssignmentStore& store,
@@ -117,22 +116,21 @@ FleetController::FleetController(fleet::FleetParams params, store::AssignmentSto
       report_interval_(params.report_interval),
       model_(std::move(params), seed) {}
 
-std::optional<std::vector<fleet::VideoServer>> FleetController::DirectoryIfChanged() {
-  if (model_.directory_version() == published_directory_) return std::nullopt;
+void FleetController::PublishDirectoryLocked() {
+  if (model_.directory_version() == published_directory_) return;
   published_directory_ = model_.directory_version();
-  return model_.Directory();
+  directory_.Replace(model_.Directory());
 }
 
 void FleetController::Declare(const std::vector<fleet::VideoServer>& servers) {
   std::vector<fleet::StateChange> changes;
-  std::optional<std::vector<fleet::VideoServer>> dir;
   {
     vrouter::MutexLock lock(&mu_);
     model_.Declare(servers, now_());
     changes = model_.TakeChanges();
-    dir = DirectoryIfChanged();
+    PublishDirectoryLocked();
   }
-  Publish(changes, std::move(dir));
+  Publish(changes);
 }
 
 FleetController::Registration FleetController::Register(const fleet::VideoServer& info,
@@ -140,7 +138,6 @@ FleetController::Registration FleetController::Register(const fleet::VideoServer
                                                         std::weak_ptr<SessionHandle> handle) {
   Registration out;
   std::vector<fleet::StateChange> changes;
-  std::optional<std::vector<fleet::VideoServer>> dir;
   {
     vrouter::MutexLock lock(&mu_);
     out.state = model_.Register(info, now_());
@@ -148,7 +145,7 @@ FleetController::Registration FleetController::Register(const fleet::VideoServer
     if (c.id != 0 && c.id != connection) out.replaced = c.handle.lock();
     c = {connection, std::move(handle), info};
     changes = model_.TakeChanges();
-    dir = DirectoryIfChanged();
+    PublishDirectoryLocked();
   }
   metrics_.video_server_connections->Increment();
   log::Info("video_server_registered", {{"server", info.id},
@@ -157,7 +154,7 @@ FleetController::Registration FleetController::Register(const fleet::VideoServer
                                         {"capacity", info.capacity},
                                         {"state", fleet::ServerStateName(out.state)},
                                         {"replaced_connection", out.replaced != nullptr}});
-  Publish(changes, std::move(dir));
+  Publish(changes);
   Share(store::GossipRegistered{info});
   return out;
 }
@@ -184,7 +181,7 @@ void FleetController::OnStats(std::string_view server, const proto::Stats& stats
     changes = model_.TakeChanges();
   }
   metrics_.stats_reports[static_cast<int>(outcome.verdict)]->Increment();
-  Publish(changes, std::nullopt);
+  Publish(changes);
   if (publish_) {
     std::optional<fleet::VideoServer> info;
     {
@@ -230,13 +227,14 @@ bool FleetController::CanKeep(std::string_view server) {
   return model_.CanKeep(server, it == own.end() ? 0 : it->second, now_());
 }
 
-bool FleetController::OnFailureReport(std::string_view server, std::string_view user) {
+bool FleetController::OnFailureReport(std::string_view server, std::string_view user,
+                                      std::string_view address) {
   bool counted = false;
   {
     vrouter::MutexLock lock(&mu_);
-    counted = model_.OnFailureReport(server, user, now_());
+    counted = model_.OnFailureReport(server, user, address, now_());
   }
-  Share(store::GossipFailureReport{std::string(server), std::string(user)});
+  Share(store::GossipFailureReport{std::string(server), std::string(user), std::string(address)});
   return counted;
 }
 
@@ -248,7 +246,7 @@ bool FleetController::Drain(std::string_view server) {
     found = model_.Drain(server, now_());
     changes = model_.TakeChanges();
   }
-  Publish(changes, std::nullopt);
+  Publish(changes);
   if (found) Share(store::GossipDrain{std::string(server), true});
   return found;
 }
@@ -261,7 +259,7 @@ bool FleetController::Undrain(std::string_view server) {
     found = model_.Undrain(server, now_());
     changes = model_.TakeChanges();
   }
-  Publish(changes, std::nullopt);
+  Publish(changes);
   if (found) Share(store::GossipDrain{std::string(server), false});
   return found;
 }
@@ -276,7 +274,6 @@ void FleetController::Tick() {
   const auto own = store_.LoadByServer();
   std::vector<fleet::StateChange> changes;
   std::vector<fleet::Evacuation> evacuations;
-  std::optional<std::vector<fleet::VideoServer>> dir;
   fleet::FleetView view;
   {
     vrouter::MutexLock lock(&mu_);
@@ -284,17 +281,15 @@ void FleetController::Tick() {
     model_.Tick(own, now);
     evacuations = model_.DueEvacuations(own, now);
     changes = model_.TakeChanges();
-    dir = DirectoryIfChanged();
+    PublishDirectoryLocked();
     view = model_.View(own, now);
   }
-  Publish(changes, std::move(dir));
+  Publish(changes);
   for (const auto& e : evacuations) Migrate(e);
   UpdateServerMetrics(view);
 }
 
-void FleetController::Publish(const std::vector<fleet::StateChange>& changes,
-                              std::optional<std::vector<fleet::VideoServer>> directory) {
-  if (directory) directory_.Replace(std::move(*directory));
+void FleetController::Publish(const std::vector<fleet::StateChange>& changes) {
   for (const auto& c : changes) {
     if (c.server.empty()) {  // fleet-wide
       if (c.reason == fleet::ChangeReason::kPanicEntered) {

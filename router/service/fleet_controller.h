@@ -69,7 +69,7 @@ class FleetController {
   std::string Choose(std::string_view space, std::string_view region);
   // Whether a user may stay on (or resume to) `server`.
   bool CanKeep(std::string_view server);
-  bool OnFailureReport(std::string_view server, std::string_view user);
+  bool OnFailureReport(std::string_view server, std::string_view user, std::string_view address);
 
   // ---- operators ----
   bool Drain(std::string_view server);
@@ -86,12 +86,12 @@ class FleetController {
     std::weak_ptr<SessionHandle> handle;
     fleet::VideoServer info;  // as registered (shared with every stats report)
   };
-  // Publishes what a model call changed: the directory snapshot, logs, metrics, pushes.
-  // Called without the mutex, with what was taken under it.
-  void Publish(const std::vector<fleet::StateChange>& changes,
-               std::optional<std::vector<fleet::VideoServer>> directory);
-  std::optional<std::vector<fleet::VideoServer>> DirectoryIfChanged()
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Publishes what a model call changed: logs, metrics, pushes. Called without the mutex, with
+  // what was taken under it.
+  void Publish(const std::vector<fleet::StateChange>& changes);
+  // Installs the model's directory when it changed. Under the mutex, so that two threads cannot
+  // install their copies out of order (an older one replacing a newer one for good).
+  void PublishDirectoryLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Migrate(const fleet::Evacuation& evacuation);
   void UpdateServerMetrics(const fleet::FleetView& view);
 

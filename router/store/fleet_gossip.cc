@@ -57,6 +57,7 @@ struct Encoder {
   void operator()(const GossipFailureReport& e) {
     Kind("report", e.server);
     out.append("\t").append(e.user);
+    if (!e.address.empty()) out.append("\t").append(e.address);
   }
   void operator()(const GossipDrain& e) { Kind(e.drained ? "drain" : "undrain", e.server); }
 };
@@ -111,8 +112,13 @@ base::Result<FleetGossip, GossipError> DecodeGossip(std::string_view text) {
       out.event = GossipGone{std::string(server)};
       break;
     case 3:
-      if (!proto::IsValidId(f[3])) return GossipError::kMalformed;
-      out.event = GossipFailureReport{std::string(server), std::string(f[3])};
+      // The address is optional (replicas that predate it send none); an address is an id-like
+      // token (an IP address in text), and anything else is refused.
+      if (!proto::IsValidId(f[3]) || (n > 4 && !f[4].empty() && !proto::IsValidId(f[4]))) {
+        return GossipError::kMalformed;
+      }
+      out.event = GossipFailureReport{std::string(server), std::string(f[3]),
+                                      n > 4 ? std::string(f[4]) : std::string()};
       break;
     default:
       out.event = GossipDrain{std::string(server), kind == "drain"};

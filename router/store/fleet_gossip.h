@@ -9,7 +9,7 @@
 //   <replica> \t reg     \t <server> \t <register JSON, credential replaced>
 //   <replica> \t stats   \t <server> \t <register JSON> \t <stats JSON>
 //   <replica> \t gone    \t <server>
-//   <replica> \t report  \t <server> \t <user>
+//   <replica> \t report  \t <server> \t <user> [\t <client address>]
 //   <replica> \t drain   \t <server>
 //   <replica> \t undrain \t <server>
 // The JSON payloads are vrouter.video.v1 messages (proto/video_server_codec.h), decoded with that
@@ -48,6 +48,7 @@ struct GossipGone {
 struct GossipFailureReport {
   std::string server;
   std::string user;
+  std::string address;  // the reporting client's; empty from replicas that predate it
   bool operator==(const GossipFailureReport&) const = default;
 };
 // An operator drained (or undrained) the server through the sending replica.

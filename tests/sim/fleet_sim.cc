@@ -108,7 +108,7 @@ void FleetSim::Step(int joins) {
     if (s.behaviour == Behaviour::kHealthy) continue;
     if (now_ - std::max(u.placed_at, s.broken_since) < detect_after) continue;
     u.reported = true;
-    model_.OnFailureReport(u.server, u.id, now_);
+    model_.OnFailureReport(u.server, u.id, "", now_);
   }
   model_.Tick(own_, now_);
   for (const auto& c : model_.TakeChanges()) {

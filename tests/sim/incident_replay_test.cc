@@ -89,11 +89,15 @@ TEST(IncidentReplay, NaiveLeastLoadedPickerIsSwallowedByTheBlackHole) {
   EXPECT_GT(naive.swallowed, 50 * std::max(router.swallowed, 1));
 }
 
-TEST(IncidentReplay, HalfTheFleetTurningBadAtOncePanicsInsteadOfMassEjection) {
+// Half the fleet turning bad at once is more than may be ejected (30 %): the fleet panics. It
+// still ejects the worst up to the cap, and the bad servers it may not eject take no new users
+// (issue 22, case 2: panic used to set all evidence aside and feed the black holes).
+TEST(IncidentReplay, HalfTheFleetTurningBadEjectsUpToTheCapAndFeedsNoneOfThem) {
   FleetSim sim(kServers, kCapacity, Picker::kRouter);
   sim.Register(0, kServers);
   for (int t = 0; t < 60; ++t) sim.Step(kJoinsPerSecond);
   for (int i = 0; i < kServers / 2; ++i) sim.Set(i, Behaviour::kBlackHole);
+  const SteadyTime bad_at = sim.now();
   bool panicked = false;
   for (int t = 0; t < 20; ++t) {
     sim.Step(kJoinsPerSecond);
@@ -105,8 +109,14 @@ TEST(IncidentReplay, HalfTheFleetTurningBadAtOncePanicsInsteadOfMassEjection) {
   EXPECT_NE(view.panic_detail.find("10 of 20"), std::string::npos) << view.panic_detail;
   int ejected = 0;
   for (const auto& v : view.servers) ejected += v.state == fleet::ServerState::kEjected ? 1 : 0;
-  EXPECT_EQ(ejected, 0);
-  EXPECT_EQ(sim.unplaced(), 0);  // fail open: users still get servers
+  EXPECT_EQ(ejected, 6);  // the cap: 30 % of 20
+  int fed = 0;
+  for (int i = 0; i < kServers / 2; ++i) fed += sim.PlacedOnSince(i, bad_at + Seconds(2));
+  std::cout << "[replay] half bad: ejected=" << ejected
+            << " placed_on_bad_after_first_report=" << fed << " unplaced=" << sim.unplaced()
+            << "\n";
+  EXPECT_EQ(fed, 0) << "users placed on known-bad servers after their first bad report";
+  EXPECT_EQ(sim.unplaced(), 0);  // the healthy half takes everyone
   // Once they forward again and their users' failure reports have aged out of the window, the
   // fleet leaves panic by itself.
   for (int i = 0; i < kServers; ++i) sim.Set(i, Behaviour::kHealthy);

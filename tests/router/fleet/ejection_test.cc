@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <vector>
 
 namespace vrouter::fleet {
@@ -29,7 +30,8 @@ TEST(EjectionTest, ReasonNames) {
   EXPECT_EQ(EjectReasonName(EjectReason::kNotForwarding), "not_forwarding");
   EXPECT_EQ(EjectReasonName(EjectReason::kFailureReports), "failure_reports");
   EXPECT_EQ(EjectReasonName(EjectReason::kSuccessRateOutlier), "success_rate_outlier");
-  EXPECT_EQ(kEjectReasonCount, 3);
+  EXPECT_EQ(EjectReasonName(EjectReason::kRestartLoop), "restart_loop");
+  EXPECT_EQ(kEjectReasonCount, 4);
 }
 
 // ---- EjectionDuration ----
@@ -143,9 +145,12 @@ TEST(FailureSharePassesTest, ParamsAreHonoured) {
 
 // ---- SuccessRateOutliers ----
 
+// Each sample's reporters are its failing users.
 std::vector<SuccessSample> Samples(std::initializer_list<double> rates, std::int64_t volume = 20) {
   std::vector<SuccessSample> out;
-  for (double r : rates) out.push_back({r, volume});
+  for (double r : rates) {
+    out.push_back({r, volume, static_cast<std::uint32_t>(std::lround((1 - r) * volume))});
+  }
   return out;
 }
 
@@ -178,6 +183,34 @@ TEST(SuccessRateOutliersTest, ExactlyAtTheThresholdIsNotAnOutlier) {
   EXPECT_EQ(SuccessRateOutliers(samples, p), (std::vector<std::size_t>{1, 3, 5}));
 }
 
+// Issue 22, case 1: with four servers at 100 %, any failure on the fifth sits at -2.0 deviations.
+// One report (or three) of 45 users must not make it an outlier: too few reporters, and too close
+// to the mean once the deviation has its floor.
+TEST(SuccessRateOutliersTest, AFewReportsAmongManyUsersAreNoOutlier) {
+  for (const double failing : {1.0, 3.0}) {
+    const auto samples = Samples({1, 1, 1, 1, 1 - failing / 45}, 45);
+    EXPECT_TRUE(SuccessRateOutliers(samples, EjectionParams{}).empty()) << failing;
+  }
+}
+
+TEST(SuccessRateOutliersTest, TheDeviationHasAFloor) {
+  // Five reporters of 100 users (95 %) among servers at 100 %: the fleet's own deviation is 0.02,
+  // which would put the threshold at 0.952. The floor (0.05) puts it at 0.895.
+  const auto samples = Samples({1, 1, 1, 1, 0.95}, 100);
+  EXPECT_TRUE(SuccessRateOutliers(samples, EjectionParams{}).empty());
+  EjectionParams no_floor;
+  no_floor.success_min_stdev = 0;
+  EXPECT_EQ(SuccessRateOutliers(samples, no_floor), (std::vector<std::size_t>{4}));
+}
+
+TEST(SuccessRateOutliersTest, AnOutlierNeedsTheMinimumOfDistinctReporters) {
+  auto samples = Samples({1, 1, 1, 1, 0.5});  // ten of twenty fail
+  samples[4].reporters = 4;                   // ... said by four distinct reporters
+  EXPECT_TRUE(SuccessRateOutliers(samples, EjectionParams{}).empty());
+  samples[4].reporters = 5;
+  EXPECT_EQ(SuccessRateOutliers(samples, EjectionParams{}).size(), 1u);
+}
+
 TEST(SuccessRateOutliersTest, ZeroStdevGivesNoOutliers) {
   EXPECT_TRUE(SuccessRateOutliers(Samples({0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9}), {}).empty());
   EXPECT_TRUE(SuccessRateOutliers(Samples({0.1, 0.1, 0.1, 0.1, 0.1}), {}).empty());
@@ -199,8 +232,8 @@ TEST(SuccessRateOutliersTest, TooFewQualifyingHostsGivesNone) {
 
 TEST(SuccessRateOutliersTest, LowVolumeHostsAreNeitherCountedNorEjected) {
   auto samples = Samples({1, 1, 1, 1, 0.5});
-  samples.push_back({0.0, 19});  // terrible but too small to judge
-  samples.push_back({0.0, 0});
+  samples.push_back({0.0, 19, 19});  // terrible but too small to judge
+  samples.push_back({0.0, 0, 0});
   const auto out = SuccessRateOutliers(samples, {});
   // The small ones do not drag the mean down (which would hide index 4) and are not returned.
   ASSERT_EQ(out.size(), 1u);
@@ -228,8 +261,8 @@ TEST(SuccessRateOutliersTest, MinHostsParamIsHonoured) {
 TEST(SuccessRateOutliersTest, SeveralOutliersInALargeFleet) {
   // Eighteen at 1, two at 0: mean 0.9, stdev 0.3, threshold 0.33.
   std::vector<SuccessSample> samples(20, SuccessSample{1, 100});
-  samples[3].success_rate = 0;
-  samples[17].success_rate = 0;
+  samples[3] = {0, 100, 100};
+  samples[17] = {0, 100, 100};
   EXPECT_EQ(SuccessRateOutliers(samples, {}), (std::vector<std::size_t>{3, 17}));
 }
 

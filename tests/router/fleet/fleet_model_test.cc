@@ -28,6 +28,7 @@ enum class Media {
   kIdle,    // 50 in, 50 out: too little to judge
   kFrozen,  // nothing moves while it has peers
   kSilent,  // sends no report
+  kAlone,   // 800 in, nothing out, and says so: eight people alone in their rooms (streams 8/0)
 };
 
 // A fleet model driven on simulated time, with simulated servers whose counters follow `Media`.
@@ -62,6 +63,11 @@ class Sim {
         break;
       case Media::kIdle:
         in = 50, out = 50;
+        break;
+      case Media::kAlone:
+        in = 800, out = 0;
+        f.stats.streams_in = 8;
+        f.stats.streams_out = 0;
         break;
       case Media::kFrozen:
       case Media::kSilent:
@@ -256,7 +262,7 @@ TEST(FleetModelTest, UnknownServers) {
   Sim sim;
   sim.Up({"a"});
   EXPECT_FALSE(sim.model.OnStats("zzz", proto::Stats{}, 0, sim.now).known);
-  EXPECT_FALSE(sim.model.OnFailureReport("zzz", "u1", sim.now));
+  EXPECT_FALSE(sim.model.OnFailureReport("zzz", "u1", "", sim.now));
   EXPECT_FALSE(sim.model.Drain("zzz", sim.now));
   EXPECT_FALSE(sim.model.Undrain("zzz", sim.now));
   EXPECT_FALSE(sim.model.StateOf("zzz").has_value());
@@ -451,7 +457,9 @@ TEST(FleetModelTest, CounterResetRestartsSlowStart) {
   EXPECT_DOUBLE_EQ(sim.View("a").weight, 1);
 }
 
-TEST(FleetModelTest, CounterResetClearsTheBadReportCount) {
+// Issue 22, case 4: a restart is no evidence of health. A server that crashes every few reports
+// used to start from a clean count each time and was never ejected.
+TEST(FleetModelTest, CounterResetKeepsTheBadReportCount) {
   Sim sim;
   sim.Up({"a", "b", "c", "d"});
   sim.media["a"] = Media::kBad;
@@ -460,11 +468,11 @@ TEST(FleetModelTest, CounterResetClearsTheBadReportCount) {
   sim.Advance(seconds(1));
   sim.Restart("a");
   sim.Tick();
-  EXPECT_EQ(sim.View("a").bad_reports, 0u);
-  sim.Steps(2);  // two more bad reports: not three in a row
+  EXPECT_EQ(sim.View("a").bad_reports, 2u);
   EXPECT_EQ(sim.State("a"), ServerState::kActive);
-  sim.Step();
+  sim.Step();  // the third bad report, across the restart
   EXPECT_EQ(sim.State("a"), ServerState::kEjected);
+  EXPECT_EQ(*sim.View("a").eject_reason, EjectReason::kNotForwarding);
 }
 
 TEST(FleetModelTest, ReorderedReportsAreCountedAndIgnored) {
@@ -706,7 +714,8 @@ TEST(FleetModelTest, RenewalUsesTheLastEvidenceWhateverItsAge) {
     Sim sim;
     sim.Up({"a", "b", "c", "d"});
     sim.own["a"] = 20;
-    for (int u = 0; u < 5; ++u) sim.model.OnFailureReport("a", "u" + std::to_string(u), sim.now);
+    for (int u = 0; u < 5; ++u)
+      sim.model.OnFailureReport("a", "u" + std::to_string(u), "", sim.now);
     sim.Tick();
     ASSERT_EQ(sim.State("a"), ServerState::kEjected);
     ASSERT_EQ(*sim.View("a").eject_reason, EjectReason::kFailureReports);
@@ -761,8 +770,9 @@ TEST(FleetModelTest, EjectionGrowsWithoutDecay) {
   Sim sim;
   EjectA(sim);
   sim.media["a"] = Media::kGood;
-  sim.Steps(30);
+  sim.Steps(31);  // expired, and seen forwarding once since: off probation
   ASSERT_EQ(sim.State("a"), ServerState::kActive);
+  ASSERT_FALSE(sim.View("a").probation);
   sim.media["a"] = Media::kBad;
   sim.Steps(3);
   ServerView v = sim.View("a");
@@ -887,7 +897,7 @@ void DeclareUnmonitored(Sim& sim, int n, std::uint32_t capacity = 100) {
 
 void FailureReports(Sim& sim, const std::string& server, int from, int to) {
   for (int u = from; u < to; ++u) {
-    EXPECT_TRUE(sim.model.OnFailureReport(server, "user" + std::to_string(u), sim.now));
+    EXPECT_TRUE(sim.model.OnFailureReport(server, "user" + std::to_string(u), "", sim.now));
   }
 }
 
@@ -1011,44 +1021,59 @@ TEST(FleetModelTest, SuccessRateNeedsEnoughServersWithEnoughUsers) {
 
 // ---- Max ejected, panic ----
 
-TEST(FleetModelTest, PanicWhenSuspectsExceedTheCapAndNoEjectionThen) {
+// Issue 22, case 2: more bad servers than may be ejected. Panic used to eject none of them and
+// to score everyone on load alone, so the known black holes kept getting people. Now the worst
+// are ejected up to the cap, and the rest take no new users nor returning ones.
+TEST(FleetModelTest, PanicStillEjectsTheWorstUpToTheCapAndFeedsNoKnownBadServer) {
   Sim sim;
   sim.Up({"a", "b", "c", "d"});  // cap: max(1, floor(4 * 0.3)) = 1
   sim.model.TakeChanges();
   sim.media["a"] = Media::kBad;
   sim.media["b"] = Media::kBad;
   sim.Step();
-  EXPECT_TRUE(sim.model.panic());  // two suspects from their first bad report
+  // One bad report each: out of new placements at once, but the forwarding signal alone is no
+  // ejection case and no panic.
+  EXPECT_FALSE(sim.model.panic());
+  EXPECT_EQ(sim.View("a").score.ineligible, Ineligible::kNotForwarding);
+  sim.Steps(2);  // the third bad report each
+  EXPECT_TRUE(sim.model.panic());
   EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "", ServerState::kActive, ServerState::kActive,
                         ChangeReason::kPanicEntered));
-  sim.Steps(5);
-  EXPECT_TRUE(sim.model.panic());
-  EXPECT_EQ(sim.State("a"), ServerState::kActive);
-  EXPECT_EQ(sim.State("b"), ServerState::kActive);
-  EXPECT_EQ(sim.View("a").bad_reports, 6u);
+  EXPECT_EQ(sim.State("a"), ServerState::kEjected);  // the first of two equally bad
+  EXPECT_EQ(sim.State("b"), ServerState::kActive);   // no slot left
   const FleetView view = sim.model.View(sim.own, sim.now);
   EXPECT_TRUE(view.panic);
   EXPECT_EQ(view.panic_detail,
-            "2 of 4 servers look bad; at most 1 may be ejected: failing open (health evidence "
-            "set aside)");
+            "2 of 4 servers look bad; at most 1 may be ejected: the worst are, and servers with "
+            "concrete evidence against them take no new users");
   EXPECT_EQ(view.max_ejected, 1u);
-  // Fail open: swallowing servers are scored on load alone and may keep and take users.
-  EXPECT_TRUE(sim.View("a").score.eligible());
-  EXPECT_TRUE(sim.CanKeep("a"));
+  // The one that may not be ejected is still out of new placements and keeps nobody returning.
+  EXPECT_EQ(sim.View("b").score.ineligible, Ineligible::kNotForwarding);
+  EXPECT_FALSE(sim.CanKeep("b"));
   std::set<std::string> picked;
   for (int i = 0; i < 100; ++i) picked.insert(sim.Choose());
-  EXPECT_TRUE(picked.count("a") == 1 && picked.count("b") == 1);
-  // One recovers: the other alone fits under the cap and is ejected.
+  EXPECT_EQ(picked, (std::set<std::string>{"c", "d"}));
+  // b recovers: a's ejection alone is within the cap, and the fleet leaves panic.
   sim.media["b"] = Media::kGood;
   sim.Step();
   EXPECT_FALSE(sim.model.panic());
-  const auto changes = sim.model.TakeChanges();
-  EXPECT_TRUE(HasChange(changes, "", ServerState::kActive, ServerState::kActive,
+  EXPECT_TRUE(HasChange(sim.model.TakeChanges(), "", ServerState::kActive, ServerState::kActive,
                         ChangeReason::kPanicExited));
-  EXPECT_TRUE(HasChange(changes, "a", ServerState::kActive, ServerState::kEjected,
-                        ChangeReason::kNotForwarding));
   EXPECT_EQ(sim.State("b"), ServerState::kActive);
+  EXPECT_TRUE(sim.View("b").score.eligible());
   EXPECT_TRUE(sim.model.View(sim.own, sim.now).panic_detail.empty());
+}
+
+// When every server has concrete evidence against it, the router fails open rather than refuse
+// everyone: its own reading of the counters is then the likelier fault.
+TEST(FleetModelTest, PanicFailsOpenOnlyWhenEveryServerHasEvidenceAgainstIt) {
+  Sim sim;
+  sim.Up({"a", "b", "c", "d"});
+  for (const char* id : {"a", "b", "c", "d"}) sim.media[id] = Media::kBad;
+  sim.Steps(3);
+  EXPECT_TRUE(sim.model.panic());
+  EXPECT_EQ(sim.State("a"), ServerState::kEjected);
+  EXPECT_FALSE(sim.Choose().empty());
 }
 
 TEST(FleetModelTest, SuspectsExactlyAtTheCapAreAllEjected) {
@@ -1067,7 +1092,10 @@ TEST(FleetModelTest, OneSuspectOverTheCapIsPanic) {
   for (const char* id : {"s0", "s1", "s2", "s3"}) sim.media[id] = Media::kBad;
   sim.Steps(5);
   EXPECT_TRUE(sim.model.panic());
-  for (const char* id : {"s0", "s1", "s2", "s3"}) EXPECT_EQ(sim.State(id), ServerState::kActive);
+  // The cap (3) is used; the fourth stays, and takes nobody.
+  for (const char* id : {"s0", "s1", "s2"}) EXPECT_EQ(sim.State(id), ServerState::kEjected);
+  EXPECT_EQ(sim.State("s3"), ServerState::kActive);
+  EXPECT_FALSE(sim.View("s3").score.eligible());
 }
 
 TEST(FleetModelTest, AlreadyEjectedServersCountAgainstTheCap) {
@@ -1090,7 +1118,7 @@ TEST(FleetModelTest, GoneServersAreNotPartOfTheFleetForTheCap) {
   EXPECT_EQ(sim.model.View(sim.own, sim.now).max_ejected, 1u);  // floor(1.2)
   sim.media["s0"] = Media::kBad;
   sim.media["s1"] = Media::kBad;
-  sim.Step();
+  sim.Steps(3);
   EXPECT_TRUE(sim.model.panic());
 }
 
@@ -1495,7 +1523,7 @@ TEST(FleetModelTest, ViewShowsSignalsAndEjection) {
   sim.Advance(seconds(1));
   sim.own["a"] = 15;
   sim.Report("a", Media::kGood, /*peers=*/20, /*cpu=*/0.3);
-  sim.model.OnFailureReport("a", "u1", sim.now);
+  sim.model.OnFailureReport("a", "u1", "", sim.now);
   sim.model.Choose({}, sim.own, sim.now);  // somewhere
   ServerView v = sim.View("a");
   EXPECT_EQ(v.server.id, "a");
@@ -1538,6 +1566,234 @@ TEST(FleetModelTest, ViewShowsSignalsAndEjection) {
   sim.Advance(seconds(25));
   EXPECT_EQ(*sim.View("a").ejected_for, milliseconds(0));
   EXPECT_EQ(sim.model.View(sim.own, sim.now).taken_at, sim.now);
+}
+
+// ---- Issue 22: the defense under an adversary and under ordinary crowds ----
+
+// Servers s0..s4 reporting good media, 45 of the router's users on each.
+void FiveBusyServers(Sim& sim) {
+  sim.Up({"s0", "s1", "s2", "s3", "s4"});
+  for (int i = 0; i < 5; ++i) sim.own["s" + std::to_string(i)] = 45;
+  sim.Steps(2);
+}
+
+// Case 1: with the other four at 100 %, one report on the fifth sat at -2.0 deviations (the
+// outlier rule's threshold is -1.9): any client could evict everyone from any server.
+TEST(AdversaryTest, OneOrThreeFalseReportsOfFortyFiveNeverEjectAHealthyServer) {
+  for (const int reporters : {1, 3}) {
+    Sim sim;
+    FiveBusyServers(sim);
+    FailureReports(sim, "s4", 0, reporters);
+    sim.Steps(10);
+    EXPECT_EQ(sim.State("s4"), ServerState::kActive) << reporters;
+    EXPECT_FALSE(sim.model.panic());
+  }
+  // The control: with neither guard (a deviation floor, a minimum of distinct reporters), the
+  // rule fires on one report, as it did.
+  FleetParams unguarded;
+  unguarded.ejection.success_min_stdev = 0;
+  unguarded.ejection.failure_min_reporters = 1;
+  unguarded.ejection.failure_share = 1.1;  // keep the absolute rule out of it
+  Sim sim(unguarded);
+  FiveBusyServers(sim);
+  FailureReports(sim, "s4", 0, 1);
+  sim.Tick();
+  EXPECT_EQ(sim.State("s4"), ServerState::kEjected);
+  EXPECT_EQ(*sim.View("s4").eject_reason, EjectReason::kSuccessRateOutlier);
+}
+
+// Case 1: one client reconnecting with a fresh token each time (or holding many) reports from
+// one address: it counts once, however many users it claims to be.
+TEST(AdversaryTest, ReportsFromOneAddressCountOnce) {
+  Sim sim;
+  FiveBusyServers(sim);
+  for (int u = 0; u < 45; ++u) {
+    sim.model.OnFailureReport("s4", "token-" + std::to_string(u), "198.51.100.7", sim.now);
+  }
+  sim.Steps(10);
+  EXPECT_EQ(sim.State("s4"), ServerState::kActive);
+  EXPECT_EQ(sim.View("s4").failure_reporters, 1u);
+  // The same reports from 45 addresses are 45 reporters: the server is ejected.
+  for (int u = 0; u < 45; ++u) {
+    sim.model.OnFailureReport("s4", "token-" + std::to_string(u), "198.51.100." + std::to_string(u),
+                              sim.now);
+  }
+  sim.Tick();
+  EXPECT_EQ(sim.State("s4"), ServerState::kEjected);
+  EXPECT_EQ(*sim.View("s4").eject_reason, EjectReason::kFailureReports);
+}
+
+// Case 2, the liars: two servers whose counters look healthy but whose users all report. One
+// ejection slot (fleet of 4). The second is kept out of placements and migrations: nobody is
+// moved from one liar onto the other.
+TEST(AdversaryTest, TwoLiarsInAFleetOfFourFeedNobody) {
+  Sim sim;
+  sim.Up({"a", "b", "c", "d"});
+  for (const char* id : {"a", "b", "c", "d"}) sim.own[id] = 20;
+  FailureReports(sim, "a", 0, 20);
+  FailureReports(sim, "b", 100, 120);
+  sim.Step();
+  EXPECT_TRUE(sim.model.panic());
+  EXPECT_EQ(sim.State("a"), ServerState::kEjected);
+  EXPECT_EQ(sim.State("b"), ServerState::kActive);
+  EXPECT_EQ(sim.View("b").score.ineligible, Ineligible::kFailureReports);
+  EXPECT_FALSE(sim.CanKeep("b"));
+  for (int i = 0; i < 50; ++i) {
+    const std::string pick = sim.Choose();
+    EXPECT_TRUE(pick == "c" || pick == "d") << pick;
+  }
+}
+
+// Case 3: forty people, each alone in a room, on five healthy servers: media in, nothing to
+// forward. Servers that say so (streams_out 0) are idle, not black holes: no panic, no ejection.
+TEST(AdversaryTest, PeopleAloneInTheirRoomsAreNotABlackHole) {
+  Sim sim;
+  sim.Up({"s0", "s1", "s2", "s3", "s4"});
+  for (int i = 0; i < 5; ++i) {
+    const std::string id = "s" + std::to_string(i);
+    sim.media[id] = Media::kAlone;
+    sim.own[id] = 8;
+  }
+  bool panicked = false;
+  for (int t = 0; t < 60; ++t) {
+    sim.Step();
+    panicked = panicked || sim.model.panic();
+  }
+  EXPECT_FALSE(panicked);
+  for (int i = 0; i < 5; ++i) {
+    const ServerView v = sim.View("s" + std::to_string(i));
+    EXPECT_EQ(v.state, ServerState::kActive);
+    EXPECT_EQ(v.forwarding, Forwarding::kIdle);
+    EXPECT_EQ(v.ejections, 0u);
+  }
+}
+
+// Case 3, old servers (no streams): the same crowd reads as not forwarding, as before. Two may
+// be ejected (the cap, 30 % of five rounds down to one); the swallowing signal of the rest no
+// longer counts as suspicion by itself, so the fleet panics only on ejection cases.
+TEST(AdversaryTest, ServersWithoutStreamsKeepTodaysVerdict) {
+  Sim sim;
+  sim.Up({"s0", "s1", "s2", "s3", "s4"});
+  sim.media["s0"] = Media::kBad;  // what eight lone people look like without streams
+  sim.own["s0"] = 8;
+  sim.Steps(3);
+  EXPECT_EQ(sim.State("s0"), ServerState::kEjected);
+  EXPECT_FALSE(sim.model.panic());
+}
+
+// Case 4: a black hole that restarts every three reports was a fresh baseline each time and was
+// never ejected. Its clients are silent (they report nothing).
+TEST(AdversaryTest, ACrashLoopingBlackHoleIsEjectedWithinAFewRestarts) {
+  Sim sim;
+  sim.Up({"a", "b", "c", "d", "e"});
+  sim.media["a"] = Media::kBad;
+  int restarts = 0;
+  for (int t = 1; t <= 30 && sim.State("a") != ServerState::kEjected; ++t) {
+    if (t % 3 == 0) {
+      sim.Advance(seconds(1));
+      sim.Restart("a");
+      sim.Report("b", Media::kGood);
+      sim.Tick();
+      ++restarts;
+    } else {
+      sim.Step();
+    }
+  }
+  EXPECT_EQ(sim.State("a"), ServerState::kEjected);
+  EXPECT_LE(restarts, 3);
+  // A server that restarts often but forwards when up is ejected by the restart rule alone.
+  Sim loop;
+  loop.Up({"a", "b", "c", "d", "e"});
+  for (int r = 0; r < 3; ++r) {
+    loop.Steps(2);
+    loop.Advance(seconds(1));
+    loop.Restart("a");
+    loop.Tick();
+  }
+  EXPECT_EQ(loop.State("a"), ServerState::kEjected);
+  EXPECT_EQ(*loop.View("a").eject_reason, EjectReason::kRestartLoop);
+  EXPECT_EQ(loop.View("a").recent_restarts, 3u);
+}
+
+// Case 5: one report 950 ms late, then the next on time. A 50-user server looked like ~1,000
+// users (full) for a whole interval; the rates now span the interval the sequence numbers say.
+TEST(AdversaryTest, OneLateReportNeverMakesAServerLookFull) {
+  Sim sim;
+  sim.Up({"a", "b"});
+  sim.own["a"] = 50;
+  auto report = [&](std::uint64_t seq, std::uint64_t packets) {
+    proto::Stats s;
+    s.seq = seq;
+    s.peers = 50;
+    s.packets_in = packets;
+    s.packets_out = packets * 3;
+    s.bytes_in = packets * 1000;
+    s.bytes_out = packets * 3000;
+    return sim.model.OnStats("a", s, 50, sim.now);
+  };
+  sim.model.Register(Server("a"), sim.now);                        // a new connection: seq restarts
+  ASSERT_EQ(report(1, 1000000).verdict, StatsVerdict::kAccepted);  // no reset: counters grew
+  sim.Advance(milliseconds(1950));                                 // one interval, and 950 ms late
+  report(2, 1005000);
+  sim.Advance(milliseconds(50));  // the next, on time
+  report(3, 1010000);             // 5,000 packets: 50 users at 100 packets/s for 1 s
+  const ServerView v = sim.View("a");
+  EXPECT_NEAR(v.counter_load, 50, 1);
+  EXPECT_LT(v.score.utilization, 0.6);
+  EXPECT_NE(v.score.ineligible, Ineligible::kFull);
+}
+
+// Observation: after the router restarts, a server whose first report shows it was already
+// serving (peers, moving counters) is established; a newcomer with no history ramps up. Before,
+// everyone got full weight and a newcomer's zero load took a large share of the first surge.
+TEST(AdversaryTest, ARestartedRouterBelievesServersWithHistoryAndRampsNewcomers) {
+  Sim sim;  // a fresh model: the router just started
+  for (const char* id : {"a", "b", "c"}) sim.Register(id, 500);
+  sim.Register("new", 500);
+  auto first = [&](const std::string& id, std::uint32_t peers, std::uint64_t packets) {
+    proto::Stats s;
+    s.seq = 1;
+    s.peers = peers;
+    s.packets_in = packets;
+    s.packets_out = packets * 2;
+    sim.model.OnStats(id, s, 0, sim.now);
+  };
+  for (const char* id : {"a", "b", "c"}) first(id, 250, 90000000);
+  first("new", 0, 0);
+  sim.Tick();
+  EXPECT_DOUBLE_EQ(sim.View("a").weight, 1);
+  EXPECT_LT(sim.View("new").weight, 0.2);
+  int on_new = 0;
+  for (int i = 0; i < 500; ++i) on_new += sim.Choose() == "new" ? 1 : 0;
+  EXPECT_LE(on_new, 20) << "a newcomer's zero load believed at the router's start";
+}
+
+// Observation: an ejected server came back at expiry with no evidence of health and took one or
+// two people before being re-ejected seconds later. Now it returns on probation: one new user
+// per interval, and its first bad report (not the third) ejects it again.
+TEST(AdversaryTest, AServerBackFromEjectionIsOnProbationUntilSeenForwarding) {
+  Sim sim;
+  EjectA(sim);
+  sim.media["a"] = Media::kIdle;  // no users left: nothing to judge
+  for (int t = 0; t < 40 && sim.State("a") == ServerState::kEjected; ++t) sim.Step();
+  ASSERT_EQ(sim.State("a"), ServerState::kActive);
+  ServerView v = sim.View("a");
+  EXPECT_TRUE(v.probation);
+  EXPECT_EQ(v.score.interval_cap, 1u);
+  sim.media["a"] = Media::kBad;
+  sim.Step();
+  EXPECT_EQ(sim.State("a"), ServerState::kEjected);
+  // Seen forwarding, it is off probation and judged like everyone else.
+  Sim ok;
+  EjectA(ok);
+  ok.media["a"] = Media::kIdle;
+  for (int t = 0; t < 40 && ok.State("a") == ServerState::kEjected; ++t) ok.Step();
+  ok.media["a"] = Media::kGood;
+  ok.Step();
+  EXPECT_FALSE(ok.View("a").probation);
+  ok.media["a"] = Media::kBad;
+  ok.Step();
+  EXPECT_EQ(ok.State("a"), ServerState::kActive);
 }
 
 }  // namespace

@@ -58,7 +58,7 @@ TEST(ScoringTest, Names) {
 
 TEST(ScoreServerTest, EmptyServerIsEligibleAtZero) {
   const auto server = Server("a");
-  const Score s = ScoreServer(Active(server), {}, false);
+  const Score s = ScoreServer(Active(server), {}, Evidence::kAll);
   EXPECT_EQ(s.effective_load, 0);
   EXPECT_EQ(s.utilization, 0);
   EXPECT_EQ(s.interval_cap, 100u);
@@ -72,7 +72,7 @@ TEST(ScoreServerTest, ReportedLoadPlusPending) {
   in.counter_load = 5;
   in.own = 8;
   in.pending = 2;
-  const Score s = ScoreServer(in, {}, false);
+  const Score s = ScoreServer(in, {}, Evidence::kAll);
   EXPECT_DOUBLE_EQ(s.effective_load, 12);  // max(10 + 2, 5 + 2, 8)
   EXPECT_DOUBLE_EQ(s.utilization, 0.12);
 }
@@ -84,7 +84,7 @@ TEST(ScoreServerTest, CounterImpliedLoadWinsWhenHigher) {
   in.reported_load = 0;
   in.counter_load = 40;
   in.pending = 1;
-  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).effective_load, 41);
+  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, Evidence::kAll).effective_load, 41);
 }
 
 TEST(ScoreServerTest, OwnCountIsAFloorAndPendingIsNotCountedTwice) {
@@ -93,7 +93,7 @@ TEST(ScoreServerTest, OwnCountIsAFloorAndPendingIsNotCountedTwice) {
   in.reported_load = 0;  // a stale "I'm empty"
   in.own = 30;           // already includes the 5 placed since the report
   in.pending = 5;
-  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).effective_load, 30);  // not 35
+  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, Evidence::kAll).effective_load, 30);  // not 35
 }
 
 TEST(ScoreServerTest, PendingProtectsAgainstAStaleEmptyReport) {
@@ -101,11 +101,11 @@ TEST(ScoreServerTest, PendingProtectsAgainstAStaleEmptyReport) {
   auto in = Active(server);
   in.pending = 9;
   in.own = 0;  // the router's table has not caught up (another replica placed them)
-  const Score s = ScoreServer(in, {}, false);
+  const Score s = ScoreServer(in, {}, Evidence::kAll);
   EXPECT_DOUBLE_EQ(s.effective_load, 9);
   EXPECT_TRUE(s.eligible());
   in.pending = 10;
-  EXPECT_EQ(ScoreServer(in, {}, false).ineligible, Ineligible::kFull);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).ineligible, Ineligible::kFull);
 }
 
 TEST(ScoreServerTest, FailurePenaltyIsShareTimesCapacityTimesFactor) {
@@ -113,21 +113,21 @@ TEST(ScoreServerTest, FailurePenaltyIsShareTimesCapacityTimesFactor) {
   auto in = Active(server);
   in.own = 10;
   in.failure_share = 0.1;
-  const Score s = ScoreServer(in, {}, false);
+  const Score s = ScoreServer(in, {}, Evidence::kAll);
   EXPECT_DOUBLE_EQ(s.effective_load, 30);  // 10 + 0.1 * 100 * 2
   EXPECT_DOUBLE_EQ(s.utilization, 0.3);
   ScoringParams p;
   p.failure_penalty_factor = 0.5;
-  EXPECT_DOUBLE_EQ(ScoreServer(in, p, false).effective_load, 15);
+  EXPECT_DOUBLE_EQ(ScoreServer(in, p, Evidence::kAll).effective_load, 15);
 }
 
 TEST(ScoreServerTest, CapacityZeroCountsAsOne) {
   const auto server = Server("a", 0);
   auto in = Active(server);
-  const Score s = ScoreServer(in, {}, false);
+  const Score s = ScoreServer(in, {}, Evidence::kAll);
   EXPECT_TRUE(s.eligible());  // 0 + 1 <= 1
   in.own = 1;
-  const Score full = ScoreServer(in, {}, false);
+  const Score full = ScoreServer(in, {}, Evidence::kAll);
   EXPECT_EQ(full.ineligible, Ineligible::kFull);
   EXPECT_DOUBLE_EQ(full.utilization, 1);
 }
@@ -141,13 +141,13 @@ TEST(ScoreServerTest, SwallowingServerGetsNoCreditForLowLoad) {
     auto in = Active(server);
     in.forwarding = f;
     in.own = 3;
-    const Score s = ScoreServer(in, {}, false);
+    const Score s = ScoreServer(in, {}, Evidence::kAll);
     EXPECT_DOUBLE_EQ(s.effective_load, 50);
     EXPECT_DOUBLE_EQ(s.utilization, 1);
     EXPECT_EQ(s.ineligible, Ineligible::kNotForwarding);
     // A load already above capacity stays what it is.
     in.own = 70;
-    EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).effective_load, 70);
+    EXPECT_DOUBLE_EQ(ScoreServer(in, {}, Evidence::kAll).effective_load, 70);
   }
 }
 
@@ -158,7 +158,7 @@ TEST(ScoreServerTest, OtherForwardingVerdictsAreNotPenalized) {
     auto in = Active(server);
     in.forwarding = f;
     in.own = 3;
-    const Score s = ScoreServer(in, {}, false);
+    const Score s = ScoreServer(in, {}, Evidence::kAll);
     EXPECT_DOUBLE_EQ(s.effective_load, 3);
     EXPECT_TRUE(s.eligible());
   }
@@ -170,10 +170,10 @@ TEST(ScoreServerTest, PanicSetsHealthEvidenceAside) {
   in.own = 10;
   in.failure_share = 0.5;
   in.forwarding = Forwarding::kNotForwarding;
-  const Score calm = ScoreServer(in, {}, false);
+  const Score calm = ScoreServer(in, {}, Evidence::kAll);
   EXPECT_DOUBLE_EQ(calm.effective_load, 110);
   EXPECT_EQ(calm.ineligible, Ineligible::kNotForwarding);
-  const Score panic = ScoreServer(in, {}, true);
+  const Score panic = ScoreServer(in, {}, Evidence::kNone);
   EXPECT_DOUBLE_EQ(panic.effective_load, 10);  // load alone
   EXPECT_DOUBLE_EQ(panic.utilization, 0.1);
   EXPECT_TRUE(panic.eligible());
@@ -183,7 +183,7 @@ TEST(ScoreServerTest, PanicDoesNotMakeInactiveServersEligible) {
   const auto server = Server("a");
   auto in = Active(server);
   in.state = ServerState::kEjected;
-  EXPECT_EQ(ScoreServer(in, {}, true).ineligible, Ineligible::kState);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kNone).ineligible, Ineligible::kState);
 }
 
 // ---- ScoreServer: state, headroom, interval cap ----
@@ -195,12 +195,12 @@ TEST(ScoreServerTest, EveryStateButActiveIsIneligible) {
     SCOPED_TRACE(ServerStateName(st));
     auto in = Active(server);
     in.state = st;
-    EXPECT_EQ(ScoreServer(in, {}, false).ineligible, Ineligible::kState);
+    EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).ineligible, Ineligible::kState);
     // State is reported before anything else.
     in.forwarding = Forwarding::kFrozen;
     in.own = 1000;
     in.new_this_interval = 1000;
-    EXPECT_EQ(ScoreServer(in, {}, false).ineligible, Ineligible::kState);
+    EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).ineligible, Ineligible::kState);
   }
 }
 
@@ -210,25 +210,25 @@ TEST(ScoreServerTest, IneligibilityPrecedence) {
   in.own = 10;
   in.new_this_interval = 100;
   in.forwarding = Forwarding::kNotForwarding;
-  EXPECT_EQ(ScoreServer(in, {}, false).ineligible, Ineligible::kNotForwarding);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).ineligible, Ineligible::kNotForwarding);
   in.forwarding = Forwarding::kOk;
-  EXPECT_EQ(ScoreServer(in, {}, false).ineligible, Ineligible::kFull);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).ineligible, Ineligible::kFull);
   in.own = 0;
-  EXPECT_EQ(ScoreServer(in, {}, false).ineligible, Ineligible::kIntervalCap);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).ineligible, Ineligible::kIntervalCap);
 }
 
 TEST(ScoreServerTest, HeadroomForOneMoreUserAtFullWeight) {
   const auto server = Server("a", 10);
   auto in = Active(server);
   in.own = 9;
-  EXPECT_TRUE(ScoreServer(in, {}, false).eligible());  // 9 + 1 <= 10
+  EXPECT_TRUE(ScoreServer(in, {}, Evidence::kAll).eligible());  // 9 + 1 <= 10
   in.own = 10;
-  EXPECT_EQ(ScoreServer(in, {}, false).ineligible, Ineligible::kFull);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).ineligible, Ineligible::kFull);
   in.own = 0;
   in.reported_load = 9.01;
-  EXPECT_EQ(ScoreServer(in, {}, false).ineligible, Ineligible::kFull);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).ineligible, Ineligible::kFull);
   in.reported_load = 9;
-  EXPECT_TRUE(ScoreServer(in, {}, false).eligible());
+  EXPECT_TRUE(ScoreServer(in, {}, Evidence::kAll).eligible());
 }
 
 TEST(ScoreServerTest, SlowStartScalesHeadroom) {
@@ -236,9 +236,9 @@ TEST(ScoreServerTest, SlowStartScalesHeadroom) {
   auto in = Active(server);
   in.weight = 0.5;  // five users' room
   in.own = 4;
-  EXPECT_TRUE(ScoreServer(in, {}, false).eligible());  // 4 + 1 <= 5
+  EXPECT_TRUE(ScoreServer(in, {}, Evidence::kAll).eligible());  // 4 + 1 <= 5
   in.own = 5;
-  EXPECT_EQ(ScoreServer(in, {}, false).ineligible, Ineligible::kFull);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).ineligible, Ineligible::kFull);
 }
 
 TEST(ScoreServerTest, SlowStartUtilizationFloorIsAShareOfTheFleetMean) {
@@ -246,18 +246,18 @@ TEST(ScoreServerTest, SlowStartUtilizationFloorIsAShareOfTheFleetMean) {
   auto in = Active(server);
   in.fleet_utilization = 0.6;
   in.weight = 0.1;
-  Score s = ScoreServer(in, {}, false);
+  Score s = ScoreServer(in, {}, Evidence::kAll);
   EXPECT_DOUBLE_EQ(s.utilization, 0.54);  // (1 - 0.1) * 0.6: its zero load is not believed
   EXPECT_DOUBLE_EQ(s.effective_load, 0);
   in.weight = 0.5;  // half way: half the fleet mean
-  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).utilization, 0.3);
+  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, Evidence::kAll).utilization, 0.3);
   in.weight = 0.75;
-  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).utilization, 0.15);
+  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, Evidence::kAll).utilization, 0.15);
   in.own = 40;  // load above the floor wins
-  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).utilization, 0.4);
+  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, Evidence::kAll).utilization, 0.4);
   in.own = 0;
   in.weight = 1;  // full weight: no floor
-  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).utilization, 0);
+  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, Evidence::kAll).utilization, 0);
 }
 
 TEST(ScoreServerTest, NoFleetMeanNoFloor) {
@@ -265,9 +265,9 @@ TEST(ScoreServerTest, NoFleetMeanNoFloor) {
   const auto server = Server("a", 100);
   auto in = Active(server);
   in.weight = 0.1;
-  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).utilization, 0);
+  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, Evidence::kAll).utilization, 0);
   in.own = 5;
-  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, false).utilization, 0.05);
+  EXPECT_DOUBLE_EQ(ScoreServer(in, {}, Evidence::kAll).utilization, 0.05);
 }
 
 TEST(ScoreServerTest, WeightIsClamped) {
@@ -275,11 +275,11 @@ TEST(ScoreServerTest, WeightIsClamped) {
   auto in = Active(server);
   in.fleet_utilization = 1;
   in.weight = 0;
-  Score s = ScoreServer(in, {}, false);
+  Score s = ScoreServer(in, {}, Evidence::kAll);
   EXPECT_DOUBLE_EQ(s.utilization, 0.99);  // clamped to 0.01
   EXPECT_EQ(s.interval_cap, 1u);
   in.weight = 7;
-  s = ScoreServer(in, {}, false);
+  s = ScoreServer(in, {}, Evidence::kAll);
   EXPECT_DOUBLE_EQ(s.utilization, 0);
   EXPECT_EQ(s.interval_cap, 100u);
 }
@@ -287,33 +287,33 @@ TEST(ScoreServerTest, WeightIsClamped) {
 TEST(ScoreServerTest, IntervalCapScalesWithWeightAndIsAtLeastOne) {
   const auto server = Server("a", 1000);
   auto in = Active(server);
-  EXPECT_EQ(ScoreServer(in, {}, false).interval_cap, 100u);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).interval_cap, 100u);
   in.weight = 0.5;
-  EXPECT_EQ(ScoreServer(in, {}, false).interval_cap, 50u);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).interval_cap, 50u);
   in.weight = 0.1;
-  EXPECT_EQ(ScoreServer(in, {}, false).interval_cap, 10u);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).interval_cap, 10u);
   in.weight = 0.015;
-  EXPECT_EQ(ScoreServer(in, {}, false).interval_cap, 1u);  // floor(1.5)
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).interval_cap, 1u);  // floor(1.5)
   in.weight = 0.01;
-  EXPECT_EQ(ScoreServer(in, {}, false).interval_cap, 1u);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).interval_cap, 1u);
   ScoringParams p;
   p.max_new_users_per_interval = 0;
   in.weight = 1;
-  EXPECT_EQ(ScoreServer(in, p, false).interval_cap, 1u);
+  EXPECT_EQ(ScoreServer(in, p, Evidence::kAll).interval_cap, 1u);
 }
 
 TEST(ScoreServerTest, IntervalCapBoundary) {
   const auto server = Server("a", 1000);
   auto in = Active(server);
   in.new_this_interval = 99;
-  EXPECT_TRUE(ScoreServer(in, {}, false).eligible());
+  EXPECT_TRUE(ScoreServer(in, {}, Evidence::kAll).eligible());
   in.new_this_interval = 100;
-  EXPECT_EQ(ScoreServer(in, {}, false).ineligible, Ineligible::kIntervalCap);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).ineligible, Ineligible::kIntervalCap);
   in.weight = 0.5;
   in.new_this_interval = 49;
-  EXPECT_TRUE(ScoreServer(in, {}, false).eligible());
+  EXPECT_TRUE(ScoreServer(in, {}, Evidence::kAll).eligible());
   in.new_this_interval = 50;
-  EXPECT_EQ(ScoreServer(in, {}, false).ineligible, Ineligible::kIntervalCap);
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).ineligible, Ineligible::kIntervalCap);
 }
 
 // ---- SlowStartWeight ----
@@ -719,7 +719,7 @@ TEST(PickServerTest, WorksWithRealScores) {
   inputs[2].own = 10;
   inputs[3].own = 6;
   std::vector<Score> scores;
-  for (const auto& in : inputs) scores.push_back(ScoreServer(in, {}, false));
+  for (const auto& in : inputs) scores.push_back(ScoreServer(in, {}, Evidence::kAll));
   std::mt19937_64 rng(3);
   for (int i = 0; i < 100; ++i) {
     const auto r = PickServer(inputs, scores, {"", nullptr}, ScoringParams{}, rng);

@@ -26,9 +26,13 @@ proto::Stats SampleStats() {
 
 TEST(FleetGossipTest, EveryKindRoundTrips) {
   const GossipEvent events[] = {
-      GossipRegistered{kServer},  GossipStats{kServer, SampleStats()},
-      GossipGone{"sfu-1"},        GossipFailureReport{"sfu-1", "alice"},
-      GossipDrain{"sfu-1", true}, GossipDrain{"sfu-1", false},
+      GossipRegistered{kServer},
+      GossipStats{kServer, SampleStats()},
+      GossipGone{"sfu-1"},
+      GossipFailureReport{"sfu-1", "alice", "192.0.2.7"},
+      GossipFailureReport{"sfu-1", "carol", ""},
+      GossipDrain{"sfu-1", true},
+      GossipDrain{"sfu-1", false},
   };
   for (const auto& event : events) {
     const FleetGossip gossip{"replica-a", event};
@@ -55,9 +59,18 @@ TEST(FleetGossipTest, WireFormIsTabSeparated) {
 }
 
 TEST(FleetGossipTest, FieldsANewerReplicaAppendsAreIgnored) {
-  const auto decoded = DecodeGossip("r1\treport\tsfu-1\tbob\tsomething-new");
+  const auto decoded = DecodeGossip("r1\tgone\tsfu-1\tsomething-new");
   ASSERT_TRUE(decoded.ok());
-  EXPECT_EQ(decoded->event, GossipEvent(GossipFailureReport{"sfu-1", "bob"}));
+  EXPECT_EQ(decoded->event, GossipEvent(GossipGone{"sfu-1"}));
+}
+
+// A report from a replica that predates the address field: the user stands for its address.
+TEST(FleetGossipTest, AReportWithoutAnAddressIsAccepted) {
+  const auto decoded = DecodeGossip("r1\treport\tsfu-1\tbob");
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->event, GossipEvent(GossipFailureReport{"sfu-1", "bob", ""}));
+  EXPECT_EQ(EncodeGossip({"r1", GossipFailureReport{"sfu-1", "bob", "2001:db8::1"}}),
+            "r1\treport\tsfu-1\tbob\t2001:db8::1");
 }
 
 TEST(FleetGossipTest, MalformedMessagesGetTypedErrors) {
@@ -82,7 +95,8 @@ TEST(FleetGossipTest, MalformedMessagesGetTypedErrors) {
       {"r1\treg\tsfu-2\t" + reg_json, GossipError::kBadRegistration},  // names another server
       {"r1\tstats\tsfu-1\t" + reg_json + "\t{\"type\":\"stats\"}", GossipError::kBadStats},
       {"r1\tstats\tsfu-1\t" + reg_json + "\t" + reg_json, GossipError::kBadStats},
-      {"r1\treport\tsfu-1\t", GossipError::kMalformed},  // no user
+      {"r1\treport\tsfu-1\t", GossipError::kMalformed},           // no user
+      {"r1\treport\tsfu-1\tbob\t\x7f", GossipError::kMalformed},  // a control character
   };
   for (const auto& c : cases) {
     const auto decoded = DecodeGossip(c.text);
