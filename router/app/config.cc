@@ -5,6 +5,7 @@
 #include <charconv>
 #include <sstream>
 
+#include "router/base/options.h"
 #include "router/edge/admin_auth.h"
 #include "router/edge/ip_address.h"
 
@@ -338,19 +339,7 @@ std::string Describe(const po::error_with_option_name& e) {
   return (option.empty() ? std::string("an option") : option) + ": " + what;
 }
 
-std::vector<std::string> SplitList(std::string_view text) {
-  std::vector<std::string> out;
-  while (!text.empty()) {
-    const auto comma = text.find(',');
-    std::string_view item = text.substr(0, comma);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (!item.empty()) out.emplace_back(item);
-    if (comma == std::string_view::npos) break;
-    text.remove_prefix(comma + 1);
-  }
-  return out;
-}
+using base::options::SplitList;
 
 std::string EnvName(const std::string& option) {
   std::string name = "VROUTER_";
