@@ -256,22 +256,22 @@ po::options_description Options(Raw& r, const Config& d, unsigned hw) {
      "bearer token that may only read on the admin port (prefer VROUTER_ADMIN_READ_TOKEN)")
     ("replica-id", po::value(&r.replica_id), "name of this replica (default: hostname-random)")
     ("threads", po::value(&r.threads)->default_value(hw), "worker threads, one io_context each")
-    ("max-connections", po::value(&r.max_connections)->default_value(0),
+    ("max-connections", po::value(&r.max_connections)->default_value(d.limits.max_connections),
      "client connections before refusing with 503 (0: open-files limit minus a reserve)")
     ("backlog", po::value(&r.backlog)->default_value(d.backlog), "listen backlog (connect storms)")
-    ("max-message-bytes", po::value(&r.max_message_bytes)->default_value(d.max_message_bytes),
+    ("max-message-bytes", po::value(&r.max_message_bytes)->default_value(d.limits.max_message_bytes),
      "largest client frame; above it the connection closes with 1009")
-    ("max-batch", po::value(&r.max_batch)->default_value(d.max_batch), "user ids per lookup/watch")
-    ("max-watches", po::value(&r.max_watches)->default_value(d.max_watches), "watched users per session")
-    ("send-queue-bytes", po::value(&r.send_queue_bytes)->default_value(d.send_queue_bytes),
+    ("max-batch", po::value(&r.max_batch)->default_value(d.limits.max_batch), "user ids per lookup/watch")
+    ("max-watches", po::value(&r.max_watches)->default_value(d.limits.max_watches), "watched users per session")
+    ("send-queue-bytes", po::value(&r.send_queue_bytes)->default_value(d.limits.max_send_queue_bytes),
      "per-session send queue; a client that lets it fill is closed (slow consumer)")
-    ("max-pings-per-second", po::value(&r.max_pings)->default_value(d.max_pings_per_second),
+    ("max-pings-per-second", po::value(&r.max_pings)->default_value(d.limits.max_pings_per_second),
      "WebSocket pings a client may send per second before close 1008")
-    ("handshake-timeout-ms", po::value(&r.handshake_ms)->default_value(ms(d.handshake_timeout)),
+    ("handshake-timeout-ms", po::value(&r.handshake_ms)->default_value(ms(d.limits.handshake_timeout)),
      "TLS + HTTP upgrade deadline")
-    ("hello-timeout-ms", po::value(&r.hello_ms)->default_value(ms(d.hello_timeout)),
+    ("hello-timeout-ms", po::value(&r.hello_ms)->default_value(ms(d.limits.hello_timeout)),
      "time from upgrade to a successful hello")
-    ("idle-timeout-ms", po::value(&r.idle_ms)->default_value(ms(d.idle_timeout)),
+    ("idle-timeout-ms", po::value(&r.idle_ms)->default_value(ms(d.limits.idle_timeout)),
      "silence before the router pings, then closes (pings at half of it)")
     ("resume-grace-ms", po::value(&r.grace_ms)->default_value(ms(d.resume_grace)),
      "how long a disconnected user's assignment waits for a resume")
@@ -302,9 +302,9 @@ po::options_description SecurityOptions(Raw& r, const Config& d) {
     ("allowed-origins", po::value(&r.allowed_origins),
      "comma-separated browser Origins allowed on /v1/client (e.g. https://app.example.com); "
      "others get 403; requests without Origin (non-browser clients) pass; empty: any")
-    ("max-connections-per-ip", po::value(&r.max_per_ip)->default_value(d.max_connections_per_ip),
+    ("max-connections-per-ip", po::value(&r.max_per_ip)->default_value(d.limits.max_connections_per_ip),
      "client connections from one IP before 429 (0: no limit)")
-    ("max-handshakes", po::value(&r.max_handshakes)->default_value(d.max_handshakes),
+    ("max-handshakes", po::value(&r.max_handshakes)->default_value(d.limits.max_handshakes),
      "TLS handshakes and upgrades in flight before the listeners pause accepting (0: no limit)")
     ("rate-limits", po::value(&r.rate_limits),
      "per-connection limits overriding the defaults, TYPE=RATE:BURST,... (e.g. lookup=50:200), "
@@ -556,16 +556,16 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
   c.video_server_secret = raw.video_server_secret;
   c.replica_id = raw.replica_id;
   c.threads = raw.threads;
-  c.max_connections = raw.max_connections;
+  c.limits.max_connections = raw.max_connections;
   c.backlog = raw.backlog;
-  c.max_message_bytes = raw.max_message_bytes;
-  c.max_batch = raw.max_batch;
-  c.max_watches = raw.max_watches;
-  c.send_queue_bytes = raw.send_queue_bytes;
-  c.max_pings_per_second = raw.max_pings;
-  c.handshake_timeout = std::chrono::milliseconds(raw.handshake_ms);
-  c.hello_timeout = std::chrono::milliseconds(raw.hello_ms);
-  c.idle_timeout = std::chrono::milliseconds(raw.idle_ms);
+  c.limits.max_message_bytes = raw.max_message_bytes;
+  c.limits.max_batch = raw.max_batch;
+  c.limits.max_watches = raw.max_watches;
+  c.limits.max_send_queue_bytes = raw.send_queue_bytes;
+  c.limits.max_pings_per_second = raw.max_pings;
+  c.limits.handshake_timeout = std::chrono::milliseconds(raw.handshake_ms);
+  c.limits.hello_timeout = std::chrono::milliseconds(raw.hello_ms);
+  c.limits.idle_timeout = std::chrono::milliseconds(raw.idle_ms);
   c.resume_grace = std::chrono::milliseconds(raw.grace_ms);
   c.drain_window = std::chrono::milliseconds(raw.drain_ms);
   c.token_leeway_seconds = raw.leeway_s;
@@ -581,12 +581,12 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
                   "https://app.example.com)");
     }
   }
-  c.max_connections_per_ip = raw.max_per_ip;
-  c.max_handshakes = raw.max_handshakes;
+  c.limits.max_connections_per_ip = raw.max_per_ip;
+  c.limits.max_handshakes = raw.max_handshakes;
   if (!raw.rate_limits.empty()) {
     auto limits = edge::ParseRateLimits(raw.rate_limits, edge::RateLimits::Defaults());
     if (auto* err = std::get_if<std::string>(&limits)) return fail("--rate-limits: " + *err);
-    c.rate_limits = std::get<edge::RateLimits>(std::move(limits));
+    c.limits.rate_limits = std::get<edge::RateLimits>(std::move(limits));
   }
   c.proxy_protocol = raw.proxy_protocol;
   c.trusted_proxies = raw.trusted_proxies;

@@ -11,8 +11,8 @@
 #include <variant>
 #include <vector>
 
-#include "router/edge/rate_limit.h"
 #include "router/fleet/fleet_model.h"
+#include "router/service/session_limits.h"
 
 namespace vrouter::app {
 
@@ -48,16 +48,10 @@ struct Config {
   std::string admin_read_token;     // admin port: read only
   std::string replica_id;           // default: hostname + random suffix
   unsigned threads = 1;
-  std::size_t max_connections = 0;  // 0 = derived from the open-files limit at start-up
   int backlog = 4096;
-  std::uint32_t max_message_bytes = 128 * 1024;
-  std::uint32_t max_batch = 1000;
-  std::uint32_t max_watches = 1000;
-  std::size_t send_queue_bytes = std::size_t{1024} * 1024;
-  std::uint32_t max_pings_per_second = 20;
-  std::chrono::milliseconds handshake_timeout{5000};
-  std::chrono::milliseconds hello_timeout{10000};
-  std::chrono::milliseconds idle_timeout{60000};
+  // Frame size, batch sizes, send queue, pings, deadlines, connection caps (max_connections 0:
+  // derived from the open-files limit at start-up), rate limits: defaults in their one definition.
+  service::SessionLimits limits;
   std::chrono::milliseconds resume_grace{30000};
   std::chrono::milliseconds drain_window{10000};
   std::int64_t token_leeway_seconds = 30;
@@ -71,11 +65,8 @@ struct Config {
   fleet::FleetParams fleet;
 
   // Security and abuse limits (SECURITY.md).
-  std::string auth_keys_dir;                    // <kid>.pem (ES256) and <kid>.secret (HS256) files
-  std::vector<std::string> allowed_origins;     // browser Origins allowed on /v1/client; empty: any
-  std::uint32_t max_connections_per_ip = 1000;  // 0: no limit
-  std::uint32_t max_handshakes = 1024;          // in flight per replica; 0: no limit
-  edge::RateLimits rate_limits = edge::RateLimits::Defaults();
+  std::string auth_keys_dir;                 // <kid>.pem (ES256) and <kid>.secret (HS256) files
+  std::vector<std::string> allowed_origins;  // browser Origins allowed on /v1/client; empty: any
   bool proxy_protocol = false;    // client listeners expect a PROXY v1/v2 header from proxies
   std::string trusted_proxies;    // CIDRs allowed to send PROXY headers and X-Forwarded-For
   std::string region_cidrs_file;  // "CIDR REGION" lines: the region of clients without one

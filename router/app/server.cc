@@ -358,11 +358,11 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   if (c.replica_id.empty()) c.replica_id = DefaultReplicaId();
   RaiseOpenFilesLimit();
   const std::size_t budget = ConnectionBudget();
-  if (c.max_connections == 0) c.max_connections = budget;
-  impl->metrics.max_connections->Set(static_cast<double>(c.max_connections));
-  if (c.max_connections > budget) {
+  if (c.limits.max_connections == 0) c.limits.max_connections = budget;
+  impl->metrics.max_connections->Set(static_cast<double>(c.limits.max_connections));
+  if (c.limits.max_connections > budget) {
     log::Warn("max_connections_above_open_files_limit",
-              {{"max_connections", c.max_connections},
+              {{"max_connections", c.limits.max_connections},
                {"budget", budget},
                {"detail", "accept() will fail with EMFILE before the cap: raise nofile"}});
   }
@@ -424,25 +424,12 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
     impl->fleet_control->Declare(std::get<std::vector<fleet::VideoServer>>(parsed));
   }
 
-  service::SessionLimits limits;
-  limits.max_message_bytes = c.max_message_bytes;
-  limits.max_batch = c.max_batch;
-  limits.max_watches = c.max_watches;
-  limits.max_send_queue_bytes = c.send_queue_bytes;
-  limits.max_pings_per_second = c.max_pings_per_second;
-  limits.handshake_timeout = c.handshake_timeout;
-  limits.hello_timeout = c.hello_timeout;
-  limits.idle_timeout = c.idle_timeout;
-  limits.max_connections = c.max_connections;
-  limits.rate_limits = c.rate_limits;
-  limits.max_connections_per_ip = c.max_connections_per_ip;
-  limits.max_handshakes = c.max_handshakes;
   impl->service.reset(new service::Service{
       .replica_id = c.replica_id,
       .client_keys = edge::SharedKeyRing(),  // loaded below, then on every change
       .video_server_secret = c.video_server_secret,
       .token_leeway_seconds = c.token_leeway_seconds,
-      .limits = limits,
+      .limits = c.limits,
       .admin = {.read_token = c.admin_read_token, .write_token = c.admin_token},
       .started_at = steady_now(),
       .store = *impl->store,
@@ -523,7 +510,7 @@ void Server::Start() {
        {"admin", c.admin_listen ? "http://" + ToString({c.admin_listen->host, s.admin_port}) : ""},
        {"threads", c.threads},
        {"video_servers", s.fleet.Snapshot()->servers().size()},
-       {"max_connections", c.max_connections},
+       {"max_connections", c.limits.max_connections},
        {"auth_configured", !s.service->client_keys.Get()->empty()},
        {"video_server_auth_configured", !c.video_server_secret.empty()}});
   for (auto& io : s.ios) {

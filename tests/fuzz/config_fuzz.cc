@@ -152,10 +152,11 @@ void CheckConfig(const app::Config& c, std::string_view input) {
   }
   if (c.threads < 1 || c.threads > 256) Fail("Config threads outside [1, 256]", input);
   if (c.backlog < 1 || c.backlog > 65535) Fail("Config backlog outside [1, 65535]", input);
-  if (c.max_message_bytes < 1024 || c.send_queue_bytes < c.max_message_bytes) {
+  const auto& limits = c.limits;
+  if (limits.max_message_bytes < 1024 || limits.max_send_queue_bytes < limits.max_message_bytes) {
     Fail("Config max_message_bytes / send_queue_bytes", input);
   }
-  if (c.max_batch < 1 || c.max_watches < 1 || c.max_pings_per_second < 1) {
+  if (limits.max_batch < 1 || limits.max_watches < 1 || limits.max_pings_per_second < 1) {
     Fail("Config limit of 0", input);
   }
   if (c.token_leeway_seconds < 0 || c.token_leeway_seconds > 3600) {
