@@ -409,11 +409,11 @@ std::variant<std::optional<RedisUrl>, std::string> ParseStoreUrl(std::string_vie
 }
 
 ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup& env,
-                          unsigned hardware_threads) {
+                          const HostFacts& host) {
   ParsedArgs out;
   const Config defaults;
   Raw raw;
-  const unsigned hw = hardware_threads == 0 ? 1 : hardware_threads;
+  const unsigned hw = std::clamp(host.hardware_threads, 1u, 256u);
   po::options_description options = Options(raw, defaults, hw);
   options.add(FleetOptions(raw, defaults.fleet));
   options.add(SecurityOptions(raw, defaults));
@@ -598,6 +598,14 @@ ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup&
     return fail("--reload-interval-ms must be in [100, 3600000]");
   }
   c.reload_interval = std::chrono::milliseconds(raw.reload_ms);
+  // What the flags leave to the machine, derived here so that the Config is complete.
+  if (c.replica_id.empty()) {
+    std::ostringstream id;
+    id << (host.hostname.empty() ? "replica" : host.hostname) << "-" << std::hex
+       << (host.random & 0xffffff);
+    c.replica_id = id.str().substr(0, 64);
+  }
+  if (c.limits.max_connections == 0) c.limits.max_connections = host.connection_budget;
   out.config = std::move(c);
   return out;
 }

@@ -1,6 +1,7 @@
 // The replica's whole configuration: one immutable struct, built once in main from flags and
 // VROUTER_* environment variables (a flag wins over its variable), validated before anything
-// starts. Parsing is a pure function of (argv, environment), so every rule is unit-tested.
+// starts. Parsing is a pure function of (argv, environment, host facts), so every rule is
+// unit-tested.
 #pragma once
 
 #include <chrono>
@@ -46,11 +47,11 @@ struct Config {
   std::string video_server_secret;  // key of video-server credentials (distinct from clients')
   std::string admin_token;          // admin port: read and write (empty: loopback only)
   std::string admin_read_token;     // admin port: read only
-  std::string replica_id;           // default: hostname + random suffix
-  unsigned threads = 1;
+  std::string replica_id;           // parsing fills it: the flag, else hostname + random suffix
+  unsigned threads = 1;             // parsing's default: one per hardware thread
   int backlog = 4096;
-  // Frame size, batch sizes, send queue, pings, deadlines, connection caps (max_connections 0:
-  // derived from the open-files limit at start-up), rate limits: defaults in their one definition.
+  // Frame size, batch sizes, send queue, pings, deadlines, connection caps (max_connections is
+  // resolved from the open-files limit by parsing when the flag leaves it 0), rate limits.
   service::SessionLimits limits;
   std::chrono::milliseconds resume_grace{30000};
   std::chrono::milliseconds drain_window{10000};
@@ -83,11 +84,21 @@ struct ParsedArgs {
   std::string help;              // set when --help was asked for
 };
 
+// The machine's facts that defaults derive from, read once by main (host_facts.h) and passed in
+// so that parsing stays pure and the Config it returns is complete: nothing changes it later.
+struct HostFacts {
+  unsigned hardware_threads = 1;  // --threads' default, within its range
+  std::string hostname;           // --replica-id's default: HOSTNAME-<random hex>
+  std::uint32_t random = 0;       // its suffix
+  // What --max-connections 0 (the default) becomes: the open-files limit minus a reserve.
+  std::size_t connection_budget = 1'000'000;
+};
+
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
 
 // `args` excludes the program name (and the subcommand, if any).
 ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup& env,
-                          unsigned hardware_threads);
+                          const HostFacts& host);
 
 std::optional<HostPort> ParseHostPort(std::string_view text);
 std::string ToString(const HostPort& hp);

@@ -6,7 +6,8 @@
 //
 // Input format: lines separated by '\n' or NUL (argv and environment entries cannot hold NUL).
 //   VROUTER_NAME=VALUE  an environment variable (the last one of a name wins);
-//   #hw=N               the hardware thread count passed to ParseServeArgs (default 4);
+//   #hw=N               the hardware thread count in the HostFacts given to ParseServeArgs
+//                       (default 4);
 //   anything else       one argv entry, in order (empty lines are empty entries).
 // Each entry and each variable's value is also fed to the three value parsers, and so is the
 // whole input (which may hold NUL and newlines).
@@ -159,10 +160,13 @@ void CheckConfig(const app::Config& c, std::string_view input) {
   if (limits.max_batch < 1 || limits.max_watches < 1 || limits.max_pings_per_second < 1) {
     Fail("Config limit of 0", input);
   }
+  if (limits.max_connections == 0) Fail("Config without a connection cap", input);
   if (c.token_leeway_seconds < 0 || c.token_leeway_seconds > 3600) {
     Fail("Config token leeway outside [0, 3600]", input);
   }
-  if (c.replica_id.size() > 64) Fail("Config replica id above 64 bytes", input);
+  if (c.replica_id.empty() || c.replica_id.size() > 64) {
+    Fail("Config replica id empty or above 64 bytes", input);
+  }
   if (c.redis) CheckRedisUrl(*c.redis, input);
   if (c.redis_timeout.count() < 10 || c.lease_ttl.count() < 1000) {
     Fail("Config redis timeout or lease ttl too short", input);
@@ -216,7 +220,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (it == env.end()) return std::nullopt;
     return it->second;
   };
-  const app::ParsedArgs parsed = app::ParseServeArgs(args, lookup, hardware_threads);
+  const app::HostFacts host{.hardware_threads = hardware_threads,
+                            .hostname = "fuzz-host",
+                            .random = 0xabcdef,
+                            .connection_budget = 1000};
+  const app::ParsedArgs parsed = app::ParseServeArgs(args, lookup, host);
   const int set =
       (parsed.config ? 1 : 0) + (parsed.error.empty() ? 0 : 1) + (parsed.help.empty() ? 0 : 1);
   if (set != 1) {

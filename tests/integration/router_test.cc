@@ -386,6 +386,8 @@ TEST(StartupTest, MissingAuthSecretIsATypedErrorNotACrash) {
 TEST(StartupTest, BadConfigFilesAreRefusedWithAMessage) {
   app::Config c;
   c.listen = app::HostPort{"127.0.0.1", 0};
+  c.replica_id = "r";
+  c.limits.max_connections = 10;
   c.video_servers_file = "/nonexistent/fleet.json";
   auto r = app::Server::Create(c);
   ASSERT_TRUE(std::holds_alternative<std::string>(r));

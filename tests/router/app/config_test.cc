@@ -19,7 +19,9 @@ struct Env {
 };
 
 ParsedArgs Parse(std::vector<std::string> args, const Env& env = {}) {
-  return ParseServeArgs(args, env.lookup(), 4);
+  HostFacts host;
+  host.hardware_threads = 4;
+  return ParseServeArgs(args, env.lookup(), host);
 }
 
 TEST(ConfigTest, MinimalConfigGetsDefaults) {
