@@ -1,12 +1,13 @@
 // The replica's whole configuration: one immutable struct, built once in main from flags and
 // VROUTER_* environment variables (a flag wins over its variable), validated before anything
-// starts. Parsing is a pure function of (argv, environment, host facts), so every rule is
-// unit-tested.
+// starts. Each member's default is its initializer here (or in the struct it belongs to:
+// service::SessionLimits, fleet::FleetParams); which flag fills it, its range and its help text
+// are the settings table's (router/app/settings.cc), whose ParseServeArgs is a pure function of
+// (argv, environment, host facts), so every rule is unit-tested.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <variant>
@@ -77,28 +78,8 @@ struct Config {
 // "eu=eu-west,eu-central;us=us-east" -> region -> group. Returns an error message on bad input.
 std::variant<absl::flat_hash_map<std::string, std::string>, std::string> ParseRegionGroups(
     std::string_view text);
-
-struct ParsedArgs {
-  std::optional<Config> config;  // set on success
-  std::string error;             // set on failure: names the setting and the problem
-  std::string help;              // set when --help was asked for
-};
-
-// The machine's facts that defaults derive from, read once by main (host_facts.h) and passed in
-// so that parsing stays pure and the Config it returns is complete: nothing changes it later.
-struct HostFacts {
-  unsigned hardware_threads = 1;  // --threads' default, within its range
-  std::string hostname;           // --replica-id's default: HOSTNAME-<random hex>
-  std::uint32_t random = 0;       // its suffix
-  // What --max-connections 0 (the default) becomes: the open-files limit minus a reserve.
-  std::size_t connection_budget = 1'000'000;
-};
-
-using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
-
-// `args` excludes the program name (and the subcommand, if any).
-ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup& env,
-                          const HostFacts& host);
+// The text ParseRegionGroups reads back: groups and their regions in sorted order.
+std::string RegionGroupsToString(const absl::flat_hash_map<std::string, std::string>& groups);
 
 std::optional<HostPort> ParseHostPort(std::string_view text);
 std::string ToString(const HostPort& hp);

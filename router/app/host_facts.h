@@ -1,4 +1,4 @@
-// What the machine says that the configuration's defaults derive from (config.h, HostFacts),
+// What the machine says that the configuration's defaults derive from (settings.h, HostFacts),
 // read once by main before it parses the configuration, so that parsing stays pure.
 #pragma once
 
@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "router/app/config.h"
+#include "router/app/settings.h"
 
 namespace vrouter::app {
 

@@ -5,6 +5,7 @@
 
 #include "router/app/host_facts.h"
 #include "router/app/server.h"
+#include "router/app/settings.h"
 #include "router/base/log.h"
 #include "router/edge/token.h"
 
@@ -133,6 +134,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args.front() == "--version") {
     std::cout << "vrouter " << VROUTER_VERSION << " (" << VROUTER_GIT_COMMIT << ")\n";
+    return 0;
+  }
+  if (!args.empty() && args.front() == "--help-settings-json") {
+    std::cout << vrouter::app::SettingsJson(vrouter::app::ReadHostFacts());
     return 0;
   }
   if (!args.empty() && args.front() == "mint-token") {

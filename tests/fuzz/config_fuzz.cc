@@ -1,4 +1,4 @@
-// libFuzzer target: the replica's configuration parser (router/app/config.h): ParseServeArgs and
+// libFuzzer target: the replica's configuration parser (router/app/settings.h): ParseServeArgs and
 // the parsers of single values it uses, ParseHostPort, ParseStoreUrl, ParseRegionGroups and
 // (router/edge/rate_limit.h) ParseRateLimits.
 // Flags and VROUTER_* variables come from operators, manifests and templating, so a bad value
@@ -18,8 +18,8 @@
 //
 // Nothing here touches the filesystem or blocks: ParseServeArgs only records --tls-cert,
 // --tls-key, --video-servers, --auth-keys-dir and --region-cidrs as paths (Server::Create reads
-// them), program_options reads no response or config files, and hosts must be numeric (no DNS). The
-// one system call is if_nametoindex, for an IPv6 scope id ("[fe80::1%eth0]:80"), from
+// them), the settings table reads no response or config files, and hosts must be numeric (no DNS).
+// The one system call is if_nametoindex, for an IPv6 scope id ("[fe80::1%eth0]:80"), from
 // boost::asio::ip::make_address.
 //
 //   cmake --preset fuzz && cmake --build --preset fuzz --target config_fuzz
@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "router/app/config.h"
+#include "router/app/settings.h"
 #include "router/edge/rate_limit.h"
 
 namespace {
@@ -103,18 +104,10 @@ void CheckRegionGroups(std::string_view text) {
     return;
   }
   const auto& groups = std::get<0>(parsed);
-  // Print group by group: GROUP=REGION,REGION;...
-  std::map<std::string, std::vector<std::string>> by_group;
   for (const auto& [region, group] : groups) {
     if (region.empty() || group.empty()) Fail("ParseRegionGroups: empty region or group", text);
-    by_group[group].push_back(region);
   }
-  std::string printed;
-  for (const auto& [group, regions] : by_group) {
-    if (!printed.empty()) printed += ';';
-    printed += group + "=";
-    for (std::size_t i = 0; i < regions.size(); ++i) printed += (i ? "," : "") + regions[i];
-  }
+  const std::string printed = app::RegionGroupsToString(groups);
   const auto again = app::ParseRegionGroups(printed);
   const auto* again_groups = std::get_if<0>(&again);
   if (again_groups == nullptr || *again_groups != groups) {

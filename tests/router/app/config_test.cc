@@ -1,8 +1,8 @@
-#include "router/app/config.h"
-
 #include <gtest/gtest.h>
 
 #include <map>
+
+#include "router/app/settings.h"
 
 namespace vrouter::app {
 namespace {
