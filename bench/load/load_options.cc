@@ -1,11 +1,11 @@
 #include "bench/load/load_options.h"
 
-#include <boost/program_options.hpp>
-#include <cmath>
-#include <sstream>
+#include <cstdint>
+#include <utility>
+
+#include "router/base/options.h"
 
 namespace vrouter::bench::load {
-namespace po = boost::program_options;
 
 const char* ModeName(Mode mode) {
   switch (mode) {
@@ -23,140 +23,157 @@ const char* ModeName(Mode mode) {
 
 namespace {
 
-bool Finite(double v) { return std::isfinite(v); }
+namespace options = base::options;
+using options::Range;
 
-std::optional<Mode> ParseMode(const std::string& text) {
-  for (Mode m : {Mode::kPeople, Mode::kLookup, Mode::kEcho, Mode::kIdle}) {
-    if (text == ModeName(m)) return m;
+std::string UrlText(const sim::Url& u) {
+  const std::string host = u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
+  return u.scheme + "://" + host + ":" + std::to_string(u.port) + u.target;
+}
+
+// --urls: one or more, all ws:// or all wss://.
+std::string ParseUrls(std::string_view text, std::vector<sim::Url>& out) {
+  out.clear();
+  for (const std::string& item : sim::SplitList(text)) {
+    auto url = sim::ParseUrl(item, {"ws", "wss"});
+    if (auto* err = std::get_if<std::string>(&url)) return "'" + item + "': " + *err;
+    out.push_back(std::get<sim::Url>(std::move(url)));
   }
-  return std::nullopt;
+  if (out.empty()) return "at least one URL";
+  for (const auto& u : out) {
+    if (u.scheme != out.front().scheme) return "mix of ws and wss";
+  }
+  return {};
+}
+
+std::string ShowUrls(const std::vector<sim::Url>& urls) {
+  std::string out;
+  for (const auto& u : urls) out += (out.empty() ? "" : ",") + UrlText(u);
+  return out;
+}
+
+// --surge ON,OFF (seconds).
+std::string ParseSurge(std::string_view text, LoadOptions& o) {
+  const auto parts = sim::SplitList(text);
+  std::optional<double> on, off;
+  if (parts.size() == 2) {
+    if (auto v = options::ParseReal(parts[0], Range::Any()); v.index() == 1) on = std::get<1>(v);
+    if (auto v = options::ParseReal(parts[1], Range::Any()); v.index() == 1) off = std::get<1>(v);
+  }
+  if (!on || !off) return "'" + std::string(text) + "' is not ON,OFF in seconds";
+  if (*on <= 0 || *off < 0) return "ON must be > 0, OFF >= 0";
+  o.surge_on = on;
+  o.surge_off = *off;
+  return {};
+}
+
+std::string ShowSurge(const LoadOptions& o) {
+  if (!o.surge_on) return {};
+  return options::FormatNumber(*o.surge_on) + "," + options::FormatNumber(o.surge_off);
+}
+
+// --broken ID@SECONDS.
+std::string ParseBroken(std::string_view text, LoadOptions& o) {
+  const auto at = text.rfind('@');
+  if (at == std::string_view::npos || at == 0)
+    return "'" + std::string(text) + "' is not ID@SECONDS";
+  auto seconds = options::ParseReal(text.substr(at + 1), Range::AtLeast(0));
+  if (seconds.index() != 1) return "SECONDS must be a number >= 0";
+  o.broken_server = std::string(text.substr(0, at));
+  o.broken_at = std::get<1>(seconds);
+  return {};
+}
+
+std::string ShowBroken(const LoadOptions& o) {
+  if (o.broken_server.empty()) return {};
+  return o.broken_server + "@" + options::FormatNumber(o.broken_at);
+}
+
+std::string ParseT0(std::string_view text, std::optional<std::int64_t>& out) {
+  auto v = options::ParseWhole(text, {INT64_MIN, INT64_MAX});
+  if (v.index() == 0) return "'" + std::string(text) + "' is not a time in ms since 1970";
+  out = v.index() == 1 ? std::get<1>(v) : static_cast<std::int64_t>(std::get<2>(v));
+  return {};
+}
+
+std::string ShowT0(const std::optional<std::int64_t>& t0) {
+  return t0 ? std::to_string(*t0) : std::string();
+}
+
+options::Table<LoadOptions> MakeTable() {
+  options::Table<LoadOptions> t(
+      "usage: vrouter_load --urls URL[,URL...] --users-total N [--secret-file FILE] [options]\n",
+      /*env_prefix=*/"");
+  std::vector<std::pair<std::string, Mode>> modes;
+  for (Mode m : {Mode::kPeople, Mode::kLookup, Mode::kEcho, Mode::kIdle}) {
+    modes.emplace_back(ModeName(m), m);
+  }
+  auto whole = [](auto& o) -> auto& { return o; };
+  // clang-format off
+  t.Section("vrouter_load: simulated people on real sockets against vrouter replicas (bench/run "
+            "drives it)");
+  t.Custom("urls", VROUTER_FIELD(urls), "URLS",
+           "ws://HOST:PORT/v1/client[,...] or wss://...; each connect picks one at random",
+           ParseUrls, ShowUrls).Required();
+  t.Text("ca", VROUTER_FIELD(ca_file),
+         "wss: PEM to verify the router's certificate (default: none)").Value("FILE");
+  t.Text("secret-file", VROUTER_FIELD(secret_file), "HS256 client-token key (not for --mode echo)")
+      .Value("FILE");
+  t.Integer("process", VROUTER_FIELD(process), Range::Any(), "this process's number, 0..P-1");
+  t.Integer("processes", VROUTER_FIELD(processes), Range::AtLeast(1),
+            "generator processes in the run");
+  t.Integer("users-total", VROUTER_FIELD(crowd.users_total), Range::AtLeast(1),
+            "users of the whole run; this process plays those with index % P == process")
+      .Required();
+  t.Integer("space-size", VROUTER_FIELD(crowd.space_size), Range::AtLeast(1), "users per space");
+  t.Choice("mode", VROUTER_FIELD(mode), modes, "what each user does");
+  t.Real("ramp", VROUTER_FIELD(ramp), Range::AtLeast(0),
+         "new connections per second in this process; 0: all at once");
+  t.Real("duration", VROUTER_FIELD(duration), Range::Above(0), "seconds, then close all");
+  t.Real("rate", VROUTER_FIELD(rate), Range::AtLeast(0),
+         "lookups per second in this process (paced); lookup/echo with 0: closed loop");
+  t.Real("rate-after", VROUTER_FIELD(rate_after), Range::AtLeast(0),
+         "seconds after the start before paced lookups begin (measure after a ramp, not during "
+         "it)");
+  t.Integer("inflight", VROUTER_FIELD(inflight), Range::In(1, 1000),
+            "closed loop: requests outstanding per connection");
+  t.Integer("step-ms", VROUTER_FIELD(step_ms), Range::AtLeast(1), "people: walking step");
+  t.Integer("tick-us", VROUTER_FIELD(tick_us), Range::In(50, 100'000), "pacing granularity");
+  t.Custom("surge", whole, "ON,OFF",
+           "all connect at once, hold ON s, close all, OFF s, again", ParseSurge, ShowSurge);
+  t.Custom("broken", whole, "ID@S",
+           "from S s after t0, users on server ID get no media and report no_media", ParseBroken,
+           ShowBroken);
+  t.Switch("expect-drops", VROUTER_FIELD(expect_drops),
+           "replicas are killed on purpose: dropped connections and refused reconnects are "
+           "expected");
+  t.Custom("t0-unix-ms", VROUTER_FIELD(t0_unix_ms), "MS",
+           "start of the run shared by all processes (default: now)", ParseT0, ShowT0);
+  t.Text("timeline", VROUTER_FIELD(timeline_file), "JSON lines, one per second").Value("FILE");
+  t.Text("report", VROUTER_FIELD(report_file), "JSON summary at exit").Value("FILE");
+  // clang-format on
+  using Error = options::Error;
+  t.Check([](const LoadOptions& o) -> std::optional<Error> {
+    if (o.ca_file.empty() || o.tls()) return std::nullopt;
+    return Error{options::ErrorCode::kConflict, "ca", "--ca needs wss:// URLs"};
+  });
+  t.Check([](const LoadOptions& o) -> std::optional<Error> {
+    if (o.mode == Mode::kEcho || !o.secret_file.empty()) return std::nullopt;
+    return Error{options::ErrorCode::kRequired, "secret-file",
+                 "--secret-file is required (except with --mode echo)"};
+  });
+  t.Check([](const LoadOptions& o) -> std::optional<Error> {
+    if (o.process < o.processes) return std::nullopt;
+    return Error{options::ErrorCode::kConflict, "process", "--process must be in 0..--processes-1"};
+  });
+  return t;
 }
 
 }  // namespace
 
 LoadParse ParseLoadOptions(int argc, const char* const* argv) {
-  LoadParse out;
-  auto fail = [&](std::string message) {
-    out.options.reset();
-    out.message = std::move(message);
-    out.exit_code = 2;
-    return out;
-  };
-  LoadOptions o;
-  std::string urls;
-  std::string mode = "people";
-  std::string surge;
-  std::string broken;
-  std::int64_t t0 = 0;
-  std::uint64_t users_total = 0;
-  po::options_description desc(
-      "vrouter_load: simulated people on real sockets against vrouter replicas "
-      "(bench/run drives it)");
-  // clang-format off
-  desc.add_options()
-    ("help,h", "print this help")
-    ("urls", po::value(&urls)->required(),
-     "ws://HOST:PORT/v1/client[,...] or wss://...; each connect picks one at random")
-    ("ca", po::value(&o.ca_file), "wss: PEM to verify the router's certificate (default: none)")
-    ("secret-file", po::value(&o.secret_file), "HS256 client-token key (not for --mode echo)")
-    ("process", po::value(&o.process)->default_value(0), "this process's number, 0..P-1")
-    ("processes", po::value(&o.processes)->default_value(1), "generator processes in the run")
-    ("users-total", po::value(&users_total)->required(),
-     "users of the whole run; this process plays those with index % P == process")
-    ("space-size", po::value(&o.crowd.space_size)->default_value(o.crowd.space_size),
-     "users per space")
-    ("mode", po::value(&mode)->default_value(mode), "people, lookup, echo or idle")
-    ("ramp", po::value(&o.ramp)->default_value(o.ramp),
-     "new connections per second in this process; 0: all at once")
-    ("duration", po::value(&o.duration)->default_value(o.duration), "seconds, then close all")
-    ("rate", po::value(&o.rate)->default_value(o.rate),
-     "lookups per second in this process (paced); lookup/echo with 0: closed loop")
-    ("rate-after", po::value(&o.rate_after)->default_value(o.rate_after),
-     "seconds after the start before paced lookups begin (measure after a ramp, not during it)")
-    ("inflight", po::value(&o.inflight)->default_value(o.inflight),
-     "closed loop: requests outstanding per connection")
-    ("step-ms", po::value(&o.step_ms)->default_value(o.step_ms), "people: walking step")
-    ("tick-us", po::value(&o.tick_us)->default_value(o.tick_us), "pacing granularity")
-    ("surge", po::value(&surge), "ON,OFF: all connect at once, hold ON s, close all, OFF s, again")
-    ("broken", po::value(&broken),
-     "ID@S: from S s after t0, users on server ID get no media and report no_media")
-    ("expect-drops", po::bool_switch(&o.expect_drops),
-     "replicas are killed on purpose: dropped connections and refused reconnects are expected")
-    ("t0-unix-ms", po::value(&t0), "start of the run shared by all processes (default: now)")
-    ("timeline", po::value(&o.timeline_file), "JSON lines, one per second")
-    ("report", po::value(&o.report_file), "JSON summary at exit");
-  // clang-format on
-  po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help") != 0) {
-      std::ostringstream text;
-      text << desc;
-      out.message = text.str();
-      return out;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    return fail(e.what());
-  }
-  for (const std::string& text : sim::SplitList(urls)) {
-    auto url = sim::ParseUrl(text, {"ws", "wss"});
-    if (auto* err = std::get_if<std::string>(&url)) return fail("--urls '" + text + "': " + *err);
-    o.urls.push_back(std::get<sim::Url>(std::move(url)));
-  }
-  if (o.urls.empty()) return fail("--urls: at least one URL");
-  for (const auto& u : o.urls) {
-    if (u.scheme != o.urls.front().scheme) return fail("--urls: mix of ws and wss");
-  }
-  if (!o.ca_file.empty() && !o.tls()) return fail("--ca needs wss:// URLs");
-  auto m = ParseMode(mode);
-  if (!m) return fail("--mode '" + mode + "': one of people, lookup, echo, idle");
-  o.mode = *m;
-  if (o.mode != Mode::kEcho && o.secret_file.empty()) return fail("--secret-file is required");
-  if (o.processes == 0 || o.process >= o.processes) {
-    return fail("--process must be in 0..--processes-1");
-  }
-  if (users_total == 0) return fail("--users-total must be > 0");
-  o.crowd.users_total = users_total;
-  if (o.crowd.space_size == 0) return fail("--space-size must be > 0");
-  if (!Finite(o.ramp) || o.ramp < 0) return fail("--ramp must be >= 0");
-  if (!Finite(o.duration) || o.duration <= 0) return fail("--duration must be > 0");
-  if (!Finite(o.rate) || o.rate < 0) return fail("--rate must be >= 0");
-  if (!Finite(o.rate_after) || o.rate_after < 0) return fail("--rate-after must be >= 0");
-  if (o.inflight == 0 || o.inflight > 1000) return fail("--inflight must be 1..1000");
-  if (o.step_ms == 0) return fail("--step-ms must be > 0");
-  if (o.tick_us < 50 || o.tick_us > 100'000) return fail("--tick-us must be 50..100000");
-  if (!surge.empty()) {
-    const auto parts = sim::SplitList(surge);
-    double on = 0;
-    double off = 0;
-    try {
-      if (parts.size() != 2) throw std::invalid_argument("two numbers");
-      on = std::stod(parts[0]);
-      off = std::stod(parts[1]);
-    } catch (const std::exception&) {
-      return fail("--surge '" + surge + "': ON,OFF in seconds");
-    }
-    if (!Finite(on) || !Finite(off) || on <= 0 || off < 0) {
-      return fail("--surge: ON must be > 0, OFF >= 0");
-    }
-    o.surge_on = on;
-    o.surge_off = off;
-  }
-  if (!broken.empty()) {
-    const auto at = broken.rfind('@');
-    try {
-      if (at == std::string::npos || at == 0) throw std::invalid_argument("no @");
-      o.broken_server = broken.substr(0, at);
-      o.broken_at = std::stod(broken.substr(at + 1));
-    } catch (const std::exception&) {
-      return fail("--broken '" + broken + "': ID@SECONDS");
-    }
-    if (!Finite(o.broken_at) || o.broken_at < 0) return fail("--broken: SECONDS must be >= 0");
-  }
-  if (vm.count("t0-unix-ms") != 0) o.t0_unix_ms = t0;
-  out.options = std::move(o);
-  return out;
+  static const options::Table<LoadOptions> table = MakeTable();
+  return table.ParseMain(argc, argv);
 }
 
 }  // namespace vrouter::bench::load

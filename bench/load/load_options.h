@@ -9,6 +9,7 @@
 
 #include "bench/load/crowd.h"
 #include "bench/sim/sim_support.h"
+#include "router/base/options.h"
 
 namespace vrouter::bench::load {
 
@@ -47,11 +48,7 @@ struct LoadOptions {
   bool tls() const { return !urls.empty() && urls.front().scheme == "wss"; }
 };
 
-struct LoadParse {
-  std::optional<LoadOptions> options;  // set when the program should run
-  std::string message;                 // --help text, or the error
-  int exit_code = 0;                   // when `options` is empty: 0 after --help, 2 on error
-};
+using LoadParse = base::options::Invocation<LoadOptions>;
 LoadParse ParseLoadOptions(int argc, const char* const* argv);
 
 }  // namespace vrouter::bench::load

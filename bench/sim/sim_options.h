@@ -10,6 +10,7 @@
 
 #include "bench/sim/media_model.h"
 #include "bench/sim/sim_support.h"
+#include "router/base/options.h"
 
 namespace vrouter::bench::sim {
 
@@ -47,11 +48,7 @@ struct ServerPlan {
 // ids id_prefix + 0..servers-1, regions round-robin.
 std::vector<ServerPlan> PlanServers(const SimOptions& options);
 
-struct ParseOutcome {
-  std::optional<SimOptions> options;  // set when the program should run
-  std::string message;                // --help text, or the error
-  int exit_code = 0;                  // when `options` is empty: 0 after --help, 2 on error
-};
+using ParseOutcome = base::options::Invocation<SimOptions>;
 ParseOutcome ParseSimOptions(int argc, const char* const* argv);
 
 }  // namespace vrouter::bench::sim

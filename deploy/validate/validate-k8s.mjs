@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Offline validation of rendered Kubernetes manifests (multi-document YAML streams).
 //
-//   node validate-k8s.mjs [--flags router/app/config.cc] [--forbid-dev-only NAME,...]
+//   node validate-k8s.mjs [--flags router/app/settings.cc] [--forbid-dev-only NAME,...]
 //                         [--require-adapter] NAME=FILE...
 //
 // Each NAME=FILE is one stream (e.g. the output of `kubectl kustomize overlays/dev`). Per object:
@@ -34,7 +34,7 @@ for (let i = 0; i < args.length; i++) {
     const eq = a.indexOf("=");
     opts.streams.push({ name: a.slice(0, eq), file: a.slice(eq + 1) });
   } else {
-    console.error(`usage: validate-k8s.mjs [--flags config.cc] [--forbid-dev-only NAME,...] [--require-adapter] NAME=FILE...\nunknown argument: ${a}`);
+    console.error(`usage: validate-k8s.mjs [--flags settings.cc] [--forbid-dev-only NAME,...] [--require-adapter] NAME=FILE...\nunknown argument: ${a}`);
     process.exit(2);
   }
 }

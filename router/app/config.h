@@ -1,18 +1,20 @@
 // The replica's whole configuration: one immutable struct, built once in main from flags and
 // VROUTER_* environment variables (a flag wins over its variable), validated before anything
-// starts. Parsing is a pure function of (argv, environment), so every rule is unit-tested.
+// starts. Each member's default is its initializer here (or in the struct it belongs to:
+// service::SessionLimits, fleet::FleetParams); which flag fills it, its range and its help text
+// are the settings table's (router/app/settings.cc), whose ParseServeArgs is a pure function of
+// (argv, environment, host facts), so every rule is unit-tested.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
-#include "router/edge/rate_limit.h"
 #include "router/fleet/fleet_model.h"
+#include "router/service/session_limits.h"
 
 namespace vrouter::app {
 
@@ -46,18 +48,12 @@ struct Config {
   std::string video_server_secret;  // key of video-server credentials (distinct from clients')
   std::string admin_token;          // admin port: read and write (empty: loopback only)
   std::string admin_read_token;     // admin port: read only
-  std::string replica_id;           // default: hostname + random suffix
-  unsigned threads = 1;
-  std::size_t max_connections = 0;  // 0 = derived from the open-files limit at start-up
+  std::string replica_id;           // parsing fills it: the flag, else hostname + random suffix
+  unsigned threads = 1;             // parsing's default: one per hardware thread
   int backlog = 4096;
-  std::uint32_t max_message_bytes = 128 * 1024;
-  std::uint32_t max_batch = 1000;
-  std::uint32_t max_watches = 1000;
-  std::size_t send_queue_bytes = std::size_t{1024} * 1024;
-  std::uint32_t max_pings_per_second = 20;
-  std::chrono::milliseconds handshake_timeout{5000};
-  std::chrono::milliseconds hello_timeout{10000};
-  std::chrono::milliseconds idle_timeout{60000};
+  // Frame size, batch sizes, send queue, pings, deadlines, connection caps (max_connections is
+  // resolved from the open-files limit by parsing when the flag leaves it 0), rate limits.
+  service::SessionLimits limits;
   std::chrono::milliseconds resume_grace{30000};
   std::chrono::milliseconds drain_window{10000};
   std::int64_t token_leeway_seconds = 30;
@@ -71,11 +67,8 @@ struct Config {
   fleet::FleetParams fleet;
 
   // Security and abuse limits (SECURITY.md).
-  std::string auth_keys_dir;                    // <kid>.pem (ES256) and <kid>.secret (HS256) files
-  std::vector<std::string> allowed_origins;     // browser Origins allowed on /v1/client; empty: any
-  std::uint32_t max_connections_per_ip = 1000;  // 0: no limit
-  std::uint32_t max_handshakes = 1024;          // in flight per replica; 0: no limit
-  edge::RateLimits rate_limits = edge::RateLimits::Defaults();
+  std::string auth_keys_dir;                 // <kid>.pem (ES256) and <kid>.secret (HS256) files
+  std::vector<std::string> allowed_origins;  // browser Origins allowed on /v1/client; empty: any
   bool proxy_protocol = false;    // client listeners expect a PROXY v1/v2 header from proxies
   std::string trusted_proxies;    // CIDRs allowed to send PROXY headers and X-Forwarded-For
   std::string region_cidrs_file;  // "CIDR REGION" lines: the region of clients without one
@@ -85,18 +78,8 @@ struct Config {
 // "eu=eu-west,eu-central;us=us-east" -> region -> group. Returns an error message on bad input.
 std::variant<absl::flat_hash_map<std::string, std::string>, std::string> ParseRegionGroups(
     std::string_view text);
-
-struct ParsedArgs {
-  std::optional<Config> config;  // set on success
-  std::string error;             // set on failure: names the setting and the problem
-  std::string help;              // set when --help was asked for
-};
-
-using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
-
-// `args` excludes the program name (and the subcommand, if any).
-ParsedArgs ParseServeArgs(const std::vector<std::string>& args, const EnvLookup& env,
-                          unsigned hardware_threads);
+// The text ParseRegionGroups reads back: groups and their regions in sorted order.
+std::string RegionGroupsToString(const absl::flat_hash_map<std::string, std::string>& groups);
 
 std::optional<HostPort> ParseHostPort(std::string_view text);
 std::string ToString(const HostPort& hp);

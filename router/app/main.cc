@@ -1,12 +1,11 @@
 // vrouter: the video router. `vrouter --help` lists everything.
-#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
-#include <thread>
 
-#include "router/app/config.h"
+#include "router/app/host_facts.h"
 #include "router/app/server.h"
+#include "router/app/settings.h"
 #include "router/base/log.h"
 #include "router/edge/token.h"
 
@@ -101,8 +100,9 @@ int MintToken(const std::vector<std::string>& args) {
 }
 
 int Serve(const std::vector<std::string>& args) {
-  const auto parsed = vrouter::app::ParseServeArgs(
-      args, GetEnv, std::min(256u, std::thread::hardware_concurrency()));
+  // Before the facts are read: the connection budget follows the raised limit.
+  const auto raised = vrouter::app::RaiseOpenFilesLimit();
+  const auto parsed = vrouter::app::ParseServeArgs(args, GetEnv, vrouter::app::ReadHostFacts());
   if (!parsed.help.empty()) {
     std::cout << parsed.help;
     return 0;
@@ -112,6 +112,9 @@ int Serve(const std::vector<std::string>& args) {
     return 2;
   }
   vrouter::log::Init(parsed.config->log_level);
+  if (raised) {
+    vrouter::log::Info("open_files_limit_raised", {{"from", raised->from}, {"to", raised->to}});
+  }
   auto created = vrouter::app::Server::Create(*parsed.config);
   if (auto* err = std::get_if<std::string>(&created)) {
     vrouter::log::Error("startup_failed", {{"error", *err}});
@@ -131,6 +134,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args.front() == "--version") {
     std::cout << "vrouter " << VROUTER_VERSION << " (" << VROUTER_GIT_COMMIT << ")\n";
+    return 0;
+  }
+  if (!args.empty() && args.front() == "--help-settings-json") {
+    std::cout << vrouter::app::SettingsJson(vrouter::app::ReadHostFacts());
     return 0;
   }
   if (!args.empty() && args.front() == "mint-token") {

@@ -2,8 +2,6 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -21,6 +19,7 @@
 #include "router/admin/http.h"
 #include "router/app/auth_keys.h"
 #include "router/app/file_fingerprint.h"
+#include "router/app/host_facts.h"
 #include "router/assign/watch_hub.h"
 #include "router/base/log.h"
 #include "router/fleet/directory.h"
@@ -48,41 +47,10 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-// File descriptors kept for everything that is not a client socket: listeners, admin sessions,
-// logs, the store, certificate reloads. The rest of RLIMIT_NOFILE is the connection budget.
-constexpr std::size_t kReservedFds = 256;
 // How often detached assignments past their resume grace are expired.
 constexpr auto kSweepInterval = std::chrono::seconds(1);
 // How often shutdown checks whether every session has gone.
 constexpr auto kDrainPoll = std::chrono::milliseconds(50);
-
-// Raises the soft open-files limit to the hard one (no privilege needed). Container runtimes
-// often start processes with a low soft limit (containerd 2.x: 1024) under a high hard one.
-void RaiseOpenFilesLimit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
-  const rlim_t was = rl.rlim_cur;
-  rl.rlim_cur = rl.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
-    log::Info("open_files_limit_raised", {{"from", static_cast<std::uint64_t>(was)},
-                                          {"to", static_cast<std::uint64_t>(rl.rlim_cur)}});
-  }
-}
-
-std::size_t ConnectionBudget() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 1'000'000;
-  return rl.rlim_cur > kReservedFds * 2 ? rl.rlim_cur - kReservedFds : rl.rlim_cur / 2;
-}
-
-std::string DefaultReplicaId() {
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') std::strcpy(host, "replica");
-  std::mt19937_64 rng(std::random_device{}());
-  std::ostringstream id;
-  id << host << "-" << std::hex << (rng() & 0xffffff);
-  return id.str().substr(0, 64);
-}
 
 std::variant<std::string, std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -121,7 +89,7 @@ std::variant<std::string, std::string> ResolveHost(const std::string& host) {
 }  // namespace
 
 struct Server::Impl {
-  Config config;
+  const Config config;  // as parsed: never changed here
   telemetry::Metrics metrics{VROUTER_VERSION, VROUTER_GIT_COMMIT};
   fleet::Directory fleet;
   assign::WatchHub hub;
@@ -354,15 +322,16 @@ Server::~Server() {
 
 std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& config) {
   auto impl = std::make_unique<Impl>(config);
-  Config& c = impl->config;
-  if (c.replica_id.empty()) c.replica_id = DefaultReplicaId();
-  RaiseOpenFilesLimit();
+  const Config& c = impl->config;
+  // ParseServeArgs derives both (from the hostname and the open-files limit).
+  if (c.replica_id.empty() || c.limits.max_connections == 0) {
+    return std::string("incomplete configuration: no replica id or connection cap");
+  }
   const std::size_t budget = ConnectionBudget();
-  if (c.max_connections == 0) c.max_connections = budget;
-  impl->metrics.max_connections->Set(static_cast<double>(c.max_connections));
-  if (c.max_connections > budget) {
+  impl->metrics.max_connections->Set(static_cast<double>(c.limits.max_connections));
+  if (c.limits.max_connections > budget) {
     log::Warn("max_connections_above_open_files_limit",
-              {{"max_connections", c.max_connections},
+              {{"max_connections", c.limits.max_connections},
                {"budget", budget},
                {"detail", "accept() will fail with EMFILE before the cap: raise nofile"}});
   }
@@ -424,25 +393,12 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
     impl->fleet_control->Declare(std::get<std::vector<fleet::VideoServer>>(parsed));
   }
 
-  service::SessionLimits limits;
-  limits.max_message_bytes = c.max_message_bytes;
-  limits.max_batch = c.max_batch;
-  limits.max_watches = c.max_watches;
-  limits.max_send_queue_bytes = c.send_queue_bytes;
-  limits.max_pings_per_second = c.max_pings_per_second;
-  limits.handshake_timeout = c.handshake_timeout;
-  limits.hello_timeout = c.hello_timeout;
-  limits.idle_timeout = c.idle_timeout;
-  limits.max_connections = c.max_connections;
-  limits.rate_limits = c.rate_limits;
-  limits.max_connections_per_ip = c.max_connections_per_ip;
-  limits.max_handshakes = c.max_handshakes;
   impl->service.reset(new service::Service{
       .replica_id = c.replica_id,
       .client_keys = edge::SharedKeyRing(),  // loaded below, then on every change
       .video_server_secret = c.video_server_secret,
       .token_leeway_seconds = c.token_leeway_seconds,
-      .limits = limits,
+      .limits = c.limits,
       .admin = {.read_token = c.admin_read_token, .write_token = c.admin_token},
       .started_at = steady_now(),
       .store = *impl->store,
@@ -523,7 +479,7 @@ void Server::Start() {
        {"admin", c.admin_listen ? "http://" + ToString({c.admin_listen->host, s.admin_port}) : ""},
        {"threads", c.threads},
        {"video_servers", s.fleet.Snapshot()->servers().size()},
-       {"max_connections", c.max_connections},
+       {"max_connections", c.limits.max_connections},
        {"auth_configured", !s.service->client_keys.Get()->empty()},
        {"video_server_auth_configured", !c.video_server_secret.empty()}});
   for (auto& io : s.ios) {

@@ -19,6 +19,7 @@
 #include "router/edge/rate_limit.h"
 #include "router/edge/token.h"
 #include "router/fleet/directory.h"
+#include "router/service/session_limits.h"
 #include "router/service/session_registry.h"
 #include "router/store/store.h"
 #include "router/telemetry/metrics.h"
@@ -26,21 +27,6 @@
 namespace vrouter::service {
 
 class FleetController;
-
-struct SessionLimits {
-  std::uint32_t max_message_bytes = 128 * 1024;
-  std::uint32_t max_batch = 1000;
-  std::uint32_t max_watches = 1000;
-  std::size_t max_send_queue_bytes = std::size_t{1024} * 1024;
-  std::uint32_t max_pings_per_second = 20;
-  std::chrono::milliseconds handshake_timeout{5000};
-  std::chrono::milliseconds hello_timeout{10000};
-  std::chrono::milliseconds idle_timeout{60000};
-  std::size_t max_connections = 50000;
-  edge::RateLimits rate_limits = edge::RateLimits::Defaults();
-  std::uint32_t max_connections_per_ip = 0;  // 0: no limit
-  std::uint32_t max_handshakes = 0;          // in flight, before listeners pause; 0: no limit
-};
 
 struct Service {
   std::string replica_id;

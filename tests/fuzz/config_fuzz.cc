@@ -1,4 +1,4 @@
-// libFuzzer target: the replica's configuration parser (router/app/config.h): ParseServeArgs and
+// libFuzzer target: the replica's configuration parser (router/app/settings.h): ParseServeArgs and
 // the parsers of single values it uses, ParseHostPort, ParseStoreUrl, ParseRegionGroups and
 // (router/edge/rate_limit.h) ParseRateLimits.
 // Flags and VROUTER_* variables come from operators, manifests and templating, so a bad value
@@ -6,7 +6,8 @@
 //
 // Input format: lines separated by '\n' or NUL (argv and environment entries cannot hold NUL).
 //   VROUTER_NAME=VALUE  an environment variable (the last one of a name wins);
-//   #hw=N               the hardware thread count passed to ParseServeArgs (default 4);
+//   #hw=N               the hardware thread count in the HostFacts given to ParseServeArgs
+//                       (default 4);
 //   anything else       one argv entry, in order (empty lines are empty entries).
 // Each entry and each variable's value is also fed to the three value parsers, and so is the
 // whole input (which may hold NUL and newlines).
@@ -17,8 +18,8 @@
 //
 // Nothing here touches the filesystem or blocks: ParseServeArgs only records --tls-cert,
 // --tls-key, --video-servers, --auth-keys-dir and --region-cidrs as paths (Server::Create reads
-// them), program_options reads no response or config files, and hosts must be numeric (no DNS). The
-// one system call is if_nametoindex, for an IPv6 scope id ("[fe80::1%eth0]:80"), from
+// them), the settings table reads no response or config files, and hosts must be numeric (no DNS).
+// The one system call is if_nametoindex, for an IPv6 scope id ("[fe80::1%eth0]:80"), from
 // boost::asio::ip::make_address.
 //
 //   cmake --preset fuzz && cmake --build --preset fuzz --target config_fuzz
@@ -37,6 +38,7 @@
 #include <vector>
 
 #include "router/app/config.h"
+#include "router/app/settings.h"
 #include "router/edge/rate_limit.h"
 
 namespace {
@@ -102,18 +104,10 @@ void CheckRegionGroups(std::string_view text) {
     return;
   }
   const auto& groups = std::get<0>(parsed);
-  // Print group by group: GROUP=REGION,REGION;...
-  std::map<std::string, std::vector<std::string>> by_group;
   for (const auto& [region, group] : groups) {
     if (region.empty() || group.empty()) Fail("ParseRegionGroups: empty region or group", text);
-    by_group[group].push_back(region);
   }
-  std::string printed;
-  for (const auto& [group, regions] : by_group) {
-    if (!printed.empty()) printed += ';';
-    printed += group + "=";
-    for (std::size_t i = 0; i < regions.size(); ++i) printed += (i ? "," : "") + regions[i];
-  }
+  const std::string printed = app::RegionGroupsToString(groups);
   const auto again = app::ParseRegionGroups(printed);
   const auto* again_groups = std::get_if<0>(&again);
   if (again_groups == nullptr || *again_groups != groups) {
@@ -152,16 +146,20 @@ void CheckConfig(const app::Config& c, std::string_view input) {
   }
   if (c.threads < 1 || c.threads > 256) Fail("Config threads outside [1, 256]", input);
   if (c.backlog < 1 || c.backlog > 65535) Fail("Config backlog outside [1, 65535]", input);
-  if (c.max_message_bytes < 1024 || c.send_queue_bytes < c.max_message_bytes) {
+  const auto& limits = c.limits;
+  if (limits.max_message_bytes < 1024 || limits.max_send_queue_bytes < limits.max_message_bytes) {
     Fail("Config max_message_bytes / send_queue_bytes", input);
   }
-  if (c.max_batch < 1 || c.max_watches < 1 || c.max_pings_per_second < 1) {
+  if (limits.max_batch < 1 || limits.max_watches < 1 || limits.max_pings_per_second < 1) {
     Fail("Config limit of 0", input);
   }
+  if (limits.max_connections == 0) Fail("Config without a connection cap", input);
   if (c.token_leeway_seconds < 0 || c.token_leeway_seconds > 3600) {
     Fail("Config token leeway outside [0, 3600]", input);
   }
-  if (c.replica_id.size() > 64) Fail("Config replica id above 64 bytes", input);
+  if (c.replica_id.empty() || c.replica_id.size() > 64) {
+    Fail("Config replica id empty or above 64 bytes", input);
+  }
   if (c.redis) CheckRedisUrl(*c.redis, input);
   if (c.redis_timeout.count() < 10 || c.lease_ttl.count() < 1000) {
     Fail("Config redis timeout or lease ttl too short", input);
@@ -215,7 +213,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (it == env.end()) return std::nullopt;
     return it->second;
   };
-  const app::ParsedArgs parsed = app::ParseServeArgs(args, lookup, hardware_threads);
+  const app::HostFacts host{.hardware_threads = hardware_threads,
+                            .hostname = "fuzz-host",
+                            .random = 0xabcdef,
+                            .connection_budget = 1000};
+  const app::ParsedArgs parsed = app::ParseServeArgs(args, lookup, host);
   const int set =
       (parsed.config ? 1 : 0) + (parsed.error.empty() ? 0 : 1) + (parsed.help.empty() ? 0 : 1);
   if (set != 1) {

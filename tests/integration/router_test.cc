@@ -170,10 +170,10 @@ class BadInputTest : public ::testing::Test {
     EXPECT_TRUE(bystander_->Expect<proto::LookupResult>());
   }
   TestServer server_{[](app::Config& c) {
-    c.send_queue_bytes = 128 * 1024;
-    c.max_message_bytes = 128 * 1024;
-    c.max_pings_per_second = 20;
-    c.hello_timeout = std::chrono::milliseconds(300);
+    c.limits.max_send_queue_bytes = 128 * 1024;
+    c.limits.max_message_bytes = 128 * 1024;
+    c.limits.max_pings_per_second = 20;
+    c.limits.hello_timeout = std::chrono::milliseconds(300);
   }};
   std::unique_ptr<TestClient> bystander_;
   proto::Assigned assigned_;
@@ -297,8 +297,8 @@ TEST_F(BadInputTest, UpgradeErrorsAreHttpStatuses) {
 class LivenessTest : public ::testing::Test {
  protected:
   TestServer server_{[](app::Config& c) {
-    c.idle_timeout = std::chrono::milliseconds(600);
-    c.handshake_timeout = std::chrono::milliseconds(400);
+    c.limits.idle_timeout = std::chrono::milliseconds(600);
+    c.limits.handshake_timeout = std::chrono::milliseconds(400);
   }};
 };
 
@@ -340,7 +340,7 @@ TEST_F(LivenessTest, UnfinishedUpgradeIsCutAtTheHandshakeDeadline) {
 }
 
 TEST(AdmissionTest, FullReplicaAnswers503WithRetryAfter) {
-  TestServer server([](app::Config& c) { c.max_connections = 2; });
+  TestServer server([](app::Config& c) { c.limits.max_connections = 2; });
   auto a = Hello(server.ws_port(), "a");
   auto b = Hello(server.ws_port(), "b");
   auto refused = HttpRequest(server.ws_port(), "GET", "/v1/client",
@@ -386,6 +386,8 @@ TEST(StartupTest, MissingAuthSecretIsATypedErrorNotACrash) {
 TEST(StartupTest, BadConfigFilesAreRefusedWithAMessage) {
   app::Config c;
   c.listen = app::HostPort{"127.0.0.1", 0};
+  c.replica_id = "r";
+  c.limits.max_connections = 10;
   c.video_servers_file = "/nonexistent/fleet.json";
   auto r = app::Server::Create(c);
   ASSERT_TRUE(std::holds_alternative<std::string>(r));

@@ -42,6 +42,7 @@ TestServer::TestServer(const std::function<void(app::Config&)>& tweak, std::stri
   c.auth_secret = kTestSecret;
   c.video_server_secret = kTestVideoServerSecret;
   c.replica_id = "test-replica";
+  c.limits.max_connections = 10'000;  // what ParseServeArgs derives from the open-files limit
   c.threads = 2;
   c.drain_window = std::chrono::milliseconds(500);
   if (tweak) tweak(c);

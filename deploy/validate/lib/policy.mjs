@@ -1,7 +1,7 @@
 // Checks of our own, on one rendered stream (all objects of one overlay): what a schema cannot
 // see. References between objects resolve, selectors select something, the pod security and
 // resource rules of deploy/k8s hold, and the router's configuration is coherent with the
-// router's real flags (router/app/config.cc) and with its shutdown timing.
+// router's real flags (the settings table, router/app/settings.cc) and with its shutdown timing.
 import fs from "node:fs";
 import YAML from "yaml";
 import { suggest } from "./fields.mjs";
@@ -11,16 +11,17 @@ const DEV_ONLY = "vrouter/dev-only";
 const EXTERNAL_SECRETS = "vrouter/external-secrets";
 const ROUTER_SECRETS = ["VROUTER_AUTH_SECRET", "VROUTER_VIDEO_SERVER_SECRET"];
 const DEFAULT_DRAIN_MS = 10000; // router/app/config.h: drain_window
-const RESERVED_FDS = 256; // router/app/server.cc: kReservedFds
+const RESERVED_FDS = 256; // router/app/host_facts.cc: kReservedFds
 
-/** Flag names of `vrouter serve` as VROUTER_* variables, read from config.cc's option tables. */
-export function routerEnvNames(configCc) {
-  const text = fs.readFileSync(configCc, "utf8");
+/** Flag names of `vrouter serve` as VROUTER_* variables, read from the rows of settings.cc's
+ * table (`t.Integer("max-batch", ...)`). `vrouter --help-settings-json` prints the same table. */
+export function routerEnvNames(settingsCc) {
+  const text = fs.readFileSync(settingsCc, "utf8");
   const names = new Set();
-  for (const m of text.matchAll(/^\s*\(\s*"([a-z][a-z0-9-]*)(?:,[a-zA-Z])?"\s*,/gm)) {
-    if (m[1] !== "help") names.add(`VROUTER_${m[1].toUpperCase().replace(/-/g, "_")}`);
+  for (const m of text.matchAll(/^\s*t\.[A-Z]\w*\(\s*"([a-z][a-z0-9-]*)"\s*,/gm)) {
+    names.add(`VROUTER_${m[1].toUpperCase().replace(/-/g, "_")}`);
   }
-  if (names.size < 10) throw new Error(`${configCc}: found only ${names.size} options; has the option table moved?`);
+  if (names.size < 10) throw new Error(`${settingsCc}: found only ${names.size} settings; has the table moved?`);
   return names;
 }
 

@@ -1,8 +1,8 @@
-#include "router/app/config.h"
-
 #include <gtest/gtest.h>
 
 #include <map>
+
+#include "router/app/settings.h"
 
 namespace vrouter::app {
 namespace {
@@ -19,7 +19,9 @@ struct Env {
 };
 
 ParsedArgs Parse(std::vector<std::string> args, const Env& env = {}) {
-  return ParseServeArgs(args, env.lookup(), 4);
+  HostFacts host;
+  host.hardware_threads = 4;
+  return ParseServeArgs(args, env.lookup(), host);
 }
 
 TEST(ConfigTest, MinimalConfigGetsDefaults) {
@@ -27,7 +29,7 @@ TEST(ConfigTest, MinimalConfigGetsDefaults) {
   ASSERT_TRUE(p.config) << p.error;
   EXPECT_EQ(p.config->listen, (HostPort{"127.0.0.1", 8080}));
   EXPECT_EQ(p.config->threads, 4u);
-  EXPECT_EQ(p.config->max_batch, 1000u);
+  EXPECT_EQ(p.config->limits.max_batch, 1000u);
   EXPECT_TRUE(p.config->auth_secret.empty());
 }
 
@@ -57,8 +59,8 @@ TEST(ConfigTest, AdminTokensComeFromTheEnvironment) {
 TEST(ConfigTest, SecurityFlagsAndTheirDefaults) {
   auto d = Parse({"--listen", "127.0.0.1:1"});
   ASSERT_TRUE(d.config) << d.error;
-  EXPECT_EQ(d.config->rate_limits, edge::RateLimits::Defaults());
-  EXPECT_EQ(d.config->max_connections_per_ip, 1000u);
+  EXPECT_EQ(d.config->limits.rate_limits, edge::RateLimits::Defaults());
+  EXPECT_EQ(d.config->limits.max_connections_per_ip, 1000u);
   EXPECT_FALSE(d.config->proxy_protocol);
   auto p =
       Parse({"--tls-listen", "127.0.0.1:1", "--tls-cert", "ec.crt, rsa.crt", "--tls-key",
@@ -70,7 +72,7 @@ TEST(ConfigTest, SecurityFlagsAndTheirDefaults) {
   EXPECT_EQ(p.config->tls_keys, (std::vector<std::string>{"ec.key", "rsa.key"}));
   EXPECT_EQ(p.config->allowed_origins.size(), 2u);
   EXPECT_TRUE(p.config->proxy_protocol);
-  EXPECT_EQ(p.config->rate_limits, edge::RateLimits::Unlimited());
+  EXPECT_EQ(p.config->limits.rate_limits, edge::RateLimits::Unlimited());
   EXPECT_EQ(p.config->auth_keys_dir, "/keys");
 }
 
