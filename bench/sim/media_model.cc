@@ -123,6 +123,11 @@ proto::Stats MediaModel::NextStats(double t, std::uint32_t assigned) {
       break;
     }
   }
+  // What it should be forwarding (PROTOCOL.md 14.4.2): a stream in per user with media, each
+  // sent to the others of its room. A black hole and a frozen server claim the same: they do not
+  // know, or do not say, that nothing leaves.
+  s.streams_in = s.peers == 0 && behavior != Behavior::kBlackhole ? 0 : assigned;
+  s.streams_out = assigned * static_cast<std::uint32_t>(Fanout(assigned));
   s.packets_in = packets_in_;
   s.packets_out = packets_out_;
   s.bytes_in = packets_in_ * params_.bytes_per_packet;

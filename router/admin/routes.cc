@@ -124,6 +124,10 @@ json::object ServerJson(const fleet::ServerView& v, base::SteadyTime now) {
                     {"peers", v.latest.peers},
                     {"media_peers", v.latest.media_peers},
                     {"cpu", v.latest.cpu},
+                    {"streams_in", v.latest.streams_in ? json::value(*v.latest.streams_in)
+                                                       : json::value(nullptr)},
+                    {"streams_out", v.latest.streams_out ? json::value(*v.latest.streams_out)
+                                                         : json::value(nullptr)},
                     {"seq", v.latest.seq},
                     {"rates", v.rates ? json::value(std::move(rates)) : json::value(nullptr)}}},
       {"ejection",
@@ -131,10 +135,12 @@ json::object ServerJson(const fleet::ServerView& v, base::SteadyTime now) {
                                               : json::value(nullptr)},
                     {"remaining_ms", Ms(v.ejected_for)},
                     {"times", v.ejections},
-                    {"multiplier", v.ejection_multiplier}}},
+                    {"multiplier", v.ejection_multiplier},
+                    {"probation", v.probation}}},
       {"reports", json::object{{"accepted", v.stats_accepted},
                                {"reordered", v.stats_reordered},
-                               {"resets", v.stats_resets}}},
+                               {"resets", v.stats_resets},
+                               {"recent_restarts", v.recent_restarts}}},
       {"history", std::move(history)}};
 }
 

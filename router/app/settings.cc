@@ -231,6 +231,12 @@ options::Table<Config> MakeTable() {
             Range::In(2, 1000000), "success-rate outlier: servers with enough volume needed");
   t.Integer("eject-min-volume", VROUTER_FIELD(fleet.ejection.success_min_volume), Range::Any(),
             "success-rate outlier: users a server needs to be judged");
+  t.Real("eject-min-stdev", VROUTER_FIELD(fleet.ejection.success_min_stdev), Range::In(0, 1),
+         "success-rate outlier: floor on the fleet's standard deviation (one report is no outlier)");
+  t.Integer("eject-restart-loop-resets", VROUTER_FIELD(fleet.ejection.restart_loop_resets),
+            Range::In(2, 1000), "counter resets (restarts) within the window that eject a server");
+  t.Millis("eject-restart-loop-window-ms", VROUTER_FIELD(fleet.ejection.restart_loop_window),
+           Range::AtLeast(1000), "the window for --eject-restart-loop-resets");
   t.Millis("ejection-base-ms", VROUTER_FIELD(fleet.ejection.base_ejection), Range::AtLeast(1000),
            "first ejection time; the n-th lasts n times this");
   t.Millis("ejection-max-ms", VROUTER_FIELD(fleet.ejection.max_ejection), Range::Any(),

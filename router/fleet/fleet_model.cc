@@ -128,9 +128,12 @@ struct FleetModel::Record {
   std::uint32_t ejections = 0;
   std::uint32_t multiplier = 0;  // grows with each ejection, decays while healthy
   base::SteadyTime healthy_since{};
-  // Back from an ejection, not yet seen forwarding: one new user per interval, and one bad
-  // report (not three) ejects it again.
+  // Back from an ejection without evidence of health: at most probation_max_users users, one new
+  // per interval, and one bad report (not three) or one reporter (not five) ejects it again. Ends
+  // when its counters show it forwarding, if counters ejected it; after a failure window with no
+  // complaints, if its users' reports did (a liar's counters look healthy all along).
   bool probation = false;
+  std::optional<base::SteadyTime> probation_until;  // report-based ejections
 
   // Derived state.
   ServerState state = ServerState::kPending;
@@ -273,7 +276,7 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
     r->forwarding = JudgeForwarding(*result.rates, peers, {stats.streams_in, stats.streams_out},
                                     params_.scoring.forwarding);
     r->bad_reports = Swallowing(r->forwarding) ? r->bad_reports + 1 : 0;
-    if (r->forwarding == Forwarding::kOk) r->probation = false;
+    if (r->forwarding == Forwarding::kOk && !r->probation_until) r->probation = false;
   }
   const bool was_active = r->state == ServerState::kActive;
   Refresh(*r, now, ChangeReason::kReporting);
@@ -487,11 +490,19 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
         r.reporters.clear();  // reports were about the users it had; they have moved
         r.resets.clear();
         r.healthy_since = now;
-        // Readmitted without evidence of health (with no users it had nothing to forward):
-        // on probation until it is seen forwarding.
-        r.probation = r.monitored;
+        // Readmitted without evidence of health (with no users it had nothing to forward, and
+        // nobody was there to complain): on probation.
+        const bool report_based = r.eject_reason == EjectReason::kFailureReports ||
+                                  r.eject_reason == EjectReason::kSuccessRateOutlier;
+        r.probation = r.monitored || report_based;
+        r.probation_until.reset();
+        if (report_based) r.probation_until = now + ep.failure_window;
         Refresh(r, now, ChangeReason::kEjectionExpired);
       }
+    }
+    if (r.probation && r.probation_until && now >= *r.probation_until && !r.ejected) {
+      r.probation = false;
+      r.probation_until.reset();
     }
     if (!r.ejected && r.multiplier > 0 && now - r.healthy_since >= ep.base_ejection) {
       --r.multiplier;
@@ -501,6 +512,8 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
             Derive(r, now) == ServerState::kGone ? ChangeReason::kGone : ChangeReason::kStale);
   }
 
+  EjectionParams probation_rules = ep;
+  probation_rules.failure_min_reporters = 1;
   // The ejection rules, over servers that could take users. Each candidate carries the strength
   // of its evidence, so that when more look bad than may be ejected the strongest go first.
   struct Candidate {
@@ -524,11 +537,12 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
     const std::int64_t users = OwnOf(own, r.info.id);
     const std::uint32_t reporters = r.Reporters();
     const std::uint32_t bad_needed = r.probation ? 1 : ep.not_forwarding_reports;
+    const EjectionParams& rules = r.probation ? probation_rules : ep;
     if (r.bad_reports >= bad_needed) {
       bad.push_back({&r, EjectReason::kNotForwarding, static_cast<double>(r.bad_reports)});
     } else if (r.monitored && r.resets.size() >= ep.restart_loop_resets) {
       bad.push_back({&r, EjectReason::kRestartLoop, static_cast<double>(r.resets.size())});
-    } else if (!FailureSharePasses(reporters, users, ep)) {
+    } else if (!FailureSharePasses(reporters, users, rules)) {
       bad.push_back({&r, EjectReason::kFailureReports, r.FailureShare(users)});
     }
     samples.push_back({1 - r.FailureShare(users), users, reporters});

@@ -40,6 +40,8 @@ std::string_view IneligibleName(Ineligible why) {
       return "full";
     case Ineligible::kIntervalCap:
       return "interval_cap";
+    case Ineligible::kProbation:
+      return "probation";
   }
   return "unknown";
 }
@@ -94,6 +96,8 @@ Score ScoreServer(const ScoreInput& in, const ScoringParams& params, Evidence ev
     s.ineligible = Ineligible::kFull;
   } else if (in.new_this_interval >= s.interval_cap) {
     s.ineligible = Ineligible::kIntervalCap;
+  } else if (in.probation && in.own + in.pending >= params.probation_max_users) {
+    s.ineligible = Ineligible::kProbation;
   }
   return s;
 }

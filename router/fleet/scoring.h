@@ -62,6 +62,10 @@ struct ScoringParams {
   // new peer; 100 per second per server spreads a 10k-user surge over 5 s on a 20-server fleet
   // instead of letting one server take it all in one stale interval.
   std::uint32_t max_new_users_per_interval = 100;
+  // A server back from an ejection holds at most this many users until it shows it is healthy
+  // (fleet_model.h, probation): two are enough to judge its forwarding (two users' packets
+  // clear min_packets_in_rate) and to hear complaints, and are all a relapse can cost.
+  std::uint32_t probation_max_users = 2;
   ForwardingParams forwarding;
   // Region groups: region -> group ("eu-west" -> "eu"). Regions absent here form no group.
   absl::flat_hash_map<std::string, std::string> region_group;
@@ -85,7 +89,8 @@ struct ScoreInput {
   // Failure reports over the absolute bound (FailureSharePasses fails): concrete evidence, like
   // the counters, that media through it fails.
   bool failing_reports = false;
-  // Back from an ejection and not yet seen forwarding: one new user per interval at most.
+  // Back from an ejection and not yet seen healthy: one new user per interval, and at most
+  // probation_max_users in all.
   bool probation = false;
   double weight = 1;  // slow-start weight, (0, 1]
   std::uint32_t new_this_interval = 0;
@@ -100,6 +105,7 @@ enum class Ineligible {
   kFailureReports,  // its users report failures over the absolute bound
   kFull,            // no headroom at its (slow-start scaled) capacity
   kIntervalCap,     // took its share of new users this interval
+  kProbation,       // back from an ejection: holds all the users it may until it proves healthy
 };
 std::string_view IneligibleName(Ineligible why);
 

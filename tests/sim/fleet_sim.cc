@@ -1,6 +1,7 @@
 #include "tests/sim/fleet_sim.h"
 
 #include <algorithm>
+#include <map>
 
 namespace vrouter::sim {
 namespace {
@@ -30,18 +31,28 @@ void FleetSim::Register(int first, int last) {
 
 void FleetSim::Report(SimServer& s) {
   if (!s.registered || s.behaviour == Behaviour::kSilent) return;
+  if (s.behaviour == Behaviour::kCrashLoop &&
+      s.stats.seq >= static_cast<std::uint64_t>(crash_every)) {
+    // The process restarts: a new connection, seq and every counter from zero.
+    s.stats = proto::Stats{};
+    model_.Register(s.info, now_);
+    ++restarts_;
+  }
   const std::int64_t users = UsersOn(index_[s.info.id]);
   const auto dt = static_cast<std::uint64_t>(std::chrono::duration<double>(interval_).count());
-  const std::uint64_t in =
-      static_cast<std::uint64_t>(users) * kPps * std::max<std::uint64_t>(dt, 1);
+  const std::uint64_t per_user = kPps * std::max<std::uint64_t>(dt, 1);
+  const std::uint64_t in = static_cast<std::uint64_t>(users) * per_user;
+  const std::uint64_t streams_out = streams_out_[s.info.id];
   s.stats.seq += 1;
   s.stats.packets_in += in;
   s.stats.bytes_in += in * 1000;
-  if (s.behaviour == Behaviour::kHealthy) {
-    const std::uint64_t fanout =
-        static_cast<std::uint64_t>(std::clamp<std::int64_t>(users - 1, 0, 8));
-    s.stats.packets_out += in * fanout;
-    s.stats.bytes_out += in * fanout * 1000;
+  if (report_streams) {
+    s.stats.streams_in = static_cast<std::uint32_t>(users);
+    s.stats.streams_out = static_cast<std::uint32_t>(streams_out);
+  }
+  if (s.behaviour == Behaviour::kHealthy || s.behaviour == Behaviour::kLiar) {
+    s.stats.packets_out += streams_out * per_user;
+    s.stats.bytes_out += streams_out * per_user * 1000;
     s.stats.peers = static_cast<std::uint32_t>(users);
     s.stats.media_peers = static_cast<std::uint32_t>(users);
     s.stats.cpu = std::min(1.0, 0.05 + 0.8 * static_cast<double>(users) / s.info.capacity);
@@ -100,14 +111,30 @@ void FleetSim::Place(SimUser& u) {
 
 void FleetSim::Step(int joins) {
   now_ += interval_;
+  // Rooms are spaces. A user's media goes to the server it is placed on, and the rest of its room
+  // (wherever they are placed: people connect to the servers of those they watch) subscribe to it
+  // there: each stream in is sent to the others of its room, at most 8.
+  std::map<std::string, std::int64_t> room_size;
+  for (const auto& u : users_) {
+    if (!u.server.empty()) ++room_size[u.space];
+  }
+  streams_out_.clear();
+  for (const auto& u : users_) {
+    if (u.server.empty()) continue;
+    streams_out_[u.server] +=
+        static_cast<std::uint64_t>(std::clamp<std::int64_t>(room_size[u.space] - 1, 0, 8));
+  }
   for (auto& s : servers_) Report(s);
-  // Clients with no media for `detect_after` say so (once per placement).
+  // Clients with no media for `detect_after` say so, and again every `report_every` while they
+  // still have none.
   for (auto& u : users_) {
-    if (u.server.empty() || u.reported) continue;
+    if (u.server.empty()) continue;
     const SimServer& s = servers_[static_cast<std::size_t>(index_[u.server])];
-    if (s.behaviour == Behaviour::kHealthy) continue;
+    if (s.behaviour == Behaviour::kHealthy || !clients_report) continue;
     if (now_ - std::max(u.placed_at, s.broken_since) < detect_after) continue;
+    if (u.reported && now_ - u.reported_at < report_every) continue;
     u.reported = true;
+    u.reported_at = now_;
     model_.OnFailureReport(u.server, u.id, "", now_);
   }
   model_.Tick(own_, now_);

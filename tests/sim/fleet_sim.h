@@ -22,7 +22,13 @@ using base::SteadyTime;
 using Seconds = std::chrono::seconds;
 using Ms = std::chrono::milliseconds;
 
-enum class Behaviour { kHealthy, kBlackHole, kSilent };
+enum class Behaviour {
+  kHealthy,
+  kBlackHole,  // reports low load, receives media, forwards nothing
+  kSilent,     // sends no report
+  kLiar,       // counters look healthy, but its users get no media (they report it)
+  kCrashLoop,  // a black hole that restarts every `crash_every` reports (counters back to 0)
+};
 
 struct SimServer {
   fleet::VideoServer info;
@@ -38,6 +44,7 @@ struct SimUser {
   std::string server;  // empty: not placed (no server had room)
   SteadyTime placed_at{};
   bool reported = false;  // sent a failure report about its current server
+  SteadyTime reported_at{};
 };
 
 // How the simulation places a joining user.
@@ -72,8 +79,13 @@ class FleetSim {
   int unplaced() const { return unplaced_; }
   std::optional<SteadyTime> first_ejection(int i) const;
 
-  Seconds detect_after{3};   // a client notices missing media after this long
-  int users_per_space = 10;  // users of one space arrive together
+  Seconds detect_after{3};     // a client notices missing media after this long
+  Seconds report_every{10};    // ... and says so again this often while it still has none
+  int users_per_space = 10;    // users of one space arrive together (a room)
+  bool report_streams = true;  // servers send streams_in/streams_out (PROTOCOL.md 14.4.2)
+  bool clients_report = true;  // users without media report it (`report` no_media)
+  int crash_every = 3;         // kCrashLoop: reports between restarts
+  int restarts() const { return restarts_; }
 
  private:
   void Report(SimServer& s);
@@ -94,6 +106,8 @@ class FleetSim {
   std::chrono::milliseconds interval_;
   int migrated_ = 0;
   int unplaced_ = 0;
+  int restarts_ = 0;
+  std::map<std::string, std::uint64_t> streams_out_;  // this step's, per server
 };
 
 }  // namespace vrouter::sim

@@ -195,5 +195,127 @@ TEST(IncidentReplay, FlappingServerIsNotReadmittedAtFullWeight) {
   EXPECT_GT(second.ejected_for->count(), first.ejected_for->count() + 25000);
 }
 
+// ---- Issue 22: the defense under an adversary and under ordinary crowds ----
+// The independent simulator's settings: 5 servers of capacity 200, people in rooms of 6, reports
+// every 250 ms.
+
+fleet::FleetParams FastReports() {
+  fleet::FleetParams p;
+  p.report_interval = Ms(250);
+  return p;
+}
+
+// 300 people placed on five healthy servers, then `seconds` of quiet.
+void Crowd(FleetSim& sim, int people = 300) {
+  sim.users_per_space = 6;
+  sim.Register(0, 5);
+  for (int placed = 0; placed < people; placed += 10) sim.Step(10);
+  for (int t = 0; t < 40; ++t) sim.Step(0);
+}
+
+int Ejections(FleetSim& sim) {
+  int n = 0;
+  for (const auto& v : sim.model().View({}, sim.now()).servers) n += static_cast<int>(v.ejections);
+  return n;
+}
+
+// Case 1: one false `no_media` report (1 of ~60 on the server), then three, then a storm from
+// one client that reconnects with a fresh token each time: no ejection, nobody moved.
+TEST(IncidentReplay, FalseReportsNeverEjectAHealthyServer) {
+  FleetSim sim(5, 200, Picker::kRouter, FastReports());
+  Crowd(sim);
+  auto users_on = [&](int server) {
+    std::vector<std::string> out;
+    for (const auto& u : sim.users()) {
+      if (u.server == sim.server(server).info.id) out.push_back(u.id);
+    }
+    return out;
+  };
+  const auto victims = users_on(4);
+  ASSERT_GE(victims.size(), 20u);
+  sim.model().OnFailureReport(sim.server(4).info.id, victims[0], "203.0.113.1", sim.now());
+  for (int t = 0; t < 40; ++t) sim.Step(0);
+  for (int i = 1; i < 3; ++i) {
+    sim.model().OnFailureReport(sim.server(4).info.id, victims[static_cast<std::size_t>(i)],
+                                "203.0.113." + std::to_string(i + 1), sim.now());
+  }
+  for (int t = 0; t < 40; ++t) sim.Step(0);
+  // The storm: 200 reports over 10 s, each from a new "user" on one address.
+  for (int t = 0; t < 40; ++t) {
+    for (int k = 0; k < 5; ++k) {
+      sim.model().OnFailureReport(sim.server(4).info.id, "storm-" + std::to_string(t * 5 + k),
+                                  "198.51.100.66", sim.now());
+    }
+    sim.Step(0);
+  }
+  std::cout << "[replay] false reports: ejections=" << Ejections(sim)
+            << " migrated=" << sim.migrated() << " panic=" << sim.model().panic() << "\n";
+  EXPECT_EQ(Ejections(sim), 0);
+  EXPECT_EQ(sim.migrated(), 0);
+  EXPECT_FALSE(sim.model().panic());
+}
+
+// Case 2: two of five servers broken (40 %, over the 30 % cap), as black holes or as liars whose
+// counters look healthy. Each gets at most a handful of people after the first evidence
+// (a black hole's first report; a liar's first client report, detect_after later).
+TEST(IncidentReplay, TwoOfFiveBrokenGetAHandfulAtMostAfterTheFirstEvidence) {
+  for (const Behaviour broken : {Behaviour::kBlackHole, Behaviour::kLiar}) {
+    FleetSim sim(5, 200, Picker::kRouter, FastReports());
+    Crowd(sim, 150);
+    sim.Set(0, broken);
+    sim.Set(1, broken);
+    const SteadyTime evidence =
+        sim.now() + (broken == Behaviour::kLiar ? sim.detect_after + Seconds(1) : Ms(500));
+    for (int t = 0; t < 240; ++t) sim.Step(1);  // 60 s, 240 more joins (390 in all)
+    const int on0 = sim.PlacedOnSince(0, evidence), on1 = sim.PlacedOnSince(1, evidence);
+    std::cout << "[replay] two of five " << (broken == Behaviour::kLiar ? "liars" : "black holes")
+              << ": placed after evidence " << on0 << " and " << on1
+              << ", panic=" << sim.model().panic() << ", unplaced=" << sim.unplaced() << "\n";
+    EXPECT_LE(on0, 5);
+    EXPECT_LE(on1, 5);
+    EXPECT_EQ(sim.unplaced(), 0);
+  }
+}
+
+// Case 3: forty people, each alone in a room, on five healthy servers: media in and nothing to
+// forward. No panic, no ejection (the servers say they serve no outgoing stream).
+TEST(IncidentReplay, FortyPeopleAloneCauseNeitherPanicNorEjection) {
+  FleetSim sim(5, 200, Picker::kRouter, FastReports());
+  sim.users_per_space = 1;
+  sim.Register(0, 5);
+  bool panicked = false;
+  for (int t = 0; t < 240; ++t) {
+    sim.Step(t < 40 ? 1 : 0);
+    panicked = panicked || sim.model().panic();
+  }
+  std::cout << "[replay] forty alone: panic=" << panicked << " ejections=" << Ejections(sim)
+            << "\n";
+  EXPECT_FALSE(panicked);
+  EXPECT_EQ(Ejections(sim), 0);
+  // The control: servers that do not send the streams are judged as before.
+  FleetSim old(5, 200, Picker::kRouter, FastReports());
+  old.users_per_space = 1;
+  old.report_streams = false;
+  old.Register(0, 5);
+  for (int t = 0; t < 240; ++t) old.Step(t < 40 ? 1 : 0);
+  EXPECT_GT(Ejections(old), 0);
+}
+
+// Case 4: a black hole that restarts every three reports, with clients that never report: each
+// restart was a fresh baseline and it was never ejected. Now it is, within a few restarts.
+TEST(IncidentReplay, ACrashLoopingBlackHoleWithSilentClientsIsEjected) {
+  FleetSim sim(5, 200, Picker::kRouter, FastReports());
+  Crowd(sim, 150);
+  sim.clients_report = false;
+  sim.Set(2, Behaviour::kCrashLoop);
+  const SteadyTime bad_at = sim.now();
+  for (int t = 0; t < 80 && !sim.first_ejection(2); ++t) sim.Step(1);
+  ASSERT_TRUE(sim.first_ejection(2).has_value());
+  std::cout << "[replay] crash loop: ejected after "
+            << std::chrono::duration<double>(*sim.first_ejection(2) - bad_at).count() << " s, "
+            << sim.restarts() << " restarts\n";
+  EXPECT_LE(sim.restarts(), 3);
+}
+
 }  // namespace
 }  // namespace vrouter::sim
