@@ -6,7 +6,8 @@ folder and of the folders its folder is allowed to depend on; docs/ARCHITECTURE.
 graph. Also checked:
   - the folders below router/net are free of Asio and Beast (session logic builds without a
     network stack), except the Redis client, which is Asio-based behind a header that is not;
-  - no include cycle between modules (x.h + x.cc), in any folder.
+  - no include cycle between modules (x.h + x.cc), in any folder;
+  - a file longer than MAX_LINES says why at its top ("// Why this file is longer ...").
 Usage: check_layering.py REPO
 """
 import os
@@ -37,6 +38,9 @@ NO_NETWORK_STACK = ["proto", "router/base", "router/edge", "router/fleet", "rout
                     "router/telemetry", "router/store", "router/service"]
 NETWORK_STACK_EXCEPTIONS = {"router/store/redis_client.cc", "router/store/redis_store.cc"}
 
+MAX_LINES = 600
+LONG_FILE_REASON = "// Why this file is longer than"
+
 INCLUDE = re.compile(r'^#include ["<]([^">]+)[">]', re.M)
 
 
@@ -60,7 +64,11 @@ def main(repo):
                     problems.append(f"{rel}: its folder is not in the layering graph")
                     continue
                 with open(os.path.join(repo, rel), encoding="utf-8") as f:
-                    files[rel] = INCLUDE.findall(f.read())
+                    text = f.read()
+                files[rel] = INCLUDE.findall(text)
+                if text.count("\n") > MAX_LINES and not text.startswith(LONG_FILE_REASON):
+                    problems.append(f"{rel}: over {MAX_LINES} lines without a reason at its top "
+                                    f"('{LONG_FILE_REASON} ...')")
     for folder in ALLOWED:
         if not os.path.isdir(os.path.join(repo, folder)):
             problems.append(f"{folder}: missing (the graph above names it)")

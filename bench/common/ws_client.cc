@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "router/base/result.h"
 #include "router/edge/ws_frame.h"
 #include "router/net/nonblocking_io.h"
 #include "router/net/tls_stream.h"
@@ -490,7 +491,7 @@ std::string HostHeader(std::string_view host, std::uint16_t port) {
   return (v6 ? "[" + h + "]" : h) + ":" + std::to_string(port);
 }
 
-std::variant<std::unique_ptr<ssl::context>, std::string> MakeClientTls(const std::string& ca_file) {
+base::Result<std::unique_ptr<ssl::context>> MakeClientTls(const std::string& ca_file) {
   auto tls = std::make_unique<ssl::context>(ssl::context::tls_client);
   tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
@@ -501,7 +502,7 @@ std::variant<std::unique_ptr<ssl::context>, std::string> MakeClientTls(const std
   }
   beast::error_code ec;
   tls->load_verify_file(ca_file, ec);
-  if (ec) return "'" + ca_file + "': " + ec.message();
+  if (ec) return base::Fail("'" + ca_file + "': " + ec.message());
   tls->set_verify_mode(ssl::verify_peer);
   return tls;
 }

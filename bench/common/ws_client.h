@@ -15,6 +15,8 @@
 #include <string_view>
 #include <variant>
 
+#include "router/base/result.h"
+
 namespace boost::asio::ssl {
 class context;
 }
@@ -94,7 +96,6 @@ std::string HostHeader(std::string_view host, std::uint16_t port);
 
 // A TLS 1.2+ client context verifying against `ca_file`, or not verifying when it is empty.
 // An error message on failure (unreadable CA file).
-std::variant<std::unique_ptr<boost::asio::ssl::context>, std::string> MakeClientTls(
-    const std::string& ca_file);
+base::Result<std::unique_ptr<boost::asio::ssl::context>> MakeClientTls(const std::string& ca_file);
 
 }  // namespace vrouter::bench

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "router/base/options.h"
+#include "router/base/result.h"
 
 namespace vrouter::bench::load {
 
@@ -32,16 +33,16 @@ std::string UrlText(const sim::Url& u) {
 }
 
 // --urls: one or more, all ws:// or all wss://.
-std::string ParseUrls(std::string_view text, std::vector<sim::Url>& out) {
+base::Status<> ParseUrls(std::string_view text, std::vector<sim::Url>& out) {
   out.clear();
   for (const std::string& item : sim::SplitList(text)) {
     auto url = sim::ParseUrl(item, {"ws", "wss"});
-    if (auto* err = std::get_if<std::string>(&url)) return "'" + item + "': " + *err;
+    if (auto* err = url.error_message()) return base::Fail("'" + item + "': " + *err);
     out.push_back(std::get<sim::Url>(std::move(url)));
   }
-  if (out.empty()) return "at least one URL";
+  if (out.empty()) return base::Fail("at least one URL");
   for (const auto& u : out) {
-    if (u.scheme != out.front().scheme) return "mix of ws and wss";
+    if (u.scheme != out.front().scheme) return base::Fail("mix of ws and wss");
   }
   return {};
 }
@@ -53,15 +54,15 @@ std::string ShowUrls(const std::vector<sim::Url>& urls) {
 }
 
 // --surge ON,OFF (seconds).
-std::string ParseSurge(std::string_view text, LoadOptions& o) {
+base::Status<> ParseSurge(std::string_view text, LoadOptions& o) {
   const auto parts = sim::SplitList(text);
   std::optional<double> on, off;
   if (parts.size() == 2) {
     if (auto v = options::ParseReal(parts[0], Range::Any()); v.index() == 1) on = std::get<1>(v);
     if (auto v = options::ParseReal(parts[1], Range::Any()); v.index() == 1) off = std::get<1>(v);
   }
-  if (!on || !off) return "'" + std::string(text) + "' is not ON,OFF in seconds";
-  if (*on <= 0 || *off < 0) return "ON must be > 0, OFF >= 0";
+  if (!on || !off) return base::Fail("'" + std::string(text) + "' is not ON,OFF in seconds");
+  if (*on <= 0 || *off < 0) return base::Fail("ON must be > 0, OFF >= 0");
   o.surge_on = on;
   o.surge_off = *off;
   return {};
@@ -73,12 +74,12 @@ std::string ShowSurge(const LoadOptions& o) {
 }
 
 // --broken ID@SECONDS.
-std::string ParseBroken(std::string_view text, LoadOptions& o) {
+base::Status<> ParseBroken(std::string_view text, LoadOptions& o) {
   const auto at = text.rfind('@');
   if (at == std::string_view::npos || at == 0)
-    return "'" + std::string(text) + "' is not ID@SECONDS";
+    return base::Fail("'" + std::string(text) + "' is not ID@SECONDS");
   auto seconds = options::ParseReal(text.substr(at + 1), Range::AtLeast(0));
-  if (seconds.index() != 1) return "SECONDS must be a number >= 0";
+  if (seconds.index() != 1) return base::Fail("SECONDS must be a number >= 0");
   o.broken_server = std::string(text.substr(0, at));
   o.broken_at = std::get<1>(seconds);
   return {};
@@ -89,9 +90,10 @@ std::string ShowBroken(const LoadOptions& o) {
   return o.broken_server + "@" + options::FormatNumber(o.broken_at);
 }
 
-std::string ParseT0(std::string_view text, std::optional<std::int64_t>& out) {
+base::Status<> ParseT0(std::string_view text, std::optional<std::int64_t>& out) {
   auto v = options::ParseWhole(text, {INT64_MIN, INT64_MAX});
-  if (v.index() == 0) return "'" + std::string(text) + "' is not a time in ms since 1970";
+  if (v.index() == 0)
+    return base::Fail("'" + std::string(text) + "' is not a time in ms since 1970");
   out = v.index() == 1 ? std::get<1>(v) : static_cast<std::int64_t>(std::get<2>(v));
   return {};
 }

@@ -958,7 +958,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<boost::asio::ssl::context> tls;
   if (options.tls()) {
     auto made = vrouter::bench::MakeClientTls(options.ca_file);
-    if (auto* err = std::get_if<std::string>(&made)) {
+    if (auto* err = made.error_message()) {
       std::fprintf(stderr, "vrouter_load: --ca %s\n", err->c_str());
       return 2;
     }

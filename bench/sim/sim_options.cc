@@ -6,6 +6,7 @@
 #include "proto/codec.h"
 #include "proto/video_server_messages.h"
 #include "router/base/options.h"
+#include "router/base/result.h"
 
 namespace vrouter::bench::sim {
 
@@ -35,30 +36,30 @@ using options::Range;
 // One process, one thread, one socket each: beyond this, run several processes.
 constexpr std::uint32_t kMaxServers = 20'000;
 
-std::string ParseRouter(std::string_view text, SimOptions& o) {
+base::Status<> ParseRouter(std::string_view text, SimOptions& o) {
   auto router = ParseUrl(text, {"ws", "wss"});
-  if (auto* err = std::get_if<std::string>(&router)) return *err;
+  if (auto* err = router.error_message()) return base::Fail(*err);
   o.router_text = std::string(text);
   o.router = std::get<Url>(std::move(router));
   return {};
 }
 
-std::string ParseAdmin(std::string_view text, SimOptions& o) {
+base::Status<> ParseAdmin(std::string_view text, SimOptions& o) {
   o.admin_text = std::string(text);
   o.admin.reset();
   if (text.empty()) return {};
   auto admin = ParseUrl(text, {"http"});
-  if (auto* err = std::get_if<std::string>(&admin)) return *err;
+  if (auto* err = admin.error_message()) return base::Fail(*err);
   o.admin = std::get<Url>(std::move(admin));
   return {};
 }
 
-std::string ParseRegions(std::string_view text, std::vector<std::string>& out) {
+base::Status<> ParseRegions(std::string_view text, std::vector<std::string>& out) {
   out = SplitList(text);
-  if (out.empty()) return "at least one region";
+  if (out.empty()) return base::Fail("at least one region");
   for (const auto& r : out) {
     if (r.size() > proto::kMaxRegionBytes || !proto::IsValidId(r)) {
-      return "invalid region '" + r + "'";
+      return base::Fail("invalid region '" + r + "'");
     }
   }
   return {};
@@ -71,11 +72,12 @@ std::string ShowRegions(const std::vector<std::string>& regions) {
 }
 
 // One --behavior ID=MODE[@SECONDS]; the ids are checked once --servers and --id-prefix are known.
-std::string ParseBehavior(std::string_view text, std::map<std::string, BehaviorSpec>& out) {
+base::Status<> ParseBehavior(std::string_view text, std::map<std::string, BehaviorSpec>& out) {
   auto parsed = ParseBehaviorFlag(text);
-  if (auto* err = std::get_if<std::string>(&parsed)) return *err;
+  if (auto* err = parsed.error_message()) return base::Fail(*err);
   auto& flag = std::get<BehaviorFlag>(parsed);
-  if (!out.emplace(flag.id, flag.spec).second) return "server '" + flag.id + "' given twice";
+  if (!out.emplace(flag.id, flag.spec).second)
+    return base::Fail("server '" + flag.id + "' given twice");
   return {};
 }
 

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 
+#include "router/base/result.h"
+
 namespace vrouter::bench::sim {
 namespace {
 
@@ -20,11 +22,11 @@ std::string_view Trim(std::string_view s) {
 
 }  // namespace
 
-std::variant<BehaviorFlag, std::string> ParseBehaviorFlag(std::string_view text) {
+base::Result<BehaviorFlag> ParseBehaviorFlag(std::string_view text) {
   const std::string quoted = "'" + std::string(text) + "'";
   const auto eq = text.find('=');
   if (eq == std::string_view::npos || eq == 0) {
-    return "--behavior " + quoted + ": expected ID=MODE[@SECONDS]";
+    return base::Fail("--behavior " + quoted + ": expected ID=MODE[@SECONDS]");
   }
   BehaviorFlag out;
   out.id = std::string(text.substr(0, eq));
@@ -38,30 +40,30 @@ std::variant<BehaviorFlag, std::string> ParseBehaviorFlag(std::string_view text)
     const double value = seconds.empty() ? -1 : std::strtod(seconds.c_str(), &end);
     if (seconds.empty() || end != seconds.c_str() + seconds.size() || !std::isfinite(value) ||
         value < 0) {
-      return "--behavior " + quoted + ": '@" + seconds + "' is not a number of seconds >= 0";
+      return base::Fail("--behavior " + quoted + ": '@" + seconds +
+                        "' is not a number of seconds >= 0");
     }
     out.spec.at = value;
   }
   const auto behavior = BehaviorFromName(mode);
   if (!behavior) {
-    return "--behavior " + quoted + ": unknown mode '" + std::string(mode) +
-           "' (healthy, blackhole, frozen, restart, dead, flapping, garbage)";
+    return base::Fail("--behavior " + quoted + ": unknown mode '" + std::string(mode) +
+                      "' (healthy, blackhole, frozen, restart, dead, flapping, garbage)");
   }
   out.spec.behavior = *behavior;
   return out;
 }
 
-std::variant<Url, std::string> ParseUrl(std::string_view text,
-                                        const std::vector<std::string_view>& schemes) {
+base::Result<Url> ParseUrl(std::string_view text, const std::vector<std::string_view>& schemes) {
   const std::string quoted = "'" + std::string(text) + "'";
   const auto sep = text.find("://");
-  if (sep == std::string_view::npos) return quoted + ": expected scheme://host:port";
+  if (sep == std::string_view::npos) return base::Fail(quoted + ": expected scheme://host:port");
   Url url;
   url.scheme = std::string(text.substr(0, sep));
   if (std::find(schemes.begin(), schemes.end(), url.scheme) == schemes.end()) {
     std::string allowed;
     for (auto s : schemes) allowed += (allowed.empty() ? "" : ", ") + std::string(s);
-    return quoted + ": scheme must be one of " + allowed;
+    return base::Fail(quoted + ": scheme must be one of " + allowed);
   }
   std::string_view rest = text.substr(sep + 3);
   const auto slash = rest.find('/');
@@ -70,30 +72,30 @@ std::variant<Url, std::string> ParseUrl(std::string_view text,
   std::string_view port;
   if (!authority.empty() && authority.front() == '[') {
     const auto close = authority.find(']');
-    if (close == std::string_view::npos) return quoted + ": unterminated '[' in host";
+    if (close == std::string_view::npos) return base::Fail(quoted + ": unterminated '[' in host");
     url.host = std::string(authority.substr(1, close - 1));
     std::string_view after = authority.substr(close + 1);
     if (!after.empty()) {
-      if (after.front() != ':') return quoted + ": unexpected characters after ']'";
+      if (after.front() != ':') return base::Fail(quoted + ": unexpected characters after ']'");
       port = after.substr(1);
-      if (port.empty()) return quoted + ": empty port";
+      if (port.empty()) return base::Fail(quoted + ": empty port");
     }
   } else {
     const auto colon = authority.rfind(':');
     url.host = std::string(authority.substr(0, colon));
     if (colon != std::string_view::npos) {
       port = authority.substr(colon + 1);
-      if (port.empty()) return quoted + ": empty port";
+      if (port.empty()) return base::Fail(quoted + ": empty port");
     }
   }
-  if (url.host.empty()) return quoted + ": empty host";
+  if (url.host.empty()) return base::Fail(quoted + ": empty host");
   if (port.empty()) {
     url.port = (url.scheme == "wss" || url.scheme == "https") ? 443 : 80;
   } else {
     unsigned value = 0;
     const auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
     if (ec != std::errc() || p != port.data() + port.size() || value == 0 || value > 65535) {
-      return quoted + ": bad port '" + std::string(port) + "'";
+      return base::Fail(quoted + ": bad port '" + std::string(port) + "'");
     }
     url.port = static_cast<std::uint16_t>(value);
   }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bench/sim/media_model.h"
+#include "router/base/result.h"
 
 namespace vrouter::bench::sim {
 
@@ -20,7 +21,7 @@ struct BehaviorFlag {
   std::string id;
   BehaviorSpec spec;
 };
-std::variant<BehaviorFlag, std::string> ParseBehaviorFlag(std::string_view text);
+base::Result<BehaviorFlag> ParseBehaviorFlag(std::string_view text);
 
 // scheme://host[:port][/target]. `host` is without brackets for IPv6 literals; `target` is "/"
 // when absent. The port defaults to 80 (ws, http) or 443 (wss, https).
@@ -31,8 +32,7 @@ struct Url {
   std::string target;
 };
 // Only the schemes listed are accepted. An error message on failure.
-std::variant<Url, std::string> ParseUrl(std::string_view text,
-                                        const std::vector<std::string_view>& schemes);
+base::Result<Url> ParseUrl(std::string_view text, const std::vector<std::string_view>& schemes);
 
 // Replaces every "{id}" in `tmpl` with `id`.
 std::string ExpandTemplate(std::string_view tmpl, std::string_view id);

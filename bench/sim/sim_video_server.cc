@@ -560,7 +560,7 @@ int Run(const SimOptions& options) {
   std::unique_ptr<ssl::context> tls;
   if (options.router.scheme == "wss") {
     auto made = MakeClientTls(options.ca_file);
-    if (auto* err = std::get_if<std::string>(&made)) {
+    if (auto* err = made.error_message()) {
       std::fprintf(stderr, "sim_video_server: --ca %s\n", err->c_str());
       return 2;
     }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proto/codec.h"
+#include "router/base/result.h"
 
 namespace vrouter::app {
 namespace fs = std::filesystem;
@@ -17,25 +18,25 @@ namespace {
 // Key files are small; a huge one is a mistake (a wrong mount), not a key.
 constexpr std::uintmax_t kMaxKeyFileBytes = 64 * 1024;
 
-std::variant<std::string, std::string> ReadKeyFile(const fs::path& path) {
+base::Result<std::string> ReadKeyFile(const fs::path& path) {
   std::error_code ec;
   const auto size = fs::file_size(path, ec);
-  if (ec) return std::variant<std::string, std::string>(std::in_place_index<1>, ec.message());
+  if (ec) return base::Fail(ec.message());
   if (size > kMaxKeyFileBytes) {
-    return std::variant<std::string, std::string>(std::in_place_index<1>, "larger than 64 KiB");
+    return base::Fail("larger than 64 KiB");
   }
   std::ifstream in(path, std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (!in.good() && !in.eof()) {
-    return std::variant<std::string, std::string>(std::in_place_index<1>, "cannot read");
+    return base::Fail("cannot read");
   }
-  return std::variant<std::string, std::string>(std::in_place_index<0>, std::move(text));
+  return base::Result<std::string>(std::move(text));
 }
 
 }  // namespace
 
-std::variant<edge::TokenKeyRing, std::string> LoadClientKeys(const std::string& secret,
-                                                             const std::string& keys_dir) {
+base::Result<edge::TokenKeyRing> LoadClientKeys(const std::string& secret,
+                                                const std::string& keys_dir) {
   std::vector<edge::VerificationKey> keys;
   if (!secret.empty()) keys.push_back({"", edge::TokenAlg::kHs256, secret});
   if (!keys_dir.empty()) {
@@ -49,16 +50,16 @@ std::variant<edge::TokenKeyRing, std::string> LoadClientKeys(const std::string& 
       if (!fs::is_regular_file(p, ec)) continue;  // follows symlinks, as mounted Secrets use
       files.push_back(p);
     }
-    if (ec) return "--auth-keys-dir " + keys_dir + ": " + ec.message();
+    if (ec) return base::Fail("--auth-keys-dir " + keys_dir + ": " + ec.message());
     std::sort(files.begin(), files.end());  // a stable order: logs and tests see the same ring
     for (const fs::path& p : files) {
       const std::string kid = p.stem().string();
       if (!proto::IsValidId(kid)) {
-        return p.string() + ": the file name (the kid) is not a valid id";
+        return base::Fail(p.string() + ": the file name (the kid) is not a valid id");
       }
       auto text = ReadKeyFile(p);
-      if (text.index() == 1) return p.string() + ": " + std::get<1>(text);
-      std::string material = std::get<0>(std::move(text));
+      if (!text.ok()) return base::Fail(p.string() + ": " + text.error().message);
+      std::string material = std::move(text).value();
       const bool es256 = p.extension() == ".pem";
       if (!es256) {  // a secret written with `echo` ends with a newline that is not part of it
         while (!material.empty() && (material.back() == '\n' || material.back() == '\r')) {
@@ -70,8 +71,9 @@ std::variant<edge::TokenKeyRing, std::string> LoadClientKeys(const std::string& 
     }
   }
   auto ring = edge::TokenKeyRing::Make(std::move(keys));
-  if (auto* err = std::get_if<std::string>(&ring)) {
-    return (keys_dir.empty() ? "--auth-secret: " : "--auth-keys-dir " + keys_dir + ": ") + *err;
+  if (auto* err = ring.error_message()) {
+    return base::Fail(
+        (keys_dir.empty() ? "--auth-secret: " : "--auth-keys-dir " + keys_dir + ": ") + *err);
   }
   return ring;
 }

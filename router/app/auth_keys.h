@@ -8,6 +8,7 @@
 #include <string>
 #include <variant>
 
+#include "router/base/result.h"
 #include "router/edge/token.h"
 
 namespace vrouter::app {
@@ -15,7 +16,7 @@ namespace vrouter::app {
 // Dot files (Kubernetes' ..data links and the like) and other extensions are ignored. Fails,
 // naming the file, on an unreadable file, a kid that is not an id, or a key that does not parse:
 // a half-read ring would lock out every user of the bad key without a word.
-std::variant<edge::TokenKeyRing, std::string> LoadClientKeys(const std::string& secret,
-                                                             const std::string& keys_dir);
+base::Result<edge::TokenKeyRing> LoadClientKeys(const std::string& secret,
+                                                const std::string& keys_dir);
 
 }  // namespace vrouter::app

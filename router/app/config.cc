@@ -4,6 +4,7 @@
 #include <charconv>
 #include <map>
 
+#include "router/base/result.h"
 #include "router/edge/ip_address.h"
 
 namespace vrouter::app {
@@ -33,7 +34,7 @@ std::optional<HostPort> ParseHostPort(std::string_view text) {
   return HostPort{h, static_cast<std::uint16_t>(value)};
 }
 
-std::variant<absl::flat_hash_map<std::string, std::string>, std::string> ParseRegionGroups(
+base::Result<absl::flat_hash_map<std::string, std::string>> ParseRegionGroups(
     std::string_view text) {
   absl::flat_hash_map<std::string, std::string> out;
   while (!text.empty()) {
@@ -43,7 +44,7 @@ std::variant<absl::flat_hash_map<std::string, std::string>, std::string> ParseRe
     if (group_spec.empty()) continue;
     const auto eq = group_spec.find('=');
     if (eq == std::string_view::npos || eq == 0) {
-      return "'" + std::string(group_spec) + "' is not GROUP=REGION,REGION";
+      return base::Fail("'" + std::string(group_spec) + "' is not GROUP=REGION,REGION");
     }
     const std::string group(group_spec.substr(0, eq));
     std::string_view regions = group_spec.substr(eq + 1);
@@ -51,9 +52,9 @@ std::variant<absl::flat_hash_map<std::string, std::string>, std::string> ParseRe
       const auto comma = regions.find(',');
       const std::string region(regions.substr(0, comma));
       regions = comma == std::string_view::npos ? std::string_view() : regions.substr(comma + 1);
-      if (region.empty()) return "empty region in group '" + group + "'";
+      if (region.empty()) return base::Fail("empty region in group '" + group + "'");
       if (!out.emplace(region, group).second) {
-        return "region '" + region + "' is in more than one group";
+        return base::Fail("region '" + region + "' is in more than one group");
       }
     }
   }
@@ -77,18 +78,16 @@ std::string ToString(const HostPort& hp) {
                                                 : hp.host + ":" + std::to_string(hp.port);
 }
 
-std::variant<std::optional<RedisUrl>, std::string> ParseStoreUrl(std::string_view text) {
-  using Result = std::variant<std::optional<RedisUrl>, std::string>;
-  if (text == "memory") return Result(std::in_place_index<0>, std::nullopt);
+base::Result<std::optional<RedisUrl>> ParseStoreUrl(std::string_view text) {
+  if (text == "memory") return std::nullopt;
   if (text.starts_with("rediss://")) {
-    return Result(std::in_place_index<1>,
-                  "TLS to Redis is not supported: Debian 12's hiredis 0.14 has no TLS; run a TLS "
-                  "tunnel (e.g. stunnel) on loopback and point redis:// at it");
+    return base::Fail(
+        "TLS to Redis is not supported: Debian 12's hiredis 0.14 has no TLS; run a TLS "
+        "tunnel (e.g. stunnel) on loopback and point redis:// at it");
   }
   constexpr std::string_view kScheme = "redis://";
   if (!text.starts_with(kScheme)) {
-    return Result(std::in_place_index<1>,
-                  "expected 'memory' or redis://[:PASSWORD@]HOST:PORT[/DB]");
+    return base::Fail("expected 'memory' or redis://[:PASSWORD@]HOST:PORT[/DB]");
   }
   text.remove_prefix(kScheme.size());
   RedisUrl url;
@@ -105,18 +104,18 @@ std::variant<std::optional<RedisUrl>, std::string> ParseStoreUrl(std::string_vie
     if (!db.empty()) {
       const auto [end, ec] = std::from_chars(db.data(), db.data() + db.size(), url.db);
       if (ec != std::errc() || end != db.data() + db.size() || url.db < 0 || url.db > 15) {
-        return Result(std::in_place_index<1>, "database must be a number in [0, 15]");
+        return base::Fail("database must be a number in [0, 15]");
       }
     }
     text = text.substr(0, slash);
   }
   if (text.starts_with('[')) {  // [IPv6]:port
     const auto close = text.find(']');
-    if (close == std::string_view::npos) return Result(std::in_place_index<1>, "unclosed '['");
+    if (close == std::string_view::npos) return base::Fail("unclosed '['");
     url.host = std::string(text.substr(1, close - 1));
     text.remove_prefix(close + 1);
     if (!text.empty() && !text.starts_with(':')) {
-      return Result(std::in_place_index<1>, "expected ':PORT' after ']'");
+      return base::Fail("expected ':PORT' after ']'");
     }
   } else {
     const auto colon = text.rfind(':');
@@ -128,12 +127,12 @@ std::variant<std::optional<RedisUrl>, std::string> ParseStoreUrl(std::string_vie
     unsigned port = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
     if (ec != std::errc() || end != text.data() + text.size() || port == 0 || port > 65535) {
-      return Result(std::in_place_index<1>, "port must be a number in [1, 65535]");
+      return base::Fail("port must be a number in [1, 65535]");
     }
     url.port = static_cast<std::uint16_t>(port);
   }
-  if (url.host.empty()) return Result(std::in_place_index<1>, "missing host");
-  return Result(std::in_place_index<0>, std::move(url));
+  if (url.host.empty()) return base::Fail("missing host");
+  return url;
 }
 
 }  // namespace vrouter::app

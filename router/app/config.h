@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "router/base/result.h"
 #include "router/fleet/fleet_model.h"
 #include "router/service/session_limits.h"
 
@@ -33,7 +34,7 @@ struct RedisUrl {
   bool operator==(const RedisUrl&) const = default;
 };
 // "memory" -> nullopt; "redis://..." -> the URL; anything else -> an error message.
-std::variant<std::optional<RedisUrl>, std::string> ParseStoreUrl(std::string_view text);
+base::Result<std::optional<RedisUrl>> ParseStoreUrl(std::string_view text);
 
 struct Config {
   std::optional<HostPort> listen;        // plain ws
@@ -76,7 +77,7 @@ struct Config {
 };
 
 // "eu=eu-west,eu-central;us=us-east" -> region -> group. Returns an error message on bad input.
-std::variant<absl::flat_hash_map<std::string, std::string>, std::string> ParseRegionGroups(
+base::Result<absl::flat_hash_map<std::string, std::string>> ParseRegionGroups(
     std::string_view text);
 // The text ParseRegionGroups reads back: groups and their regions in sorted order.
 std::string RegionGroupsToString(const absl::flat_hash_map<std::string, std::string>& groups);

@@ -116,7 +116,7 @@ int Serve(const std::vector<std::string>& args) {
     vrouter::log::Info("open_files_limit_raised", {{"from", raised->from}, {"to", raised->to}});
   }
   auto created = vrouter::app::Server::Create(*parsed.config);
-  if (auto* err = std::get_if<std::string>(&created)) {
+  if (auto* err = created.error_message()) {
     vrouter::log::Error("startup_failed", {{"error", *err}});
     std::cerr << "vrouter: " << *err << "\n";
     return 2;

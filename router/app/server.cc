@@ -22,6 +22,7 @@
 #include "router/app/host_facts.h"
 #include "router/assign/watch_hub.h"
 #include "router/base/log.h"
+#include "router/base/result.h"
 #include "router/fleet/directory.h"
 #include "router/net/listener.h"
 #include "router/net/tls.h"
@@ -52,29 +53,27 @@ constexpr auto kSweepInterval = std::chrono::seconds(1);
 // How often shutdown checks whether every session has gone.
 constexpr auto kDrainPoll = std::chrono::milliseconds(50);
 
-std::variant<std::string, std::string> ReadFile(const std::string& path) {
+base::Result<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return std::variant<std::string, std::string>(std::in_place_index<1>, "cannot open " + path);
+  if (!in) return base::Fail("cannot open " + path);
   std::ostringstream s;
   s << in.rdbuf();
-  return std::variant<std::string, std::string>(std::in_place_index<0>, s.str());
+  return base::Result<std::string>(s.str());
 }
 
 tcp::endpoint ToEndpoint(const HostPort& hp) { return {asio::ip::make_address(hp.host), hp.port}; }
 
 // The Redis host's address, resolved once at start-up (the client connects by address).
-std::variant<std::string, std::string> ResolveHost(const std::string& host) {
-  using Result = std::variant<std::string, std::string>;
+base::Result<std::string> ResolveHost(const std::string& host) {
   boost::system::error_code ec;
   asio::ip::make_address(host, ec);
-  if (!ec) return Result(std::in_place_index<0>, host);
+  if (!ec) return host;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
   if (int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0 || found == nullptr) {
-    return Result(std::in_place_index<1>, "cannot resolve " + host + ": " + gai_strerror(rc));
+    return base::Fail("cannot resolve " + host + ": " + gai_strerror(rc));
   }
   char text[INET6_ADDRSTRLEN] = {};
   const void* addr =
@@ -83,7 +82,7 @@ std::variant<std::string, std::string> ResolveHost(const std::string& host) {
           : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr);
   inet_ntop(found->ai_family, addr, text, sizeof(text));
   freeaddrinfo(found);
-  return Result(std::in_place_index<0>, std::string(text));
+  return std::string(text);
 }
 
 }  // namespace
@@ -132,7 +131,7 @@ struct Server::Impl {
                                 net::StartWsSession(std::move(socket), *svc, transport,
                                                     holder != nullptr ? holder->Get() : nullptr);
                               });
-      if (auto* err = std::get_if<std::string>(&opened)) return *err;
+      if (auto* err = opened.error_message()) return *err;
       auto listener = std::get<std::shared_ptr<net::Listener>>(std::move(opened));
       listener->SetAcceptGate([svc] { return svc->ReserveHandshake(); });
       if (i == 0) {
@@ -197,7 +196,7 @@ struct Server::Impl {
         telemetry::Metrics::Reloadable::kTls, "tls_reload_failed", files, tls_fingerprint, initial,
         [&]() -> std::string {
           auto loaded = net::MakeServerTlsContext(config.tls_certs, config.tls_keys);
-          if (auto* err = std::get_if<std::string>(&loaded)) return *err;
+          if (auto* err = loaded.error_message()) return *err;
           auto& ok = std::get<net::ServerTls>(loaded);
           if (!initial && ok.not_after_unix != 0 && ok.not_after_unix <= service->unix_seconds()) {
             return "the new certificate has expired";
@@ -216,10 +215,10 @@ struct Server::Impl {
                            "region_cidrs_reload_failed", {file}, regions_fingerprint, initial,
                            [&]() -> std::string {
                              auto text = ReadFile(file);
-                             if (text.index() == 1)
-                               return "--region-cidrs " + file + ": " + std::get<1>(text);
-                             auto table = edge::RegionTable::Parse(std::get<0>(text));
-                             if (auto* err = std::get_if<std::string>(&table))
+                             if (!text.ok())
+                               return "--region-cidrs " + file + ": " + text.error().message;
+                             auto table = edge::RegionTable::Parse(text.value());
+                             if (auto* err = table.error_message())
                                return "--region-cidrs " + file + ": " + *err;
                              auto parsed = std::make_shared<const edge::RegionTable>(
                                  std::get<edge::RegionTable>(std::move(table)));
@@ -238,7 +237,7 @@ struct Server::Impl {
     return ReloadIfChanged(telemetry::Metrics::Reloadable::kAuthKeys, "auth_keys_reload_failed",
                            files, keys_fingerprint, initial, [&]() -> std::string {
                              auto loaded = LoadClientKeys(config.auth_secret, config.auth_keys_dir);
-                             if (auto* err = std::get_if<std::string>(&loaded)) return *err;
+                             if (auto* err = loaded.error_message()) return *err;
                              auto& ring = std::get<edge::TokenKeyRing>(loaded);
                              std::string kids;
                              for (const auto& k : ring.keys()) {
@@ -320,12 +319,12 @@ Server::~Server() {
   }
 }
 
-std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& config) {
+base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
   auto impl = std::make_unique<Impl>(config);
   const Config& c = impl->config;
   // ParseServeArgs derives both (from the hostname and the open-files limit).
   if (c.replica_id.empty() || c.limits.max_connections == 0) {
-    return std::string("incomplete configuration: no replica id or connection cap");
+    return base::Fail(std::string("incomplete configuration: no replica id or connection cap"));
   }
   const std::size_t budget = ConnectionBudget();
   impl->metrics.max_connections->Set(static_cast<double>(c.limits.max_connections));
@@ -339,9 +338,9 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   auto steady_now = [] { return std::chrono::steady_clock::now(); };
   if (c.redis) {
     auto address = ResolveHost(c.redis->host);
-    if (auto* err = std::get_if<1>(&address)) return "--store: " + *err;
+    if (auto* err = address.error_message()) return base::Fail("--store: " + *err);
     store::RedisStoreOptions o;
-    o.redis.host = std::get<0>(address);
+    o.redis.host = address.value();
     o.redis.port = c.redis->port;
     o.redis.password = c.redis->password;
     o.redis.db = c.redis->db;
@@ -385,10 +384,10 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   }
   if (!c.video_servers_file.empty()) {
     auto text = ReadFile(c.video_servers_file);
-    if (text.index() == 1) return "--video-servers: " + std::get<1>(text);
-    auto parsed = fleet::ParseVideoServers(std::get<0>(text));
-    if (auto* err = std::get_if<std::string>(&parsed)) {
-      return "--video-servers " + c.video_servers_file + ": " + *err;
+    if (!text.ok()) return base::Fail("--video-servers: " + text.error().message);
+    auto parsed = fleet::ParseVideoServers(text.value());
+    if (auto* err = parsed.error_message()) {
+      return base::Fail("--video-servers " + c.video_servers_file + ": " + *err);
     }
     impl->fleet_control->Declare(std::get<std::vector<fleet::VideoServer>>(parsed));
   }
@@ -419,12 +418,12 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   impl->service->allowed_origins = c.allowed_origins;
   if (!c.trusted_proxies.empty()) {
     auto trusted = edge::CidrSet::Parse(c.trusted_proxies);
-    if (auto* err = std::get_if<std::string>(&trusted)) return "--trusted-proxies: " + *err;
+    if (auto* err = trusted.error_message()) return base::Fail("--trusted-proxies: " + *err);
     impl->service->trusted_proxies = std::get<edge::CidrSet>(std::move(trusted));
   }
-  if (std::string err = impl->ReloadRegions(/*initial=*/true); !err.empty()) return err;
-  if (std::string err = impl->ReloadTls(/*initial=*/true); !err.empty()) return err;
-  if (std::string err = impl->ReloadKeys(/*initial=*/true); !err.empty()) return err;
+  if (std::string err = impl->ReloadRegions(/*initial=*/true); !err.empty()) return base::Fail(err);
+  if (std::string err = impl->ReloadTls(/*initial=*/true); !err.empty()) return base::Fail(err);
+  if (std::string err = impl->ReloadKeys(/*initial=*/true); !err.empty()) return base::Fail(err);
   Impl* raw = impl.get();
   impl->store->SetChangeListener([raw](const assign::AssignmentChange& change) {
     service::PublishChange(change, *raw->fleet.Snapshot(), raw->hub, raw->metrics);
@@ -436,11 +435,11 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
   }
   if (c.listen) {
     auto err = impl->OpenClientListeners(*c.listen, telemetry::Transport::kWs, impl->ws_port);
-    if (!err.empty()) return "--listen: " + err;
+    if (!err.empty()) return base::Fail("--listen: " + err);
   }
   if (c.tls_listen) {
     auto err = impl->OpenClientListeners(*c.tls_listen, telemetry::Transport::kWss, impl->wss_port);
-    if (!err.empty()) return "--tls-listen: " + err;
+    if (!err.empty()) return base::Fail("--tls-listen: " + err);
   }
   if (c.admin_listen) {
     service::Service* svc = impl->service.get();
@@ -448,7 +447,7 @@ std::variant<std::unique_ptr<Server>, std::string> Server::Create(const Config& 
                                       /*reuse_port=*/false, impl->metrics, [svc](tcp::socket s) {
                                         admin::StartAdminSession(std::move(s), *svc);
                                       });
-    if (auto* err = std::get_if<std::string>(&opened)) return "--admin-listen: " + *err;
+    if (auto* err = opened.error_message()) return base::Fail("--admin-listen: " + *err);
     impl->admin_listener = std::get<std::shared_ptr<net::Listener>>(std::move(opened));
     impl->admin_port = impl->admin_listener->local_endpoint().port();
   }

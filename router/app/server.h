@@ -11,6 +11,7 @@
 #include <variant>
 
 #include "router/app/config.h"
+#include "router/base/result.h"
 
 namespace vrouter::app {
 
@@ -18,7 +19,7 @@ class Server {
  public:
   // Validates what needs the filesystem (certificate, video-server file) and binds every port.
   // Returns a message naming the setting on failure.
-  static std::variant<std::unique_ptr<Server>, std::string> Create(const Config& config);
+  static base::Result<std::unique_ptr<Server>> Create(const Config& config);
   ~Server();
 
   // Starts the worker threads. Returns immediately.

@@ -4,6 +4,7 @@
 #include <map>
 #include <sstream>
 
+#include "router/base/result.h"
 #include "router/edge/admin_auth.h"
 
 namespace vrouter::app {
@@ -16,22 +17,22 @@ constexpr std::uint32_t kDayMs = 24 * 3600 * 1000;
 constexpr unsigned kMaxThreads = 256;
 
 // --listen, --tls-listen, --admin-listen: empty means not listening.
-std::string ParseEndpoint(std::string_view text, std::optional<HostPort>& out) {
+base::Status<> ParseEndpoint(std::string_view text, std::optional<HostPort>& out) {
   if (text.empty()) {
     out.reset();
     return {};
   }
   out = ParseHostPort(text);
   if (out) return {};
-  return "'" + std::string(text) +
-         "' is not HOST:PORT with a numeric IP (or localhost) and a port 0-65535";
+  return base::Fail("'" + std::string(text) +
+                    "' is not HOST:PORT with a numeric IP (or localhost) and a port 0-65535");
 }
 
 std::string ShowEndpoint(const std::optional<HostPort>& hp) { return hp ? ToString(*hp) : ""; }
 
-std::string ParseStore(std::string_view text, std::optional<RedisUrl>& out) {
+base::Status<> ParseStore(std::string_view text, std::optional<RedisUrl>& out) {
   auto parsed = ParseStoreUrl(text);
-  if (auto* error = std::get_if<std::string>(&parsed)) return *error;
+  if (auto* error = parsed.error_message()) return base::Fail(*error);
   out = std::get<0>(std::move(parsed));
   return {};
 }
@@ -44,22 +45,22 @@ std::string ShowStore(const std::optional<RedisUrl>& url) {
   return "redis://" + host + ":" + std::to_string(url->port) + "/" + std::to_string(url->db);
 }
 
-std::string ParseRegionGroupsInto(std::string_view text,
-                                  absl::flat_hash_map<std::string, std::string>& out) {
+base::Status<> ParseRegionGroupsInto(std::string_view text,
+                                     absl::flat_hash_map<std::string, std::string>& out) {
   auto parsed = ParseRegionGroups(text);
-  if (auto* error = std::get_if<std::string>(&parsed)) return *error;
+  if (auto* error = parsed.error_message()) return base::Fail(*error);
   out = std::get<0>(std::move(parsed));
   return {};
 }
 
 // Empty keeps the defaults; anything else overrides them (or is "off").
-std::string ParseRates(std::string_view text, edge::RateLimits& out) {
+base::Status<> ParseRates(std::string_view text, edge::RateLimits& out) {
   if (text.empty()) {
     out = edge::RateLimits::Defaults();
     return {};
   }
   auto parsed = edge::ParseRateLimits(text, edge::RateLimits::Defaults());
-  if (auto* error = std::get_if<std::string>(&parsed)) return *error;
+  if (auto* error = parsed.error_message()) return base::Fail(*error);
   out = std::get<edge::RateLimits>(std::move(parsed));
   return {};
 }
@@ -77,27 +78,28 @@ std::string ShowRates(const edge::RateLimits& limits) {
   return out;
 }
 
-std::string CheckAdminToken(std::string_view token) {
+base::Status<> CheckAdminToken(std::string_view token) {
   const bool printable =
       std::all_of(token.begin(), token.end(), [](char ch) { return ch > ' ' && ch < 0x7f; });
   if (token.empty() || (token.size() >= edge::kMinAdminTokenLength && printable)) return {};
-  return "must be at least " + std::to_string(edge::kMinAdminTokenLength) +
-         " printable characters without spaces (e.g. openssl rand -hex 16)";
+  return base::Fail("must be at least " + std::to_string(edge::kMinAdminTokenLength) +
+                    " printable characters without spaces (e.g. openssl rand -hex 16)");
 }
 
 // Empty means derived from the hostname.
-std::string CheckReplicaId(std::string_view id) {
+base::Status<> CheckReplicaId(std::string_view id) {
   if (id.size() <= 64 && id.find_first_of(" \t\r\n\"") == std::string_view::npos) return {};
-  return "must be 1-64 characters without spaces or quotes";
+  return base::Fail("must be 1-64 characters without spaces or quotes");
 }
 
-std::string CheckOrigin(std::string_view origin) {
+base::Status<> CheckOrigin(std::string_view origin) {
   if ((origin.starts_with("https://") || origin.starts_with("http://")) &&
       origin.find('/', origin.find("//") + 2) == std::string_view::npos) {
     return {};
   }
-  return "'" + std::string(origin) +
-         "' is not an origin (scheme://host[:port], no path, e.g. https://app.example.com)";
+  return base::Fail(
+      "'" + std::string(origin) +
+      "' is not an origin (scheme://host[:port], no path, e.g. https://app.example.com)");
 }
 
 options::Table<Config> MakeTable() {

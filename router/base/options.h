@@ -30,6 +30,8 @@
 #define VROUTER_FIELD(path) \
   [](auto& target) -> auto& { return target.path; }
 
+#include "router/base/result.h"
+
 namespace vrouter::base::options {
 
 // Why a command line or environment was refused.
@@ -230,16 +232,16 @@ class Table : public Schema {
         },
         [field](const T& t) { return FormatNumber(field(t)); });
   }
-  // Text, taken as given, or refused by `check` (which returns why, or "").
+  // Text, taken as given, or refused by `check`.
   template <class F>
   Setting& Text(std::string flag, F field, std::string help,
-                std::function<std::string(std::string_view)> check = {}) {
+                std::function<Status<>(std::string_view)> check = {}) {
     static_assert(std::is_same_v<Member<F>, std::string>);
     return Add(
         Row(std::move(flag), "text", "TEXT", std::move(help)),
         [field, check](std::string_view text, T& t) -> Outcome {
           if (check) {
-            if (std::string why = check(text); !why.empty()) return Problem{.text = why};
+            if (const auto st = check(text); !st.ok()) return Problem{.text = st.error().message};
           }
           field(t) = std::string(text);
           return std::nullopt;
@@ -284,10 +286,10 @@ class Table : public Schema {
           return std::string();
         });
   }
-  // A comma-separated list of texts, each refused by `check` (which returns why, or "").
+  // A comma-separated list of texts, each of which `check` may refuse.
   template <class F>
   Setting& List(std::string flag, F field, std::string help,
-                std::function<std::string(std::string_view)> check = {}) {
+                std::function<Status<>(std::string_view)> check = {}) {
     static_assert(std::is_same_v<Member<F>, std::vector<std::string>>);
     return Add(
         Row(std::move(flag), "list", "A,B", std::move(help)),
@@ -295,7 +297,7 @@ class Table : public Schema {
           std::vector<std::string> items = SplitList(text);
           for (const auto& item : items) {
             if (!check) break;
-            if (std::string why = check(item); !why.empty()) return Problem{.text = why};
+            if (const auto st = check(item); !st.ok()) return Problem{.text = st.error().message};
           }
           field(t) = std::move(items);
           return std::nullopt;
@@ -306,17 +308,17 @@ class Table : public Schema {
           return joined;
         });
   }
-  // Anything else: `parse` reads the text into the member, returning why it cannot (or "");
+  // Anything else: `parse` reads the text into the member, or says why it cannot;
   // `show` prints a value (the default, in --help and the dump).
   template <class F>
   Setting& Custom(std::string flag, F field, std::string value_name, std::string help,
-                  std::function<std::string(std::string_view, Member<F>&)> parse,
+                  std::function<Status<>(std::string_view, Member<F>&)> parse,
                   std::function<std::string(const Member<F>&)> show) {
     return Add(
         Row(std::move(flag), "text", std::move(value_name), std::move(help)),
         [field, parse](std::string_view text, T& t) -> Outcome {
-          if (std::string why = parse(text, field(t)); !why.empty()) {
-            return Problem{.text = why};
+          if (const auto st = parse(text, field(t)); !st.ok()) {
+            return Problem{.text = st.error().message};
           }
           return std::nullopt;
         },

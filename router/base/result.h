@@ -39,19 +39,29 @@ class Result : public std::variant<T, E> {
   using Base = std::variant<T, E>;
 
  public:
-  // A value: anything T is constructible from.
+  // clang-format 14 does not lay out requires-clauses:
+  // clang-format off
+  // Success, for a Status (a result with no value: `return {};`).
+  Result()
+    requires std::is_same_v<T, std::monostate>
+      : Base(std::in_place_index<0>) {}
+  // A value: anything that converts to T implicitly (not merely constructs it: C++20 builds an
+  // aggregate from parentheses, and a message must never become a value by accident).
   template <class U = T>
-  requires std::is_constructible_v<T, U&&> &&(!std::is_same_v<std::remove_cvref_t<U>, Result>)&&(
-      !std::is_same_v<std::remove_cvref_t<U>, E>)Result(U&& value)
-      : Base(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT
+    requires std::is_convertible_v<U&&, T> &&
+             (!std::is_same_v<std::remove_cvref_t<U>, Result>) &&
+             (!std::is_same_v<std::remove_cvref_t<U>, E>)
+  Result(U&& value)  // NOLINT(google-explicit-constructor)
+      : Base(std::in_place_index<0>, std::forward<U>(value)) {}
   // An error, given as itself (an enum, say) or through Fail().
   Result(E error)  // NOLINT(google-explicit-constructor)
-      requires(!std::is_constructible_v<T, E>)
+    requires(!std::is_convertible_v<E, T>)
       : Base(std::in_place_index<1>, std::move(error)) {}
   template <class F>
-  requires std::is_constructible_v<E, F&&> Result(
-      Failure<F> failure)  // NOLINT(google-explicit-constructor)
+    requires std::is_constructible_v<E, F&&>
+  Result(Failure<F> failure)  // NOLINT(google-explicit-constructor)
       : Base(std::in_place_index<1>, std::move(failure.error)) {}
+  // clang-format on
 
   bool ok() const { return this->index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -65,6 +75,19 @@ class Result : public std::variant<T, E> {
   const T& operator*() const& { return value(); }
 
   const E& error() const { return std::get<1>(*this); }
+  // The error's message, or null when it holds a value (E = Error).
+  // clang-format off
+  const std::string* error_message() const
+    requires std::is_same_v<E, Error>
+  {
+    return ok() ? nullptr : &error().message;
+  }
+  // clang-format on
 };
+
+// Success or why not, for operations with nothing to return (callbacks that check or store a
+// value): `return {};` on success, `return base::Fail("...")` otherwise.
+template <class E = Error>
+using Status = Result<std::monostate, E>;
 
 }  // namespace vrouter::base

@@ -5,6 +5,7 @@
 
 #include "proto/codec.h"
 #include "proto/video_server_messages.h"
+#include "router/base/result.h"
 
 namespace vrouter::edge {
 namespace {
@@ -99,17 +100,18 @@ bool Cidr::Contains(const IpAddress& address) const {
 
 std::string Cidr::ToString() const { return base.ToString() + "/" + std::to_string(prefix); }
 
-std::variant<CidrSet, std::string> CidrSet::Parse(std::string_view comma_separated) {
+base::Result<CidrSet> CidrSet::Parse(std::string_view comma_separated) {
   std::vector<Cidr> entries;
   if (Trim(comma_separated).empty()) return CidrSet();
   std::size_t start = 0;
   while (true) {
     const std::size_t comma = comma_separated.find(',', start);
     const std::string_view entry = Trim(comma_separated.substr(start, comma - start));
-    if (entry.empty()) return std::string("empty entry in the list of address ranges");
+    if (entry.empty()) return base::Fail(std::string("empty entry in the list of address ranges"));
     std::optional<Cidr> cidr = Cidr::Parse(entry);
     if (!cidr) {
-      return Quoted(entry) + " is not an address range (an address, or address/prefix-length)";
+      return base::Fail(Quoted(entry) +
+                        " is not an address range (an address, or address/prefix-length)");
     }
     entries.push_back(*cidr);
     if (comma == std::string_view::npos) break;
@@ -133,7 +135,7 @@ std::string CidrSet::ToString() const {
   return out;
 }
 
-std::variant<RegionTable, std::string> RegionTable::Parse(std::string_view text) {
+base::Result<RegionTable> RegionTable::Parse(std::string_view text) {
   struct Parsed {
     Entry entry;
     int line;
@@ -161,16 +163,18 @@ std::variant<RegionTable, std::string> RegionTable::Parse(std::string_view text)
       if (pos == std::string_view::npos) break;
     }
     if (fields.size() != 2) {
-      return where + "expected 'CIDR REGION', found " + std::to_string(fields.size()) + " field" +
-             (fields.size() == 1 ? "" : "s");
+      return base::Fail(where + "expected 'CIDR REGION', found " + std::to_string(fields.size()) +
+                        " field" + (fields.size() == 1 ? "" : "s"));
     }
     std::optional<Cidr> range = Cidr::Parse(fields[0]);
     if (!range) {
-      return where + Quoted(fields[0]) + " is not an address range (address/prefix-length)";
+      return base::Fail(where + Quoted(fields[0]) +
+                        " is not an address range (address/prefix-length)");
     }
     if (!proto::IsValidId(fields[1]) || fields[1].size() > proto::kMaxRegionBytes) {
-      return where + "region " + Quoted(fields[1]) + " must be 1-" +
-             std::to_string(proto::kMaxRegionBytes) + " bytes without control characters";
+      return base::Fail(where + "region " + Quoted(fields[1]) + " must be 1-" +
+                        std::to_string(proto::kMaxRegionBytes) +
+                        " bytes without control characters");
     }
     parsed.push_back({{*range, std::string(fields[1])}, line_number});
   }
@@ -186,8 +190,9 @@ std::variant<RegionTable, std::string> RegionTable::Parse(std::string_view text)
   table.entries_.reserve(parsed.size());
   for (std::size_t i = 0; i < parsed.size(); ++i) {
     if (i > 0 && parsed[i].entry.range == parsed[i - 1].entry.range) {
-      return "line " + std::to_string(parsed[i].line) + ": " + parsed[i].entry.range.ToString() +
-             " is already mapped on line " + std::to_string(parsed[i - 1].line);
+      return base::Fail("line " + std::to_string(parsed[i].line) + ": " +
+                        parsed[i].entry.range.ToString() + " is already mapped on line " +
+                        std::to_string(parsed[i - 1].line));
     }
     table.entries_.push_back(std::move(parsed[i].entry));
   }

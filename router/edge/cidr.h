@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "router/base/result.h"
 #include "router/edge/ip_address.h"
 
 namespace vrouter::edge {
@@ -42,7 +43,7 @@ class CidrSet {
 
   // Comma-separated ranges; spaces and tabs around entries are ignored. Empty text is the empty
   // set; an empty entry ("a,,b", a trailing comma) is an error. The error names the bad entry.
-  static std::variant<CidrSet, std::string> Parse(std::string_view comma_separated);
+  static base::Result<CidrSet> Parse(std::string_view comma_separated);
 
   bool Contains(const IpAddress& address) const;
   bool empty() const { return entries_.empty(); }
@@ -75,7 +76,7 @@ class RegionTable {
   RegionTable() = default;
 
   // Errors name the line (1-based) and the problem.
-  static std::variant<RegionTable, std::string> Parse(std::string_view text);
+  static base::Result<RegionTable> Parse(std::string_view text);
 
   // The region of the most specific range containing `address`, if any. The view points into
   // this table.

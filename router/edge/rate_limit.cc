@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include "router/base/result.h"
+
 namespace vrouter::edge {
 namespace {
 
@@ -46,9 +48,9 @@ RateLimits RateLimits::Unlimited() {
   return l;
 }
 
-std::variant<RateLimits, std::string> ParseRateLimits(std::string_view text, RateLimits base) {
+base::Result<RateLimits> ParseRateLimits(std::string_view text, RateLimits base) {
   if (text == "off") return RateLimits::Unlimited();
-  if (text.ends_with(',')) return "'" + std::string(text) + "' ends with a comma";
+  if (text.ends_with(',')) return base::Fail("'" + std::string(text) + "' ends with a comma");
   while (!text.empty()) {
     const auto comma = text.find(',');
     const std::string_view entry = text.substr(0, comma);
@@ -57,15 +59,15 @@ std::variant<RateLimits, std::string> ParseRateLimits(std::string_view text, Rat
     const auto colon = entry.find(':');
     const std::string bad = "'" + std::string(entry) + "'";
     if (eq == std::string_view::npos || colon == std::string_view::npos || colon < eq) {
-      return bad + " is not TYPE=RATE:BURST (e.g. lookup=50:200)";
+      return base::Fail(bad + " is not TYPE=RATE:BURST (e.g. lookup=50:200)");
     }
     const std::size_t type = TypeIndex(entry.substr(0, eq));
-    if (type == kClientMessageTypes) return bad + ": unknown message type";
+    if (type == kClientMessageTypes) return base::Fail(bad + ": unknown message type");
     RateLimit limit;
     if (!ParseNumber(entry.substr(eq + 1, colon - eq - 1), limit.per_second) ||
         !ParseNumber(entry.substr(colon + 1), limit.burst) || limit.per_second < 0 ||
         limit.burst < 1 || limit.per_second > 1e6 || limit.burst > 1e6) {
-      return bad + ": RATE must be in [0, 1e6] (0: unlimited) and BURST in [1, 1e6]";
+      return base::Fail(bad + ": RATE must be in [0, 1e6] (0: unlimited) and BURST in [1, 1e6]");
     }
     base.by_type[type] = limit;
   }

@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "proto/codec.h"
+#include "router/base/result.h"
 #include "router/base/time.h"
 
 namespace vrouter::edge {
@@ -42,7 +43,7 @@ struct RateLimits {
 
 // "lookup=50:200,watch=20:100" overrides the named types of `base` (RATE per second, BURST);
 // "off" disables every limit. Errors name the bad entry.
-std::variant<RateLimits, std::string> ParseRateLimits(std::string_view text, RateLimits base);
+base::Result<RateLimits> ParseRateLimits(std::string_view text, RateLimits base);
 
 class RateLimiter {
  public:

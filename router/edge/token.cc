@@ -12,6 +12,7 @@
 
 #include "proto/codec.h"
 #include "proto/video_server_messages.h"
+#include "router/base/result.h"
 
 namespace vrouter::edge {
 namespace {
@@ -147,16 +148,16 @@ std::string Mint(std::initializer_list<Grant> grants, const SigningKey& key,
 
 }  // namespace
 
-std::variant<TokenKeyRing, std::string> TokenKeyRing::Make(std::vector<VerificationKey> keys) {
+base::Result<TokenKeyRing> TokenKeyRing::Make(std::vector<VerificationKey> keys) {
   for (std::size_t i = 0; i < keys.size(); ++i) {
     const VerificationKey& k = keys[i];
     const std::string name = k.kid.empty() ? "the key without kid" : "key '" + k.kid + "'";
-    if (k.material.empty()) return name + ": empty";
+    if (k.material.empty()) return base::Fail(name + ": empty");
     if (k.alg == TokenAlg::kEs256 && !IsP256PublicKey(k.material)) {
-      return name + ": not a PEM P-256 (prime256v1) public key";
+      return base::Fail(name + ": not a PEM P-256 (prime256v1) public key");
     }
     for (std::size_t j = 0; j < i; ++j) {
-      if (keys[j].kid == k.kid && !k.kid.empty()) return name + ": kid listed twice";
+      if (keys[j].kid == k.kid && !k.kid.empty()) return base::Fail(name + ": kid listed twice");
     }
   }
   TokenKeyRing ring;

@@ -17,6 +17,7 @@
 
 #include "proto/error_code.h"
 #include "router/base/mutex.h"
+#include "router/base/result.h"
 
 namespace vrouter::edge {
 
@@ -51,7 +52,7 @@ class TokenKeyRing {
  public:
   // Checks every key: non-empty material, a parsable P-256 public key for ES256, unique kids.
   // The error names the offending key.
-  static std::variant<TokenKeyRing, std::string> Make(std::vector<VerificationKey> keys);
+  static base::Result<TokenKeyRing> Make(std::vector<VerificationKey> keys);
   // One HS256 secret without kid (the --auth-secret case); an empty secret gives an empty ring.
   static TokenKeyRing Hs256(std::string_view secret);
 

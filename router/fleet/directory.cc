@@ -5,6 +5,7 @@
 #include "proto/codec.h"
 #include "proto/video_server_messages.h"
 #include "router/base/absl_compat.h"
+#include "router/base/result.h"
 
 namespace vrouter::fleet {
 namespace json = boost::json;
@@ -20,17 +21,17 @@ const VideoServer* DirectorySnapshot::Find(std::string_view id) const {
   return it == index_.end() ? nullptr : &servers_[it->second];
 }
 
-std::variant<std::vector<VideoServer>, std::string> ParseVideoServers(std::string_view json_text) {
+base::Result<std::vector<VideoServer>> ParseVideoServers(std::string_view json_text) {
   boost::system::error_code ec;
   json::value root = json::parse(json_text, ec);
-  if (ec) return "not valid JSON: " + ec.message();
-  if (!root.is_array()) return std::string("must be a JSON array of video servers");
+  if (ec) return base::Fail("not valid JSON: " + ec.message());
+  if (!root.is_array()) return base::Fail(std::string("must be a JSON array of video servers"));
   std::vector<VideoServer> servers;
   absl::flat_hash_map<std::string, int> seen;
   int index = 0;
   for (const json::value& entry : root.get_array()) {
     const std::string where = "entry " + std::to_string(index++);
-    if (!entry.is_object()) return where + ": must be an object";
+    if (!entry.is_object()) return base::Fail(where + ": must be an object");
     const json::object& o = entry.get_object();
     VideoServer s;
     auto str = [&](std::string_view key, std::string& out) -> bool {
@@ -40,29 +41,30 @@ std::variant<std::vector<VideoServer>, std::string> ParseVideoServers(std::strin
       return true;
     };
     if (!str("id", s.id) || !proto::IsValidId(s.id)) {
-      return where + ": 'id' must be a string of 1-128 bytes";
+      return base::Fail(where + ": 'id' must be a string of 1-128 bytes");
     }
     if (!str("url", s.url) || s.url.size() > proto::kMaxUrlBytes) {
-      return where + " (" + s.id + "): 'url' must be a string of 1-1024 bytes";
+      return base::Fail(where + " (" + s.id + "): 'url' must be a string of 1-1024 bytes");
     }
     if (!str("region", s.region) || !proto::IsValidId(s.region) ||
         s.region.size() > proto::kMaxRegionBytes) {
-      return where + " (" + s.id + "): 'region' must be a string of 1-64 bytes";
+      return base::Fail(where + " (" + s.id + "): 'region' must be a string of 1-64 bytes");
     }
     const json::value* cap = o.if_contains("capacity");
     if (cap == nullptr || !(cap->is_int64() || cap->is_uint64())) {
-      return where + " (" + s.id + "): 'capacity' must be a positive integer";
+      return base::Fail(where + " (" + s.id + "): 'capacity' must be a positive integer");
     }
     const std::int64_t c = cap->is_int64() ? cap->get_int64() : 0;
     if ((cap->is_int64() && (c <= 0 || c > 1'000'000)) || cap->is_uint64()) {
-      return where + " (" + s.id + "): 'capacity' must be in [1, 1000000]";
+      return base::Fail(where + " (" + s.id + "): 'capacity' must be in [1, 1000000]");
     }
     s.capacity = static_cast<std::uint32_t>(c);
     if (const json::value* m = o.if_contains("monitored")) {
-      if (!m->is_bool()) return where + " (" + s.id + "): 'monitored' must be true or false";
+      if (!m->is_bool())
+        return base::Fail(where + " (" + s.id + "): 'monitored' must be true or false");
       s.monitored = m->get_bool();
     }
-    if (!seen.emplace(s.id, 0).second) return where + ": duplicate id '" + s.id + "'";
+    if (!seen.emplace(s.id, 0).second) return base::Fail(where + ": duplicate id '" + s.id + "'");
     servers.push_back(std::move(s));
   }
   return servers;

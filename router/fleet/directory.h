@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "proto/messages.h"
 #include "router/base/mutex.h"
+#include "router/base/result.h"
 
 namespace vrouter::fleet {
 
@@ -58,7 +59,7 @@ class Directory {
 // Parses the `--video-servers` file: a JSON array of {"id","url","region","capacity"} with an
 // optional "monitored" (default true).
 // Pure (the caller reads the file). Returns the servers or a message naming the bad entry.
-std::variant<std::vector<VideoServer>, std::string> ParseVideoServers(std::string_view json_text);
+base::Result<std::vector<VideoServer>> ParseVideoServers(std::string_view json_text);
 
 // The wire form of `server_id` for clients: its URL and region from the snapshot, or the bare id
 // when the server has left the directory (the id is still the truth).

@@ -1,3 +1,7 @@
+// Why this file is longer than ~600 lines: it is the one place where every signal about a server
+// (reports, client failure reports, operator actions, time) meets the rules that judge it, and
+// those rules read and write the same per-server record. The pure pieces that can stand alone
+// already do (server_health, scoring, ejection); what is left is their composition.
 #include "router/fleet/fleet_model.h"
 
 #include <algorithm>

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "router/base/log.h"
+#include "router/base/result.h"
 
 namespace vrouter::net {
 namespace asio = boost::asio;
@@ -23,28 +24,27 @@ constexpr auto kGateRecheck = std::chrono::milliseconds(2);
 Listener::Listener(asio::io_context& io, telemetry::Metrics& metrics, Handler on_accept)
     : acceptor_(io), retry_timer_(io), metrics_(metrics), on_accept_(std::move(on_accept)) {}
 
-std::variant<std::shared_ptr<Listener>, std::string> Listener::Open(asio::io_context& io,
-                                                                    const tcp::endpoint& endpoint,
-                                                                    int backlog, bool reuse_port,
-                                                                    telemetry::Metrics& metrics,
-                                                                    Handler on_accept) {
+base::Result<std::shared_ptr<Listener>> Listener::Open(asio::io_context& io,
+                                                       const tcp::endpoint& endpoint, int backlog,
+                                                       bool reuse_port, telemetry::Metrics& metrics,
+                                                       Handler on_accept) {
   std::shared_ptr<Listener> l(new Listener(io, metrics, std::move(on_accept)));
   boost::system::error_code ec;
   const std::string where = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
   l->acceptor_.open(endpoint.protocol(), ec);
-  if (ec) return "open " + where + ": " + ec.message();
+  if (ec) return base::Fail("open " + where + ": " + ec.message());
   l->acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
   if (reuse_port) {
     const int one = 1;
     if (::setsockopt(l->acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) !=
         0) {
-      return "SO_REUSEPORT on " + where + " failed";
+      return base::Fail("SO_REUSEPORT on " + where + " failed");
     }
   }
   l->acceptor_.bind(endpoint, ec);
-  if (ec) return "bind " + where + ": " + ec.message();
+  if (ec) return base::Fail("bind " + where + ": " + ec.message());
   l->acceptor_.listen(backlog, ec);
-  if (ec) return "listen " + where + ": " + ec.message();
+  if (ec) return base::Fail("listen " + where + ": " + ec.message());
   return l;
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <variant>
 
+#include "router/base/result.h"
 #include "router/telemetry/metrics.h"
 
 namespace vrouter::net {
@@ -22,7 +23,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
   // Opens, binds and listens. `backlog` is set explicitly: the default (SOMAXCONN) silently drops
   // connect storms on hosts with a small somaxconn.
-  static std::variant<std::shared_ptr<Listener>, std::string> Open(
+  static base::Result<std::shared_ptr<Listener>> Open(
       boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& endpoint, int backlog,
       bool reuse_port, telemetry::Metrics& metrics, Handler on_accept);
 

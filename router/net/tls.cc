@@ -6,6 +6,8 @@
 #include <boost/asio/ssl/context.hpp>
 #include <ctime>
 
+#include "router/base/result.h"
+
 namespace vrouter::net {
 namespace ssl = boost::asio::ssl;
 
@@ -24,10 +26,10 @@ std::int64_t NotAfter(X509* cert) {
 }
 }  // namespace
 
-std::variant<ServerTls, std::string> MakeServerTlsContext(
-    const std::vector<std::string>& cert_files, const std::vector<std::string>& key_files) {
+base::Result<ServerTls> MakeServerTlsContext(const std::vector<std::string>& cert_files,
+                                             const std::vector<std::string>& key_files) {
   if (cert_files.empty() || cert_files.size() != key_files.size()) {
-    return std::string("TLS needs as many --tls-key files as --tls-cert files");
+    return base::Fail(std::string("TLS needs as many --tls-key files as --tls-cert files"));
   }
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* native = ctx->native_handle();
@@ -36,7 +38,7 @@ std::variant<ServerTls, std::string> MakeServerTlsContext(
                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
                        ssl::context::single_dh_use,
                    ec);
-  if (ec) return "TLS options: " + ec.message();
+  if (ec) return base::Fail("TLS options: " + ec.message());
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   // An idle connection keeps no 16 KiB read and write buffers: OpenSSL frees them between records
   // (most of a wss connection's memory otherwise).
@@ -48,7 +50,7 @@ std::variant<ServerTls, std::string> MakeServerTlsContext(
   // the socket under a waiting read (TlsStream), and it is a DoS lever besides.
   SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION);
   if (SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
-    return std::string("TLS cipher list rejected by OpenSSL");
+    return base::Fail(std::string("TLS cipher list rejected by OpenSSL"));
   }
   ServerTls out;
   int key_types_seen = 0;
@@ -56,22 +58,22 @@ std::variant<ServerTls, std::string> MakeServerTlsContext(
     const std::string& cert = cert_files[i];
     const std::string& key = key_files[i];
     ctx->use_certificate_chain_file(cert, ec);
-    if (ec) return "--tls-cert " + cert + ": " + ec.message();
+    if (ec) return base::Fail("--tls-cert " + cert + ": " + ec.message());
     ctx->use_private_key_file(key, ssl::context::pem, ec);
-    if (ec) return "--tls-key " + key + ": " + ec.message();
+    if (ec) return base::Fail("--tls-key " + key + ": " + ec.message());
     if (SSL_CTX_check_private_key(native) != 1) {
-      return "--tls-key " + key + " does not match --tls-cert " + cert;
+      return base::Fail("--tls-key " + key + " does not match --tls-cert " + cert);
     }
     X509* leaf = SSL_CTX_get0_certificate(native);  // the pair just loaded
     EVP_PKEY* pub = leaf == nullptr ? nullptr : X509_get0_pubkey(leaf);
     const int type = pub == nullptr ? 0 : EVP_PKEY_get_base_id(pub);
     if (type != EVP_PKEY_EC && type != EVP_PKEY_RSA) {
-      return "--tls-cert " + cert + ": the key must be ECDSA or RSA";
+      return base::Fail("--tls-cert " + cert + ": the key must be ECDSA or RSA");
     }
     const int bit = type == EVP_PKEY_EC ? 1 : 2;
     if ((key_types_seen & bit) != 0) {
-      return "--tls-cert " + cert + ": a second " + (bit == 1 ? "ECDSA" : "RSA") +
-             " certificate would replace the first; give one of each at most";
+      return base::Fail("--tls-cert " + cert + ": a second " + (bit == 1 ? "ECDSA" : "RSA") +
+                        " certificate would replace the first; give one of each at most");
     }
     key_types_seen |= bit;
     const std::int64_t not_after = NotAfter(leaf);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "router/base/mutex.h"
+#include "router/base/result.h"
 
 namespace boost::asio::ssl {
 class context;
@@ -26,8 +27,8 @@ struct ServerTls {
 // Loads PEM certificate chains and their private keys, pairwise (at most one per key type: one
 // ECDSA and one RSA pair lets OpenSSL serve each client what it supports). Returns the context
 // or a message saying which file is wrong and why.
-std::variant<ServerTls, std::string> MakeServerTlsContext(
-    const std::vector<std::string>& cert_files, const std::vector<std::string>& key_files);
+base::Result<ServerTls> MakeServerTlsContext(const std::vector<std::string>& cert_files,
+                                             const std::vector<std::string>& key_files);
 
 // The context new wss connections use; Set() from the reloader, Get() from any listener thread.
 class TlsContextHolder {

@@ -1,3 +1,7 @@
+// Why this file is longer than ~600 lines: it is one state machine (WsSession, with its phases in
+// edge/ws_phase.h) whose handshake, liveness, reading, writing and closing share the socket, the
+// send queue and the deadline timer; splitting it would spread that shared state over files. The
+// pure parts live in router/edge (framing, the upgrade check, the phases) and are tested there.
 #include "router/net/ws_session.h"
 
 #include <sys/socket.h>

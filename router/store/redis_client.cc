@@ -1,3 +1,7 @@
+// Why this file is longer than ~600 lines: the hiredis adapter, the connections and the command
+// pipeline share one ownership and threading scheme (below) that is easier to check in one place
+// than across files; the sections follow the list below.
+//
 // hiredis 0.14 on Boost.Asio. How the pieces fit (the hiredis 0.14 pitfalls each piece works
 // around are noted where it handles them: the adapter before the connect callback, (P)UNSUBSCRIBE
 // without callback, SUBSCRIBE callbacks that fire again with a NULL reply):

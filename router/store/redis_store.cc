@@ -1,3 +1,9 @@
+// Why this file is longer than ~600 lines: RedisStore is one class over one connection pair and
+// one store thread, and its write, read, subscription, lease and resynchronisation paths all go
+// through the same local copies and pending-write bookkeeping. The pure parts are elsewhere (the
+// key layout and encodings in redis_schema, local copies in local_copy, the fleet gossip codec in
+// fleet_gossip); the remaining sections are marked below. Redis Cluster support is where this
+// splits next (routing per node).
 #include "router/store/redis_store.h"
 
 #include <algorithm>

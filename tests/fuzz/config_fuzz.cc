@@ -73,7 +73,7 @@ void CheckRedisUrl(const app::RedisUrl& url, std::string_view text) {
 
 void CheckStoreUrl(std::string_view text) {
   const auto parsed = app::ParseStoreUrl(text);
-  if (const auto* error = std::get_if<std::string>(&parsed)) {
+  if (const auto* error = parsed.error_message()) {
     if (error->empty()) Fail("ParseStoreUrl: empty error", text);
     return;
   }
@@ -99,7 +99,7 @@ void CheckStoreUrl(std::string_view text) {
 
 void CheckRegionGroups(std::string_view text) {
   const auto parsed = app::ParseRegionGroups(text);
-  if (const auto* error = std::get_if<std::string>(&parsed)) {
+  if (const auto* error = parsed.error_message()) {
     if (error->empty()) Fail("ParseRegionGroups: empty error", text);
     return;
   }
@@ -117,7 +117,7 @@ void CheckRegionGroups(std::string_view text) {
 
 void CheckRateLimits(std::string_view text) {
   const auto parsed = vrouter::edge::ParseRateLimits(text, vrouter::edge::RateLimits::Defaults());
-  if (const auto* error = std::get_if<std::string>(&parsed)) {
+  if (const auto* error = parsed.error_message()) {
     if (error->empty()) Fail("ParseRateLimits: empty error", text);
   }
 }

@@ -40,12 +40,13 @@ int main() {
       Register{"t", std::string(kMaxIdBytes, 'i'), std::string(kMaxUrlBytes, 'u'),
                std::string(kMaxRegionBytes, 'r'), kMaxCapacity},
       Register{"t", "sfu-2", "wss://sfu-2.example/rtc", "us-east", 1},
-      Stats{0, 0, 0, 0, 0, 0, 0, 0.0},
-      Stats{42, 120, 118, 1843200, 5529600, 1658880000, 4976640000, 0.37},
+      Stats{0, 0, 0, 0, 0, 0, 0, 0.0, std::nullopt, std::nullopt},
+      Stats{42, 120, 118, 1843200, 5529600, 1658880000, 4976640000, 0.37, std::nullopt,
+            std::nullopt},
       Stats{kMaxSafeInteger, std::numeric_limits<std::uint32_t>::max(),
             std::numeric_limits<std::uint32_t>::max(), kMaxSafeInteger, kMaxSafeInteger,
-            kMaxSafeInteger, kMaxSafeInteger, 1.0},
-      Stats{1, 1, 1, 1, 1, 1, 1, 1e-9}};
+            kMaxSafeInteger, kMaxSafeInteger, 1.0, std::nullopt, std::nullopt},
+      Stats{1, 1, 1, 1, 1, 1, 1, 1e-9, std::nullopt, std::nullopt}};
   const std::vector<RouterToVideoServerMessage> to_video_server = {
       Registered{"sfu-1", "r-1", 1000, "pending"},
       Registered{"sfu-1", "r-1", 1, "active"},

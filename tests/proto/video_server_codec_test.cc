@@ -83,7 +83,8 @@ TEST(FleetCodecTest, DecodesStats) {
   const auto m = DecodeVideoAs<Stats>(kStats);
   // Field by field, through the encoder (whose exact output EncodesExactWireShape pins).
   EXPECT_EQ(Encode(VideoServerMessage(m)),
-            Encode(VideoServerMessage(Stats{7, 10, 9, 1000, 3000, 900000, 2700000, 0.25})));
+            Encode(VideoServerMessage(
+                Stats{7, 10, 9, 1000, 3000, 900000, 2700000, 0.25, std::nullopt, std::nullopt})));
   EXPECT_EQ(m.cpu, 0.25);
 }
 
@@ -336,12 +337,13 @@ TEST(FleetCodecTest, VideoServerMessagesRoundTrip) {
       Register{"a.b.c", "sfu-1", "wss://sfu-1.example/rtc", "eu-west", 500},
       Register{std::string(8192, 't'), std::string(kMaxIdBytes, 'i'),
                std::string(kMaxUrlBytes, 'u'), std::string(kMaxRegionBytes, 'r'), kMaxCapacity},
-      Stats{0, 0, 0, 0, 0, 0, 0, 0.0},
-      Stats{7, 10, 9, 1000, 3000, 900000, 2700000, 0.25},
+      Stats{0, 0, 0, 0, 0, 0, 0, 0.0, std::nullopt, std::nullopt},
+      Stats{7, 10, 9, 1000, 3000, 900000, 2700000, 0.25, std::nullopt, std::nullopt},
       Stats{kMaxSafeInteger, std::numeric_limits<std::uint32_t>::max(),
             std::numeric_limits<std::uint32_t>::max(), kMaxSafeInteger, kMaxSafeInteger,
-            kMaxSafeInteger, kMaxSafeInteger, 1.0},
-      Stats{1, 1, 1, 1, 1, 1, 1, 0.1 + 0.2},  // a double with no short decimal form
+            kMaxSafeInteger, kMaxSafeInteger, 1.0, std::nullopt, std::nullopt},
+      Stats{1, 1, 1, 1, 1, 1, 1, 0.1 + 0.2, std::nullopt,
+            std::nullopt},  // a double with no short decimal form
   };
   for (const auto& m : messages) {
     const std::string text = Encode(m);
@@ -388,7 +390,8 @@ TEST(FleetCodecTest, EncodesExactWireShape) {
       Encode(VideoServerMessage(Register{"t", "sfu-1", "wss://s/", "eu", 5})),
       R"({"type":"register","token":"t","id":"sfu-1","url":"wss://s/","region":"eu","capacity":5})");
   EXPECT_EQ(
-      Encode(VideoServerMessage(Stats{3, 2, 1, 40, 50, 600, 700, 0})).substr(0, 120),
+      Encode(VideoServerMessage(Stats{3, 2, 1, 40, 50, 600, 700, 0, std::nullopt, std::nullopt}))
+          .substr(0, 120),
       R"({"type":"stats","seq":3,"peers":2,"media_peers":1,"packets_in":40,"packets_out":50,"bytes_in":600,"bytes_out":700,"cpu":)");
   EXPECT_EQ(
       Encode(RouterToVideoServerMessage(Registered{"sfu-1", "r-1", 1000, "pending"})),

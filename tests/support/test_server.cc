@@ -47,7 +47,7 @@ TestServer::TestServer(const std::function<void(app::Config&)>& tweak, std::stri
   c.drain_window = std::chrono::milliseconds(500);
   if (tweak) tweak(c);
   auto created = app::Server::Create(c);
-  if (auto* err = std::get_if<std::string>(&created)) {
+  if (auto* err = created.error_message()) {
     ADD_FAILURE() << "server did not start: " << *err;
     return;
   }

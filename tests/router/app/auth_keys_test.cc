@@ -31,13 +31,13 @@ class AuthKeysTest : public ::testing::Test {
   }
   edge::TokenKeyRing Load(const std::string& secret = "") {
     auto r = LoadClientKeys(secret, dir_.string());
-    if (auto* err = std::get_if<std::string>(&r)) ADD_FAILURE() << *err;
+    if (auto* err = r.error_message()) ADD_FAILURE() << *err;
     return std::holds_alternative<edge::TokenKeyRing>(r) ? std::get<edge::TokenKeyRing>(r)
                                                          : edge::TokenKeyRing{};
   }
   std::string Error(const std::string& secret = "") {
     auto r = LoadClientKeys(secret, dir_.string());
-    return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : "";
+    return !r.ok() ? r.error().message : "";
   }
 
   fs::path dir_;
@@ -76,7 +76,7 @@ TEST_F(AuthKeysTest, ABadFileFailsTheWholeLoadNamingIt) {
 }
 
 TEST_F(AuthKeysTest, MissingDirectoryIsAnError) {
-  EXPECT_NE(std::get<std::string>(LoadClientKeys("", (dir_ / "nope").string())).find("nope"),
+  EXPECT_NE(LoadClientKeys("", (dir_ / "nope").string()).error().message.find("nope"),
             std::string::npos);
 }
 

@@ -34,8 +34,9 @@ Table<Opts> MakeTable(std::string prefix = "T_") {
   t.Real("share", VROUTER_FIELD(share), Range::In(0, 1), "a share");
   t.Real("positive", VROUTER_FIELD(positive), Range::Above(0), "above zero");
   t.Millis("wait", VROUTER_FIELD(wait), Range::AtMost(1000), "a wait");
-  t.Text("name", VROUTER_FIELD(name), "a name", [](std::string_view v) {
-    return v.find(' ') == std::string_view::npos ? "" : "must not hold spaces";
+  t.Text("name", VROUTER_FIELD(name), "a name", [](std::string_view v) -> Status<> {
+    if (v.find(' ') == std::string_view::npos) return {};
+    return Fail("must not hold spaces");
   });
   t.Switch("on", VROUTER_FIELD(on), "a switch");
   t.Choice("color", VROUTER_FIELD(color),
@@ -44,9 +45,9 @@ Table<Opts> MakeTable(std::string prefix = "T_") {
   t.List("tags", VROUTER_FIELD(tags), "some tags");
   t.Custom(
        "seen", VROUTER_FIELD(seen), "X", "each one is kept",
-       [](std::string_view v, std::vector<std::string>& out) {
+       [](std::string_view v, std::vector<std::string>& out) -> Status<> {
          out.emplace_back(v);
-         return std::string();
+         return {};
        },
        [](const std::vector<std::string>& v) { return std::to_string(v.size()); })
       .Repeatable();

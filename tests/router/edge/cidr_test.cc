@@ -18,26 +18,26 @@ Cidr Range(std::string_view text) {
 
 CidrSet Set(std::string_view text) {
   auto r = CidrSet::Parse(text);
-  EXPECT_TRUE(std::holds_alternative<CidrSet>(r)) << std::get<std::string>(r);
+  EXPECT_TRUE(std::holds_alternative<CidrSet>(r)) << r.error().message;
   return std::holds_alternative<CidrSet>(r) ? std::get<CidrSet>(r) : CidrSet();
 }
 
 std::string SetError(std::string_view text) {
   auto r = CidrSet::Parse(text);
-  EXPECT_TRUE(std::holds_alternative<std::string>(r)) << text;
-  return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : "";
+  EXPECT_TRUE(!r.ok()) << text;
+  return !r.ok() ? r.error().message : "";
 }
 
 RegionTable Table(std::string_view text) {
   auto r = RegionTable::Parse(text);
-  EXPECT_TRUE(std::holds_alternative<RegionTable>(r)) << std::get<std::string>(r);
+  EXPECT_TRUE(std::holds_alternative<RegionTable>(r)) << r.error().message;
   return std::holds_alternative<RegionTable>(r) ? std::get<RegionTable>(r) : RegionTable();
 }
 
 std::string TableError(std::string_view text) {
   auto r = RegionTable::Parse(text);
-  EXPECT_TRUE(std::holds_alternative<std::string>(r)) << text;
-  return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : "";
+  EXPECT_TRUE(!r.ok()) << text;
+  return !r.ok() ? r.error().message : "";
 }
 
 // ---- Cidr ----

@@ -60,7 +60,7 @@ TEST(TokenTest, RejectsBadUserOrSpaceClaims) {
 
 TokenKeyRing Ring(std::vector<VerificationKey> keys) {
   auto ring = TokenKeyRing::Make(std::move(keys));
-  if (auto* err = std::get_if<std::string>(&ring)) ADD_FAILURE() << *err;
+  if (auto* err = ring.error_message()) ADD_FAILURE() << *err;
   return std::holds_alternative<TokenKeyRing>(ring) ? std::get<TokenKeyRing>(std::move(ring))
                                                     : TokenKeyRing{};
 }
@@ -150,7 +150,7 @@ TEST(TokenKeysTest, RingRefusesKeysThatCouldNeverVerify) {
   const auto k = testing::MakeP256KeyPair();
   auto err = [](std::vector<VerificationKey> keys) {
     auto r = TokenKeyRing::Make(std::move(keys));
-    return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : std::string();
+    return !r.ok() ? r.error().message : std::string();
   };
   EXPECT_NE(err({{"k1", TokenAlg::kEs256, "not a pem"}}).find("key 'k1'"), std::string::npos);
   // A private key where the public key belongs is refused too (never ship private keys here).

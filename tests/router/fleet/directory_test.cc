@@ -7,8 +7,8 @@ namespace {
 
 std::string ParseError(std::string_view json) {
   auto r = ParseVideoServers(json);
-  EXPECT_TRUE(std::holds_alternative<std::string>(r)) << json;
-  return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : "";
+  EXPECT_TRUE(!r.ok()) << json;
+  return !r.ok() ? r.error().message : "";
 }
 
 TEST(FleetTest, ParsesServersFile) {

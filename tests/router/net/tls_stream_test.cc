@@ -28,7 +28,7 @@ using namespace std::chrono_literals;
 std::shared_ptr<ssl::context> ServerContext() {
   const std::string dir = VROUTER_TEST_CERT_DIR;
   auto made = MakeServerTlsContext({dir + "/cert.pem"}, {dir + "/key.pem"});
-  if (auto* error = std::get_if<std::string>(&made)) ADD_FAILURE() << *error;
+  if (auto* error = made.error_message()) ADD_FAILURE() << *error;
   return std::get<ServerTls>(made).context;
 }
 

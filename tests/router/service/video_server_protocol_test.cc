@@ -58,7 +58,7 @@ TEST_F(VideoServerProtocolTest, RegistersThenReportsAndBecomesActive) {
   EXPECT_EQ(reg.report_interval_ms, 1000u);
   EXPECT_EQ(reg.state, "pending");
   ASSERT_NE(fleet.Snapshot()->Find("sfu-1"), nullptr);  // in the directory lookups read
-  c.Say(proto::Stats{1, 0, 0, 0, 0, 0, 0, 0.1});
+  c.Say(proto::Stats{1, 0, 0, 0, 0, 0, 0, 0.1, std::nullopt, std::nullopt});
   EXPECT_EQ(fleet_control.View().servers.at(0).state, fleet::ServerState::kActive);
   // The state change is pushed to the server itself.
   ASSERT_FALSE(c.io->pushed.empty());
@@ -91,7 +91,7 @@ TEST_F(VideoServerProtocolTest, BadCredentialsAreRefusedAndClosed) {
 
 TEST_F(VideoServerProtocolTest, ProtocolMistakesGetTypedErrorsAndKeepTheConnection) {
   auto c = Open();
-  c.Say(proto::Stats{5, 0, 0, 0, 0, 0, 0, 0});
+  c.Say(proto::Stats{5, 0, 0, 0, 0, 0, 0, 0, std::nullopt, std::nullopt});
   EXPECT_EQ(CodeOf(c.io->Last()), ErrorCode::kNotRegistered);
   EXPECT_EQ(std::get<proto::Error>(c.io->Last()).id, 5u);
   c.Say(Reg("sfu-1", Cred("sfu-1")));
@@ -112,9 +112,9 @@ TEST_F(VideoServerProtocolTest, ProtocolMistakesGetTypedErrorsAndKeepTheConnecti
 TEST_F(VideoServerProtocolTest, NewerConnectionReplacesTheOlderAndReorderedStatsAreIgnored) {
   auto first = Open();
   first.Say(Reg("sfu-1", Cred("sfu-1")));
-  first.Say(proto::Stats{1, 0, 0, 0, 0, 0, 0, 0});
-  first.Say(proto::Stats{2, 0, 0, 0, 0, 0, 0, 0});
-  first.Say(proto::Stats{2, 0, 0, 0, 0, 0, 0, 0});  // duplicate
+  first.Say(proto::Stats{1, 0, 0, 0, 0, 0, 0, 0, std::nullopt, std::nullopt});
+  first.Say(proto::Stats{2, 0, 0, 0, 0, 0, 0, 0, std::nullopt, std::nullopt});
+  first.Say(proto::Stats{2, 0, 0, 0, 0, 0, 0, 0, std::nullopt, std::nullopt});  // duplicate
   EXPECT_EQ(fleet_control.View().servers.at(0).stats_reordered, 1u);
   auto second = Open();
   second.Say(Reg("sfu-1", Cred("sfu-1")));

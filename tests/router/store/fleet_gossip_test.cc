@@ -48,7 +48,8 @@ TEST(FleetGossipTest, EveryKindRoundTrips) {
 // mixes them.
 TEST(FleetGossipTest, WireFormIsTabSeparated) {
   EXPECT_EQ(EncodeGossip({"r1", GossipGone{"sfu-1"}}), "r1\tgone\tsfu-1");
-  EXPECT_EQ(EncodeGossip({"r1", GossipFailureReport{"sfu-1", "bob"}}), "r1\treport\tsfu-1\tbob");
+  EXPECT_EQ(EncodeGossip({"r1", GossipFailureReport{"sfu-1", "bob", ""}}),
+            "r1\treport\tsfu-1\tbob");
   EXPECT_EQ(EncodeGossip({"r1", GossipDrain{"sfu-1", false}}), "r1\tundrain\tsfu-1");
   const std::string reg = EncodeGossip({"r1", GossipRegistered{kServer}});
   EXPECT_TRUE(reg.starts_with("r1\treg\tsfu-1\t{")) << reg;
