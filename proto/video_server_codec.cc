@@ -46,7 +46,7 @@ VideoServerDecodeResult DecodeVideoServerMessage(std::string_view text) {
           r.Fraction("cpu", m.cpu) && r.OptionalUInt32("streams_in", m.streams_in) &&
           r.OptionalUInt32("streams_out", m.streams_out);
     }
-    return Finish<VideoServerDecodeResult>(r, env, std::move(m));
+    return Finish<VideoServerDecodeResult>(r, env, m);
   }
   return UnknownType(env);
 }

@@ -23,7 +23,7 @@ bool IsLoopback(const boost::asio::ip::address& a) {
 
 constexpr auto kAdminTimeout = std::chrono::seconds(10);
 constexpr std::uint32_t kMaxAdminHeaderBytes = 8 * 1024;
-constexpr std::uint64_t kMaxAdminBodyBytes = 64 * 1024;
+constexpr std::uint64_t kMaxAdminBodyBytes = std::uint64_t{64} * 1024;
 
 class AdminSession : public std::enable_shared_from_this<AdminSession> {
  public:

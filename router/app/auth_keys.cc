@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Key files are small; a huge one is a mistake (a wrong mount), not a key.
-constexpr std::uintmax_t kMaxKeyFileBytes = 64 * 1024;
+constexpr std::uintmax_t kMaxKeyFileBytes = std::uintmax_t{64} * 1024;
 
 base::Result<std::string> ReadKeyFile(const fs::path& path) {
   std::error_code ec;

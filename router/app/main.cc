@@ -12,6 +12,7 @@
 namespace {
 
 std::optional<std::string> GetEnv(const std::string& name) {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read while parsing, before any thread starts
   const char* v = std::getenv(name.c_str());
   if (v == nullptr) return std::nullopt;
   return std::string(v);

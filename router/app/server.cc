@@ -168,38 +168,38 @@ struct Server::Impl {
   }
 
   // Re-reads one file-backed setting when its files changed (always at start-up). `load` builds
-  // and installs the new version, returning "", or returns why it cannot, and then the previous
-  // version stays in service: at start-up the error is returned, later it is logged and counted.
-  std::string ReloadIfChanged(telemetry::Metrics::Reloadable what, std::string_view failed_event,
-                              const std::vector<std::string>& files, std::string& fingerprint,
-                              bool initial, const std::function<std::string()>& load) {
+  // and installs the new version, or says why it cannot, and then the previous version stays in
+  // service: at start-up the error is returned, later it is logged and counted.
+  base::Status<> ReloadIfChanged(telemetry::Metrics::Reloadable what, std::string_view failed_event,
+                                 const std::vector<std::string>& files, std::string& fingerprint,
+                                 bool initial, const std::function<base::Status<>()>& load) {
     std::string now = FilesFingerprint(files);
     if (!initial && now == fingerprint) return {};
     fingerprint = std::move(now);
-    const std::string error = load();
+    base::Status<> loaded = load();
     const auto i = static_cast<int>(what);
-    if (error.empty()) {
+    if (loaded.ok()) {
       if (!initial) metrics.reloads_ok[i]->Increment();
       return {};
     }
-    if (initial) return error;
+    if (initial) return loaded;
     metrics.reloads_failed[i]->Increment();
-    log::Error(failed_event, {{"error", error}, {"kept", "the previous version"}});
+    log::Error(failed_event, {{"error", loaded.error().message}, {"kept", "the previous version"}});
     return {};
   }
 
-  std::string ReloadTls(bool initial) {
+  base::Status<> ReloadTls(bool initial) {
     if (!config.tls_listen) return {};
     std::vector<std::string> files = config.tls_certs;
     files.insert(files.end(), config.tls_keys.begin(), config.tls_keys.end());
     return ReloadIfChanged(
         telemetry::Metrics::Reloadable::kTls, "tls_reload_failed", files, tls_fingerprint, initial,
-        [&]() -> std::string {
+        [&]() -> base::Status<> {
           auto loaded = net::MakeServerTlsContext(config.tls_certs, config.tls_keys);
-          if (auto* err = loaded.error_message()) return *err;
+          if (auto* err = loaded.error_message()) return base::Fail(*err);
           auto& ok = std::get<net::ServerTls>(loaded);
           if (!initial && ok.not_after_unix != 0 && ok.not_after_unix <= service->unix_seconds()) {
-            return "the new certificate has expired";
+            return base::Fail("the new certificate has expired");
           }
           tls.Set(std::move(ok.context));
           metrics.tls_cert_expiry->Set(static_cast<double>(ok.not_after_unix));
@@ -208,36 +208,37 @@ struct Server::Impl {
         });
   }
 
-  std::string ReloadRegions(bool initial) {
+  base::Status<> ReloadRegions(bool initial) {
     const std::string& file = config.region_cidrs_file;
     if (file.empty()) return {};
-    return ReloadIfChanged(telemetry::Metrics::Reloadable::kRegionCidrs,
-                           "region_cidrs_reload_failed", {file}, regions_fingerprint, initial,
-                           [&]() -> std::string {
-                             auto text = ReadFile(file);
-                             if (!text.ok())
-                               return "--region-cidrs " + file + ": " + text.error().message;
-                             auto table = edge::RegionTable::Parse(text.value());
-                             if (auto* err = table.error_message())
-                               return "--region-cidrs " + file + ": " + *err;
-                             auto parsed = std::make_shared<const edge::RegionTable>(
-                                 std::get<edge::RegionTable>(std::move(table)));
-                             if (!initial)
-                               log::Info("region_cidrs_reloaded", {{"ranges", parsed->size()}});
-                             service->regions.store(std::move(parsed));
-                             return {};
-                           });
+    return ReloadIfChanged(
+        telemetry::Metrics::Reloadable::kRegionCidrs, "region_cidrs_reload_failed", {file},
+        regions_fingerprint, initial, [&]() -> base::Status<> {
+          auto text = ReadFile(file);
+          if (!text.ok()) {
+            return base::Fail("--region-cidrs " + file + ": " + text.error().message);
+          }
+          auto table = edge::RegionTable::Parse(text.value());
+          if (auto* err = table.error_message()) {
+            return base::Fail("--region-cidrs " + file + ": " + *err);
+          }
+          auto parsed = std::make_shared<const edge::RegionTable>(
+              std::get<edge::RegionTable>(std::move(table)));
+          if (!initial) log::Info("region_cidrs_reloaded", {{"ranges", parsed->size()}});
+          service->regions.store(std::move(parsed));
+          return {};
+        });
   }
 
-  std::string ReloadKeys(bool initial) {
+  base::Status<> ReloadKeys(bool initial) {
     // --auth-secret alone is read once; the directory, when there is one, is watched.
     std::vector<std::string> files;
     if (!config.auth_keys_dir.empty()) files.push_back(config.auth_keys_dir);
     if (files.empty() && !initial) return {};
     return ReloadIfChanged(telemetry::Metrics::Reloadable::kAuthKeys, "auth_keys_reload_failed",
-                           files, keys_fingerprint, initial, [&]() -> std::string {
+                           files, keys_fingerprint, initial, [&]() -> base::Status<> {
                              auto loaded = LoadClientKeys(config.auth_secret, config.auth_keys_dir);
-                             if (auto* err = loaded.error_message()) return *err;
+                             if (auto* err = loaded.error_message()) return base::Fail(*err);
                              auto& ring = std::get<edge::TokenKeyRing>(loaded);
                              std::string kids;
                              for (const auto& k : ring.keys()) {
@@ -421,9 +422,9 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
     if (auto* err = trusted.error_message()) return base::Fail("--trusted-proxies: " + *err);
     impl->service->trusted_proxies = std::get<edge::CidrSet>(std::move(trusted));
   }
-  if (std::string err = impl->ReloadRegions(/*initial=*/true); !err.empty()) return base::Fail(err);
-  if (std::string err = impl->ReloadTls(/*initial=*/true); !err.empty()) return base::Fail(err);
-  if (std::string err = impl->ReloadKeys(/*initial=*/true); !err.empty()) return base::Fail(err);
+  if (auto st = impl->ReloadRegions(/*initial=*/true); !st.ok()) return base::Fail(st.error());
+  if (auto st = impl->ReloadTls(/*initial=*/true); !st.ok()) return base::Fail(st.error());
+  if (auto st = impl->ReloadKeys(/*initial=*/true); !st.ok()) return base::Fail(st.error());
   Impl* raw = impl.get();
   impl->store->SetChangeListener([raw](const assign::AssignmentChange& change) {
     service::PublishChange(change, *raw->fleet.Snapshot(), raw->hub, raw->metrics);

@@ -186,7 +186,7 @@ Setting& Schema::AddSetting(Setting setting) {
   return settings_.back();
 }
 
-Error Schema::Refuse(std::size_t row, Problem problem) const {
+Error Schema::Refuse(std::size_t row, const Problem& problem) const {
   const Setting& s = settings_[row];
   std::string message = s.Display() + ": ";
   if (problem.code == ErrorCode::kOutOfRange) {
@@ -273,7 +273,7 @@ std::string Schema::RenderHelp(const std::vector<std::string>& defaults) const {
       if (i == 0) row("  -h [ --help ]", "print this help");
     }
     std::vector<std::string> notes;
-    if (s.required) notes.push_back("required");
+    if (s.required) notes.emplace_back("required");
     if (!s.is_switch && !s.required && i < defaults.size() && !defaults[i].empty()) {
       notes.push_back("default " + defaults[i]);
     }
@@ -283,7 +283,7 @@ std::string Schema::RenderHelp(const std::vector<std::string>& defaults) const {
       for (const auto& c : s.choices) names += (names.empty() ? "" : ", ") + c;
       notes.push_back("one of " + names);
     }
-    if (s.repeatable) notes.push_back("repeatable");
+    if (s.repeatable) notes.emplace_back("repeatable");
     std::string text = s.help;
     for (std::size_t n = 0; n < notes.size(); ++n) {
       text += (n == 0 ? " (" : "; ") + notes[n] + (n + 1 == notes.size() ? ")" : "");

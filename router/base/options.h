@@ -27,8 +27,9 @@
 
 // The member a row fills, as an accessor that works on the struct and on a const one:
 //   table.Integer("max-batch", VROUTER_FIELD(limits.max_batch), Range::In(1, 100000), "...");
+// The expansion is a lambda and `path` a member path: neither can be parenthesized.
 #define VROUTER_FIELD(path) \
-  [](auto& target) -> auto& { return target.path; }
+  [](auto& target) -> auto& { return target.path; }  // NOLINT(bugprone-macro-parentheses)
 
 #include "router/base/result.h"
 
@@ -159,7 +160,7 @@ class Schema {
   // `defaults` holds each row's default as text, in row order.
   std::string RenderHelp(const std::vector<std::string>& defaults) const;
   std::string RenderJson(const std::vector<std::string>& defaults) const;
-  Error Refuse(std::size_t row, Problem problem) const;
+  Error Refuse(std::size_t row, const Problem& problem) const;
 
  private:
   std::string usage_;
@@ -235,7 +236,7 @@ class Table : public Schema {
   // Text, taken as given, or refused by `check`.
   template <class F>
   Setting& Text(std::string flag, F field, std::string help,
-                std::function<Status<>(std::string_view)> check = {}) {
+                const std::function<Status<>(std::string_view)>& check = {}) {
     static_assert(std::is_same_v<Member<F>, std::string>);
     return Add(
         Row(std::move(flag), "text", "TEXT", std::move(help)),
@@ -289,7 +290,7 @@ class Table : public Schema {
   // A comma-separated list of texts, each of which `check` may refuse.
   template <class F>
   Setting& List(std::string flag, F field, std::string help,
-                std::function<Status<>(std::string_view)> check = {}) {
+                const std::function<Status<>(std::string_view)>& check = {}) {
     static_assert(std::is_same_v<Member<F>, std::vector<std::string>>);
     return Add(
         Row(std::move(flag), "list", "A,B", std::move(help)),
@@ -355,7 +356,7 @@ class Table : public Schema {
     for (std::size_t row = 0; row < parsers_.size(); ++row) {
       for (const std::string& value : given.values[row]) {
         if (auto problem = parsers_[row](value, defaults)) {
-          out.error = Refuse(row, std::move(*problem));
+          out.error = Refuse(row, *problem);
           return out;
         }
       }

@@ -51,6 +51,7 @@ class Result : public std::variant<T, E> {
     requires std::is_convertible_v<U&&, T> &&
              (!std::is_same_v<std::remove_cvref_t<U>, Result>) &&
              (!std::is_same_v<std::remove_cvref_t<U>, E>)
+  // NOLINTNEXTLINE(bugprone-forwarding-reference-overload): constrained not to take a Result
   Result(U&& value)  // NOLINT(google-explicit-constructor)
       : Base(std::in_place_index<0>, std::forward<U>(value)) {}
   // An error, given as itself (an enum, say) or through Fail().

@@ -62,7 +62,8 @@ base::Result<ServerTls> MakeServerTlsContext(const std::vector<std::string>& cer
     ctx->use_private_key_file(key, ssl::context::pem, ec);
     if (ec) return base::Fail("--tls-key " + key + ": " + ec.message());
     if (SSL_CTX_check_private_key(native) != 1) {
-      return base::Fail("--tls-key " + key + " does not match --tls-cert " + cert);
+      return base::Fail("--tls-key " + key +
+                        std::string(" does not match --tls-cert ").append(cert));
     }
     X509* leaf = SSL_CTX_get0_certificate(native);  // the pair just loaded
     EVP_PKEY* pub = leaf == nullptr ? nullptr : X509_get0_pubkey(leaf);

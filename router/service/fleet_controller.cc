@@ -17,6 +17,9 @@ template <class... F>
 struct Overloaded : F... {
   using F::operator()...;
 };
+// clang 14 deduces no aggregate's template arguments (C++20's P1816 came in clang 17).
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
 
 }  // namespace
 
@@ -69,19 +72,7 @@ void FleetController::OnShared(std::string_view message) {
                    vrouter::MutexLock lock(&mu_);
                    model_.OnFailureReport(e.server, e.user, e.address, now_());
                  },
-                 [&](const store::GossipDrain& e) {
-                   std::vector<fleet::StateChange> changes;
-                   {
-                     vrouter::MutexLock lock(&mu_);
-                     if (e.drained) {
-                       model_.Drain(e.server, now_());
-                     } else {
-                       model_.Undrain(e.server, now_());
-                     }
-                     changes = model_.TakeChanges();
-                   }
-                   Publish(changes);
-                 },
+                 [&](const store::GossipDrain& e) { SetDrained(e.server, e.drained, false); },
              },
              gossip->event);
 }
@@ -238,29 +229,20 @@ bool FleetController::OnFailureReport(std::string_view server, std::string_view 
   return counted;
 }
 
-bool FleetController::Drain(std::string_view server) {
-  std::vector<fleet::StateChange> changes;
-  bool found = false;
-  {
-    vrouter::MutexLock lock(&mu_);
-    found = model_.Drain(server, now_());
-    changes = model_.TakeChanges();
-  }
-  Publish(changes);
-  if (found) Share(store::GossipDrain{std::string(server), true});
-  return found;
-}
+bool FleetController::Drain(std::string_view server) { return SetDrained(server, true, true); }
 
-bool FleetController::Undrain(std::string_view server) {
+bool FleetController::Undrain(std::string_view server) { return SetDrained(server, false, true); }
+
+bool FleetController::SetDrained(std::string_view server, bool drained, bool share) {
   std::vector<fleet::StateChange> changes;
   bool found = false;
   {
     vrouter::MutexLock lock(&mu_);
-    found = model_.Undrain(server, now_());
+    found = drained ? model_.Drain(server, now_()) : model_.Undrain(server, now_());
     changes = model_.TakeChanges();
   }
   Publish(changes);
-  if (found) Share(store::GossipDrain{std::string(server), false});
+  if (found && share) Share(store::GossipDrain{std::string(server), drained});
   return found;
 }
 

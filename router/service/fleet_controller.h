@@ -99,6 +99,8 @@ class FleetController {
   void Share(store::GossipEvent event);
   void RegisterRemote(const fleet::VideoServer& info);
   void OnRemoteStats(const fleet::VideoServer& info, const proto::Stats& stats);
+  // An operator's drain or undrain, here or (share = false) through another replica.
+  bool SetDrained(std::string_view server, bool drained, bool share);
 
   std::string replica_id_;
   std::function<void(std::string)> publish_;  // empty: one replica, nothing to share
