@@ -133,11 +133,13 @@ struct FleetModel::Record {
   std::uint32_t multiplier = 0;  // grows with each ejection, decays while healthy
   base::SteadyTime healthy_since{};
   // Back from an ejection without evidence of health: at most probation_max_users users, one new
-  // per interval, and one bad report (not three) or one reporter (not five) ejects it again. Ends
-  // when its counters show it forwarding, if counters ejected it; after a failure window with no
-  // complaints, if its users' reports did (a liar's counters look healthy all along).
+  // per interval, and one bad report (not three) or two reporters (one if it holds one user, not
+  // five) eject it again. Ends
+  // when its counters show it forwarding (if counters ejected it), or after a failure window
+  // (whatever ejected it: idle users may never show a rate, and a liar's counters look healthy).
   bool probation = false;
-  std::optional<base::SteadyTime> probation_until;  // report-based ejections
+  std::optional<base::SteadyTime> probation_until;
+  bool probation_counters = false;  // ejected on its counters: a forwarding report ends it
 
   // Derived state.
   ServerState state = ServerState::kPending;
@@ -280,7 +282,7 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
     r->forwarding = JudgeForwarding(*result.rates, peers, {stats.streams_in, stats.streams_out},
                                     params_.scoring.forwarding);
     r->bad_reports = Swallowing(r->forwarding) ? r->bad_reports + 1 : 0;
-    if (r->forwarding == Forwarding::kOk && !r->probation_until) r->probation = false;
+    if (r->forwarding == Forwarding::kOk && r->probation_counters) r->probation = false;
   }
   const bool was_active = r->state == ServerState::kActive;
   Refresh(*r, now, ChangeReason::kReporting);
@@ -322,6 +324,7 @@ bool FleetModel::Undrain(std::string_view id, base::SteadyTime now) {
   Record* r = Find(id);
   if (r == nullptr) return false;
   r->drained = false;
+  r->resets.clear();  // restarts during a drain are maintenance, not a crash loop
   Refresh(*r, now, ChangeReason::kUndrained);
   return true;
 }
@@ -420,8 +423,9 @@ Pick FleetModel::Choose(const PickRequest& request, const LoadMap& own, base::St
   ScoreAll(own, now, inputs, scores, CurrentEvidence());
   Pick pick;
   pick.detail = PickServer(inputs, scores, request, params_.scoring, rng_);
-  if (pick.detail.index < 0 && panic_) {
-    // Every server has concrete evidence against it: the last resort is to fail open.
+  if (pick.detail.index < 0 && EveryActiveServerSuspect()) {
+    // Every server that could take users has concrete evidence against it (a fleet-wide signal:
+    // more likely the network or the router's view than every server at once): fail open.
     ScoreAll(own, now, inputs, scores, Evidence::kNone);
     pick.detail = PickServer(inputs, scores, request, params_.scoring, rng_);
   }
@@ -444,13 +448,28 @@ bool FleetModel::CanKeep(std::string_view id, std::int64_t own, base::SteadyTime
       r->state == ServerState::kGone) {
     return false;
   }
-  // Concrete evidence that media through it fails keeps a returning user off it, panic or not.
-  if (Swallowing(r->forwarding)) return false;
-  if (!FailureSharePasses(r->Reporters(), own, params_.ejection)) return false;
+  // Concrete evidence that media through it fails keeps a returning user off it, panic or not,
+  // unless every server has such evidence (a fleet-wide signal: fail open, as Choose does).
+  const bool suspect =
+      Swallowing(r->forwarding) || !FailureSharePasses(r->Reporters(), own, params_.ejection);
+  if (suspect && !EveryActiveServerSuspect()) return false;
   // The user's media may already be there: no slow start, no interval cap, just real room.
   ScoreInput in = InputFor(*r, own, now, /*established=*/false);
   const Score s = ScoreServer(in, params_.scoring, CurrentEvidence());
   return s.effective_load <= std::max<double>(1, r->info.capacity);
+}
+
+bool FleetModel::EveryActiveServerSuspect() const {
+  bool any = false;
+  for (const auto& r : servers_) {
+    if (r->state != ServerState::kActive) continue;
+    any = true;
+    if (!Swallowing(r->forwarding) &&
+        r->reporters.size() < params_.ejection.failure_min_reporters) {
+      return false;
+    }
+  }
+  return any;
 }
 
 void FleetModel::Eject(Record& r, EjectReason reason, base::SteadyTime now) {
@@ -499,8 +518,10 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
         const bool report_based = r.eject_reason == EjectReason::kFailureReports ||
                                   r.eject_reason == EjectReason::kSuccessRateOutlier;
         r.probation = r.monitored || report_based;
-        r.probation_until.reset();
-        if (report_based) r.probation_until = now + ep.failure_window;
+        // Bounded in time whatever the reason: a server whose users stay idle (alone in their
+        // rooms, audio only) may never show a rate to judge.
+        r.probation_until = now + ep.failure_window;
+        r.probation_counters = !report_based;
         Refresh(r, now, ChangeReason::kEjectionExpired);
       }
     }
@@ -517,7 +538,6 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
   }
 
   EjectionParams probation_rules = ep;
-  probation_rules.failure_min_reporters = 1;
   // The ejection rules, over servers that could take users. Each candidate carries the strength
   // of its evidence, so that when more look bad than may be ejected the strongest go first.
   struct Candidate {
@@ -541,6 +561,9 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
     const std::int64_t users = OwnOf(own, r.info.id);
     const std::uint32_t reporters = r.Reporters();
     const std::uint32_t bad_needed = r.probation ? 1 : ep.not_forwarding_reports;
+    // On probation two reporters suffice, or one when it is the only user there.
+    probation_rules.failure_min_reporters = static_cast<std::uint32_t>(
+        std::clamp<std::int64_t>(users, 1, std::min<std::uint32_t>(2, ep.failure_min_reporters)));
     const EjectionParams& rules = r.probation ? probation_rules : ep;
     if (r.bad_reports >= bad_needed) {
       bad.push_back({&r, EjectReason::kNotForwarding, static_cast<double>(r.bad_reports)});
@@ -583,7 +606,11 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
     if (a.why != b.why) return a.why < b.why;  // EjectReason is ordered by strength
     return a.strength > b.strength;
   });
-  const std::size_t slots = cap > ejected ? cap - ejected : 0;
+  // When every server that is not already ejected looks bad, the fault is more likely between the
+  // router and everyone (or in the router's view) than in every server: nobody is ejected, the
+  // fleet fails open (Choose), and ejecting by declaration order would only move people around.
+  const bool whole_fleet = fleet > ejected && bad.size() >= fleet - ejected;
+  const std::size_t slots = whole_fleet ? 0 : (cap > ejected ? cap - ejected : 0);
   for (std::size_t i = 0; i < bad.size() && i < slots; ++i) Eject(*bad[i].record, bad[i].why, now);
 
   // Forget self-registered servers long gone and empty.

@@ -232,6 +232,8 @@ class FleetModel {
   void ScoreAll(const LoadMap& own, base::SteadyTime now, std::vector<ScoreInput>& inputs,
                 std::vector<Score>& scores, Evidence evidence) const;
   Evidence CurrentEvidence() const { return panic_ ? Evidence::kConcreteOnly : Evidence::kAll; }
+  // True when every active server has concrete evidence against it (and there is one).
+  bool EveryActiveServerSuspect() const;
 
   FleetParams params_;
   std::mt19937_64 rng_;

@@ -72,8 +72,9 @@ TEST(IncidentReplay, RouterStopsFeedingTheBlackHoleEjectsItAndMigratesItsUsers) 
   ASSERT_TRUE(o.eject_seconds.has_value());
   EXPECT_LE(*o.eject_seconds, 5.0);  // three bad reports, plus the tick that sees the third
   EXPECT_EQ(o.left_on_it, 0);        // everyone it swallowed (and had before) was migrated
-  // Each probation admits at most about one interval's capped share at the minimum weight.
-  EXPECT_LE(o.probation, 3 * 20);
+  // Each probation admits at most probation_max_users (2) before its first bad report; the
+  // run sees at most three readmissions.
+  EXPECT_LE(o.probation, 6);
   EXPECT_GT(o.migrated, 0);
   EXPECT_EQ(o.unplaced, 0);
 }

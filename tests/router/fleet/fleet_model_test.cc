@@ -1064,15 +1064,20 @@ TEST(FleetModelTest, PanicStillEjectsTheWorstUpToTheCapAndFeedsNoKnownBadServer)
   EXPECT_TRUE(sim.model.View(sim.own, sim.now).panic_detail.empty());
 }
 
-// When every server has concrete evidence against it, the router fails open rather than refuse
-// everyone: its own reading of the counters is then the likelier fault.
-TEST(FleetModelTest, PanicFailsOpenOnlyWhenEveryServerHasEvidenceAgainstIt) {
+// When every server has concrete evidence against it (frozen counters everywhere: an outage
+// between the clients and every server, or the router's own view), the fault is not in every
+// server: nobody is ejected, and the router fails open rather than refuse everyone, from the
+// first bad report on (panic itself comes only with the ejection cases, three reports in).
+TEST(FleetModelTest, AFleetWideSignalEjectsNobodyAndFailsOpen) {
   Sim sim;
   sim.Up({"a", "b", "c", "d"});
   for (const char* id : {"a", "b", "c", "d"}) sim.media[id] = Media::kBad;
-  sim.Steps(3);
+  sim.Step();
+  EXPECT_FALSE(sim.Choose().empty());
+  EXPECT_TRUE(sim.CanKeep("a"));
+  sim.Steps(5);
   EXPECT_TRUE(sim.model.panic());
-  EXPECT_EQ(sim.State("a"), ServerState::kEjected);
+  for (const char* id : {"a", "b", "c", "d"}) EXPECT_EQ(sim.State(id), ServerState::kActive);
   EXPECT_FALSE(sim.Choose().empty());
 }
 

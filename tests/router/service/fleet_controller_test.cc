@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "router/base/log.h"
 #include "tests/support/service_harness.h"
 #include "tests/support/video_servers.h"
 
@@ -20,6 +21,9 @@ namespace {
 // copy could replace a newer one; with no later change, the server stayed out of the directory
 // (the snapshot `report` and every lookup read) for good.
 TEST(FleetControllerTest, RegistrationsRacingOnTwoThreadsBothReachTheDirectory) {
+  // The logger is set up before any thread, as main does (Debian's spdlog is not built for TSan,
+  // which cannot see its registry's thread-safe lazy construction).
+  ASSERT_TRUE(log::Init("info"));
   testing::ServiceHarness h;
   int lost = 0;
   for (int trial = 0; trial < 400; ++trial) {
