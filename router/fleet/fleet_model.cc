@@ -121,6 +121,7 @@ struct FleetModel::Record {
     std::string address;
   };
   absl::flat_hash_map<std::string, Reporter> reporters;
+  absl::flat_hash_map<std::string, std::uint32_t> reporter_addresses;  // address -> reporters
   // Counter resets (restarts) within the restart-loop window, oldest first.
   std::deque<base::SteadyTime> resets;
 
@@ -163,13 +164,40 @@ struct FleetModel::Record {
     return std::min(implied, std::max<double>(latest.peers, static_cast<double>(own)));
   }
   // Distinct reporters: each user once and each address once (one client reconnecting with
-  // several tokens from one address counts once).
+  // several tokens from one address counts once). Kept as counts: scoring reads it for every
+  // server on every choice.
   std::uint32_t Reporters() const {
-    absl::flat_hash_set<std::string_view> addresses;
-    for (const auto& [user, reporter] : reporters) {
-      addresses.insert(reporter.address.empty() ? std::string_view(user) : reporter.address);
+    return static_cast<std::uint32_t>(std::min(reporters.size(), reporter_addresses.size()));
+  }
+  static std::string AddressKey(std::string_view user, std::string_view address) {
+    return std::string(address.empty() ? user : address);
+  }
+  void AddReporter(std::string_view user, std::string_view address, base::SteadyTime now) {
+    auto it = reporters.find(AsAbsl(user));
+    if (it != reporters.end()) {
+      DropAddress(AddressKey(user, it->second.address));
+      it->second = {now, std::string(address)};
+    } else if (reporters.size() < kMaxReporters) {
+      reporters.emplace(std::string(user), Reporter{now, std::string(address)});
+    } else {
+      return;
     }
-    return static_cast<std::uint32_t>(std::min(reporters.size(), addresses.size()));
+    ++reporter_addresses[AddressKey(user, address)];
+  }
+  void DropAddress(const std::string& key) {
+    auto a = reporter_addresses.find(key);
+    if (a != reporter_addresses.end() && --a->second == 0) reporter_addresses.erase(a);
+  }
+  // Forgets the reports older than the window (or all of them, with window zero).
+  void ForgetReportsBefore(base::SteadyTime cutoff) {
+    for (auto it = reporters.begin(); it != reporters.end();) {
+      auto next = std::next(it);
+      if (it->second.at <= cutoff) {
+        DropAddress(AddressKey(it->first, it->second.address));
+        reporters.erase(it);
+      }
+      it = next;
+    }
   }
   double FailureShare(std::int64_t own) const {
     if (reporters.empty()) return 0;
@@ -303,12 +331,7 @@ bool FleetModel::OnFailureReport(std::string_view server, std::string_view user,
                                  std::string_view address, base::SteadyTime now) {
   Record* r = Find(server);
   if (r == nullptr) return false;
-  auto it = r->reporters.find(AsAbsl(user));
-  if (it != r->reporters.end()) {
-    it->second = {now, std::string(address)};
-  } else if (r->reporters.size() < kMaxReporters) {
-    r->reporters.emplace(std::string(user), Record::Reporter{now, std::string(address)});
-  }
+  r->AddReporter(user, address, now);
   return true;
 }
 
@@ -464,8 +487,7 @@ bool FleetModel::EveryActiveServerSuspect() const {
   for (const auto& r : servers_) {
     if (r->state != ServerState::kActive) continue;
     any = true;
-    if (!Swallowing(r->forwarding) &&
-        r->reporters.size() < params_.ejection.failure_min_reporters) {
+    if (!Swallowing(r->forwarding) && r->Reporters() < params_.ejection.failure_min_reporters) {
       return false;
     }
   }
@@ -486,11 +508,7 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
   // Liveness, failure-report windows, ejection expiry and decay.
   for (auto& rp : servers_) {
     Record& r = *rp;
-    for (auto it = r.reporters.begin(); it != r.reporters.end();) {
-      auto next = std::next(it);
-      if (now - it->second.at >= ep.failure_window) r.reporters.erase(it);
-      it = next;
-    }
+    r.ForgetReportsBefore(now - ep.failure_window);
     while (!r.resets.empty() && now - r.resets.front() >= ep.restart_loop_window) {
       r.resets.pop_front();
     }
@@ -511,6 +529,7 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
         // (otherwise a server silent at expiry would be re-ejected on its old reports at once).
         r.bad_reports = 0;
         r.reporters.clear();  // reports were about the users it had; they have moved
+        r.reporter_addresses.clear();
         r.resets.clear();
         r.healthy_since = now;
         // Readmitted without evidence of health (with no users it had nothing to forward, and
@@ -548,7 +567,7 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
   std::vector<Candidate> bad;
   std::vector<SuccessSample> samples;
   std::vector<Record*> sampled;
-  std::size_t fleet = 0, ejected = 0;
+  std::size_t fleet = 0, ejected = 0, candidates = 0;
   for (auto& rp : servers_) {
     Record& r = *rp;
     if (r.state == ServerState::kGone) continue;
@@ -558,6 +577,7 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
       continue;
     }
     if (r.state != ServerState::kActive && r.state != ServerState::kStale) continue;
+    ++candidates;
     const std::int64_t users = OwnOf(own, r.info.id);
     const std::uint32_t reporters = r.Reporters();
     const std::uint32_t bad_needed = r.probation ? 1 : ep.not_forwarding_reports;
@@ -609,7 +629,7 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
   // When every server that is not already ejected looks bad, the fault is more likely between the
   // router and everyone (or in the router's view) than in every server: nobody is ejected, the
   // fleet fails open (Choose), and ejecting by declaration order would only move people around.
-  const bool whole_fleet = fleet > ejected && bad.size() >= fleet - ejected;
+  const bool whole_fleet = candidates > 0 && bad.size() >= candidates;
   const std::size_t slots = whole_fleet ? 0 : (cap > ejected ? cap - ejected : 0);
   for (std::size_t i = 0; i < bad.size() && i < slots; ++i) Eject(*bad[i].record, bad[i].why, now);
 
