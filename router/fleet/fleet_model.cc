@@ -617,19 +617,21 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
                         panic ? ChangeReason::kPanicEntered : ChangeReason::kPanicExited, now});
   }
   panic_ = panic;
-  panic_detail_ = panic ? std::to_string(suspects) + " of " + std::to_string(fleet) +
-                              " servers look bad; at most " + std::to_string(cap) +
-                              " may be ejected: the worst are, and servers with concrete evidence "
-                              "against them take no new users"
-                        : "";
-  std::stable_sort(bad.begin(), bad.end(), [](const Candidate& a, const Candidate& b) {
-    if (a.why != b.why) return a.why < b.why;  // EjectReason is ordered by strength
-    return a.strength > b.strength;
-  });
   // When every server that is not already ejected looks bad, the fault is more likely between the
   // router and everyone (or in the router's view) than in every server: nobody is ejected, the
   // fleet fails open (Choose), and ejecting by declaration order would only move people around.
   const bool whole_fleet = candidates > 0 && bad.size() >= candidates;
+  panic_detail_ =
+      !panic ? ""
+             : std::to_string(suspects) + " of " + std::to_string(fleet) +
+                   " servers look bad; at most " + std::to_string(cap) + " may be ejected: " +
+                   (whole_fleet ? "all look bad, so none is ejected and the fleet fails open"
+                                : "the worst are, and servers with concrete evidence against "
+                                  "them take no new users");
+  std::stable_sort(bad.begin(), bad.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.why != b.why) return a.why < b.why;  // EjectReason is ordered by strength
+    return a.strength > b.strength;
+  });
   const std::size_t slots = whole_fleet ? 0 : (cap > ejected ? cap - ejected : 0);
   for (std::size_t i = 0; i < bad.size() && i < slots; ++i) Eject(*bad[i].record, bad[i].why, now);
 

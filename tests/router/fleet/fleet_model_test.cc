@@ -1078,6 +1078,8 @@ TEST(FleetModelTest, AFleetWideSignalEjectsNobodyAndFailsOpen) {
   sim.Steps(5);
   EXPECT_TRUE(sim.model.panic());
   for (const char* id : {"a", "b", "c", "d"}) EXPECT_EQ(sim.State(id), ServerState::kActive);
+  EXPECT_NE(sim.model.View(sim.own, sim.now).panic_detail.find("none is ejected"),
+            std::string::npos);
   EXPECT_FALSE(sim.Choose().empty());
 }
 
