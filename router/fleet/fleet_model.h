@@ -52,7 +52,7 @@ struct FleetParams {
   // within a couple of seconds, and a report is a few hundred bytes.
   std::chrono::milliseconds report_interval{1000};
   // No report for 3 intervals: stale (no new users, nobody moved: a blip between the server and
-  // the router is not a media outage). DESIGN.md: "heartbeat younger than ~3 intervals".
+  // the router is not a media outage). docs/DESIGN.md: "heartbeat younger than ~3 intervals".
   std::uint32_t stale_after_reports = 3;
   // No report for 15 s: gone, and its users are migrated. Long enough to ride out a router or
   // server reconnect, short enough that users of a dead server are not left waiting for long

@@ -11,7 +11,7 @@
 //     pending         = users placed since the server's last report, which that report could
 //                       not yet include, so a stale "I'm empty" cannot absorb a burst
 //     penalty         = share of its users reporting media failures * capacity * factor
-//   (DESIGN.md writes max(...) + pending; `own` already contains the pending users, so adding
+//   (docs/DESIGN.md writes max(...) + pending; `own` already contains the pending users, so adding
 //    them to it again would count them twice. Adding them to the self-reported terms only is the
 //    same protection without the double count.)
 //   A server whose counters say it is not forwarding (media in, nothing out; counters frozen while

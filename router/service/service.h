@@ -51,7 +51,7 @@ struct Service {
   std::function<std::int64_t()> unix_seconds;
   std::function<base::SteadyTime()> steady_now;
 
-  std::atomic<bool> draining{false};             // set on SIGTERM: no new joins, readiness off
+  std::atomic<bool> draining{false};  // on SIGTERM: no new joins or resumes, readiness off
   std::atomic<std::size_t> open_connections{0};  // accepted sockets not yet closed
   std::atomic<std::uint64_t> next_session_id{1};
 
