@@ -233,6 +233,8 @@ options::Table<Config> MakeTable() {
             Range::In(2, 1000000), "success-rate outlier: servers with enough volume needed");
   t.Integer("eject-min-volume", VROUTER_FIELD(fleet.ejection.success_min_volume), Range::Any(),
             "success-rate outlier: users a server needs to be judged");
+  t.Integer("probation-max-users", VROUTER_FIELD(fleet.scoring.probation_max_users),
+            Range::In(1, 1000), "users a server back from an ejection holds until it proves healthy");
   t.Real("eject-min-stdev", VROUTER_FIELD(fleet.ejection.success_min_stdev), Range::In(0, 1),
          "success-rate outlier: floor on the fleet's standard deviation (one report is no outlier)");
   t.Integer("eject-restart-loop-resets", VROUTER_FIELD(fleet.ejection.restart_loop_resets),

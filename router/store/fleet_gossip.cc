@@ -127,16 +127,4 @@ base::Result<FleetGossip, GossipError> DecodeGossip(std::string_view text) {
   return out;
 }
 
-const std::string& GossipServer(const GossipEvent& event) {
-  return std::visit(
-      [](const auto& e) -> const std::string& {
-        if constexpr (requires { e.server.id; }) {
-          return e.server.id;
-        } else {
-          return e.server;
-        }
-      },
-      event);
-}
-
 }  // namespace vrouter::store

@@ -79,7 +79,4 @@ std::string_view GossipErrorName(GossipError error);
 std::string EncodeGossip(const FleetGossip& gossip);
 base::Result<FleetGossip, GossipError> DecodeGossip(std::string_view text);
 
-// The server a gossip event is about.
-const std::string& GossipServer(const GossipEvent& event);
-
 }  // namespace vrouter::store
