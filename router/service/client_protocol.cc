@@ -354,17 +354,29 @@ void ClientProtocol::OnUnwatch(const proto::Unwatch& m) {
   Send(proto::Ack{m.id});
 }
 
+// A joined client speaks for the servers its media goes through: its own (it publishes there)
+// and those of the users it watches (it subscribes to their media there: when a server stops
+// forwarding, its viewers on other servers are the first to see it). Any other server is none of
+// its business; otherwise anyone could talk a healthy server into ejection. Reporters still count
+// once per user and per address (FleetModel), however many servers they may speak for.
+bool ClientProtocol::MayReport(std::string_view server) const {
+  if (!joined_) return false;
+  const auto mine = service_.store.GetLocal(user_);
+  if (mine && mine->server == server) return true;
+  return std::any_of(watching_.begin(), watching_.end(), [&](const std::string& user) {
+    const auto theirs = service_.store.GetLocal(user);
+    return theirs && theirs->server == server;
+  });
+}
+
 void ClientProtocol::OnReport(const proto::Report& m) {
   if (service_.fleet.Snapshot()->Find(m.server) == nullptr) {
     SendError(m.id, ErrorCode::kUnknownServer, "no video server '" + m.server + "'");
     return;
   }
-  // A client speaks only for the server its own media goes through: otherwise anyone could talk
-  // a healthy server into ejection.
-  const auto mine = joined_ ? service_.store.GetLocal(user_) : std::nullopt;
-  if (!mine || mine->server != m.server) {
+  if (!MayReport(m.server)) {
     SendError(m.id, ErrorCode::kForbidden,
-              "a client reports only the video server it is assigned to");
+              "a client reports only its own video server or the server of a user it watches");
     return;
   }
   service_.metrics.media_failure_reports[static_cast<int>(m.reason)]->Increment();

@@ -48,6 +48,7 @@ class ClientProtocol final : public SessionProtocol {
   void OnWatch(const proto::Watch& m);
   void OnUnwatch(const proto::Unwatch& m);
   void OnReport(const proto::Report& m);
+  bool MayReport(std::string_view server) const;
   void OnLeave(const proto::Leave& m);
 
   void Handle(std::string_view text);

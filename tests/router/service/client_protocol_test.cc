@@ -206,6 +206,34 @@ TEST_F(Fixture, BatchAndWatchLimits) {
   EXPECT_TRUE(std::holds_alternative<proto::WatchResult>(c.session->Last()));
 }
 
+TEST_F(Fixture, ReportsAboutTheServerOfAWatchedUserAreAccepted) {
+  auto alice = Connect("alice");
+  alice.Say(proto::Join{1});
+  const std::string mine = std::get<proto::Assigned>(alice.session->Last()).server.id;
+  const std::string other = mine == "a" ? "b" : "a";
+  // Someone whose media is on the other server: alice's viewer connection goes there.
+  std::optional<Client> peer;
+  std::string peer_user;
+  for (int i = 0; i < 40 && !peer; ++i) {
+    auto c = Connect("peer-" + std::to_string(i));
+    c.Say(proto::Join{1});
+    if (std::get<proto::Assigned>(c.session->Last()).server.id == other) {
+      peer_user = "peer-" + std::to_string(i);
+      peer.emplace(std::move(c));
+    }
+  }
+  ASSERT_TRUE(peer.has_value()) << "no user was placed on " << other;
+  alice.Say(proto::Report{2, other, proto::FailureReason::kNoMedia, ""});
+  EXPECT_EQ(ErrorOf(alice.session->Last()), ErrorCode::kForbidden) << "not watching anyone there";
+  alice.Say(proto::Watch{3, {peer_user}});
+  alice.Say(proto::Report{4, other, proto::FailureReason::kNoMedia, ""});
+  EXPECT_TRUE(std::holds_alternative<proto::Ack>(alice.session->Last()));
+  EXPECT_EQ(fleet_control.View().servers[other == "a" ? 0 : 1].failure_reporters, 1u);
+  alice.Say(proto::Unwatch{5, {peer_user}});
+  alice.Say(proto::Report{6, other, proto::FailureReason::kNoMedia, ""});
+  EXPECT_EQ(ErrorOf(alice.session->Last()), ErrorCode::kForbidden) << "no longer watching";
+}
+
 TEST_F(Fixture, ReportsAndLeaveValidateState) {
   auto c = Connect("alice");
   c.Say(proto::Report{2, "nope", proto::FailureReason::kNoMedia, ""});
