@@ -11,6 +11,7 @@ import { Connection } from './connection.js';
 import { Emitter } from './emitter.js';
 import { AUTH_CODES, VRouterError } from './errors.js';
 import { LocationTable } from './locations.js';
+import { MediaWatchdog, ReportLimiter } from './media_watchdog.js';
 import { chunkIds, fullJitterDelay, isValidId } from './util.js';
 
 const DEFAULTS = {
@@ -87,6 +88,9 @@ export class VRouterClient {
   #watchSet = new Set();
   #locations = new LocationTable();
   #lookupBatch = null;
+
+  #watchdogs = new Set(); // media watchdogs running (watchMedia)
+  #reportLimiter = new ReportLimiter(); // one report per (server, reason) per interval, for all of them
 
   /**
    * @param {object} options see index.d.ts (VRouterClientOptions)
@@ -316,6 +320,29 @@ export class VRouterClient {
     const frame = { type: 'report', server: target, reason };
     if (detail != null) frame.detail = String(detail);
     await this.#call(frame);
+  }
+
+  /**
+   * Watches an RTCPeerConnection's stats and reports media failures (no_media, ice_failed,
+   * dtls_failed) by itself; every detection is emitted as a `media` event, a stream flowing again
+   * after a no_media as `recovered`. `server` (an id or a function returning the current one)
+   * names the video server the media goes through; by default this client's own assignment's.
+   * Returns the watchdog (stop() ends it; it also ends when the connection closes, or with the
+   * client). See media_watchdog.js and index.d.ts (MediaWatchdogOptions).
+   */
+  watchMedia(pc, options = {}) {
+    if (this.#state === 'closed') throw closedError();
+    const dog = new MediaWatchdog(pc, {
+      ...options,
+      server: options.server ?? (() => this.#assignment?.server.id ?? null),
+      report: (reason, o) => this.report(reason, o),
+      limiter: this.#reportLimiter,
+    });
+    this.#watchdogs.add(dog);
+    dog.on('media', (event) => this.#emitter.emit('media', event));
+    dog.on('recovered', (event) => this.#emitter.emit('recovered', event));
+    dog.on('stopped', () => this.#watchdogs.delete(dog));
+    return dog;
   }
 
   // ---- operations: queue, send, answer, timeout ------------------------------------------------
@@ -633,6 +660,7 @@ export class VRouterClient {
     }
     this.#settleJoinWaiters(err);
     this.#failLookups(err);
+    for (const dog of [...this.#watchdogs]) dog.stop(); // nobody to report to any more
     for (const w of this.#connectWaiters.splice(0)) w.reject(err);
     this.#setState('closed', { error: err, code: err.closeCode });
     if (err.code !== 'client_closed') this.#emitError(err);

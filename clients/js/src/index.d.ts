@@ -167,6 +167,103 @@ export interface GoawayEvent {
   reconnectAfterMs: number;
 }
 
+// ---- media watchdog (src/media_watchdog.js) ----------------------------------------------------
+
+/** What the watchdog reads from getStats(): RTCStatsReport and Map fit. */
+export interface StatsReportLike {
+  forEach(callback: (stat: any, id: string) => void): void;
+}
+
+/** The parts of RTCPeerConnection the watchdog uses; a browser's RTCPeerConnection fits. */
+export interface PeerConnectionLike {
+  getStats(): Promise<StatsReportLike>;
+  readonly connectionState?: string;
+  readonly iceConnectionState?: string;
+  readonly signalingState?: string;
+  addEventListener?(type: string, listener: (event: any) => void): void;
+  removeEventListener?(type: string, listener: (event: any) => void): void;
+}
+
+/** The reasons the watchdog detects (the other report reasons are the application's to send). */
+export type MediaFailureReason = 'no_media' | 'ice_failed' | 'dtls_failed';
+
+export interface MediaWatchdogOptions {
+  /**
+   * The video server the media goes through: an id, or a function returning the current one
+   * (a subscription follows its user when they move). Default with watchMedia: this client's own
+   * assignment's server. No report while it is unknown (null, undefined or "").
+   */
+  server?: string | (() => string | null | undefined);
+  /** getStats() period, ms (default 1000). */
+  intervalMs?: number;
+  /** An inbound stream frozen this long while the server's sender reports count packets sent: no_media, ms (default 3000). */
+  noMediaAfterMs?: number;
+  /** After a no_media, the stream must flow this long before `recovered` and another no_media, ms (default 2000). */
+  recoverAfterMs?: number;
+  /** At most one report per (server, reason) per this interval, across all watchdogs of a client, ms (default 10000). */
+  minReportIntervalMs?: number;
+  /** At most this many reports per server from one watchdog (default 6). */
+  maxReportsPerServer?: number;
+  /** A name for this connection, copied into its events (e.g. "publish", "subscribe:bob"). */
+  connection?: string;
+  /** Clock, ms (default Date.now); for tests. */
+  now?: () => number;
+  /** Timer functions (default the global ones); for tests. */
+  setInterval?: (callback: () => void, ms: number) => unknown;
+  clearInterval?: (handle: any) => void;
+}
+
+/** A MediaWatchdog without a client sends its reports through `report`. */
+export interface StandaloneMediaWatchdogOptions extends MediaWatchdogOptions {
+  report(reason: MediaFailureReason, options: { server: string; detail: string }): unknown;
+}
+
+/** One detection, reported or not. */
+export interface MediaEvent {
+  /** The video server blamed; null when it was unknown (nothing reported). */
+  server: string | null;
+  reason: MediaFailureReason;
+  /** True when the router acknowledged the report. */
+  reported: boolean;
+  /** What was seen, as sent in the report (at most 256 bytes). */
+  detail: string;
+  /** The watchdog's `connection` option, when given. */
+  connection?: string;
+  /** Not sent: no server known, this watchdog's maxReportsPerServer reached, or within minReportIntervalMs of the last report of this (server, reason). */
+  skipped?: 'no_server' | 'max_reports' | 'interval';
+  /** Sent but failed: the report's error (a VRouterError with the client, e.g. `forbidden` for a server that is not this user's). */
+  error?: unknown;
+}
+
+/** The stream of a no_media flows again (for recoverAfterMs): the next freeze can be reported. */
+export interface RecoveredEvent {
+  server: string | null;
+  reason: 'no_media';
+  detail: string;
+  connection?: string;
+}
+
+export interface MediaWatchdogEvents {
+  media: MediaEvent;
+  recovered: RecoveredEvent;
+  /** stop() was called, the connection closed, or the client closed. */
+  stopped: Record<string, never>;
+}
+
+/** A running watchdog (the handle watchMedia returns). */
+export declare class MediaWatchdog {
+  /** Starts watching at once; reports go through `options.report`. */
+  constructor(pc: PeerConnectionLike, options: StandaloneMediaWatchdogOptions);
+  readonly peerConnection: PeerConnectionLike;
+  /** False once stopped. */
+  readonly active: boolean;
+  /** Stops polling and listening (idempotent). */
+  stop(): void;
+  on<K extends keyof MediaWatchdogEvents>(type: K, listener: (event: MediaWatchdogEvents[K]) => void): () => void;
+  off<K extends keyof MediaWatchdogEvents>(type: K, listener: (event: MediaWatchdogEvents[K]) => void): void;
+  once<K extends keyof MediaWatchdogEvents>(type: K, listener: (event: MediaWatchdogEvents[K]) => void): () => void;
+}
+
 export interface VRouterClientEvents {
   state: StateEvent;
   assigned: AssignedEvent;
@@ -175,6 +272,10 @@ export interface VRouterClientEvents {
   migrate: MigrateEvent;
   goaway: GoawayEvent;
   error: VRouterError;
+  /** A media watchdog (watchMedia) detected a failure. */
+  media: MediaEvent;
+  /** A media watchdog's stream flows again after a no_media. */
+  recovered: RecoveredEvent;
 }
 
 export declare class VRouterClient {
@@ -203,6 +304,11 @@ export declare class VRouterClient {
   watch(users: readonly string[]): Promise<Map<string, Location>>;
   unwatch(users: readonly string[]): Promise<void>;
   report(reason: ReportReason, options?: { server?: string; detail?: string }): Promise<void>;
+  /**
+   * Watches a peer connection's stats and reports no_media, ice_failed and dtls_failed by itself
+   * (`media` and `recovered` events). Ends with stop(), the connection's close, or the client's.
+   */
+  watchMedia(pc: PeerConnectionLike, options?: MediaWatchdogOptions): MediaWatchdog;
 }
 
 /** Full-jitter exponential backoff: uniform in [0, min(maxMs, baseMs * 2^attempt)). */

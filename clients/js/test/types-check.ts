@@ -1,12 +1,16 @@
 // Compiled (not run) by `npm run check-types`: the declarations in src/index.d.ts must accept
 // the documented usage and reject misuse (the @ts-expect-error lines).
 import {
+  MediaWatchdog,
   VRouterClient,
   VRouterError,
   fullJitterDelay,
   SUBPROTOCOL,
   type AssignedEvent,
   type Location,
+  type MediaEvent,
+  type MediaWatchdogOptions,
+  type RecoveredEvent,
   type StateEvent,
 } from '@vrouter/client';
 
@@ -58,3 +62,42 @@ async function use(): Promise<void> {
   console.log(fullJitterDelay(3, { baseMs: 100, maxMs: 1000 }));
 }
 void use;
+
+// Media watchdog: a browser RTCPeerConnection fits, and so does a hand-made stand-in.
+declare const subscriberPc: RTCPeerConnection;
+const watchOptions: MediaWatchdogOptions = {
+  server: () => client.location('bob')?.server?.id,
+  intervalMs: 1000,
+  noMediaAfterMs: 3000,
+  recoverAfterMs: 2000,
+  minReportIntervalMs: 10_000,
+  maxReportsPerServer: 6,
+  connection: 'subscribe:bob',
+};
+const dog = client.watchMedia(subscriberPc, watchOptions);
+dog.stop();
+const publisherDog: { stop(): void } = client.watchMedia(subscriberPc);
+publisherDog.stop();
+client.watchMedia(subscriberPc, { server: 'sfu-a', now: () => 0, setInterval: (fn, ms) => setInterval(fn, ms), clearInterval: (h) => clearInterval(h) });
+client.on('media', (e: MediaEvent) => {
+  const reason: 'no_media' | 'ice_failed' | 'dtls_failed' = e.reason;
+  console.log(e.server?.length, reason, e.reported, e.detail, e.connection, e.skipped, e.error);
+});
+client.on('recovered', (e: RecoveredEvent) => console.log(e.server, e.reason, e.detail, e.connection));
+// @ts-expect-error: the server is an id, not a Server
+client.watchMedia(subscriberPc, { server: { id: 'sfu-a' } });
+// @ts-expect-error: a peer connection is needed
+client.watchMedia({});
+
+const fakePc = { getStats: async () => new Map<string, unknown>(), connectionState: 'connected' };
+const standalone = new MediaWatchdog(fakePc, {
+  server: 'sfu-a',
+  report: (reason, { server, detail }) => client.report(reason, { server, detail }),
+});
+standalone.on('media', (e) => console.log(e.reported));
+standalone.on('recovered', (e) => console.log(e.detail));
+standalone.on('stopped', () => {});
+console.log(standalone.active, standalone.peerConnection);
+standalone.stop();
+// @ts-expect-error: without a client, report is required
+new MediaWatchdog(fakePc, { server: 'sfu-a' });
