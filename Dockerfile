@@ -25,6 +25,20 @@ RUN cmake --preset release -DVROUTER_BUILD_TESTS=OFF -DVROUTER_BUILD_BENCH=OFF \
  && cmake --build --preset release --target vrouter \
  && strip --strip-unneeded build/release/router/vrouter
 
+# The Janus agent (agents/janus), an image of its own: one runs beside each Janus.
+#   podman build --pull=never --target janus-agent -t vrouter-janus-agent .
+FROM debian:bookworm-slim AS janus-agent
+RUN apt-get update -qq \
+ && apt-get install -y -qq --no-install-recommends python3 python3-websockets python3-jwt \
+      ca-certificates tini >/dev/null \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /usr/share/doc /usr/share/man \
+ && useradd --system --uid 10002 --no-create-home --shell /usr/sbin/nologin agent
+COPY agents/janus/vrouter-janus-agent /opt/vrouter-janus-agent/
+COPY agents/janus/vrouter_janus_agent /opt/vrouter-janus-agent/vrouter_janus_agent
+USER 10002:10002
+ENTRYPOINT ["/usr/bin/tini", "--", "/opt/vrouter-janus-agent/vrouter-janus-agent"]
+
+# The router (the default target: the last stage).
 FROM debian:bookworm-slim
 COPY scripts/setup /tmp/setup
 RUN /tmp/setup --runtime \

@@ -13,6 +13,8 @@
 //                               counts nothing out: the router's counter rule must catch it, and
 //                               the watchdogs are off so that no client report helps)
 //   --report FILE           the timeline as JSON
+//   --restart               afterwards, kill the failed Janus and start it again (agent: no stats
+//                           while it is down, a counter reset after)
 //   --demo                  set up, open the people and the dashboard, then wait for keys on stdin
 
 import { spawn, execFileSync } from 'node:child_process';
@@ -38,6 +40,7 @@ const { values: opt } = parseArgs({
     failure: { type: 'string', default: 'egress' },
     report: { type: 'string' },
     demo: { type: 'boolean', default: false },
+    restart: { type: 'boolean', default: false },
   },
 });
 const LAYOUT = JSON.parse(process.env.VRM_LAYOUT);
@@ -153,8 +156,8 @@ async function startJanus(routers) {
   for (const [i, s] of LAYOUT.servers.entries()) {
     const cfgDir = join(dir, `janus-${i + 1}`);
     execFileSync('python3', [join(here, 'janus_config.py'), cfgDir, s.veth, s.address, String(20000 + i * 1000), JANUS_SECRET]);
-    const janus = run(`janus-${i + 1}`, 'janus', ['-C', join(cfgDir, 'janus.jcfg'), '-F', cfgDir], { netns: s.netns });
-    servers.push({ ...s, id: `janus-${i + 1}`, url: `ws://${s.address}:8188/`, janus });
+    const start = () => run(`janus-${i + 1}`, 'janus', ['-C', join(cfgDir, 'janus.jcfg'), '-F', cfgDir], { netns: s.netns });
+    servers.push({ ...s, id: `janus-${i + 1}`, url: `ws://${s.address}:8188/`, janus: start(), start });
   }
   for (const s of servers) {
     await waitLine(s.janus, (l) => l.includes('WebSockets server started') || l.includes('WebSockets thread started'), 15_000, `${s.id} started`);
@@ -164,10 +167,12 @@ async function startJanus(routers) {
     const list = routers.map((_, k) => routers[(i + k) % routers.length]);
     s.agent = run(`agent-${s.id}`, AGENT, [
       '--routers', list.map((r) => `ws://${LAYOUT.client_address}:${r.port}/v1/video-server`).join(','),
-      '--id', s.id, '--url', s.url, '--region', 'test', '--capacity', '20',
+      // Three people per Janus (a small machine), so that a room of five spans two servers; the
+      // CPU is Janus's own (three Janus and Chromium share this host).
+      '--id', s.id, '--url', s.url, '--region', 'test', '--capacity', '3', '--janus-pid', String(s.janus.pid),
     ], {
       netns: s.netns,
-      env: { VROUTER_AGENT_JANUS_ADMIN_SECRET: JANUS_SECRET, VROUTER_AGENT_VIDEO_SERVER_SECRET: VIDEO_SECRET },
+      env: { VROUTER_AGENT_JANUS_ADMIN_SECRET: JANUS_SECRET, VROUTER_AGENT_VIDEO_SERVER_SECRET: VIDEO_SECRET, VROUTER_AGENT_LOG_REPORTS: '1' },
     });
   }
   return servers;
@@ -330,6 +335,13 @@ async function main() {
   await eventually(async () => (await flowing(pages, 1000)).ok, 90_000, 'every person receives every other person\'s video');
   say(`media flowing: ${PEOPLE} publishers, ${PEOPLE * (PEOPLE - 1)} subscriptions, ${((Date.now() - joined) / 1000).toFixed(1)} s after the pages opened`);
 
+  // No healthy server may have been ejected while people arrived and media started.
+  for (const r of routers) {
+    const early = (await fleet(r)).servers.filter((v) => v.ejection.times > 0);
+    if (early.length) {
+      throw new Error(`healthy server(s) ejected during warm-up on replica ${r.port}: ${early.map((v) => `${v.id} (${v.ejection.reason})`).join(', ')}`);
+    }
+  }
   const before = await snapshots(pages);
   const homes = new Map();
   for (const s of before) homes.set(s.published, (homes.get(s.published) || 0) + 1);
@@ -403,6 +415,7 @@ async function main() {
     wall_s: (Date.now() - t0) / 1000,
   };
   console.log(JSON.stringify(report, null, 2));
+  if (opt.report) mkdirSync(dirname(resolve(opt.report)), { recursive: true });
   if (opt.report) writeFileSync(opt.report, `${JSON.stringify(report, null, 2)}\n`);
 
   const problems = [];
@@ -417,12 +430,34 @@ async function main() {
     const v = (await fleet(r)).servers.find((x) => x.id === target.id);
     if (v.state !== 'ejected') problems.push(`replica ${r.port}: ${target.id} is ${v.state}, not ejected`);
   }
+  if (opt.restart) problems.push(...await restartJanus(target, routers[0]));
   await browser.close();
   pageServer.close();
   relays.forEach((r) => r.close());
   removeFailure(target);
   if (problems.length) throw new Error(problems.join('; '));
   say('passed');
+}
+
+// The failed Janus is killed and started again: while it is down the agent sends nothing (no
+// invented numbers: the router's report age grows); once it is back the agent's sentinel session
+// is gone, its totals start over, and the router counts a counter reset.
+async function restartJanus(server, router) {
+  const problems = [];
+  const view = async () => (await fleet(router)).servers.find((x) => x.id === server.id);
+  const resetsBefore = (await view()).reports.resets;
+  const agentSaid = (event) => server.agent.lines.map(json).filter((e) => e?.event === event).length;
+  const unreachableBefore = agentSaid('janus_unreachable');
+  const restartedBefore = agentSaid('janus_restarted');
+  server.janus.kill('SIGKILL');
+  await eventually(() => agentSaid('janus_unreachable') > unreachableBefore, 10_000, 'the agent notices Janus is down');
+  await eventually(async () => (await view()).signals.last_report_age_ms > 3 * REPORT_MS, 10_000, 'no stats while Janus is down');
+  const downFor = (await view()).signals.last_report_age_ms;
+  server.janus = server.start();
+  await eventually(() => agentSaid('janus_restarted') > restartedBefore, 20_000, 'the agent notices the restart');
+  await eventually(async () => (await view()).reports.resets > resetsBefore, 10_000, 'the router counts a counter reset');
+  say(`${server.id} killed and restarted: no stats while down (report age reached ${downFor} ms), then a counter reset`);
+  return problems;
 }
 
 async function demo(servers, pages, routers) {

@@ -21,7 +21,7 @@ import websockets
 
 from .config import Config
 from .counters import ServerCounters
-from .host_cpu import HostCpu
+from .host_cpu import HostCpu, ProcessCpu
 from .janus_admin import JanusAdmin, JanusUnavailable
 
 SUBPROTOCOL = "vrouter.video.v1"
@@ -46,7 +46,7 @@ class Agent:
         self.janus = JanusAdmin(cfg.janus_admin, cfg.janus_api, cfg.janus_admin_secret,
                                 cfg.janus_api_secret, timeout_s=cfg.janus_timeout_ms / 1000)
         self.counters = ServerCounters()
-        self.cpu = HostCpu()
+        self.cpu = HostCpu() if cfg.janus_pid is None else ProcessCpu(cfg.janus_pid)
         self.interval_s = 1.0
         self.seq = 0
         self.ws: Any = None  # the registered connection, if any
@@ -90,6 +90,8 @@ class Agent:
                 stats["seq"] = self.seq
                 try:
                     await ws.send(json.dumps(stats))
+                    if self.cfg.log_reports:
+                        log("stats", **stats)
                     self.seq += 1
                 except websockets.ConnectionClosed:
                     pass  # the link loop sees it too

@@ -32,6 +32,8 @@ class Config:
     token: str | None
     token_ttl_s: int
     ca_file: str | None
+    janus_pid: int | None
+    log_reports: bool
     janus_timeout_ms: int
     backoff_base_ms: int
     backoff_max_ms: int
@@ -67,6 +69,9 @@ SETTINGS = [
             "(or VROUTER_AGENT_TOKEN)"),
     Setting("token-ttl-s", "lifetime of minted tokens, seconds", "600"),
     Setting("ca-file", "CA bundle to verify wss:// routers with (default: the system's)"),
+    Setting("janus-pid", "report this process's CPU share instead of the host's (for a Janus "
+            "that shares its machine)"),
+    Setting("log-reports", "1: log every stats report sent (debugging)", "0"),
     Setting("janus-timeout-ms", "deadline of each Janus request", "2000"),
     Setting("backoff-base-ms", "first reconnect delay ceiling (full jitter)", "250"),
     Setting("backoff-max-ms", "largest reconnect delay ceiling", "10000"),
@@ -180,7 +185,10 @@ def load(argv: list[str], env: Mapping[str, str] | None = None,
         token=token,
         token_ttl_s=_int("token-ttl-s", values["token-ttl-s"] or "", 60, 86_400 * 30),
         ca_file=values["ca-file"],
+        janus_pid=(_int("janus-pid", values["janus-pid"], 1, 2**22)
+                   if values["janus-pid"] is not None else None),
         janus_timeout_ms=_int("janus-timeout-ms", values["janus-timeout-ms"] or "", 50, 60_000),
+        log_reports=_int("log-reports", values["log-reports"] or "", 0, 1) == 1,
         backoff_base_ms=backoff_base,
         backoff_max_ms=backoff_max,
     )

@@ -1,4 +1,6 @@
-"""The host's CPU busy share between two readings of /proc/stat (parsing is pure)."""
+"""CPU busy share over the last interval, from /proc (parsing is pure): the host's (default: Janus
+alone on its machine, as in production), or one process's share of the host's CPUs (--janus-pid,
+for a Janus that shares its machine, as in the real-media test)."""
 
 from __future__ import annotations
 
@@ -41,6 +43,43 @@ class HostCpu:
                 return parse_proc_stat(f.read())
         except OSError:
             return None
+
+    def sample(self) -> float:
+        now = self._read()
+        share = busy_share(self._last, now)
+        self._last = now
+        return share
+
+
+def parse_pid_stat(text: str) -> int | None:
+    """utime + stime (clock ticks) from /proc/PID/stat; the command name may hold spaces."""
+    end = text.rfind(")")
+    fields = text[end + 2:].split() if end >= 0 else []
+    try:
+        return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    except (IndexError, ValueError):
+        return None
+
+
+class ProcessCpu:
+    """One process's CPU time against the host's total CPU time over the same interval."""
+
+    def __init__(self, pid: int, proc: str = "/proc") -> None:
+        self._pid_path = f"{proc}/{pid}/stat"
+        self._host_path = f"{proc}/stat"
+        self._last = self._read()
+
+    def _read(self) -> tuple[int, int] | None:
+        try:
+            with open(self._pid_path, encoding="ascii", errors="replace") as f:
+                used = parse_pid_stat(f.read())
+            with open(self._host_path, encoding="ascii") as f:
+                host = parse_proc_stat(f.read())
+        except OSError:
+            return None
+        if used is None or host is None:
+            return None
+        return (used, host[1])
 
     def sample(self) -> float:
         now = self._read()

@@ -231,7 +231,7 @@ export interface MediaEvent {
   connection?: string;
   /** Not sent: no server known, this watchdog's maxReportsPerServer reached, or within minReportIntervalMs of the last report of this (server, reason). */
   skipped?: 'no_server' | 'max_reports' | 'interval';
-  /** Sent but failed: the report's error (a VRouterError with the client, e.g. `forbidden` for a server that is not this user's). */
+  /** Sent but failed: the report's error (a VRouterError with the client, e.g. `forbidden` for a server that is neither this user's nor a watched user's). */
   error?: unknown;
 }
 
