@@ -15,7 +15,8 @@
 //   --report FILE           the timeline as JSON
 //   --restart               afterwards, kill the failed Janus and start it again (agent: no stats
 //                           while it is down, a counter reset after)
-//   --demo                  set up, open the people and the dashboard, then wait for keys on stdin
+//   --demo                  set up, then serve the wall (people's pages, the dashboard, black-hole
+//                           buttons) on the Unix socket $VRM_DEMO_SOCKET until stopped
 
 import { spawn, execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
@@ -460,16 +461,55 @@ async function restartJanus(server, router) {
   return problems;
 }
 
+// The demo: the wall (pages/wall.html) on a Unix socket, because this process lives in the client
+// namespace and the person watching does not; tests/realmedia/run serves it on loopback. Every
+// other path goes to the first replica's admin port (the operator dashboard and its API).
 async function demo(servers, pages, routers) {
-  say(`demo: dashboard at ${routers[0].admin}/ ; keys: 1-${servers.length} black-hole that Janus, r restore all, q quit`);
-  const rl = createInterface({ input: process.stdin });
-  for await (const line of rl) {
-    const k = line.trim();
-    if (k === 'q') break;
-    if (k === 'r') servers.forEach(removeFailure);
-    const s = servers[Number(k) - 1];
-    if (s) { applyFailure(s, opt.failure); say(`${s.id} black-holed`); }
-  }
+  const socket = process.env.VRM_DEMO_SOCKET;
+  const admin = new URL(routers[0].admin);
+  const wall = createServer(async (req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    try {
+      if (path === '/demo' || path === '/demo/') {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        return res.end(readFileSync(join(here, 'pages/wall.html')));
+      }
+      if (path === '/demo/state') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ people: pages.map((p) => p.user), servers: servers.map((s) => s.id) }));
+      }
+      const shot = path.match(/^\/demo\/screen\/([\w-]+)$/);
+      if (shot) {
+        const p = pages.find((x) => x.user === shot[1]);
+        if (!p) return res.writeHead(404).end();
+        res.writeHead(200, { 'content-type': 'image/jpeg', 'cache-control': 'no-store' });
+        return res.end(await p.page.screenshot({ type: 'jpeg', quality: 60 }));
+      }
+      const hole = path.match(/^\/demo\/blackhole\/([\w-]+)$/);
+      if (hole && req.method === 'POST') {
+        const s = servers.find((x) => x.id === hole[1]);
+        if (!s) return res.writeHead(404).end();
+        removeFailure(s);
+        applyFailure(s, opt.failure);
+        say(`${s.id}: outgoing RTP dropped (${opt.failure})`);
+        return res.writeHead(204).end();
+      }
+      if (path === '/demo/restore' && req.method === 'POST') {
+        servers.forEach(removeFailure);
+        say('every Janus forwards again');
+        return res.writeHead(204).end();
+      }
+      const upstream = await fetch(new URL(req.url, admin), { method: req.method });
+      res.writeHead(upstream.status, Object.fromEntries(upstream.headers));
+      return res.end(Buffer.from(await upstream.arrayBuffer()));
+    } catch (e) {
+      res.writeHead(500).end(String(e));
+    }
+  });
+  await new Promise((r) => wall.listen(socket, r));
+  say('demo ready: open the address tests/realmedia/run printed; Ctrl-C stops everything');
+  await new Promise((r) => process.once('SIGTERM', r).once('SIGINT', r));
+  wall.close();
 }
 
 try {
