@@ -97,6 +97,18 @@ class ServerCountersTest(unittest.TestCase):
         self.assertEqual(r.streams_in, 4)  # publishers 1 and 2, audio + video each
         self.assertEqual(r.streams_out, 2)  # only the connected subscriber
 
+    def test_a_subscription_counts_in_streams_out_from_its_first_packet_on(self):
+        c = ServerCounters()
+        r = c.ingest([pub(1, 100), sub(2, 0)])  # connected, the plugin not relaying yet
+        self.assertEqual(r.streams_out, 0)
+        r = c.ingest([pub(1, 200), sub(2, 50)])
+        self.assertEqual(r.streams_out, 2)
+        r = c.ingest([pub(1, 300), sub(2, 50)])  # stopped sending: still expected to forward
+        self.assertEqual(r.streams_out, 2)
+        c.reset()
+        r = c.ingest([pub(1, 10), sub(2, 0)])
+        self.assertEqual(r.streams_out, 0, "a restart forgets which subscriptions had started")
+
     def test_totals_never_pass_2_to_the_53(self):
         c = ServerCounters()
         c.ingest([pub(1, MAX_COUNTER - 10)])

@@ -93,6 +93,9 @@ class ServerCounters:
     def __init__(self) -> None:
         self._totals = Counts()
         self._last: dict[tuple[int, int], Counts] = {}
+        # Subscriber handles Janus has sent at least one packet to: only those count in
+        # streams_out (see ingest).
+        self._sending: set[tuple[int, int]] = set()
 
     @property
     def totals(self) -> Counts:
@@ -102,9 +105,16 @@ class ServerCounters:
         """Janus restarted: every handle is gone and the totals start over."""
         self._totals = Counts()
         self._last = {}
+        self._sending = set()
 
     def ingest(self, samples: Iterable[HandleSample]) -> Report:
+        """Adds one poll's samples. A subscriber's streams count in `streams_out` from the first
+        packet Janus sent it: a subscription that is still starting (ICE and DTLS up, the plugin
+        not relaying yet) is not yet something the server should be forwarding, and counting it
+        would make a healthy server look like a black hole while people arrive. A subscription
+        that has sent and then stops sending keeps counting: that is the failure to catch."""
         seen: dict[tuple[int, int], Counts] = {}
+        sending = {k for k in self._sending if k in self._last}
         added = [0, 0, 0, 0]
         peers = media_peers = streams_in = streams_out = 0
         for s in samples:
@@ -118,6 +128,8 @@ class ServerCounters:
             for i, d in enumerate(deltas):
                 added[i] += d
             seen[s.key] = s.counts
+            if s.counts.packets_out > 0:
+                sending.add(s.key)
             if s.role is Role.PUBLISHER:
                 # A participant is a user whose home this server is (the router's unit of load).
                 peers += 1
@@ -125,9 +137,10 @@ class ServerCounters:
                     media_peers += 1
                 if s.connected:
                     streams_in += s.streams
-            elif s.role is Role.SUBSCRIBER and s.connected:
+            elif s.role is Role.SUBSCRIBER and s.connected and s.key in sending:
                 streams_out += s.streams
         self._last = seen
+        self._sending = {k for k in sending if k in seen}
         totals = self._totals + Counts(*added)
         if max(totals.fields()) > MAX_COUNTER:
             # Once in centuries at real rates: start over, which the router reads as a reset.
