@@ -420,18 +420,23 @@ async function main() {
   if (opt.report) writeFileSync(opt.report, `${JSON.stringify(report, null, 2)}\n`);
 
   const problems = [];
+  const finals = restored.states;
   if (WATCHDOG && reports.length === 0) problems.push('no watchdog reported the black hole');
   if (!WATCHDOG && ejection.reason !== 'not_forwarding') problems.push(`ejected for ${ejection.reason}, expected not_forwarding`);
   if (!WATCHDOG && after('media', (e) => e.reported).length > 0) problems.push('a client reported although watchdogs are off');
+  for (const v of victims) {
+    const watchers = finals.filter((x) => x.user !== v && !after('moved', (e) => e.person === x.user && e.user === v).length);
+    if (watchers.length) problems.push(`${watchers.map((x) => x.user).join(', ')} got no moved for ${v}`);
+  }
   if (placedOnTarget.length > 0) problems.push(`${placedOnTarget.length} placements on ${target.id} after the first evidence`);
   if (migrations.length < victims.length) problems.push(`${migrations.length} migrations for ${victims.length} people on ${target.id}`);
-  const finals = restored.states;
   if (finals.some((s) => s.published === target.id)) problems.push('someone still publishes on the failed server');
   for (const r of routers) {
     const v = (await fleet(r)).servers.find((x) => x.id === target.id);
     if (v.state !== 'ejected') problems.push(`replica ${r.port}: ${target.id} is ${v.state}, not ejected`);
   }
   if (opt.restart) problems.push(...await restartJanus(target, routers[0]));
+  if (routers.length > 1) problems.push(...await replicaLeaves(routers, servers));
   await browser.close();
   pageServer.close();
   relays.forEach((r) => r.close());
@@ -464,6 +469,25 @@ async function restartJanus(server, router) {
 // The demo: the wall (pages/wall.html) on a Unix socket, because this process lives in the client
 // namespace and the person watching does not; tests/realmedia/run serves it on loopback. Every
 // other path goes to the first replica's admin port (the operator dashboard and its API).
+// A replica shuts down (SIGTERM: it drains and closes its video servers with 1001): every agent
+// registered there moves to another replica of its list and keeps reporting.
+async function replicaLeaves(routers, servers) {
+  const leaving = routers[0];
+  const url = `:${leaving.port}/`;
+  const registeredAt = (s) => s.agent.lines.map(json).filter((e) => e?.event === 'registered').at(-1)?.url ?? '';
+  const moving = servers.filter((s) => registeredAt(s).includes(url));
+  leaving.proc.kill('SIGTERM');
+  await eventually(() => moving.every((s) => registeredAt(s) && !registeredAt(s).includes(url)), 20_000,
+    `agents of the leaving replica (${moving.map((s) => s.id).join(', ') || 'none'}) registered elsewhere`);
+  const other = routers[1];
+  await eventually(async () => {
+    const f = await fleet(other);
+    return servers.every((s) => (f.servers.find((v) => v.id === s.id)?.signals.last_report_age_ms ?? 1e9) < 4 * REPORT_MS);
+  }, 10_000, 'every Janus reporting to the remaining replica');
+  say(`replica ${leaving.port} shut down: ${moving.length} agent(s) moved to the other replica, every Janus still reporting`);
+  return [];
+}
+
 async function demo(servers, pages, routers) {
   const socket = process.env.VRM_DEMO_SOCKET;
   const admin = new URL(routers[0].admin);
