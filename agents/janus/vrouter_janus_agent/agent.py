@@ -173,8 +173,11 @@ class Agent:
             started = time.monotonic()
             try:
                 code, reason = await self.session(url)
-            except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake,
-                    websockets.ConnectionClosed) as e:
+            except websockets.ConnectionClosed as e:
+                # An abnormal close (4000, 4001, ...) raises out of the read loop: keep its code.
+                code = e.rcvd.code if e.rcvd is not None else 1006
+                reason = e.rcvd.reason if e.rcvd is not None else str(e)
+            except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake) as e:
                 code, reason = 1006, f"{type(e).__name__}: {e}"
             log("disconnected", url=url, code=code, reason=reason)
             if time.monotonic() - started > 10:
