@@ -355,17 +355,18 @@ void ClientProtocol::OnUnwatch(const proto::Unwatch& m) {
 }
 
 // A joined client speaks for the servers its media goes through: its own (it publishes there)
-// and those of the users it watches (it subscribes to their media there: when a server stops
-// forwarding, its viewers on other servers are the first to see it). Any other server is none of
-// its business; otherwise anyone could talk a healthy server into ejection. Reporters still count
-// once per user and per address (FleetModel), however many servers they may speak for.
+// and those of the users of its own space it watches (it subscribes to their media there: when a
+// server stops forwarding, its viewers on other servers are the first to see it). Watches are not
+// limited to the caller's space, so only same-space users count: otherwise watching anyone would
+// let a client speak for any server. Reporters still count once per user and per address
+// (FleetModel), however many servers they may speak for.
 bool ClientProtocol::MayReport(std::string_view server) const {
   if (!joined_) return false;
   const auto mine = service_.store.GetLocal(user_);
   if (mine && mine->server == server) return true;
   return std::any_of(watching_.begin(), watching_.end(), [&](const std::string& user) {
     const auto theirs = service_.store.GetLocal(user);
-    return theirs && theirs->server == server;
+    return theirs && theirs->space == space_ && theirs->server == server;
   });
 }
 

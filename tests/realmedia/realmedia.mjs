@@ -62,6 +62,7 @@ const say = (...a) => console.log(`[realmedia ${stamp()}]`, ...a);
 
 const procs = [];
 const logs = [];
+let browserRef = null;
 const dir = mkdtempSync(join(tmpdir(), 'vrouter-realmedia-'));
 
 function run(name, cmd, args, { netns, env = {} } = {}) {
@@ -313,6 +314,7 @@ async function main() {
 
   const { server: pageServer, origin } = await servePages();
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browserRef = browser;
   const users = Array.from({ length: PEOPLE }, (_, i) => `person-${i + 1}`);
   const pages = [];
   const relays = [];
@@ -523,7 +525,8 @@ async function demo(servers, pages, routers) {
         say('every Janus forwards again');
         return res.writeHead(204).end();
       }
-      const upstream = await fetch(new URL(req.url, admin), { method: req.method });
+      const target = new URL(req.url, 'http://x');
+      const upstream = await fetch(`${admin.origin}${target.pathname}${target.search}`, { method: req.method });
       res.writeHead(upstream.status, Object.fromEntries(upstream.headers));
       return res.end(Buffer.from(await upstream.arrayBuffer()));
     } catch (e) {
@@ -547,6 +550,7 @@ try {
   console.error(`---- every process's log: ${file}; the last lines:\n${logs.filter((l) => !l.startsWith('janus-')).slice(-40).join('\n')}`);
   process.exitCode = 1;
 } finally {
+  await browserRef?.close().catch(() => {});
   for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
   await sleep(300);
   for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');

@@ -61,7 +61,9 @@ class Agent:
                 self.counters.reset()
                 log("janus_restarted", detail="the agent's sentinel session is gone: counters reset")
             samples = await self.janus.samples()
-        except JanusUnavailable as e:
+        except Exception as e:  # noqa: BLE001: whatever Janus answers, the agent carries on
+            if not isinstance(e, JanusUnavailable):
+                e = JanusUnavailable(f"{type(e).__name__}: {e}")
             if self.janus_up is not False:
                 log("janus_unreachable", error=str(e), detail="no stats until it answers")
             self.janus_up = False

@@ -13,6 +13,7 @@ Janus 1.1 has no bulk statistics call and no start time in `info`, so:
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import secrets
 import urllib.error
@@ -128,7 +129,7 @@ class JanusAdmin:
         async with self._limit:
             try:
                 raw = await asyncio.to_thread(call)
-            except (urllib.error.URLError, OSError, TimeoutError) as e:
+            except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
                 raise JanusUnavailable(f"{url}: {e}") from e
         try:
             answer = json.loads(raw)
@@ -143,7 +144,8 @@ class JanusAdmin:
             f"{self._admin}{path}", {"janus": request, "admin_secret": self._admin_secret}
         )
         if answer["janus"] == "error":
-            error = answer.get("error") or {}
+            error = answer.get("error")
+            error = error if isinstance(error, dict) else {"reason": str(error)}
             # 458 no such session, 459 no such handle: it closed while we were reading.
             if error.get("code") in (458, 459):
                 raise HandleGone(str(error))

@@ -105,6 +105,10 @@ async function publish(server) {
             }
           },
         }).then((h) => {
+          if (publication !== mine) {
+            h.detach(); // replaced (a migrate) while attaching: no ghost publisher
+            return reject(new Error('replaced'));
+          }
           handle = h;
           mine.handle = h;
           h.send({ message: { request: 'join', ptype: 'publisher', room: ROOM, display: me } });
@@ -171,8 +175,9 @@ async function subscribe(user, server) {
             if (on && track.kind === 'video') showTrack(el, track);
           },
           webrtcState(on) {
-            if (!on || subscriptions.get(user) !== sub) return;
+            if (!on || subscriptions.get(user) !== sub || handle !== sub.handle) return;
             event('subscribed', { user, server: server.id });
+            sub.watchdog?.stop();
             if (watchdogOn && typeof client.watchMedia === 'function') {
               sub.watchdog = client.watchMedia(handle.webrtcStuff.pc, { server: () => sub.server.id });
             }
