@@ -3,15 +3,15 @@
 // Debian's chromium through playwright-core. Loopback only; everything is stopped by `stop()`.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, extname, join, normalize, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
+
+import { mintToken, serveStatic } from '../support/web.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(here, '../..');
@@ -31,10 +31,7 @@ const CHROMIUM_ARGS = [
 ];
 
 export function token(user, space) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const exp = Math.floor(Date.now() / 1000) + 600;
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: user, space, exp })}`;
-  return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
+  return mintToken(SECRET, user, space, 600);
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -117,26 +114,9 @@ export class Stack {
 
   // The client library (clients/js/src) and the test pages (tests/browser/pages), same origin.
   async serveStatic() {
-    const roots = { '/lib/': join(REPO, 'clients/js/src'), '/pages/': join(here, 'pages') };
-    const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html' };
-    this.static = createServer((req, res) => {
-      const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-      for (const [prefix, root] of Object.entries(roots)) {
-        if (!path.startsWith(prefix)) continue;
-        const file = normalize(join(root, path.slice(prefix.length)));
-        if (!file.startsWith(root)) break;
-        try {
-          const body = readFileSync(file);
-          res.writeHead(200, { 'content-type': types[extname(file)] || 'application/octet-stream' });
-          return res.end(body);
-        } catch {
-          break;
-        }
-      }
-      res.writeHead(404).end();
-    });
-    await new Promise((r) => this.static.listen(0, '127.0.0.1', r));
-    this.origin = `http://127.0.0.1:${this.static.address().port}`;
+    ({ server: this.static, origin: this.origin } = await serveStatic({
+      '/lib/': join(REPO, 'clients/js/src'), '/pages/': join(here, 'pages'),
+    }));
   }
 
   async adminGet(path) {

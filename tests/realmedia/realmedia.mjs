@@ -19,17 +19,18 @@
 //                           buttons) on the Unix socket $VRM_DEMO_SOCKET until stopped
 
 import { spawn, execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, extname, join, normalize, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { chromium } from 'playwright-core';
+
+import { mintToken, serveStatic } from '../support/web.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(here, '../..');
@@ -116,12 +117,6 @@ function freePort() {
   });
 }
 
-function token(user, space) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: user, space, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
-  return `${body}.${createHmac('sha256', CLIENT_SECRET).update(body).digest('base64url')}`;
-}
-
 const json = (l) => { try { return JSON.parse(l); } catch { return null; } };
 
 // ---- the stack ----------------------------------------------------------------------------------
@@ -186,33 +181,12 @@ async function fleet(router) {
 }
 
 // Static files: the client library, janus.js with its adapter, the pages.
-async function servePages() {
-  const roots = {
-    '/lib/': join(REPO, 'clients/js/src'),
-    '/pages/': join(here, 'pages'),
-    '/janus/janus.js': '/usr/share/javascript/janus-gateway/janus.js',
-    '/janus/adapter.js': '/usr/share/javascript/webrtc-adapter/adapter.js',
-  };
-  const types = { '.js': 'text/javascript', '.html': 'text/html' };
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    for (const [prefix, root] of Object.entries(roots)) {
-      if (!path.startsWith(prefix)) continue;
-      const file = prefix.endsWith('/') ? normalize(join(root, path.slice(prefix.length))) : root;
-      if (!file.startsWith(root)) break;
-      try {
-        const body = readFileSync(file);
-        res.writeHead(200, { 'content-type': types[extname(file)] || 'application/octet-stream' });
-        return res.end(body);
-      } catch {
-        break;
-      }
-    }
-    res.writeHead(404).end();
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { server, origin: `http://127.0.0.1:${server.address().port}` };
-}
+const servePages = () => serveStatic({
+  '/lib/': join(REPO, 'clients/js/src'),
+  '/pages/': join(here, 'pages'),
+  '/janus/janus.js': '/usr/share/javascript/janus-gateway/janus.js',
+  '/janus/adapter.js': '/usr/share/javascript/webrtc-adapter/adapter.js',
+});
 
 // Every person reaches the router from an address of their own (127.0.0.11, .12, ...), as people
 // do: the router counts failure reporters once per address, so five pages behind one address
@@ -327,7 +301,7 @@ async function main() {
     page.on('pageerror', (e) => logs.push(`${user} page error: ${e.message}`));
     page.on('console', (m) => { if (m.type() === 'error') logs.push(`${user} console: ${m.text()}`); });
     const q = new URLSearchParams({
-      user, token: token(user, 'realmedia'), router: `ws://127.0.0.1:${relay.address().port}/v1/client`,
+      user, token: mintToken(CLIENT_SECRET, user, 'realmedia'), router: `ws://127.0.0.1:${relay.address().port}/v1/client`,
       others: users.filter((u) => u !== user).join(','), watchdog: WATCHDOG ? '1' : '0',
     });
     await page.goto(`${origin}/pages/person.html?${q}`);
@@ -437,8 +411,8 @@ async function main() {
     const v = (await fleet(r)).servers.find((x) => x.id === target.id);
     if (v.state !== 'ejected') problems.push(`replica ${r.port}: ${target.id} is ${v.state}, not ejected`);
   }
-  if (opt.restart) problems.push(...await restartJanus(target, routers[0]));
-  if (routers.length > 1) problems.push(...await replicaLeaves(routers, servers));
+  if (opt.restart) await restartJanus(target, routers[0]);
+  if (routers.length > 1) await replicaLeaves(routers, servers);
   await browser.close();
   pageServer.close();
   relays.forEach((r) => r.close());
@@ -451,7 +425,6 @@ async function main() {
 // invented numbers: the router's report age grows); once it is back the agent's sentinel session
 // is gone, its totals start over, and the router counts a counter reset.
 async function restartJanus(server, router) {
-  const problems = [];
   const view = async () => (await fleet(router)).servers.find((x) => x.id === server.id);
   const resetsBefore = (await view()).reports.resets;
   const agentSaid = (event) => server.agent.lines.map(json).filter((e) => e?.event === event).length;
@@ -465,7 +438,6 @@ async function restartJanus(server, router) {
   await eventually(() => agentSaid('janus_restarted') > restartedBefore, 20_000, 'the agent notices the restart');
   await eventually(async () => (await view()).reports.resets > resetsBefore, 10_000, 'the router counts a counter reset');
   say(`${server.id} killed and restarted: no stats while down (report age reached ${downFor} ms), then a counter reset`);
-  return problems;
 }
 
 // The demo: the wall (pages/wall.html) on a Unix socket, because this process lives in the client
@@ -487,7 +459,6 @@ async function replicaLeaves(routers, servers) {
     return servers.every((s) => (f.servers.find((v) => v.id === s.id)?.signals.last_report_age_ms ?? 1e9) < 4 * REPORT_MS);
   }, 10_000, 'every Janus reporting to the remaining replica');
   say(`replica ${leaving.port} shut down: ${moving.length} agent(s) moved to the other replica, every Janus still reporting`);
-  return [];
 }
 
 async function demo(servers, pages, routers) {

@@ -2,7 +2,6 @@
 // replicas sharing it (ports chosen by the router itself: --listen 127.0.0.1:0, read back from
 // its "listening" log line). Everything started here is killed by Cluster.stop().
 import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { WebSocket } from 'ws';
 
+import { mintToken as mintHs256 } from '../../../tests/support/web.mjs';
 import { VRouterClient } from '../src/index.js';
 
 export const VROUTER_BIN = process.env.VROUTER_BIN;
@@ -30,12 +30,9 @@ export const FLEET = [0, 1, 2].map((i) => ({
   monitored: false, // no video servers report here: these tests are about the client protocol
 }));
 
-/** An HS256 client token (PROTOCOL.md §7.1: sub, space, exp; iat ignored). */
+/** An HS256 client token (PROTOCOL.md §7.1). */
 export function mintToken(user, space = 'room', ttlSeconds = 3600, secret = SECRET) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const now = Math.floor(Date.now() / 1000);
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: user, space, iat: now, exp: now + ttlSeconds })}`;
-  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+  return mintHs256(secret, user, space, ttlSeconds);
 }
 
 /** A token from `vrouter mint-token`, the way scripts/run makes them. */

@@ -178,7 +178,7 @@ async function subscribe(user, server) {
             if (!on || subscriptions.get(user) !== sub || handle !== sub.handle) return;
             event('subscribed', { user, server: server.id });
             sub.watchdog?.stop();
-            if (watchdogOn && typeof client.watchMedia === 'function') {
+            if (watchdogOn) {
               sub.watchdog = client.watchMedia(handle.webrtcStuff.pc, { server: () => sub.server.id });
             }
             resolve();

@@ -229,15 +229,19 @@ TEST_F(Fixture, ReportsAboutTheServerOfAWatchedUserAreAccepted) {
   alice.Say(proto::Report{4, other, proto::FailureReason::kNoMedia, ""});
   EXPECT_TRUE(std::holds_alternative<proto::Ack>(alice.session->Last()));
   EXPECT_EQ(fleet_control.View().servers[other == "a" ? 0 : 1].failure_reporters, 1u);
-  // A user of another space on that server gives no say over it (watches cross spaces).
-  auto mallory = Connect("mallory", "s2");
-  mallory.Say(proto::Join{1});
-  const std::string mallorys = std::get<proto::Assigned>(mallory.session->Last()).server.id;
-  if (mallorys != other) {
-    mallory.Say(proto::Watch{2, {peer_user}});
-    mallory.Say(proto::Report{3, other, proto::FailureReason::kNoMedia, ""});
-    EXPECT_EQ(ErrorOf(mallory.session->Last()), ErrorCode::kForbidden) << "watched across spaces";
+  // A user of another space, placed elsewhere, gets no say over that server by watching someone
+  // there (watches cross spaces).
+  std::optional<Client> outsider;
+  for (int i = 0; i < 40 && !outsider; ++i) {
+    auto c = Connect("outsider-" + std::to_string(i), "s2");
+    c.Say(proto::Join{1});
+    if (std::get<proto::Assigned>(c.session->Last()).server.id != other)
+      outsider.emplace(std::move(c));
   }
+  ASSERT_TRUE(outsider.has_value()) << "every user of s2 was placed on " << other;
+  outsider->Say(proto::Watch{2, {peer_user}});
+  outsider->Say(proto::Report{3, other, proto::FailureReason::kNoMedia, ""});
+  EXPECT_EQ(ErrorOf(outsider->session->Last()), ErrorCode::kForbidden) << "watched across spaces";
   alice.Say(proto::Unwatch{5, {peer_user}});
   alice.Say(proto::Report{6, other, proto::FailureReason::kNoMedia, ""});
   EXPECT_EQ(ErrorOf(alice.session->Last()), ErrorCode::kForbidden) << "no longer watching";
