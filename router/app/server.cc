@@ -267,9 +267,9 @@ struct Server::Impl {
     log::Info("shutdown_started",
               {{"sessions", sessions.size()}, {"drain_window_ms", config.drain_window.count()}});
     metrics.ready->Set(0);
-    for (std::size_t i = 0; i < client_listeners.size(); ++i) {
-      asio::post(*ios[i % ios.size()], [l = client_listeners[i]] { l->Stop(); });
-    }
+    // The listeners stay open until the end: new upgrades get 503 with Retry-After (the session's
+    // admission sees `draining`), which a client retries elsewhere at once, rather than a refused
+    // TCP connection, which it cannot tell from a dead host.
     // Spread the goodbyes over 80% of the window: clients reconnect elsewhere in a trickle,
     // not as one herd; the last 20% is slack for close handshakes.
     std::mt19937 rng(std::random_device{}());
@@ -294,6 +294,9 @@ struct Server::Impl {
   void WaitForDrain(std::chrono::steady_clock::time_point deadline) {
     if (sessions.size() == 0 || std::chrono::steady_clock::now() >= deadline) {
       log::Info("shutdown_done", {{"sessions_left", sessions.size()}});
+      for (std::size_t i = 0; i < client_listeners.size(); ++i) {
+        asio::post(*ios[i % ios.size()], [l = client_listeners[i]] { l->Stop(); });
+      }
       if (admin_listener) admin_listener->Stop();
       if (redis != nullptr) redis->Stop();
       sweep_timer->cancel();

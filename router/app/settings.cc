@@ -261,9 +261,13 @@ options::Table<Config> MakeTable() {
          "others get 403; requests without Origin (non-browser clients) pass; empty: any",
          CheckOrigin);
   t.Integer("max-connections-per-ip", VROUTER_FIELD(limits.max_connections_per_ip), Range::Any(),
-            "client connections from one IP before 429 (0: no limit)");
+            "connections from one IP before 429: clients, and video servers until they register "
+            "(0: no limit)");
   t.Integer("max-handshakes", VROUTER_FIELD(limits.max_handshakes), Range::Any(),
             "TLS handshakes and upgrades in flight before the listeners pause accepting "
+            "(0: no limit)");
+  t.Integer("max-handshakes-per-ip", VROUTER_FIELD(limits.max_handshakes_per_ip), Range::Any(),
+            "handshakes in flight from one IP, counted from accept; more are closed at once "
             "(0: no limit)");
   t.Custom("rate-limits", VROUTER_FIELD(limits.rate_limits), "TYPE=RATE:BURST,...",
            "per-connection limits overriding the defaults (e.g. lookup=50:200), or off",

@@ -74,6 +74,12 @@ class WsFrameReader {
   // first protocol error; after an error or the peer's close frame, input is ignored.
   std::optional<WsReadError> Consume(char* data, std::size_t size, WsFrameSink& sink);
 
+  // Changes the limit for the frames still to come: the router keeps it small until the peer has
+  // authenticated.
+  void set_max_message_bytes(std::size_t max_message_bytes) {
+    max_message_bytes_ = max_message_bytes;
+  }
+
   // The reader has stopped: a protocol error, or the peer's close frame.
   bool done() const { return done_; }
   // Bytes held between calls: an unfinished frame, the fragments of an unfinished message.

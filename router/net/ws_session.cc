@@ -56,6 +56,11 @@ using SteadyClock = std::chrono::steady_clock;
 // Upgrade requests are a few hundred bytes; 8 KiB of headers is generous and bounds a slowloris.
 constexpr std::uint32_t kMaxUpgradeHeaderBytes = 8 * 1024;
 
+// Until the peer authenticates (hello, register) it is anyone: its frames stay small (a hello or a
+// register with a large token is ~2 KiB) and it gets a few tries, not a message stream.
+constexpr std::size_t kMaxMessageBytesBeforeAuth = 16 * 1024;
+constexpr std::uint32_t kMaxMessagesBeforeAuth = 8;
+
 // Reads per wake-up before the session yields to the others on its thread (a flooding peer must
 // not starve them); it carries on from a posted continuation.
 constexpr int kMaxReadsPerWake = 16;
@@ -123,7 +128,8 @@ class WsSession final : public service::SessionHandle,
         service_(service),
         transport_(transport),
         session_id_(service.next_session_id.fetch_add(1, std::memory_order_relaxed)),
-        reader_(service.limits.max_message_bytes),
+        reader_(
+            std::min<std::size_t>(service.limits.max_message_bytes, kMaxMessageBytesBeforeAuth)),
         client_ip_(peer) {
     // The handshake slot was reserved by the listener (Service::ReserveHandshake).
     service_.open_connections.fetch_add(1, std::memory_order_relaxed);
@@ -132,7 +138,7 @@ class WsSession final : public service::SessionHandle,
 
   ~WsSession() override {
     EndHandshake();
-    if (holds_ip_slot_) service_.per_ip.Release(client_ip_);
+    ReleaseIpSlot();
     service_.open_connections.fetch_sub(1, std::memory_order_relaxed);
   }
 
@@ -148,6 +154,8 @@ class WsSession final : public service::SessionHandle,
     if (service_.proxy_protocol && service_.trusted_proxies.Contains(client_ip_)) {
       return ReadProxyHeader();
     }
+    // A trusted balancer's connections carry many clients: it is not one address.
+    if (!service_.trusted_proxies.Contains(client_ip_) && !TakeAddressHandshakeSlot()) return;
     StartHandshake();
   }
 
@@ -234,10 +242,40 @@ class WsSession final : public service::SessionHandle,
   // The handshake is over (opened, refused or failed): it no longer counts against
   // --max-handshakes.
   void EndHandshake() {
+    if (holds_address_handshake_slot_) {
+      holds_address_handshake_slot_ = false;
+      service_.handshakes_per_ip.Release(handshake_ip_);
+    }
     if (!holds_handshake_slot_) return;
     holds_handshake_slot_ = false;
     service_.ReleaseHandshake();
     service_.metrics.handshakes_in_flight->Decrement();
+  }
+
+  // Counts this handshake against --max-handshakes-per-ip from the moment it is known who the
+  // peer is (at accept, or once a trusted balancer's PROXY header says), before anything is read:
+  // sockets from one address that never send a request must not hold every handshake slot. Over
+  // the limit the connection is closed at once (false); nothing has been read, so there is no
+  // request to answer.
+  bool TakeAddressHandshakeSlot() {
+    const std::uint32_t limit = service_.limits.max_handshakes_per_ip;
+    if (limit == 0) return true;
+    if (!service_.handshakes_per_ip.TryAcquire(client_ip_, limit)) {
+      service_.metrics.rejected_handshakes_per_ip->Increment();
+      log::Debug("handshakes_per_ip_limit", {{"ip", client_ip_.ToString()}});
+      timer_.cancel();
+      Abort();
+      return false;
+    }
+    holds_address_handshake_slot_ = true;
+    handshake_ip_ = client_ip_;  // X-Forwarded-For may still change client_ip_
+    return true;
+  }
+
+  void ReleaseIpSlot() {
+    if (!holds_ip_slot_) return;
+    holds_ip_slot_ = false;
+    service_.per_ip.Release(client_ip_);
   }
 
   // PROXY protocol v1/v2 from a trusted balancer: read until a whole header is in, take the
@@ -265,6 +303,7 @@ class WsSession final : public service::SessionHandle,
                 self->client_ip_ = *result.header.source;
               }
               self->buffer_.consume(result.header.length);
+              if (!self->TakeAddressHandshakeSlot()) return;
               return self->StartHandshake();
           }
         });
@@ -333,8 +372,9 @@ class WsSession final : public service::SessionHandle,
         });
   }
 
-  // Whether this replica takes the connection: not full or draining; for clients, the address
-  // behind trusted proxies, the browser Origin and the per-address limit. A refusal, or nothing.
+  // Whether this replica takes the connection: not full or draining; the address behind trusted
+  // proxies, the browser Origin and the per-address limit, on either path (a video server is
+  // anyone until it registers). A refusal, or nothing.
   std::optional<edge::UpgradeRefusal> Admit(const http::request<http::empty_body>& req) {
     if (service_.draining.load(std::memory_order_relaxed) ||
         service_.open_connections.load(std::memory_order_relaxed) >
@@ -342,7 +382,6 @@ class WsSession final : public service::SessionHandle,
       service_.metrics.rejected_overload->Increment();
       return edge::UpgradeRefusal::kFullOrDraining;
     }
-    if (peer_ != edge::WsPeer::kClient) return std::nullopt;
     if (!service_.trusted_proxies.empty() && service_.trusted_proxies.Contains(client_ip_)) {
       std::string forwarded;
       const auto [first, last] = req.equal_range("X-Forwarded-For");
@@ -376,15 +415,20 @@ class WsSession final : public service::SessionHandle,
     return std::nullopt;
   }
 
-  // Writes the refusal, then shuts the socket down; the handshake deadline ends the session.
+  // Writes the refusal, then closes the connection: a refused request gives back its place under
+  // --max-connections, its per-address slots and its descriptor as soon as the answer is out (or
+  // at the handshake deadline, if the peer does not read it).
   void Refuse(edge::UpgradeRefusal refusal) {
     Enter(WsPhase::kRefused);
+    ReleaseIpSlot();
     auto answer = std::make_shared<std::string>(edge::EncodeRefusal(refusal, RetryAfterSeconds()));
     asio::async_write(
         stream_, asio::buffer(*answer),
         [self = this->shared_from_this(), answer](boost::system::error_code, std::size_t) {
           boost::system::error_code ignored;
-          self->socket().shutdown(tcp::socket::shutdown_both, ignored);
+          self->socket().shutdown(tcp::socket::shutdown_send, ignored);
+          self->timer_.cancel();
+          self->Abort();
         });
     if (!edge::IsRetryLater(refusal)) {
       service_.metrics.handshakes_failed[transport_index()]->Increment();
@@ -534,7 +578,21 @@ class WsSession final : public service::SessionHandle,
       service_.metrics.protocol_closes->Increment();
       return Close(proto::close_code::kUnsupportedData, "binary frames are not supported");
     }
+    if (authenticated_) return protocol_->OnText(payload);
+    if (++messages_before_auth_ > kMaxMessagesBeforeAuth) {
+      service_.metrics.rejected_before_auth->Increment();
+      return Close(proto::close_code::kPolicyViolation, "too many messages before authentication");
+    }
     protocol_->OnText(payload);
+    if (protocol_->authenticated()) OnAuthenticated();
+  }
+
+  // The peer proved who it is: full-size frames from here on; a video server no longer counts
+  // against its address (a client does: --max-connections-per-ip is about people behind one IP).
+  void OnAuthenticated() {
+    authenticated_ = true;
+    reader_.set_max_message_bytes(service_.limits.max_message_bytes);
+    if (peer_ == edge::WsPeer::kVideoServer) ReleaseIpSlot();
   }
 
   void OnPing(std::string_view payload) override {
@@ -780,11 +838,15 @@ class WsSession final : public service::SessionHandle,
   bool write_waiting_ = false;     // the socket was full; a writability wait is pending
   bool peer_closed_ = false;       // the peer's close frame came in
   SteadyClock::time_point opened_at_{};
-  SteadyClock::time_point last_heard_{};  // last frame or control frame from the peer
-  bool pinged_ = false;                   // a keep-alive ping is out, nothing heard since
-  bool holds_handshake_slot_ = true;      // counts in Service::handshakes_in_flight
-  bool holds_ip_slot_ = false;            // counts in Service::per_ip
-  edge::IpAddress client_ip_;             // the peer, or who a trusted proxy says it serves
+  SteadyClock::time_point last_heard_{};       // last frame or control frame from the peer
+  bool pinged_ = false;                        // a keep-alive ping is out, nothing heard since
+  bool holds_handshake_slot_ = true;           // counts in Service::handshakes_in_flight
+  bool holds_ip_slot_ = false;                 // counts in Service::per_ip
+  bool holds_address_handshake_slot_ = false;  // counts in Service::handshakes_per_ip
+  bool authenticated_ = false;                 // hello or register succeeded
+  std::uint32_t messages_before_auth_ = 0;
+  edge::IpAddress handshake_ip_;  // the address holding the handshake slot
+  edge::IpAddress client_ip_;     // the peer, or who a trusted proxy says it serves
   SteadyClock::time_point ping_window_start_{};
   std::uint32_t pings_in_window_ = 0;
 };

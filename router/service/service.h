@@ -58,8 +58,9 @@ struct Service {
   // Who the client is behind a load balancer, and admission (SECURITY.md).
   bool proxy_protocol = false;      // client listeners expect PROXY headers from trusted_proxies
   edge::CidrSet trusted_proxies{};  // believed for PROXY headers and X-Forwarded-For
-  std::vector<std::string> allowed_origins{};  // browser Origins on /v1/client; empty: any
-  edge::PerIpCounter per_ip{};
+  std::vector<std::string> allowed_origins{};  // browser Origins on either path; empty: any
+  edge::PerIpCounter per_ip{};                 // open connections (--max-connections-per-ip)
+  edge::PerIpCounter handshakes_per_ip{};      // handshakes in flight (--max-handshakes-per-ip)
   std::atomic<std::uint32_t> handshakes_in_flight{0};
   // The CIDR -> region table, swapped when its file changes.
   AtomicSharedPtr<const edge::RegionTable> regions{std::make_shared<const edge::RegionTable>()};

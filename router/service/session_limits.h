@@ -26,6 +26,9 @@ struct SessionLimits {
   edge::RateLimits rate_limits = edge::RateLimits::Defaults();
   std::uint32_t max_connections_per_ip = 1000;  // 0: no limit
   std::uint32_t max_handshakes = 1024;          // in flight, before listeners pause; 0: no limit
+  // Handshakes in flight from one address, counted from accept (idle sockets from one address
+  // must not hold every --max-handshakes slot); 0: no limit.
+  std::uint32_t max_handshakes_per_ip = 64;
   bool operator==(const SessionLimits&) const = default;
 };
 

@@ -35,11 +35,16 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
           .Help(
               "Connections refused before the WebSocket opened, by reason: full (503, the "
               "replica is at --max-connections or draining), per_ip (429), origin (403), "
-              "proxy_protocol (a trusted proxy sent a bad or no PROXY header: closed)")
+              "handshakes_per_ip (closed at accept: --max-handshakes-per-ip handshakes from that "
+              "address in flight), before_auth (closed 1008: too many messages before "
+              "hello/register), proxy_protocol (a trusted proxy sent a bad or no PROXY header: "
+              "closed)")
           .Register(r);
   rejected_overload = &rejected.Add({{"reason", "full"}});
   rejected_per_ip = &rejected.Add({{"reason", "per_ip"}});
   rejected_origin = &rejected.Add({{"reason", "origin"}});
+  rejected_handshakes_per_ip = &rejected.Add({{"reason", "handshakes_per_ip"}});
+  rejected_before_auth = &rejected.Add({{"reason", "before_auth"}});
   rejected_proxy = &rejected.Add({{"reason", "proxy_protocol"}});
   handshakes_in_flight = &BuildGauge()
                               .Name("vrouter_handshakes_in_flight")

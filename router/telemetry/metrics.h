@@ -36,14 +36,16 @@ class Metrics {
   std::array<prometheus::Gauge*, kTransportCount> connections{};
   std::array<prometheus::Counter*, kTransportCount> handshakes_ok{};
   std::array<prometheus::Counter*, kTransportCount> handshakes_failed{};
-  prometheus::Counter* rejected_overload = nullptr;   // refused with 503 (max connections)
-  prometheus::Counter* rejected_per_ip = nullptr;     // refused with 429 (too many from one IP)
-  prometheus::Counter* rejected_origin = nullptr;     // refused with 403 (Origin not allowed)
-  prometheus::Counter* rejected_proxy = nullptr;      // bad or untrusted PROXY protocol header
-  prometheus::Gauge* handshakes_in_flight = nullptr;  // accepted, not yet a WebSocket
-  prometheus::Counter* accept_paused = nullptr;       // listener paused at --max-handshakes
-  prometheus::Counter* accept_errors = nullptr;       // accept() failures (EMFILE, ...)
-  prometheus::Gauge* max_connections = nullptr;       // the replica's connection cap
+  prometheus::Counter* rejected_overload = nullptr;  // refused with 503 (max connections)
+  prometheus::Counter* rejected_per_ip = nullptr;    // refused with 429 (too many from one IP)
+  prometheus::Counter* rejected_handshakes_per_ip = nullptr;  // closed at accept (per-IP pending)
+  prometheus::Counter* rejected_before_auth = nullptr;  // closed: too many messages before auth
+  prometheus::Counter* rejected_origin = nullptr;       // refused with 403 (Origin not allowed)
+  prometheus::Counter* rejected_proxy = nullptr;        // bad or untrusted PROXY protocol header
+  prometheus::Gauge* handshakes_in_flight = nullptr;    // accepted, not yet a WebSocket
+  prometheus::Counter* accept_paused = nullptr;         // listener paused at --max-handshakes
+  prometheus::Counter* accept_errors = nullptr;         // accept() failures (EMFILE, ...)
+  prometheus::Gauge* max_connections = nullptr;         // the replica's connection cap
 
   // Messages by type, errors by code, closes by reason.
   std::array<prometheus::Counter*, std::size(proto::kClientTypeNames)> messages_received{};
