@@ -26,6 +26,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -288,6 +289,23 @@ def run_bounded(coroutine, timeout):
         asyncio.run(asyncio.wait_for(coroutine, timeout))
     finally:
         kill_started()
+
+
+def run_cases(cases, only, timeout, name):
+    """Runs the numbered `cases` (coroutine functions of a temporary directory each; only those
+    whose 1-based number is in `only`, when given) within `timeout` s in all, then prints that
+    test `name` passed."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        async def run():
+            for n, case in enumerate(cases, 1):
+                if only and str(n) not in only:
+                    continue
+                case_tmp = os.path.join(tmp, str(n))
+                os.mkdir(case_tmp)
+                await case(case_tmp)
+        run_bounded(run(), timeout)
+    print(f"{name}: ok ({time.monotonic() - started:.1f} s)")
 
 
 async def eventually(what, check, timeout=5, every=0.05):
