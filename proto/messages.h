@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -70,6 +71,24 @@ struct Leave {
 };
 
 using ClientMessage = std::variant<Hello, Join, Resume, Lookup, Watch, Unwatch, Report, Leave>;
+
+// The index of alternative T of variant V: kClientTypeIndex<Hello> ==
+// ClientMessage{Hello{}}.index() (per-type tables such as rate limits and metrics are indexed that
+// way).
+template <typename T, typename V>
+struct VariantIndex;
+template <typename T, typename... Ts>
+struct VariantIndex<T, std::variant<Ts...>> {
+  static constexpr std::size_t value = [] {
+    constexpr bool kSame[] = {std::is_same_v<T, Ts>...};
+    std::size_t i = 0;
+    while (i < sizeof...(Ts) && !kSame[i]) ++i;
+    return i;
+  }();
+  static_assert(value < sizeof...(Ts), "not an alternative of the variant");
+};
+template <typename T>
+inline constexpr std::size_t kClientTypeIndex = VariantIndex<T, ClientMessage>::value;
 
 // ---- router -> client ----
 

@@ -50,6 +50,8 @@ namespace {
 
 // How often detached assignments past their resume grace are expired.
 constexpr auto kSweepInterval = std::chrono::seconds(1);
+// Longer than any bucket takes to refill and than a strike window (SECURITY.md's limits).
+constexpr auto kBudgetIdle = std::chrono::seconds(60);
 // How often shutdown checks whether every session has gone.
 constexpr auto kDrainPoll = std::chrono::milliseconds(50);
 
@@ -147,8 +149,13 @@ struct Server::Impl {
     sweep_timer->expires_after(kSweepInterval);
     sweep_timer->async_wait([this](boost::system::error_code ec) {
       if (ec) return;
-      const std::size_t expired = store->ExpireDetached(service->steady_now());
+      const auto now = service->steady_now();
+      const std::size_t expired = store->ExpireDetached(now);
       if (expired > 0) metrics.assignments_expired->Increment(static_cast<double>(expired));
+      // A budget idle this long has refilled: forgetting it gives nothing away.
+      service->user_budgets.Sweep(now - kBudgetIdle);
+      service->address_budgets.Sweep(now - kBudgetIdle);
+      service->departures.Forget(now - service->rejoin_window);
       Sweep();
     });
   }
@@ -419,6 +426,7 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
       .steady_now = steady_now,
   });
   impl->service->proxy_protocol = c.proxy_protocol;
+  impl->service->rejoin_window = c.resume_grace;
   impl->service->allowed_origins = c.allowed_origins;
   if (!c.trusted_proxies.empty()) {
     auto trusted = edge::CidrSet::Parse(c.trusted_proxies);

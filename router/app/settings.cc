@@ -65,6 +65,17 @@ base::Status<> ParseRates(std::string_view text, edge::RateLimits& out) {
   return {};
 }
 
+base::Status<> ParseRate(std::string_view text, edge::RateLimit& out) {
+  auto parsed = edge::ParseRateLimit(text);
+  if (auto* error = parsed.error_message()) return base::Fail(*error);
+  out = std::get<edge::RateLimit>(parsed);
+  return {};
+}
+
+std::string ShowRate(const edge::RateLimit& limit) {
+  return options::FormatNumber(limit.per_second) + ":" + options::FormatNumber(limit.burst);
+}
+
 // TYPE=RATE:BURST for each limited type, or "off".
 std::string ShowRates(const edge::RateLimits& limits) {
   if (limits == edge::RateLimits::Unlimited()) return "off";
@@ -270,8 +281,14 @@ options::Table<Config> MakeTable() {
             "handshakes in flight from one IP, counted from accept; more are closed at once "
             "(0: no limit)");
   t.Custom("rate-limits", VROUTER_FIELD(limits.rate_limits), "TYPE=RATE:BURST,...",
-           "per-connection limits overriding the defaults (e.g. lookup=50:200), or off",
+           "per-user limits (all of a user's connections on a replica share them; hellos also "
+           "across replicas with a shared store) overriding the defaults (e.g. lookup=50:200), "
+           "or off",
            ParseRates, ShowRates);
+  t.Custom("hellos-per-ip", VROUTER_FIELD(limits.hellos_per_ip), "RATE:BURST",
+           "hellos from one IP (all its connections; across replicas with a shared store) "
+           "before rate_limited; RATE 0: no limit",
+           ParseRate, ShowRate);
   t.Switch("proxy-protocol", VROUTER_FIELD(proxy_protocol),
            "client listeners read a PROXY protocol v1/v2 header from --trusted-proxies");
   t.Text("trusted-proxies", VROUTER_FIELD(trusted_proxies),

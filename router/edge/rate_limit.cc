@@ -48,6 +48,18 @@ RateLimits RateLimits::Unlimited() {
   return l;
 }
 
+base::Result<RateLimit> ParseRateLimit(std::string_view text) {
+  const auto colon = text.find(':');
+  RateLimit limit;
+  if (colon == std::string_view::npos || !ParseNumber(text.substr(0, colon), limit.per_second) ||
+      !ParseNumber(text.substr(colon + 1), limit.burst) || limit.per_second < 0 ||
+      limit.burst < 1 || limit.per_second > 1e6 || limit.burst > 1e6) {
+    return base::Fail(std::string(
+        "RATE:BURST with RATE in [0, 1e6] (0: unlimited) and BURST in [1, 1e6] expected"));
+  }
+  return limit;
+}
+
 base::Result<RateLimits> ParseRateLimits(std::string_view text, RateLimits base) {
   if (text == "off") return RateLimits::Unlimited();
   if (text.ends_with(',')) return base::Fail("'" + std::string(text) + "' ends with a comma");
@@ -63,13 +75,9 @@ base::Result<RateLimits> ParseRateLimits(std::string_view text, RateLimits base)
     }
     const std::size_t type = TypeIndex(entry.substr(0, eq));
     if (type == kClientMessageTypes) return base::Fail(bad + ": unknown message type");
-    RateLimit limit;
-    if (!ParseNumber(entry.substr(eq + 1, colon - eq - 1), limit.per_second) ||
-        !ParseNumber(entry.substr(colon + 1), limit.burst) || limit.per_second < 0 ||
-        limit.burst < 1 || limit.per_second > 1e6 || limit.burst > 1e6) {
-      return base::Fail(bad + ": RATE must be in [0, 1e6] (0: unlimited) and BURST in [1, 1e6]");
-    }
-    base.by_type[type] = limit;
+    auto limit = ParseRateLimit(entry.substr(eq + 1));
+    if (auto* error = limit.error_message()) return base::Fail(bad + ": " + *error);
+    base.by_type[type] = std::get<RateLimit>(limit);
   }
   return base;
 }

@@ -41,6 +41,9 @@ struct RateLimits {
   static RateLimits Unlimited();
 };
 
+// "RATE:BURST" (e.g. "100:1000"). Errors say what is wrong.
+base::Result<RateLimit> ParseRateLimit(std::string_view text);
+
 // "lookup=50:200,watch=20:100" overrides the named types of `base` (RATE per second, BURST);
 // "off" disables every limit. Errors name the bad entry.
 base::Result<RateLimits> ParseRateLimits(std::string_view text, RateLimits base);

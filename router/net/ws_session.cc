@@ -578,18 +578,16 @@ class WsSession final : public service::SessionHandle,
       service_.metrics.protocol_closes->Increment();
       return Close(proto::close_code::kUnsupportedData, "binary frames are not supported");
     }
-    if (authenticated_) return protocol_->OnText(payload);
-    if (++messages_before_auth_ > kMaxMessagesBeforeAuth) {
+    if (!authenticated_ && ++messages_before_auth_ > kMaxMessagesBeforeAuth) {
       service_.metrics.rejected_before_auth->Increment();
       return Close(proto::close_code::kPolicyViolation, "too many messages before authentication");
     }
     protocol_->OnText(payload);
-    if (protocol_->authenticated()) OnAuthenticated();
   }
 
   // The peer proved who it is: full-size frames from here on; a video server no longer counts
   // against its address (a client does: --max-connections-per-ip is about people behind one IP).
-  void OnAuthenticated() {
+  void Authenticated() override {
     authenticated_ = true;
     reader_.set_max_message_bytes(service_.limits.max_message_bytes);
     if (peer_ == edge::WsPeer::kVideoServer) ReleaseIpSlot();

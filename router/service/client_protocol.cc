@@ -22,6 +22,15 @@ constexpr int kMaxPlacementAttempts = 4;
 constexpr std::uint64_t kMaxHonouredResumeEpoch = proto::kMaxSafeInteger >> 1;
 // Frames queued while a request waits for the store. Normal clients have a handful in flight.
 constexpr std::size_t kMaxBacklog = 64;
+// Hellos are also counted across the fleet (with a shared store) in windows this long: at most
+// BURST + RATE x window per user and per address, whichever replicas they reach.
+constexpr std::chrono::milliseconds kFleetHelloWindow{10000};
+constexpr std::size_t kHelloType = proto::kClientTypeIndex<proto::Hello>;
+
+std::int64_t FleetHelloAllowance(const edge::RateLimit& limit) {
+  return static_cast<std::int64_t>(limit.burst +
+                                   limit.per_second * kFleetHelloWindow.count() / 1000.0);
+}
 }  // namespace
 
 ClientProtocol::ClientProtocol(Service& service, SessionTransport& transport,
@@ -107,17 +116,33 @@ void ClientProtocol::Handle(std::string_view text) {
 }
 
 bool ClientProtocol::Admit(const proto::ClientMessage& message) {
-  const auto& limits = service_.limits.rate_limits;
   const std::size_t type = message.index();
-  const auto verdict = limiter_.Admit(type, service_.steady_now(), limits);
+  const proto::RequestId& id = std::visit(
+      [](const auto& m) -> const auto& { return m.id; }, message);
+  if (budget_) {
+    const auto& limits = service_.limits.rate_limits;
+    return Charged(id, type, budget_->Admit(type, service_.steady_now(), limits),
+                   limits.by_type[type], "per user");
+  }
+  // Not authenticated: only hellos do anything (others get not_authenticated), and they cost a
+  // token check each, so they are charged to the address.
+  if (type != kHelloType) return true;
+  const auto limits = service_.AddressLimits();
+  const auto verdict =
+      service_.address_budgets.Get(address_)->Admit(type, service_.steady_now(), limits);
+  return Charged(id, type, verdict, limits.by_type[type], "per address");
+}
+
+bool ClientProtocol::Charged(const proto::RequestId& id, std::size_t type,
+                             edge::RateLimiter::Verdict verdict, const edge::RateLimit& limit,
+                             std::string_view whose) {
   if (verdict == edge::RateLimiter::Verdict::kAllow) return true;
   service_.metrics.rate_limited[type]->Increment();
-  const edge::RateLimit& limit = limits.by_type[type];
   std::string text = "more than " + std::to_string(static_cast<long>(limit.per_second)) + " '" +
-                     std::string(proto::kClientTypeNames[type]) + "' per second (burst " +
+                     std::string(proto::kClientTypeNames[type]) + "' per second " +
+                     std::string(whose) + " (burst " +
                      std::to_string(static_cast<long>(limit.burst)) + "); slow down";
-  std::visit([&](const auto& m) { SendError(m.id, ErrorCode::kRateLimited, std::move(text)); },
-             message);
+  SendError(id, ErrorCode::kRateLimited, std::move(text));
   if (verdict == edge::RateLimiter::Verdict::kClose) {
     service_.metrics.rate_limit_closes->Increment();
     log::Info("rate_limit_closed", {{"session", session_id_}, {"user", user_}});
@@ -139,8 +164,51 @@ void ClientProtocol::OnHello(const proto::Hello& m) {
     return;
   }
   auto& claims = std::get<edge::TokenClaims>(verified);
+  // The user's hellos on this replica, whichever connection they come on (the address's were
+  // charged in Admit).
+  auto budget = service_.user_budgets.Get(claims.user);
+  const auto& limits = service_.limits.rate_limits;
+  if (!Charged(m.id, kHelloType, budget->Admit(kHelloType, service_.steady_now(), limits),
+               limits.by_type[kHelloType], "per user")) {
+    return;
+  }
+  // And across the fleet: a reconnect storm spread over replicas meets the same budgets. A store
+  // that cannot count (down) leaves the replica's own budgets in charge.
+  Wait();
+  const std::string user = claims.user;
+  service_.store.CountHello(
+      user, address_, kFleetHelloWindow,
+      OnSessionThread<store::StoreResult<store::HelloCounts>>(
+          [this, id = m.id, claims = std::move(claims),
+           budget = std::move(budget)](store::StoreResult<store::HelloCounts> r) mutable {
+            if (closed_) return Done();
+            if (const auto* counts = std::get_if<store::HelloCounts>(&r)) {
+              const auto& user_limit = service_.limits.rate_limits.by_type[kHelloType];
+              const auto& address_limit = service_.limits.hellos_per_ip;
+              const bool user_over =
+                  user_limit.per_second > 0 && counts->user > FleetHelloAllowance(user_limit);
+              const bool address_over = address_limit.per_second > 0 &&
+                                        counts->address > FleetHelloAllowance(address_limit);
+              if (user_over || address_over) {
+                service_.metrics.rate_limited[kHelloType]->Increment();
+                SendError(id, ErrorCode::kRateLimited,
+                          std::string("too many hellos ") +
+                              (user_over ? "for this user" : "from this address") +
+                              " across the fleet in the last " +
+                              std::to_string(kFleetHelloWindow.count() / 1000) + " s; retry later");
+                return Done();
+              }
+            }
+            Welcome(id, std::move(claims), std::move(budget));
+            Done();
+          }));
+}
+
+void ClientProtocol::Welcome(const proto::RequestId& id, edge::TokenClaims claims,
+                             std::shared_ptr<edge::SharedBudget> budget) {
   user_ = std::move(claims.user);
   space_ = std::move(claims.space);
+  budget_ = std::move(budget);
   if (!claims.region.empty()) region_ = std::move(claims.region);  // the issuer knows best
   if (auto previous = service_.sessions.Claim(user_, session_id_)) {
     service_.metrics.sessions_replaced->Increment();
@@ -148,8 +216,9 @@ void ClientProtocol::OnHello(const proto::Hello& m) {
   }
   // With a shared store, this replica now keeps the space locally: lookups in it are memory reads.
   service_.store.EnterSpace(space_);
-  Send(proto::Welcome{m.id, service_.replica_id, std::to_string(session_id_), user_, space_,
+  Send(proto::Welcome{id, service_.replica_id, std::to_string(session_id_), user_, space_,
                       service_.WireLimits()});
+  transport_.Authenticated();
 }
 
 void ClientProtocol::Place(Placement p) {
@@ -189,8 +258,17 @@ void ClientProtocol::PlaceFrom(Placement p, std::optional<assign::Assignment> ex
     return Write(std::move(p), std::move(desired), expected, 0);
   }
   std::string target;
+  // A user who left a moment ago and joins again goes back to its server as a returning user:
+  // its own churn must not use up the admission budget new users share.
+  std::optional<std::string> left_from;
+  if (!existing && p.resume_server.empty()) {
+    left_from =
+        service_.departures.TakeSince(user_, service_.steady_now() - service_.rejoin_window);
+  }
   if (!existing && !p.resume_server.empty() && fleet.CanKeep(p.resume_server)) {
     target = p.resume_server;  // keep the client's media where it is
+  } else if (left_from && fleet.CanKeep(*left_from)) {
+    target = *left_from;
   } else {
     target = fleet.Choose(space_, region_);
     if (target.empty()) {
@@ -395,17 +473,22 @@ void ClientProtocol::OnLeave(const proto::Leave& m) {
     return;
   }
   Wait();
-  service_.store.Remove(
-      user_, session_id_,
-      OnSessionThread<store::StoreResult<bool>>([this, id = m.id](store::StoreResult<bool> r) {
-        if (auto* error = std::get_if<store::StoreError>(&r)) {
-          StoreFailed(id, *error);
-          return Done();
-        }
-        joined_ = false;
-        Send(proto::Ack{id});
-        Done();
-      }));
+  const auto mine = service_.store.GetLocal(user_);
+  service_.store.Remove(user_, session_id_,
+                        OnSessionThread<store::StoreResult<bool>>(
+                            [this, id = m.id, server = mine ? mine->server : std::string()](
+                                store::StoreResult<bool> r) {
+                              if (auto* error = std::get_if<store::StoreError>(&r)) {
+                                StoreFailed(id, *error);
+                                return Done();
+                              }
+                              if (std::get<bool>(r) && !server.empty()) {
+                                service_.departures.Left(user_, server, service_.steady_now());
+                              }
+                              joined_ = false;
+                              Send(proto::Ack{id});
+                              Done();
+                            }));
 }
 
 void ClientProtocol::OnClosed() {

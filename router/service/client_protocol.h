@@ -19,6 +19,8 @@
 #include "proto/messages.h"
 #include "router/assign/assignment.h"
 #include "router/base/fifo_queue.h"
+#include "router/edge/shared_budgets.h"
+#include "router/edge/token.h"
 #include "router/service/service.h"
 #include "router/service/session_protocol.h"
 
@@ -42,6 +44,12 @@ class ClientProtocol final : public SessionProtocol {
 
  private:
   void OnHello(const proto::Hello& m);
+  void Welcome(const proto::RequestId& id, edge::TokenClaims claims,
+               std::shared_ptr<edge::SharedBudget> budget);
+  // Answers `rate_limited` for a message of `type` over `limit` (closing the connection on
+  // sustained abuse, kClose). False: the message must not be handled.
+  bool Charged(const proto::RequestId& id, std::size_t type, edge::RateLimiter::Verdict verdict,
+               const edge::RateLimit& limit, std::string_view whose);
   void OnJoin(const proto::Join& m);
   void OnResume(const proto::Resume& m);
   void OnLookup(const proto::Lookup& m);
@@ -52,8 +60,9 @@ class ClientProtocol final : public SessionProtocol {
   void OnLeave(const proto::Leave& m);
 
   void Handle(std::string_view text);
-  // Charges the message to its rate limit; false (after answering rate_limited, and closing the
-  // connection on sustained abuse) when it must not be handled.
+  // Charges the message to its rate limit: the user's budget once authenticated, the address's
+  // budget for a hello before. False (after answering rate_limited, and closing the connection
+  // on sustained abuse) when it must not be handled.
   bool Admit(const proto::ClientMessage& message);
 
   // Finds or makes this user's assignment and answers `assigned` (or an error).
@@ -97,7 +106,8 @@ class ClientProtocol final : public SessionProtocol {
   std::string address_;
   bool joined_ = false;
   bool closed_ = false;
-  edge::RateLimiter limiter_;
+  // The user's rate limits, shared with its other connections to this replica (from `hello` on).
+  std::shared_ptr<edge::SharedBudget> budget_;
   bool waiting_ = false;                  // a request is waiting for the store
   base::FifoQueue<std::string> backlog_;  // frames that arrived meanwhile (nothing held when empty)
   absl::flat_hash_set<std::string> watching_;

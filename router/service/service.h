@@ -11,12 +11,14 @@
 #include <vector>
 
 #include "proto/messages.h"
+#include "router/assign/departures.h"
 #include "router/assign/watch_hub.h"
 #include "router/edge/admin_auth.h"
 #include "router/edge/cidr.h"
 #include "router/edge/ip_address.h"
 #include "router/edge/per_ip_counter.h"
 #include "router/edge/rate_limit.h"
+#include "router/edge/shared_budgets.h"
 #include "router/edge/token.h"
 #include "router/fleet/directory.h"
 #include "router/service/session_limits.h"
@@ -61,6 +63,13 @@ struct Service {
   std::vector<std::string> allowed_origins{};  // browser Origins on either path; empty: any
   edge::PerIpCounter per_ip{};                 // open connections (--max-connections-per-ip)
   edge::PerIpCounter handshakes_per_ip{};      // handshakes in flight (--max-handshakes-per-ip)
+  // Rate limits per user (--rate-limits) and hellos per address (--hellos-per-ip), shared by all
+  // their connections to this replica.
+  edge::SharedBudgets user_budgets{};
+  edge::SharedBudgets address_budgets{};
+  // Where users who left went from, for --resume-grace-ms: a quick re-join is a return.
+  assign::Departures departures{};
+  std::chrono::milliseconds rejoin_window{30000};  // = --resume-grace-ms
   std::atomic<std::uint32_t> handshakes_in_flight{0};
   // The CIDR -> region table, swapped when its file changes.
   AtomicSharedPtr<const edge::RegionTable> regions{std::make_shared<const edge::RegionTable>()};
@@ -82,6 +91,15 @@ struct Service {
     const auto table = regions.load();
     const auto region = table->RegionOf(ip);
     return region ? std::string(*region) : std::string();
+  }
+
+  // The buckets of an address: hellos only (a NAT holds many honest users).
+  edge::RateLimits AddressLimits() const {
+    edge::RateLimits l;
+    l.by_type[proto::kClientTypeIndex<proto::Hello>] = limits.hellos_per_ip;
+    l.strikes_to_close = limits.rate_limits.strikes_to_close;
+    l.strike_window = limits.rate_limits.strike_window;
+    return l;
   }
 
   proto::Limits WireLimits() const {

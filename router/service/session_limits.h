@@ -23,7 +23,10 @@ struct SessionLimits {
   // Client connections per replica. 0 (the flag's default) is replaced while the configuration
   // is parsed by the open-files limit minus a reserve, so a running replica never sees 0.
   std::size_t max_connections = 0;
+  // Per user: every connection of the user on this replica draws from the same buckets.
   edge::RateLimits rate_limits = edge::RateLimits::Defaults();
+  // Hellos from one address (a reconnect storm; generous for offices and carrier NAT).
+  edge::RateLimit hellos_per_ip{100, 1000};
   std::uint32_t max_connections_per_ip = 1000;  // 0: no limit
   std::uint32_t max_handshakes = 1024;          // in flight, before listeners pause; 0: no limit
   // Handshakes in flight from one address, counted from accept (idle sockets from one address

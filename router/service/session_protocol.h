@@ -20,6 +20,9 @@ class SessionTransport {
   // Runs `fn` on the session's thread: inline when called there, posted otherwise. Store
   // completions come back through it (the caller keeps the session alive until `fn` has run).
   virtual void Dispatch(std::function<void()> fn) = 0;
+  // The peer proved who it is (welcome or registered was sent): the session lifts the limits it
+  // keeps on anonymous peers.
+  virtual void Authenticated() {}
 };
 
 class SessionProtocol {

@@ -68,6 +68,7 @@ void VideoServerProtocol::OnRegister(const proto::Register& m) {
       server_, service_.replica_id,
       static_cast<std::uint32_t>(service_.fleet_control.report_interval().count()),
       std::string(fleet::ServerStateName(registration.state))});
+  transport_.Authenticated();
 }
 
 void VideoServerProtocol::OnStats(const proto::Stats& m) {

@@ -45,6 +45,10 @@ bool DecodeRecordFields(const std::vector<std::string_view>& f, std::size_t at, 
 
 std::string SpaceKey(std::string_view space) { return "vr:{" + std::string(space) + "}"; }
 std::string UserKey(std::string_view user) { return "vr:u:{" + std::string(user) + "}"; }
+std::string HelloUserKey(std::string_view user) { return "vr:h:{" + std::string(user) + "}"; }
+std::string HelloAddressKey(std::string_view address) {
+  return "vr:ha:{" + std::string(address) + "}";
+}
 std::string SpaceChannel(std::string_view space) {
   return std::string(kSpaceChannelPrefix) + std::string(space);
 }
@@ -261,6 +265,16 @@ if #ARGV > 1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return 1
+)lua";
+
+// A fixed window that starts at its first hello. A counter left without an expiry (a crash
+// between the two calls cannot happen inside a script, but a key written by hand can) gets one.
+const std::string_view kHelloCountScript = R"lua(
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n
 )lua";
 
 #undef VR_LUA_PRELUDE

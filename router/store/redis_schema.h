@@ -8,6 +8,8 @@
 //   vr:reap:{<replica>} STRING which live replica is taking a dead one's spaces in hand
 //   vr:rs:{<replica>}   SET   spaces the replica has served (reaped after it dies)
 //   vr:rl:{<replica>}   HASH  video server -> live users of the replica (expires with its lease)
+//   vr:h:{<user>}       STRING hellos of the user in the current window (expires with it)
+//   vr:ha:{<address>}   STRING hellos from the client address in the current window
 // Channels: vr:space:<space> (every change of the space, for local copies), vr:user:<user> (every
 // change of the user, for watchers), vr:fleet (video-server reports, shared scoring evidence).
 //
@@ -34,6 +36,8 @@ std::string UserChannel(std::string_view user);
 std::string ReplicaSpacesKey(std::string_view replica);
 std::string ReplicaLoadKey(std::string_view replica);
 std::string ReapLockKey(std::string_view replica);
+std::string HelloUserKey(std::string_view user);
+std::string HelloAddressKey(std::string_view address);
 inline constexpr std::string_view kReplicasKey = "vr:replicas";
 inline constexpr std::string_view kFleetChannel = "vr:fleet";
 inline constexpr std::string_view kSpaceChannelPrefix = "vr:space:";
@@ -89,5 +93,7 @@ extern const std::string_view kPointerDeleteScript;
 // KEYS[1] = ReplicaLoadKey(replica), ARGV ttl_ms (server count)...: this replica's live users per
 // server, replaced whole (a dead replica's key expires with it).
 extern const std::string_view kOwnLoadScript;
+// KEYS[1] = a hello counter. ARGV: window_ms -> the count in the window, this hello included.
+extern const std::string_view kHelloCountScript;
 
 }  // namespace vrouter::store::redis

@@ -445,6 +445,37 @@ class RedisStore::Impl {
                  });
   }
 
+  // Two counters (the user's and the address's: different slots in a cluster), one answer.
+  void DoCountHello(const std::string& user, const std::string& address,
+                    std::chrono::milliseconds window, HelloCountDone done) {
+    if (!client_.up()) return done(StoreError::kUnavailable);
+    struct Pending {
+      HelloCountDone done;
+      HelloCounts counts;
+      std::optional<StoreError> error;
+      int left = 2;
+    };
+    auto pending = std::make_shared<Pending>(Pending{std::move(done), {}, std::nullopt, 2});
+    auto count = [this, pending, window](std::string key, std::int64_t HelloCounts::*field) {
+      client_.Eval(hello_count_, {std::move(key)}, {std::to_string(window.count())},
+                   [pending, field](const RedisResult& r) {
+                     const RedisReply* reply = ReplyOf(r);
+                     if (reply == nullptr) {
+                       pending->error = ToStoreError(std::get<RedisFailure>(r));
+                     } else if (reply->type == RedisReply::Type::kInteger) {
+                       pending->counts.*field = reply->integer;
+                     } else {
+                       pending->error = StoreError::kUnavailable;  // an error reply
+                     }
+                     if (--pending->left > 0) return;
+                     if (pending->error) return pending->done(*pending->error);
+                     pending->done(pending->counts);
+                   });
+    };
+    count(redis::HelloUserKey(user), &HelloCounts::user);
+    count(redis::HelloAddressKey(address), &HelloCounts::address);
+  }
+
   void DeletePointer(const std::string& user, const std::string& space) {
     client_.Eval(pointer_delete_, {redis::UserKey(user)}, {space}, [](const RedisResult&) {});
   }
@@ -782,7 +813,7 @@ class RedisStore::Impl {
   void OnUp() {
     // Scripts first: everything sent after them on this connection runs after them.
     for (const RedisScript* s : {&put_, &attach_, &detach_, &remove_, &expire_, &orphan_, &lease_,
-                                 &pointer_delete_, &own_load_}) {
+                                 &pointer_delete_, &own_load_, &hello_count_}) {
       client_.Command({"SCRIPT", "LOAD", s->source()}, [](const RedisResult&) {});
     }
     {
@@ -1044,6 +1075,7 @@ class RedisStore::Impl {
   const RedisScript lease_{std::string(redis::kLeaseScript)};
   const RedisScript pointer_delete_{std::string(redis::kPointerDeleteScript)};
   const RedisScript own_load_{std::string(redis::kOwnLoadScript)};
+  const RedisScript hello_count_{std::string(redis::kHelloCountScript)};
 
   // Store thread only.
   absl::flat_hash_map<std::string, SpaceState> spaces_;
@@ -1114,6 +1146,15 @@ void RedisStore::Remove(std::string_view user, std::uint64_t session, RemoveDone
   if (impl->stopped()) return done(StoreError::kUnavailable);
   impl->Run([impl, user = std::string(user), session, done = std::move(done)]() mutable {
     impl->DoRemove(user, session, std::move(done));
+  });
+}
+void RedisStore::CountHello(std::string_view user, std::string_view address,
+                            std::chrono::milliseconds window, HelloCountDone done) {
+  Impl* impl = impl_.get();
+  if (impl->stopped()) return done(StoreError::kUnavailable);
+  impl->Run([impl, user = std::string(user), address = std::string(address), window,
+             done = std::move(done)]() mutable {
+    impl->DoCountHello(user, address, window, std::move(done));
   });
 }
 void RedisStore::EnterSpace(std::string_view space) {

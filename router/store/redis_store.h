@@ -77,6 +77,8 @@ class RedisStore final : public AssignmentStore {
                                              std::size_t limit) const override;
   std::size_t size() const override;
   std::string Problem() const override;
+  void CountHello(std::string_view user, std::string_view address, std::chrono::milliseconds window,
+                  HelloCountDone done) override;
 
   // ---- shared fleet evidence (the fleet controller's channel) ----
   // Publishes `payload` on vr:fleet; fire and forget (dropped while Redis is down).

@@ -16,6 +16,7 @@
 //   store's thread (MemoryStore: on the writing thread).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <span>
@@ -48,6 +49,12 @@ using AttachDone = std::function<void(StoreResult<std::optional<assign::Assignme
 using RemoveDone = std::function<void(StoreResult<bool>)>;
 using LookupDone = std::function<void(StoreResult<Assignments>)>;
 using ReadyDone = std::function<void()>;
+// Hellos of one user and of one address in the current window, this one included.
+struct HelloCounts {
+  std::int64_t user = 0;
+  std::int64_t address = 0;
+};
+using HelloCountDone = std::function<void(StoreResult<HelloCounts>)>;
 
 class AssignmentStore {
  public:
@@ -102,6 +109,14 @@ class AssignmentStore {
 
   // Empty when healthy; otherwise why this replica cannot write safely (for /readyz).
   virtual std::string Problem() const { return {}; }
+
+  // Counts a hello of `user` from `address` across the fleet, in fixed windows of `window`, so
+  // that reconnecting to another replica does not escape the hello budgets. A store that serves
+  // one replica has nothing to share: the replica's own budgets hold, and it answers zeros.
+  virtual void CountHello(std::string_view /*user*/, std::string_view /*address*/,
+                          std::chrono::milliseconds /*window*/, HelloCountDone done) {
+    done(HelloCounts{});
+  }
 };
 
 }  // namespace vrouter::store

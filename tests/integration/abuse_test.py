@@ -258,7 +258,105 @@ async def case_4_drain(tmp):
     print(f"[abuse 4] draining: a new upgrade -> 503 Retry-After {retry}", flush=True)
 
 
-CASES = [case_1_idle_sockets, case_2_refused_upgrades, case_3_video_server_path, case_4_drain]
+# ---------------------------------------------------------------------------------------------
+# 5. Budgets per user across reconnects; a user's churn leaves others' joins alone
+
+async def reconnecting_lookups(port, user, seconds):
+    """Reconnects as fast as it can and spends each connection's lookups: how many answered."""
+    answered = refused = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        c = Client(user)
+        try:
+            if (await c.open(port, token(user)))["type"] != "welcome":
+                await c.close()
+                await asyncio.sleep(0.05)
+                continue
+            for _ in range(20):
+                answer = await c.call({"type": "lookup", "users": ["someone"]})
+                if answer["type"] == "lookup_result":
+                    answered += 1
+                else:
+                    refused += 1
+                    break
+            await c.close()
+        except (ConnectionError, asyncio.TimeoutError):
+            pass
+    return answered, refused
+
+
+async def case_5_budgets_across_reconnects(tmp):
+    fleet = write_fleet(tmp, [("sfu-1", 1000)])
+    # One server taking 5 new users per (10 s) interval: the churner's first join is one of them.
+    r = Router("abuse-budgets", ["--rate-limits", "lookup=5:10,join=100:100,leave=100:100,"
+                                 "hello=50:50", "--max-new-users-per-interval", "5",
+                                 "--report-interval-ms", "10000", "--gone-after-ms", "60000"],
+               fleet=fleet)
+    try:
+        seconds = 2.0
+        answered, refused = await reconnecting_lookups(r.ws, "mallory", seconds)
+        # The user's budget: 10 at once, 5 per second after (a fresh 10 per connection without it).
+        assert answered <= 10 + 5 * (seconds + 1), f"{answered} lookups answered in {seconds} s"
+        assert refused > 0, "no lookup was refused"
+        # Join/leave churn of one user takes no new user's place on its server.
+        m = await Client("churner").welcomed(r.ws, token("churner"))
+        first = await m.join()
+        for _ in range(20):
+            assert (await m.call({"type": "leave"}))["type"] == "ack"
+            again = await m.call({"type": "join"})
+            assert again["type"] == "assigned", again
+            assert again["server"]["id"] == first["server"]["id"], again
+        await m.close()
+        others = []
+        for i in range(4):  # the 4 places the churner left
+            c = Client(f"other-{i}", space=f"room-{i}")
+            await c.welcomed(r.ws, token(f"other-{i}", f"room-{i}"))
+            answer = await c.call({"type": "join"})
+            others.append(answer["type"] if answer["type"] == "assigned" else answer["code"])
+            await c.close()
+        assert others.count("assigned") == 4, others
+    finally:
+        r.stop()
+    print(f"[abuse 5] a user reconnecting for {seconds:.0f} s got {answered} lookups answered "
+          f"(budget 5/s burst 10, shared by its connections), {refused} refused; 20 leave/join "
+          f"pairs went back to {first['server']['id']} without using the admission budget: 4 of 4 "
+          f"other users' joins succeeded", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Hellos budgeted across replicas (shared store)
+
+async def case_6_hellos_across_replicas(tmp):
+    redis = vrouter_testlib.Redis(tmp, "/usr/bin/redis-server")
+    fleet = write_fleet(tmp, [("sfu-1", 1000)])
+    # Each replica alone would welcome 10 at once (the burst); the fleet, 10 + 0.1 x 10 s = 11.
+    args = ["--store", f"redis://127.0.0.1:{redis.port}", "--rate-limits", "hello=0.1:10",
+            "--redis-timeout-ms", "300"]
+    replicas = [Router(f"abuse-fleet-{i}", args, fleet=fleet) for i in range(2)]
+    try:
+        outcomes = []
+        for i in range(20):  # alternating replicas
+            c = Client("roamer")
+            answer = await c.open(replicas[i % 2].ws, token("roamer"))
+            outcomes.append(answer["type"] if answer["type"] == "welcome" else answer["code"])
+            await c.close()
+        welcomed = outcomes.count("welcome")
+        # Across the fleet: BURST + RATE x 10 s = 11 per window, both replicas together.
+        assert welcomed == 11, outcomes
+        assert outcomes.count("rate_limited") == len(outcomes) - welcomed, outcomes
+        # Another user is not affected.
+        c = await Client("other").welcomed(replicas[1].ws, token("other"))
+        await c.close()
+    finally:
+        for r in replicas:
+            r.stop()
+        redis.stop()
+    print(f"[abuse 6] 20 hellos of one user alternating between 2 replicas in about a second: "
+          f"{welcomed} welcomed, the rest rate_limited (the fleet-wide window)", flush=True)
+
+
+CASES = [case_1_idle_sockets, case_2_refused_upgrades, case_3_video_server_path, case_4_drain,
+         case_5_budgets_across_reconnects, case_6_hellos_across_replicas]
 
 
 def main():

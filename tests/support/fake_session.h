@@ -18,12 +18,14 @@ class FakeSession : public service::SessionTransport, public service::SessionHan
   void Send(assign::Frame f) override { sent.push_back(*f); }
   void Close(std::uint16_t code, std::string_view) override { closed = code; }
   void Dispatch(std::function<void()> fn) override { fn(); }
+  void Authenticated() override { ++authenticated; }
   void Push(assign::Frame f) override { pushed.push_back(*f); }
   void CloseAsync(std::uint16_t code, std::string, std::chrono::milliseconds) override {
     closed_async = code;
   }
   std::vector<std::string> sent, pushed;
   std::optional<std::uint16_t> closed, closed_async;
+  int authenticated = 0;  // times the protocol said the peer proved who it is
 };
 
 }  // namespace vrouter::testing

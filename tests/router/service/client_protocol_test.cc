@@ -39,10 +39,11 @@ struct Fixture : ::testing::Test, vrouter::testing::ServiceHarness {
     void Say(const proto::ClientMessage& m) { protocol->OnText(proto::Encode(m)); }
   };
   std::uint64_t next_id = 1;
-  Client Connect(const std::string& user = "", const std::string& space = "s1") {
+  Client Connect(const std::string& user = "", const std::string& space = "s1",
+                 const std::string& address = "") {
     Client c;
     const auto id = next_id++;
-    c.protocol = std::make_unique<ClientProtocol>(service, *c.session, c.session, id);
+    c.protocol = std::make_unique<ClientProtocol>(service, *c.session, c.session, id, "", address);
     sessions.Add(id, c.session);
     if (!user.empty()) c.Say(proto::Hello{1, edge::MintToken(user, space, "k", kNow, kNow + 60)});
     return c;
@@ -276,6 +277,81 @@ TEST_F(Fixture, DrainingRefusesJoins) {
   service.draining = true;
   c.Say(proto::Join{2});
   EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kShuttingDown);
+}
+
+// Budgets hold per user and per address across connections (issue 16): reconnecting gets no
+// fresh budget.
+TEST_F(Fixture, AReconnectingUserKeepsItsSpentBudget) {
+  service.limits.rate_limits.by_type[proto::kClientTypeIndex<proto::Lookup>] = {1, 2};
+  auto first = Connect("alice");
+  first.Say(proto::Lookup{2, {"bob"}});
+  first.Say(proto::Lookup{3, {"bob"}});
+  EXPECT_TRUE(std::holds_alternative<proto::LookupResult>(first.session->Last()));
+  first.Say(proto::Lookup{4, {"bob"}});
+  EXPECT_EQ(ErrorOf(first.session->Last()), ErrorCode::kRateLimited);
+  first.protocol->OnClosed();
+  auto second = Connect("alice");
+  second.Say(proto::Lookup{2, {"bob"}});
+  EXPECT_EQ(ErrorOf(second.session->Last()), ErrorCode::kRateLimited);
+  // Another user is not affected; the bucket refills with time.
+  auto bob = Connect("bob");
+  bob.Say(proto::Lookup{2, {"alice"}});
+  EXPECT_TRUE(std::holds_alternative<proto::LookupResult>(bob.session->Last()));
+  now += 1s;
+  second.Say(proto::Lookup{3, {"bob"}});
+  EXPECT_TRUE(std::holds_alternative<proto::LookupResult>(second.session->Last()));
+}
+
+TEST_F(Fixture, HellosAreBudgetedPerUserAcrossConnections) {
+  // The default: 1/s, burst 3.
+  std::vector<Client> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(Connect("alice"));
+    EXPECT_TRUE(std::holds_alternative<proto::Welcome>(clients.back().session->Last()));
+  }
+  auto fourth = Connect("alice");
+  EXPECT_EQ(ErrorOf(fourth.session->Last()), ErrorCode::kRateLimited);
+  EXPECT_FALSE(fourth.protocol->authenticated());
+  EXPECT_FALSE(fourth.session->closed);  // it may try again on the same connection
+  now += 1s;
+  fourth.Say(proto::Hello{2, edge::MintToken("alice", "s1", "k", kNow, kNow + 60)});
+  EXPECT_TRUE(std::holds_alternative<proto::Welcome>(fourth.session->Last()));
+  EXPECT_EQ(fourth.session->authenticated, 1);
+}
+
+TEST_F(Fixture, HellosAreBudgetedPerAddress) {
+  service.limits.hellos_per_ip = {1, 2};
+  auto a = Connect("u1", "s1", "10.0.0.1");
+  auto b = Connect("u2", "s1", "10.0.0.1");
+  EXPECT_TRUE(std::holds_alternative<proto::Welcome>(b.session->Last()));
+  auto c = Connect("u3", "s1", "10.0.0.1");  // another user, same address
+  EXPECT_EQ(ErrorOf(c.session->Last()), ErrorCode::kRateLimited);
+  auto d = Connect("u4", "s1", "10.0.0.2");
+  EXPECT_TRUE(std::holds_alternative<proto::Welcome>(d.session->Last()));
+}
+
+TEST_F(Fixture, ARejoinAfterLeaveIsAReturnNotANewPlacement) {
+  auto c = Connect("alice");
+  c.Say(proto::Join{2});
+  const auto first = std::get<proto::Assigned>(c.session->Last());
+  const auto server_index = first.server.id == "a" ? 0 : 1;
+  EXPECT_EQ(fleet_control.View().servers[server_index].new_this_interval, 1u);
+  for (int i = 0; i < 3; ++i) {
+    c.Say(proto::Leave{3});
+    EXPECT_TRUE(std::holds_alternative<proto::Ack>(c.session->Last()));
+    now += 100ms;  // within the join/leave budgets
+    c.Say(proto::Join{4});
+    EXPECT_EQ(std::get<proto::Assigned>(c.session->Last()).server.id, first.server.id);
+  }
+  // Only the first join took a new user's place in the server's admission budget.
+  EXPECT_EQ(fleet_control.View().servers[0].new_this_interval +
+                fleet_control.View().servers[1].new_this_interval,
+            1u);
+  // Past the window a join is a new placement again.
+  c.Say(proto::Leave{5});
+  now += service.rejoin_window + 1s;
+  c.Say(proto::Join{6});
+  ASSERT_TRUE(std::holds_alternative<proto::Assigned>(c.session->Last()));
 }
 
 }  // namespace

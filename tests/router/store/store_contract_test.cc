@@ -912,6 +912,35 @@ TEST_F(RedisStoreTest, AttachOnAnotherReplicaClosesTheSessionHere) {
   EXPECT_TRUE(Remove(h_.peer(), "alice", 21));
 }
 
+// Hellos are counted across replicas (issue 16: a reconnect storm spread over replicas meets
+// one budget), in windows that start with their first hello.
+TEST_F(RedisStoreTest, HelloCountsAreSharedByReplicasAndStartOverAfterTheirWindow) {
+  auto count = [](AssignmentStore& s, const std::string& user, const std::string& address) {
+    std::promise<StoreResult<HelloCounts>> done;
+    s.CountHello(user, address, 300ms,
+                 [&done](StoreResult<HelloCounts> r) { done.set_value(std::move(r)); });
+    auto r = done.get_future().get();
+    EXPECT_TRUE(std::holds_alternative<HelloCounts>(r));
+    return std::holds_alternative<HelloCounts>(r) ? std::get<HelloCounts>(r) : HelloCounts{};
+  };
+  EXPECT_EQ(count(store(), "alice", "10.0.0.1").user, 1);
+  const HelloCounts second = count(h_.peer(), "alice", "10.0.0.1");  // another replica
+  EXPECT_EQ(second.user, 2);
+  EXPECT_EQ(second.address, 2);
+  const HelloCounts bob = count(h_.peer(), "bob", "10.0.0.1");
+  EXPECT_EQ(bob.user, 1);
+  EXPECT_EQ(bob.address, 3);
+  std::this_thread::sleep_for(400ms);
+  EXPECT_EQ(count(store(), "alice", "10.0.0.1").user, 1);
+  // Redis down: an error, so the caller falls back on its own budgets.
+  ASSERT_TRUE(h_.server().Pause());
+  std::promise<StoreResult<HelloCounts>> down;
+  store().CountHello("alice", "10.0.0.1", 300ms,
+                     [&down](StoreResult<HelloCounts> r) { down.set_value(std::move(r)); });
+  EXPECT_TRUE(std::holds_alternative<StoreError>(down.get_future().get()));
+  ASSERT_TRUE(h_.server().Resume());
+}
+
 // Two sessions of this replica watch one user at once. The second watch's `ready` must not run
 // before the user's subscription is confirmed: a change made right after it must be heard.
 TEST_F(RedisStoreTest, SecondWatchOfAUserIsReadyOnlyOnceTheFirstOneIs) {
