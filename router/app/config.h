@@ -70,6 +70,7 @@ struct Config {
   // Security and abuse limits (SECURITY.md).
   std::string auth_keys_dir;                 // <kid>.pem (ES256) and <kid>.secret (HS256) files
   std::vector<std::string> allowed_origins;  // browser Origins allowed on /v1/client; empty: any
+  bool lookups_across_spaces = false;        // lookups and watches see users of every space
   bool proxy_protocol = false;    // client listeners expect a PROXY v1/v2 header from proxies
   std::string trusted_proxies;    // CIDRs allowed to send PROXY headers and X-Forwarded-For
   std::string region_cidrs_file;  // "CIDR REGION" lines: the region of clients without one

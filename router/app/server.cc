@@ -427,6 +427,7 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
   });
   impl->service->proxy_protocol = c.proxy_protocol;
   impl->service->rejoin_window = c.resume_grace;
+  impl->service->lookups_across_spaces = c.lookups_across_spaces;
   impl->service->allowed_origins = c.allowed_origins;
   if (!c.trusted_proxies.empty()) {
     auto trusted = edge::CidrSet::Parse(c.trusted_proxies);

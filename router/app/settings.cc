@@ -103,6 +103,12 @@ base::Status<> CheckReplicaId(std::string_view id) {
   return base::Fail("must be 1-64 characters without spaces or quotes");
 }
 
+base::Status<> CheckUrlScheme(std::string_view scheme) {
+  const std::string problem = fleet::CheckUrlScheme(scheme);
+  if (problem.empty()) return {};
+  return base::Fail(problem);
+}
+
 base::Status<> CheckOrigin(std::string_view origin) {
   if ((origin.starts_with("https://") || origin.starts_with("http://")) &&
       origin.find('/', origin.find("//") + 2) == std::string_view::npos) {
@@ -195,6 +201,17 @@ options::Table<Config> MakeTable() {
   t.Text("video-server-secret", VROUTER_FIELD(video_server_secret),
          "HS256 key of video-server credentials, distinct from --auth-secret (prefer the env var)")
       .Value("SECRET");
+  t.Integer("max-registered-capacity", VROUTER_FIELD(fleet.registration.max_capacity),
+            Range::In(1, 10'000'000),
+            "the most users a self-registered server may claim (declared servers keep the fleet "
+            "file's capacity)");
+  t.List("video-server-url-schemes", VROUTER_FIELD(fleet.registration.url_schemes),
+         "URL schemes a self-registered server may give clients (wss, https; ws and http only "
+         "for test rigs)",
+         CheckUrlScheme);
+  t.List("video-server-url-hosts", VROUTER_FIELD(fleet.registration.url_hosts),
+         "host names a self-registered server's URL may use: a host matches a name when it is "
+         "the name or ends with .name (e.g. media.example.com); empty: any");
   t.Millis("report-interval-ms", VROUTER_FIELD(fleet.report_interval), Range::In(100, 60000),
            "how often video servers send stats (told to them at register)");
   t.Integer("stale-after-reports", VROUTER_FIELD(fleet.stale_after_reports), Range::In(1, 100),
@@ -289,6 +306,9 @@ options::Table<Config> MakeTable() {
            "hellos from one IP (all its connections; across replicas with a shared store) "
            "before rate_limited; RATE 0: no limit",
            ParseRate, ShowRate);
+  t.Switch("lookups-across-spaces", VROUTER_FIELD(lookups_across_spaces),
+           "lookups and watches see users of every space (default: only the caller's own; "
+           "users elsewhere look absent). For deployments whose spaces are not private");
   t.Switch("proxy-protocol", VROUTER_FIELD(proxy_protocol),
            "client listeners read a PROXY protocol v1/v2 header from --trusted-proxies");
   t.Text("trusted-proxies", VROUTER_FIELD(trusted_proxies),

@@ -27,6 +27,7 @@ struct AssignmentChange {
   Kind kind = Kind::kAssigned;
   Assignment assignment;                   // the new one (kAssigned) or the one that ended
   std::optional<std::string> from_server;  // kAssigned: previous server, if there was one
+  std::optional<std::string> from_space;   // kAssigned: previous space, when the store knows it
 };
 
 }  // namespace vrouter::assign

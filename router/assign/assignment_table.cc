@@ -56,13 +56,14 @@ PutResult AssignmentTable::Put(Assignment desired, std::uint64_t expected_epoch,
   } while (!last_epoch_.compare_exchange_weak(last, next, std::memory_order_relaxed));
   desired.epoch = next;
 
-  AssignmentChange change{AssignmentChange::Kind::kAssigned, desired, std::nullopt};
+  AssignmentChange change{AssignmentChange::Kind::kAssigned, desired, std::nullopt, std::nullopt};
   if (it == shard.map.end()) {
     size_.fetch_add(1, std::memory_order_relaxed);
     Count(desired, +1);
     it = shard.map.emplace(desired.user, desired).first;
   } else {
     change.from_server = it->second.server;
+    change.from_space = it->second.space;
     if (it->second.server != desired.server || it->second.space != desired.space) {
       Count(it->second, -1);
       Count(desired, +1);
@@ -100,7 +101,8 @@ std::optional<AssignmentChange> AssignmentTable::Remove(std::string_view user,
   vrouter::MutexLock lock(&shard.mu);
   auto it = shard.map.find(AsAbsl(user));
   if (it == shard.map.end() || it->second.session != session) return std::nullopt;
-  AssignmentChange change{AssignmentChange::Kind::kRemoved, std::move(it->second), std::nullopt};
+  AssignmentChange change{AssignmentChange::Kind::kRemoved, std::move(it->second), std::nullopt,
+                          std::nullopt};
   shard.map.erase(it);
   size_.fetch_sub(1, std::memory_order_relaxed);
   Count(change.assignment, -1);
@@ -117,7 +119,8 @@ std::vector<AssignmentChange> AssignmentTable::ExpireDetached(base::SteadyTime n
       const Assignment& a = it->second;
       if (a.session == 0 && now - a.since >= grace) {
         Count(a, -1);
-        removed.push_back({AssignmentChange::Kind::kRemoved, std::move(it->second), std::nullopt});
+        removed.push_back(
+            {AssignmentChange::Kind::kRemoved, std::move(it->second), std::nullopt, std::nullopt});
         shard.map.erase(it++);
         size_.fetch_sub(1, std::memory_order_relaxed);
       } else {

@@ -15,15 +15,15 @@ WatchHub::Shard& WatchHub::ShardFor(std::string_view user) {
   return shards_[absl::HashOf(AsAbsl(user)) % shard_count_];
 }
 
-void WatchHub::Watch(std::string_view user, std::uint64_t watcher_id,
-                     std::weak_ptr<PushSink> sink) {
+void WatchHub::Watch(std::string_view user, std::uint64_t watcher_id, std::weak_ptr<PushSink> sink,
+                     std::string_view space) {
   Shard& shard = ShardFor(user);
   vrouter::MutexLock lock(&shard.mu);
   auto& list = shard.watchers[AsAbsl(user)];
   for (const Entry& e : list) {
     if (e.id == watcher_id) return;
   }
-  list.push_back({watcher_id, std::move(sink)});
+  list.push_back({watcher_id, std::move(sink), std::string(space)});
   size_.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -42,7 +42,7 @@ void WatchHub::Unwatch(std::string_view user, std::uint64_t watcher_id) {
   if (list.empty()) shard.watchers.erase(it);
 }
 
-std::size_t WatchHub::Publish(std::string_view user, const Frame& frame) {
+std::size_t WatchHub::Publish(std::string_view user, const Frame& frame, Audience audience) {
   std::vector<std::shared_ptr<PushSink>> sinks;
   {
     Shard& shard = ShardFor(user);
@@ -51,6 +51,9 @@ std::size_t WatchHub::Publish(std::string_view user, const Frame& frame) {
     if (it == shard.watchers.end()) return 0;
     sinks.reserve(it->second.size());
     for (const Entry& e : it->second) {
+      const bool hears = audience.space.empty() ||
+                         (e.space.empty() ? audience.any_space : e.space == audience.space);
+      if (!hears) continue;
       if (auto sink = e.sink.lock()) sinks.push_back(std::move(sink));
     }
   }

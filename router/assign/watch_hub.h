@@ -28,16 +28,27 @@ class PushSink {
   virtual void Push(Frame frame) = 0;
 };
 
+// Who hears a change of a user: the watchers in `space` and, with `any_space`, those who may
+// watch across spaces. An empty space (tests, benchmarks) reaches every watcher.
+struct Audience {
+  std::string_view space;
+  bool any_space = true;
+};
+
 class WatchHub {
  public:
   explicit WatchHub(std::size_t shards = 64);
 
-  // Registers `watcher_id` (unique per session) as a watcher of `user`. Idempotent.
-  void Watch(std::string_view user, std::uint64_t watcher_id, std::weak_ptr<PushSink> sink);
+  // Registers `watcher_id` (unique per session) as a watcher of `user` for the changes of `user`
+  // in `space` (empty: in any space; a watcher sees only its own space unless the replica lets
+  // lookups cross spaces). Idempotent.
+  void Watch(std::string_view user, std::uint64_t watcher_id, std::weak_ptr<PushSink> sink,
+             std::string_view space = {});
   void Unwatch(std::string_view user, std::uint64_t watcher_id);
 
-  // Pushes `frame` to every live watcher of `user`. Returns how many sinks received it.
-  std::size_t Publish(std::string_view user, const Frame& frame);
+  // Pushes `frame` to every live watcher of `user` in `audience`. Returns how many sinks received
+  // it.
+  std::size_t Publish(std::string_view user, const Frame& frame, Audience audience = {});
 
   // Number of (user, watcher) pairs.
   std::size_t size() const { return size_.load(std::memory_order_relaxed); }
@@ -46,6 +57,7 @@ class WatchHub {
   struct Entry {
     std::uint64_t id;
     std::weak_ptr<PushSink> sink;
+    std::string space;  // empty: any space
   };
   struct Shard {
     vrouter::Mutex mu;

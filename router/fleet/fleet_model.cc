@@ -242,6 +242,11 @@ void FleetModel::Declare(const std::vector<VideoServer>& servers, base::SteadyTi
   }
 }
 
+const VideoServer* FleetModel::Declared(std::string_view id) const {
+  const Record* r = Find(id);
+  return r != nullptr && r->declared ? &r->info : nullptr;
+}
+
 ServerState FleetModel::Register(const VideoServer& info, base::SteadyTime now) {
   Record* r = Find(info.id);
   if (r == nullptr) {

@@ -31,6 +31,7 @@
 #include "router/base/time.h"
 #include "router/fleet/directory.h"
 #include "router/fleet/ejection.h"
+#include "router/fleet/registration_policy.h"
 #include "router/fleet/scoring.h"
 #include "router/fleet/server_health.h"
 
@@ -63,6 +64,7 @@ struct FleetParams {
   std::chrono::milliseconds forget_after{600000};
   ScoringParams scoring;
   EjectionParams ejection;
+  RegistrationPolicy registration;
   MigrationParams migration;
 };
 
@@ -208,6 +210,8 @@ class FleetModel {
   std::vector<StateChange> TakeChanges();
 
   std::optional<ServerState> StateOf(std::string_view id) const;
+  // The fleet file's entry for `id`; null when the server is not declared.
+  const VideoServer* Declared(std::string_view id) const;
   std::optional<ChangeReason> ReasonOf(std::string_view id) const;
   bool panic() const { return panic_; }
   // Bumped whenever a server is added, forgotten, or changes id/url/region/capacity.

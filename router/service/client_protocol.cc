@@ -341,7 +341,10 @@ std::vector<proto::UserLocation> ClientProtocol::Locate(std::span<const std::str
   out.reserve(users.size());
   for (std::size_t i = 0; i < users.size(); ++i) {
     proto::UserLocation loc{users[i], std::nullopt, 0};
-    if (i < found.size() && found[i]) {
+    // A user in another space looks absent: the answer is the same as for nobody, so it says
+    // nothing about where else people are (unless the replica lets lookups cross spaces).
+    if (i < found.size() && found[i] &&
+        (service_.lookups_across_spaces || found[i]->space == space_)) {
       loc.server = fleet::ServerRefFor(*fleet, found[i]->server);
       loc.epoch = found[i]->epoch;
     }
@@ -394,7 +397,8 @@ void ClientProtocol::OnWatch(const proto::Watch& m) {
   std::vector<std::string> fresh;
   for (const auto& u : m.users) {
     if (watching_.insert(u).second) {
-      service_.hub.Watch(u, session_id_, self_);
+      service_.hub.Watch(u, session_id_, self_,
+                         service_.lookups_across_spaces ? std::string_view() : space_);
       service_.metrics.watches->Increment();
       fresh.push_back(u);
     }
@@ -434,10 +438,10 @@ void ClientProtocol::OnUnwatch(const proto::Unwatch& m) {
 
 // A joined client speaks for the servers its media goes through: its own (it publishes there)
 // and those of the users of its own space it watches (it subscribes to their media there: when a
-// server stops forwarding, its viewers on other servers are the first to see it). Watches are not
-// limited to the caller's space, so only same-space users count: otherwise watching anyone would
-// let a client speak for any server. Reporters still count once per user and per address
-// (FleetModel), however many servers they may speak for.
+// server stops forwarding, its viewers on other servers are the first to see it). Watches may
+// cross spaces (--lookups-across-spaces), so only same-space users count: otherwise watching
+// anyone would let a client speak for any server. Reporters still count once per user and per
+// address (FleetModel), however many servers they may speak for.
 bool ClientProtocol::MayReport(std::string_view server) const {
   if (!joined_) return false;
   const auto mine = service_.store.GetLocal(user_);
@@ -522,17 +526,23 @@ void ClientProtocol::SendError(const proto::RequestId& id, ErrorCode code, std::
 void PublishChange(const assign::AssignmentChange& change, const fleet::DirectorySnapshot& fleet,
                    assign::WatchHub& hub, telemetry::Metrics& metrics) {
   const assign::Assignment& a = change.assignment;
-  proto::ServerMessage message;
+  auto publish = [&](const proto::ServerMessage& message, assign::Audience audience) {
+    auto frame = std::make_shared<const std::string>(proto::Encode(message));
+    const std::size_t delivered = hub.Publish(a.user, frame, audience);
+    metrics.messages_sent[message.index()]->Increment(static_cast<double>(delivered));
+  };
   if (change.kind == assign::AssignmentChange::Kind::kRemoved) {
-    message = proto::Left{a.user, a.epoch};
-  } else {
-    if (change.from_server && *change.from_server == a.server) return;  // same server: no move
-    message =
-        proto::Moved{a.user, fleet::ServerRefFor(fleet, a.server), a.epoch, change.from_server};
+    return publish(proto::Left{a.user, a.epoch}, {a.space, true});
   }
-  auto frame = std::make_shared<const std::string>(proto::Encode(message));
-  const std::size_t delivered = hub.Publish(a.user, frame);
-  metrics.messages_sent[message.index()]->Increment(static_cast<double>(delivered));
+  const bool same_server = change.from_server && *change.from_server == a.server;
+  const bool new_space = change.from_space && *change.from_space != a.space;
+  // Watchers see their own space: a user who went to another space has left theirs, and has
+  // arrived in the new one even on the same server. Watchers of any space see server moves only.
+  if (new_space) publish(proto::Left{a.user, a.epoch}, {*change.from_space, false});
+  if (same_server && !new_space) return;
+  publish(proto::Moved{a.user, fleet::ServerRefFor(fleet, a.server), a.epoch,
+                       same_server ? std::nullopt : change.from_server},
+          {a.space, !same_server});
 }
 
 }  // namespace vrouter::service

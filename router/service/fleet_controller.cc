@@ -34,11 +34,17 @@ void FleetController::Share(store::GossipEvent event) {
   publish_(store::EncodeGossip({replica_id_, std::move(event)}));
 }
 
-void FleetController::RegisterRemote(const fleet::VideoServer& info) {
+void FleetController::RegisterRemote(const fleet::VideoServer& offered) {
   std::vector<fleet::StateChange> changes;
   std::shared_ptr<SessionHandle> stale;
+  fleet::VideoServer info;
   {
     vrouter::MutexLock lock(&mu_);
+    // The same rules as a registration here: another replica (or whoever can publish on the
+    // fleet channel) does not get to say more than the server itself could.
+    auto vetted = Vet(offered);
+    if (std::holds_alternative<fleet::Refused>(vetted)) return;
+    info = std::get<fleet::Accepted>(std::move(vetted)).server;
     model_.Register(info, now_());
     // The server connected to another replica: a connection it had here is a stale one.
     auto it = connections_.find(info.id);
@@ -124,13 +130,40 @@ void FleetController::Declare(const std::vector<fleet::VideoServer>& servers) {
   Publish(changes);
 }
 
-FleetController::Registration FleetController::Register(const fleet::VideoServer& info,
+std::variant<fleet::Accepted, fleet::Refused> FleetController::Vet(
+    const fleet::VideoServer& offered) {
+  auto vetted =
+      fleet::VetRegistration(offered, model_.Declared(offered.id), model_.params().registration);
+  if (auto* refused = std::get_if<fleet::Refused>(&vetted)) {
+    metrics_.registrations_refused[static_cast<int>(refused->reason)]->Increment();
+    log::Warn("video_server_registration_refused",
+              {{"server", offered.id},
+               {"reason", fleet::RegistrationRefusalName(refused->reason)},
+               {"detail", refused->detail}});
+  } else if (std::get<fleet::Accepted>(vetted).capacity_capped) {
+    metrics_.registered_capacity_capped->Increment();
+    log::Warn("video_server_capacity_capped",
+              {{"server", offered.id},
+               {"claimed", offered.capacity},
+               {"capped_to", model_.params().registration.max_capacity}});
+  }
+  return vetted;
+}
+
+FleetController::Registration FleetController::Register(const fleet::VideoServer& offered,
                                                         std::uint64_t connection,
                                                         std::weak_ptr<SessionHandle> handle) {
   Registration out;
   std::vector<fleet::StateChange> changes;
+  fleet::VideoServer info;
   {
     vrouter::MutexLock lock(&mu_);
+    auto vetted = Vet(offered);
+    if (auto* refused = std::get_if<fleet::Refused>(&vetted)) {
+      out.refused = std::move(*refused);
+      return out;
+    }
+    info = std::get<fleet::Accepted>(std::move(vetted)).server;
     out.state = model_.Register(info, now_());
     Connection& c = connections_[info.id];
     if (c.id != 0 && c.id != connection) out.replaced = c.handle.lock();

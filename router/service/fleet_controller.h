@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -55,8 +56,9 @@ class FleetController {
   struct Registration {
     fleet::ServerState state = fleet::ServerState::kPending;
     std::shared_ptr<SessionHandle> replaced;  // an older connection of the same server
+    std::optional<fleet::Refused> refused;    // not registered (RegistrationPolicy)
   };
-  Registration Register(const fleet::VideoServer& info, std::uint64_t connection,
+  Registration Register(const fleet::VideoServer& offered, std::uint64_t connection,
                         std::weak_ptr<SessionHandle> handle);
   void Disconnected(std::string_view server, std::uint64_t connection);
   void OnStats(std::string_view server, const proto::Stats& stats);
@@ -97,7 +99,11 @@ class FleetController {
 
   // Tells the other replicas (store/fleet_gossip.h), when there are any.
   void Share(store::GossipEvent event);
-  void RegisterRemote(const fleet::VideoServer& info);
+  void RegisterRemote(const fleet::VideoServer& offered);
+  // What the fleet takes of a registration (RegistrationPolicy), counted and logged when refused
+  // or capped.
+  std::variant<fleet::Accepted, fleet::Refused> Vet(const fleet::VideoServer& offered)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnRemoteStats(const fleet::VideoServer& info, const proto::Stats& stats);
   // An operator's drain or undrain, here or (share = false) through another replica.
   bool SetDrained(std::string_view server, bool drained, bool share);

@@ -70,6 +70,8 @@ struct Service {
   // Where users who left went from, for --resume-grace-ms: a quick re-join is a return.
   assign::Departures departures{};
   std::chrono::milliseconds rejoin_window{30000};  // = --resume-grace-ms
+  // --lookups-across-spaces: lookups and watches see every space, not only the caller's.
+  bool lookups_across_spaces = false;
   std::atomic<std::uint32_t> handshakes_in_flight{0};
   // The CIDR -> region table, swapped when its file changes.
   AtomicSharedPtr<const edge::RegionTable> regions{std::make_shared<const edge::RegionTable>()};

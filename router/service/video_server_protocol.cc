@@ -58,9 +58,14 @@ void VideoServerProtocol::OnRegister(const proto::Register& m) {
     transport_.Close(proto::close_code::kAuthFailed, "authentication failed");
     return;
   }
-  server_ = m.id;
   const fleet::VideoServer info{m.id, m.url, m.region, m.capacity, /*monitored=*/true};
   auto registration = service_.fleet_control.Register(info, connection_id_, self_);
+  if (registration.refused) {
+    SendError(std::nullopt, ErrorCode::kForbidden, std::move(registration.refused->detail));
+    transport_.Close(proto::close_code::kAuthFailed, "registration refused");
+    return;
+  }
+  server_ = m.id;
   if (registration.replaced) {
     registration.replaced->CloseAsync(proto::close_code::kSessionReplaced, "replaced");
   }

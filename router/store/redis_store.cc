@@ -305,7 +305,7 @@ class RedisStore::Impl {
             from = reply->elements[3].str;
           }
           result.change = assign::AssignmentChange{assign::AssignmentChange::Kind::kAssigned,
-                                                   result.current, std::move(from)};
+                                                   result.current, std::move(from), std::nullopt};
           ApplyOwnWrite(result.current, claim);
           // Answer once the pointer is written too: a lookup on any replica that starts after
           // the answer then finds the user (its outcome does not change the write's).
@@ -691,7 +691,8 @@ class RedisStore::Impl {
         removed ? assign::AssignmentChange::Kind::kRemoved
                 : assign::AssignmentChange::Kind::kAssigned,
         redis::ToAssignment(m.user, m.space, m.record, Clock::now()),
-        m.from_server.empty() ? std::nullopt : std::optional<std::string>(m.from_server)};
+        m.from_server.empty() ? std::nullopt : std::optional<std::string>(m.from_server),
+        std::nullopt};
     w.last = change.assignment;
     Notify(change);
   }
@@ -854,10 +855,10 @@ class RedisStore::Impl {
       w.last_epoch = now->epoch;
       w.removed = false;
       w.last = now;
-      Notify({assign::AssignmentChange::Kind::kAssigned, *now, from});
+      Notify({assign::AssignmentChange::Kind::kAssigned, *now, from, std::nullopt});
     } else if (!now && w.last && !w.removed) {
       w.removed = true;
-      Notify({assign::AssignmentChange::Kind::kRemoved, *w.last, std::nullopt});
+      Notify({assign::AssignmentChange::Kind::kRemoved, *w.last, std::nullopt, std::nullopt});
     }
   }
 

@@ -329,6 +329,23 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
                                   .Help("Registered video-server connections to this replica")
                                   .Register(r)
                                   .Add({});
+  auto& refused = BuildCounter()
+                      .Name("vrouter_video_server_registrations_refused_total")
+                      .Help(
+                          "Video-server registrations refused although the credential was good, "
+                          "by reason: declared_mismatch (url, region or capacity differ from the "
+                          "fleet file), url_malformed, url_scheme, url_host")
+                      .Register(r);
+  const char* const kRefusals[] = {"declared_mismatch", "url_malformed", "url_scheme", "url_host"};
+  for (std::size_t i = 0; i < registrations_refused.size(); ++i) {
+    registrations_refused[i] = &refused.Add({{"reason", kRefusals[i]}});
+  }
+  registered_capacity_capped =
+      &BuildCounter()
+           .Name("vrouter_video_server_capacity_capped_total")
+           .Help("Self-registered video servers that claimed more than --max-registered-capacity")
+           .Register(r)
+           .Add({});
 }
 
 }  // namespace vrouter::telemetry

@@ -105,6 +105,9 @@ class Metrics {
   std::array<prometheus::Counter*, 3> picks{};  // region, region_group, anywhere
   prometheus::Counter* picks_space_affinity = nullptr;
   prometheus::Gauge* video_server_connections = nullptr;
+  // Registrations refused, by fleet::RegistrationRefusal; self-registered capacities capped.
+  std::array<prometheus::Counter*, 4> registrations_refused{};
+  prometheus::Counter* registered_capacity_capped = nullptr;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;

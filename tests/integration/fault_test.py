@@ -233,7 +233,10 @@ async def setup_main(tmp):
         "--threads", "2", "--report-interval-ms", str(INTERVAL_MS),
         "--gone-after-ms", str(GONE_MS), "--slow-start-window-ms", "1000",
         "--migrate-cooldown-ms", "100", "--resume-grace-ms", "60000",
-        "--max-message-bytes", str(MAX_MESSAGE), "--send-queue-bytes", str(SEND_QUEUE)])
+        "--max-message-bytes", str(MAX_MESSAGE), "--send-queue-bytes", str(SEND_QUEUE),
+        # Each user has a space of its own (so they spread over the servers); the watcher and
+        # the bystander watch them all.
+        "--lookups-across-spaces"])
     r = f.router
     f.stable_sim = start_sim(r, tmp, "stable-", 2)     # healthy all along
     f.vanish_sim = start_sim(r, tmp, "vanish-", 1)     # SIGKILLed in case a
@@ -763,7 +766,8 @@ async def case_e_fd_exhaustion(tmp):
     nofile, handshake_ms, flood_size = 64, 1500, 150
     r = await asyncio.to_thread(Router, "fault-fds", [
         "--threads", "2", "--max-connections", "24", "--handshake-timeout-ms", str(handshake_ms),
-        "--video-servers", fleet_file(tmp, "fd-")], None,
+        "--video-servers", fleet_file(tmp, "fd-"),
+        "--lookups-across-spaces"], None,  # the bystander looks at a user of another space
         ("prlimit", f"--nofile={nofile}:{nofile}"))
     flood = []
     try:
@@ -935,7 +939,8 @@ async def case_f_clock_jumps(tmp):
     r = await asyncio.to_thread(Router, "fault-clock", [
         "--threads", "2", "--idle-timeout-ms", str(idle_ms), "--resume-grace-ms", "60000",
         "--report-interval-ms", str(INTERVAL_MS), "--gone-after-ms", str(GONE_MS),
-        "--token-leeway-s", str(LEEWAY_S)],
+        "--token-leeway-s", str(LEEWAY_S),
+        "--lookups-across-spaces"],  # the bystander looks at users of other spaces
         {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE": offset_file,
          "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
          # ASan insists on being first in the library list; libfaketime is preloaded before it.

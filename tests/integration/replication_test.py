@@ -53,6 +53,9 @@ class Replica(vrouter_testlib.Router):
              fleet_file, "--lease-ttl-ms", str(LEASE_MS), "--resume-grace-ms", str(GRACE_MS),
              "--redis-timeout-ms", "300", "--report-interval-ms", "250",
              "--rate-limits", "off",  # the latency measurement sends lookups back to back
+             # Carol (space s2) looks alice (s1) up: the Redis read of a space this replica does
+             # not hold, which only deployments that let lookups cross spaces use.
+             "--lookups-across-spaces",
              "--slow-start-window-ms", "1000", "--migrate-cooldown-ms", "200"],
             dict(os.environ, VROUTER_AUTH_SECRET=SECRET,
                  VROUTER_VIDEO_SERVER_SECRET=SERVER_SECRET),

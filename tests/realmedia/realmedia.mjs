@@ -140,6 +140,8 @@ async function startRouters() {
       // rooms where a server has more users than this whole test).
       '--eject-failure-min-reporters', '3',
       '--migrate-cooldown-ms', '200', '--drain-window-ms', '300',
+      // The test's Janus servers speak plain ws inside the namespaces (no certificates there).
+      '--video-server-url-schemes', 'wss,https,ws',
     ], { env: { VROUTER_AUTH_SECRET: CLIENT_SECRET, VROUTER_VIDEO_SERVER_SECRET: VIDEO_SECRET } });
     const listening = await waitLine(p, (l) => { const e = json(l); return e?.event === 'listening' && e; }, 20_000, 'vrouter listening');
     const port = Number(new URL(listening.ws).port);

@@ -354,5 +354,57 @@ TEST_F(Fixture, ARejoinAfterLeaveIsAReturnNotANewPlacement) {
   ASSERT_TRUE(std::holds_alternative<proto::Assigned>(c.session->Last()));
 }
 
+// Presence is private to a space unless the deployment says otherwise (issue 16).
+TEST_F(Fixture, LookupsAndWatchesSeeOnlyTheCallersSpace) {
+  auto alice = Connect("alice", "s1");
+  alice.Say(proto::Join{2});
+  const auto placed = std::get<proto::Assigned>(alice.session->Last());
+  auto bob = Connect("bob", "s1");
+  auto eve = Connect("eve", "s2");
+  auto present = [](const proto::ServerMessage& m) {
+    const auto* r = std::get_if<proto::LookupResult>(&m);
+    return r != nullptr && r->results.at(0).server.has_value();
+  };
+  bob.Say(proto::Lookup{3, {"alice"}});
+  EXPECT_TRUE(present(bob.session->Last()));
+  eve.Say(proto::Lookup{3, {"alice"}});
+  EXPECT_FALSE(present(eve.session->Last())) << "another space's user was found";
+  bob.Say(proto::Watch{4, {"alice"}});
+  eve.Say(proto::Watch{4, {"alice"}});
+  const auto eve_last = eve.session->Last();
+  const auto* watched = std::get_if<proto::WatchResult>(&eve_last);
+  ASSERT_NE(watched, nullptr);
+  EXPECT_FALSE(watched->results.at(0).server.has_value());
+  // alice goes to s2 (same server): s1's watchers hear her leave, s2's hear her arrive.
+  alice.protocol->OnClosed();
+  auto alice2 = Connect("alice", "s2");
+  alice2.Say(proto::Join{2});
+  ASSERT_EQ(std::get<proto::Assigned>(alice2.session->Last()).server, placed.server);
+  ASSERT_FALSE(bob.session->pushed.empty());
+  EXPECT_NE(bob.session->pushed.back().find(R"("type":"left")"), std::string::npos);
+  ASSERT_FALSE(eve.session->pushed.empty());
+  EXPECT_NE(eve.session->pushed.back().find(R"("type":"moved")"), std::string::npos);
+  const std::size_t bob_pushes = bob.session->pushed.size();
+  alice2.Say(proto::Leave{3});
+  EXPECT_EQ(bob.session->pushed.size(), bob_pushes) << "s1 heard a change in s2";
+  EXPECT_NE(eve.session->pushed.back().find(R"("type":"left")"), std::string::npos);
+}
+
+TEST_F(Fixture, LookupsAcrossSpacesWhenTheDeploymentAllowsThem) {
+  service.lookups_across_spaces = true;
+  auto alice = Connect("alice", "s1");
+  alice.Say(proto::Join{2});
+  auto eve = Connect("eve", "s2");
+  eve.Say(proto::Lookup{3, {"alice"}});
+  const auto eve_last = eve.session->Last();
+  const auto* r = std::get_if<proto::LookupResult>(&eve_last);
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->results.at(0).server.has_value());
+  eve.Say(proto::Watch{4, {"alice"}});
+  alice.Say(proto::Leave{3});
+  ASSERT_FALSE(eve.session->pushed.empty());
+  EXPECT_NE(eve.session->pushed.back().find(R"("type":"left")"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace vrouter::service

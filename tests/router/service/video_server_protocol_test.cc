@@ -125,5 +125,44 @@ TEST_F(VideoServerProtocolTest, NewerConnectionReplacesTheOlderAndReorderedStats
   EXPECT_FALSE(fleet_control.View().servers.at(0).connected);
 }
 
+// A credential proves who the server is, not what the operator decided about it (issue 16).
+TEST_F(VideoServerProtocolTest, ADeclaredServerKeepsItsDeclaredUrlRegionAndCapacity) {
+  fleet_control.Declare({{"sfu-1", "wss://sfu-1/rtc", "eu", 100, true}});
+  for (const auto& lie :
+       {proto::Register{Cred("sfu-1"), "sfu-1", "wss://evil/rtc", "eu", 100},
+        proto::Register{Cred("sfu-1"), "sfu-1", "wss://sfu-1/rtc", "us", 100},
+        proto::Register{Cred("sfu-1"), "sfu-1", "wss://sfu-1/rtc", "eu", 1'000'000}}) {
+    auto c = Open();
+    c.Say(lie);
+    EXPECT_EQ(CodeOf(c.io->Last()), ErrorCode::kForbidden);
+    EXPECT_EQ(c.io->closed, proto::close_code::kAuthFailed);
+    c.protocol->OnClosed();
+  }
+  EXPECT_EQ(metrics.registrations_refused[0]->Value(), 3);  // declared_mismatch
+  const auto* entry = fleet.Snapshot()->Find("sfu-1");
+  ASSERT_NE(entry, nullptr);
+  EXPECT_EQ(entry->url, "wss://sfu-1/rtc");
+  EXPECT_EQ(fleet_control.View().servers.at(0).server.capacity, 100u);
+  auto honest = Open();
+  honest.Say(Reg("sfu-1", Cred("sfu-1")));
+  EXPECT_TRUE(std::holds_alternative<proto::Registered>(honest.io->Last()));
+}
+
+TEST_F(VideoServerProtocolTest, ASelfRegisteredServerIsCappedAndItsUrlChecked) {
+  auto big = Open();
+  big.Say(proto::Register{Cred("sfu-2"), "sfu-2", "wss://sfu-2/rtc", "eu", 1'000'000});
+  EXPECT_TRUE(std::holds_alternative<proto::Registered>(big.io->Last()));
+  EXPECT_EQ(fleet_control.View().servers.at(0).server.capacity,
+            fleet::RegistrationPolicy{}.max_capacity);
+  EXPECT_EQ(metrics.registered_capacity_capped->Value(), 1);
+  for (const std::string url : {"javascript:alert(document.domain)", "ws://sfu-3/rtc",
+                                "wss://sfu-3.example@evil.example/", "https:///nohost"}) {
+    auto c = Open();
+    c.Say(proto::Register{Cred("sfu-3"), "sfu-3", url, "eu", 10});
+    EXPECT_EQ(CodeOf(c.io->Last()), ErrorCode::kForbidden) << url;
+    EXPECT_EQ(fleet.Snapshot()->Find("sfu-3"), nullptr) << url;
+  }
+}
+
 }  // namespace
 }  // namespace vrouter::service
