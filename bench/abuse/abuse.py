@@ -871,6 +871,34 @@ async def ordinary_join(port, user, src, start_delay):
     return out, conn
 
 
+async def session(port, user, src, refusals, limit_s=15.0):
+    """A welcomed connection of `user` for a scenario's set-up (held sessions, watchers). Like
+    clients/js, refusals (connection failures, a retryable hello refusal such as a per-address
+    hello budget) are retried with full-jitter backoff, for `limit_s` s at most; each one is
+    counted in `refusals`. None if it never got a welcome."""
+    deadline = now() + limit_s
+    attempt = 0
+    while now() < deadline:
+        conn = None
+        try:
+            conn = Conn(await ws_open(port, src=src, timeout=max(0.1, deadline - now())))
+            answer = await conn.call({"type": "hello", "token": token(user)},
+                                     max(0.1, deadline - now()))
+            if answer["type"] == "welcome":
+                return conn
+            refusals["hello:" + str(answer.get("code"))] += 1
+            conn.abort()
+            if answer.get("code") not in RETRYABLE:
+                return None
+        except Exception as e:  # noqa: BLE001
+            refusals["connect:" + classify(e)] += 1
+            if conn is not None:
+                conn.abort()
+        await asyncio.sleep(min(full_jitter_s(attempt), max(0.0, deadline - now())))
+        attempt += 1
+    return None
+
+
 async def timed_welcome(port, src, user, cap):
     """TCP connect, upgrade, hello: seconds to welcome, or why not within `cap` s."""
     t0 = now()
@@ -1028,17 +1056,15 @@ async def churn_pushes(cfg, router):
     counting = asyncio.Event()
 
     async def watcher(i):
+        conn = await session(router.port, f"watcher-{i}", cfg.others_address, setup_errors)
+        if conn is None:
+            return None
         try:
-            conn = Conn(await ws_open(router.port, src=cfg.others_address, timeout=10))
-            answer = await conn.call({"type": "hello", "token": token(f"watcher-{i}")}, 10)
-            if answer["type"] != "welcome":
-                setup_errors["hello:" + str(answer.get("code"))] += 1
-                return None
             answer = await conn.call({"type": "watch", "users": [ABUSER]}, 10)
             if answer["type"] != "watch_result":
                 setup_errors["watch:" + str(answer.get("code"))] += 1
         except Exception as e:  # noqa: BLE001
-            setup_errors["connect:" + classify(e)] += 1
+            setup_errors["watch:" + classify(e)] += 1
             return None
         return conn
 
@@ -1078,6 +1104,7 @@ async def churn_pushes(cfg, router):
     rc = window["router_counters"] or {}
     headline = {
         "watchers_connected": len(watchers),
+        "watcher_setup_refusals": dict(setup_errors),
         "pushes_per_s_all_watchers": rate(sum(total.values()), el),
         "pushes_by_type": dict(total),
         # What a watcher sees: one moved or left push per change of the abuser's assignment.
@@ -1151,18 +1178,10 @@ async def idle_handshakes(cfg, router):
 
 
 async def refused_upgrades(cfg, router):
-    held, held_errors = [], counter()
-    for i in range(cfg.per_ip):
-        try:
-            conn = Conn(await ws_open(router.port, src=ADDR_A, timeout=5))
-            answer = await conn.call({"type": "hello", "token": token(f"held-{i}")}, 5)
-            if answer["type"] == "welcome":
-                held.append(conn)
-            else:
-                held_errors["hello:" + str(answer.get("code"))] += 1
-                conn.abort()
-        except Exception as e:  # noqa: BLE001
-            held_errors[classify(e)] += 1
+    held_errors = counter()
+    held = [c for c in await asyncio.gather(
+        *(session(router.port, f"held-{i}", ADDR_A, held_errors) for i in range(cfg.per_ip)))
+        if c is not None]
     await asyncio.sleep(0.3)
     base_fds = router.fds()
     win = Window(router, every=0.25)
@@ -1198,6 +1217,7 @@ async def refused_upgrades(cfg, router):
     statuses = collections.Counter(r["why"] if not r["ok"] else "welcome" for r in ordinary)
     headline = {
         "held_sessions_from_127.0.0.1": len(held),
+        "held_session_refusals": dict(held_errors),
         "refused_sent_per_kind": {k: v["sent"] for k, v in refused["kinds"].items()},
         "refused_answers": {k: v["statuses"] for k, v in refused["kinds"].items()},
         "router_closed_refused_within_1s": {k: v["router_closed_within_1s"]
