@@ -479,6 +479,7 @@ async def lookup_churn(p, ctl):
                     await ws.send('{"type":"lookup","id":%d,"users":%s}' % (mid, ids))
                     n["lookups_sent"] += 1
             except asyncio.CancelledError:
+                closing = True
                 c.abort()
                 raise
             except HelloRefused:
@@ -488,7 +489,7 @@ async def lookup_churn(p, ctl):
                     st["closes"][classify(e)] += 1
             finally:
                 st["pushes"].update(c.pushes)
-            closing = True
+            closing = ws.open  # still open: this end decided to close (else the reader counts)
             await c.close()
             if reader is not None:
                 await asyncio.gather(reader, return_exceptions=True)
