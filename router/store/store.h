@@ -22,6 +22,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -114,7 +115,9 @@ class AssignmentStore {
   // that reconnecting to another replica does not escape the hello budgets. A store that serves
   // one replica has nothing to share: the replica's own budgets hold, and it answers zeros.
   virtual void CountHello(std::string_view /*user*/, std::string_view /*address*/,
-                          std::chrono::milliseconds /*window*/, HelloCountDone done) {
+                          std::chrono::milliseconds /*window*/,
+                          HelloCountDone done) {  // NOLINT(performance-unnecessary-value-param)
+    // By value, as every store's callbacks are: a shared store keeps it until Redis answers.
     done(HelloCounts{});
   }
 };
