@@ -58,7 +58,7 @@ constexpr std::uint32_t kMaxUpgradeHeaderBytes = 8 * 1024;
 
 // Until the peer authenticates (hello, register) it is anyone: its frames stay small (a hello or a
 // register with a large token is ~2 KiB) and it gets a few tries, not a message stream.
-constexpr std::size_t kMaxMessageBytesBeforeAuth = 16 * 1024;
+constexpr std::size_t kMaxMessageBytesBeforeAuth = std::size_t{16} * 1024;
 constexpr std::uint32_t kMaxMessagesBeforeAuth = 8;
 
 // Reads per wake-up before the session yields to the others on its thread (a flooding peer must
