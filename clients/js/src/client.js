@@ -523,8 +523,14 @@ export class VRouterClient {
     const err = frame.type === 'error'
       ? VRouterError.fromFrame(frame, 'hello')
       : new VRouterError('protocol_error', `expected welcome, got ${frame.type}`, { request: 'hello' });
-    // A refused hello does not get better by repetition (the token is fresh each time already):
-    // stop rather than hammer the router (the auth codes come with close 4001, §5.1).
+    // A retryable refusal (`rate_limited`: too many hellos for this user or from this address,
+    // PROTOCOL.md §8) passes: reconnect with backoff, as after a lost connection.
+    if (err.retryable) {
+      conn.shutdown(true);
+      return this.#lost(conn, { code: 1000, reason: err.code, error: err });
+    }
+    // Any other refused hello does not get better by repetition (the token is fresh each time
+    // already): stop rather than hammer the router (the auth codes come with close 4001, §5.1).
     this.#stop(err, { graceful: !AUTH_CODES.has(err.code) });
   }
 

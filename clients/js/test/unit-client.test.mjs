@@ -205,6 +205,20 @@ describe('reconnection', () => {
     assert.equal(client.state, 'closed');
   });
 
+  it('backs off and reconnects after a hello refused with rate_limited', async () => {
+    const { client, sockets, of } = setup();
+    const opened = client.connect();
+    await until(() => sockets.length === 1);
+    sockets[0].serverOpen();
+    sockets[0].serverSend({ type: 'error', id: 1, code: 'rate_limited', message: 'too many hellos' });
+    await until(() => sockets.length === 2, 2000, 'second attempt');
+    assert.ok(of('state').some((s) => s.reason === 'rate_limited' && s.delayMs >= 0));
+    sockets[1].serverOpen();
+    sockets[1].serverSend({ type: 'welcome', id: 1, replica: 'r', session: '1', user: 'alice', space: 's', limits: { max_message_bytes: 131072, max_batch: 1000, max_watches: 1000 } });
+    await opened;
+    assert.equal(client.state, 'open');
+  });
+
   it('gives up on a socket that never gets its welcome', async () => {
     const { client, sockets } = setup({ connectTimeoutMs: 50 });
     client.connect().catch(() => {});
