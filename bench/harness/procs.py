@@ -443,8 +443,9 @@ class Run:
                  "--replica-id", name, "--threads", str(plan["threads"]),
                  "--max-connections", "19000", "--log-level", log_level,
                  "--video-servers", fleet_file, "--drain-window-ms", "500",
-                 # Every simulated user connects from 127.0.0.1.
-                 "--max-connections-per-ip", "0"] + plan["router_args"]
+                 # Every simulated user connects from 127.0.0.1: no per-address limits.
+                 "--max-connections-per-ip", "0", "--max-handshakes-per-ip", "0",
+                 "--hellos-per-ip", "0:1"] + plan["router_args"]
         if plan["mode"] == "lookup" or phase != "main" or plan["scenario"] in ("rps", "smoke"):
             # Closed-loop lookups (rps runs, also in smoke, and latency) measure throughput, far
             # above what the per-connection rate limits let one person send; the other people
