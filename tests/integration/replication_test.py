@@ -36,6 +36,8 @@ VROUTER, SIM = (sys.argv[1:3] + [None, None])[:2]  # bench/redis_cost.py imports
 SERVER_SECRET = "replication-test-video-server-secret"
 REDIS_SERVER = "/usr/bin/redis-server"
 SECRET = "replication-test-secret"
+# The replicas' shared key for their fleet messages on Redis (--replica-key).
+REPLICA_KEY = "replication-test-replica-key"
 LEASE_MS, GRACE_MS = 2000, 4000
 FLEET = [{"id": f"sfu-{i}", "url": f"wss://sfu-{i}.example/rtc", "region": "eu", "capacity": 1000,
           "monitored": False} for i in range(3)]
@@ -58,7 +60,7 @@ class Replica(vrouter_testlib.Router):
              "--lookups-across-spaces",
              "--slow-start-window-ms", "1000", "--migrate-cooldown-ms", "200"],
             dict(os.environ, VROUTER_AUTH_SECRET=SECRET,
-                 VROUTER_VIDEO_SERVER_SECRET=SERVER_SECRET),
+                 VROUTER_VIDEO_SERVER_SECRET=SERVER_SECRET, VROUTER_REPLICA_KEY=REPLICA_KEY),
             name, drain_window_ms=500, stderr=None, stop_timeout=10, log_level="info",
             http_timeout=2)
 
