@@ -275,6 +275,19 @@ async def scenario(redis, replicas):
         sim.terminate()
         sim.wait(timeout=10)
 
+    # -- 8. Write access to pub/sub alone: a fake video server published on vr:fleet (unsigned:
+    # no --replica-key) is refused by every replica and counted, never registered.
+    fake = json.dumps({"type": "register", "token": "verified-by-peer-replica", "id": "fake-sfu",
+                       "url": "wss://attacker.example/", "region": "eu", "capacity": 1000},
+                      separators=(",", ":"))
+    for _ in range(3):
+        redis.cli("PUBLISH", "vr:fleet", f"intruder\treg\tfake-sfu\t{fake}")
+    await eventually("the fake registration counted as rejected", lambda: all(
+        'vrouter_fleet_gossip_rejected_total{reason="unsigned"} 3' in r.get("/metrics")
+        for r in (a, c)), 5, 0.1)
+    assert all("fake-sfu" not in r.servers() for r in (a, c))
+    print("pub/sub alone cannot add a video server: unsigned registration refused", flush=True)
+
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
