@@ -636,21 +636,28 @@ class RedisStore::Impl {
       int left = 2;
     };
     auto pending = std::make_shared<Pending>(Pending{std::move(done), {}, std::nullopt, 2});
-    auto count = [this, pending, window](std::string key, std::int64_t HelloCounts::*field) {
-      client_.Eval(hello_count_, {std::move(key)}, {std::to_string(window.count())},
-                   [pending, field](const RedisResult& r) {
-                     const RedisReply* reply = ReplyOf(r);
-                     if (reply == nullptr) {
-                       pending->error = ToStoreError(std::get<RedisFailure>(r));
-                     } else if (reply->type == RedisReply::Type::kInteger) {
-                       pending->counts.*field = reply->integer;
-                     } else {
-                       pending->error = StoreError::kUnavailable;  // an error reply
-                     }
-                     if (--pending->left > 0) return;
-                     if (pending->error) return pending->done(*pending->error);
-                     pending->done(pending->counts);
-                   });
+    auto count = [this, pending, window](const std::string& key, std::int64_t HelloCounts::*field) {
+      EvalOn(hello_count_, key, {std::to_string(window.count())},
+             [this, key, pending, field](const RedisResult& r) {
+               const RedisReply* reply = ReplyOf(r);
+               const auto n = reply != nullptr ? NumberOf(*reply) : std::nullopt;
+               if (reply == nullptr) {
+                 pending->error = ToStoreError(std::get<RedisFailure>(r));
+               } else if (reply->type == RedisReply::Type::kInteger && n && *n >= 1) {
+                 pending->counts.*field = static_cast<std::int64_t>(*n);
+               } else if (reply->type == RedisReply::Type::kInteger) {
+                 // A counter someone set out of range: the replica's own budgets hold.
+                 NoteDefect(redis::Defect::kOther, key);
+                 pending->error = StoreError::kCorrupt;
+               } else {
+                 // An error reply (a key of the wrong type is counted by EvalOn).
+                 pending->error =
+                     IsError(reply, "WRONGTYPE") ? StoreError::kCorrupt : StoreError::kUnavailable;
+               }
+               if (--pending->left > 0) return;
+               if (pending->error) return pending->done(*pending->error);
+               pending->done(pending->counts);
+             });
     };
     count(redis::HelloUserKey(user), &HelloCounts::user);
     count(redis::HelloAddressKey(address), &HelloCounts::address);

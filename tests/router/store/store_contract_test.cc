@@ -1331,6 +1331,32 @@ TEST_F(RedisStoreTrustTest, ForgedChangeWithAnEpochAheadDoesNotPoisonTheLocalCop
   EXPECT_GE(Counted(h_.metrics().store_changes_rejected, "reason", "wrong_channel"), 1.0);
 }
 
+// A hello counter someone wrote (a hash, a negative count) is no count: the replica's own budgets
+// hold (the caller fails open on an error), and it is counted as a defect.
+TEST_F(RedisStoreTrustTest, HelloCountersOutOfRangeAreDefects) {
+  ASSERT_TRUE(h_.WaitWritable());
+  auto count = [&](const std::string& user) {
+    return Completed(
+        Await<StoreResult<HelloCounts>>([&](std::function<void(StoreResult<HelloCounts>)> done) {
+          store().CountHello(user, "10.0.0.9", 10s, std::move(done));
+        }),
+        "CountHello");
+  };
+  Raw({"HSET", redis::HelloUserKey("mallory"), "f", "v"});
+  Raw({"SET", redis::HelloUserKey("trudy"), "-100"});
+  const double wrong_type = Corrupt("wrong_type"), other = Corrupt("other");
+  for (const std::string user : {"mallory", "trudy"}) {
+    const auto r = count(user);
+    ASSERT_TRUE(std::holds_alternative<StoreError>(r)) << user;
+    EXPECT_EQ(std::get<StoreError>(r), StoreError::kCorrupt) << user;
+  }
+  EXPECT_GE(Corrupt("wrong_type") - wrong_type, 1.0);
+  EXPECT_GE(Corrupt("other") - other, 1.0);
+  const auto fine = count("walter");
+  ASSERT_TRUE(std::holds_alternative<HelloCounts>(fine));
+  EXPECT_EQ(std::get<HelloCounts>(fine).user, 1);
+}
+
 // Write access to pub/sub alone used to be enough to add a video server on every replica.
 TEST_F(RedisStoreTrustTest, FleetMessagesNeedTheReplicaKey) {
   ASSERT_TRUE(h_.WaitWritable());
