@@ -374,6 +374,7 @@ class Run:
         except (OSError, subprocess.SubprocessError) as e:
             raise StartupError(f"openssl could not make the test certificate: {e}") from None
         self.auth_secret = secrets.token_hex(32)
+        self.replica_key = secrets.token_hex(32)  # fleet messages between replicas on Redis
         self.video_secret = secrets.token_hex(32)
         self.auth_secret_file = os.path.join(d, "auth-secret")
         self.video_secret_file = os.path.join(d, "video-server-secret")
@@ -458,7 +459,8 @@ class Run:
         # A tool such as valgrind slows the start down.
         startup_s = planlib.ROUTER_PREFIX_SLACK_S if plan.get("router_prefix") else 10
         env = self.child_env(VROUTER_AUTH_SECRET=self.auth_secret,
-                             VROUTER_VIDEO_SERVER_SECRET=self.video_secret)
+                             VROUTER_VIDEO_SERVER_SECRET=self.video_secret,
+                             VROUTER_REPLICA_KEY=self.replica_key)
         proc = self.spawn(f"router-{name}", argv, env=env, role="router")
         listening = wait_json_line(proc, proc.out_path, lambda e: e.get("event") == "listening",
                                    startup_s, f"router {name}")

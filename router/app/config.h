@@ -47,6 +47,7 @@ struct Config {
   std::string video_servers_file;
   std::string auth_secret;
   std::string video_server_secret;  // key of video-server credentials (distinct from clients')
+  std::string replica_key;          // authenticates fleet messages between replicas (a redis store)
   std::string admin_token;          // admin port: read and write (empty: loopback only)
   std::string admin_read_token;     // admin port: read only
   std::string replica_id;           // parsing fills it: the flag, else hostname + random suffix

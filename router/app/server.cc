@@ -366,6 +366,7 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
     o.replica_id = boot.str();
     o.resume_grace = c.resume_grace;
     o.lease_ttl = c.lease_ttl;
+    o.replica_key = c.replica_key;
     Impl* raw = impl.get();
     auto redis = std::make_unique<store::RedisStore>(
         std::move(o), impl->metrics, [raw](const std::string& user, std::uint64_t session) {

@@ -4,8 +4,10 @@
 #include <map>
 #include <sstream>
 
+#include "proto/decode_error.h"
 #include "router/base/result.h"
 #include "router/edge/admin_auth.h"
+#include "router/store/gossip_auth.h"
 
 namespace vrouter::app {
 namespace {
@@ -97,10 +99,20 @@ base::Status<> CheckAdminToken(std::string_view token) {
                     " printable characters without spaces (e.g. openssl rand -hex 16)");
 }
 
-// Empty means derived from the hostname.
+// Empty means derived from the hostname. An id by the protocol's rule too (no control
+// character): it names the replica's records in the shared store, which are checked by it.
 base::Status<> CheckReplicaId(std::string_view id) {
-  if (id.size() <= 64 && id.find_first_of(" \t\r\n\"") == std::string_view::npos) return {};
-  return base::Fail("must be 1-64 characters without spaces or quotes");
+  if (id.empty() || (id.size() <= 64 && id.find_first_of(" \"") == std::string_view::npos &&
+                     proto::IsValidId(id))) {
+    return {};
+  }
+  return base::Fail("must be 1-64 characters without spaces, quotes or control characters");
+}
+
+base::Status<> CheckReplicaKey(std::string_view key) {
+  if (key.empty() || key.size() >= store::kMinReplicaKeyBytes) return {};
+  return base::Fail("must be at least " + std::to_string(store::kMinReplicaKeyBytes) +
+                    " characters (e.g. openssl rand -hex 32)");
 }
 
 base::Status<> CheckUrlScheme(std::string_view scheme) {
@@ -195,6 +207,10 @@ options::Table<Config> MakeTable() {
            "Redis connect and command deadline; past it the replica treats Redis as down");
   t.Millis("lease-ttl-ms", VROUTER_FIELD(lease_ttl), Range::In(1000, 600000),
            "a replica silent this long is dead: its users' resume grace starts");
+  t.Text("replica-key", VROUTER_FIELD(replica_key),
+         "key shared by the replicas of a redis store, required with one: fleet messages "
+         "between them are signed with it (HMAC-SHA256) and others refused (prefer "
+         "VROUTER_REPLICA_KEY)", CheckReplicaKey).Value("SECRET");
 
   t.Section("Video servers: health, scoring, ejection, migration (defaults and their reasons: "
             "README, \"Fleet parameters\")");
@@ -369,6 +385,13 @@ options::Table<Config> MakeTable() {
     if (c.admin_token.empty() || c.admin_token != c.admin_read_token) return std::nullopt;
     return Error{Code::kConflict, "admin-read-token",
                  "--admin-read-token must differ from --admin-token"};
+  });
+  t.Check([](const Config& c) -> std::optional<Error> {
+    if (!c.redis || !c.replica_key.empty()) return std::nullopt;
+    return Error{Code::kRequired, "replica-key",
+                 "--store redis://... needs --replica-key (or VROUTER_REPLICA_KEY), the same on "
+                 "every replica: without it, anyone who can publish on Redis could add video "
+                 "servers (e.g. openssl rand -hex 32)"};
   });
   t.Check([](const Config& c) -> std::optional<Error> {
     if (!c.proxy_protocol || !c.trusted_proxies.empty()) return std::nullopt;

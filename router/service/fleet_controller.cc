@@ -63,6 +63,9 @@ void FleetController::OnShared(std::string_view message) {
   auto gossip = store::DecodeGossip(message);
   if (!gossip.ok()) {
     metrics_.stats_invalid->Increment();
+    metrics_.fleet_gossip_rejected
+        ->Add({{"reason", std::string(store::GossipErrorName(gossip.error()))}})
+        .Increment();
     log::Warn("fleet_gossip_malformed", {{"error", store::GossipErrorName(gossip.error())}});
     return;
   }

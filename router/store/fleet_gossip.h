@@ -74,6 +74,8 @@ enum class GossipError : std::uint8_t {
   kBadRegistration,  // the register JSON does not decode, or names another server
   kBadStats,         // the stats JSON does not decode
 };
+inline constexpr std::size_t kGossipErrorCount =
+    static_cast<std::size_t>(GossipError::kBadStats) + 1;
 std::string_view GossipErrorName(GossipError error);
 
 std::string EncodeGossip(const FleetGossip& gossip);

@@ -10,6 +10,9 @@ std::string_view StoreErrorMessage(StoreError error) {
       return "too many writes are waiting for the shared store; retry";
     case StoreError::kTimeout:
       return "the shared store did not answer in time; retry";
+    case StoreError::kCorrupt:
+      return "the shared store holds data for this space that the router cannot use; the "
+             "operator has been alerted; retry later";
   }
   return "store error";
 }

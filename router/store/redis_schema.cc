@@ -3,9 +3,13 @@
 #include <charconv>
 #include <vector>
 
+#include "proto/decode_error.h"
+
 namespace vrouter::store::redis {
 
 namespace {
+
+constexpr std::uint64_t kMax = proto::kMaxSafeInteger;
 
 // Splits on '\t' into exactly `n` fields (the last one takes the rest); false otherwise.
 bool Split(std::string_view text, std::size_t n, std::vector<std::string_view>& out) {
@@ -20,28 +24,44 @@ bool Split(std::string_view text, std::size_t n, std::vector<std::string_view>& 
   return true;
 }
 
+// Decimal digits only (no sign, no space), 0..2^53-1: what the scripts accept too.
 template <typename T>
 bool Number(std::string_view s, T& out) {
-  if (s.empty()) return false;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size();
-}
-
-bool ValidId(std::string_view s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) return false;
+  if (s.empty() || s.size() > 16 || s.find_first_not_of("0123456789") != std::string_view::npos) {
+    return false;
   }
+  std::uint64_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  if (v > kMax) return false;
+  out = static_cast<T>(v);
   return true;
 }
 
 bool DecodeRecordFields(const std::vector<std::string_view>& f, std::size_t at, Record& r) {
-  return Number(f[at], r.epoch) && r.epoch > 0 && ValidId(f[at + 1]) && ValidId(f[at + 2]) &&
-         Number(f[at + 3], r.session) && Number(f[at + 4], r.detached_ms) &&
-         (r.server = f[at + 1], r.replica = f[at + 2], true);
+  return Number(f[at], r.epoch) && r.epoch > 0 && proto::IsValidId(f[at + 1]) &&
+         proto::IsValidId(f[at + 2]) && Number(f[at + 3], r.session) &&
+         Number(f[at + 4], r.detached_ms) && (r.server = f[at + 1], r.replica = f[at + 2], true);
 }
 
+constexpr std::string_view kDefectNames[kDefectCount] = {"record", "sequence", "wrong_type",
+                                                         "pointer", "other"};
+
 }  // namespace
+
+std::string_view DefectName(Defect d) { return kDefectNames[static_cast<std::size_t>(d)]; }
+
+std::optional<Defect> DefectFromName(std::string_view name) {
+  for (std::size_t i = 0; i < kDefectCount; ++i) {
+    if (kDefectNames[i] == name) return static_cast<Defect>(i);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> DecodeNumber(std::string_view text) {
+  std::uint64_t v = 0;
+  if (!Number(text, v)) return std::nullopt;
+  return v;
+}
 
 std::string SpaceKey(std::string_view space) { return "vr:{" + std::string(space) + "}"; }
 std::string UserKey(std::string_view user) { return "vr:u:{" + std::string(user) + "}"; }
@@ -95,8 +115,10 @@ std::optional<ChangeMessage> DecodeChange(std::string_view text) {
     default:
       return std::nullopt;
   }
-  if (!ValidId(f[2]) || !ValidId(f[3]) || !DecodeRecordFields(f, 4, m.record)) return std::nullopt;
-  if (!f[9].empty() && !ValidId(f[9])) return std::nullopt;
+  if (!proto::IsValidId(f[2]) || !proto::IsValidId(f[3]) || !DecodeRecordFields(f, 4, m.record)) {
+    return std::nullopt;
+  }
+  if (!f[9].empty() && !proto::IsValidId(f[9])) return std::nullopt;
   m.space = f[2];
   m.user = f[3];
   m.from_server = f[9];
@@ -115,26 +137,63 @@ assign::Assignment ToAssignment(std::string_view user, std::string_view space, c
 }
 
 // ---- scripts ----
-// Shared prelude. Numbers stay below 2^53 (epochs are microseconds since 1970, ~2^51), so Lua's
-// doubles hold them exactly; '%.0f' prints them without an exponent.
+// Shared prelude of the space scripts. Numbers stay below 2^53 (epochs are microseconds since
+// 1970, ~2^51), so Lua's doubles hold them exactly; '%.0f' prints them without an exponent.
+// `int`, `id` and `dec` accept exactly what DecodeNumber, proto::IsValidId and DecodeRecord
+// accept (RedisStoreTrustTest, tests/router/store/store_contract_test.cc, writes bad values into
+// a real Redis and checks both sides agree). `found` collects the defects seen, which `reply`
+// appends to the script's answer for the replica to count and log.
 #define VR_LUA_PRELUDE                                                                          \
+  "local MAX = 9007199254740991\n"                                                              \
+  "local found = {}\n"                                                                          \
   "local function num(x) return string.format('%.0f', x) end\n"                                 \
+  "local function int(s)\n"                                                                     \
+  "  if type(s) ~= 'string' or #s > 16 or not string.find(s, '^%d+$') then return nil end\n"    \
+  "  local n = tonumber(s)\n"                                                                   \
+  "  if n > MAX then return nil end\n"                                                          \
+  "  return n\n"                                                                                \
+  "end\n"                                                                                       \
+  "local function id(s)\n"                                                                      \
+  "  return type(s) == 'string' and #s >= 1 and #s <= 128 and "                                 \
+  "not string.find(s, '[%z\\1-\\31\\127]')\n"                                                   \
+  "end\n"                                                                                       \
   "local function dec(v)\n"                                                                     \
   "  if not v then return nil end\n"                                                            \
   "  local e, srv, rep, ses, det = string.match(v, "                                            \
-  "'^(%d+)\\t([^\\t]*)\\t([^\\t]*)\\t(%d+)\\t(%-?%d+)$')\n"                                     \
-  "  if not e then return nil end\n"                                                            \
-  "  return {e = tonumber(e), srv = srv, rep = rep, ses = ses, det = det}\n"                    \
+  "'^([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)$')\n"                            \
+  "  local n = int(e)\n"                                                                        \
+  "  if not n or n == 0 or not id(srv) or not id(rep) or not int(ses) or not int(det) then\n"   \
+  "    table.insert(found, 'record')\n"                                                         \
+  "    return nil\n"                                                                            \
+  "  end\n"                                                                                     \
+  "  return {e = n, srv = srv, rep = rep, ses = ses, det = det}\n"                              \
   "end\n"                                                                                       \
   "local function enc(c)\n"                                                                     \
   "  return num(c.e) .. '\\t' .. c.srv .. '\\t' .. c.rep .. '\\t' .. c.ses .. '\\t' .. c.det\n" \
+  "end\n"                                                                                       \
+  "local function reply(t)\n"                                                                   \
+  "  if #found > 0 then table.insert(t, {ok = 'VRDEFECTS ' .. table.concat(found, ',')}) end\n" \
+  "  return t\n"                                                                                \
   "end\n"                                                                                       \
   "local function now_us()\n"                                                                   \
   "  local t = redis.call('TIME')\n"                                                            \
   "  return tonumber(t[1]) * 1000000 + tonumber(t[2])\n"                                        \
   "end\n"                                                                                       \
+  "local key_type = redis.call('TYPE', KEYS[1])['ok']\n"                                        \
+  "if key_type ~= 'hash' and key_type ~= 'none' then\n"                                         \
+  "  return redis.error_reply('VRCORRUPT wrong_type ' .. KEYS[1])\n"                            \
+  "end\n"                                                                                       \
   "local function publish(space, user, kind, rec, from, to_user)\n"                             \
-  "  local seq = redis.call('HINCRBY', KEYS[1], '', 1)\n"                                       \
+  "  local seq\n"                                                                               \
+  "  local cur = redis.call('HGET', KEYS[1], '')\n"                                             \
+  "  local n = int(cur)\n"                                                                      \
+  "  if cur and (not n or n >= MAX) then\n"                                                     \
+  "    seq = now_us()\n"                                                                        \
+  "    redis.call('HSET', KEYS[1], '', num(seq))\n"                                             \
+  "    table.insert(found, 'sequence')\n"                                                       \
+  "  else\n"                                                                                    \
+  "    seq = redis.call('HINCRBY', KEYS[1], '', 1)\n"                                           \
+  "  end\n"                                                                                     \
   "  local msg = num(seq) .. '\\t' .. kind .. '\\t' .. space .. '\\t' .. user .. '\\t' .. "     \
   "rec .. '\\t' .. from\n"                                                                      \
   "  redis.call('PUBLISH', 'vr:space:' .. space, msg)\n"                                        \
@@ -148,44 +207,49 @@ local user, expected, min_epoch = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local cur = redis.call('HGET', KEYS[1], user)
 local c = dec(cur)
 local cur_epoch = 0
-if c then cur_epoch = c.e end
-if cur_epoch ~= expected then return {0, cur} end
+if c then cur_epoch = c.e else cur = false end  -- an invalid record counts as none
+if cur_epoch ~= expected then return reply({0, cur}) end
 -- Only the owner (its session, or a migration on its behalf) rewrites a user.
-if c and (c.rep ~= ARGV[5] or c.ses ~= ARGV[6]) then return {0, cur} end
+if c and (c.rep ~= ARGV[5] or c.ses ~= ARGV[6]) then return reply({0, cur}) end
 local epoch = math.max(cur_epoch + 1, min_epoch + 1, now_us())
+if epoch > MAX then
+  -- An epoch at the top of the range cannot grow: start again from the clock.
+  table.insert(found, 'record')
+  epoch = math.max(min_epoch + 1, now_us())
+end
 local rec = enc({e = epoch, srv = ARGV[4], rep = ARGV[5], ses = ARGV[6], det = '0'})
 redis.call('HSET', KEYS[1], user, rec)
 local from = ARGV[8]
 if c then from = c.srv end
 local seq = publish(ARGV[7], user, 'a', rec, from, true)
-return {1, rec, seq, from}
+return reply({1, rec, seq, from})
 )lua";
 
 // ARGV: user replica session space
 const std::string_view kAttachScript = VR_LUA_PRELUDE R"lua(
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local c = dec(cur)
-if not c then return {0} end
-if c.rep == ARGV[2] and c.ses == ARGV[3] and c.det == '0' then return {1, cur} end
+if not c then return reply({0}) end
+if c.rep == ARGV[2] and c.ses == ARGV[3] and c.det == '0' then return reply({1, cur}) end
 c.rep = ARGV[2]
 c.ses = ARGV[3]
 c.det = '0'
 local rec = enc(c)
 redis.call('HSET', KEYS[1], ARGV[1], rec)
 publish(ARGV[4], ARGV[1], 'o', rec, '', false)
-return {1, rec}
+return reply({1, rec})
 )lua";
 
 // ARGV: user replica session space
 const std::string_view kDetachScript = VR_LUA_PRELUDE R"lua(
 local c = dec(redis.call('HGET', KEYS[1], ARGV[1]))
-if not c or c.rep ~= ARGV[2] or c.ses ~= ARGV[3] then return 0 end
+if not c or c.rep ~= ARGV[2] or c.ses ~= ARGV[3] then return reply({0}) end
 c.ses = '0'
 c.det = num(math.floor(now_us() / 1000))
 local rec = enc(c)
 redis.call('HSET', KEYS[1], ARGV[1], rec)
 publish(ARGV[4], ARGV[1], 'o', rec, '', false)
-return 1
+return reply({1})
 )lua";
 
 // ARGV: user replica session space epoch tell_watchers. Removes when the session owns the record,
@@ -193,13 +257,13 @@ return 1
 const std::string_view kRemoveScript = VR_LUA_PRELUDE R"lua(
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local c = dec(cur)
-if not c then return {0} end
+if not c then return reply({0}) end
 local epoch = tonumber(ARGV[5])
 local owned = c.rep == ARGV[2] and c.ses == ARGV[3]
-if not owned and not (epoch > 0 and c.e == epoch) then return {0} end
+if not owned and not (epoch > 0 and c.e == epoch) then return reply({0}) end
 redis.call('HDEL', KEYS[1], ARGV[1])
 publish(ARGV[4], ARGV[1], 'r', cur, '', ARGV[6] == '1')
-return {1, cur}
+return reply({1, cur})
 )lua";
 
 // ARGV: space grace_ms user... -> the users removed
@@ -216,10 +280,10 @@ for i = 3, #ARGV do
     table.insert(removed, ARGV[i])
   end
 end
-return removed
+return reply(removed)
 )lua";
 
-// ARGV: space dead_replica user...
+// ARGV: space dead_replica user... -> {count}
 const std::string_view kOrphanScript = VR_LUA_PRELUDE R"lua(
 local now_ms = math.floor(now_us() / 1000)
 local n = 0
@@ -234,11 +298,15 @@ for i = 3, #ARGV do
     n = n + 1
   end
 end
-return n
+return reply({n})
 )lua";
 
 // KEYS[1] = vr:replicas. ARGV: replica ttl_ms forget_ms
 const std::string_view kLeaseScript = R"lua(
+local key_type = redis.call('TYPE', KEYS[1])['ok']
+if key_type ~= 'zset' and key_type ~= 'none' then
+  return redis.error_reply('VRCORRUPT wrong_type ' .. KEYS[1])
+end
 local t = redis.call('TIME')
 local now = math.floor((tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])

@@ -18,6 +18,12 @@
 //   a  assigned (new or rewritten; from_server = the previous server or empty)
 //   o  owner changed (attach, detach, orphaned): no client-visible change
 //   r  removed (leave, expiry): the record is the one that ended
+//
+// Everything read back is checked against the protocol's ranges before use, here and in the
+// scripts alike (they must agree): epochs in 1..2^53-1, sequences, sessions and times in
+// 0..2^53-1 (proto::kMaxSafeInteger), ids per proto::IsValidId (1..128 bytes, no control
+// character). What fails is a Defect: never used, never sent to a client, and either repaired or
+// isolated (see Defect). Redis is trusted to hold what vrouter wrote, not to hold only that.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +31,7 @@
 #include <string>
 #include <string_view>
 
+#include "proto/messages.h"
 #include "router/assign/assignment.h"
 
 namespace vrouter::store::redis {
@@ -52,7 +59,10 @@ struct Record {
   bool operator==(const Record&) const = default;
 };
 std::string EncodeRecord(const Record& r);
+// nullopt: not a valid record (a Defect::kRecord when a value was there).
 std::optional<Record> DecodeRecord(std::string_view text);
+// A stored number (a space's change sequence, a load count): decimal digits, 0..2^53-1.
+std::optional<std::uint64_t> DecodeNumber(std::string_view text);
 
 struct ChangeMessage {
   enum class Kind : char { kAssigned = 'a', kOwner = 'o', kRemoved = 'r' };
@@ -62,6 +72,7 @@ struct ChangeMessage {
   Record record;
   std::string from_server;  // kAssigned: the previous server, empty when there was none
 };
+// nullopt: not a valid change message (dropped by the receiver, never applied).
 std::optional<ChangeMessage> DecodeChange(std::string_view text);
 std::string EncodeChange(const ChangeMessage& m);  // what the scripts publish (for tests)
 
@@ -70,22 +81,54 @@ std::string EncodeChange(const ChangeMessage& m);  // what the scripts publish (
 assign::Assignment ToAssignment(std::string_view user, std::string_view space, const Record& r,
                                 base::SteadyTime since);
 
+// What can be wrong with the data found in Redis, and what is done about it (each is logged with
+// the key and counted in vrouter_store_corrupt_records_total{kind}):
+enum class Defect : std::uint8_t {
+  // A user's record that is not a valid record: treated as absent (lookups do not find the user;
+  // the next write of the user, e.g. a join, overwrites it).
+  kRecord,
+  // A space's change sequence that is not a number in range: the next write of the space resets
+  // it to Redis's clock in microseconds, above any count it could have reached, so every local
+  // copy sees a gap and reloads the space (no change is missed).
+  kSequence,
+  // A space key that is not a hash (WRONGTYPE): isolated. Writes in that space fail with
+  // StoreError::kCorrupt, reads find nobody there; the key is never deleted (it is not ours to
+  // delete: an operator repairs it). Other spaces are unaffected.
+  kWrongType,
+  // A user's pointer (vr:u:) that does not name a valid space: treated as absent.
+  kPointer,
+  // Anything else: a replica's load count, a space list entry: skipped.
+  kOther,
+};
+inline constexpr std::size_t kDefectCount = static_cast<std::size_t>(Defect::kOther) + 1;
+std::string_view DefectName(Defect d);
+std::optional<Defect> DefectFromName(std::string_view name);
+
+// A script's error reply for a space key of the wrong type: "VRCORRUPT wrong_type <key>".
+inline constexpr std::string_view kCorruptReplyPrefix = "VRCORRUPT";
+// A script that met bad data appends a status reply "VRDEFECTS <defect>[,<defect>...]" to its
+// (array) reply; the replica strips it, counts and logs each defect.
+inline constexpr std::string_view kDefectsPrefix = "VRDEFECTS ";
+
 // Lua sources. Every script touches exactly one key, KEYS[1] = SpaceKey(space), so each runs
 // atomically on the shard that owns the space.
+// Each refuses a space key of the wrong type (kCorruptReplyPrefix) and repairs a bad sequence.
 //   put     ARGV: user expected_epoch min_epoch server replica session space
 //           -> {1, record, seq, from_server} written | {0, current record or false} conflict
+//           (an invalid current record counts as none: it is overwritten)
 //   attach  ARGV: user replica session space -> {1, record} | {0}
-//   detach  ARGV: user replica session space -> 1 | 0
+//   detach  ARGV: user replica session space -> {1} | {0}
 //   remove  ARGV: user replica session space -> {1, record} | {0}
-//   expire  ARGV: space grace_ms user... -> removed count (detached longer than grace_ms)
-//   orphan  ARGV: space dead_replica user... -> count (attached to dead_replica: now detached)
+//   expire  ARGV: space grace_ms user... -> the users removed (detached longer than grace_ms)
+//   orphan  ARGV: space dead_replica user... -> {count} (attached to dead_replica: now detached)
 extern const std::string_view kPutScript;
 extern const std::string_view kAttachScript;
 extern const std::string_view kDetachScript;
 extern const std::string_view kRemoveScript;
 extern const std::string_view kExpireScript;
 extern const std::string_view kOrphanScript;
-// Lease: KEYS[1] = vr:replicas, ARGV replica ttl_ms forget_ms
+// Lease: KEYS[1] = vr:replicas (refused with kCorruptReplyPrefix when not a sorted set),
+// ARGV replica ttl_ms forget_ms
 //   -> {now_ms, dead_count, dead replica..., live replica...}
 extern const std::string_view kLeaseScript;
 // KEYS[1] = UserKey(user), ARGV space: deletes the pointer if it still names the space.

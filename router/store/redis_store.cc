@@ -16,9 +16,12 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "proto/decode_error.h"
 #include "router/base/absl_compat.h"
 #include "router/base/log.h"
 #include "router/base/mutex.h"
+#include "router/store/fleet_gossip.h"
+#include "router/store/gossip_auth.h"
 #include "router/store/local_copy.h"
 #include "router/store/redis_schema.h"
 
@@ -37,6 +40,16 @@ constexpr std::size_t kMaxBufferedChanges = 100'000;
 constexpr std::size_t kSweepBatch = 500;
 // How long a dead replica stays listed (so late replicas still reap its users).
 constexpr std::chrono::minutes kForgetDeadReplica{10};
+// How far ahead of Redis's clock (as this replica estimates it) a published epoch may be before
+// the payload is distrusted and the record read from Redis instead. Epochs are Redis's clock in
+// microseconds when written (redis_schema.h), so a real change is never ahead by more than the
+// estimate's error; a forged `left` can silence a user's watchers for at most this long.
+constexpr std::uint64_t kEpochAheadUs = 2'000'000;
+// At most one log line per this interval for each kind of rejected message or corrupt key.
+constexpr std::chrono::seconds kLogEvery{10};
+// Why a change message from pub/sub was not applied as published (metric label values).
+enum class ChangeRejection : std::uint8_t { kMalformed, kWrongChannel, kEpochAhead };
+constexpr std::string_view kChangeRejectionNames[] = {"malformed", "wrong_channel", "epoch_ahead"};
 
 StoreError ToStoreError(const RedisFailure& f) {
   switch (f.kind) {
@@ -53,14 +66,25 @@ const RedisReply* ReplyOf(const RedisResult& r) { return std::get_if<RedisReply>
 
 bool IsArray(const RedisReply* r) { return r != nullptr && r->type == RedisReply::Type::kArray; }
 
-std::int64_t IntOf(const RedisReply& r) {
-  if (r.type == RedisReply::Type::kInteger) return r.integer;
-  std::int64_t v = 0;
-  for (char c : r.str) {
-    if (c < '0' || c > '9') return 0;
-    v = v * 10 + (c - '0');
+// A number in a reply (an integer, or digits in a string) within 0..2^53-1; nullopt otherwise.
+std::optional<std::uint64_t> NumberOf(const RedisReply& r) {
+  if (r.type == RedisReply::Type::kInteger) {
+    if (r.integer < 0 || static_cast<std::uint64_t>(r.integer) > proto::kMaxSafeInteger) {
+      return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(r.integer);
   }
-  return v;
+  if (r.type != RedisReply::Type::kString) return std::nullopt;
+  return redis::DecodeNumber(r.str);
+}
+
+// A script's "done" flag: {1, ...}.
+bool Succeeded(const RedisReply* reply) {
+  return IsArray(reply) && !reply->elements.empty() && NumberOf(reply->elements[0]) == 1u;
+}
+
+bool IsError(const RedisReply* r, std::string_view prefix) {
+  return r != nullptr && r->type == RedisReply::Type::kError && r->str.starts_with(prefix);
 }
 
 std::int64_t SystemMs() {
@@ -79,10 +103,36 @@ class RedisStore::Impl {
         metrics_(metrics),
         on_replaced_(std::move(on_replaced)),
         client_(io_, opt_.redis, Hooks()),
-        housekeeping_(io_) {}
+        housekeeping_(io_),
+        sealer_(opt_.replica_key, me_),
+        opener_(opt_.replica_key) {
+    for (std::size_t i = 0; i < redis::kDefectCount; ++i) {
+      corrupt_[i] = &metrics_.store_corrupt->Add(
+          {{"kind", std::string(redis::DefectName(static_cast<redis::Defect>(i)))}});
+    }
+    for (std::size_t i = 0; i < std::size(kChangeRejectionNames); ++i) {
+      rejected_[i] = &metrics_.store_changes_rejected->Add(
+          {{"reason", std::string(kChangeRejectionNames[i])}});
+    }
+    for (std::size_t i = 0; i < kGossipAuthErrorCount; ++i) {
+      gossip_refused_[i] = &metrics_.fleet_gossip_rejected->Add(
+          {{"reason", std::string(GossipAuthErrorName(static_cast<GossipAuthError>(i)))}});
+    }
+    // The decoding failures the fleet controller counts, present from the start too.
+    for (std::size_t i = 0; i < kGossipErrorCount; ++i) {
+      metrics_.fleet_gossip_rejected->Add(
+          {{"reason", std::string(GossipErrorName(static_cast<GossipError>(i)))}});
+    }
+  }
 
   // ---------------------------------------------------------------- lifecycle
   void Start() {
+    if (opt_.replica_key.size() < kMinReplicaKeyBytes) {
+      log::Error("fleet_gossip_disabled",
+                 {{"why",
+                   "no replica key (--replica-key): fleet messages between replicas are "
+                   "neither sent nor accepted"}});
+    }
     work_.emplace(asio::make_work_guard(io_));
     thread_ = std::thread([this] { io_.run(); });
     Run([this] {
@@ -152,6 +202,102 @@ class RedisStore::Impl {
   }
 
   // ---------------------------------------------------------------- store thread
+  // ---- what the store read that it cannot trust ----
+  // Counts and logs (at most once per kLogEvery per kind, key and field) a defect of the data at
+  // `key` (`field`: the hash field, when it is one: a user, or "" for the sequence).
+  void NoteDefect(redis::Defect d, std::string_view key, std::string_view field = {}) {
+    corrupt_[static_cast<std::size_t>(d)]->Increment();
+    if (!LogDue(std::string(redis::DefectName(d)) + " " + std::string(key) + " " +
+                std::string(field))) {
+      return;
+    }
+    static constexpr std::string_view kAction[redis::kDefectCount] = {
+        "treated as absent; the user's next write replaces it",
+        "reset by the space's next write; local copies reload the space",
+        "isolated: writes in this space fail until an operator repairs or deletes the key",
+        "treated as absent", "skipped"};
+    log::Error("store_corrupt", {{"kind", redis::DefectName(d)},
+                                 {"key", key},
+                                 {"field", field},
+                                 {"action", kAction[static_cast<std::size_t>(d)]}});
+  }
+
+  // A change message from pub/sub not applied as published.
+  void RejectChange(ChangeRejection why, std::string_view channel) {
+    rejected_[static_cast<std::size_t>(why)]->Increment();
+    if (!LogDue(std::string(kChangeRejectionNames[static_cast<std::size_t>(why)]))) return;
+    log::Warn(
+        "store_change_rejected",
+        {{"reason", kChangeRejectionNames[static_cast<std::size_t>(why)]}, {"channel", channel}});
+  }
+
+  bool LogDue(const std::string& what) {
+    const auto now = Clock::now();
+    if (log_due_.size() > 10000) log_due_.clear();  // bounded whatever the keys
+    auto [it, fresh] = log_due_.try_emplace(what, now);
+    if (!fresh && now < it->second) return false;
+    it->second = now + kLogEvery;
+    return true;
+  }
+
+  // Checks a reply for what the store held at `key`: a WRONGTYPE error is a defect of the key,
+  // and a script's trailing "VRDEFECTS ..." report is counted and removed from the reply.
+  void Inspect(const std::string& key, RedisResult& r) {
+    auto* reply = std::get_if<RedisReply>(&r);
+    if (reply == nullptr) return;
+    if (IsError(reply, redis::kCorruptReplyPrefix) || IsError(reply, "WRONGTYPE")) {
+      return NoteDefect(redis::Defect::kWrongType, key);
+    }
+    if (!IsArray(reply) || reply->elements.empty()) return;
+    const RedisReply& last = reply->elements.back();
+    if (last.type != RedisReply::Type::kStatus || !last.str.starts_with(redis::kDefectsPrefix)) {
+      return;
+    }
+    std::string_view names = std::string_view(last.str).substr(redis::kDefectsPrefix.size());
+    while (!names.empty()) {
+      const auto comma = names.find(',');
+      const auto d = redis::DefectFromName(names.substr(0, comma));
+      NoteDefect(d.value_or(redis::Defect::kOther), key);
+      names.remove_prefix(comma == std::string_view::npos ? names.size() : comma + 1);
+    }
+    reply->elements.pop_back();
+  }
+
+  // A script on `key` (a space's key: EvalSpace), its reply inspected first.
+  void EvalOn(const RedisScript& script, const std::string& key, std::vector<std::string> args,
+              RedisCallback cb) {
+    client_.Eval(script, {key}, std::move(args), [this, key, cb = std::move(cb)](RedisResult r) {
+      Inspect(key, r);
+      cb(std::move(r));
+    });
+  }
+  void EvalSpace(const RedisScript& script, const std::string& space, std::vector<std::string> args,
+                 RedisCallback cb) {
+    EvalOn(script, redis::SpaceKey(space), std::move(args), std::move(cb));
+  }
+
+  // A command on `key`, its reply inspected first.
+  void CommandOn(const std::string& key, std::vector<std::string> args, RedisCallback cb) {
+    client_.Command(std::move(args), [this, key, cb = std::move(cb)](RedisResult r) {
+      Inspect(key, r);
+      cb(std::move(r));
+    });
+  }
+
+  // Why a script refused a write, from its reply: its space key is corrupt, or something else.
+  static StoreError ScriptRefusal(const RedisReply* reply) {
+    return IsError(reply, redis::kCorruptReplyPrefix) ? StoreError::kCorrupt
+                                                      : StoreError::kUnavailable;
+  }
+
+  // Redis's clock as this replica estimates it (ms), from the lease script's answers.
+  std::int64_t RedisNowMs() const { return SystemMs() + clock_offset_ms_; }
+  // The highest epoch a change published now can honestly carry (see kEpochAheadUs).
+  std::uint64_t EpochCeiling() const {
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(0, RedisNowMs())) * 1000 +
+           kEpochAheadUs;
+  }
+
   // Reads users from Redis: the pointer to their space, then their record there.
   void ReadRemote(std::vector<std::string> users, LookupDone done) {
     struct Read {
@@ -173,30 +319,50 @@ class RedisStore::Impl {
     read->users = std::move(users);
     if (read->left == 0) return read->done(Assignments{});
     for (std::size_t i = 0; i < read->users.size(); ++i) {
-      client_.Command(
-          {"GET", redis::UserKey(read->users[i])}, [this, read, i](const RedisResult& r) {
-            const RedisReply* reply = ReplyOf(r);
-            if (reply == nullptr) {
-              read->error = ToStoreError(std::get<RedisFailure>(r));
-              return read->Finish();
-            }
-            if (reply->type != RedisReply::Type::kString) return read->Finish();  // not connected
-            std::string space = reply->str;
-            client_.Command({"HGET", redis::SpaceKey(space), read->users[i]},
-                            [read, i, space](const RedisResult& r2) {
-                              const RedisReply* rec = ReplyOf(r2);
-                              if (rec == nullptr) {
-                                read->error = ToStoreError(std::get<RedisFailure>(r2));
-                              } else if (rec->type == RedisReply::Type::kString) {
-                                if (auto d = redis::DecodeRecord(rec->str)) {
-                                  read->found[i] =
-                                      redis::ToAssignment(read->users[i], space, *d, Clock::now());
-                                }
-                              }
-                              read->Finish();
-                            });
-          });
+      const std::string pointer = redis::UserKey(read->users[i]);
+      CommandOn(pointer, {"GET", pointer}, [this, read, i, pointer](const RedisResult& r) {
+        const RedisReply* reply = ReplyOf(r);
+        if (reply == nullptr) {
+          read->error = ToStoreError(std::get<RedisFailure>(r));
+          return read->Finish();
+        }
+        if (reply->type != RedisReply::Type::kString) return read->Finish();  // not connected
+        if (!proto::IsValidId(reply->str)) {
+          NoteDefect(redis::Defect::kPointer, pointer);
+          return read->Finish();
+        }
+        std::string space = reply->str;
+        ReadRecord(space, read->users[i],
+                   [read, i](StoreResult<std::optional<assign::Assignment>> found) {
+                     if (auto* e = std::get_if<StoreError>(&found)) {
+                       read->error = *e;
+                     } else {
+                       read->found[i] = std::move(std::get<0>(found));
+                     }
+                     read->Finish();
+                   });
+      });
     }
+  }
+
+  // The user's record in `space` as Redis holds it now (nullopt: none, or not a valid one).
+  void ReadRecord(const std::string& space, const std::string& user, AttachDone done) {
+    const std::string key = redis::SpaceKey(space);
+    CommandOn(key, {"HGET", key, user},
+              [this, key, space, user, done = std::move(done)](const RedisResult& r) {
+                const RedisReply* rec = ReplyOf(r);
+                if (rec == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
+                if (rec->type != RedisReply::Type::kString) {
+                  return done(std::optional<assign::Assignment>());
+                }
+                auto d = redis::DecodeRecord(rec->str);
+                if (!d) {
+                  NoteDefect(redis::Defect::kRecord, key, user);
+                  return done(std::optional<assign::Assignment>());
+                }
+                return done(std::optional<assign::Assignment>(
+                    redis::ToAssignment(user, space, *d, Clock::now())));
+              });
   }
 
   std::optional<assign::Assignment> Known(const std::string& user) const {
@@ -235,30 +401,33 @@ class RedisStore::Impl {
                  PutDone done) {
     auto own = owned_.find(desired.user);
     if (own != owned_.end()) own->second.space = desired.space;  // the old space's 'r' is ours
-    client_.Eval(
-        remove_, {redis::SpaceKey(old.space)},
-        {old.user, "", "0", old.space, std::to_string(old.epoch), "0"},
-        [this, desired = std::move(desired), old, min_epoch,
-         done = std::move(done)](const RedisResult& r) mutable {
-          const RedisReply* reply = ReplyOf(r);
-          // Not moved: the user stays where it was, as far as this replica knows.
-          auto stay = [&] {
-            auto own = owned_.find(old.user);
-            if (own != owned_.end() && own->second.space == desired.space) {
-              own->second.space = old.space;
-            }
-          };
-          if (reply == nullptr) {
-            stay();
-            return done(ToStoreError(std::get<RedisFailure>(r)));
-          }
-          if (!IsArray(reply) || reply->elements.empty() || IntOf(reply->elements[0]) != 1) {
-            stay();  // somebody else wrote it meanwhile: the caller hears what is there now
-            return ReadCurrent(old.user, std::move(done));
-          }
-          local_.Erase(old.space, old.user);
-          const std::uint64_t floor = std::max(min_epoch, old.epoch);
-          PutScript(desired, 0, floor, old.server,
+    EvalSpace(remove_, old.space, {old.user, "", "0", old.space, std::to_string(old.epoch), "0"},
+              [this, desired = std::move(desired), old, min_epoch,
+               done = std::move(done)](const RedisResult& r) mutable {
+                const RedisReply* reply = ReplyOf(r);
+                // Not moved: the user stays where it was, as far as this replica knows.
+                auto stay = [&] {
+                  auto own = owned_.find(old.user);
+                  if (own != owned_.end() && own->second.space == desired.space) {
+                    own->second.space = old.space;
+                  }
+                };
+                if (reply == nullptr) {
+                  stay();
+                  return done(ToStoreError(std::get<RedisFailure>(r)));
+                }
+                if (IsError(reply, redis::kCorruptReplyPrefix)) {
+                  stay();
+                  return done(StoreError::kCorrupt);
+                }
+                if (!Succeeded(reply)) {
+                  stay();  // somebody else wrote it meanwhile: the caller hears what is there now
+                  return ReadCurrent(old.user, std::move(done));
+                }
+                local_.Erase(old.space, old.user);
+                const std::uint64_t floor = std::max(min_epoch, old.epoch);
+                PutScript(
+                    desired, 0, floor, old.server,
                     [this, old, done = std::move(done)](StoreResult<assign::PutResult> r) mutable {
                       if (std::holds_alternative<StoreError>(r)) {
                         // Removed from the old space but not written to the new one: put it
@@ -270,7 +439,7 @@ class RedisStore::Impl {
                       }
                       done(std::move(r));
                     });
-        });
+              });
   }
 
   // `claim`: the write comes from the session named in `desired` (it then owns the user here);
@@ -278,27 +447,30 @@ class RedisStore::Impl {
   void PutScript(const assign::Assignment& desired, std::uint64_t expected, std::uint64_t min_epoch,
                  std::string previous_server, PutDone done, bool claim = true) {
     const std::string space = desired.space;
-    client_.Eval(
-        put_, {redis::SpaceKey(space)},
+    EvalSpace(
+        put_, space,
         {desired.user, std::to_string(expected), std::to_string(min_epoch), desired.server,
          desired.replica, std::to_string(desired.session), space, std::move(previous_server)},
         [this, user = desired.user, space, claim, done = std::move(done)](const RedisResult& r) {
           const RedisReply* reply = ReplyOf(r);
           if (reply == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
           if (!IsArray(reply) || reply->elements.size() < 2) {
-            log::Error("redis_script_failed", {{"script", "put"}, {"reply", reply->str}});
-            return done(StoreError::kUnavailable);
+            if (!IsError(reply, redis::kCorruptReplyPrefix)) {
+              log::Error("redis_script_failed", {{"script", "put"}, {"reply", reply->str}});
+            }
+            return done(ScriptRefusal(reply));
           }
           assign::PutResult result;
           const auto record = reply->elements[1].type == RedisReply::Type::kString
                                   ? redis::DecodeRecord(reply->elements[1].str)
                                   : std::nullopt;
           if (record) result.current = redis::ToAssignment(user, space, *record, Clock::now());
-          if (IntOf(reply->elements[0]) != 1 && !record) {
+          const bool written = Succeeded(reply);
+          if (!written && !record) {
             // Refused, and the user is not in this space: the current record is elsewhere.
             return ReadCurrent(user, done);
           }
-          if (IntOf(reply->elements[0]) != 1 || !record) return done(std::move(result));
+          if (!written || !record) return done(std::move(result));
           result.written = true;
           std::optional<std::string> from;
           if (reply->elements.size() > 3 && !reply->elements[3].str.empty()) {
@@ -345,55 +517,64 @@ class RedisStore::Impl {
   }
 
   void SendDetach(const std::string& user, std::uint64_t session, const std::string& space) {
-    client_.Eval(detach_, {redis::SpaceKey(space)}, {user, me_, std::to_string(session), space},
-                 [this, user, session, space](const RedisResult& r) {
-                   // Not reaching Redis is repaired by the resync after an outage; anything else
-                   // (queue full, error reply) is tried again by housekeeping.
-                   auto* failure = std::get_if<RedisFailure>(&r);
-                   if (failure != nullptr && failure->kind != RedisFailureKind::kDisconnected &&
-                       failure->kind != RedisFailureKind::kStopped) {
-                     retry_detach_.push_back({user, session, space});
-                   }
-                 });
+    EvalSpace(detach_, space, {user, me_, std::to_string(session), space},
+              [this, user, session, space](const RedisResult& r) {
+                // Not reaching Redis is repaired by the resync after an outage; anything else
+                // (queue full, error reply) is tried again by housekeeping, except a corrupt
+                // space (isolated until an operator repairs it; its record is unusable anyway).
+                auto* failure = std::get_if<RedisFailure>(&r);
+                const bool retry = failure != nullptr
+                                       ? failure->kind != RedisFailureKind::kDisconnected &&
+                                             failure->kind != RedisFailureKind::kStopped
+                                       : ReplyOf(r)->type == RedisReply::Type::kError &&
+                                             !IsError(ReplyOf(r), redis::kCorruptReplyPrefix);
+                if (retry) retry_detach_.push_back({user, session, space});
+              });
   }
 
   void DoAttach(const std::string& user, const std::string& space, std::uint64_t session,
                 AttachDone done) {
     if (!client_.up()) return done(StoreError::kUnavailable);
-    AttachIn(
-        user, space, session,
-        [this, user, space, session,
-         done = std::move(done)](StoreResult<std::optional<assign::Assignment>> r) mutable {
-          auto* found = std::get_if<std::optional<assign::Assignment>>(&r);
-          if (found == nullptr || found->has_value()) return done(std::move(r));
-          // Not in the session's space: the user may be elsewhere (a space change).
-          client_.Command(
-              {"GET", redis::UserKey(user)},
-              [this, user, space, session, done = std::move(done)](const RedisResult& g) mutable {
-                const RedisReply* reply = ReplyOf(g);
-                if (reply == nullptr) {
-                  return done(ToStoreError(std::get<RedisFailure>(g)));
-                }
-                if (reply->type != RedisReply::Type::kString || reply->str == space) {
-                  return done(std::optional<assign::Assignment>());
-                }
-                AttachIn(user, reply->str, session, std::move(done));
-              });
-        });
+    AttachIn(user, space, session,
+             [this, user, space, session,
+              done = std::move(done)](StoreResult<std::optional<assign::Assignment>> r) mutable {
+               auto* found = std::get_if<std::optional<assign::Assignment>>(&r);
+               if (found == nullptr || found->has_value()) return done(std::move(r));
+               // Not in the session's space: the user may be elsewhere (a space change).
+               const std::string pointer = redis::UserKey(user);
+               CommandOn(pointer, {"GET", pointer},
+                         [this, user, space, session, pointer,
+                          done = std::move(done)](const RedisResult& g) mutable {
+                           const RedisReply* reply = ReplyOf(g);
+                           if (reply == nullptr) {
+                             return done(ToStoreError(std::get<RedisFailure>(g)));
+                           }
+                           if (reply->type != RedisReply::Type::kString || reply->str == space) {
+                             return done(std::optional<assign::Assignment>());
+                           }
+                           if (!proto::IsValidId(reply->str)) {
+                             NoteDefect(redis::Defect::kPointer, pointer);
+                             return done(std::optional<assign::Assignment>());
+                           }
+                           AttachIn(user, reply->str, session, std::move(done));
+                         });
+             });
   }
 
   void AttachIn(const std::string& user, const std::string& space, std::uint64_t session,
                 AttachDone done) {
-    client_.Eval(
-        attach_, {redis::SpaceKey(space)}, {user, me_, std::to_string(session), space},
+    EvalSpace(
+        attach_, space, {user, me_, std::to_string(session), space},
         [this, user, space, done = std::move(done)](const RedisResult& r) {
           const RedisReply* reply = ReplyOf(r);
           if (reply == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
           if (!IsArray(reply) || reply->elements.empty()) {
-            log::Error("redis_script_failed", {{"script", "attach"}, {"reply", reply->str}});
-            return done(StoreError::kUnavailable);
+            if (!IsError(reply, redis::kCorruptReplyPrefix)) {
+              log::Error("redis_script_failed", {{"script", "attach"}, {"reply", reply->str}});
+            }
+            return done(ScriptRefusal(reply));
           }
-          if (IntOf(reply->elements[0]) != 1 || reply->elements.size() < 2) {
+          if (!Succeeded(reply) || reply->elements.size() < 2) {
             return done(std::optional<assign::Assignment>());
           }
           auto record = redis::DecodeRecord(reply->elements[1].str);
@@ -427,22 +608,21 @@ class RedisStore::Impl {
     if (!client_.up()) return done(StoreError::kUnavailable);
     const assign::Assignment own = it->second;
     owned_.erase(it);
-    client_.Eval(remove_, {redis::SpaceKey(own.space)},
-                 {user, me_, std::to_string(session), own.space, "0", "1"},
-                 [this, own, done = std::move(done)](const RedisResult& r) {
-                   const RedisReply* reply = ReplyOf(r);
-                   if (reply == nullptr) {
-                     owned_.emplace(own.user, own);  // still ours: the session lives on
-                     return done(ToStoreError(std::get<RedisFailure>(r)));
-                   }
-                   const bool removed =
-                       IsArray(reply) && !reply->elements.empty() && IntOf(reply->elements[0]) == 1;
-                   if (removed) {
-                     local_.Erase(own.space, own.user);
-                     DeletePointer(own.user, own.space);
-                   }
-                   done(removed);
-                 });
+    EvalSpace(remove_, own.space, {user, me_, std::to_string(session), own.space, "0", "1"},
+              [this, own, done = std::move(done)](const RedisResult& r) {
+                const RedisReply* reply = ReplyOf(r);
+                if (reply == nullptr || IsError(reply, redis::kCorruptReplyPrefix)) {
+                  owned_.emplace(own.user, own);  // still ours: the session lives on
+                  return done(reply == nullptr ? ToStoreError(std::get<RedisFailure>(r))
+                                               : StoreError::kCorrupt);
+                }
+                const bool removed = Succeeded(reply);
+                if (removed) {
+                  local_.Erase(own.space, own.user);
+                  DeletePointer(own.user, own.space);
+                }
+                done(removed);
+              });
   }
 
   // Two counters (the user's and the address's: different slots in a cluster), one answer.
@@ -456,28 +636,35 @@ class RedisStore::Impl {
       int left = 2;
     };
     auto pending = std::make_shared<Pending>(Pending{std::move(done), {}, std::nullopt, 2});
-    auto count = [this, pending, window](std::string key, std::int64_t HelloCounts::*field) {
-      client_.Eval(hello_count_, {std::move(key)}, {std::to_string(window.count())},
-                   [pending, field](const RedisResult& r) {
-                     const RedisReply* reply = ReplyOf(r);
-                     if (reply == nullptr) {
-                       pending->error = ToStoreError(std::get<RedisFailure>(r));
-                     } else if (reply->type == RedisReply::Type::kInteger) {
-                       pending->counts.*field = reply->integer;
-                     } else {
-                       pending->error = StoreError::kUnavailable;  // an error reply
-                     }
-                     if (--pending->left > 0) return;
-                     if (pending->error) return pending->done(*pending->error);
-                     pending->done(pending->counts);
-                   });
+    auto count = [this, pending, window](const std::string& key, std::int64_t HelloCounts::*field) {
+      EvalOn(hello_count_, key, {std::to_string(window.count())},
+             [this, key, pending, field](const RedisResult& r) {
+               const RedisReply* reply = ReplyOf(r);
+               const auto n = reply != nullptr ? NumberOf(*reply) : std::nullopt;
+               if (reply == nullptr) {
+                 pending->error = ToStoreError(std::get<RedisFailure>(r));
+               } else if (reply->type == RedisReply::Type::kInteger && n && *n >= 1) {
+                 pending->counts.*field = static_cast<std::int64_t>(*n);
+               } else if (reply->type == RedisReply::Type::kInteger) {
+                 // A counter someone set out of range: the replica's own budgets hold.
+                 NoteDefect(redis::Defect::kOther, key);
+                 pending->error = StoreError::kCorrupt;
+               } else {
+                 // An error reply (a key of the wrong type is counted by EvalOn).
+                 pending->error =
+                     IsError(reply, "WRONGTYPE") ? StoreError::kCorrupt : StoreError::kUnavailable;
+               }
+               if (--pending->left > 0) return;
+               if (pending->error) return pending->done(*pending->error);
+               pending->done(pending->counts);
+             });
     };
     count(redis::HelloUserKey(user), &HelloCounts::user);
     count(redis::HelloAddressKey(address), &HelloCounts::address);
   }
 
   void DeletePointer(const std::string& user, const std::string& space) {
-    client_.Eval(pointer_delete_, {redis::UserKey(user)}, {space}, [](const RedisResult&) {});
+    EvalOn(pointer_delete_, redis::UserKey(user), {space}, [](const RedisResult&) {});
   }
 
   // ---- interest ----
@@ -517,21 +704,32 @@ class RedisStore::Impl {
     if (it == spaces_.end() || it->second.generation != gen) return;
     it->second.phase = SpaceState::Phase::kLoading;
     it->second.phase_since = Clock::now();
-    client_.Command({"HGETALL", redis::SpaceKey(space)}, [this, space, gen](const RedisResult& r) {
+    const std::string key = redis::SpaceKey(space);
+    CommandOn(key, {"HGETALL", key}, [this, key, space, gen](const RedisResult& r) {
       auto it = spaces_.find(space);
       if (it == spaces_.end() || it->second.generation != gen) return;
       SpaceState& st = it->second;
       const RedisReply* reply = ReplyOf(r);
-      if (!IsArray(reply)) return;  // RestartStuckSpaces loads it again
+      // Not a hash (counted and logged by CommandOn): isolated, held as an empty space. Writes
+      // there fail with kCorrupt; once an operator deletes the key, the next write's change
+      // (sequence 1) applies here as usual.
+      const bool wrong_type = IsError(reply, "WRONGTYPE");
+      if (!IsArray(reply) && !wrong_type) return;  // RestartStuckSpaces loads it again
       std::vector<assign::Assignment> records;
       std::uint64_t seq = 0;
       const auto now = Clock::now();
-      for (std::size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
+      for (std::size_t i = 0; !wrong_type && i + 1 < reply->elements.size(); i += 2) {
         const std::string& field = reply->elements[i].str;
         if (field.empty()) {
-          seq = static_cast<std::uint64_t>(IntOf(reply->elements[i + 1]));
-        } else if (auto rec = redis::DecodeRecord(reply->elements[i + 1].str)) {
+          // Not a number: 0 here, so that the change after the write that resets it is a gap.
+          auto n = NumberOf(reply->elements[i + 1]);
+          if (!n) NoteDefect(redis::Defect::kSequence, key);
+          seq = n.value_or(0);
+        } else if (auto rec = redis::DecodeRecord(reply->elements[i + 1].str);
+                   rec && proto::IsValidId(field)) {
           records.push_back(redis::ToAssignment(field, space, *rec, DetachedSince(*rec, now)));
+        } else {
+          NoteDefect(redis::Defect::kRecord, key, field);
         }
       }
       local_.Replace(space, records);
@@ -575,8 +773,8 @@ class RedisStore::Impl {
       if (a.replica != me_ || a.session == 0) continue;
       auto own = owned_.find(a.user);
       if (own != owned_.end() && own->second.session == a.session) continue;
-      client_.Eval(detach_, {redis::SpaceKey(space)},
-                   {a.user, me_, std::to_string(a.session), space}, [](const RedisResult&) {});
+      EvalSpace(detach_, space, {a.user, me_, std::to_string(a.session), space},
+                [](const RedisResult&) {});
     }
   }
 
@@ -588,23 +786,19 @@ class RedisStore::Impl {
 
   // ---- change stream ----
   void OnMessage(std::string_view channel, std::string_view payload) {
-    if (channel == redis::kFleetChannel) {
-      std::function<void(std::string_view)> l;
-      {
-        vrouter::MutexLock lock(&mu_);
-        l = fleet_listener_;
-      }
-      if (l) l(payload);
-      return;
-    }
+    if (channel == redis::kFleetChannel) return OnFleetMessage(payload);
     auto m = redis::DecodeChange(payload);
-    if (!m) {
-      log::Warn("redis_bad_change", {{"channel", channel}});
-      return;
+    if (!m) return RejectChange(ChangeRejection::kMalformed, channel);
+    // A change is about the user (or in the space) its channel names; anything else is forged.
+    if (channel.starts_with(redis::kUserChannelPrefix)) {
+      if (channel.substr(redis::kUserChannelPrefix.size()) != m->user) {
+        return RejectChange(ChangeRejection::kWrongChannel, channel);
+      }
+      return NotifyWatchers(*m);
     }
-    if (channel.starts_with(redis::kUserChannelPrefix)) return NotifyWatchers(*m);
     if (!channel.starts_with(redis::kSpaceChannelPrefix)) return;
     const std::string space(channel.substr(redis::kSpaceChannelPrefix.size()));
+    if (m->space != space) return RejectChange(ChangeRejection::kWrongChannel, channel);
     auto it = spaces_.find(space);
     if (it == spaces_.end()) return;
     SpaceState& st = it->second;
@@ -616,9 +810,39 @@ class RedisStore::Impl {
     ApplySpaceChange(space, std::move(*m));
   }
 
+  // Fleet messages of the other replicas (and this one's echo): only sealed ones with the replica
+  // key, recent and not replayed (gossip_auth.h), reach the fleet controller.
+  void OnFleetMessage(std::string_view payload) {
+    if (opt_.replica_key.size() < kMinReplicaKeyBytes) return;  // Start() said why
+    auto opened = opener_.Open(payload, RedisNowMs());
+    if (!opened.ok()) {
+      const auto why = static_cast<std::size_t>(opened.error());
+      gossip_refused_[why]->Increment();
+      if (LogDue("gossip " + std::string(GossipAuthErrorName(opened.error())))) {
+        log::Warn("fleet_gossip_rejected", {{"reason", GossipAuthErrorName(opened.error())}});
+      }
+      return;
+    }
+    std::function<void(std::string_view)> l;
+    {
+      vrouter::MutexLock lock(&mu_);
+      l = fleet_listener_;
+    }
+    if (l) l(opened.value());
+  }
+
   void ApplySpaceChange(const std::string& space, ChangeMessage m) {
     SpaceState& st = spaces_[space];
     if (m.seq <= st.seq) return;  // in the snapshot already
+    if (m.record.epoch > EpochCeiling() && m.seq == st.seq + 1) {
+      // An epoch ahead of Redis's clock: not applied as published (a forged one would make this
+      // copy ignore the user's real changes, and clients hear it). What Redis holds is read
+      // instead, and the sequence number is not taken: a real change of that number still
+      // applies, and if this one was real (a resume presenting a huge epoch), the next change
+      // is a gap and the space reloads.
+      RejectChange(ChangeRejection::kEpochAhead, redis::SpaceChannel(space));
+      return RefreshRecord(space, m.user);
+    }
     if (m.seq != st.seq + 1) {
       metrics_.store_gaps->Increment();
       log::Warn("store_sequence_gap", {{"space", space}, {"expected", st.seq + 1}, {"got", m.seq}});
@@ -650,6 +874,32 @@ class RedisStore::Impl {
     CheckOwnership(a);
   }
 
+  // Replaces the local copy's record of `user` in `space` with what Redis holds now.
+  void RefreshRecord(const std::string& space, const std::string& user) {
+    const auto before = local_.Get(user);
+    ReadRecord(space, user,
+               [this, space, user, before](StoreResult<std::optional<assign::Assignment>> r) {
+                 auto it = spaces_.find(space);
+                 // Failed, or a (re)load of the space is under way: the load covers the user.
+                 if (std::holds_alternative<StoreError>(r) || it == spaces_.end() ||
+                     it->second.phase != SpaceState::Phase::kReady) {
+                   return;
+                 }
+                 const auto& found = std::get<0>(r);
+                 const auto cur = local_.Get(user);
+                 if (found) {
+                   if (!cur || cur->space != space || cur->epoch <= found->epoch) {
+                     local_.Upsert(*found);
+                   }
+                   return CheckOwnership(*found);
+                 }
+                 // Gone from Redis: erased here unless a change arrived meanwhile.
+                 const bool unchanged =
+                     cur.has_value() == before.has_value() && (!cur || cur->epoch == before->epoch);
+                 if (cur && unchanged) local_.Erase(space, user);
+               });
+  }
+
   // Whether a record change took a user away from this replica's live session.
   void CheckOwnership(const assign::Assignment& a) {
     auto it = owned_.find(a.user);
@@ -661,14 +911,13 @@ class RedisStore::Impl {
     }
     if (a.session == 0) {
       // Detached by someone else (this replica looked dead): the session is alive, take it back.
-      client_.Eval(
-          attach_, {redis::SpaceKey(a.space)}, {a.user, me_, std::to_string(own.session), a.space},
-          [this, user = a.user, space = a.space, session = own.session](const RedisResult&) {
-            auto own = owned_.find(user);
-            if (own == owned_.end() || own->second.session != session) {
-              SendDetach(user, session, space);  // the session let go meanwhile
-            }
-          });
+      EvalSpace(attach_, a.space, {a.user, me_, std::to_string(own.session), a.space},
+                [this, user = a.user, space = a.space, session = own.session](const RedisResult&) {
+                  auto own = owned_.find(user);
+                  if (own == owned_.end() || own->second.session != session) {
+                    SendDetach(user, session, space);  // the session let go meanwhile
+                  }
+                });
       return;
     }
     const std::uint64_t session = own.session;
@@ -681,6 +930,15 @@ class RedisStore::Impl {
     if (m.kind == ChangeMessage::Kind::kOwner) return;
     auto it = watched_.find(m.user);
     if (it == watched_.end()) return;
+    if (m.record.epoch > EpochCeiling()) {
+      // Ahead of Redis's clock: a forged `left` or `moved` would silence every later change of
+      // the user for its watchers (their epochs would look stale). Tell them what Redis holds.
+      RejectChange(ChangeRejection::kEpochAhead, redis::UserChannel(m.user));
+      ReadRemote({m.user}, [this, user = m.user](StoreResult<Assignments> r) {
+        if (auto* found = std::get_if<Assignments>(&r)) ReconcileWatched(user, found->front());
+      });
+      return;
+    }
     Watched& w = it->second;
     const bool removed = m.kind == ChangeMessage::Kind::kRemoved;
     if (m.record.epoch < w.last_epoch) return;
@@ -875,29 +1133,34 @@ class RedisStore::Impl {
     if (!client_.up()) return;
     for (auto& d : std::exchange(retry_detach_, {})) SendDetach(d.user, d.session, d.space);
     RestartStuckSpaces();
-    client_.Eval(lease_, {std::string(redis::kReplicasKey)},
-                 {me_, std::to_string(opt_.lease_ttl.count()),
-                  std::to_string(std::chrono::milliseconds(kForgetDeadReplica).count())},
-                 [this](const RedisResult& r) {
-                   const RedisReply* reply = ReplyOf(r);
-                   if (!IsArray(reply) || reply->elements.size() < 2) return;
-                   const std::int64_t now_ms = IntOf(reply->elements[0]);
-                   clock_offset_ms_ = now_ms - SystemMs();
-                   const std::size_t dead = static_cast<std::size_t>(IntOf(reply->elements[1]));
-                   dead_.clear();
-                   std::vector<std::string> live;
-                   for (std::size_t i = 2; i < reply->elements.size(); ++i) {
-                     const std::string& id = reply->elements[i].str;
-                     if (i - 2 < dead) {
-                       if (id != me_) dead_.insert(id);
-                     } else {
-                       live.push_back(id);
-                     }
-                   }
-                   Sweep();
-                   Reap();
-                   RefreshLoad(live);
-                 });
+    EvalOn(lease_, std::string(redis::kReplicasKey),
+           {me_, std::to_string(opt_.lease_ttl.count()),
+            std::to_string(std::chrono::milliseconds(kForgetDeadReplica).count())},
+           [this](const RedisResult& r) {
+             const RedisReply* reply = ReplyOf(r);
+             if (!IsArray(reply) || reply->elements.size() < 2) return;
+             const auto now_ms = NumberOf(reply->elements[0]);
+             const auto dead = NumberOf(reply->elements[1]);
+             if (!now_ms || !dead) return;
+             clock_offset_ms_ = static_cast<std::int64_t>(*now_ms) - SystemMs();
+             dead_.clear();
+             std::vector<std::string> live;
+             for (std::size_t i = 2; i < reply->elements.size(); ++i) {
+               const std::string& id = reply->elements[i].str;
+               if (!proto::IsValidId(id)) {
+                 NoteDefect(redis::Defect::kOther, redis::kReplicasKey);
+                 continue;
+               }
+               if (i - 2 < *dead) {
+                 if (id != me_) dead_.insert(id);
+               } else {
+                 live.push_back(id);
+               }
+             }
+             Sweep();
+             Reap();
+             RefreshLoad(live);
+           });
     WriteOwnLoad();
   }
 
@@ -962,8 +1225,8 @@ class RedisStore::Impl {
         for (std::size_t k = i; k < std::min(expire.size(), i + kSweepBatch); ++k) {
           args.push_back(expire[k]);
         }
-        client_.Eval(
-            expire_, {redis::SpaceKey(space)}, std::move(args),
+        EvalSpace(
+            expire_, space, std::move(args),
             [this, space = std::string(space)](const RedisResult& r) {
               const RedisReply* reply = ReplyOf(r);
               if (!IsArray(reply)) return;
@@ -977,8 +1240,7 @@ class RedisStore::Impl {
           for (std::size_t k = i; k < std::min(users.size(), i + kSweepBatch); ++k) {
             args.push_back(users[k]);
           }
-          client_.Eval(orphan_, {redis::SpaceKey(space)}, std::move(args),
-                       [](const RedisResult&) {});
+          EvalSpace(orphan_, space, std::move(args), [](const RedisResult&) {});
         }
       }
     }
@@ -1006,7 +1268,11 @@ class RedisStore::Impl {
               if (!IsArray(spaces)) return;
               log::Info("replica_reaped", {{"replica", dead}, {"spaces", spaces->elements.size()}});
               for (const auto& s : spaces->elements) {
-                Hold(s.str, 0, Clock::now() + hold);
+                if (proto::IsValidId(s.str)) {
+                  Hold(s.str, 0, Clock::now() + hold);
+                } else {
+                  NoteDefect(redis::Defect::kOther, redis::ReplicaSpacesKey(dead));
+                }
               }
               client_.Command(
                   {"PEXPIRE", redis::ReplicaSpacesKey(dead),
@@ -1038,18 +1304,23 @@ class RedisStore::Impl {
     if (live.empty()) return;
     auto sum = std::make_shared<Sum>(Sum{{}, live.size()});
     for (const auto& replica : live) {
-      client_.Command({"HGETALL", redis::ReplicaLoadKey(replica)},
-                      [this, sum](const RedisResult& r) {
-                        const RedisReply* reply = ReplyOf(r);
-                        if (IsArray(reply)) {
-                          for (std::size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
-                            sum->load[reply->elements[i].str] += IntOf(reply->elements[i + 1]);
-                          }
-                        }
-                        if (--sum->left > 0) return;
-                        vrouter::MutexLock lock(&mu_);
-                        load_ = std::move(sum->load);
-                      });
+      const std::string key = redis::ReplicaLoadKey(replica);
+      CommandOn(key, {"HGETALL", key}, [this, key, sum](const RedisResult& r) {
+        const RedisReply* reply = ReplyOf(r);
+        if (IsArray(reply)) {
+          for (std::size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
+            const auto n = NumberOf(reply->elements[i + 1]);
+            if (!n || !proto::IsValidId(reply->elements[i].str)) {
+              NoteDefect(redis::Defect::kOther, key);
+              continue;
+            }
+            sum->load[reply->elements[i].str] += static_cast<std::int64_t>(*n);
+          }
+        }
+        if (--sum->left > 0) return;
+        vrouter::MutexLock lock(&mu_);
+        load_ = std::move(sum->load);
+      });
     }
   }
 
@@ -1066,6 +1337,11 @@ class RedisStore::Impl {
   RedisClient client_;
   asio::steady_timer housekeeping_;
   LocalCopy local_;
+  GossipSealer sealer_;  // store thread only
+  GossipOpener opener_;  // store thread only
+  std::array<prometheus::Counter*, redis::kDefectCount> corrupt_{};
+  std::array<prometheus::Counter*, std::size(kChangeRejectionNames)> rejected_{};
+  std::array<prometheus::Counter*, kGossipAuthErrorCount> gossip_refused_{};
 
   const RedisScript put_{std::string(redis::kPutScript)};
   const RedisScript attach_{std::string(redis::kAttachScript)};
@@ -1092,6 +1368,7 @@ class RedisStore::Impl {
   absl::flat_hash_set<std::string> dead_;    // replicas whose lease ran out
   absl::flat_hash_set<std::string> reaped_;
   bool was_down_ = false;
+  absl::flat_hash_map<std::string, Clock::time_point> log_due_;  // LogDue: when to log again
   std::int64_t clock_offset_ms_ = 0;  // Redis clock minus this machine's, from the lease script
 
   // Any thread.
@@ -1198,8 +1475,9 @@ std::string RedisStore::Problem() const { return impl_->Problem(); }
 void RedisStore::PublishFleet(std::string payload) {
   Impl* impl = impl_.get();
   impl->Run([impl, payload = std::move(payload)] {
-    if (!impl->client_.up()) return;
-    impl->client_.Command({"PUBLISH", std::string(redis::kFleetChannel), payload},
+    if (!impl->client_.up() || impl->opt_.replica_key.size() < kMinReplicaKeyBytes) return;
+    impl->client_.Command({"PUBLISH", std::string(redis::kFleetChannel),
+                           impl->sealer_.Seal(payload, impl->RedisNowMs())},
                           [](const RedisResult&) {});
   });
 }

@@ -11,6 +11,11 @@
 //   whose lease ran out are detached by whoever holds their space, and one replica takes the dead
 //   replica's other spaces in hand, so they expire after the resume grace even if nobody else
 //   is in them.
+// - Nothing read from Redis is used unchecked (redis_schema.h: Defect): bad records are treated
+//   as absent, a bad sequence is reset by the next write, a key of the wrong type isolates its
+//   space (StoreError::kCorrupt), change messages that do not decode or name another channel's
+//   user or space are dropped, and one whose epoch is ahead of Redis's clock is not trusted: the
+//   record is read from Redis instead. Fleet messages are authenticated (gossip_auth.h).
 // - Redis down: writes fail at once with StoreError (the client gets a retryable error), lookups
 //   of held spaces keep working, Problem() says why. When Redis is back, every held space is
 //   reloaded, this replica's live sessions' assignments are reasserted if Redis lost them, and
@@ -41,6 +46,10 @@ struct RedisStoreOptions {
   std::chrono::milliseconds lease_ttl{5000};
   // Lease renewal, expiry sweep, fleet-wide load refresh.
   std::chrono::milliseconds housekeeping_interval{1000};
+  // The replicas' shared key (--replica-key, at least kMinReplicaKeyBytes): fleet messages are
+  // sealed with it and only messages sealed with it are accepted (gossip_auth.h). Without one,
+  // none are sent or accepted.
+  std::string replica_key;
 };
 
 class RedisStore final : public AssignmentStore {
@@ -81,9 +90,11 @@ class RedisStore final : public AssignmentStore {
                   HelloCountDone done) override;
 
   // ---- shared fleet evidence (the fleet controller's channel) ----
-  // Publishes `payload` on vr:fleet; fire and forget (dropped while Redis is down).
+  // Publishes `payload` on vr:fleet, sealed with the replica key; fire and forget (dropped while
+  // Redis is down).
   void PublishFleet(std::string payload);
-  // Receives every vr:fleet message, this replica's own included, on the store's thread.
+  // Receives every vr:fleet message that verifies with the replica key, this replica's own
+  // included, unsealed, on the store's thread. The others are dropped and counted.
   void SetFleetListener(std::function<void(std::string_view payload)> listener);
 
  private:

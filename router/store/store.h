@@ -8,7 +8,7 @@
 // - Every method is thread-safe and never blocks on I/O. Writes and remote reads complete through
 //   a callback, exactly once: inline (MemoryStore, or a read answered from local memory) or later
 //   on the store's own thread (RedisStore). A caller that must continue on its own thread posts.
-// - A write that cannot be done safely (store unreachable, overloaded) completes with a
+// - A write that cannot be done safely (store unreachable, overloaded, corrupt) completes with a
 //   StoreError and changes nothing that the caller can observe; the caller answers a retryable
 //   error. Lookups of what the replica holds locally keep working when the store is unreachable.
 // - The change listener is called once per change of a user that any session of this replica
@@ -37,6 +37,11 @@ enum class StoreError : std::uint8_t {
   kUnavailable,  // the shared store cannot be reached (or is resynchronizing)
   kOverloaded,   // too much work already waiting for the shared store
   kTimeout,      // the shared store did not answer in time: the write may or may not have landed
+  // The shared store holds data for the space that fails validation and cannot be repaired safely
+  // (a key of the wrong type, redis_schema.h: Defect). Nothing was written; other spaces work.
+  // Answered as the retryable `unavailable` with its own message: it works again once an
+  // operator repairs the key (the log names it).
+  kCorrupt,
 };
 std::string_view StoreErrorMessage(StoreError error);
 

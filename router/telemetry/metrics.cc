@@ -240,6 +240,26 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
                     .Help("Space change streams that skipped a change (the space is reloaded)")
                     .Register(r)
                     .Add({});
+  store_corrupt = &BuildCounter()
+                       .Name("vrouter_store_corrupt_records_total")
+                       .Help(
+                           "Values read from the shared store that failed validation, by kind "
+                           "(record, sequence, wrong_type, pointer, other); each is logged with "
+                           "its key and repaired or isolated")
+                       .Register(r);
+  store_changes_rejected = &BuildCounter()
+                                .Name("vrouter_store_changes_rejected_total")
+                                .Help(
+                                    "Change messages from the shared store's pub/sub not applied "
+                                    "as published (malformed, wrong_channel: dropped; "
+                                    "epoch_ahead: the record was read from the store instead)")
+                                .Register(r);
+  fleet_gossip_rejected = &BuildCounter()
+                               .Name("vrouter_fleet_gossip_rejected_total")
+                               .Help(
+                                   "Fleet messages from other replicas refused: unsigned, "
+                                   "bad_mac, stale, replayed, or undecodable")
+                               .Register(r);
 
   server_state = &BuildGauge()
                       .Name("vrouter_video_server_state")

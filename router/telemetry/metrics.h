@@ -87,6 +87,13 @@ class Metrics {
   prometheus::Counter* store_space_loads = nullptr;  // space snapshots loaded
   prometheus::Gauge* store_local_spaces = nullptr;   // spaces held in local memory
   prometheus::Counter* store_gaps = nullptr;  // change streams that skipped a sequence number
+  // Data read from the shared store that failed validation ({kind}: redis::DefectName), change
+  // messages not applied as published ({reason}), and fleet messages from other replicas refused
+  // ({reason}: GossipAuthErrorName, GossipErrorName). The label values are the store's names; the
+  // Redis store adds every series when it starts.
+  prometheus::Family<prometheus::Counter>* store_corrupt = nullptr;
+  prometheus::Family<prometheus::Counter>* store_changes_rejected = nullptr;
+  prometheus::Family<prometheus::Counter>* fleet_gossip_rejected = nullptr;
 
   // Fleet. Per-server series are added and removed by the fleet controller as servers come and
   // go, so their number is bounded by the fleet size.

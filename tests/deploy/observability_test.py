@@ -95,7 +95,9 @@ def start_vrouter(tmp, redis_port):
                     "capacity": 100, "monitored": False} for i in range(2)], f)
     return Router(VROUTER, ["--threads", "1", "--store", f"redis://127.0.0.1:{redis_port}",
                             "--video-servers", fleet, "--redis-timeout-ms", "300"],
-                  dict(os.environ, VROUTER_AUTH_SECRET=SECRET), "obs-a", drain_window_ms=200,
+                  dict(os.environ, VROUTER_AUTH_SECRET=SECRET,
+                       VROUTER_REPLICA_KEY="observability-test-replica-key"), "obs-a",
+                  drain_window_ms=200,
                   stderr=None, start_timeout=15, log_level="info")
 
 

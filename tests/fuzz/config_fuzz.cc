@@ -40,6 +40,7 @@
 #include "router/app/config.h"
 #include "router/app/settings.h"
 #include "router/edge/rate_limit.h"
+#include "router/store/gossip_auth.h"
 
 namespace {
 
@@ -161,6 +162,9 @@ void CheckConfig(const app::Config& c, std::string_view input) {
     Fail("Config replica id empty or above 64 bytes", input);
   }
   if (c.redis) CheckRedisUrl(*c.redis, input);
+  if (c.redis && c.replica_key.size() < vrouter::store::kMinReplicaKeyBytes) {
+    Fail("Config with a redis store and no replica key", input);
+  }
   if (c.redis_timeout.count() < 10 || c.lease_ttl.count() < 1000) {
     Fail("Config redis timeout or lease ttl too short", input);
   }

@@ -45,6 +45,7 @@ class Router(vrouter_testlib.Router):
         env = {k: v for k, v in os.environ.items() if not k.startswith("VROUTER_")}
         env["VROUTER_AUTH_SECRET"] = SECRET
         env["VROUTER_VIDEO_SERVER_SECRET"] = VIDEO_SECRET
+        env["VROUTER_REPLICA_KEY"] = "abuse-test-replica-key"  # replicas sharing a redis store
         if fleet:
             args = [*args, "--video-servers", fleet]
         super().__init__(VROUTER, args, env, name, drain_window_ms=drain_window_ms, start_timeout=15,

@@ -36,6 +36,8 @@ VROUTER, SIM = (sys.argv[1:3] + [None, None])[:2]  # bench/redis_cost.py imports
 SERVER_SECRET = "replication-test-video-server-secret"
 REDIS_SERVER = "/usr/bin/redis-server"
 SECRET = "replication-test-secret"
+# The replicas' shared key for their fleet messages on Redis (--replica-key).
+REPLICA_KEY = "replication-test-replica-key"
 LEASE_MS, GRACE_MS = 2000, 4000
 FLEET = [{"id": f"sfu-{i}", "url": f"wss://sfu-{i}.example/rtc", "region": "eu", "capacity": 1000,
           "monitored": False} for i in range(3)]
@@ -58,7 +60,7 @@ class Replica(vrouter_testlib.Router):
              "--lookups-across-spaces",
              "--slow-start-window-ms", "1000", "--migrate-cooldown-ms", "200"],
             dict(os.environ, VROUTER_AUTH_SECRET=SECRET,
-                 VROUTER_VIDEO_SERVER_SECRET=SERVER_SECRET),
+                 VROUTER_VIDEO_SERVER_SECRET=SERVER_SECRET, VROUTER_REPLICA_KEY=REPLICA_KEY),
             name, drain_window_ms=500, stderr=None, stop_timeout=10, log_level="info",
             http_timeout=2)
 
@@ -272,6 +274,19 @@ async def scenario(redis, replicas):
     finally:
         sim.terminate()
         sim.wait(timeout=10)
+
+    # -- 8. Write access to pub/sub alone: a fake video server published on vr:fleet (unsigned:
+    # no --replica-key) is refused by every replica and counted, never registered.
+    fake = json.dumps({"type": "register", "token": "verified-by-peer-replica", "id": "fake-sfu",
+                       "url": "wss://attacker.example/", "region": "eu", "capacity": 1000},
+                      separators=(",", ":"))
+    for _ in range(3):
+        redis.cli("PUBLISH", "vr:fleet", f"intruder\treg\tfake-sfu\t{fake}")
+    await eventually("the fake registration counted as rejected", lambda: all(
+        'vrouter_fleet_gossip_rejected_total{reason="unsigned"} 3' in r.get("/metrics")
+        for r in (a, c)), 5, 0.1)
+    assert all("fake-sfu" not in r.servers() for r in (a, c))
+    print("pub/sub alone cannot add a video server: unsigned registration refused", flush=True)
 
 
 def main():

@@ -52,6 +52,7 @@ const AGENT = join(REPO, 'agents/janus/vrouter-janus-agent');
 const CLIENT_SECRET = 'realmedia-client-secret';
 const VIDEO_SECRET = 'realmedia-video-server-secret';
 const JANUS_SECRET = 'realmedia-janus-admin';
+const REPLICA_KEY = 'realmedia-replica-key-0123';  // fleet messages between replicas
 const REPORT_MS = 500;
 const PEOPLE = Number(opt.people);
 const REPLICAS = Number(opt.replicas);
@@ -142,7 +143,7 @@ async function startRouters() {
       '--migrate-cooldown-ms', '200', '--drain-window-ms', '300',
       // The test's Janus servers speak plain ws inside the namespaces (no certificates there).
       '--video-server-url-schemes', 'wss,https,ws',
-    ], { env: { VROUTER_AUTH_SECRET: CLIENT_SECRET, VROUTER_VIDEO_SERVER_SECRET: VIDEO_SECRET } });
+    ], { env: { VROUTER_AUTH_SECRET: CLIENT_SECRET, VROUTER_VIDEO_SERVER_SECRET: VIDEO_SECRET, VROUTER_REPLICA_KEY: REPLICA_KEY } });
     const listening = await waitLine(p, (l) => { const e = json(l); return e?.event === 'listening' && e; }, 20_000, 'vrouter listening');
     const port = Number(new URL(listening.ws).port);
     routers.push({ port, admin: listening.admin, proc: p });

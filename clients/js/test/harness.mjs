@@ -18,6 +18,8 @@ import { VRouterClient } from '../src/index.js';
 export const VROUTER_BIN = process.env.VROUTER_BIN;
 export const REDIS_BIN = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
 export const SECRET = 'js-client-test-secret';
+// Replicas sharing a Redis authenticate their fleet messages with it (--replica-key).
+const REPLICA_KEY = 'js-client-test-replica-key';
 
 /** Why the integration tests cannot run here, or null. */
 export const skipReason = VROUTER_BIN ? null : 'VROUTER_BIN is not set (path of the vrouter binary)';
@@ -136,7 +138,7 @@ export class Replica {
     r.name = name;
     r.logs = [];
     r.proc = track(spawn(VROUTER_BIN, ['--replica-id', name, ...args], {
-      env: { ...process.env, VROUTER_AUTH_SECRET: SECRET },
+      env: { ...process.env, VROUTER_AUTH_SECRET: SECRET, VROUTER_REPLICA_KEY: REPLICA_KEY },
       stdio: ['ignore', 'pipe', 'pipe'],
     }));
     r.exit = exited(r.proc);

@@ -234,6 +234,12 @@ export function checkStream(objects, { envNames, forbidDevOnly }) {
         err(w, `${at}.env`, "several replicas need a shared VROUTER_STORE (redis://...); the default `memory` makes each replica its own phone book");
       if (store && /^redis:\/\/[^/]*@/.test(store.value || "") && store.source.startsWith("ConfigMap"))
         err(w, `${at}.env`, "VROUTER_STORE holds a password in a ConfigMap: put the URL in the Secret (key store-url)");
+      if (store && store.value !== "memory") {
+        // Replicas on Redis sign their fleet messages with a shared key; the router refuses to start without it.
+        const key = env.get("VROUTER_REPLICA_KEY");
+        if (!key) err(w, `${at}.env`, "VROUTER_REPLICA_KEY is not set: a router with a redis store refuses to start without it");
+        else if (key.source !== "secretKeyRef" && !key.source.startsWith("Secret")) err(w, `${at}.env`, `VROUTER_REPLICA_KEY must come from a Secret, not from ${key.source}`);
+      }
       if (!env.has("VROUTER_THREADS")) err(w, `${at}.env`, "VROUTER_THREADS unset: the router would start one thread per core of the node");
       if (pod.enableServiceLinks !== false)
         err(w, `${base}.enableServiceLinks`, "must be false: service links inject VROUTER_SERVICE_HOST/VROUTER_PORT_* into the router's flag prefix");

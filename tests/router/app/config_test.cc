@@ -179,12 +179,41 @@ TEST(ConfigTest, StoreIsMemoryByDefaultAndRedisByUrl) {
   auto p = Parse({"--listen", "127.0.0.1:1"});
   ASSERT_TRUE(p.config) << p.error;
   EXPECT_FALSE(p.config->redis);
-  Env env{{{"VROUTER_STORE", "redis://:s3cret@redis.internal:6380/2"}}};
+  Env env{{{"VROUTER_STORE", "redis://:s3cret@redis.internal:6380/2"},
+           {"VROUTER_REPLICA_KEY", "0123456789abcdef0123"}}};
   p = Parse({"--listen", "127.0.0.1:1", "--lease-ttl-ms", "3000"}, env);
   ASSERT_TRUE(p.config) << p.error;
   ASSERT_TRUE(p.config->redis);
   EXPECT_EQ(*p.config->redis, (RedisUrl{"redis.internal", 6380, "s3cret", 2}));
   EXPECT_EQ(p.config->lease_ttl, std::chrono::milliseconds(3000));
+}
+
+// Replicas sharing a Redis authenticate their fleet messages with a shared key: without one,
+// anyone able to publish on Redis could add video servers. The key is refused when short.
+TEST(ConfigTest, RedisStoreNeedsAReplicaKey) {
+  auto p = Parse({"--listen", "127.0.0.1:1", "--store", "redis://127.0.0.1:6379"});
+  EXPECT_FALSE(p.config);
+  EXPECT_NE(p.error.find("--replica-key"), std::string::npos) << p.error;
+  EXPECT_NE(p.error.find("VROUTER_REPLICA_KEY"), std::string::npos) << p.error;
+
+  p = Parse({"--listen", "127.0.0.1:1", "--store", "redis://127.0.0.1:6379", "--replica-key",
+             "too-short"});
+  EXPECT_FALSE(p.config);
+  EXPECT_NE(p.error.find("replica-key"), std::string::npos) << p.error;
+
+  Env env{{{"VROUTER_REPLICA_KEY", "0123456789abcdef"}}};
+  p = Parse({"--listen", "127.0.0.1:1", "--store", "redis://127.0.0.1:6379"}, env);
+  ASSERT_TRUE(p.config) << p.error;
+  EXPECT_EQ(p.config->replica_key, "0123456789abcdef");
+  // The in-memory store needs none.
+  EXPECT_TRUE(Parse({"--listen", "127.0.0.1:1"}).config);
+}
+
+// The replica id names the replica's records in Redis, which are read back as ids.
+TEST(ConfigTest, ReplicaIdHoldsNoControlCharacter) {
+  EXPECT_TRUE(Parse({"--listen", "127.0.0.1:1", "--replica-id", "router-a"}).config);
+  EXPECT_FALSE(Parse({"--listen", "127.0.0.1:1", "--replica-id", "router\x01a"}).config);
+  EXPECT_FALSE(Parse({"--listen", "127.0.0.1:1", "--replica-id", "router\x7f"}).config);
 }
 
 TEST(ConfigTest, StoreUrlForms) {

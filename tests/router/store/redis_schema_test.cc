@@ -24,11 +24,53 @@ TEST(RedisSchemaRecord, RoundTrips) {
   const Record detached{7, "vs 2 (with spaces)", "r:b", 0, 1712345678901};
   EXPECT_EQ(DecodeRecord(EncodeRecord(detached)), detached);
 
-  const Record extremes{UINT64_MAX, "s", "r", UINT64_MAX, INT64_MIN};
+  constexpr auto kMax = proto::kMaxSafeInteger;
+  const Record extremes{kMax, std::string(128, 's'), "r", kMax, static_cast<std::int64_t>(kMax)};
   EXPECT_EQ(DecodeRecord(EncodeRecord(extremes)), extremes);
 
-  const Record utf8{1, "serveur-é", "réplique", 1, -1};
+  const Record utf8{1, "serveur-é", "réplique", 1, 0};
   EXPECT_EQ(DecodeRecord(EncodeRecord(utf8)), utf8);
+}
+
+// Issue 16 item 7: a record with epoch 2^64-1 was read back and sent to clients, whose epochs
+// stop at 2^53-1. Every number of a record is in the protocol's range, every id within its rule.
+TEST(RedisSchemaRecord, RejectsValuesOutsideTheProtocolsRanges) {
+  for (const std::string text : {
+           "18446744073709551615\tvs\tr\t5\t0",  // 2^64 - 1
+           "9007199254740992\tvs\tr\t5\t0",      // 2^53
+           "1152921504606846976\tvs\tr\t5\t0",   // 2^60
+           "00000000000000001\tvs\tr\t5\t0",     // 17 digits
+           "1\tvs\tr\t9007199254740992\t0",      // session 2^53
+           "1\tvs\tr\t5\t9007199254740992",      // detach time 2^53
+           "1\tvs\tr\t5\t-1",                    // a negative detach time
+       }) {
+    SCOPED_TRACE(text);
+    EXPECT_EQ(DecodeRecord(text), std::nullopt);
+  }
+  EXPECT_EQ(DecodeRecord("1\t" + std::string(129, 's') + "\tr\t5\t0"), std::nullopt);
+  EXPECT_EQ(DecodeRecord("1\tvs\t" + std::string(129, 'r') + "\t5\t0"), std::nullopt);
+  EXPECT_TRUE(DecodeRecord("9007199254740991\tvs\tr\t5\t0").has_value());
+}
+
+TEST(RedisSchemaNumber, DigitsWithinTheSafeRange) {
+  EXPECT_EQ(DecodeNumber("0"), 0u);
+  EXPECT_EQ(DecodeNumber("17"), 17u);
+  EXPECT_EQ(DecodeNumber("9007199254740991"), proto::kMaxSafeInteger);
+  for (const std::string_view bad :
+       {"", "9007199254740992", "18446744073709551615", "-1", "+1", " 1", "1 ", "1.0", "1e3",
+        "0x10", "abc", "00000000000000001"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(DecodeNumber(bad), std::nullopt);
+  }
+}
+
+TEST(RedisSchemaDefect, NamesRoundTrip) {
+  for (std::size_t i = 0; i < kDefectCount; ++i) {
+    const auto d = static_cast<Defect>(i);
+    EXPECT_EQ(DefectFromName(DefectName(d)), d);
+  }
+  EXPECT_EQ(DefectFromName("nonsense"), std::nullopt);
+  EXPECT_EQ(DefectName(Defect::kWrongType), "wrong_type");
 }
 
 TEST(RedisSchemaRecord, RejectsMissingFields) {
@@ -152,21 +194,23 @@ TEST(RedisSchemaChange, RejectsMalformedPayloads) {
   const std::string bad[] = {
       "",
       "1",
-      "1\ta\troom-1\talice\t5\tvs\tr\t1\t0",           // no from_server field
-      "x\ta\troom-1\talice\t5\tvs\tr\t1\t0\t",         // non-numeric seq
-      "-1\ta\troom-1\talice\t5\tvs\tr\t1\t0\t",        // negative seq
-      "\ta\troom-1\talice\t5\tvs\tr\t1\t0\t",          // empty seq
-      "1\ta\t\talice\t5\tvs\tr\t1\t0\t",               // empty space
-      "1\ta\troom-1\t\t5\tvs\tr\t1\t0\t",              // empty user
-      "1\ta\troom\x01\talice\t5\tvs\tr\t1\t0\t",       // control character in the space
-      "1\ta\troom-1\tal\nice\t5\tvs\tr\t1\t0\t",       // control character in the user
-      "1\ta\troom-1\talice\t0\tvs\tr\t1\t0\t",         // epoch 0
-      "1\ta\troom-1\talice\tfive\tvs\tr\t1\t0\t",      // non-numeric epoch
-      "1\ta\troom-1\talice\t5\t\tr\t1\t0\t",           // empty server
-      "1\ta\troom-1\talice\t5\tvs\tr\tone\t0\t",       // non-numeric session
-      "1\ta\troom-1\talice\t5\tvs\tr\t1\tx\t",         // non-numeric detach time
-      "1\ta\troom-1\talice\t5\tvs\tr\t1\t0\tvs\told",  // extra tab
-      "1\ta\troom-1\talice\t5\tvs\tr\t1\t0\tv\rs",     // control character in from_server
+      "1\ta\troom-1\talice\t5\tvs\tr\t1\t0",                   // no from_server field
+      "x\ta\troom-1\talice\t5\tvs\tr\t1\t0\t",                 // non-numeric seq
+      "-1\ta\troom-1\talice\t5\tvs\tr\t1\t0\t",                // negative seq
+      "\ta\troom-1\talice\t5\tvs\tr\t1\t0\t",                  // empty seq
+      "1\ta\t\talice\t5\tvs\tr\t1\t0\t",                       // empty space
+      "1\ta\troom-1\t\t5\tvs\tr\t1\t0\t",                      // empty user
+      "1\ta\troom\x01\talice\t5\tvs\tr\t1\t0\t",               // control character in the space
+      "1\ta\troom-1\tal\nice\t5\tvs\tr\t1\t0\t",               // control character in the user
+      "1\ta\troom-1\talice\t0\tvs\tr\t1\t0\t",                 // epoch 0
+      "1\ta\troom-1\talice\tfive\tvs\tr\t1\t0\t",              // non-numeric epoch
+      "1\ta\troom-1\talice\t5\t\tr\t1\t0\t",                   // empty server
+      "1\ta\troom-1\talice\t5\tvs\tr\tone\t0\t",               // non-numeric session
+      "1\ta\troom-1\talice\t5\tvs\tr\t1\tx\t",                 // non-numeric detach time
+      "1\ta\troom-1\talice\t5\tvs\tr\t1\t0\tvs\told",          // extra tab
+      "1\ta\troom-1\talice\t5\tvs\tr\t1\t0\tv\rs",             // control character in from_server
+      "9007199254740992\ta\troom-1\talice\t5\tvs\tr\t1\t0\t",  // seq 2^53
+      "1\tr\troom-1\talice\t1152921504606846976\tvs\tr\t1\t0\t",  // epoch 2^60
   };
   for (const std::string& text : bad) {
     SCOPED_TRACE(text);

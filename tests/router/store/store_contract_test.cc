@@ -24,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include "router/store/fleet_gossip.h"
+#include "router/store/gossip_auth.h"
 #include "router/store/memory_store.h"
 #include "router/store/redis_client.h"
 #include "router/store/redis_schema.h"
@@ -315,6 +317,9 @@ class RedisHarness final : public Harness {
 
   RedisServer& server() { return *server_; }
   RedisStore& redis_store() { return *a_; }
+  RedisStore& peer_redis_store() { return *b_; }
+  telemetry::Metrics& metrics() { return metrics_; }
+  static constexpr std::string_view kReplicaKey = "test-replica-key-0123456789";
 
   Replaced replaced, peer_replaced;
 
@@ -331,6 +336,7 @@ class RedisHarness final : public Harness {
     o.resume_grace = kGrace;
     o.lease_ttl = 1000ms;
     o.housekeeping_interval = 100ms;
+    o.replica_key = kReplicaKey;
     return o;
   }
 
@@ -1105,6 +1111,290 @@ TEST_F(RedisStoreTest, MoveWhileTheNewSpaceLoads) {
                              << " in 'small'), replica " << moved.current.replica << ", session "
                              << moved.current.session;
   ASSERT_TRUE(WaitUntil([&] { return store().SpaceLoad("big").contains("vs-9"); }));
+}
+
+// ------------------------------------------------------------------ what is read back
+// Issue 16 item 7: values written into Redis by something other than vrouter (here a raw client),
+// and messages published by anyone who can publish. Each must be refused or repaired, counted,
+// and must neither take other users or spaces down nor be reported as Redis being unreachable.
+
+constexpr std::uint64_t k2Pow60 = std::uint64_t{1} << 60;
+
+class RedisStoreTrustTest : public RedisStoreTest {
+ protected:
+  void SetUp() override {
+    RedisStoreTest::SetUp();
+    raw_ = std::make_unique<RawRedis>(h_.server().port());
+    ASSERT_TRUE(raw_->ok());
+  }
+  void TearDown() override { raw_.reset(); }
+
+  // A command that Redis must answer (with anything but an error).
+  RedisReply Raw(std::vector<std::string> args) {
+    const std::string what = args.front();
+    const auto r = raw_->Call(std::move(args));
+    if (!r || !std::holds_alternative<RedisReply>(*r)) {
+      ADD_FAILURE() << what << " got no answer";
+      return {};
+    }
+    const auto& reply = std::get<RedisReply>(*r);
+    EXPECT_NE(reply.type, RedisReply::Type::kError) << what << ": " << reply.str;
+    return reply;
+  }
+
+  double Counted(prometheus::Family<prometheus::Counter>* family, const std::string& label,
+                 const std::string& value) {
+    return family->Add({{label, value}}).Value();
+  }
+  double Corrupt(const std::string& kind) {
+    return Counted(h_.metrics().store_corrupt, "kind", kind);
+  }
+
+  Assignment Desired(const std::string& user, const std::string& space, std::uint64_t session,
+                     const std::string& server = "vs-1") {
+    return Assignment{user, space, server, 0, "r1", session, Clock::now()};
+  }
+
+  std::unique_ptr<RawRedis> raw_;
+};
+
+TEST_F(RedisStoreTrustTest, InvalidRecordsAreAbsentAndTheNextJoinReplacesThem) {
+  ASSERT_TRUE(h_.WaitWritable());
+  // The reviewer's case first (epoch 2^64-1), then one bad field of each kind: the scripts and
+  // the decoder must agree that each is no record.
+  const std::vector<std::string> bad = {
+      "18446744073709551615\tvs-9\tr9\t7\t0",        // epoch above 2^53-1
+      "1152921504606846976\tvs-9\tr9\t7\t0",         // 2^60
+      "12abc\tvs-9\tr9\t7\t0",                       // not a number
+      "5\t" + std::string(200, 's') + "\tr9\t7\t0",  // an id too long
+      "5\tvs-9\tr\x01"
+      "9\t7\t0",              // a control character
+      "5\tvs-9\tr9\t-7\t0",   // a negative session
+      "5\tvs-9\tr9\t7\t1e3",  // a detach time that is no integer
+      "5\tvs-9\tr9\t7",       // a field missing
+  };
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    const std::string user = "u" + std::to_string(i);
+    Raw({"HSET", redis::SpaceKey("room"), user, bad[i]});
+    Raw({"SET", redis::UserKey(user), "room"});
+  }
+  const double before = Corrupt("record");
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    SCOPED_TRACE(bad[i]);
+    const std::string user = "u" + std::to_string(i);
+    // Read from Redis (the peer holds no copy of the space): not a user anyone may be sent to.
+    EXPECT_EQ(LookupOne(h_.peer(), user), std::nullopt);
+    // A join: nothing to attach, then a write that must replace the bad record.
+    EXPECT_EQ(Attach(store(), user, "room", 11 + i), std::nullopt);
+    const PutResult joined = Put(store(), Desired(user, "room", 11 + i), 0);
+    EXPECT_TRUE(joined.written) << "the user could not join again";
+    EXPECT_LE(joined.current.epoch, proto::kMaxSafeInteger);
+    const auto found = LookupOne(h_.peer(), user);
+    ASSERT_TRUE(found.has_value());
+    EXPECT_EQ(found->epoch, joined.current.epoch);
+    EXPECT_EQ(found->server, "vs-1");
+  }
+  EXPECT_GE(Corrupt("record") - before, static_cast<double>(bad.size()));
+}
+
+TEST_F(RedisStoreTrustTest, SpaceLoadSkipsInvalidRecordsAndKeepsTheOthers) {
+  ASSERT_TRUE(h_.WaitWritable());
+  const PutResult good = Put(store(), Desired("good", "room", 11), 0);
+  ASSERT_TRUE(good.written);
+  Raw({"HSET", redis::SpaceKey("room"), "bad", "18446744073709551615\tvs-9\tr9\t7\t0"});
+  h_.peer().EnterSpace("room");
+  ASSERT_TRUE(WaitUntil([&] { return h_.peer().GetLocal("good").has_value(); }));
+  EXPECT_EQ(h_.peer().GetLocal("bad"), std::nullopt);
+  EXPECT_GE(Corrupt("record"), 1.0);
+}
+
+TEST_F(RedisStoreTrustTest, NonIntegerSequenceIsResetAndEveryLocalCopyCatchesUp) {
+  ASSERT_TRUE(h_.WaitWritable());
+  h_.peer().EnterSpace("room");
+  ASSERT_TRUE(Put(store(), Desired("u1", "room", 11), 0).written);
+  ASSERT_TRUE(WaitUntil([&] { return h_.peer().GetLocal("u1").has_value(); }));
+
+  Raw({"HSET", redis::SpaceKey("room"), "", "not-a-number"});
+  const auto written = PutR(store(), Desired("u2", "room", 12), 0);
+  ASSERT_TRUE(std::holds_alternative<PutResult>(written))
+      << "the space became unwritable: " << StoreErrorMessage(std::get<StoreError>(written));
+  EXPECT_TRUE(std::get<PutResult>(written).written);
+  EXPECT_TRUE(store().Problem().empty()) << store().Problem();
+  // Reset from Redis's clock (µs): far above what the local copies had, so they see a gap.
+  const auto seq = redis::DecodeNumber(Raw({"HGET", redis::SpaceKey("room"), ""}).str);
+  ASSERT_TRUE(seq.has_value());
+  EXPECT_GT(*seq, 1'000'000'000'000'000u);
+  EXPECT_TRUE(WaitUntil([&] { return h_.peer().GetLocal("u2").has_value(); }))
+      << "a local copy missed the change that reset the sequence";
+  ASSERT_TRUE(Put(store(), Desired("u3", "room", 13), 0).written);
+  EXPECT_TRUE(WaitUntil([&] { return h_.peer().GetLocal("u3").has_value(); }))
+      << "a local copy missed a change after the reset";
+  EXPECT_GE(Corrupt("sequence"), 1.0);
+}
+
+TEST_F(RedisStoreTrustTest, SpaceKeyOfTheWrongTypeIsIsolatedWithATypedError) {
+  ASSERT_TRUE(h_.WaitWritable());
+  Raw({"SET", redis::SpaceKey("bad"), "a string where a hash belongs"});
+  const auto refused = PutR(store(), Desired("alice", "bad", 11), 0);
+  ASSERT_TRUE(std::holds_alternative<StoreError>(refused)) << "written into a corrupt space";
+  EXPECT_EQ(std::get<StoreError>(refused), StoreError::kCorrupt);
+  EXPECT_EQ(std::string(StoreErrorMessage(StoreError::kCorrupt)).find("unreachable"),
+            std::string::npos);
+  const auto attach = AttachR(store(), "alice", "bad", 11);
+  ASSERT_TRUE(std::holds_alternative<StoreError>(attach));
+  EXPECT_EQ(std::get<StoreError>(attach), StoreError::kCorrupt);
+  EXPECT_GE(Corrupt("wrong_type"), 2.0);
+
+  // Nothing else is affected: the replica is healthy and other spaces are writable.
+  EXPECT_TRUE(store().Problem().empty()) << store().Problem();
+  EXPECT_TRUE(Put(store(), Desired("bob", "good", 12), 0).written);
+  // Holding the space does not loop on it either; once an operator deletes the key, it works.
+  store().EnterSpace("bad");
+  Raw({"DEL", redis::SpaceKey("bad")});
+  const PutResult repaired = Put(store(), Desired("alice", "bad", 11), 0);
+  EXPECT_TRUE(repaired.written);
+  EXPECT_TRUE(WaitUntil([&] { return store().GetLocal("alice").has_value(); }));
+}
+
+// A `left` with a huge epoch published on a watched user's channel used to be delivered and then
+// silence every later change of the user for its watchers.
+TEST_F(RedisStoreTrustTest, ForgedLeftWithAHugeEpochDoesNotSilenceLaterChanges) {
+  Watch(store(), {"bob"});
+  const PutResult first =
+      Put(h_.peer(), Assignment{"bob", "room", "vs-1", 0, "r2", 21, Clock::now()}, 0);
+  ASSERT_TRUE(first.written);
+  ASSERT_TRUE(h_.changes.WaitFor(ChangeOf("bob", Kind::kAssigned)).has_value());
+
+  for (const std::uint64_t epoch : {k2Pow60, proto::kMaxSafeInteger - 1}) {
+    redis::ChangeMessage forged;
+    forged.seq = 999;
+    forged.kind = redis::ChangeMessage::Kind::kRemoved;
+    forged.space = "room";
+    forged.user = "bob";
+    forged.record = redis::Record{epoch, "vs-1", "r2", 21, 0};
+    Raw({"PUBLISH", redis::UserChannel("bob"), redis::EncodeChange(forged)});
+  }
+  EXPECT_FALSE(h_.changes.WaitFor(ChangeOf("bob", Kind::kRemoved), 500ms).has_value())
+      << "a forged left reached the watchers";
+
+  const PutResult second = Put(
+      h_.peer(), Assignment{"bob", "room", "vs-2", 0, "r2", 21, Clock::now()}, first.current.epoch);
+  ASSERT_TRUE(second.written);
+  const auto heard = h_.changes.WaitFor([&](const AssignmentChange& c) {
+    return c.assignment.user == "bob" && c.assignment.epoch == second.current.epoch;
+  });
+  EXPECT_TRUE(heard.has_value()) << "the real change after the forged left was silenced";
+  for (const auto& c : h_.changes.Of("bob")) EXPECT_LE(c.assignment.epoch, second.current.epoch);
+  EXPECT_GE(Counted(h_.metrics().store_changes_rejected, "reason", "malformed"), 1.0);
+  EXPECT_GE(Counted(h_.metrics().store_changes_rejected, "reason", "epoch_ahead"), 1.0);
+}
+
+// The same on a held space's channel: a change with an epoch far ahead, and the next sequence
+// number, used to replace the user's record in the local copy and shut out the real next change.
+TEST_F(RedisStoreTrustTest, ForgedChangeWithAnEpochAheadDoesNotPoisonTheLocalCopy) {
+  ASSERT_TRUE(h_.WaitWritable());
+  store().EnterSpace("room");
+  const PutResult first =
+      Put(h_.peer(), Assignment{"bob", "room", "vs-1", 0, "r2", 21, Clock::now()}, 0);
+  ASSERT_TRUE(first.written);
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto a = store().GetLocal("bob");
+    return a && a->epoch == first.current.epoch;
+  }));
+  const auto seq = redis::DecodeNumber(Raw({"HGET", redis::SpaceKey("room"), ""}).str);
+  ASSERT_TRUE(seq.has_value());
+  redis::ChangeMessage forged;
+  forged.seq = *seq + 1;
+  forged.kind = redis::ChangeMessage::Kind::kAssigned;
+  forged.space = "room";
+  forged.user = "bob";
+  forged.record = redis::Record{proto::kMaxSafeInteger - 1, "evil", "r2", 21, 0};
+  forged.from_server = "vs-1";
+  Raw({"PUBLISH", redis::SpaceChannel("room"), redis::EncodeChange(forged)});
+  // A change naming another space than its channel's is dropped too.
+  forged.space = "elsewhere";
+  forged.record.epoch = first.current.epoch + 1;
+  Raw({"PUBLISH", redis::SpaceChannel("room"), redis::EncodeChange(forged)});
+  std::this_thread::sleep_for(300ms);
+  auto local = store().GetLocal("bob");
+  ASSERT_TRUE(local.has_value());
+  EXPECT_EQ(local->server, "vs-1");
+  EXPECT_EQ(local->epoch, first.current.epoch);
+
+  const PutResult second = Put(
+      h_.peer(), Assignment{"bob", "room", "vs-2", 0, "r2", 21, Clock::now()}, first.current.epoch);
+  ASSERT_TRUE(second.written);
+  EXPECT_TRUE(WaitUntil([&] {
+    const auto a = store().GetLocal("bob");
+    return a && a->server == "vs-2" && a->epoch == second.current.epoch;
+  })) << "the local copy missed the real change after the forged one";
+  EXPECT_GE(Counted(h_.metrics().store_changes_rejected, "reason", "wrong_channel"), 1.0);
+}
+
+// A hello counter someone wrote (a hash, a negative count) is no count: the replica's own budgets
+// hold (the caller fails open on an error), and it is counted as a defect.
+TEST_F(RedisStoreTrustTest, HelloCountersOutOfRangeAreDefects) {
+  ASSERT_TRUE(h_.WaitWritable());
+  auto count = [&](const std::string& user) {
+    return Completed(
+        Await<StoreResult<HelloCounts>>([&](std::function<void(StoreResult<HelloCounts>)> done) {
+          store().CountHello(user, "10.0.0.9", 10s, std::move(done));
+        }),
+        "CountHello");
+  };
+  Raw({"HSET", redis::HelloUserKey("mallory"), "f", "v"});
+  Raw({"SET", redis::HelloUserKey("trudy"), "-100"});
+  const double wrong_type = Corrupt("wrong_type"), other = Corrupt("other");
+  for (const std::string user : {"mallory", "trudy"}) {
+    const auto r = count(user);
+    ASSERT_TRUE(std::holds_alternative<StoreError>(r)) << user;
+    EXPECT_EQ(std::get<StoreError>(r), StoreError::kCorrupt) << user;
+  }
+  EXPECT_GE(Corrupt("wrong_type") - wrong_type, 1.0);
+  EXPECT_GE(Corrupt("other") - other, 1.0);
+  const auto fine = count("walter");
+  ASSERT_TRUE(std::holds_alternative<HelloCounts>(fine));
+  EXPECT_EQ(std::get<HelloCounts>(fine).user, 1);
+}
+
+// Write access to pub/sub alone used to be enough to add a video server on every replica.
+TEST_F(RedisStoreTrustTest, FleetMessagesNeedTheReplicaKey) {
+  ASSERT_TRUE(h_.WaitWritable());
+  std::mutex mu;
+  std::vector<std::string> heard;
+  store().SetFleetListener([&](std::string_view m) {
+    std::lock_guard lock(mu);
+    heard.emplace_back(m);
+  });
+  auto heard_now = [&] {
+    std::lock_guard lock(mu);
+    return heard;
+  };
+  const fleet::VideoServer fake{"fake-sfu", "wss://attacker.example/", "eu", 1000, true};
+  const std::string registration = EncodeGossip({"intruder", GossipRegistered{fake}});
+  Raw({"PUBLISH", std::string(redis::kFleetChannel), registration});
+  GossipSealer wrong_key("not-the-replica-key-0123", "intruder");
+  Raw({"PUBLISH", std::string(redis::kFleetChannel),
+       wrong_key.Seal(registration, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count())});
+
+  // A real replica's message arrives as it was published.
+  const std::string real =
+      EncodeGossip({"r2", GossipRegistered{{"sfu-1", "wss://sfu-1.example/", "eu", 100, true}}});
+  h_.peer_redis_store().PublishFleet(real);
+  ASSERT_TRUE(WaitUntil([&] {
+    for (const auto& m : heard_now()) {
+      if (m == real) return true;
+    }
+    return false;
+  })) << "a replica's own fleet message never arrived";
+  std::this_thread::sleep_for(100ms);
+  for (const auto& m : heard_now()) {
+    EXPECT_EQ(m.find("fake-sfu"), std::string::npos) << "accepted: " << m;
+  }
+  EXPECT_GE(Counted(h_.metrics().fleet_gossip_rejected, "reason", "unsigned"), 1.0);
+  EXPECT_GE(Counted(h_.metrics().fleet_gossip_rejected, "reason", "bad_mac"), 1.0);
 }
 
 }  // namespace
