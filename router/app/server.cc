@@ -311,7 +311,9 @@ struct Server::Impl {
       reload_timer->cancel();
       if (signals) signals->cancel();
       guards.clear();
-      for (auto& io : ios) io->stop();
+      // Behind the listeners' Stop on each thread (one thread per io_context runs its handlers
+      // in order): the acceptors are closed before their threads end.
+      for (auto& io : ios) asio::post(*io, [io = io.get()] { io->stop(); });
       return;
     }
     drain_timer->expires_after(kDrainPoll);

@@ -1,6 +1,7 @@
 #include "router/fleet/registration_policy.h"
 
 #include <algorithm>
+#include <cctype>
 #include <optional>
 
 namespace vrouter::fleet {
@@ -19,9 +20,12 @@ struct UrlParts {
   std::string host;    // lower case, without port
 };
 
-// scheme "://" host [":" port] ["/" ...]; no user info (wss://good.example@evil.example would
-// show one host and connect to another), no empty host.
+// scheme "://" host [":" port] ["/" ...], read strictly: a host of letters, digits, dots and
+// hyphens (or a bracketed IPv6 address), a numeric port, no user info (wss://good@evil shows one
+// host and connects to another), and no backslash or space anywhere (browsers read "\" as "/" in
+// wss and https URLs: wss://evil.example\.media.example.com/ goes to evil.example).
 std::optional<UrlParts> SplitUrl(std::string_view url) {
+  if (url.find_first_of("\\ \t") != std::string_view::npos) return std::nullopt;
   const auto sep = url.find("://");
   if (sep == std::string_view::npos || sep == 0) return std::nullopt;
   UrlParts parts{LowerCase(url.substr(0, sep)), {}};
@@ -29,27 +33,50 @@ std::optional<UrlParts> SplitUrl(std::string_view url) {
                    [](char c) { return (c >= 'a' && c <= 'z') || c == '+' || c == '-'; })) {
     return std::nullopt;
   }
-  std::string_view rest = url.substr(sep + 3);
-  const auto end = rest.find_first_of("/?#");
-  const std::string_view authority = rest.substr(0, end);
-  if (authority.find('@') != std::string_view::npos) return std::nullopt;
+  const std::string_view rest = url.substr(sep + 3);
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
   std::string_view host = authority;
+  std::string_view port;
   if (!host.empty() && host.front() == '[') {  // [v6]:port
     const auto close = host.find(']');
     if (close == std::string_view::npos) return std::nullopt;
+    const std::string_view inside = host.substr(1, close - 1);
+    if (inside.empty() || !std::all_of(inside.begin(), inside.end(), [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) != 0 || c == ':' || c == '.';
+        })) {
+      return std::nullopt;
+    }
+    const std::string_view after = host.substr(close + 1);
+    if (!after.empty() && after.front() != ':') return std::nullopt;
+    if (!after.empty()) port = after.substr(1);
     host = host.substr(0, close + 1);
-  } else if (const auto colon = host.find(':'); colon != std::string_view::npos) {
-    host = host.substr(0, colon);
+  } else {
+    if (const auto colon = host.find(':'); colon != std::string_view::npos) {
+      port = host.substr(colon + 1);
+      host = host.substr(0, colon);
+    }
+    if (host.empty() || host.front() == '.' || host.front() == '-' ||
+        !std::all_of(host.begin(), host.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-';
+        })) {
+      return std::nullopt;
+    }
   }
-  if (host.empty()) return std::nullopt;
+  if (authority.size() > host.size() &&
+      (port.empty() || port.size() > 5 ||
+       !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))) {
+    return std::nullopt;
+  }
   parts.host = LowerCase(host);
+  if (parts.host.ends_with('.')) parts.host.pop_back();  // "example.com." is "example.com"
   return parts;
 }
 
 bool HostAllowed(std::string_view host, const std::vector<std::string>& suffixes) {
   if (suffixes.empty()) return true;
   return std::any_of(suffixes.begin(), suffixes.end(), [&](const std::string& suffix) {
-    const std::string s = LowerCase(suffix);
+    std::string s = LowerCase(suffix);
+    if (s.starts_with('.')) s.erase(0, 1);  // ".example.com" means the same as "example.com"
     return host == s ||
            (host.size() > s.size() && host.ends_with(s) && host[host.size() - s.size() - 1] == '.');
   });

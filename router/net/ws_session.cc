@@ -303,7 +303,12 @@ class WsSession final : public service::SessionHandle,
                 self->client_ip_ = *result.header.source;
               }
               self->buffer_.consume(result.header.length);
-              if (!self->TakeAddressHandshakeSlot()) return;
+              // A LOCAL header (the balancer's health check) or a source that is itself a
+              // trusted proxy is not one client address: as in Run(), no per-address slot.
+              if (!self->service_.trusted_proxies.Contains(self->client_ip_) &&
+                  !self->TakeAddressHandshakeSlot()) {
+                return;
+              }
               return self->StartHandshake();
           }
         });
@@ -427,6 +432,13 @@ class WsSession final : public service::SessionHandle,
         [self = this->shared_from_this(), answer](boost::system::error_code, std::size_t) {
           boost::system::error_code ignored;
           self->socket().shutdown(tcp::socket::shutdown_send, ignored);
+          // Bytes the peer sent after its request would turn the close into a reset, which can
+          // destroy the answer before the peer reads it: read what is there and drop it.
+          thread_local std::array<char, 4096> sink;
+          for (int i = 0; i < 16 && ::recv(self->socket().native_handle(), sink.data(),
+                                           sink.size(), MSG_DONTWAIT) > 0;
+               ++i) {
+          }
           self->timer_.cancel();
           self->Abort();
         });

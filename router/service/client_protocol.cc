@@ -540,8 +540,10 @@ void PublishChange(const assign::AssignmentChange& change, const fleet::Director
   // arrived in the new one even on the same server. Watchers of any space see server moves only.
   if (new_space) publish(proto::Left{a.user, a.epoch}, {*change.from_space, false});
   if (same_server && !new_space) return;
+  // `from` names a server of the same space only: it would tell the new space's watchers where
+  // the user was in another one.
   publish(proto::Moved{a.user, fleet::ServerRefFor(fleet, a.server), a.epoch,
-                       same_server ? std::nullopt : change.from_server},
+                       same_server || new_space ? std::nullopt : change.from_server},
           {a.space, !same_server});
 }
 

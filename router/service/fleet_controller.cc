@@ -41,9 +41,16 @@ void FleetController::RegisterRemote(const fleet::VideoServer& offered) {
   {
     vrouter::MutexLock lock(&mu_);
     // The same rules as a registration here: another replica (or whoever can publish on the
-    // fleet channel) does not get to say more than the server itself could.
+    // fleet channel) does not get to say more than the server itself could. A refused offer is
+    // counted and logged once, not with each of its stats (replicas with other settings).
+    const std::string key = offered.id + '\t' + offered.url + '\t' + offered.region + '\t' +
+                            std::to_string(offered.capacity);
+    if (refused_remote_.contains(key)) return;
     auto vetted = Vet(offered);
-    if (std::holds_alternative<fleet::Refused>(vetted)) return;
+    if (std::holds_alternative<fleet::Refused>(vetted)) {
+      if (refused_remote_.size() < kMaxRefusedRemembered) refused_remote_.insert(key);
+      return;
+    }
     info = std::get<fleet::Accepted>(std::move(vetted)).server;
     model_.Register(info, now_());
     // The server connected to another replica: a connection it had here is a stale one.

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "router/base/mutex.h"
 #include "router/fleet/directory.h"
 #include "router/fleet/fleet_model.h"
@@ -119,6 +120,9 @@ class FleetController {
   const std::chrono::milliseconds report_interval_;
 
   vrouter::Mutex mu_;
+  // Remote registrations this replica refused (id, url, region, capacity), bounded.
+  static constexpr std::size_t kMaxRefusedRemembered = 10000;
+  absl::flat_hash_set<std::string> refused_remote_ ABSL_GUARDED_BY(mu_);
   fleet::FleetModel model_ ABSL_GUARDED_BY(mu_);
   std::uint64_t published_directory_ ABSL_GUARDED_BY(mu_) = ~std::uint64_t{0};
   absl::flat_hash_map<std::string, Connection> connections_ ABSL_GUARDED_BY(mu_);

@@ -943,6 +943,10 @@ class RedisStore::Impl {
     const bool removed = m.kind == ChangeMessage::Kind::kRemoved;
     if (m.record.epoch < w.last_epoch) return;
     if (m.record.epoch == w.last_epoch && (!removed || w.removed)) return;
+    // The space the user was in, as its watchers last heard it: a move to another space is
+    // published as an assignment in the new space only (the old space's removal tells nobody).
+    std::optional<std::string> from_space;
+    if (!removed && w.last && !w.removed) from_space = w.last->space;
     w.last_epoch = m.record.epoch;
     w.removed = removed;
     assign::AssignmentChange change{
@@ -950,7 +954,7 @@ class RedisStore::Impl {
                 : assign::AssignmentChange::Kind::kAssigned,
         redis::ToAssignment(m.user, m.space, m.record, Clock::now()),
         m.from_server.empty() ? std::nullopt : std::optional<std::string>(m.from_server),
-        std::nullopt};
+        std::move(from_space)};
     w.last = change.assignment;
     Notify(change);
   }
@@ -1108,12 +1112,15 @@ class RedisStore::Impl {
     if (it == watched_.end()) return;
     Watched& w = it->second;
     if (now && (now->epoch > w.last_epoch || w.removed)) {
-      std::optional<std::string> from;
-      if (w.last && !w.removed) from = w.last->server;
+      std::optional<std::string> from, from_space;
+      if (w.last && !w.removed) {
+        from = w.last->server;
+        from_space = w.last->space;
+      }
       w.last_epoch = now->epoch;
       w.removed = false;
       w.last = now;
-      Notify({assign::AssignmentChange::Kind::kAssigned, *now, from, std::nullopt});
+      Notify({assign::AssignmentChange::Kind::kAssigned, *now, from, from_space});
     } else if (!now && w.last && !w.removed) {
       w.removed = true;
       Notify({assign::AssignmentChange::Kind::kRemoved, *w.last, std::nullopt, std::nullopt});

@@ -42,6 +42,25 @@ TEST(RegistrationPolicy, UrlsMustBeSecureWellFormedAndOnAllowedHosts) {
             RegistrationRefusal::kUrlHost);
 }
 
+TEST(RegistrationPolicy, HostsAreReadAsBrowsersReadThem) {
+  RegistrationPolicy p;
+  p.url_hosts = {".media.example.com"};  // a leading dot means the same as none
+  for (const char* bad :
+       {"wss://evil.example\\.media.example.com/", "wss://\\evil.example/x",
+        "wss://evil.example .media.example.com/", "wss://[::1]evil/", "wss://[zz]/",
+        "wss://media.example.com:port/", "wss://media.example.com:123456/",
+        "wss://.media.example.com/", "wss://media.example.com:/"}) {
+    EXPECT_EQ(RefusalOf(VetRegistration(Offer(bad), nullptr, p)),
+              RegistrationRefusal::kUrlMalformed)
+        << bad;
+  }
+  EXPECT_EQ(RefusalOf(VetRegistration(Offer("wss://sfu.media.example.com./rtc"), nullptr, p)),
+            std::nullopt);
+  EXPECT_EQ(
+      RefusalOf(VetRegistration(Offer("wss://SFU.Media.Example.COM:443/rtc?x=1"), nullptr, p)),
+      std::nullopt);
+}
+
 TEST(RegistrationPolicy, SelfRegisteredCapacityIsCapped) {
   RegistrationPolicy p;
   p.max_capacity = 500;

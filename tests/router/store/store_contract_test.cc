@@ -589,6 +589,27 @@ TYPED_TEST(StoreContractTest, ListenerHearsAWatchedUsersAssignmentsAndRemoval) {
   }
 }
 
+// Watchers see their own space (issue 16): a move to another space must say where from, or the
+// old space's watchers would never hear the user leave.
+TYPED_TEST(StoreContractTest, ListenerHearsWhichSpaceAWatchedUserLeft) {
+  Watch(this->store(), {"vera"});
+  this->store().EnterSpace("old");
+  this->store().EnterSpace("new");
+  const PutResult first = this->Write("vera", "old", "vs-1", 11);
+  ASSERT_TRUE(this->h_.changes.WaitFor([&](const AssignmentChange& c) {
+    return c.assignment.user == "vera" && c.assignment.epoch == first.current.epoch;
+  }));
+  const PutResult moved = this->Write("vera", "new", "vs-1", 11, first.current.epoch);
+  const auto heard = this->h_.changes.WaitFor([&](const AssignmentChange& c) {
+    return c.kind == Kind::kAssigned && c.assignment.user == "vera" &&
+           c.assignment.epoch == moved.current.epoch;
+  });
+  ASSERT_TRUE(heard.has_value()) << "the move was not heard";
+  EXPECT_EQ(heard->assignment.space, "new");
+  EXPECT_EQ(heard->from_space, std::optional<std::string>("old"));
+  EXPECT_EQ(heard->from_server, std::optional<std::string>("vs-1"));
+}
+
 TYPED_TEST(StoreContractTest, PeerWatcherHearsAnotherReplicasWrites) {
   Watch(this->peer(), {"wendy"});
   const PutResult first = this->Write("wendy", "room", "vs-1", 11);
