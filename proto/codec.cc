@@ -69,7 +69,7 @@ ClientDecodeResult DecodeClientMessage(std::string_view text) {
 
   if (env.type == "hello") {
     Hello m{env.id, {}};
-    r.String("token", m.token, kMaxTokenBytes);
+    r.NonEmptyString("token", m.token, kMaxTokenBytes);
     return Finish<ClientDecodeResult>(r, env, std::move(m));
   }
   if (env.type == "join") return ClientMessage(Join{env.id});

@@ -59,4 +59,10 @@ inline constexpr std::uint16_t kSlowConsumer = 4003;     // reserved: a slow con
                                                       // without a close frame (its queue is full)
 }  // namespace close_code
 
+// The reasons that go with the router's own close codes (PROTOCOL.md 9.1), for logs.
+namespace close_reason {
+// 4000, on both protocols: a newer session of the same user (or video server) took over.
+inline constexpr std::string_view kSessionReplaced = "session_replaced";
+}  // namespace close_reason
+
 }  // namespace vrouter::proto

@@ -5,7 +5,10 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include <cerrno>
+#include <algorithm>
+#include <boost/json/parse.hpp>  // the claims' types, which libjwt's getters blur
+#include <boost/json/value.hpp>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -31,13 +34,104 @@ JwtPtr Decode(const std::string& token, std::string_view key) {
   return rc == 0 ? std::move(jwt) : nullptr;
 }
 
-// libjwt returns grants as `long`; -1/ENOENT when absent or not an integer.
-bool IntGrant(jwt_t* jwt, const char* name, std::int64_t& out) {
-  errno = 0;
-  const long v = jwt_get_grant_int(jwt, name);
-  if (errno != 0) return false;
-  out = v;
-  return true;
+namespace json = boost::json;
+
+// The verified token's claims, read with their JSON types. libjwt 1.10's typed getters cannot be
+// trusted with types: jwt_get_grant_int reads a string, null, true or a fraction as 0 (so
+// `"exp": "soon"` was an expired token and a fractional `nbf` no `nbf` at all), and
+// jwt_get_grant hides an array `aud`.
+std::optional<json::object> ReadClaims(jwt_t* jwt) {
+  std::unique_ptr<char, decltype(&std::free)> text(jwt_get_grants_json(jwt, nullptr), &std::free);
+  if (!text) return std::nullopt;
+  boost::system::error_code ec;
+  json::value value = json::parse(text.get(), ec);
+  if (ec || !value.is_object()) return std::nullopt;
+  return std::move(value.as_object());
+}
+
+const json::string* StringClaim(const json::object& claims, std::string_view name) {
+  const json::value* v = claims.if_contains(name);
+  return v == nullptr ? nullptr : v->if_string();
+}
+
+// Dates are kept in whole seconds, and stay far from overflow when the leeway is added.
+constexpr std::int64_t kFarDate = std::int64_t{1} << 62;
+
+// A NumericDate (RFC 7519 2): a JSON number of seconds since the epoch, a fraction allowed, as
+// whole seconds rounded up. Against the router's clock, which counts whole seconds, the rounded
+// date compares exactly as the number itself would (t > n iff ceil(t) > n for an integer n).
+std::optional<std::int64_t> NumericDate(const json::value& v) {
+  if (const auto* i = v.if_int64()) return std::clamp(*i, -kFarDate, kFarDate);
+  if (v.is_uint64()) return kFarDate;
+  if (const auto* d = v.if_double()) {
+    if (!std::isfinite(*d)) return std::nullopt;
+    const double up = std::ceil(*d);
+    return up >= static_cast<double>(kFarDate)    ? kFarDate
+           : up <= -static_cast<double>(kFarDate) ? -kFarDate
+                                                  : static_cast<std::int64_t>(up);
+  }
+  return std::nullopt;
+}
+
+// `exp` (required) and `nbf` (optional), each a NumericDate when present.
+struct TokenTimes {
+  std::int64_t expires_at = 0;
+  std::optional<std::int64_t> not_before;
+};
+
+std::variant<TokenTimes, TokenError> ReadTimes(const json::object& claims) {
+  using proto::ErrorCode;
+  TokenTimes times;
+  const json::value* exp = claims.if_contains("exp");
+  const auto expires_at = exp == nullptr ? std::nullopt : NumericDate(*exp);
+  if (!expires_at) {
+    return TokenError{ErrorCode::kTokenInvalidClaims,
+                      "claim 'exp' missing or not a number (seconds since the epoch)"};
+  }
+  times.expires_at = *expires_at;
+  if (const json::value* nbf = claims.if_contains("nbf")) {
+    times.not_before = NumericDate(*nbf);
+    if (!times.not_before) {
+      return TokenError{ErrorCode::kTokenInvalidClaims,
+                        "claim 'nbf' is not a number (seconds since the epoch)"};
+    }
+  }
+  return times;
+}
+
+// After every claim's shape: a token with a malformed claim is refused for that even when it is
+// also out of date, since no clock would ever make it valid.
+std::optional<TokenError> CheckTimes(const TokenTimes& times, std::int64_t now_unix,
+                                     std::int64_t leeway_seconds) {
+  using proto::ErrorCode;
+  if (times.expires_at + leeway_seconds <= now_unix) {
+    return TokenError{ErrorCode::kTokenExpired, "token expired"};
+  }
+  if (times.not_before && *times.not_before - leeway_seconds > now_unix) {
+    return TokenError{ErrorCode::kTokenNotYetValid, "token not valid yet (nbf)"};
+  }
+  return std::nullopt;
+}
+
+// RFC 7519 4.1.3: `aud` is one string, or an array of strings.
+struct Audience {
+  bool well_formed = false;  // present, and a string or an array of strings only
+  bool names = false;        // one of its strings is the audience asked about
+};
+
+Audience AudienceOf(const json::object& claims, std::string_view wanted) {
+  const json::value* aud = claims.if_contains("aud");
+  if (aud == nullptr) return {};
+  if (const auto* one = aud->if_string()) return {true, *one == wanted};
+  const auto* many = aud->if_array();
+  if (many == nullptr) return {};
+  Audience out{true, false};
+  for (const json::value& e : *many) {
+    const auto* name = e.if_string();
+    out.well_formed = out.well_formed && name != nullptr;
+    out.names = out.names || (name != nullptr && *name == wanted);
+  }
+  return out;
 }
 
 }  // namespace
@@ -65,11 +159,11 @@ bool IsP256PublicKey(const std::string& pem) {
   return std::strcmp(group, "prime256v1") == 0;
 }
 
-// Structure, key selection, signature, `exp` and `nbf`: the checks every credential shares. The
-// caller then reads its own claims from the verified token.
-std::variant<JwtPtr, TokenError> VerifyCommon(std::string_view token, const TokenKeyRing& keys,
-                                              std::int64_t now_unix, std::int64_t leeway_seconds,
-                                              std::int64_t& expires_at) {
+// Structure, key selection and signature: the checks every credential shares. Returns the
+// verified claims; the caller checks their shape (`exp` and `nbf` with ReadTimes, then its own),
+// then the time.
+std::variant<json::object, TokenError> VerifyCommon(std::string_view token,
+                                                    const TokenKeyRing& keys) {
   using proto::ErrorCode;
   if (keys.empty()) return TokenError{ErrorCode::kAuthNotConfigured, "no token key configured"};
   const std::string text(token);
@@ -105,17 +199,9 @@ std::variant<JwtPtr, TokenError> VerifyCommon(std::string_view token, const Toke
     }
     return TokenError{ErrorCode::kTokenBadSignature, "token signature does not verify"};
   }
-  if (!IntGrant(jwt.get(), "exp", expires_at)) {
-    return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'exp' missing or not an integer"};
-  }
-  if (expires_at + leeway_seconds <= now_unix) {
-    return TokenError{ErrorCode::kTokenExpired, "token expired"};
-  }
-  std::int64_t not_before = 0;
-  if (IntGrant(jwt.get(), "nbf", not_before) && not_before - leeway_seconds > now_unix) {
-    return TokenError{ErrorCode::kTokenNotYetValid, "token not valid yet (nbf)"};
-  }
-  return jwt;
+  auto claims = ReadClaims(jwt.get());
+  if (!claims) return TokenError{ErrorCode::kTokenMalformed, "token claims are not a JSON object"};
+  return std::move(*claims);
 }
 
 struct Grant {
@@ -187,33 +273,39 @@ std::variant<TokenClaims, TokenError> VerifyToken(std::string_view token, const 
                                                   std::int64_t now_unix,
                                                   std::int64_t leeway_seconds) {
   using proto::ErrorCode;
-  TokenClaims claims;
-  auto common = VerifyCommon(token, keys, now_unix, leeway_seconds, claims.expires_at);
+  auto common = VerifyCommon(token, keys);
   if (auto* err = std::get_if<TokenError>(&common)) return std::move(*err);
-  jwt_t* jwt = std::get<JwtPtr>(common).get();
-  const char* aud = jwt_get_grant(jwt, "aud");
-  if (aud != nullptr && std::string_view(aud) == kVideoServerAudience) {
+  const auto& claims = std::get<json::object>(common);
+  auto times = ReadTimes(claims);
+  if (auto* err = std::get_if<TokenError>(&times)) return std::move(*err);
+  if (AudienceOf(claims, kVideoServerAudience).names) {
     return TokenError{ErrorCode::kTokenInvalidClaims,
                       "a video-server credential is not a client token"};
   }
-  const char* sub = jwt_get_grant(jwt, "sub");
-  const char* space = jwt_get_grant(jwt, "space");
-  if (sub == nullptr || !proto::IsValidId(sub)) {
+  const json::string* sub = StringClaim(claims, "sub");
+  const json::string* space = StringClaim(claims, "space");
+  if (sub == nullptr || !proto::IsValidId(*sub)) {
     return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'sub' (user id) missing or invalid"};
   }
-  if (space == nullptr || !proto::IsValidId(space)) {
+  if (space == nullptr || !proto::IsValidId(*space)) {
     return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'space' missing or invalid"};
   }
-  claims.user = sub;
-  claims.space = space;
-  const char* region = jwt_get_grant(jwt, "region");
-  if (region != nullptr) {
-    if (!proto::IsValidId(region) || std::string_view(region).size() > proto::kMaxRegionBytes) {
+  TokenClaims out;
+  out.user = *sub;
+  out.space = *space;
+  out.expires_at = std::get<TokenTimes>(times).expires_at;
+  if (claims.contains("region")) {
+    const json::string* region = StringClaim(claims, "region");
+    if (region == nullptr || !proto::IsValidId(*region) ||
+        region->size() > proto::kMaxRegionBytes) {
       return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'region' is not a valid region"};
     }
-    claims.region = region;
+    out.region = *region;
   }
-  return claims;
+  if (auto err = CheckTimes(std::get<TokenTimes>(times), now_unix, leeway_seconds)) {
+    return std::move(*err);
+  }
+  return out;
 }
 
 std::variant<ServerTokenClaims, TokenError> VerifyServerToken(std::string_view token,
@@ -221,22 +313,25 @@ std::variant<ServerTokenClaims, TokenError> VerifyServerToken(std::string_view t
                                                               std::int64_t now_unix,
                                                               std::int64_t leeway_seconds) {
   using proto::ErrorCode;
-  ServerTokenClaims claims;
-  auto common =
-      VerifyCommon(token, TokenKeyRing::Hs256(secret), now_unix, leeway_seconds, claims.expires_at);
+  auto common = VerifyCommon(token, TokenKeyRing::Hs256(secret));
   if (auto* err = std::get_if<TokenError>(&common)) return std::move(*err);
-  jwt_t* jwt = std::get<JwtPtr>(common).get();
-  const char* aud = jwt_get_grant(jwt, "aud");
-  if (aud == nullptr || std::string_view(aud) != kVideoServerAudience) {
-    return TokenError{ErrorCode::kTokenInvalidClaims,
-                      "claim 'aud' must be \"" + std::string(kVideoServerAudience) + "\""};
+  const auto& claims = std::get<json::object>(common);
+  auto times = ReadTimes(claims);
+  if (auto* err = std::get_if<TokenError>(&times)) return std::move(*err);
+  const Audience audience = AudienceOf(claims, kVideoServerAudience);
+  if (!audience.well_formed || !audience.names) {
+    return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'aud' must be \"" +
+                                                          std::string(kVideoServerAudience) +
+                                                          "\" or an array of strings holding it"};
   }
-  const char* sub = jwt_get_grant(jwt, "sub");
-  if (sub == nullptr || !proto::IsValidId(sub)) {
+  const json::string* sub = StringClaim(claims, "sub");
+  if (sub == nullptr || !proto::IsValidId(*sub)) {
     return TokenError{ErrorCode::kTokenInvalidClaims, "claim 'sub' (server id) missing or invalid"};
   }
-  claims.server = sub;
-  return claims;
+  if (auto err = CheckTimes(std::get<TokenTimes>(times), now_unix, leeway_seconds)) {
+    return std::move(*err);
+  }
+  return ServerTokenClaims{std::string(*sub), std::get<TokenTimes>(times).expires_at};
 }
 
 std::string MintToken(std::string_view user, std::string_view space, std::string_view secret,

@@ -1,9 +1,10 @@
 // Client tokens: JWTs naming the user (`sub`) and the space (`space`), with `exp` required and
-// `nbf` honoured, signed HS256 (a shared secret) or ES256 (the issuer keeps the private key; the
-// router holds only public keys, several at once so that keys rotate without a flag day, chosen
-// by the token's `kid`). Verification is pure (the caller passes the time and the keys) and tells
-// apart each way a token can be wrong, because an operator debugging "nobody can connect" needs
-// to know which.
+// `nbf` honoured (RFC 7519 NumericDates: JSON numbers of seconds, a fraction allowed; any other
+// type is a malformed claim), signed HS256 (a shared secret) or ES256 (the issuer keeps the private
+// key; the router holds only public keys, several at once so that keys rotate without a flag day,
+// chosen by the token's `kid`). Verification is pure (the caller passes the time and the keys) and
+// tells apart each way a token can be wrong, because an operator debugging "nobody can connect"
+// needs to know which.
 #pragma once
 
 #include <atomic>
@@ -25,7 +26,7 @@ struct TokenClaims {
   std::string user;
   std::string space;
   std::string region;  // optional `region` claim: where the user is, for region-aware choice
-  std::int64_t expires_at = 0;  // unix seconds
+  std::int64_t expires_at = 0;  // unix seconds (a fractional `exp` rounded up)
 };
 
 struct TokenError {
@@ -90,8 +91,10 @@ std::variant<TokenClaims, TokenError> VerifyToken(std::string_view token, std::s
                                                   std::int64_t leeway_seconds);
 
 // Video-server credentials: HS256 JWTs signed with the video-server key (never the client key),
-// with `sub` = the server id, `aud` = kVideoServerAudience and `exp` required. The audience keeps
-// a client token from passing as a server credential even if an operator reuses one secret.
+// with `sub` = the server id, `aud` = kVideoServerAudience (or an array of strings listing it,
+// RFC 7519 4.1.3) and `exp` required. The audience keeps a client token from passing as a server
+// credential even if an operator reuses one secret, and a client token whose audience names it is
+// refused.
 inline constexpr std::string_view kVideoServerAudience = "vrouter.video";
 
 struct ServerTokenClaims {

@@ -6,9 +6,26 @@
 namespace vrouter::edge {
 
 bool IsValidUtf8(std::string_view text) {
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const auto* const end = p + text.size();
+  Utf8Validator validator;
+  return validator.Feed(text) && validator.Complete();
+}
+
+bool Utf8Validator::Feed(std::string_view bytes) {
+  if (failed_) return false;
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const auto* const end = p + bytes.size();
   while (p != end) {
+    if (pending_ > 0) {  // inside a character, possibly begun in an earlier piece
+      if (*p < low_ || *p > high_) {
+        failed_ = true;
+        return false;
+      }
+      low_ = 0x80;
+      high_ = 0xBF;
+      --pending_;
+      ++p;
+      continue;
+    }
     // JSON is mostly ASCII: eight bytes at a time while no byte has its top bit set.
     while (end - p >= 8) {
       std::uint64_t word;
@@ -17,36 +34,25 @@ bool IsValidUtf8(std::string_view text) {
       p += 8;
     }
     if (p == end) break;
-    const unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
-      continue;
-    }
+    const unsigned char c = *p++;
+    if (c < 0x80) continue;
     // The second byte's range depends on the first (Table 3-7 of the Unicode standard): that
     // rules out overlong forms (E0 80..9F, F0 80..8F), surrogates (ED A0..BF) and code points
     // above U+10FFFF (F4 90..BF, F5..FF).
-    std::size_t length = 0;
-    unsigned char low = 0x80;
-    unsigned char high = 0xBF;
     if (c >= 0xC2 && c <= 0xDF) {
-      length = 2;
+      pending_ = 1;
     } else if (c >= 0xE0 && c <= 0xEF) {
-      length = 3;
-      if (c == 0xE0) low = 0xA0;
-      if (c == 0xED) high = 0x9F;
+      pending_ = 2;
+      if (c == 0xE0) low_ = 0xA0;
+      if (c == 0xED) high_ = 0x9F;
     } else if (c >= 0xF0 && c <= 0xF4) {
-      length = 4;
-      if (c == 0xF0) low = 0x90;
-      if (c == 0xF4) high = 0x8F;
+      pending_ = 3;
+      if (c == 0xF0) low_ = 0x90;
+      if (c == 0xF4) high_ = 0x8F;
     } else {
-      return false;  // a continuation byte first, C0/C1 (overlong), or F5..FF
+      failed_ = true;  // a continuation byte first, C0/C1 (overlong), or F5..FF
+      return false;
     }
-    if (static_cast<std::size_t>(end - p) < length) return false;
-    if (p[1] < low || p[1] > high) return false;
-    for (std::size_t i = 2; i < length; ++i) {
-      if ((p[i] & 0xC0) != 0x80) return false;
-    }
-    p += length;
   }
   return true;
 }

@@ -160,6 +160,10 @@ std::optional<WsReadError> WsFrameReader::HandleFrame(const Header& h, char* fra
       if (!h.fin) {
         in_message_ = true;
         message_kind_ = static_cast<WsOpcode>(h.opcode);
+        message_utf8_ = {};
+        if (message_kind_ == WsOpcode::kText && !message_utf8_.Feed(data)) {
+          return Fail({ws_close::kInvalidPayload, "text message not UTF-8"});
+        }
         message_.assign(data);
         return std::nullopt;
       }
@@ -169,14 +173,17 @@ std::optional<WsReadError> WsFrameReader::HandleFrame(const Header& h, char* fra
       sink.OnMessage(static_cast<WsOpcode>(h.opcode), data);
       return std::nullopt;
     case WsOpcode::kContinuation: {
+      // Text is checked fragment by fragment: the first that cannot continue valid UTF-8 fails
+      // the message at once, and the last must end on a character boundary.
+      if (message_kind_ == WsOpcode::kText &&
+          (!message_utf8_.Feed(data) || (h.fin && !message_utf8_.Complete()))) {
+        return Fail({ws_close::kInvalidPayload, "text message not UTF-8"});
+      }
       message_.append(data);
       if (!h.fin) return std::nullopt;
       in_message_ = false;
       const std::string whole = std::move(message_);
       message_ = {};
-      if (message_kind_ == WsOpcode::kText && !IsValidUtf8(whole)) {
-        return Fail({ws_close::kInvalidPayload, "text message not UTF-8"});
-      }
       sink.OnMessage(message_kind_, whole);
       return std::nullopt;
     }

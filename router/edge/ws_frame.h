@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 
+#include "router/edge/utf8.h"
+
 namespace vrouter::edge {
 
 enum class WsOpcode : std::uint8_t {
@@ -71,7 +73,9 @@ class WsFrameReader {
 
   // Parses `data` and unmasks it in place (client frames), calling `sink` for each whole message
   // and control frame. The bytes of a frame the input cut are kept for the next call. Returns the
-  // first protocol error; after an error or the peer's close frame, input is ignored.
+  // first protocol error; after an error or the peer's close frame, input is ignored. A fragmented
+  // text message fails (1007) at the first fragment after which it cannot be valid UTF-8, not
+  // when its last fragment arrives.
   std::optional<WsReadError> Consume(char* data, std::size_t size, WsFrameSink& sink);
 
   // Changes the limit for the frames still to come: the router keeps it small until the peer has
@@ -96,7 +100,8 @@ class WsFrameReader {
   std::string partial_;  // a frame cut by the end of the input, from its first byte
   std::string message_;  // the fragments so far of a fragmented message
   WsOpcode message_kind_ = WsOpcode::kText;
-  bool in_message_ = false;  // a fragmented message has begun
+  Utf8Validator message_utf8_;  // of a fragmented text message, across its fragments
+  bool in_message_ = false;     // a fragmented message has begun
   bool done_ = false;
 };
 

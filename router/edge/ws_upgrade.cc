@@ -39,8 +39,8 @@ constexpr std::array<RefusalInfo, 10> kRefusals = {{
     {400, "Bad Request", "missing or malformed Sec-WebSocket-Key\n"},
     {400, "Bad Request", "subprotocol vrouter.v1 required\n"},
     {400, "Bad Request", "subprotocol vrouter.video.v1 required\n"},
-    {503, "Service Unavailable", "replica full or draining; retry later\n"},
     {403, "Forbidden", "origin not allowed\n"},
+    {503, "Service Unavailable", "replica full or draining; retry later\n"},
     {429, "Too Many Requests", "too many connections from this address\n"},
 }};
 static_assert(kRefusals.size() ==
@@ -48,6 +48,14 @@ static_assert(kRefusals.size() ==
 
 const RefusalInfo& Info(UpgradeRefusal refusal) {
   return kRefusals[static_cast<std::size_t>(refusal)];
+}
+
+// The path's peer: /v1/client or /v1/video-server, a query string allowed; nothing otherwise.
+std::optional<WsPeer> PeerOfTarget(std::string_view target) {
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (path == proto::kClientPath) return WsPeer::kClient;
+  if (path == proto::kVideoServerPath) return WsPeer::kVideoServer;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -63,16 +71,9 @@ bool HasToken(std::string_view list, std::string_view token, bool case_insensiti
   return false;
 }
 
-UpgradeCheck CheckUpgrade(const UpgradeRequest& request) {
-  std::string_view path = request.target.substr(0, request.target.find('?'));
-  WsPeer peer;
-  if (path == proto::kClientPath) {
-    peer = WsPeer::kClient;
-  } else if (path == proto::kVideoServerPath) {
-    peer = WsPeer::kVideoServer;
-  } else {
-    return UpgradeRefusal::kUnknownPath;
-  }
+UpgradeCheck CheckUpgrade(const UpgradeRequest& request, const UpgradeAdmission& admission) {
+  const std::optional<WsPeer> peer = PeerOfTarget(request.target);
+  if (!peer) return UpgradeRefusal::kUnknownPath;
   if (request.http_version < 11 || request.method != "GET" ||
       !HasToken(request.connection, "upgrade", true) ||
       !HasToken(request.upgrade, "websocket", true)) {
@@ -82,14 +83,26 @@ UpgradeCheck CheckUpgrade(const UpgradeRequest& request) {
   if (request.host.empty()) return UpgradeRefusal::kMissingHost;
   if (request.version != "13") return UpgradeRefusal::kUnsupportedVersion;
   if (!IsValidWebSocketKey(request.key)) return UpgradeRefusal::kBadKey;
-  const std::string_view wanted =
-      peer == WsPeer::kClient ? proto::kSubprotocol : proto::kVideoSubprotocol;
-  const bool offered = !request.subprotocols.empty();
-  if (offered && !HasToken(request.subprotocols, wanted, false)) {
-    return peer == WsPeer::kClient ? UpgradeRefusal::kNoClientSubprotocol
-                                   : UpgradeRefusal::kNoVideoSubprotocol;
+  const bool client = *peer == WsPeer::kClient;
+  const std::string_view wanted = client ? proto::kSubprotocol : proto::kVideoSubprotocol;
+  // RFC 6455 4.1: the header, when sent, lists at least one protocol; an empty one lists none.
+  const bool offered = request.subprotocols.has_value();
+  if (offered && !HasToken(*request.subprotocols, wanted, false)) {
+    return client ? UpgradeRefusal::kNoClientSubprotocol : UpgradeRefusal::kNoVideoSubprotocol;
   }
-  return UpgradeAccepted{peer, WebSocketAcceptKey(request.key),
+  // On both paths: a video server is anyone until it registers.
+  if (!request.origin.empty() && !admission.allowed_origins.empty() &&
+      std::find(admission.allowed_origins.begin(), admission.allowed_origins.end(),
+                request.origin) == admission.allowed_origins.end()) {
+    // A page on another site trying to use this user's browser (cross-site WebSocket
+    // hijacking); non-browser clients send no Origin.
+    return UpgradeRefusal::kOriginNotAllowed;
+  }
+  if (admission.full_or_draining) return UpgradeRefusal::kFullOrDraining;
+  if (admission.take_address_slot && !admission.take_address_slot()) {
+    return UpgradeRefusal::kTooManyFromAddress;
+  }
+  return UpgradeAccepted{*peer, WebSocketAcceptKey(request.key),
                          offered ? wanted : std::string_view()};
 }
 

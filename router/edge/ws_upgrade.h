@@ -1,11 +1,15 @@
 // The WebSocket opening handshake (RFC 6455 4.2) as a pure function: the upgrade request's fields
-// in, an acceptance or a typed refusal out, and the bytes of either answer. The session
-// (router/net/ws_session.cc) reads the request off the socket, asks CheckUpgrade, applies the
-// replica's own admission (full, draining, Origin, per-address limit: they need shared state),
-// and writes what EncodeAccepted or EncodeRefusal return.
+// and what the replica knows (full or draining, the Origin allow-list, the per-address limit) in,
+// an acceptance or a typed refusal out, and the bytes of either answer. The session
+// (router/net/ws_session.cc) reads the request off the socket, gathers the replica's state, asks
+// CheckUpgrade, and writes what EncodeAccepted or EncodeRefusal return. The order in which the
+// refusals are decided is PROTOCOL.md 2.2's table, and lives only here.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -17,18 +21,33 @@ enum class WsPeer : std::uint8_t { kClient, kVideoServer };
 
 // The fields of an upgrade request the check reads (raw header values; empty when absent).
 struct UpgradeRequest {
-  std::string_view method;        // "GET"
-  unsigned http_version = 11;     // 11 for HTTP/1.1
-  std::string_view target;        // path and query
-  std::string_view host;          // Host
-  std::string_view connection;    // Connection: a token list that must hold "upgrade"
-  std::string_view upgrade;       // Upgrade: a token list that must hold "websocket"
-  std::string_view version;       // Sec-WebSocket-Version
-  std::string_view key;           // Sec-WebSocket-Key
-  std::string_view subprotocols;  // Sec-WebSocket-Protocol (the offer)
+  std::string_view method;      // "GET"
+  unsigned http_version = 11;   // 11 for HTTP/1.1
+  std::string_view target;      // path and query
+  std::string_view host;        // Host
+  std::string_view connection;  // Connection: a token list that must hold "upgrade"
+  std::string_view upgrade;     // Upgrade: a token list that must hold "websocket"
+  std::string_view version;     // Sec-WebSocket-Version
+  std::string_view key;         // Sec-WebSocket-Key
+  // Sec-WebSocket-Protocol (the offer); nullopt when the header is absent. A header that is
+  // present but empty (or blank) offers no protocol, so it does not list ours either.
+  std::optional<std::string_view> subprotocols;
+  std::string_view origin;  // Origin (browsers send it); empty when absent
 };
 
-// Why an upgrade is refused; each maps to one HTTP status and one plain-text body.
+// What the replica's shared state says, for the admission checks (the session gathers it).
+struct UpgradeAdmission {
+  bool full_or_draining = false;  // draining, or more connections open than --max-connections
+  // Origins browsers may connect from; empty: any. No Origin always passes.
+  std::span<const std::string> allowed_origins;
+  // Takes one of the peer address's connection slots; false when the address already holds its
+  // maximum. Called last, and only when nothing else refuses, so a refused upgrade never holds a
+  // slot. Empty: no per-address limit.
+  std::function<bool()> take_address_slot;
+};
+
+// Why an upgrade is refused; each maps to one HTTP status and one plain-text body. Declared in
+// the order CheckUpgrade decides them: the first that applies is the answer.
 enum class UpgradeRefusal : std::uint8_t {
   kUnknownPath,          // 404: neither /v1/client nor /v1/video-server
   kNotWebSocket,         // 426: not a GET/HTTP 1.1 upgrade to websocket
@@ -37,9 +56,9 @@ enum class UpgradeRefusal : std::uint8_t {
   kBadKey,               // 400: missing or malformed Sec-WebSocket-Key
   kNoClientSubprotocol,  // 400: an offer on /v1/client without vrouter.v1
   kNoVideoSubprotocol,   // 400: an offer on /v1/video-server without vrouter.video.v1
+  kOriginNotAllowed,     // 403: an Origin not in the allow-list (admission)
   kFullOrDraining,       // 503 + Retry-After (admission)
-  kOriginNotAllowed,     // 403 (admission)
-  kTooManyFromAddress,   // 429 + Retry-After (admission)
+  kTooManyFromAddress,   // 429 + Retry-After: the peer's address at its limit (admission)
 };
 
 // What an accepted upgrade answers.
@@ -51,9 +70,13 @@ struct UpgradeAccepted {
 
 using UpgradeCheck = std::variant<UpgradeAccepted, UpgradeRefusal>;
 
-// The RFC and protocol checks, in the order they are answered: path, upgrade, Host, version, key,
-// subprotocol. Admission (UpgradeRefusal::kFullOrDraining and after) is the caller's.
-UpgradeCheck CheckUpgrade(const UpgradeRequest& request);
+// Every check, in the order of UpgradeRefusal, the same on both paths (a video server is anyone
+// until it registers): first what the client must fix (path, upgrade, Host, version, key,
+// subprotocol, Origin), then capacity (the replica, then the peer's address). A retry-later refusal
+// (503, 429) thus means the same request is accepted once there is room: a client is never told to
+// retry a request that cannot succeed, and the overload metrics count only requests the replica
+// would otherwise have taken.
+UpgradeCheck CheckUpgrade(const UpgradeRequest& request, const UpgradeAdmission& admission = {});
 
 int HttpStatus(UpgradeRefusal refusal);
 std::string_view RefusalBody(UpgradeRefusal refusal);

@@ -349,9 +349,11 @@ class WsSession final : public service::SessionHandle,
                      });
   }
 
-  // The RFC checks (edge::CheckUpgrade, pure), then this replica's admission, then the answer.
+  // Every check and its order are edge::CheckUpgrade's (pure); the session gathers the replica's
+  // state for it, counts the refusal and writes the answer.
   void OnUpgradeRequest() {
     const auto& req = parser_->get();
+    const auto subprotocols = req.find(http::field::sec_websocket_protocol);
     const edge::UpgradeRequest request{
         .method = req.method_string(),
         .http_version = req.version(),
@@ -361,13 +363,29 @@ class WsSession final : public service::SessionHandle,
         .upgrade = req[http::field::upgrade],
         .version = req[http::field::sec_websocket_version],
         .key = req[http::field::sec_websocket_key],
-        .subprotocols = req[http::field::sec_websocket_protocol],
+        .subprotocols = subprotocols == req.end()
+                            ? std::nullopt
+                            : std::optional<std::string_view>(subprotocols->value()),
+        .origin = req[http::field::origin],
     };
-    const edge::UpgradeCheck check = edge::CheckUpgrade(request);
-    if (const auto* refusal = std::get_if<edge::UpgradeRefusal>(&check)) return Refuse(*refusal);
+    ResolveForwardedFor(req);
+    edge::UpgradeAdmission admission{
+        .full_or_draining = service_.draining.load(std::memory_order_relaxed) ||
+                            service_.open_connections.load(std::memory_order_relaxed) >
+                                service_.limits.max_connections,
+        .allowed_origins = service_.allowed_origins,
+        .take_address_slot = {},
+    };
+    if (service_.limits.max_connections_per_ip > 0) {
+      admission.take_address_slot = [this] { return TakeAddressSlot(); };
+    }
+    const edge::UpgradeCheck check = edge::CheckUpgrade(request, admission);
+    if (const auto* refusal = std::get_if<edge::UpgradeRefusal>(&check)) {
+      CountAdmissionRefusal(*refusal, request.origin);
+      return Refuse(*refusal);
+    }
     const auto& accepted = std::get<edge::UpgradeAccepted>(check);
     peer_ = accepted.peer;
-    if (const auto refusal = Admit(req)) return Refuse(*refusal);
     auto answer = std::make_shared<std::string>(edge::EncodeAccepted(accepted));
     asio::async_write(
         stream_, asio::buffer(*answer),
@@ -377,47 +395,47 @@ class WsSession final : public service::SessionHandle,
         });
   }
 
-  // Whether this replica takes the connection: not full or draining; the address behind trusted
-  // proxies, the browser Origin and the per-address limit, on either path (a video server is
-  // anyone until it registers). A refusal, or nothing.
-  std::optional<edge::UpgradeRefusal> Admit(const http::request<http::empty_body>& req) {
-    if (service_.draining.load(std::memory_order_relaxed) ||
-        service_.open_connections.load(std::memory_order_relaxed) >
-            service_.limits.max_connections) {
-      service_.metrics.rejected_overload->Increment();
-      return edge::UpgradeRefusal::kFullOrDraining;
+  // A peer behind a trusted proxy: the address the proxy says it serves.
+  void ResolveForwardedFor(const http::request<http::empty_body>& req) {
+    if (service_.trusted_proxies.empty() || !service_.trusted_proxies.Contains(client_ip_)) return;
+    std::string forwarded;
+    const auto [first, last] = req.equal_range("X-Forwarded-For");
+    for (auto it = first; it != last; ++it) {
+      if (!forwarded.empty()) forwarded += ',';
+      forwarded += it->value();
     }
-    if (!service_.trusted_proxies.empty() && service_.trusted_proxies.Contains(client_ip_)) {
-      std::string forwarded;
-      const auto [first, last] = req.equal_range("X-Forwarded-For");
-      for (auto it = first; it != last; ++it) {
-        if (!forwarded.empty()) forwarded += ',';
-        forwarded += it->value();
-      }
-      if (!forwarded.empty()) {
-        client_ip_ = edge::ClientFromForwardedFor(forwarded, client_ip_, service_.trusted_proxies)
-                         .value_or(client_ip_);
-      }
+    if (!forwarded.empty()) {
+      client_ip_ = edge::ClientFromForwardedFor(forwarded, client_ip_, service_.trusted_proxies)
+                       .value_or(client_ip_);
     }
-    const auto& origins = service_.allowed_origins;
-    const std::string_view origin = req[http::field::origin];
-    if (!origins.empty() && !origin.empty() &&
-        std::find(origins.begin(), origins.end(), origin) == origins.end()) {
-      // A page on another site trying to use this user's browser (cross-site WebSocket
-      // hijacking); non-browser clients send no Origin.
-      service_.metrics.rejected_origin->Increment();
-      log::Debug("origin_refused", {{"ip", client_ip_.ToString()}, {"origin", origin}});
-      return edge::UpgradeRefusal::kOriginNotAllowed;
+  }
+
+  // The per-address limit (either path: a video server is anyone until it registers):
+  // CheckUpgrade calls it last, when nothing else refuses.
+  bool TakeAddressSlot() {
+    if (!service_.per_ip.TryAcquire(client_ip_, service_.limits.max_connections_per_ip)) {
+      return false;
     }
-    if (service_.limits.max_connections_per_ip > 0) {
-      if (!service_.per_ip.TryAcquire(client_ip_, service_.limits.max_connections_per_ip)) {
+    holds_ip_slot_ = true;
+    return true;
+  }
+
+  void CountAdmissionRefusal(edge::UpgradeRefusal refusal, std::string_view origin) {
+    switch (refusal) {
+      case edge::UpgradeRefusal::kFullOrDraining:
+        service_.metrics.rejected_overload->Increment();
+        break;
+      case edge::UpgradeRefusal::kOriginNotAllowed:
+        service_.metrics.rejected_origin->Increment();
+        log::Debug("origin_refused", {{"ip", client_ip_.ToString()}, {"origin", origin}});
+        break;
+      case edge::UpgradeRefusal::kTooManyFromAddress:
         service_.metrics.rejected_per_ip->Increment();
         log::Debug("per_ip_limit", {{"ip", client_ip_.ToString()}});
-        return edge::UpgradeRefusal::kTooManyFromAddress;
-      }
-      holds_ip_slot_ = true;
+        break;
+      default:
+        break;
     }
-    return std::nullopt;
   }
 
   // Writes the refusal, then closes the connection: a refused request gives back its place under

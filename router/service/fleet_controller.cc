@@ -62,7 +62,10 @@ void FleetController::RegisterRemote(const fleet::VideoServer& offered) {
     changes = model_.TakeChanges();
     PublishDirectoryLocked();
   }
-  if (stale) stale->CloseAsync(proto::close_code::kSessionReplaced, "replaced");
+  if (stale) {
+    stale->CloseAsync(proto::close_code::kSessionReplaced,
+                      std::string(proto::close_reason::kSessionReplaced));
+  }
   Publish(changes);
 }
 

@@ -67,7 +67,8 @@ void VideoServerProtocol::OnRegister(const proto::Register& m) {
   }
   server_ = m.id;
   if (registration.replaced) {
-    registration.replaced->CloseAsync(proto::close_code::kSessionReplaced, "replaced");
+    registration.replaced->CloseAsync(proto::close_code::kSessionReplaced,
+                                      std::string(proto::close_reason::kSessionReplaced));
   }
   Send(proto::Registered{
       server_, service_.replica_id,

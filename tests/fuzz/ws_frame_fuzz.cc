@@ -7,7 +7,9 @@
 //    whole, cut in two at a point taken from the input, and one byte at a time;
 //  * a message is at most the limit, and a text message or close reason is valid UTF-8;
 //  * an error's close code is 1002, 1007 or 1009, and nothing is reported after an error or a
-//    close; the reader holds no more than a message and a frame.
+//    close; the reader holds no more than a message and a frame;
+//  * UTF-8 checked in two pieces (how fragments are checked) gets the whole input's verdict, and
+//    a failure in the first piece sticks.
 //
 //   cmake --preset fuzz && cmake --build --preset fuzz --target ws_frame_fuzz
 //   build/fuzz/tests/ws_frame_fuzz -max_total_time=600 tests/fuzz/corpus/ws_frame
@@ -94,6 +96,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size > 0) {
     const std::size_t cut = data[0] % (size + 1);
     Check(Run(input, {cut}) == whole);
+    vrouter::edge::Utf8Validator pieces;
+    const bool head = pieces.Feed(input.substr(0, cut));
+    const bool tail = pieces.Feed(input.substr(cut));
+    const bool valid = vrouter::edge::IsValidUtf8(input);
+    Check((tail && pieces.Complete()) == valid && (head || (!tail && !valid)));
   }
   if (size <= 2048) {
     std::vector<std::size_t> every;

@@ -840,9 +840,10 @@ class RawClient:
             raw = client_tls().wrap_socket(raw, server_hostname="localhost")
         self.sock, self.buf = raw, b""
 
-    def upgrade(self, key=RFC_KEY, version="13", extra="", then=b"", host="127.0.0.1"):
+    def upgrade(self, key=RFC_KEY, version="13", extra="", then=b"", host="127.0.0.1",
+                protocol="vrouter.v1", path="/v1/client"):
         """Sends the upgrade request (and `then` in the same write); returns (status, headers)."""
-        self.sock.sendall(upgrade_request(host, key, version, extra) + then)
+        self.sock.sendall(upgrade_request(host, key, version, extra, protocol, path) + then)
         while b"\r\n\r\n" not in self.buf:
             self._fill()
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)

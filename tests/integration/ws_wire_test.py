@@ -3,7 +3,8 @@
 
   1. the opening handshake: Sec-WebSocket-Accept, the subprotocol answered, no extension agreed
      (an offered permessage-deflate goes unanswered), 426 naming version 13 for another version,
-     400 for a malformed key or no Host;
+     400 for a malformed key or no Host, 400 for an empty Sec-WebSocket-Protocol (it lists no
+     protocol; only an absent one means none), 101 without the header;
   2. frames that arrive with the upgrade request, cut one byte per write, fragmented around a
      ping (whose payload the pong echoes), and 100 requests in one write answered in order;
   3. the closing handshake: the client's close code is echoed, then the router closes TCP (a
@@ -66,6 +67,15 @@ def case_handshake(port, tls):
     status, _ = w.upgrade(host=None)
     assert status == 400, status
     w.close()
+    for path in ("/v1/client", "/v1/video-server"):
+        w = RawClient(port, tls)
+        status, _ = w.upgrade(protocol=None, path=path, extra="Sec-WebSocket-Protocol: \r\n")
+        assert status == 400, f"{path}, empty Sec-WebSocket-Protocol: {status}, expected 400"
+        w.close()
+        w = RawClient(port, tls)
+        status, headers = w.upgrade(protocol=None, path=path)
+        assert status == 101 and "sec-websocket-protocol" not in headers, (path, status, headers)
+        w.close()
 
 
 def case_frames(port, tls):

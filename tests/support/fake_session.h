@@ -20,12 +20,14 @@ class FakeSession : public service::SessionTransport, public service::SessionHan
   void Dispatch(std::function<void()> fn) override { fn(); }
   void Authenticated() override { ++authenticated; }
   void Push(assign::Frame f) override { pushed.push_back(*f); }
-  void CloseAsync(std::uint16_t code, std::string, std::chrono::milliseconds) override {
+  void CloseAsync(std::uint16_t code, std::string reason, std::chrono::milliseconds) override {
     closed_async = code;
+    closed_async_reason = std::move(reason);
   }
   std::vector<std::string> sent, pushed;
   std::optional<std::uint16_t> closed, closed_async;
   int authenticated = 0;  // times the protocol said the peer proved who it is
+  std::string closed_async_reason;
 };
 
 }  // namespace vrouter::testing

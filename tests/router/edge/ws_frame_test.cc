@@ -177,6 +177,62 @@ TEST(WsFrameReaderTest, InvalidUtf8Is1007) {
   EXPECT_EQ(ErrorCode(ClientFrame(0x2, "\xFF")), 0);  // binary is not text
 }
 
+// RFC 6455 8.1 lets an endpoint fail as soon as the text so far cannot be valid UTF-8: the reader
+// does so at the fragment that breaks it, without waiting for (or buffering up to) the last one.
+TEST(WsFrameReaderTest, InvalidUtf8FailsAtTheFragmentThatBreaksIt) {
+  struct Case {
+    const char* what;
+    std::vector<std::string> fragments;  // all but the last frame of a text message
+  };
+  const std::vector<Case> cases = {
+      {"a bad byte in the first fragment",
+       {ClientFrame(0x1,
+                    R"({"type":"he)"
+                    "\xFF",
+                    false)}},
+      {"in a later fragment", {ClientFrame(0x1, "ok", false), ClientFrame(0x0, "\xC0\xAF", false)}},
+      {"an overlong form split across fragments",
+       {ClientFrame(0x1, "x\xE0", false), ClientFrame(0x0, "\x80", false)}},
+      {"a surrogate split across fragments",
+       {ClientFrame(0x1, "\xED", false), ClientFrame(0x0, "\xA0", false)}},
+      {"a lone continuation byte after a whole character",
+       {ClientFrame(0x1, "\xE2\x82\xAC", false), ClientFrame(0x0, "\x82", false)}},
+  };
+  for (const Case& c : cases) {
+    WsFrameReader reader(kMax);
+    Recorder sink;
+    std::optional<WsReadError> error;
+    for (std::size_t i = 0; i < c.fragments.size(); ++i) {
+      std::string frame = c.fragments[i];
+      error = reader.Consume(frame.data(), frame.size(), sink);
+      if (i + 1 < c.fragments.size()) {
+        ASSERT_FALSE(error) << c.what << ": failed at fragment " << i << ", too early";
+      }
+    }
+    ASSERT_TRUE(error) << c.what << ": the message's final fragment was still awaited";
+    EXPECT_EQ(error->close_code, 1007) << c.what;
+    EXPECT_TRUE(reader.done());
+    EXPECT_EQ(reader.buffered_bytes(), 0u);
+    EXPECT_TRUE(sink.events.empty());
+  }
+}
+
+TEST(WsFrameReaderTest, ACharacterMaySpanSeveralFragments) {
+  const std::string smile = "\xF0\x9F\x98\x80";
+  const std::string wire = ClientFrame(0x1, "[" + smile.substr(0, 1), false) +
+                           ClientFrame(0x0, smile.substr(1, 2), false) + ClientFrame(0x9, "p") +
+                           ClientFrame(0x0, "", false) + ClientFrame(0x0, smile.substr(3) + "]");
+  for (std::size_t chunk : {0, 1, 3}) {
+    const auto result = Feed(wire, chunk);
+    EXPECT_FALSE(result.error) << chunk;
+    EXPECT_EQ(result.events, (std::vector<std::string>{"ping:p", "text:[" + smile + "]"})) << chunk;
+  }
+  // A message whose last fragment ends inside a character is not valid UTF-8.
+  EXPECT_EQ(ErrorCode(ClientFrame(0x1, "\xF0\x9F", false) + ClientFrame(0x0, "\x98")), 1007);
+  // Binary messages are not text, fragmented or not.
+  EXPECT_EQ(ErrorCode(ClientFrame(0x2, "\xFF", false) + ClientFrame(0x0, "\xFE")), 0);
+}
+
 TEST(WsFrameReaderTest, TooBigIsRefusedFromTheHeader) {
   // Only the header of a 2 KiB frame: refused before its payload arrives.
   std::string wire = ClientFrame(0x1, std::string(2048, 'x')).substr(0, 8);
@@ -264,6 +320,42 @@ TEST(Utf8Test, AcceptsValidAndRefusesEveryIllFormedKind) {
         "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xFF", "\xC3", "\xE2\x82", "\xE2\x28\xA1"}) {
     EXPECT_FALSE(IsValidUtf8(bad)) << bad;
     EXPECT_FALSE(IsValidUtf8(std::string("twelve bytes") + bad + "tail")) << bad;
+  }
+}
+
+// The validator in pieces agrees with the whole-text check at every cut, and fails at the first
+// byte after which no valid UTF-8 could follow.
+TEST(Utf8Test, InPiecesAgreesWithTheWholeAtEveryCut) {
+  struct Text {
+    std::string bytes;
+    std::size_t first_bad;  // npos when every prefix is the start of valid UTF-8
+  };
+  const std::vector<Text> texts = {
+      {"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF", std::string::npos},
+      {"twelve bytes\xC3", std::string::npos},  // valid so far, only incomplete
+      {"ab\xE0\x80\x80", 3},                    // overlong: E0 needs A0..BF next
+      {"ab\xED\xA0\x80", 3},                    // surrogate
+      {"\xF4\x90\x80\x80", 1},                  // above U+10FFFF
+      {"ok\xE2\x82\xAC\x82 more", 5},           // a lone continuation byte
+      {"\xF5", 0},
+      {"\xE2\x28\xA1", 1},
+  };
+  for (const Text& t : texts) {
+    const std::size_t n = t.bytes.size();
+    const std::size_t bad = std::min(t.first_bad, n);
+    for (std::size_t a = 0; a <= n; ++a) {
+      for (std::size_t b = a; b <= n; ++b) {
+        Utf8Validator v;
+        const std::string_view all = t.bytes;
+        const bool first = v.Feed(all.substr(0, a));
+        const bool second = v.Feed(all.substr(a, b - a));
+        const bool third = v.Feed(all.substr(b));
+        EXPECT_EQ(first, a <= bad) << t.bytes << " cut at " << a;
+        EXPECT_EQ(second, b <= bad) << t.bytes << " cut at " << a << "," << b;
+        EXPECT_EQ(third, bad == n) << t.bytes;
+        EXPECT_EQ(third && v.Complete(), IsValidUtf8(t.bytes)) << t.bytes;
+      }
+    }
   }
 }
 

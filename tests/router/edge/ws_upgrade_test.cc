@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "router/edge/ws_phase.h"
 
@@ -22,7 +24,8 @@ UpgradeRequest Valid() {
           .upgrade = "websocket",
           .version = "13",
           .key = kKey,
-          .subprotocols = "vrouter.v1"};
+          .subprotocols = "vrouter.v1",
+          .origin = ""};
 }
 
 UpgradeRefusal RefusalOf(const UpgradeRequest& r) {
@@ -51,12 +54,131 @@ TEST(WsUpgradeTest, AcceptsAClientAndAVideoServer) {
 
 TEST(WsUpgradeTest, NoOfferIsAcceptedWithoutEchoingASubprotocol) {
   UpgradeRequest r = Valid();
-  r.subprotocols = "";
+  r.subprotocols = std::nullopt;
   const auto check = CheckUpgrade(r);
   ASSERT_TRUE(std::holds_alternative<UpgradeAccepted>(check));
   EXPECT_TRUE(std::get<UpgradeAccepted>(check).subprotocol.empty());
   EXPECT_EQ(EncodeAccepted(std::get<UpgradeAccepted>(check)).find("Sec-WebSocket-Protocol"),
             std::string::npos);
+}
+
+// PROTOCOL.md 2.2: a Sec-WebSocket-Protocol header that does not list vrouter.v1 gets 400, and an
+// empty one lists nothing (RFC 6455 4.1: the header, when sent, names at least one protocol;
+// browsers never send it empty). Only an absent header means "no subprotocol".
+TEST(WsUpgradeTest, AnEmptyOfferListsNoProtocol) {
+  for (std::string_view blank : {"", " ", "\t", " , "}) {
+    UpgradeRequest r = Valid();
+    r.subprotocols = blank;
+    EXPECT_EQ(RefusalOf(r), UpgradeRefusal::kNoClientSubprotocol) << "'" << blank << "'";
+    r.target = "/v1/video-server";
+    EXPECT_EQ(RefusalOf(r), UpgradeRefusal::kNoVideoSubprotocol) << "'" << blank << "'";
+  }
+  UpgradeRequest r = Valid();
+  r.subprotocols = "vrouter.v1,";  // an empty list element is allowed (RFC 7230 7)
+  EXPECT_TRUE(std::holds_alternative<UpgradeAccepted>(CheckUpgrade(r)));
+}
+
+// One upgrade and the replica's state around it, each of which a defect below can break.
+struct Attempt {
+  UpgradeRequest request = Valid();
+  std::vector<std::string> allowed = {"https://app.example"};
+  bool full_or_draining = false;
+  bool address_has_room = true;
+  int slots_taken = 0;
+
+  UpgradeCheck Check() {
+    const UpgradeAdmission admission{
+        .full_or_draining = full_or_draining,
+        .allowed_origins = allowed,
+        .take_address_slot =
+            [this] {
+              if (!address_has_room) return false;
+              ++slots_taken;
+              return true;
+            },
+    };
+    return CheckUpgrade(request, admission);
+  }
+};
+
+struct Defect {
+  UpgradeRefusal refusal;  // what the defect alone gets (on /v1/client)
+  std::function<void(Attempt&)> apply;
+};
+
+// PROTOCOL.md 2.2's table, row by row, in the order the router decides them.
+const std::vector<Defect>& TableInOrder() {
+  static const std::vector<Defect> table = {
+      {UpgradeRefusal::kUnknownPath, [](Attempt& a) { a.request.target = "/v2/client"; }},
+      {UpgradeRefusal::kNotWebSocket, [](Attempt& a) { a.request.upgrade = "h2c"; }},
+      {UpgradeRefusal::kMissingHost, [](Attempt& a) { a.request.host = ""; }},
+      {UpgradeRefusal::kUnsupportedVersion, [](Attempt& a) { a.request.version = "12"; }},
+      {UpgradeRefusal::kBadKey, [](Attempt& a) { a.request.key = "not-a-key"; }},
+      {UpgradeRefusal::kNoClientSubprotocol, [](Attempt& a) { a.request.subprotocols = "chat"; }},
+      {UpgradeRefusal::kOriginNotAllowed,
+       [](Attempt& a) { a.request.origin = "https://evil.example"; }},
+      {UpgradeRefusal::kFullOrDraining, [](Attempt& a) { a.full_or_draining = true; }},
+      {UpgradeRefusal::kTooManyFromAddress, [](Attempt& a) { a.address_has_room = false; }},
+  };
+  return table;
+}
+
+TEST(WsUpgradeTest, EveryPairOfRefusalsIsAnsweredInTheTablesOrder) {
+  const auto& table = TableInOrder();
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    Attempt alone;
+    table[i].apply(alone);
+    const UpgradeCheck check = alone.Check();
+    ASSERT_TRUE(std::holds_alternative<UpgradeRefusal>(check)) << i;
+    EXPECT_EQ(std::get<UpgradeRefusal>(check), table[i].refusal) << i;
+    EXPECT_EQ(alone.slots_taken, 0) << "a refused upgrade holds no address slot, row " << i;
+    if (i > 0) {
+      EXPECT_LT(table[i - 1].refusal, table[i].refusal) << "UpgradeRefusal is in decision order";
+    }
+    for (std::size_t j = i + 1; j < table.size(); ++j) {
+      for (const bool earlier_first : {true, false}) {
+        Attempt both;
+        (earlier_first ? table[i] : table[j]).apply(both);
+        (earlier_first ? table[j] : table[i]).apply(both);
+        const UpgradeCheck answer = both.Check();
+        ASSERT_TRUE(std::holds_alternative<UpgradeRefusal>(answer)) << i << "," << j;
+        EXPECT_EQ(std::get<UpgradeRefusal>(answer), table[i].refusal)
+            << "rows " << i << " and " << j << ": " << HttpStatus(table[i].refusal)
+            << " must win over " << HttpStatus(table[j].refusal);
+        EXPECT_EQ(both.slots_taken, 0);
+      }
+    }
+  }
+  Attempt fine;
+  EXPECT_TRUE(std::holds_alternative<UpgradeAccepted>(fine.Check()));
+  EXPECT_EQ(fine.slots_taken, 1);
+}
+
+// The same order on /v1/video-server: a video server is anyone until it registers, so Origin and
+// the per-address limit apply there too; only the subprotocol it must offer differs.
+TEST(WsUpgradeTest, VideoServersGetTheSameOrder) {
+  const auto& table = TableInOrder();
+  const auto on_video = [](UpgradeRefusal r) {
+    return r == UpgradeRefusal::kNoClientSubprotocol ? UpgradeRefusal::kNoVideoSubprotocol : r;
+  };
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    for (std::size_t j = i; j < table.size(); ++j) {
+      Attempt both;
+      both.request.target = "/v1/video-server";
+      both.request.subprotocols = "vrouter.video.v1";
+      table[j].apply(both);
+      table[i].apply(both);
+      const UpgradeCheck answer = both.Check();
+      ASSERT_TRUE(std::holds_alternative<UpgradeRefusal>(answer)) << i << "," << j;
+      EXPECT_EQ(std::get<UpgradeRefusal>(answer), on_video(table[i].refusal)) << i << "," << j;
+      EXPECT_EQ(both.slots_taken, 0);
+    }
+  }
+  Attempt fine;
+  fine.request.target = "/v1/video-server";
+  fine.request.subprotocols = "vrouter.video.v1";
+  EXPECT_TRUE(std::holds_alternative<UpgradeAccepted>(fine.Check()));
+  EXPECT_EQ(fine.slots_taken, 1);
 }
 
 TEST(WsUpgradeTest, EachRuleRefusesInOrder) {

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "router/base/log.h"
+#include "router/store/fleet_gossip.h"
+#include "tests/support/fake_session.h"
 #include "tests/support/service_harness.h"
 #include "tests/support/video_servers.h"
 
@@ -43,6 +45,18 @@ TEST(FleetControllerTest, RegistrationsRacingOnTwoThreadsBothReachTheDirectory) 
     lost += (snapshot->Find(a) == nullptr) + (snapshot->Find(b) == nullptr);
   }
   EXPECT_EQ(lost, 0) << "registered servers missing from the directory";
+}
+
+// A server that registered with another replica (shared store) has left its connection here
+// stale: that one is closed with 4000 and the reason every 4000 carries (PROTOCOL.md 9.1, 14.6).
+TEST(FleetControllerTest, ARegistrationElsewhereClosesTheConnectionHereAsReplaced) {
+  testing::ServiceHarness h;
+  auto here = std::make_shared<testing::FakeSession>();
+  h.fleet_control.Register(testing::Server("sfu-1"), /*connection=*/1, here);
+  h.fleet_control.OnShared(
+      store::EncodeGossip({"another-replica", store::GossipRegistered{testing::Server("sfu-1")}}));
+  EXPECT_EQ(here->closed_async, proto::close_code::kSessionReplaced);
+  EXPECT_EQ(here->closed_async_reason, "session_replaced");
 }
 
 }  // namespace

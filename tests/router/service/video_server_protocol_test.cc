@@ -119,6 +119,8 @@ TEST_F(VideoServerProtocolTest, NewerConnectionReplacesTheOlderAndReorderedStats
   auto second = Open();
   second.Say(Reg("sfu-1", Cred("sfu-1")));
   EXPECT_EQ(first.io->closed_async, proto::close_code::kSessionReplaced);
+  // PROTOCOL.md 14.6 and 9.1: close 4000's reason is session_replaced, as for clients.
+  EXPECT_EQ(first.io->closed_async_reason, "session_replaced");
   first.protocol->OnClosed();  // the old connection's close must not disconnect the new one
   EXPECT_TRUE(fleet_control.View().servers.at(0).connected);
   second.protocol->OnClosed();
