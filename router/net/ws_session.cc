@@ -22,6 +22,7 @@
 #include <optional>
 #include <random>
 
+#include "proto/codec.h"
 #include "proto/messages.h"
 #include "proto/video_server_messages.h"
 #include "router/base/fifo_queue.h"
@@ -478,6 +479,14 @@ class WsSession final : public service::SessionHandle,
           service_, *this, std::weak_ptr<service::SessionHandle>(self), session_id_,
           service_.RegionOf(client_ip_), client_ip_.ToString());
       service_.sessions.Add(session_id_, self);
+      if (service_.draining.load(std::memory_order_relaxed)) {
+        // Admitted just before the drain began and opened after its goaways went out: told
+        // now, so it reconnects elsewhere instead of waiting for the end of the window.
+        const proto::ServerMessage goaway = proto::GoAway{"shutdown", 0};
+        service_.metrics.messages_sent[goaway.index()]->Increment();
+        Send(std::make_shared<const std::string>(proto::Encode(goaway)));
+        Close(proto::close_code::kGoingAway, "shutdown");
+      }
     } else {
       protocol_ = std::make_unique<service::VideoServerProtocol>(
           service_, *this, std::weak_ptr<service::SessionHandle>(self), session_id_);

@@ -362,20 +362,19 @@ void ClientProtocol::OnLookup(const proto::Lookup& m) {
     return;
   }
   Wait();
-  service_.store.Lookup(
-      m.users,
-      OnSessionThread<store::StoreResult<store::Assignments>>(
-          [this, id = m.id, users = m.users,
-           start](store::StoreResult<store::Assignments> r) mutable {
-            if (auto* error = std::get_if<store::StoreError>(&r)) {
-              StoreFailed(id, *error);
-              return Done();
-            }
-            Send(proto::LookupResult{id, Locate(users, std::get<0>(r))});
-            service_.metrics.lookup_seconds->Observe(
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-            Done();
-          }));
+  LookUp(m.users,
+         OnSessionThread<store::StoreResult<store::Assignments>>(
+             [this, id = m.id, users = m.users,
+              start](store::StoreResult<store::Assignments> r) mutable {
+               if (auto* error = std::get_if<store::StoreError>(&r)) {
+                 StoreFailed(id, *error);
+                 return Done();
+               }
+               Send(proto::LookupResult{id, Locate(users, std::get<0>(r))});
+               service_.metrics.lookup_seconds->Observe(
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+               Done();
+             }));
 }
 
 void ClientProtocol::OnWatch(const proto::Watch& m) {
@@ -415,8 +414,14 @@ void ClientProtocol::OnWatch(const proto::Watch& m) {
       });
   service_.store.WatchUsers(
       fresh, [this, keep = self_.lock(), users = m.users, answer = std::move(answer)]() mutable {
-        service_.store.Lookup(std::move(users), std::move(answer));
+        LookUp(std::move(users), std::move(answer));
       });
+}
+
+void ClientProtocol::LookUp(std::vector<std::string> users, store::LookupDone done) const {
+  if (service_.lookups_across_spaces)
+    return service_.store.Lookup(std::move(users), std::move(done));
+  service_.store.LookupInSpace(std::move(users), space_, std::move(done));
 }
 
 void ClientProtocol::OnUnwatch(const proto::Unwatch& m) {

@@ -79,6 +79,9 @@ class ClientProtocol final : public SessionProtocol {
              std::uint64_t min_epoch);
   void Placed(const Placement& p, const assign::Assignment& a);
 
+  // The store's lookup as this client may see it: its own space, unless the replica lets lookups
+  // cross spaces.
+  void LookUp(std::vector<std::string> users, store::LookupDone done) const;
   std::vector<proto::UserLocation> Locate(std::span<const std::string> users,
                                           const store::Assignments& found) const;
 

@@ -178,10 +178,17 @@ class RedisStore::Impl {
     return load_;
   }
 
-  void Lookup(std::vector<std::string> users, LookupDone done) {
+  // `space` empty: any space (a user not held here is found through its pointer); otherwise only
+  // `space`'s records are read, one HGET per user not held here, whatever the user's state.
+  void Lookup(std::vector<std::string> users, LookupDone done, std::string space = {}) {
     Assignments out;
     std::vector<std::size_t> missing;
     local_.Lookup(users, out, missing);
+    if (!space.empty()) {
+      for (auto& a : out) {
+        if (a && a->space != space) a.reset();
+      }
+    }
     metrics_.lookup_users[0]->Increment(static_cast<double>(users.size() - missing.size()));
     if (missing.empty()) return done(std::move(out));
     if (!client_.up() || stopped_) return done(StoreError::kUnavailable);
@@ -190,15 +197,44 @@ class RedisStore::Impl {
     wanted.reserve(missing.size());
     for (std::size_t i : missing) wanted.push_back(users[i]);
     Run([this, wanted = std::move(wanted), missing = std::move(missing), out = std::move(out),
-         done = std::move(done)]() mutable {
-      ReadRemote(std::move(wanted), [missing = std::move(missing), out = std::move(out),
-                                     done = std::move(done)](StoreResult<Assignments> r) mutable {
+         done = std::move(done), space = std::move(space)]() mutable {
+      auto merge = [missing = std::move(missing), out = std::move(out),
+                    done = std::move(done)](StoreResult<Assignments> r) mutable {
         if (auto* err = std::get_if<StoreError>(&r)) return done(*err);
         auto& found = std::get<Assignments>(r);
         for (std::size_t k = 0; k < missing.size(); ++k) out[missing[k]] = std::move(found[k]);
         done(std::move(out));
-      });
+      };
+      if (space.empty()) return ReadRemote(std::move(wanted), std::move(merge));
+      ReadInSpace(space, std::move(wanted), std::move(merge));
     });
+  }
+
+  // The records of `users` in `space` (nullopt where there is none): one HGET each.
+  void ReadInSpace(const std::string& space, std::vector<std::string> users, LookupDone done) {
+    struct Read {
+      Assignments found;
+      std::size_t left = 0;
+      std::optional<StoreError> error;
+      LookupDone done;
+    };
+    auto read = std::make_shared<Read>();
+    read->found.resize(users.size());
+    read->left = users.size();
+    read->done = std::move(done);
+    if (read->left == 0) return read->done(Assignments{});
+    for (std::size_t i = 0; i < users.size(); ++i) {
+      ReadRecord(space, users[i], [read, i](StoreResult<std::optional<assign::Assignment>> r) {
+        if (auto* e = std::get_if<StoreError>(&r)) {
+          read->error = *e;
+        } else {
+          read->found[i] = std::move(std::get<0>(r));
+        }
+        if (--read->left > 0) return;
+        if (read->error) return read->done(*read->error);
+        read->done(std::move(read->found));
+      });
+    }
   }
 
   // ---------------------------------------------------------------- store thread
@@ -1403,6 +1439,10 @@ std::optional<assign::Assignment> RedisStore::GetLocal(std::string_view user) co
 }
 void RedisStore::Lookup(std::vector<std::string> users, LookupDone done) const {
   impl_->Lookup(std::move(users), std::move(done));
+}
+void RedisStore::LookupInSpace(std::vector<std::string> users, std::string space,
+                               LookupDone done) const {
+  impl_->Lookup(std::move(users), std::move(done), std::move(space));
 }
 void RedisStore::Put(assign::Assignment desired, std::uint64_t expected_epoch,
                      std::uint64_t min_epoch, PutDone done) {

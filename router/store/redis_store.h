@@ -69,6 +69,8 @@ class RedisStore final : public AssignmentStore {
   void SetChangeListener(ChangeListener listener) override;
   std::optional<assign::Assignment> GetLocal(std::string_view user) const override;
   void Lookup(std::vector<std::string> users, LookupDone done) const override;
+  void LookupInSpace(std::vector<std::string> users, std::string space,
+                     LookupDone done) const override;
   void Put(assign::Assignment desired, std::uint64_t expected_epoch, std::uint64_t min_epoch,
            PutDone done) override;
   void Attach(std::string_view user, std::string_view space, std::uint64_t session,

@@ -76,6 +76,21 @@ class AssignmentStore {
   // The assignments of `users` (nullopt: not connected), from local memory where held and from
   // the shared store otherwise.
   virtual void Lookup(std::vector<std::string> users, LookupDone done) const = 0;
+  // The same, seen from `space`: users assigned in another space are nullopt, and the answer
+  // takes as long whether they are elsewhere or nowhere (a shared store reads only `space`'s
+  // records, never where else a user is).
+  virtual void LookupInSpace(std::vector<std::string> users, std::string space,
+                             LookupDone done) const {
+    Lookup(std::move(users),
+           [space = std::move(space), done = std::move(done)](StoreResult<Assignments> r) {
+             if (auto* found = std::get_if<Assignments>(&r)) {
+               for (auto& a : *found) {
+                 if (a && a->space != space) a.reset();
+               }
+             }
+             done(std::move(r));
+           });
+  }
 
   // ---- writes (see AssignmentTable for the semantics of each) ----
   virtual void Put(assign::Assignment desired, std::uint64_t expected_epoch,

@@ -111,6 +111,15 @@ StoreResult<Assignments> LookupR(const AssignmentStore& s, std::vector<std::stri
       "Lookup");
 }
 
+StoreResult<Assignments> LookupInSpaceR(const AssignmentStore& s, std::vector<std::string> users,
+                                        std::string space) {
+  return Completed(
+      Await<StoreResult<Assignments>>([&](std::function<void(StoreResult<Assignments>)> done) {
+        s.LookupInSpace(std::move(users), std::move(space), std::move(done));
+      }),
+      "LookupInSpace");
+}
+
 // The value of a result that must have succeeded (a test failure and T{} otherwise).
 template <typename T>
 T Ok(StoreResult<T> r, const char* what = "store call") {
@@ -586,6 +595,22 @@ TYPED_TEST(StoreContractTest, ListenerHearsAWatchedUsersAssignmentsAndRemoval) {
     // Only watched users reach the listener (ursula's change was published before wendy's
     // removal, on the same connection, so it would have arrived by now).
     EXPECT_TRUE(this->h_.changes.Of("ursula").empty());
+  }
+}
+
+// Lookups seen from a space (issue 16): a user elsewhere is answered like nobody, and the peer
+// (which holds neither space) reads only the asked space's records.
+TYPED_TEST(StoreContractTest, LookupInSpaceSeesOnlyThatSpace) {
+  this->Write("alice", "room-a", "vs-1", 11);
+  for (AssignmentStore* s : {&this->store(), &this->peer()}) {
+    const auto other = Ok(LookupInSpaceR(*s, {"alice", "nobody"}, "room-b"), "LookupInSpace");
+    ASSERT_EQ(other.size(), 2u);
+    EXPECT_FALSE(other[0].has_value()) << "a user of another space was found";
+    EXPECT_FALSE(other[1].has_value());
+    const auto own = Ok(LookupInSpaceR(*s, {"alice"}, "room-a"), "LookupInSpace");
+    ASSERT_EQ(own.size(), 1u);
+    ASSERT_TRUE(own[0].has_value()) << "a user of the space was not found";
+    EXPECT_EQ(own[0]->server, "vs-1");
   }
 }
 
