@@ -214,7 +214,7 @@ def summary(report, report_path):
     lines = [f"vrouter bench: {report.get('scenario')}  {'OK' if report.get('ok') else 'FAILED'}",
              f"  {cfg.get('users')} users, {cfg.get('replicas')} replica(s) ({cfg.get('store')} "
              f"store), {cfg.get('load_procs')} load process(es), {cfg.get('transport')}, "
-             f"commit {report.get('git_commit')}"]
+             f"commit {report.get('git_commit')}, fleet admission {cfg.get('admission')}"]
     if report.get("error"):
         lines.append(f"  error: {report['error']}")
     gen = report.get("generator") or {}
@@ -225,6 +225,12 @@ def summary(report, report_path):
                      f", opened {conns.get('opened_total')} at {conns.get('connect_rate_per_s')}/s"
                      f", failures {conns.get('failures_total')}"
                      f", unexpected closes {conns.get('unexpected_closes')}")
+    wait = gen.get("join_wait_us") or {}
+    if wait.get("count"):
+        lines.append(f"  joins: {wait.get('count')} users assigned, {gen.get('join_retries', 0)} "
+                     f"refusals retried, last first assignment "
+                     f"{gen.get('last_first_join_after_s')} s after the start; " +
+                     latency_line("wait", wait))
     for transport, lat in (gen.get("handshake_us") or {}).items():
         if isinstance(lat, dict) and lat.get("count"):
             lines.append("  " + latency_line(f"handshake {transport}", lat))

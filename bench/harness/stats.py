@@ -265,6 +265,14 @@ def merge_load_reports(reports, transport=None):
                                   "all")
         handshake = {label: handshake}
     out["handshake_us"] = handshake
+    # Joins: how long users waited for their first assignment, refusals retried included (the
+    # generator retries like the JS client), and when the last user got one.
+    out["join_wait_us"] = _merge_latency(r.get("join_wait_us") for r in reports)
+    out["join_retries"] = sum(number(r.get("join_retries")) for r in reports)
+    last_join = max_of(stamp(r.get("last_first_join_unix_ms")) for r in reports)
+    started = out["started_unix_ms"]
+    out["last_first_join_after_s"] = (round((last_join - started) / 1000, 2)
+                                      if last_join and started else None)
     out["cycles"] = merge_cycles(reports)
 
     elapsed = out["elapsed_s"] or 0

@@ -60,6 +60,15 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kBackoffBase{100};
 constexpr milliseconds kBackoffCap{5000};
+// A join refused for now (no_video_server, unavailable, rate_limited) is asked again on the same
+// connection after a full-jitter delay, as the JS client does (its DEFAULT_BACKOFF: 250 ms doubling
+// to 10 s): the router's admission pacing spreads a surge over time instead of failing it.
+constexpr milliseconds kJoinRetryBase{250};
+constexpr milliseconds kJoinRetryCap{10000};
+
+bool RetryableJoinRefusal(std::string_view code) {
+  return code == "no_video_server" || code == "unavailable" || code == "rate_limited";
+}
 constexpr milliseconds kRequestTimeout{10000};
 constexpr milliseconds kNoMediaReportAfter{3000};
 constexpr milliseconds kNoMediaReportEvery{5000};
@@ -121,8 +130,11 @@ struct Stats {
   std::map<std::string, std::uint64_t> failures;  // by kind
   std::map<int, std::uint64_t> closed;            // by close code, closes we did not ask for
   std::uint64_t unexpected_closes = 0;
-  LatencyHistogram connect_us;    // connect start -> WebSocket open
-  LatencyHistogram handshake_us;  // TCP connected -> WebSocket open (TLS + upgrade)
+  LatencyHistogram connect_us;     // connect start -> WebSocket open
+  LatencyHistogram handshake_us;   // TCP connected -> WebSocket open (TLS + upgrade)
+  LatencyHistogram join_wait_us;   // first `join` of a user -> its `assigned` (retries included)
+  std::uint64_t join_retries = 0;  // joins asked again after a retryable refusal
+  std::int64_t last_first_join_unix_ms = 0;  // when the last user got its first assignment
   std::int64_t first_open_unix_ms = 0;
   std::int64_t last_open_unix_ms = 0;
   std::uint64_t held = 0;
@@ -163,7 +175,7 @@ class User final : public ConnListener {
   void OnClosed(boost::system::error_code ec, std::uint16_t code, std::string reason) override;
 
  private:
-  enum class Phase { kIdle, kConnecting, kHello, kJoining, kReady, kRetrying, kParked };
+  enum class Phase { kIdle, kConnecting, kHello, kJoining, kJoinWait, kReady, kRetrying, kParked };
   struct Pending {
     std::uint64_t id;
     Req type;
@@ -173,6 +185,8 @@ class User final : public ConnListener {
   std::uint64_t Send(Req type, std::string_view fields, Clock::time_point now);
   void SendUsers(Req type, const std::vector<std::uint64_t>& users, Clock::time_point now);
   void Joined(const json::object& m, Req request);
+  // `join` (or `resume` of the assignment it had), now.
+  void SendJoin(Clock::time_point now);
   void Lost();  // the open connection is gone: counters
   void Retry();
   void Answered(const Pending& p, Clock::time_point now);
@@ -195,6 +209,9 @@ class User final : public ConnListener {
   std::vector<Pending> pending_;
   std::uint64_t next_id_ = 1;
   int attempt_ = 0;
+  int join_attempt_ = 0;                              // joins refused in a row on this connection
+  std::optional<Clock::time_point> first_join_sent_;  // the user's very first `join`
+  bool first_join_done_ = false;
   std::uint64_t gen_ = 0;  // bumped by Connect and Park: older scheduled retries are void
   std::optional<Clock::time_point> no_media_since_;
   Clock::time_point last_report_{};
@@ -321,7 +338,8 @@ void User::Connect(bool elsewhere) {
 }
 
 void User::Park(std::function<void()> closed) {
-  const bool open = phase_ == Phase::kHello || phase_ == Phase::kJoining || phase_ == Phase::kReady;
+  const bool open = phase_ == Phase::kHello || phase_ == Phase::kJoining ||
+                    phase_ == Phase::kJoinWait || phase_ == Phase::kReady;
   if (open) Lost();
   phase_ = Phase::kParked;
   ++gen_;
@@ -340,8 +358,9 @@ void User::Park(std::function<void()> closed) {
 void User::Due(std::uint64_t gen) {
   if (gen != gen_) return;
   if (phase_ == Phase::kRetrying) return Connect(true);
-  if (goaway_ &&
-      (phase_ == Phase::kHello || phase_ == Phase::kJoining || phase_ == Phase::kReady)) {
+  if (phase_ == Phase::kJoinWait) return SendJoin(Clock::now());
+  if (goaway_ && (phase_ == Phase::kHello || phase_ == Phase::kJoining ||
+                  phase_ == Phase::kJoinWait || phase_ == Phase::kReady)) {
     // The replica is shutting down: move now, and resume elsewhere.
     Lost();
     conn_->Close(1000, [] {});
@@ -501,6 +520,19 @@ void User::OnOpen(const OpenResult& result) {
   Send(Req::kHello, "\"token\":\"" + token + "\"", now);
 }
 
+void User::SendJoin(Clock::time_point now) {
+  phase_ = Phase::kJoining;
+  if (has_assignment_) {
+    Send(Req::kResume,
+         "\"server\":" + json::serialize(json::string(server_)) +
+             ",\"epoch\":" + std::to_string(epoch_),
+         now);
+  } else {
+    if (!first_join_sent_) first_join_sent_ = now;
+    Send(Req::kJoin, "", now);
+  }
+}
+
 void User::SetServer(std::string server, std::uint64_t epoch) {
   if (server != server_) no_media_since_.reset();
   server_ = std::move(server);
@@ -531,6 +563,12 @@ void User::Joined(const json::object& m, Req request) {
   phase_ = Phase::kReady;
   ++g_.stats.joined;
   attempt_ = 0;
+  join_attempt_ = 0;
+  if (first_join_sent_ && !first_join_done_) {
+    first_join_done_ = true;
+    g_.stats.join_wait_us.Record(Micros(now - *first_join_sent_));
+    g_.stats.last_first_join_unix_ms = std::max(g_.stats.last_first_join_unix_ms, UnixMs());
+  }
   if (g_.closed_loop()) {
     for (std::uint32_t i = 0; i < g_.options.inflight; ++i) SendLookup(now);
   }
@@ -579,6 +617,14 @@ void User::HandleMessage(const json::object& m, Clock::time_point now) {
       const std::string code =
           code_v != nullptr && code_v->is_string() ? std::string(code_v->as_string()) : "?";
       ++g_.stats.of(p.type).errors[code];
+      if ((p.type == Req::kJoin || p.type == Req::kResume) && RetryableJoinRefusal(code)) {
+        // Refused for now: ask again later on this connection, as a client does.
+        ++g_.stats.join_retries;
+        phase_ = Phase::kJoinWait;
+        g_.RetryLater(
+            this, FullJitterBackoff(join_attempt_++, g_.Uniform(), kJoinRetryBase, kJoinRetryCap));
+        return;
+      }
       const bool expected = g_.options.expect_drops && (code == "unavailable");
       if (!expected) g_.stats.Unexpected("error:" + code);
       if (p.type == Req::kJoin || p.type == Req::kResume) {
@@ -592,16 +638,7 @@ void User::HandleMessage(const json::object& m, Clock::time_point now) {
     Answered(p, now);
     switch (p.type) {
       case Req::kHello:
-        phase_ = Phase::kJoining;
-        if (has_assignment_) {
-          Send(Req::kResume,
-               "\"server\":" + json::serialize(json::string(server_)) +
-                   ",\"epoch\":" + std::to_string(epoch_),
-               now);
-        } else {
-          Send(Req::kJoin, "", now);
-        }
-        return;
+        return SendJoin(now);
       case Req::kJoin:
       case Req::kResume:
         return Joined(m, p.type);
@@ -904,6 +941,9 @@ json::value Generator::Report() const {
                                    {"unexpected_closes", stats.unexpected_closes}}},
       {"connect_us", stats.connect_us.ToJson()},
       {"handshake_us", stats.handshake_us.ToJson()},
+      {"join_wait_us", stats.join_wait_us.ToJson()},
+      {"join_retries", stats.join_retries},
+      {"last_first_join_unix_ms", stats.last_first_join_unix_ms},
       {"first_open_unix_ms", stats.first_open_unix_ms},
       {"last_open_unix_ms", stats.last_open_unix_ms},
       {"cycles", std::move(cycles)},
