@@ -40,7 +40,7 @@ SCENARIOS = {
                "doc": "router RSS per idle joined connection, ws then wss"},
     "rps": {"users": 1000, "mode": "lookup", "ramp": 0, "rate": 0, "inflight": 1,
             "transport": "ws", "runs": 3, "run_seconds": 10, "min_load_procs": 2,
-            "doc": "closed-loop lookups, router vs echo_baseline, alternating"},
+            "doc": "closed-loop lookups, router vs echo_baseline vs floor_echo, in turns"},
     "latency": {"users": 10000, "duration": 60, "mode": "lookup", "ramp": 1000, "rate": 50000,
                 "min_load_procs": 2, "threads": 2,
                 "doc": "lookup latency at 50,000 lookups/s, paced once all are connected"},
@@ -48,7 +48,7 @@ SCENARIOS = {
               "min_load_procs": 2, "doc": "10,000 wss connections at once"},
     "smoke": {"users": 300, "duration": 15, "mode": "people", "ramp": 100, "servers": 2,
               "rate_per_user": 1.0, "runs": 1, "run_seconds": 2, "rps_users": 100,
-              "doc": "CI: small people run over wss + a tiny router-vs-echo rps"},
+              "doc": "CI: small people run over wss + a tiny router/echo/floor rps"},
 }
 
 # The router's fleet admission (slow start of new servers: weight 0.1 rising over 30 s, and at
@@ -83,6 +83,8 @@ SETUP_MARGIN_S = 60
 TEARDOWN_MARGIN_S = 30
 # How long a generator may overrun its --duration before it is stopped.
 LOAD_GRACE_S = 30
+# Servers of the rps comparison, each loaded in turn once per round.
+RPS_TARGETS = 3
 
 
 class PlanError(ValueError):
@@ -287,11 +289,12 @@ def deadline(plan):
     if scenario == "memory":
         per_phase = SETUP_MARGIN_S + plan["load_duration"] + LOAD_GRACE_S
         return 2 * per_phase + TEARDOWN_MARGIN_S
+    # rps and smoke: RPS_TARGETS runs per round (router, echo_baseline, floor_echo)
     if scenario == "rps":
         per_run = plan["load_duration"] + plan["users"] / 1000 + LOAD_GRACE_S
-        return margin + 2 * plan["runs"] * per_run
+        return margin + RPS_TARGETS * plan["runs"] * per_run
     if scenario == "smoke":
-        rps = 2 * plan["runs"] * (plan["run_seconds"] + 2 + LOAD_GRACE_S)
+        rps = RPS_TARGETS * plan["runs"] * (plan["run_seconds"] + 2 + LOAD_GRACE_S)
         return margin + plan["load_duration"] + LOAD_GRACE_S + rps
     return margin + plan["load_duration"] + LOAD_GRACE_S
 

@@ -101,6 +101,18 @@ def proc_sample(pid):
     return {"rss_kb": rss_kb, "fds": fds, "cpu_s": round(cpu_s, 3)}
 
 
+def proc_cpu(pid):
+    """(user s, system s) a process has used, from /proc/PID/stat; None if it is gone. A zombie
+    (exited, not yet reaped) still shows its final figures: a generator exits right after its
+    last timeline line, and that is how the CPU it used up to then is read."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 # --- one child ----------------------------------------------------------------------------------
 
 class Proc:
@@ -277,6 +289,47 @@ class Sampler(threading.Thread):
 
     def stop(self):
         self.stopping.set()
+
+
+class CpuWatch(threading.Thread):
+    """Samples the user and system CPU time of some processes every `interval` seconds (0.1 s:
+    a closed-loop window's ends are read between two samples 100 ms apart; /proc counts 10 ms
+    ticks).
+    samples[name] is [{"t": unix ms, "user_s", "sys_s"}, ...]; stop() takes a last sample."""
+
+    def __init__(self, procs, interval=0.1):
+        super().__init__(daemon=True)
+        self.procs = dict(procs)
+        self.interval = interval
+        self.samples = {name: [] for name in self.procs}
+        self.stopping = threading.Event()
+        self.sample()
+
+    def sample(self):
+        for name, proc in self.procs.items():
+            samples = self.samples[name]
+            if proc.returncode is None:
+                # only while not reaped (after that the pid may be another process's)
+                cpu = proc_cpu(proc.pid)
+                if cpu is not None:
+                    samples.append({"t": now_ms(), "user_s": cpu[0], "sys_s": cpu[1]})
+            elif proc.rusage is not None and not (samples and samples[-1].get("final")):
+                # Reaped (by Proc.poll, within 0.2 s of its exit) before a sample saw it exit:
+                # its final figures, at the time it was reaped.
+                samples.append({"t": int((proc.ended or time.time()) * 1000), "final": True,
+                                "user_s": proc.rusage.ru_utime, "sys_s": proc.rusage.ru_stime})
+
+    def run(self):
+        while not self.stopping.wait(self.interval):
+            try:
+                self.sample()
+            except Exception:  # a sampler must never take the run down
+                pass
+
+    def stop(self):
+        self.stopping.set()
+        self.join(2)
+        self.sample()
 
 
 class ServerPoller(threading.Thread):
@@ -524,6 +577,20 @@ class Run:
                                    lambda e: e.get("event") == "listening" and e.get("ws"),
                                    10, "echo_baseline")
         self.sampler.watch(proc)
+        return proc, listening["ws"]
+
+    def start_floor(self, name="floor"):
+        """floor_echo (one thread) on a free port; returns (proc, ws URL). Role "echo": --pin
+        echo=CPUS pins both echo servers."""
+        proc = self.spawn(name, [self.bins["floor"], "--listen", "127.0.0.1:0", "--threads", "1"],
+                          role="echo")
+        listening = wait_json_line(proc, proc.out_path,
+                                   lambda e: e.get("event") == "listening" and e.get("ws"),
+                                   10, "floor_echo")
+        self.sampler.watch(proc)
+        if self.plan["threads"] > 1:
+            self.notes.append(f"floor_echo runs one thread, the router and echo_baseline "
+                              f"{self.plan['threads']}: compare CPU per round trip, not rates")
         return proc, listening["ws"]
 
     def start_load(self, name, argv):

@@ -263,6 +263,31 @@ def summary(report, report_path):
     return "\n".join(lines)
 
 
+def rps_lines(r):
+    """The rps comparison: the router/echo line as it always was, then the floor's line and CPU
+    per round trip (user + system, microseconds; medians over the runs)."""
+    runs = r.get("runs") or []
+    pair = ", ".join(f"{x['target']} {x['round_trips_per_s']}" for x in runs
+                     if x["target"] in ("router", "echo"))
+    lines = [f"rps: {pair}; median router {r.get('median_router')}, echo "
+             f"{r.get('median_echo')}, ratio {r.get('ratio_router_over_echo')}"]
+    if any(x["target"] == "floor" for x in runs):
+        floor = ", ".join(str(x["round_trips_per_s"]) for x in runs if x["target"] == "floor")
+        lines.append(f"floor: {floor}; median {r.get('median_floor')}; round trips/s router/floor "
+                     f"{r.get('ratio_router_over_floor')}, echo/floor "
+                     f"{r.get('ratio_echo_over_floor')}")
+    cpu = r.get("cpu_us_per_round_trip") or {}
+    if cpu:
+        parts = [f"{kind} {c.get('user')} + {c.get('sys')} = {c.get('total')}"
+                 for kind, c in cpu.items()]
+        line = "cpu us per round trip (user + sys = total): " + ", ".join(parts)
+        if "cpu_ratio_router_over_floor" in r:
+            line += (f"; router/floor {r.get('cpu_ratio_router_over_floor')}, echo/floor "
+                     f"{r.get('cpu_ratio_echo_over_floor')}")
+        lines.append(line)
+    return lines
+
+
 def section_lines(scenario, s):
     """The scenario's own figures, one line each."""
     if not s:
@@ -289,10 +314,7 @@ def section_lines(scenario, s):
                 f"({v.get('kib_per_connection')} KiB) over {v.get('connections')} "
                 f"connections" for k, v in s.items() if isinstance(v, dict)]
     if scenario in ("rps", "smoke"):
-        r = s.get("rps", s)
-        runs = ", ".join(f"{x['target']} {x['round_trips_per_s']}" for x in r.get("runs") or [])
-        return [f"rps: {runs}; median router {r.get('median_router')}, echo "
-                f"{r.get('median_echo')}, ratio {r.get('ratio_router_over_echo')}"]
+        return rps_lines(s.get("rps", s))
     if scenario == "latency":
         a = s.get("after_ramp") or {}
         return [f"achieved {s.get('achieved_lookups_per_s')} lookups/s of "

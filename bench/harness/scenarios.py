@@ -9,7 +9,7 @@ Every scenario function takes the Run (procs.Run: children, samplers, credential
      "targets": [target, ...],    # {"name", "value", "limit", "ok"}: the documented goals
      "checks": [target, ...]}     # sanity of the run itself (everyone joined, ...)
 
-A phase is a dict: name, target ("router" or "echo"), transport, mode, users, t0_unix_ms,
+A phase is a dict: name, target ("router", "echo" or "floor"), transport, mode, users, t0_unix_ms,
 duration, timelines and reports (paths, one per generator process), procs (procs.Proc),
 stopped_by_harness.
 """
@@ -20,7 +20,7 @@ import time
 
 from . import plan as planlib
 from . import stats
-from .procs import ServerPoller, StartupError, http_json, now_ms, proc_sample
+from .procs import CpuWatch, ServerPoller, StartupError, http_json, now_ms, proc_sample
 
 STEP_MS = 1000
 # vrouter_load starts at once (ramp, surge and --duration count from its own start); --t0-unix-ms
@@ -385,37 +385,106 @@ def closed_loop_rps(phase):
     return (round(answered / elapsed, 1) if elapsed else None), "report"
 
 
-def rps_runs(run, plan, router_url, echo_url, users, runs, seconds, prefix="rps"):
-    """Alternate router and echo closed-loop runs; returns (phases, section)."""
+def ratio(a, b):
+    """a / b rounded to 3 places, None unless both are positive numbers."""
+    return round(a / b, 3) if a and b and a > 0 and b > 0 else None
+
+
+RPS_KINDS = ("router", "echo", "floor")
+
+
+def rps_runs(run, plan, targets, users, runs, seconds, prefix="rps"):
+    """Closed-loop runs against each target in turn (router, echo, floor, router, ...); returns
+    (phases, section).
+
+    targets: [(kind, url, mode, server proc), ...]. Per run: round trips per second (timelines)
+    and the server's user and system CPU per round trip over the window where every connection
+    was open (/proc/PID/stat sampled every 100 ms, stats.cpu_per_round_trip), with the load
+    processes' CPU per round trip beside it. The section keeps the medians and ratio of
+    router and echo it always had, and adds the floor's and the CPU figures.
+    """
     phases, table = [], []
     for i in range(runs):
-        for kind, url, mode in (("router", router_url, "lookup"), ("echo", echo_url, "echo")):
+        for kind, url, mode, server in targets:
             name = f"{prefix}-{kind}-{i + 1}"
             phase = start_phase(run, plan, name, [url], users, mode, "ws", seconds + 2, ramp=0,
                                 rate=0, inflight=1, target_kind=kind)
-            finish_phase(run, phase)
+            watch = CpuWatch({"server": server} |
+                             {p.name: p for p in phase["procs"]})
+            watch.start()
+            try:
+                finish_phase(run, phase)
+            finally:
+                watch.stop()
             rps, source = closed_loop_rps(phase)
+            cpu = stats.cpu_per_round_trip(
+                phase_timelines(phase), watch.samples["server"],
+                [watch.samples[p.name] for p in phase["procs"]])
             phases.append(phase)
             table.append({"run": i + 1, "target": kind, "round_trips_per_s": rps,
-                          "source": source})
+                          "source": source, "cpu_per_round_trip": cpu})
+    kinds = [t[0] for t in targets]
     med = {kind: stats.median([r["round_trips_per_s"] for r in table
                                if r["target"] == kind and r["round_trips_per_s"] is not None])
-           for kind in ("router", "echo")}
-    ratio = round(med["router"] / med["echo"], 3) if med["router"] and med["echo"] else None
+           for kind in kinds}
+
+    def cpu_median(kind, key):
+        values = [r["cpu_per_round_trip"][key] for r in table if r["target"] == kind
+                  and r["cpu_per_round_trip"] and r["cpu_per_round_trip"][key] is not None]
+        m = stats.median(values)
+        return None if m is None else round(m, 3)
+
+    cpu = {kind: {key: cpu_median(kind, key + "_us") for key in ("user", "sys", "total", "load")}
+           for kind in kinds}
     section = {"connections": users, "seconds_per_run": seconds, "runs": table,
-               "median_router": med["router"], "median_echo": med["echo"],
-               "ratio_router_over_echo": ratio}
+               "median_router": med.get("router"), "median_echo": med.get("echo"),
+               "ratio_router_over_echo": ratio(med.get("router"), med.get("echo")),
+               "cpu_us_per_round_trip": cpu,
+               "cpu_ratio_router_over_echo": ratio(cpu.get("router", {}).get("total"),
+                                                   cpu.get("echo", {}).get("total"))}
+    if "floor" in kinds:
+        floor_cpu = cpu["floor"]["total"]
+        per_run = {}
+        for kind in ("router", "echo"):
+            # the same round i: the runs closest in time, so the least touched by other load
+            pairs = [(r, f) for r in table for f in table if r["target"] == kind
+                     and f["target"] == "floor" and r["run"] == f["run"]]
+            per_run[kind] = [ratio((r["cpu_per_round_trip"] or {}).get("total_us"),
+                                   (f["cpu_per_round_trip"] or {}).get("total_us"))
+                             for r, f in pairs]
+        section |= {
+            "median_floor": med["floor"],
+            "ratio_router_over_floor": ratio(med["router"], med["floor"]),
+            "ratio_echo_over_floor": ratio(med["echo"], med["floor"]),
+            "cpu_ratio_router_over_floor": ratio(cpu["router"]["total"], floor_cpu),
+            "cpu_ratio_echo_over_floor": ratio(cpu["echo"]["total"], floor_cpu),
+            "cpu_ratio_router_over_floor_per_run": per_run["router"],
+            "cpu_ratio_echo_over_floor_per_run": per_run["echo"],
+        }
     return phases, section
 
 
+def rps_targets(run, routers):
+    """The servers of the rps comparison, started here (echo_baseline, floor_echo), in the order
+    they take turns."""
+    echo, echo_url = run.start_echo()
+    targets = [("router", routers[0].client_url("ws"), "lookup", routers[0].proc),
+               ("echo", echo_url, "echo", echo)]
+    floor, floor_url = run.start_floor()
+    return targets + [("floor", floor_url, "echo", floor)]
+
+
 def run_rps(run, plan):
-    """Closed-loop lookups (inflight 1) over ws: router vs echo_baseline, alternating."""
+    """Closed-loop lookups (inflight 1) over ws: router vs echo_baseline vs floor_echo, taking
+    turns; round trips per second and CPU per round trip."""
     routers, _, _ = start_cluster(run, plan)
-    _, echo_url = run.start_echo()
-    phases, section = rps_runs(run, plan, routers[0].client_url("ws"), echo_url, plan["users"],
+    phases, section = rps_runs(run, plan, rps_targets(run, routers), plan["users"],
                                plan["runs"], plan["run_seconds"])
     checks = [target("router runs measured", section["median_router"], 0, ">="),
-              target("echo runs measured", section["median_echo"], 0, ">=")]
+              target("echo runs measured", section["median_echo"], 0, ">="),
+              target("floor runs measured", section["median_floor"], 0, ">=")]
+    checks += [target(f"{kind}: CPU per round trip measured", section["cpu_us_per_round_trip"]
+                      [kind]["total"], 0, ">=") for kind in RPS_KINDS]
     return result(phases, section, checks=checks, main=phases[0]["name"])
 
 
@@ -482,18 +551,18 @@ def run_storm(run, plan):
 
 
 def run_smoke(run, plan):
-    """CI: small people run over the plan's transport, then one router-vs-echo rps pair."""
+    """CI: small people run over the plan's transport, then one router, echo, floor rps round."""
     routers, _, _ = start_cluster(run, plan)
     phase = finish_phase(run, people_phase(run, plan, routers))
     merged = stats.merge_load_reports(phase_reports(phase), phase["transport"])
-    _, echo_url = run.start_echo()
-    rps_phases, rps = rps_runs(run, plan, routers[0].client_url("ws"), echo_url,
-                               plan["rps_users"], plan["runs"], plan["run_seconds"])
+    rps_phases, rps = rps_runs(run, plan, rps_targets(run, routers), plan["rps_users"],
+                               plan["runs"], plan["run_seconds"])
     checks = [
         target("unexpected errors", merged.get("unexpected_errors_total"), 0, "=="),
         all_joined_check(merged, plan["users"]),
         target("rps: router round trips/s", rps["median_router"], 1, ">="),
         target("rps: echo round trips/s", rps["median_echo"], 1, ">="),
+        target("rps: floor round trips/s", rps["median_floor"], 1, ">="),
     ]
     return result([phase] + rps_phases, {"rps": rps}, checks=checks)
 

@@ -414,6 +414,75 @@ def closed_loop_rate(lines, counter="answered"):
     return (number(last.get(counter)) - number(first.get(counter))) / dt
 
 
+def peak_window(lines):
+    """(first t, last t) of closed_loop_rate's window: the lines from the first one where held
+    reached its maximum to the last one still at that maximum; None when it has no length."""
+    lines = [l for l in lines if number(l.get("t"), None) is not None]
+    if not lines:
+        return None
+    peak = max(number(l.get("held")) for l in lines)
+    at_peak = [l["t"] for l in lines if peak > 0 and number(l.get("held")) >= peak]
+    if len(at_peak) < 2 or at_peak[-1] <= at_peak[0]:
+        return None
+    return at_peak[0], at_peak[-1]
+
+
+def interpolate(points, t):
+    """A cumulative counter [(t, value), ...] (sorted by t) read at t, linearly between the two
+    points around it; None when t is outside the points."""
+    for (t0, v0), (t1, v1) in zip(points, points[1:]):
+        if t0 <= t <= t1:
+            return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    if len(points) == 1 and points[0][0] == t:
+        return points[0][1]
+    return None
+
+
+def cpu_per_round_trip(timelines, server, loads=(), counter="answered"):
+    """CPU time of a server (and of the load processes) per round trip of a closed-loop phase.
+
+    timelines: the generator processes' timeline lines; server: CPU samples of the server
+    process [{"t": unix ms, "user_s", "sys_s"}, ...] (cumulative, from /proc/PID/stat), loads: one
+    such list per load process. The window runs from the latest process's first line at its peak
+    held count to the earliest process's last one (every connection open in every process); the
+    round trips are each process's `counter` read at the window's ends, summed, and the CPU the
+    samples read at the same times. Returns {"window_s", "round_trips", "user_us", "sys_us",
+    "total_us", "server_cpu_percent", "load_us"} (microseconds per round trip), None when no
+    window or no samples cover it.
+    """
+    windows = [peak_window(lines) for lines in timelines]
+    if not windows or any(w is None for w in windows):
+        return None
+    start, end = max(w[0] for w in windows), min(w[1] for w in windows)
+    if end <= start:
+        return None
+    round_trips = 0
+    for lines in timelines:
+        points = [(l["t"], number(l.get(counter))) for l in lines
+                  if number(l.get("t"), None) is not None]
+        a, b = interpolate(points, start), interpolate(points, end)
+        if a is None or b is None:
+            return None
+        round_trips += b - a
+
+    def used(samples, key):
+        points = [(x["t"], x[key]) for x in samples if x.get(key) is not None]
+        a, b = interpolate(points, start), interpolate(points, end)
+        return None if a is None or b is None else b - a
+
+    user, system = used(server, "user_s"), used(server, "sys_s")
+    if user is None or system is None or round_trips <= 0:
+        return None
+    load_s = [used(s, key) for s in loads for key in ("user_s", "sys_s")]
+    window_s = (end - start) / 1000
+    per = 1e6 / round_trips
+    return {"window_s": round(window_s, 3), "round_trips": round(round_trips),
+            "user_us": round(user * per, 3), "sys_us": round(system * per, 3),
+            "total_us": round((user + system) * per, 3),
+            "server_cpu_percent": round(100 * (user + system) / window_s, 1),
+            "load_us": (round(sum(load_s) * per, 3) if load_s and None not in load_s else None)}
+
+
 def recovery(rows, kill_s, target=None):
     """How the connected count came back after a replica was killed at kill_s (seconds from t0).
 

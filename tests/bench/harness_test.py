@@ -316,6 +316,53 @@ class TimelineTest(unittest.TestCase):
         self.assertEqual(stats.closed_loop_rate(lines), 1000.0)
         self.assertIsNone(stats.closed_loop_rate([{"t": 0, "held": 3, "answered": 1}]))
 
+    def test_cpu_per_round_trip(self):
+        # two processes; every connection open from t=1000 (process 0) and t=1500 (process 1)
+        # until t=9000 and t=8500: the window is 1500..8500
+        p0 = [{"t": 0, "held": 5, "answered": 0}, {"t": 1000, "held": 10, "answered": 0}]
+        p0 += [{"t": t, "held": 10, "answered": t} for t in range(2000, 10000, 1000)]
+        p0 += [{"t": 10000, "held": 0, "answered": 9000}]
+        p1 = [{"t": 500, "held": 3, "answered": 0}, {"t": 1500, "held": 10, "answered": 500}]
+        p1 += [{"t": 8500, "held": 10, "answered": 7500}, {"t": 9500, "held": 2,
+                                                           "answered": 8000}]
+        self.assertEqual(stats.peak_window(p0), (1000, 9000))
+        self.assertEqual(stats.peak_window(p1), (1500, 8500))
+        # the server used 0.5 ms of user and 0.2 ms of system time per second of the run
+        server = [{"t": t, "user_s": t / 2e6, "sys_s": t / 5e6} for t in range(0, 10001, 100)]
+        load = [{"t": t, "user_s": t / 1e6, "sys_s": 0} for t in range(0, 10001, 100)]
+        c = stats.cpu_per_round_trip([p0, p1], server, [load])
+        # round trips: p0 1000 .. 8500 (between its lines 1000 -> 0 and 2000 -> 2000 at 1500),
+        # p1 500 .. 7500; CPU 3.5 ms user, 1.4 ms system over 7 s
+        self.assertEqual(c["window_s"], 7.0)
+        self.assertEqual(c["round_trips"], 7500 + 7000)
+        self.assertAlmostEqual(c["user_us"], 3500 / 14500, places=3)
+        self.assertAlmostEqual(c["sys_us"], 1400 / 14500, places=3)
+        self.assertAlmostEqual(c["total_us"], 4900 / 14500, places=3)
+        self.assertAlmostEqual(c["load_us"], 7000 / 14500, places=3)
+        self.assertEqual(c["server_cpu_percent"], 0.1)
+        # samples that do not cover the window, or no window: None
+        self.assertIsNone(stats.cpu_per_round_trip([p0, p1], server[:50]))
+        self.assertIsNone(stats.cpu_per_round_trip([p0[:2]], server))
+        self.assertIsNone(stats.interpolate([(0, 1), (10, 2)], 11))
+        self.assertEqual(stats.interpolate([(0, 1), (10, 2)], 5), 1.5)
+
+    def test_rps_lines(self):
+        runs = [{"run": 1, "target": k, "round_trips_per_s": v, "cpu_per_round_trip": None}
+                for k, v in (("router", 120.0), ("echo", 100.0), ("floor", 150.0))]
+        section = {"runs": runs, "median_router": 120.0, "median_echo": 100.0,
+                   "ratio_router_over_echo": 1.2, "median_floor": 150.0,
+                   "ratio_router_over_floor": 0.8, "ratio_echo_over_floor": 0.667,
+                   "cpu_us_per_round_trip": {"router": {"user": 1, "sys": 2, "total": 3},
+                                             "floor": {"user": 0.5, "sys": 1.5, "total": 2}},
+                   "cpu_ratio_router_over_floor": 1.5, "cpu_ratio_echo_over_floor": None}
+        lines = report.section_lines("rps", section)
+        # the first line is what it always was (router and echo only)
+        self.assertEqual(lines[0], "rps: router 120.0, echo 100.0; median router 120.0, echo "
+                                   "100.0, ratio 1.2")
+        self.assertIn("floor: 150.0; median 150.0", lines[1])
+        self.assertIn("router 1 + 2 = 3", lines[2])
+        self.assertIn("router/floor 1.5", lines[2])
+
     def test_recovery(self):
         rows = [{"t": t, "held": h} for t, h in
                 enumerate([100, 100, 100, 60, 70, 90, 100, 100])]
@@ -564,7 +611,8 @@ class EndToEndTest(unittest.TestCase):
     def test_smoke_with_fakes(self):
         with tempfile.TemporaryDirectory() as tmp:
             me = os.path.abspath(__file__)
-            for name, role in (("load", "fake-load"), ("echo", "fake-echo")):
+            for name, role in (("load", "fake-load"), ("echo", "fake-echo"),
+                               ("floor", "fake-echo")):
                 path = os.path.join(tmp, name)
                 with open(path, "w") as f:
                     f.write(f'#!/bin/sh\nexec {sys.executable} {me} {role} "$@"\n')
@@ -573,7 +621,8 @@ class EndToEndTest(unittest.TestCase):
             done = subprocess.run(
                 [os.path.join(ROOT, "bench", "run"), "smoke", "--out", out, "--users", "20",
                  "--duration", "3", "--run-seconds", "2", "--build", BUILD, "--load-bin",
-                 os.path.join(tmp, "load"), "--echo-bin", os.path.join(tmp, "echo")],
+                 os.path.join(tmp, "load"), "--echo-bin", os.path.join(tmp, "echo"),
+                 "--floor-bin", os.path.join(tmp, "floor")],
                 capture_output=True, text=True, timeout=120)
             self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
             with open(os.path.join(out, "report.json")) as f:
@@ -583,6 +632,10 @@ class EndToEndTest(unittest.TestCase):
             self.assertEqual(len(doc["routers"]), 1)
             self.assertIsNotNone(doc["routers"][0]["rss_kb"]["peak"])
             self.assertGreater(doc["smoke"]["rps"]["median_router"], 0)
+            self.assertGreater(doc["smoke"]["rps"]["median_floor"], 0)
+            self.assertEqual([r["target"] for r in doc["smoke"]["rps"]["runs"]],
+                             ["router", "echo", "floor"])
+            self.assertIn("median router", done.stdout)
             self.assertIn("report:", done.stdout)
             # nothing left running from this run
             left = subprocess.run(["pgrep", "-f", out], capture_output=True, text=True).stdout
