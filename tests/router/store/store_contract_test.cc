@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "router/base/log.h"
 #include "router/store/fleet_gossip.h"
 #include "router/store/gossip_auth.h"
 #include "router/store/memory_store.h"
@@ -38,6 +39,17 @@ namespace vrouter::store {
 namespace {
 
 using namespace std::chrono_literals;
+
+// The app installs its logger before any thread starts (router/app/main.cc); so do these tests.
+// spdlog makes its registry on first use, and two store threads logging first at once race on it
+// (TSan saw it when a test's first log lines came from two stores together).
+class LoggingEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { ASSERT_TRUE(log::Init("info")); }
+};
+[[maybe_unused]] const ::testing::Environment* const kLogging =
+    ::testing::AddGlobalTestEnvironment(new LoggingEnvironment);
+
 using assign::Assignment;
 using assign::AssignmentChange;
 using assign::PutResult;
