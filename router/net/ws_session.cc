@@ -454,8 +454,8 @@ class WsSession final : public service::SessionHandle,
           // Bytes the peer sent after its request would turn the close into a reset, which can
           // destroy the answer before the peer reads it: read what is there and drop it.
           thread_local std::array<char, 4096> sink;
-          for (int i = 0; i < 16 && ::recv(self->socket().native_handle(), sink.data(),
-                                           sink.size(), MSG_DONTWAIT) > 0;
+          for (int i = 0; i < 16 && ::recv(self->socket().native_handle(), sink.data(), sink.size(),
+                                           MSG_DONTWAIT) > 0;
                ++i) {
           }
           self->timer_.cancel();
