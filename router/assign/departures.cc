@@ -1,7 +1,5 @@
 #include "router/assign/departures.h"
 
-#include <algorithm>
-
 #include "absl/hash/hash.h"
 #include "router/base/absl_compat.h"
 
@@ -14,13 +12,9 @@ Departures::Shard& Departures::ShardOf(std::string_view user) const {
 void Departures::Left(std::string_view user, std::string_view server, base::SteadyTime now) {
   Shard& s = ShardOf(user);
   vrouter::MutexLock lock(&s.mu);
-  if (s.left.size() >= per_shard_ && !s.left.contains(AsAbsl(user))) {
-    // Full (a leave storm): the oldest departure goes. Linear, but only past the bound.
-    auto oldest = std::min_element(s.left.begin(), s.left.end(), [](const auto& a, const auto& b) {
-      return a.second.at < b.second.at;
-    });
-    s.left.erase(oldest);
-  }
+  // Full (a leave storm larger than the window holds): this departure is not remembered, and
+  // its user's next join counts as a new one, as it did before departures were kept.
+  if (s.left.size() >= per_shard_ && !s.left.contains(AsAbsl(user))) return;
   s.left[AsAbsl(user)] = Entry{std::string(server), now};
 }
 

@@ -2,7 +2,8 @@
 // goes back to that server as a returning user (like a resume), not as a new one: its own
 // join/leave churn must not use up the per-server admission budget that new users share (one
 // token doing join/leave pairs used to take every new-user slot of a server and starve the
-// others). Bounded: entries older than the window are dropped, and past `capacity` the oldest go.
+// others). Bounded: entries older than the window are dropped, and past `capacity` new ones are
+// not kept.
 #pragma once
 
 #include <array>

@@ -32,8 +32,12 @@ TEST(Departures, BoundedByCapacity) {
   const base::SteadyTime t{std::chrono::seconds(100)};
   for (int i = 0; i < 1000; ++i)
     d.Left("user-" + std::to_string(i), "sfu", t + std::chrono::milliseconds(i));
-  EXPECT_LE(d.size(), 32u + 16u);                // per shard: capacity / shards + 1
-  EXPECT_EQ(d.TakeSince("user-999", t), "sfu");  // the newest are kept
+  EXPECT_LE(d.size(), 32u + 16u);              // per shard: capacity / shards + 1
+  EXPECT_EQ(d.TakeSince("user-0", t), "sfu");  // the first ones are kept, later ones are not
+  EXPECT_EQ(d.TakeSince("user-999", t), std::nullopt);
+  d.Forget(t + std::chrono::seconds(10));  // the window passes: room again
+  d.Left("user-999", "sfu", t + std::chrono::seconds(10));
+  EXPECT_EQ(d.TakeSince("user-999", t), "sfu");
 }
 
 }  // namespace
