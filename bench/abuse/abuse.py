@@ -348,6 +348,21 @@ async def run_loops(n, loop_fn, ctl, limit_s):
     return elapsed
 
 
+async def churn_connect(p, st, n):
+    """One reconnect of a churning abuser: the connection (counted in n["connects"]), or None
+    after counting why it failed in st["connect_errors"]."""
+    try:
+        ws = await ws_open(p["port"], src=p["src"], timeout=5)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # noqa: BLE001 - counted
+        st["connect_errors"][classify(e)] += 1
+        await asyncio.sleep(0)
+        return None
+    n["connects"] += 1
+    return Conn(ws)
+
+
 async def join_churn(p, ctl):
     """One user (one token), `loops` reconnect loops: connect, hello, then `pairs` join/leave
     pairs, close; again. Counts everything the router answers."""
@@ -357,16 +372,9 @@ async def join_churn(p, ctl):
 
     async def one_loop(halt):
         while not halt.is_set():
-            try:
-                ws = await ws_open(p["port"], src=p["src"], timeout=5)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - counted
-                st["connect_errors"][classify(e)] += 1
-                await asyncio.sleep(0)
+            c = await churn_connect(p, st, n)
+            if c is None:
                 continue
-            n["connects"] += 1
-            c = Conn(ws)
             try:
                 answer = await c.call({"type": "hello", "token": p["token"]}, 5)
                 if answer["type"] != "welcome":
@@ -417,16 +425,10 @@ async def lookup_churn(p, ctl):
 
     async def one_loop(halt):
         while not halt.is_set():
-            try:
-                ws = await ws_open(p["port"], src=p["src"], timeout=5)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001
-                st["connect_errors"][classify(e)] += 1
-                await asyncio.sleep(0)
+            c = await churn_connect(p, st, n)
+            if c is None:
                 continue
-            n["connects"] += 1
-            c = Conn(ws)
+            ws = c.ws
             reader = None
             closing = False  # set when this end closes: the reader counts the router's closes
             try:
