@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstddef>
 
+#include "proto/client_view.h"
 #include "proto/json_util.h"
 #include "proto/video_server_messages.h"  // kMaxUrlBytes: the same limit on both protocols
 
@@ -16,13 +17,13 @@ namespace {
 
 constexpr std::array<std::string_view, kFailureReasonCount> kFailureReasonNames = {
     "no_media", "ice_failed", "dtls_failed", "connect_failed", "other"};
-constexpr std::size_t kMaxDetailBytes = 256;
 
 using internal::Envelope;
 using internal::FieldReader;
 using internal::Finish;
 using internal::Frame;
 using internal::IdField;
+using internal::kMaxDetailBytes;
 using internal::kMaxTokenBytes;
 using internal::UnknownType;
 
@@ -62,6 +63,12 @@ std::string_view FailureReasonName(FailureReason reason) {
 }
 
 ClientDecodeResult DecodeClientMessage(std::string_view text) {
+  ClientView view;
+  if (ReadClientView(text, view)) return ToMessage(view);
+  return DecodeClientMessageDom(text);
+}
+
+ClientDecodeResult DecodeClientMessageDom(std::string_view text) {
   Frame frame;
   if (auto error = frame.Open(text, IdField::kRequestId)) return std::move(*error);
   const Envelope& env = frame.envelope();

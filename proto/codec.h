@@ -18,7 +18,13 @@ namespace vrouter::proto {
 using ClientDecodeResult = std::variant<ClientMessage, DecodeError>;
 using ServerDecodeResult = std::variant<ServerMessage, DecodeError>;
 
+// Frames that are valid v1 messages are read in place (proto/client_view.h); anything else is
+// decided by the DOM decoder below, so both return exactly the same results.
 ClientDecodeResult DecodeClientMessage(std::string_view text);
+// The reference decoder: Boost.JSON's DOM, then the field rules of json_util.h. Slower (it builds
+// a json::value of the whole frame); kept as the one place the errors are worded, and for the
+// tests and the fuzzer that check the in-place reader against it.
+ClientDecodeResult DecodeClientMessageDom(std::string_view text);
 ServerDecodeResult DecodeServerMessage(std::string_view text);
 
 std::string Encode(const ClientMessage& message);

@@ -20,7 +20,8 @@ namespace vrouter::proto::internal {
 namespace json = boost::json;
 
 inline constexpr std::size_t kMaxTokenBytes = 8192;
-inline constexpr std::size_t kMaxTextBytes = 1024;  // `error.message`
+inline constexpr std::size_t kMaxTextBytes = 1024;   // `error.message`
+inline constexpr std::size_t kMaxDetailBytes = 256;  // `report.detail`
 // Small messages parse without touching the heap.
 inline constexpr std::size_t kParseBufferBytes = 4096;
 

@@ -10,6 +10,9 @@
 //    Boost.JSON 1.81 parses doubles up to 2 ulps off; see SameStats);
 //  * router -> client frames, written by hand (no DOM) for speed, are exactly what
 //    boost::json::serialize prints for the same JSON (codec.cc promises it);
+//  * DecodeClientMessage (the in-place reader of proto/client_view.h, else the DOM) returns
+//    exactly what the DOM decoder DecodeClientMessageDom returns: the same message, or the same
+//    error code, message and id; and whenever the reader answers, the DOM decoder agrees;
 //  * an `error` frame decodes the same on both protocols and is written identically by both
 //    encoders (video_server_codec.h promises it).
 //
@@ -27,6 +30,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "proto/client_view.h"
 #include "proto/codec.h"
 #include "proto/error_code.h"
 #include "proto/messages.h"
@@ -113,6 +117,29 @@ void CheckCanonical(const std::string& encoded) {
   }
 }
 
+// What a client decode result says, as one string: equal strings, equal results.
+std::string Describe(const vrouter::proto::ClientDecodeResult& r) {
+  if (const auto* e = std::get_if<DecodeError>(&r)) {
+    return "error " + std::string(vrouter::proto::ErrorCodeName(e->code)) + " '" + e->message +
+           "' id " + (e->id ? std::to_string(*e->id) : "none");
+  }
+  const auto& m = std::get<vrouter::proto::ClientMessage>(r);
+  return "message " + std::to_string(m.index()) + " " + vrouter::proto::Encode(m);
+}
+
+// The in-place reader never answers differently from the DOM decoder.
+void CheckAgainstDom(std::string_view text, const vrouter::proto::ClientDecodeResult& decoded) {
+  namespace proto = vrouter::proto;
+  const std::string dom = Describe(proto::DecodeClientMessageDom(text));
+  const std::string fast = Describe(decoded);
+  if (fast != dom) Fail("DecodeClientMessage", "differs from the DOM decoder", fast + "\n  " + dom);
+  proto::ClientView view;
+  if (proto::ReadClientView(text, view)) {
+    const std::string read = Describe(proto::ToMessage(view));
+    if (read != dom) Fail("ReadClientView", "differs from the DOM decoder", read + "\n  " + dom);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -121,6 +148,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   namespace proto = vrouter::proto;
 
   const auto client = proto::DecodeClientMessage(text);
+  CheckAgainstDom(text, client);
   if (const auto* e = std::get_if<DecodeError>(&client)) {
     CheckError("DecodeClientMessage", *e);
   } else {
