@@ -311,15 +311,20 @@ class Writer {
   bool need_comma_ = false;
 };
 
-void WriteServerRef(Writer& w, const ServerRef& s) {
+void WriteServerRef(Writer& w, const ServerRefView& s) {
   w.BeginObject();
   w.Key("id").String(s.id);
   w.Key("url").String(s.url);
   w.Key("region").String(s.region);
   w.EndObject();
 }
+void WriteServerRef(Writer& w, const ServerRef& s) {
+  WriteServerRef(w, ServerRefView{s.id, s.url, s.region});
+}
 
-void WriteLocations(Writer& w, const std::vector<UserLocation>& locations) {
+// `locations`: UserLocations or UserLocationViews (they have the same members).
+template <class Locations>
+void WriteLocations(Writer& w, const Locations& locations) {
   w.Key("results").BeginArray();
   for (const auto& loc : locations) {
     w.BeginObject();
@@ -334,6 +339,13 @@ void WriteLocations(Writer& w, const std::vector<UserLocation>& locations) {
     w.EndObject();
   }
   w.EndArray();
+}
+
+// The frame's opening: `{"type":...` and the request id when there is one.
+void WriteHead(Writer& w, std::string_view type, const RequestId& id) {
+  w.BeginObject();
+  w.Key("type").String(type);
+  if (id) w.Key("id").Uint(*id);
 }
 
 struct ServerEncoder {
@@ -408,15 +420,28 @@ std::string Encode(const ClientMessage& message) {
 std::string Encode(const ServerMessage& message) {
   std::string out;
   out.reserve(128);
+  EncodeTo(message, out);
+  return out;
+}
+
+void EncodeTo(const ServerMessage& message, std::string& out) {
   Writer w(out);
-  w.BeginObject();
-  w.Key("type").String(kServerTypeNames[message.index()]);
-  if (const RequestId id = std::visit([](const auto& m) { return IdOf(m); }, message)) {
-    w.Key("id").Uint(*id);
-  }
+  WriteHead(w, kServerTypeNames[message.index()],
+            std::visit([](const auto& m) { return IdOf(m); }, message));
   std::visit(ServerEncoder{w}, message);
   w.EndObject();
-  return out;
+}
+
+void EncodeLocationsTo(LocationsType type, const RequestId& id,
+                       std::span<const UserLocationView> results, std::string& out) {
+  Writer w(out);
+  WriteHead(w,
+            kServerTypeNames[type == LocationsType::kLookupResult
+                                 ? VariantIndex<LookupResult, ServerMessage>::value
+                                 : VariantIndex<WatchResult, ServerMessage>::value],
+            id);
+  WriteLocations(w, results);
+  w.EndObject();
 }
 
 }  // namespace vrouter::proto

@@ -6,6 +6,9 @@
 // Unknown fields are ignored (forward compatibility); PROTOCOL.md says so.
 #pragma once
 
+#include <cstdint>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -29,6 +32,26 @@ ServerDecodeResult DecodeServerMessage(std::string_view text);
 
 std::string Encode(const ClientMessage& message);
 std::string Encode(const ServerMessage& message);
+// Appends the frame of `message` to `out` (a reused buffer: nothing is allocated once it is big
+// enough).
+void EncodeTo(const ServerMessage& message, std::string& out);
+
+// The answer to a lookup or a watch, written from views of where the users are, so that the
+// router answers without copying each location into a UserLocation first. The same bytes as
+// Encode(LookupResult{...}) / Encode(WatchResult{...}) with the same fields.
+struct ServerRefView {
+  std::string_view id;
+  std::string_view url;
+  std::string_view region;
+};
+struct UserLocationView {
+  std::string_view user;
+  std::optional<ServerRefView> server;  // empty: not connected (`epoch` is 0)
+  std::uint64_t epoch = 0;
+};
+enum class LocationsType : std::uint8_t { kLookupResult, kWatchResult };
+void EncodeLocationsTo(LocationsType type, const RequestId& id,
+                       std::span<const UserLocationView> results, std::string& out);
 
 // Wire names (`type` field), indexed like the variants: kClientTypeNames[msg.index()].
 inline constexpr std::string_view kClientTypeNames[] = {"hello", "join",    "resume", "lookup",

@@ -138,6 +138,23 @@ void AssignmentTable::Lookup(std::span<const std::string> users,
   for (const std::string& user : users) out.push_back(Get(user));
 }
 
+void AssignmentTable::LookupInto(std::span<const std::string_view> users,
+                                 std::vector<std::optional<Assignment>>& out) const {
+  out.resize(users.size());
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    Shard& shard = ShardFor(users[i]);
+    vrouter::MutexLock lock(&shard.mu);
+    auto it = shard.map.find(AsAbsl(users[i]));
+    if (it == shard.map.end()) {
+      out[i].reset();
+    } else if (out[i]) {
+      *out[i] = it->second;  // copy-assignment: the slot's strings reuse their buffers
+    } else {
+      out[i].emplace(it->second);
+    }
+  }
+}
+
 absl::flat_hash_map<std::string, std::int64_t> AssignmentTable::LoadByServer() const {
   vrouter::MutexLock lock(&load_mu_);
   return load_;

@@ -53,6 +53,10 @@ class AssignmentTable {
   // Fills `out[i]` with the assignment of `users[i]` (nullopt when absent).
   void Lookup(std::span<const std::string> users,
               std::vector<std::optional<Assignment>>& out) const;
+  // The same for ids read in place, copied into `out`'s existing slots (their strings keep their
+  // capacity): a lookup through a reused `out` allocates nothing once warm.
+  void LookupInto(std::span<const std::string_view> users,
+                  std::vector<std::optional<Assignment>>& out) const;
 
   // Users assigned per video server id (the router's own ground truth of server load).
   absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const;

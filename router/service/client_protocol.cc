@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <chrono>
 
+#include "absl/container/inlined_vector.h"
+#include "proto/client_view.h"
 #include "proto/codec.h"
+#include "router/base/frame_pool.h"
 #include "router/base/log.h"
 #include "router/edge/token.h"
 #include "router/service/fleet_controller.h"
@@ -26,6 +29,7 @@ constexpr std::size_t kMaxBacklog = 64;
 // BURST + RATE x window per user and per address, whichever replicas they reach.
 constexpr std::chrono::milliseconds kFleetHelloWindow{10000};
 constexpr std::size_t kHelloType = proto::kClientTypeIndex<proto::Hello>;
+constexpr std::size_t kLookupType = proto::kClientTypeIndex<proto::Lookup>;
 
 std::int64_t FleetHelloAllowance(const edge::RateLimit& limit) {
   return static_cast<std::int64_t>(limit.burst +
@@ -84,29 +88,48 @@ void ClientProtocol::StoreFailed(const proto::RequestId& id, store::StoreError e
 }
 
 void ClientProtocol::Handle(std::string_view text) {
-  proto::ClientDecodeResult decoded = proto::DecodeClientMessage(text);
+  // Read in place when the frame allows (proto/client_view.h); a lookup is then answered from the
+  // views into `text` without copying its ids. Anything else goes through the owning decoder,
+  // whose DOM fallback words the errors.
+  proto::ClientView view;
+  if (proto::ReadClientView(text, view)) {
+    if (!Accept(view.type, view.id)) return;
+    if (view.type == kLookupType) return OnLookup(view.id, view.users);
+    return Dispatch(proto::ToMessage(view));
+  }
+  proto::ClientDecodeResult decoded = proto::DecodeClientMessageDom(text);
   if (auto* err = std::get_if<proto::DecodeError>(&decoded)) {
     SendError(err->id, err->code, std::move(err->message));
     return;
   }
   const proto::ClientMessage& message = std::get<proto::ClientMessage>(decoded);
-  service_.metrics.messages_received[message.index()]->Increment();
-  if (!Admit(message)) return;
-  if (!authenticated() && !std::holds_alternative<proto::Hello>(message)) {
-    std::visit(
-        [&](const auto& m) {
-          SendError(m.id, ErrorCode::kNotAuthenticated, "send 'hello' with a token first");
-        },
-        message);
+  if (!Accept(message.index(), std::visit(
+                                   [](const auto& m) -> const auto& { return m.id; }, message))) {
     return;
   }
+  Dispatch(message);
+}
+
+bool ClientProtocol::Accept(std::size_t type, const proto::RequestId& id) {
+  service_.metrics.messages_received[type]->Increment();
+  if (!Admit(type, id)) return false;
+  if (!authenticated() && type != kHelloType) {
+    SendError(id, ErrorCode::kNotAuthenticated, "send 'hello' with a token first");
+    return false;
+  }
+  return true;
+}
+
+void ClientProtocol::Dispatch(const proto::ClientMessage& message) {
   std::visit(
       [this](const auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, proto::Hello>) OnHello(m);
         if constexpr (std::is_same_v<T, proto::Join>) OnJoin(m);
         if constexpr (std::is_same_v<T, proto::Resume>) OnResume(m);
-        if constexpr (std::is_same_v<T, proto::Lookup>) OnLookup(m);
+        if constexpr (std::is_same_v<T, proto::Lookup>) {
+          OnLookup(m.id, absl::InlinedVector<std::string_view, 8>(m.users.begin(), m.users.end()));
+        }
         if constexpr (std::is_same_v<T, proto::Watch>) OnWatch(m);
         if constexpr (std::is_same_v<T, proto::Unwatch>) OnUnwatch(m);
         if constexpr (std::is_same_v<T, proto::Report>) OnReport(m);
@@ -115,10 +138,7 @@ void ClientProtocol::Handle(std::string_view text) {
       message);
 }
 
-bool ClientProtocol::Admit(const proto::ClientMessage& message) {
-  const std::size_t type = message.index();
-  const proto::RequestId& id = std::visit(
-      [](const auto& m) -> const auto& { return m.id; }, message);
+bool ClientProtocol::Admit(std::size_t type, const proto::RequestId& id) {
   if (budget_) {
     const auto& limits = service_.limits.rate_limits;
     return Charged(id, type, budget_->Admit(type, service_.steady_now(), limits),
@@ -334,47 +354,68 @@ void ClientProtocol::OnResume(const proto::Resume& m) {
   Place(Placement{m.id, m.server, m.epoch, 0});
 }
 
-std::vector<proto::UserLocation> ClientProtocol::Locate(std::span<const std::string> users,
-                                                        const store::Assignments& found) const {
-  const auto fleet = service_.fleet.Snapshot();
-  std::vector<proto::UserLocation> out;
-  out.reserve(users.size());
+void ClientProtocol::SendLocations(proto::LocationsType type, const proto::RequestId& id,
+                                   std::span<const std::string_view> users,
+                                   const store::Assignments& found) {
+  const auto fleet = service_.fleet.Snapshot();  // the views below point into it
+  absl::InlinedVector<proto::UserLocationView, 8> results(users.size());
   for (std::size_t i = 0; i < users.size(); ++i) {
-    proto::UserLocation loc{users[i], std::nullopt, 0};
+    results[i].user = users[i];
     // A user in another space looks absent: the answer is the same as for nobody, so it says
     // nothing about where else people are (unless the replica lets lookups cross spaces).
     if (i < found.size() && found[i] &&
         (service_.lookups_across_spaces || found[i]->space == space_)) {
-      loc.server = fleet::ServerRefFor(*fleet, found[i]->server);
-      loc.epoch = found[i]->epoch;
+      // As fleet::ServerRefFor, without copying: a server gone from the directory is its bare id.
+      const std::string& server = found[i]->server;
+      const fleet::VideoServer* s = fleet->Find(server);
+      results[i].server = s != nullptr ? proto::ServerRefView{s->id, s->url, s->region}
+                                       : proto::ServerRefView{server, "", ""};
+      results[i].epoch = found[i]->epoch;
     }
-    out.push_back(std::move(loc));
   }
-  return out;
+  const std::size_t index =
+      type == proto::LocationsType::kLookupResult
+          ? proto::VariantIndex<proto::LookupResult, proto::ServerMessage>::value
+          : proto::VariantIndex<proto::WatchResult, proto::ServerMessage>::value;
+  service_.metrics.messages_sent[index]->Increment();
+  transport_.Send(base::MakePooledFrame(
+      [&](std::string& out) { proto::EncodeLocationsTo(type, id, results, out); }));
 }
 
-void ClientProtocol::OnLookup(const proto::Lookup& m) {
+void ClientProtocol::OnLookup(const proto::RequestId& id, std::span<const std::string_view> users) {
   const auto start = std::chrono::steady_clock::now();
-  if (m.users.size() > service_.limits.max_batch) {
-    SendError(m.id, ErrorCode::kBatchTooLarge,
-              "lookup of " + std::to_string(m.users.size()) + " users; the limit is " +
+  if (users.size() > service_.limits.max_batch) {
+    SendError(id, ErrorCode::kBatchTooLarge,
+              "lookup of " + std::to_string(users.size()) + " users; the limit is " +
                   std::to_string(service_.limits.max_batch));
     return;
   }
+  auto observe = [this, start] {
+    service_.metrics.lookup_seconds->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  };
+  // The hot path: a store that holds everything in memory answers at once, into this thread's
+  // reused slots (nothing else runs on this thread until the answer is written).
+  thread_local store::Assignments found;
+  if (service_.store.LookupLocal(users, found)) {
+    SendLocations(proto::LocationsType::kLookupResult, id, users, found);
+    observe();
+    return;
+  }
   Wait();
-  LookUp(m.users,
-         OnSessionThread<store::StoreResult<store::Assignments>>(
-             [this, id = m.id, users = m.users,
-              start](store::StoreResult<store::Assignments> r) mutable {
-               if (auto* error = std::get_if<store::StoreError>(&r)) {
-                 StoreFailed(id, *error);
-                 return Done();
-               }
-               Send(proto::LookupResult{id, Locate(users, std::get<0>(r))});
-               service_.metrics.lookup_seconds->Observe(
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-               Done();
-             }));
+  std::vector<std::string> ids(users.begin(), users.end());
+  LookUp(ids, OnSessionThread<store::StoreResult<store::Assignments>>(
+                  [this, id, ids, observe](store::StoreResult<store::Assignments> r) mutable {
+                    if (auto* error = std::get_if<store::StoreError>(&r)) {
+                      StoreFailed(id, *error);
+                      return Done();
+                    }
+                    SendLocations(proto::LocationsType::kLookupResult, id,
+                                  absl::InlinedVector<std::string_view, 8>(ids.begin(), ids.end()),
+                                  std::get<0>(r));
+                    observe();
+                    Done();
+                  }));
 }
 
 void ClientProtocol::OnWatch(const proto::Watch& m) {
@@ -409,7 +450,9 @@ void ClientProtocol::OnWatch(const proto::Watch& m) {
           StoreFailed(id, *error);  // the watches stay: pushes still arrive
           return Done();
         }
-        Send(proto::WatchResult{id, Locate(users, std::get<0>(r))});
+        SendLocations(proto::LocationsType::kWatchResult, id,
+                      absl::InlinedVector<std::string_view, 8>(users.begin(), users.end()),
+                      std::get<0>(r));
         Done();
       });
   service_.store.WatchUsers(
@@ -520,7 +563,7 @@ void ClientProtocol::OnClosed() {
 
 void ClientProtocol::Send(const proto::ServerMessage& message) {
   service_.metrics.messages_sent[message.index()]->Increment();
-  transport_.Send(std::make_shared<const std::string>(proto::Encode(message)));
+  transport_.Send(base::MakePooledFrame([&](std::string& out) { proto::EncodeTo(message, out); }));
 }
 
 void ClientProtocol::SendError(const proto::RequestId& id, ErrorCode code, std::string message) {

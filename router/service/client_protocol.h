@@ -16,6 +16,7 @@
 #include <variant>
 
 #include "absl/container/flat_hash_set.h"
+#include "proto/codec.h"
 #include "proto/messages.h"
 #include "router/assign/assignment.h"
 #include "router/base/fifo_queue.h"
@@ -52,7 +53,7 @@ class ClientProtocol final : public SessionProtocol {
                const edge::RateLimit& limit, std::string_view whose);
   void OnJoin(const proto::Join& m);
   void OnResume(const proto::Resume& m);
-  void OnLookup(const proto::Lookup& m);
+  void OnLookup(const proto::RequestId& id, std::span<const std::string_view> users);
   void OnWatch(const proto::Watch& m);
   void OnUnwatch(const proto::Unwatch& m);
   void OnReport(const proto::Report& m);
@@ -60,10 +61,14 @@ class ClientProtocol final : public SessionProtocol {
   void OnLeave(const proto::Leave& m);
 
   void Handle(std::string_view text);
+  // Counts a message of `type` and checks it may be handled: admitted (below) and, unless it is
+  // a hello, authenticated. False after answering why not.
+  bool Accept(std::size_t type, const proto::RequestId& id);
+  void Dispatch(const proto::ClientMessage& message);
   // Charges the message to its rate limit: the user's budget once authenticated, the address's
   // budget for a hello before. False (after answering rate_limited, and closing the connection
   // on sustained abuse) when it must not be handled.
-  bool Admit(const proto::ClientMessage& message);
+  bool Admit(std::size_t type, const proto::RequestId& id);
 
   // Finds or makes this user's assignment and answers `assigned` (or an error).
   // `resume_server` is empty for `join`.
@@ -82,8 +87,9 @@ class ClientProtocol final : public SessionProtocol {
   // The store's lookup as this client may see it: its own space, unless the replica lets lookups
   // cross spaces.
   void LookUp(std::vector<std::string> users, store::LookupDone done) const;
-  std::vector<proto::UserLocation> Locate(std::span<const std::string> users,
-                                          const store::Assignments& found) const;
+  // Answers a lookup or watch: where each of `users` is, per `found` (the store's answer).
+  void SendLocations(proto::LocationsType type, const proto::RequestId& id,
+                     std::span<const std::string_view> users, const store::Assignments& found);
 
   // A request waits for the store: later frames queue until Done().
   void Wait() { waiting_ = true; }

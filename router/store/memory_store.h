@@ -21,6 +21,10 @@ class MemoryStore final : public AssignmentStore {
     return table_.Get(user);
   }
   void Lookup(std::vector<std::string> users, LookupDone done) const override;
+  bool LookupLocal(std::span<const std::string_view> users, Assignments& out) const override {
+    table_.LookupInto(users, out);
+    return true;
+  }
   void Put(assign::Assignment desired, std::uint64_t expected_epoch, std::uint64_t min_epoch,
            PutDone done) override {
     done(Put(std::move(desired), expected_epoch, min_epoch));

@@ -92,6 +92,15 @@ class AssignmentStore {
            });
   }
 
+  // The assignments of `users` from this process's memory, at once and without I/O, into `out`
+  // (its slots reused), whatever their space (the caller filters). Only a store that holds every
+  // assignment locally can (MemoryStore); the others return false and the caller uses Lookup or
+  // LookupInSpace. The lookup hot path: no callback, no allocation once `out` is warm.
+  virtual bool LookupLocal(std::span<const std::string_view> /*users*/,
+                           Assignments& /*out*/) const {
+    return false;
+  }
+
   // ---- writes (see AssignmentTable for the semantics of each) ----
   virtual void Put(assign::Assignment desired, std::uint64_t expected_epoch,
                    std::uint64_t min_epoch, PutDone done) = 0;
