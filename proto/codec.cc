@@ -223,6 +223,14 @@ struct ClientEncoder {
 // of every lookup. The output is what json::serialize would print for the same fields in the same
 // order (tests compare the two).
 class Writer {
+  // The bytes JSON strings must escape: control characters, the quote and the backslash.
+  static constexpr std::array<bool, 256> kNeedsEscape = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 0x20; ++c) t[c] = true;
+    t['"'] = t['\\'] = true;
+    return t;
+  }();
+
  public:
   explicit Writer(std::string& out) : out_(out) {}
 
@@ -234,12 +242,14 @@ class Writer {
     need_comma_ = false;
     return *this;
   }
+  // Appends runs of plain characters whole (one append per run, not one push_back per byte): ids,
+  // URLs and messages rarely hold anything to escape, so a string is usually one append.
   void String(std::string_view s) {
     out_ += '"';
     std::size_t clean = 0;  // s[clean..i) needs no escaping
     for (std::size_t i = 0; i < s.size(); ++i) {
       const auto c = static_cast<unsigned char>(s[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      if (!kNeedsEscape[c]) continue;
       out_.append(s.data() + clean, i - clean);
       clean = i + 1;
       switch (c) {
