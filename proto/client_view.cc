@@ -7,6 +7,7 @@
 
 #include "proto/codec.h"
 #include "proto/decode_error.h"
+#include "proto/json_scan.h"
 #include "proto/json_util.h"
 
 namespace vrouter::proto {
@@ -90,7 +91,9 @@ class Reader {
     return true;
   }
   void SkipSpace() {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    const char* p = p_;
+    while (p != end_ && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+    p_ = p;
   }
 
   static std::size_t KeyIndex(std::string_view key) {
@@ -226,24 +229,22 @@ class Reader {
     ++p_;
     const char* begin = p_;
     escaped = false;
-    while (p_ < end_) {
+    while (true) {
+      p_ = internal::EndOfPlainRun(p_, end_, /*stop_at_non_ascii=*/true);
+      if (p_ == end_) return false;
       const auto c = static_cast<unsigned char>(*p_);
       if (c == '"') {
         raw = std::string_view(begin, static_cast<std::size_t>(p_ - begin));
         ++p_;
         return true;
       }
-      if (c < 0x20) return false;
       if (c == '\\') {
         escaped = true;
         if (!Escape()) return false;
-      } else if (c < 0x80) {
-        ++p_;
-      } else if (!Utf8()) {
-        return false;
+      } else if (c < 0x80 || !Utf8()) {
+        return false;  // a control character, or malformed UTF-8
       }
     }
-    return false;
   }
 
   bool Escape() {

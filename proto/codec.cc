@@ -5,8 +5,10 @@
 #include <boost/json.hpp>
 #include <charconv>
 #include <cstddef>
+#include <cstring>
 
 #include "proto/client_view.h"
+#include "proto/json_scan.h"
 #include "proto/json_util.h"
 #include "proto/video_server_messages.h"  // kMaxUrlBytes: the same limit on both protocols
 
@@ -222,83 +224,83 @@ struct ClientEncoder {
 // Router -> client messages are written straight into the frame (no DOM): they are the hot path
 // of every lookup. The output is what json::serialize would print for the same fields in the same
 // order (tests compare the two).
+//
+// The bytes are staged in a buffer on the stack and appended to `out` a few hundred at a time:
+// a std::string append or push_back is a call and a capacity check (GCC does not inline them
+// here), and a field was four of them (comma, quote, key, quote and colon), a string value three
+// more. Strings are copied in runs of plain characters, escapes only where needed. The Writer
+// appends what is staged when it goes out of scope.
 class Writer {
-  // The bytes JSON strings must escape: control characters, the quote and the backslash.
-  static constexpr std::array<bool, 256> kNeedsEscape = [] {
-    std::array<bool, 256> t{};
-    for (int c = 0; c < 0x20; ++c) t[c] = true;
-    t['"'] = t['\\'] = true;
-    return t;
-  }();
-
  public:
   explicit Writer(std::string& out) : out_(out) {}
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+  ~Writer() { Drain(); }
 
   Writer& Key(std::string_view key) {
-    if (need_comma_) out_ += ',';
-    out_ += '"';
-    out_ += key;  // keys are our own literals: nothing to escape
-    out_ += "\":";
+    if (need_comma_) Put(',');
+    Put('"');
+    Put(key);  // keys are our own literals: nothing to escape
+    Put("\":");
     need_comma_ = false;
     return *this;
   }
-  // Appends runs of plain characters whole (one append per run, not one push_back per byte): ids,
-  // URLs and messages rarely hold anything to escape, so a string is usually one append.
   void String(std::string_view s) {
-    out_ += '"';
-    std::size_t clean = 0;  // s[clean..i) needs no escaping
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      const auto c = static_cast<unsigned char>(s[i]);
-      if (!kNeedsEscape[c]) continue;
-      out_.append(s.data() + clean, i - clean);
-      clean = i + 1;
+    Put('"');
+    const char* const end = s.data() + s.size();
+    const char* clean = s.data();  // [clean, p) needs no escaping
+    for (const char* p = s.data();; ++p) {
+      p = internal::EndOfPlainRun(p, end, /*stop_at_non_ascii=*/false);
+      Put(std::string_view(clean, static_cast<std::size_t>(p - clean)));
+      if (p == end) break;
+      clean = p + 1;
+      const auto c = static_cast<unsigned char>(*p);
       switch (c) {
         case '"':
-          out_ += "\\\"";
+          Put("\\\"");
           break;
         case '\\':
-          out_ += "\\\\";
+          Put("\\\\");
           break;
         case '\b':
-          out_ += "\\b";
+          Put("\\b");
           break;
         case '\f':
-          out_ += "\\f";
+          Put("\\f");
           break;
         case '\n':
-          out_ += "\\n";
+          Put("\\n");
           break;
         case '\r':
-          out_ += "\\r";
+          Put("\\r");
           break;
         case '\t':
-          out_ += "\\t";
+          Put("\\t");
           break;
         default: {
           constexpr char kHex[] = "0123456789abcdef";
-          out_ += "\\u00";
-          out_ += kHex[c >> 4];
-          out_ += kHex[c & 0xF];
+          Put("\\u00");
+          Put(kHex[c >> 4]);
+          Put(kHex[c & 0xF]);
         }
       }
     }
-    out_.append(s.data() + clean, s.size() - clean);
-    out_ += '"';
+    Put('"');
     need_comma_ = true;
   }
   void Uint(std::uint64_t v) {
-    char buf[24];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-    (void)ec;  // 24 bytes hold any uint64
-    out_.append(buf, end);
+    if (kStageBytes - staged_ < kMaxUintChars) Drain();
+    auto [end, ec] = std::to_chars(stage_ + staged_, stage_ + kStageBytes, v);
+    (void)ec;  // kMaxUintChars hold any uint64
+    staged_ = static_cast<std::size_t>(end - stage_);
     need_comma_ = true;
   }
   void Bool(bool v) {
-    out_ += v ? "true" : "false";
+    Put(v ? std::string_view("true") : std::string_view("false"));
     need_comma_ = true;
   }
   void Null() {
-    out_ += "null";
+    Put("null");
     need_comma_ = true;
   }
   void BeginObject() { Open('{'); }
@@ -307,17 +309,42 @@ class Writer {
   void EndArray() { Close(']'); }
 
  private:
+  static constexpr std::size_t kStageBytes = 512;
+  static constexpr std::size_t kMaxUintChars = 20;
+
+  void Put(char c) {
+    if (staged_ == kStageBytes) Drain();
+    stage_[staged_++] = c;
+  }
+  void Put(std::string_view s) {
+    if (s.empty()) return;  // memcpy from a null data() would be undefined, even of 0 bytes
+    if (kStageBytes - staged_ < s.size()) {
+      Drain();
+      if (s.size() > kStageBytes) {
+        out_.append(s);
+        return;
+      }
+    }
+    std::memcpy(stage_ + staged_, s.data(), s.size());
+    staged_ += s.size();
+  }
+  void Drain() {
+    out_.append(stage_, staged_);
+    staged_ = 0;
+  }
   void Open(char c) {
-    if (need_comma_) out_ += ',';
-    out_ += c;
+    if (need_comma_) Put(',');
+    Put(c);
     need_comma_ = false;
   }
   void Close(char c) {
-    out_ += c;
+    Put(c);
     need_comma_ = true;
   }
 
   std::string& out_;
+  char stage_[kStageBytes];
+  std::size_t staged_ = 0;
   bool need_comma_ = false;
 };
 

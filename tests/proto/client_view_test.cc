@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proto/codec.h"
+#include "proto/json_scan.h"
 
 namespace vrouter::proto {
 namespace {
@@ -37,6 +38,29 @@ bool ExpectAgrees(std::string_view text) {
   if (!ReadClientView(text, view)) return false;
   EXPECT_EQ(Describe(ToMessage(view)), Describe(dom)) << "the reader accepted: " << text;
   return true;
+}
+
+// The word-at-a-time scan finds exactly the first byte a byte-by-byte scan finds, wherever it
+// sits in a word and whatever surrounds it.
+TEST(JsonScanTest, EndOfPlainRunMatchesByteByByte) {
+  for (bool non_ascii : {false, true}) {
+    for (int special = 0; special < 256; ++special) {
+      for (std::size_t at = 0; at < 19; ++at) {
+        std::string s(19, 'a');
+        s[at] = static_cast<char>(special);
+        if (at + 1 < s.size()) s[at + 1] = '\x1f';  // a later special must not be found first
+        const char* end = s.data() + s.size();
+        const char* expected = s.data();
+        while (expected != end) {
+          const auto c = static_cast<unsigned char>(*expected);
+          if (c < 0x20 || c == '"' || c == '\\' || (non_ascii && c >= 0x80)) break;
+          ++expected;
+        }
+        EXPECT_EQ(internal::EndOfPlainRun(s.data(), end, non_ascii) - s.data(), expected - s.data())
+            << special << " at " << at;
+      }
+    }
+  }
 }
 
 TEST(ClientViewTest, ReadsTheUsualFramesInPlace) {
