@@ -29,6 +29,26 @@ TEST(AssignmentTableTest, PutCreatesWithIncreasingEpochs) {
   EXPECT_FALSE(a.change->from_server.has_value());
 }
 
+TEST(AssignmentTableTest, LookupIntoFillsAndReusesTheSlots) {
+  AssignmentTable t(4);
+  const std::string long_server(40, 's');  // beyond the small-string buffer: a heap string
+  t.Put(A("alice", long_server), 0);
+  std::vector<std::optional<Assignment>> out;
+  const std::string_view users[] = {"alice", "nobody", "alice"};
+  t.LookupInto(users, out);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0]->server, long_server);
+  EXPECT_FALSE(out[1].has_value());
+  EXPECT_EQ(out[2]->user, "alice");
+  // Again into the same slots: the found ones are copied over in place (the buffers stay).
+  const char* buffer = out[0]->server.data();
+  t.LookupInto(std::span<const std::string_view>(users, 2), out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0]->server.data(), buffer);
+  EXPECT_EQ(out[0]->server, long_server);
+  EXPECT_FALSE(out[1].has_value());
+}
+
 TEST(AssignmentTableTest, PutIsCompareAndSetOnEpoch) {
   AssignmentTable t(4);
   const auto first = t.Put(A("alice", "s1"), 0).current;
