@@ -5,7 +5,6 @@
 #include <utility>
 #include <vector>
 
-#include "proto/codec.h"
 #include "proto/decode_error.h"
 #include "proto/json_scan.h"
 #include "proto/json_util.h"

@@ -53,13 +53,4 @@ enum class LocationsType : std::uint8_t { kLookupResult, kWatchResult };
 void EncodeLocationsTo(LocationsType type, const RequestId& id,
                        std::span<const UserLocationView> results, std::string& out);
 
-// Wire names (`type` field), indexed like the variants: kClientTypeNames[msg.index()].
-inline constexpr std::string_view kClientTypeNames[] = {"hello", "join",    "resume", "lookup",
-                                                        "watch", "unwatch", "report", "leave"};
-inline constexpr std::string_view kServerTypeNames[] = {
-    "welcome", "assigned", "lookup_result", "watch_result", "ack",
-    "moved",   "left",     "migrate",       "goaway",       "error"};
-static_assert(std::size(kClientTypeNames) == std::variant_size_v<ClientMessage>);
-static_assert(std::size(kServerTypeNames) == std::variant_size_v<ServerMessage>);
-
 }  // namespace vrouter::proto

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <variant>
 #include <vector>
@@ -164,5 +166,14 @@ struct Error {
 
 using ServerMessage = std::variant<Welcome, Assigned, LookupResult, WatchResult, Ack, Moved, Left,
                                    Migrate, GoAway, Error>;
+
+// Wire names (`type` field), indexed like the variants: kClientTypeNames[msg.index()].
+inline constexpr std::string_view kClientTypeNames[] = {"hello", "join",    "resume", "lookup",
+                                                        "watch", "unwatch", "report", "leave"};
+inline constexpr std::string_view kServerTypeNames[] = {
+    "welcome", "assigned", "lookup_result", "watch_result", "ack",
+    "moved",   "left",     "migrate",       "goaway",       "error"};
+static_assert(std::size(kClientTypeNames) == std::variant_size_v<ClientMessage>);
+static_assert(std::size(kServerTypeNames) == std::variant_size_v<ServerMessage>);
 
 }  // namespace vrouter::proto
