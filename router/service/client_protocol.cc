@@ -95,7 +95,7 @@ void ClientProtocol::Handle(std::string_view text) {
   if (proto::ReadClientView(text, view)) {
     if (!Accept(view.type, view.id)) return;
     if (view.type == kLookupType) return OnLookup(view.id, view.users);
-    return Dispatch(proto::ToMessage(view));
+    return Route(proto::ToMessage(view));
   }
   proto::ClientDecodeResult decoded = proto::DecodeClientMessageDom(text);
   if (auto* err = std::get_if<proto::DecodeError>(&decoded)) {
@@ -107,7 +107,7 @@ void ClientProtocol::Handle(std::string_view text) {
                                    [](const auto& m) -> const auto& { return m.id; }, message))) {
     return;
   }
-  Dispatch(message);
+  Route(message);
 }
 
 bool ClientProtocol::Accept(std::size_t type, const proto::RequestId& id) {
@@ -120,7 +120,7 @@ bool ClientProtocol::Accept(std::size_t type, const proto::RequestId& id) {
   return true;
 }
 
-void ClientProtocol::Dispatch(const proto::ClientMessage& message) {
+void ClientProtocol::Route(const proto::ClientMessage& message) {
   std::visit(
       [this](const auto& m) {
         using T = std::decay_t<decltype(m)>;

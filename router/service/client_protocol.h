@@ -64,7 +64,8 @@ class ClientProtocol final : public SessionProtocol {
   // Counts a message of `type` and checks it may be handled: admitted (below) and, unless it is
   // a hello, authenticated. False after answering why not.
   bool Accept(std::size_t type, const proto::RequestId& id);
-  void Dispatch(const proto::ClientMessage& message);
+  // Calls the handler of the message's type.
+  void Route(const proto::ClientMessage& message);
   // Charges the message to its rate limit: the user's budget once authenticated, the address's
   // budget for a hello before. False (after answering rate_limited, and closing the connection
   // on sustained abuse) when it must not be handled.
