@@ -102,8 +102,6 @@ Score ScoreServer(const ScoreInput& in, const ScoringParams& params, Evidence ev
   return s;
 }
 
-namespace {
-
 PickTier TierOf(const VideoServer& server, const PickRequest& request,
                 const ScoringParams& params) {
   if (request.region.empty()) return PickTier::kAnywhere;
@@ -116,8 +114,6 @@ PickTier TierOf(const VideoServer& server, const PickRequest& request,
   }
   return PickTier::kAnywhere;
 }
-
-}  // namespace
 
 PickResult PickServer(std::span<const ScoreInput> inputs, std::span<const Score> scores,
                       const PickRequest& request, const ScoringParams& params,

@@ -145,6 +145,9 @@ struct PickResult {
   int sampled_other = -1;  // the loser of the two choices, if there was one
 };
 
+// Which tier `server` is in for `request`.
+PickTier TierOf(const VideoServer& server, const PickRequest& request, const ScoringParams& params);
+
 // `scores[i]` belongs to `inputs[i]`.
 PickResult PickServer(std::span<const ScoreInput> inputs, std::span<const Score> scores,
                       const PickRequest& request, const ScoringParams& params,

@@ -103,12 +103,11 @@ void FleetController::OnRemoteStats(const fleet::VideoServer& info, const proto:
     known = model_.StateOf(info.id).has_value();
   }
   if (!known) RegisterRemote(info);
-  const auto own = store_.LoadByServer();
-  const auto it = own.find(AsAbsl(info.id));
   std::vector<fleet::StateChange> changes;
   {
     vrouter::MutexLock lock(&mu_);
-    model_.OnStats(info.id, stats, it == own.end() ? 0 : it->second, now_());
+    SyncLoadLocked();
+    model_.OnStats(info.id, stats, now_());
     changes = model_.TakeChanges();
   }
   Publish(changes);
@@ -207,14 +206,12 @@ void FleetController::Disconnected(std::string_view server, std::uint64_t connec
 }
 
 void FleetController::OnStats(std::string_view server, const proto::Stats& stats) {
-  const auto own = store_.LoadByServer();
-  const auto it = own.find(AsAbsl(server));
-  const std::int64_t users = it == own.end() ? 0 : it->second;
   std::vector<fleet::StateChange> changes;
   fleet::FleetModel::StatsOutcome outcome;
   {
     vrouter::MutexLock lock(&mu_);
-    outcome = model_.OnStats(server, stats, users, now_());
+    SyncLoadLocked();
+    outcome = model_.OnStats(server, stats, now_());
     changes = model_.TakeChanges();
   }
   metrics_.stats_reports[static_cast<int>(outcome.verdict)]->Increment();
@@ -244,12 +241,12 @@ void FleetController::CloseConnections(std::uint16_t code, std::string_view reas
 }
 
 std::string FleetController::Choose(std::string_view space, std::string_view region) {
-  const auto own = store_.LoadByServer();
   const auto space_load = store_.SpaceLoad(space);
   fleet::Pick pick;
   {
     vrouter::MutexLock lock(&mu_);
-    pick = model_.Choose({region, &space_load}, own, now_());
+    SyncLoadLocked();
+    pick = model_.Choose({region, &space_load}, now_());
   }
   if (pick.server.empty()) return {};
   metrics_.picks[static_cast<int>(pick.detail.tier) - 1]->Increment();
@@ -258,10 +255,14 @@ std::string FleetController::Choose(std::string_view space, std::string_view reg
 }
 
 bool FleetController::CanKeep(std::string_view server) {
-  const auto own = store_.LoadByServer();
-  const auto it = own.find(AsAbsl(server));
   vrouter::MutexLock lock(&mu_);
-  return model_.CanKeep(server, it == own.end() ? 0 : it->second, now_());
+  SyncLoadLocked();
+  return model_.CanKeep(server, now_());
+}
+
+void FleetController::SyncLoadLocked() {
+  store_.TakeLoadChanges(load_changes_);
+  for (const auto& [server, users] : load_changes_) model_.SetOwn(server, users);
 }
 
 bool FleetController::OnFailureReport(std::string_view server, std::string_view user,
@@ -269,6 +270,7 @@ bool FleetController::OnFailureReport(std::string_view server, std::string_view 
   bool counted = false;
   {
     vrouter::MutexLock lock(&mu_);
+    SyncLoadLocked();
     counted = model_.OnFailureReport(server, user, address, now_());
   }
   Share(store::GossipFailureReport{std::string(server), std::string(user), std::string(address)});
@@ -293,24 +295,24 @@ bool FleetController::SetDrained(std::string_view server, bool drained, bool sha
 }
 
 fleet::FleetView FleetController::View() {
-  const auto own = store_.LoadByServer();
   vrouter::MutexLock lock(&mu_);
-  return model_.View(own, now_());
+  SyncLoadLocked();
+  return model_.View(now_());
 }
 
 void FleetController::Tick() {
-  const auto own = store_.LoadByServer();
   std::vector<fleet::StateChange> changes;
   std::vector<fleet::Evacuation> evacuations;
   fleet::FleetView view;
   {
     vrouter::MutexLock lock(&mu_);
     const auto now = now_();
-    model_.Tick(own, now);
-    evacuations = model_.DueEvacuations(own, now);
+    SyncLoadLocked();
+    model_.Tick(now);
+    evacuations = model_.DueEvacuations(now);
     changes = model_.TakeChanges();
     PublishDirectoryLocked();
-    view = model_.View(own, now);
+    view = model_.View(now);
   }
   Publish(changes);
   for (const auto& e : evacuations) Migrate(e);

@@ -95,6 +95,8 @@ class FleetController {
   // Installs the model's directory when it changed. Under the mutex, so that two threads cannot
   // install their copies out of order (an older one replacing a newer one for good).
   void PublishDirectoryLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Brings the model's per-server user counts up to date with the store's (only what changed).
+  void SyncLoadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Migrate(const fleet::Evacuation& evacuation);
   void UpdateServerMetrics(const fleet::FleetView& view);
 
@@ -124,6 +126,7 @@ class FleetController {
   static constexpr std::size_t kMaxRefusedRemembered = 10000;
   absl::flat_hash_set<std::string> refused_remote_ ABSL_GUARDED_BY(mu_);
   fleet::FleetModel model_ ABSL_GUARDED_BY(mu_);
+  fleet::LoadMap load_changes_ ABSL_GUARDED_BY(mu_);  // SyncLoadLocked's buffer
   std::uint64_t published_directory_ ABSL_GUARDED_BY(mu_) = ~std::uint64_t{0};
   absl::flat_hash_map<std::string, Connection> connections_ ABSL_GUARDED_BY(mu_);
 

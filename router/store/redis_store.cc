@@ -177,6 +177,15 @@ class RedisStore::Impl {
     vrouter::MutexLock lock(&mu_);
     return load_;
   }
+  void TakeLoadChanges(absl::flat_hash_map<std::string, std::int64_t>& out) {
+    out.clear();
+    vrouter::MutexLock lock(&mu_);
+    for (const std::string& server : load_changed_) {
+      const auto it = load_.find(server);
+      out[server] = it == load_.end() ? 0 : it->second;
+    }
+    load_changed_.clear();
+  }
 
   // `space` empty: any space (a user not held here is found through its pointer); otherwise only
   // `space`'s records are read, one HGET per user not held here, whatever the user's state.
@@ -1362,6 +1371,13 @@ class RedisStore::Impl {
         }
         if (--sum->left > 0) return;
         vrouter::MutexLock lock(&mu_);
+        for (const auto& [server, users] : load_) {
+          const auto it = sum->load.find(server);
+          if (it == sum->load.end() || it->second != users) load_changed_.insert(server);
+        }
+        for (const auto& [server, users] : sum->load) {
+          if (!load_.contains(server)) load_changed_.insert(server);
+        }
         load_ = std::move(sum->load);
       });
     }
@@ -1418,6 +1434,7 @@ class RedisStore::Impl {
   mutable vrouter::Mutex mu_;
   std::string problem_ ABSL_GUARDED_BY(mu_) = "connecting to redis";
   absl::flat_hash_map<std::string, std::int64_t> load_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> load_changed_ ABSL_GUARDED_BY(mu_);  // since TakeLoadChanges
   ChangeListener listener_ ABSL_GUARDED_BY(mu_);
   std::function<void(std::string_view)> fleet_listener_ ABSL_GUARDED_BY(mu_);
 };
@@ -1509,6 +1526,9 @@ void RedisStore::UnwatchUsers(std::span<const std::string> users) {
 }
 absl::flat_hash_map<std::string, std::int64_t> RedisStore::LoadByServer() const {
   return impl_->LoadByServer();
+}
+void RedisStore::TakeLoadChanges(absl::flat_hash_map<std::string, std::int64_t>& out) {
+  impl_->TakeLoadChanges(out);
 }
 absl::flat_hash_map<std::string, std::int64_t> RedisStore::SpaceLoad(std::string_view space) const {
   return impl_->local_.SpaceLoad(space);

@@ -83,6 +83,7 @@ class RedisStore final : public AssignmentStore {
   void WatchUsers(std::span<const std::string> users, ReadyDone ready) override;
   void UnwatchUsers(std::span<const std::string> users) override;
   absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const override;
+  void TakeLoadChanges(absl::flat_hash_map<std::string, std::int64_t>& out) override;
   absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(std::string_view space) const override;
   std::vector<assign::Assignment> AssignedTo(std::string_view server,
                                              std::size_t limit) const override;

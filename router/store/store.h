@@ -119,6 +119,10 @@ class AssignmentStore {
   // ---- views for scoring and migration ----
   // Users per video server, fleet-wide (a shared store: live sessions, as of its last refresh).
   virtual absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const = 0;
+  // The servers whose count changed since the last call, with their counts now (0: none left).
+  // One consumer, the fleet controller: it keeps its model's counts current with this instead of
+  // copying every server's count on every join.
+  virtual void TakeLoadChanges(absl::flat_hash_map<std::string, std::int64_t>& out) = 0;
   virtual absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(
       std::string_view space) const = 0;
   // Up to `limit` assignments on `server` whose sessions live on this replica (they are the ones
