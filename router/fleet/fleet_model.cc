@@ -125,6 +125,10 @@ struct FleetModel::Record {
   std::optional<base::SteadyTime> own_since;
   base::SteadyTime interval_start{};
   std::uint32_t new_in_interval = 0;
+  // Shared admission: placements there this window by every replica (until its next report), and
+  // until when the fleet-wide budget is spent.
+  std::uint32_t fleet_admitted = 0;
+  base::SteadyTime admission_closed_until{};
 
   // Client failure reports: user -> when and from which address it last reported. Users count
   // once each, and so do addresses (Reporters()).
@@ -338,6 +342,7 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
   r->last_report = now;
   r->latest = stats;
   r->pending = 0;
+  r->fleet_admitted = 0;
   r->rates = result.rates;
   if (result.verdict == StatsVerdict::kReset) {
     // The server restarted: whatever it says now about its load starts from nothing, so it
@@ -459,13 +464,15 @@ ScoreInput FleetModel::InputFor(const Record& r, std::int64_t own, base::SteadyT
   in.own = own;
   // Pending placements are absorbed by the next report; an unmonitored server sends none, so
   // they would pile up for ever. Its load is the router's own count (which includes them).
-  in.pending = r.monitored ? r.pending : 0;
+  in.pending = r.monitored ? std::max<std::int64_t>(r.pending, r.fleet_admitted) : 0;
   in.failure_share = r.FailureShare(own);
   in.forwarding = r.forwarding;
   in.failing_reports = !FailureSharePasses(r.Reporters(), own, params_.ejection);
   in.probation = r.probation;
   in.weight = Weight(r, now, established);
   in.new_this_interval = now - r.interval_start >= params_.report_interval ? 0 : r.new_in_interval;
+  in.admission_closed = now < r.admission_closed_until;
+  in.cap_share = admission_share_;
   return in;
 }
 
@@ -523,6 +530,11 @@ Pick FleetModel::Choose(const PickRequest& request, base::SteadyTime now) {
   if (pick.detail.index < 0) return pick;
   Record& r = *servers_[static_cast<std::size_t>(pick.detail.index)];
   pick.server = r.info.id;
+  pick.interval_cap = method_ == ChoiceMethod::kIndexed
+                          ? r.score.interval_cap
+                          : ScoreServer(InputFor(r, r.own, now, EstablishedExists(now)),
+                                        params_.scoring, CurrentEvidence())
+                                .interval_cap;
   if (r.monitored) ++r.pending;
   if (now - r.interval_start >= params_.report_interval) {
     r.interval_start = now;
@@ -531,6 +543,32 @@ Pick FleetModel::Choose(const PickRequest& request, base::SteadyTime now) {
   ++r.new_in_interval;
   Touch(r);
   return pick;
+}
+
+void FleetModel::Admitted(std::string_view id, std::uint32_t fleet_count) {
+  Record* r = Find(id);
+  if (r == nullptr || fleet_count <= r->fleet_admitted) return;
+  r->fleet_admitted = fleet_count;
+  Touch(*r);
+}
+
+void FleetModel::AdmissionRefused(std::string_view id, base::SteadyTime until,
+                                  base::SteadyTime now) {
+  Record* r = Find(id);
+  if (r == nullptr) return;
+  if (r->monitored && r->pending > 0) --r->pending;
+  if (now - r->interval_start < params_.report_interval && r->new_in_interval > 0) {
+    --r->new_in_interval;
+  }
+  r->admission_closed_until = std::max(r->admission_closed_until, until);
+  Touch(*r);
+}
+
+void FleetModel::SetAdmissionShare(std::uint32_t replicas) {
+  replicas = std::max<std::uint32_t>(replicas, 1);
+  if (replicas == admission_share_) return;
+  admission_share_ = replicas;
+  rebuild_ = true;  // every server's cap changes
 }
 
 bool FleetModel::CanKeep(std::string_view id, base::SteadyTime now) const {
@@ -893,13 +931,16 @@ void FleetModel::ScoreKept(Record& r, base::SteadyTime now) {
   r.counted_active = active;
   r.counted_suspect = suspect;
 
-  // Its interval cap lifts when its interval ends: look at it again then.
-  if (r.input.new_this_interval > 0) {
-    const base::SteadyTime end = r.interval_start + params_.report_interval;
-    if (r.wakeup != end) {
-      r.wakeup = end;
-      wakeups_.push({end, r.index});
-    }
+  // Its interval cap lifts when its interval ends, or when the fleet-wide budget opens again:
+  // look at it again then.
+  std::optional<base::SteadyTime> next;
+  if (r.input.new_this_interval > 0) next = r.interval_start + params_.report_interval;
+  if (r.input.admission_closed && (!next || r.admission_closed_until < *next)) {
+    next = r.admission_closed_until;
+  }
+  if (next && r.wakeup != next) {
+    r.wakeup = next;
+    wakeups_.push({*next, r.index});
   }
 }
 

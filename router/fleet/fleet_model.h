@@ -163,6 +163,7 @@ struct FleetView {
 struct Pick {
   std::string server;  // empty: nothing eligible
   PickResult detail;
+  std::uint32_t interval_cap = 0;  // the server's new users per interval (its score)
 };
 
 // Why a server's users are being moved off it.
@@ -222,6 +223,20 @@ class FleetModel {
   // without failure reports over the absolute bound (in panic too), and with room for one more
   // user at full capacity.
   bool CanKeep(std::string_view id, base::SteadyTime now) const;
+
+  // ---- shared admission: several replicas drawing on one budget per server and interval ----
+  // (store/store.h, AssignmentStore::Admit.) The budget admitted this replica's last placement on
+  // `id`; `fleet_count` placements there in the budget's current window, by every replica. Until
+  // the server's next report they count as pending here: a stale "I'm empty" absorbs none of them.
+  void Admitted(std::string_view id, std::uint32_t fleet_count);
+  // The budget of `id` is spent until `until`: the placement this replica counted there is undone,
+  // and `id` takes no new user from this replica before then.
+  void AdmissionRefused(std::string_view id, base::SteadyTime until, base::SteadyTime now);
+  // The budget cannot be reached: each server's per-interval cap is shared by `replicas`, and this
+  // replica admits ceil(cap / replicas) per server and interval rather than the whole cap. 1 (the
+  // default): the whole cap (one replica, or the budget is reachable and enforces the cap).
+  void SetAdmissionShare(std::uint32_t replicas);
+  std::uint32_t admission_share() const { return admission_share_; }
 
   // Time passes: staleness, ejection expiry and decay, the ejection rules, panic, forgetting.
   void Tick(base::SteadyTime now);
@@ -284,6 +299,7 @@ class FleetModel {
   ChoiceMethod method_;
   std::mt19937_64 rng_;
   LoadMap own_;  // SetOwn/SetLoad, for every id (known to the model or not)
+  std::uint32_t admission_share_ = 1;
   std::vector<std::unique_ptr<Record>> servers_;  // stable order: declaration/registration
   absl::flat_hash_map<std::string, std::size_t> index_;
   std::vector<StateChange> changes_;

@@ -85,6 +85,7 @@ Score ScoreServer(const ScoreInput& in, const ScoringParams& params, Evidence ev
   s.utilization = std::max(s.effective_load / capacity, (1 - weight) * in.fleet_utilization);
   s.interval_cap = std::max<std::uint32_t>(
       1, static_cast<std::uint32_t>(std::floor(params.max_new_users_per_interval * weight)));
+  if (in.cap_share > 1) s.interval_cap = (s.interval_cap + in.cap_share - 1) / in.cap_share;
   if (in.probation) s.interval_cap = 1;
   if (in.state != ServerState::kActive) {
     s.ineligible = Ineligible::kState;
@@ -94,7 +95,7 @@ Score ScoreServer(const ScoreInput& in, const ScoringParams& params, Evidence ev
     s.ineligible = Ineligible::kFailureReports;
   } else if (s.effective_load + 1 > capacity * weight) {
     s.ineligible = Ineligible::kFull;
-  } else if (in.new_this_interval >= s.interval_cap) {
+  } else if (in.admission_closed || in.new_this_interval >= s.interval_cap) {
     s.ineligible = Ineligible::kIntervalCap;
   } else if (in.probation && in.own + in.pending >= params.probation_max_users) {
     s.ineligible = Ineligible::kProbation;

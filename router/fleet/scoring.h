@@ -95,6 +95,11 @@ struct ScoreInput {
   double weight = 1;  // slow-start weight, (0, 1]
   std::uint32_t new_this_interval = 0;
   double fleet_utilization = 0;  // mean utilization of established active servers
+  // Shared admission (several replicas): the fleet-wide budget of this interval is spent.
+  bool admission_closed = false;
+  // The per-interval cap is shared by this many replicas that cannot reach the fleet-wide budget:
+  // each admits ceil(cap / cap_share). 1: the whole cap.
+  std::uint32_t cap_share = 1;
 };
 
 // Why a server cannot take a new user (kEligible when it can).
@@ -104,7 +109,7 @@ enum class Ineligible {
   kNotForwarding,   // counters say it swallows media: no credit for low load
   kFailureReports,  // its users report failures over the absolute bound
   kFull,            // no headroom at its (slow-start scaled) capacity
-  kIntervalCap,     // took its share of new users this interval
+  kIntervalCap,     // took its share of new users this interval (here, or fleet-wide)
   kProbation,       // back from an ejection: holds all the users it may until it proves healthy
 };
 std::string_view IneligibleName(Ineligible why);

@@ -107,7 +107,7 @@ class Twins {
   void RandomEvent() {
     const std::size_t i = rng_() % servers_.size();
     const std::string& id = servers_[i].id;
-    switch (rng_() % 16) {
+    switch (rng_() % 19) {
       case 0:
         if (servers_.size() < 60) AddServer();
         break;
@@ -139,6 +139,21 @@ class Twins {
       case 7:
         Both([&](FleetModel& m) { m.SetOwn("not-yet-" + id, 5); });
         break;
+      case 8: {  // shared admission: the fleet-wide budget says how many it admitted
+        const auto count = static_cast<std::uint32_t>(rng_() % 30);
+        Both([&](FleetModel& m) { m.Admitted(id, count); });
+        break;
+      }
+      case 9: {  // ... or that it is spent for a while
+        const base::SteadyTime until = now_ + milliseconds(rng_() % 1500);
+        Both([&](FleetModel& m) { m.AdmissionRefused(id, until, now_); });
+        break;
+      }
+      case 10: {  // the budget unreachable (a share of the cap each), or reachable again
+        const auto share = static_cast<std::uint32_t>(rng_() % 3 == 0 ? 1 + rng_() % 5 : 1);
+        Both([&](FleetModel& m) { m.SetAdmissionShare(share); });
+        break;
+      }
       default:
         Report(i);
         break;
@@ -169,9 +184,9 @@ class Twins {
     const Pick b = scanned_.Choose(request, now_);
     ++choices_;
     if (!a.server.empty()) ++placed_;
-    if (a.server == b.server && a.detail.index == b.detail.index &&
-        a.detail.tier == b.detail.tier && a.detail.affinity == b.detail.affinity &&
-        a.detail.candidates == b.detail.candidates &&
+    if (a.server == b.server && a.interval_cap == b.interval_cap &&
+        a.detail.index == b.detail.index && a.detail.tier == b.detail.tier &&
+        a.detail.affinity == b.detail.affinity && a.detail.candidates == b.detail.candidates &&
         a.detail.sampled_other == b.detail.sampled_other) {
       return ::testing::AssertionSuccess();
     }

@@ -1226,6 +1226,52 @@ TEST(FleetModelTest, SlowStartFloorUsesOnlyActiveEstablishedServers) {
   EXPECT_NEAR(b.score.utilization, (1 - b.weight) * a_util, 1e-9);
 }
 
+// Shared admission (issue 20): several replicas draw on one budget per server and interval.
+TEST(FleetModelTest, ASpentFleetWideBudgetClosesTheServerUntilItsWindowEnds) {
+  Sim sim;
+  sim.Up({"a", "b"});
+  const Pick pick = sim.M().Choose({}, sim.now);
+  ASSERT_FALSE(pick.server.empty());
+  EXPECT_EQ(pick.interval_cap, 100u);
+  const std::string other = pick.server == "a" ? "b" : "a";
+  const std::int64_t pending = sim.View(pick.server).pending;
+  sim.model.AdmissionRefused(pick.server, sim.now + milliseconds(300), sim.now);
+  EXPECT_EQ(sim.View(pick.server).pending, pending - 1);  // the refused placement is undone
+  EXPECT_EQ(sim.View(pick.server).score.ineligible, Ineligible::kIntervalCap);
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(sim.Choose(), other);
+  sim.Advance(milliseconds(300));  // the budget's window ends
+  EXPECT_TRUE(sim.View(pick.server).score.eligible());
+  bool back = false;
+  for (int i = 0; i < 40 && !back; ++i) back = sim.Choose() == pick.server;
+  EXPECT_TRUE(back);
+}
+
+TEST(FleetModelTest, UnreachableBudgetLeavesEachReplicaItsShareOfTheCap) {
+  FleetParams p;
+  p.scoring.max_new_users_per_interval = 10;
+  Sim sim(p);
+  sim.Up({"a"});
+  sim.model.SetAdmissionShare(4);                   // four live replicas, none can reach the budget
+  EXPECT_EQ(sim.View("a").score.interval_cap, 3u);  // ceil(10 / 4)
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(sim.Choose(), "a");
+  EXPECT_EQ(sim.Choose(), "");     // this replica's share is used up
+  sim.model.SetAdmissionShare(1);  // reachable again: the budget enforces the whole cap
+  EXPECT_EQ(sim.Choose(), "a");
+}
+
+TEST(FleetModelTest, PlacementsTheBudgetCountedFleetWideArePendingUntilTheNextReport) {
+  Sim sim;
+  sim.Up({"a"});
+  sim.model.Admitted("a", 40);  // 40 placements on a by every replica, this window
+  EXPECT_EQ(sim.View("a").pending, 40);
+  EXPECT_GE(sim.View("a").score.effective_load, 40 + 10);  // its report said 10 peers
+  sim.model.Admitted("a", 12);                             // an older answer: never lowers it
+  EXPECT_EQ(sim.View("a").pending, 40);
+  sim.Advance(seconds(1));
+  sim.Report("a", Media::kGood, /*peers=*/50);  // the report includes them
+  EXPECT_EQ(sim.View("a").pending, 0);
+}
+
 TEST(FleetModelTest, NewcomerGetsFewUsersWhileEstablishedServersTakeThem) {
   Sim sim;
   sim.Up({"a"});
