@@ -1,6 +1,7 @@
 #include "router/service/fleet_controller.h"
 
 #include <atomic>
+#include <limits>
 
 #include "proto/codec.h"
 #include "proto/video_server_codec.h"
@@ -240,7 +241,7 @@ void FleetController::CloseConnections(std::uint16_t code, std::string_view reas
   for (auto& h : handles) h->CloseAsync(code, std::string(reason), delay);
 }
 
-std::string FleetController::Choose(std::string_view space, std::string_view region) {
+fleet::Pick FleetController::Choose(std::string_view space, std::string_view region) {
   const auto space_load = store_.SpaceLoad(space);
   fleet::Pick pick;
   {
@@ -248,10 +249,59 @@ std::string FleetController::Choose(std::string_view space, std::string_view reg
     SyncLoadLocked();
     pick = model_.Choose({region, &space_load}, now_());
   }
-  if (pick.server.empty()) return {};
+  if (pick.server.empty()) return pick;
   metrics_.picks[static_cast<int>(pick.detail.tier) - 1]->Increment();
   if (pick.detail.affinity) metrics_.picks_space_affinity->Increment();
-  return pick.server;
+  return pick;
+}
+
+void FleetController::Place(std::string_view space, std::string_view region, PlaceDone done) {
+  fleet::Pick pick = Choose(space, region);
+  if (pick.server.empty() || !store_.SharesAdmission()) return done(std::move(pick.server));
+  Admit(pick, std::string(space), std::string(region), 1, std::move(done));
+}
+
+void FleetController::Admit(const fleet::Pick& pick, std::string space, std::string region,
+                            int attempt, PlaceDone done) {
+  const std::string server = pick.server;
+  store_.Admit(server, pick.interval_cap, report_interval_,
+               [this, server, space = std::move(space), region = std::move(region), attempt,
+                done = std::move(done)](store::StoreResult<store::Admission> r) mutable {
+                 const auto* admission = std::get_if<store::Admission>(&r);
+                 if (admission == nullptr) {
+                   // The budget cannot be reached: this placement stands (it was counted here), and
+                   // until the store answers again this replica takes only its share of each
+                   // server's cap.
+                   metrics_.admissions[2]->Increment();
+                   const std::size_t replicas = store_.LiveReplicas();
+                   {
+                     vrouter::MutexLock lock(&mu_);
+                     model_.SetAdmissionShare(static_cast<std::uint32_t>(std::min<std::size_t>(
+                         replicas, std::numeric_limits<std::uint32_t>::max())));
+                   }
+                   return done(server);
+                 }
+                 if (admission->admitted) {
+                   metrics_.admissions[0]->Increment();
+                   {
+                     vrouter::MutexLock lock(&mu_);
+                     model_.SetAdmissionShare(1);
+                     model_.Admitted(server, admission->fleet_count);
+                   }
+                   return done(server);
+                 }
+                 metrics_.admissions[1]->Increment();
+                 {
+                   vrouter::MutexLock lock(&mu_);
+                   const base::SteadyTime now = now_();
+                   model_.SetAdmissionShare(1);
+                   model_.AdmissionRefused(server, now + admission->window_left, now);
+                 }
+                 if (attempt >= kAdmissionAttempts) return done({});
+                 fleet::Pick next = Choose(space, region);
+                 if (next.server.empty()) return done({});
+                 Admit(next, std::move(space), std::move(region), attempt + 1, std::move(done));
+               });
 }
 
 bool FleetController::CanKeep(std::string_view server) {
@@ -387,29 +437,30 @@ void FleetController::Migrate(const fleet::Evacuation& evacuation) {
                                   {"not_moved", batch->failed.load()}});
   };
   for (const assign::Assignment& a : users) {
-    const std::string target = Choose(a.space, region);
-    if (target.empty() || target == a.server) {
-      finish_one(false);
-      continue;
-    }
-    assign::Assignment desired = a;
-    desired.server = target;
-    desired.since = now_();
-    // Compare-and-set on the epoch read: if the user rejoined or left meanwhile, theirs wins.
-    store_.Put(std::move(desired), a.epoch, 0,
-               [this, user = a.user, target, cause = evacuation.cause,
-                finish_one](store::StoreResult<assign::PutResult> r) {
-                 auto* put = std::get_if<assign::PutResult>(&r);
-                 if (put == nullptr || !put->written) return finish_one(false);
-                 if (auto session = sessions_.Find(user)) {
-                   const proto::ServerMessage push = proto::Migrate{
-                       fleet::ServerRefFor(*directory_.Snapshot(), target), put->current.epoch,
-                       std::string(fleet::EvacuationCauseName(cause))};
-                   metrics_.messages_sent[push.index()]->Increment();
-                   session->Push(std::make_shared<const std::string>(proto::Encode(push)));
-                 }
-                 finish_one(true);
-               });
+    // A migration is a new placement for the target: it goes through the same admission.
+    Place(a.space, region,
+          [this, a, cause = evacuation.cause, finish_one](const std::string& target) {
+            if (target.empty() || target == a.server) return finish_one(false);
+            assign::Assignment desired = a;
+            desired.server = target;
+            desired.since = now_();
+            // Compare-and-set on the epoch read: if the user rejoined or left meanwhile, theirs
+            // wins.
+            store_.Put(std::move(desired), a.epoch, 0,
+                       [this, user = a.user, target, cause,
+                        finish_one](store::StoreResult<assign::PutResult> r) {
+                         auto* put = std::get_if<assign::PutResult>(&r);
+                         if (put == nullptr || !put->written) return finish_one(false);
+                         if (auto session = sessions_.Find(user)) {
+                           const proto::ServerMessage push = proto::Migrate{
+                               fleet::ServerRefFor(*directory_.Snapshot(), target),
+                               put->current.epoch, std::string(fleet::EvacuationCauseName(cause))};
+                           metrics_.messages_sent[push.index()]->Increment();
+                           session->Push(std::make_shared<const std::string>(proto::Encode(push)));
+                         }
+                         finish_one(true);
+                       });
+          });
   }
 }
 

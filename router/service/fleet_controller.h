@@ -68,8 +68,15 @@ class FleetController {
                         std::chrono::milliseconds delay);
 
   // ---- clients ----
-  // A server for a new user of `space` (empty when none is eligible).
-  std::string Choose(std::string_view space, std::string_view region);
+  // A server for a new user of `space`: `done(server)`, empty when no server can take the user.
+  // With a store that shares admission (several replicas), the choice is put to the server's
+  // fleet-wide budget for the interval; a refusal closes that server here for the rest of its
+  // window and the choice is made again (at most kAdmissionAttempts servers are tried); a store
+  // that does not answer leaves this replica its share of each server's cap (cap / live
+  // replicas) until it answers again. `done` runs inline or on the store's thread.
+  static constexpr int kAdmissionAttempts = 3;
+  using PlaceDone = std::function<void(std::string)>;
+  void Place(std::string_view space, std::string_view region, PlaceDone done);
   // Whether a user may stay on (or resume to) `server`.
   bool CanKeep(std::string_view server);
   bool OnFailureReport(std::string_view server, std::string_view user, std::string_view address);
@@ -98,6 +105,10 @@ class FleetController {
   // Brings the model's per-server user counts up to date with the store's (only what changed).
   void SyncLoadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Migrate(const fleet::Evacuation& evacuation);
+  // The model's choice for a new user of `space`, counted in the metrics.
+  fleet::Pick Choose(std::string_view space, std::string_view region);
+  void Admit(const fleet::Pick& pick, std::string space, std::string region, int attempt,
+             PlaceDone done);
   void UpdateServerMetrics(const fleet::FleetView& view);
 
   // Tells the other replicas (store/fleet_gossip.h), when there are any.

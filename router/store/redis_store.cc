@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <limits>
 #include <thread>
 #include <utility>
 
@@ -708,6 +709,33 @@ class RedisStore::Impl {
     count(redis::HelloAddressKey(address), &HelloCounts::address);
   }
 
+  void DoAdmit(const std::string& server, std::uint32_t cap, std::chrono::milliseconds window,
+               AdmitDone done) {
+    if (!client_.up()) return done(StoreError::kUnavailable);
+    const std::string key = redis::AdmissionKey(server);
+    EvalOn(admit_, key, {std::to_string(cap), std::to_string(window.count())},
+           [this, key, window, done = std::move(done)](const RedisResult& r) {
+             const RedisReply* reply = ReplyOf(r);
+             if (reply == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
+             if (!IsArray(reply) || reply->elements.size() != 3) {
+               NoteDefect(redis::Defect::kOther, key);
+               return done(IsError(reply, "WRONGTYPE") ? StoreError::kCorrupt
+                                                       : StoreError::kUnavailable);
+             }
+             const auto admitted = NumberOf(reply->elements[0]);
+             const auto count = NumberOf(reply->elements[1]);
+             const auto left = NumberOf(reply->elements[2]);
+             if (!admitted || *admitted > 1 || !count ||
+                 *count > std::numeric_limits<std::uint32_t>::max() || !left) {
+               NoteDefect(redis::Defect::kOther, key);
+               return done(StoreError::kCorrupt);
+             }
+             done(Admission{
+                 *admitted == 1, static_cast<std::uint32_t>(*count),
+                 std::min(std::chrono::milliseconds(static_cast<std::int64_t>(*left)), window)});
+           });
+  }
+
   void DeletePointer(const std::string& user, const std::string& space) {
     EvalOn(pointer_delete_, redis::UserKey(user), {space}, [](const RedisResult&) {});
   }
@@ -1121,7 +1149,7 @@ class RedisStore::Impl {
   void OnUp() {
     // Scripts first: everything sent after them on this connection runs after them.
     for (const RedisScript* s : {&put_, &attach_, &detach_, &remove_, &expire_, &orphan_, &lease_,
-                                 &pointer_delete_, &own_load_, &hello_count_}) {
+                                 &pointer_delete_, &own_load_, &hello_count_, &admit_}) {
       client_.Command({"SCRIPT", "LOAD", s->source()}, [](const RedisResult&) {});
     }
     {
@@ -1209,6 +1237,7 @@ class RedisStore::Impl {
                  live.push_back(id);
                }
              }
+             live_replicas_.store(std::max<std::size_t>(1, live.size()), std::memory_order_relaxed);
              Sweep();
              Reap();
              RefreshLoad(live);
@@ -1412,6 +1441,8 @@ class RedisStore::Impl {
   const RedisScript pointer_delete_{std::string(redis::kPointerDeleteScript)};
   const RedisScript own_load_{std::string(redis::kOwnLoadScript)};
   const RedisScript hello_count_{std::string(redis::kHelloCountScript)};
+  const RedisScript admit_{std::string(redis::kAdmitScript)};
+  std::atomic<std::size_t> live_replicas_{1};  // as of the last lease renewal
 
   // Store thread only.
   absl::flat_hash_map<std::string, SpaceState> spaces_;
@@ -1498,6 +1529,17 @@ void RedisStore::CountHello(std::string_view user, std::string_view address,
              done = std::move(done)]() mutable {
     impl->DoCountHello(user, address, window, std::move(done));
   });
+}
+void RedisStore::Admit(std::string_view server, std::uint32_t cap, std::chrono::milliseconds window,
+                       AdmitDone done) {
+  Impl* impl = impl_.get();
+  if (impl->stopped()) return done(StoreError::kUnavailable);
+  impl->Run([impl, server = std::string(server), cap, window, done = std::move(done)]() mutable {
+    impl->DoAdmit(server, cap, window, std::move(done));
+  });
+}
+std::size_t RedisStore::LiveReplicas() const {
+  return impl_->live_replicas_.load(std::memory_order_relaxed);
 }
 void RedisStore::EnterSpace(std::string_view space) {
   Impl* impl = impl_.get();

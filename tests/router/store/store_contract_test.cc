@@ -1415,6 +1415,46 @@ TEST_F(RedisStoreTrustTest, HelloCountersOutOfRangeAreDefects) {
   EXPECT_EQ(std::get<HelloCounts>(fine).user, 1);
 }
 
+// Issue 20: a video server's admission budget per interval is shared by every replica, in
+// windows that start with their first placement; a refusal says how long the window still runs.
+TEST_F(RedisStoreTrustTest, AdmissionBudgetsAreSharedByReplicasPerWindow) {
+  ASSERT_TRUE(h_.WaitWritable());
+  auto admit = [&](AssignmentStore& s, const std::string& server, std::uint32_t cap) {
+    return Completed(
+        Await<StoreResult<Admission>>([&](std::function<void(StoreResult<Admission>)> done) {
+          s.Admit(server, cap, 400ms, std::move(done));
+        }),
+        "Admit");
+  };
+  auto admitted = [&](AssignmentStore& s, const std::string& server, std::uint32_t cap) {
+    const auto r = admit(s, server, cap);
+    EXPECT_TRUE(std::holds_alternative<Admission>(r));
+    return std::holds_alternative<Admission>(r) ? std::get<Admission>(r) : Admission{};
+  };
+  EXPECT_TRUE(store().SharesAdmission());
+  EXPECT_EQ(admitted(store(), "vs-1", 3).fleet_count, 1u);
+  EXPECT_EQ(admitted(h_.peer(), "vs-1", 3).fleet_count, 2u);  // another replica, same budget
+  EXPECT_EQ(admitted(store(), "vs-1", 3).fleet_count, 3u);
+  const Admission refused = admitted(h_.peer(), "vs-1", 3);
+  EXPECT_FALSE(refused.admitted);
+  EXPECT_EQ(refused.fleet_count, 3u);  // a refusal does not count
+  EXPECT_GT(refused.window_left, 0ms);
+  EXPECT_LE(refused.window_left, 400ms);
+  EXPECT_TRUE(admitted(store(), "vs-2", 3).admitted);  // each server has its own
+  std::this_thread::sleep_for(refused.window_left + 50ms);
+  EXPECT_EQ(admitted(h_.peer(), "vs-1", 3).fleet_count, 1u);  // a new window
+
+  // Bad store contents: a count that is not a number starts over; a key of the wrong type is a
+  // typed error (the replica then admits its own share), never a crash.
+  Raw({"SET", redis::AdmissionKey("vs-3"), "lots", "PX", "10000"});
+  EXPECT_EQ(admitted(store(), "vs-3", 3).fleet_count, 1u);
+  Raw({"HSET", redis::AdmissionKey("vs-4"), "f", "v"});
+  const auto wrong = admit(store(), "vs-4", 3);
+  ASSERT_TRUE(std::holds_alternative<StoreError>(wrong));
+  EXPECT_EQ(std::get<StoreError>(wrong), StoreError::kCorrupt);
+  EXPECT_GE(store().LiveReplicas(), 1u);
+}
+
 // Write access to pub/sub alone used to be enough to add a video server on every replica.
 TEST_F(RedisStoreTrustTest, FleetMessagesNeedTheReplicaKey) {
   ASSERT_TRUE(h_.WaitWritable());
