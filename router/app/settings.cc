@@ -201,7 +201,7 @@ options::Table<Config> MakeTable() {
                {"error", "error"}, {"critical", "critical"}, {"off", "off"}},
            "what the JSON log on stdout says");
   t.Custom("store", VROUTER_FIELD(redis), "URL",
-           "memory (one replica) or redis://[:PASSWORD@]HOST:PORT[/DB] shared by every replica "
+           "memory (one replica) or redis://[[USER]:PASSWORD@]HOST:PORT[/DB] shared by every replica "
            "(prefer VROUTER_STORE when it holds a password)", ParseStore, ShowStore);
   t.Millis("redis-timeout-ms", VROUTER_FIELD(redis_timeout), Range::In(10, 60000),
            "Redis connect and command deadline; past it the replica treats Redis as down");
