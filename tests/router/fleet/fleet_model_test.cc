@@ -1139,6 +1139,7 @@ TEST(FleetModelTest, GoneServersAreNotPartOfTheFleetForTheCap) {
 TEST(FleetModelTest, PerIntervalCapResetsAfterOneInterval) {
   FleetParams p;
   p.scoring.max_new_users_per_interval = 2;
+  p.scoring.new_users_per_interval_capacity_share = 0;
   Sim sim(p);
   sim.Register("u", 1000);
   sim.Report("u", Media::kGood);
@@ -1249,6 +1250,7 @@ TEST(FleetModelTest, ASpentFleetWideBudgetClosesTheServerUntilItsWindowEnds) {
 TEST(FleetModelTest, UnreachableBudgetLeavesEachReplicaItsShareOfTheCap) {
   FleetParams p;
   p.scoring.max_new_users_per_interval = 10;
+  p.scoring.new_users_per_interval_capacity_share = 0;
   Sim sim(p);
   sim.Up({"a"});
   sim.model.SetAdmissionShare(4);                   // four live replicas, none can reach the budget
@@ -1378,6 +1380,7 @@ TEST(FleetModelTest, CanKeepNeedsRoomAtFullCapacityOnly) {
 TEST(FleetModelTest, CanKeepIgnoresSlowStartAndTheIntervalCap) {
   FleetParams p;
   p.scoring.max_new_users_per_interval = 1;
+  p.scoring.new_users_per_interval_capacity_share = 0;
   Sim sim(p);
   sim.Up({"a"});
   sim.Steps(30);
@@ -1556,6 +1559,7 @@ TEST(FleetModelTest, ViewHistoryIsCappedAt16OldestFirst) {
 TEST(FleetModelTest, ViewShowsTheIneligibleReasons) {
   FleetParams p;
   p.scoring.max_new_users_per_interval = 1;
+  p.scoring.new_users_per_interval_capacity_share = 0;
   Sim sim(p);
   sim.Up({"ok", "drained", "hole", "full", "x1", "x2", "x3", "x4", "x5", "x6"});
   sim.model.Drain("drained", sim.now);
