@@ -87,16 +87,23 @@ base::Result<std::optional<RedisUrl>> ParseStoreUrl(std::string_view text) {
   }
   constexpr std::string_view kScheme = "redis://";
   if (!text.starts_with(kScheme)) {
-    return base::Fail("expected 'memory' or redis://[:PASSWORD@]HOST:PORT[/DB]");
+    return base::Fail("expected 'memory' or redis://[[USER]:PASSWORD@]HOST:PORT[/DB]");
   }
   text.remove_prefix(kScheme.size());
   RedisUrl url;
   if (const auto at = text.rfind('@'); at != std::string_view::npos) {
     std::string_view auth = text.substr(0, at);
     if (const auto colon = auth.find(':'); colon != std::string_view::npos) {
-      auth.remove_prefix(colon + 1);  // user names (ACL) are not used: the password alone
+      url.username = std::string(auth.substr(0, colon));  // an ACL user (README, "Redis")
+      auth.remove_prefix(colon + 1);
     }
     url.password = std::string(auth);
+    if (!url.username.empty() && url.password.empty()) {
+      return base::Fail("an ACL user needs its password: redis://USER:PASSWORD@HOST:PORT");
+    }
+    if (url.username.find_first_of(" \t\r\n") != std::string::npos) {
+      return base::Fail("the user name holds whitespace");
+    }
     text.remove_prefix(at + 1);
   }
   if (const auto slash = text.find('/'); slash != std::string_view::npos) {

@@ -25,12 +25,13 @@ struct HostPort {
   bool operator==(const HostPort&) const = default;
 };
 
-// --store redis://[:PASSWORD@]HOST:PORT[/DB]
+// --store redis://[[USER]:PASSWORD@]HOST:PORT[/DB]
 struct RedisUrl {
   std::string host;  // name or address, resolved at start-up
   std::uint16_t port = 6379;
   std::string password;
   int db = 0;
+  std::string username;  // an ACL user (AUTH USER PASSWORD); empty: the default user
   bool operator==(const RedisUrl&) const = default;
 };
 // "memory" -> nullopt; "redis://..." -> the URL; anything else -> an error message.

@@ -355,6 +355,7 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
     store::RedisStoreOptions o;
     o.redis.host = address.value();
     o.redis.port = c.redis->port;
+    o.redis.username = c.redis->username;
     o.redis.password = c.redis->password;
     o.redis.db = c.redis->db;
     o.redis.connect_timeout = c.redis_timeout;

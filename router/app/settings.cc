@@ -201,7 +201,7 @@ options::Table<Config> MakeTable() {
                {"error", "error"}, {"critical", "critical"}, {"off", "off"}},
            "what the JSON log on stdout says");
   t.Custom("store", VROUTER_FIELD(redis), "URL",
-           "memory (one replica) or redis://[:PASSWORD@]HOST:PORT[/DB] shared by every replica "
+           "memory (one replica) or redis://[[USER]:PASSWORD@]HOST:PORT[/DB] shared by every replica "
            "(prefer VROUTER_STORE when it holds a password)", ParseStore, ShowStore);
   t.Millis("redis-timeout-ms", VROUTER_FIELD(redis_timeout), Range::In(10, 60000),
            "Redis connect and command deadline; past it the replica treats Redis as down");
@@ -250,7 +250,13 @@ options::Table<Config> MakeTable() {
          VROUTER_FIELD(fleet.scoring.space_affinity_max_utilization), Range::In(0, 1),
          "keep a space on one server while its utilization is below this");
   t.Integer("max-new-users-per-interval", VROUTER_FIELD(fleet.scoring.max_new_users_per_interval),
-            Range::In(1, 1000000), "new users per server per report interval at full weight");
+            Range::In(1, 1000000),
+            "new users per server per report interval at full weight (or the capacity share "
+            "below, when that is more)");
+  t.Real("new-users-capacity-share",
+         VROUTER_FIELD(fleet.scoring.new_users_per_interval_capacity_share), Range::In(0, 1),
+         "share of a server's capacity it may take in new users per report interval at full "
+         "weight, when that is more than --max-new-users-per-interval");
   t.Real("forwarding-min-packets-in", VROUTER_FIELD(fleet.scoring.forwarding.min_packets_in_rate),
          Range::In(0, 1e9), "packets/s in below which forwarding is not judged");
   t.Real("forwarding-min-ratio", VROUTER_FIELD(fleet.scoring.forwarding.min_out_in_ratio),

@@ -18,6 +18,7 @@ void AssignmentTable::Count(const Assignment& a, std::int64_t delta) {
   auto& n = load_[a.server];
   n += delta;
   if (n == 0) load_.erase(a.server);
+  load_changed_.insert(a.server);
   auto& per_server = space_load_[a.space];
   auto& m = per_server[a.server];
   m += delta;
@@ -158,6 +159,16 @@ void AssignmentTable::LookupInto(std::span<const std::string_view> users,
 absl::flat_hash_map<std::string, std::int64_t> AssignmentTable::LoadByServer() const {
   vrouter::MutexLock lock(&load_mu_);
   return load_;
+}
+
+void AssignmentTable::TakeLoadChanges(absl::flat_hash_map<std::string, std::int64_t>& out) {
+  out.clear();
+  vrouter::MutexLock lock(&load_mu_);
+  for (const std::string& server : load_changed_) {
+    const auto it = load_.find(server);
+    out[server] = it == load_.end() ? 0 : it->second;
+  }
+  load_changed_.clear();
 }
 
 }  // namespace vrouter::assign

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "router/assign/assignment.h"
 #include "router/base/mutex.h"
 
@@ -60,6 +61,8 @@ class AssignmentTable {
 
   // Users assigned per video server id (the router's own ground truth of server load).
   absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const;
+  // The servers whose count changed since the last call, with their counts now (0: none left).
+  void TakeLoadChanges(absl::flat_hash_map<std::string, std::int64_t>& out);
 
   // Users of `space` per video server id (for keeping a space together).
   absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(std::string_view space) const;
@@ -84,6 +87,7 @@ class AssignmentTable {
   std::atomic<std::size_t> size_{0};
   mutable vrouter::Mutex load_mu_;  // taken after a shard mutex, never before
   absl::flat_hash_map<std::string, std::int64_t> load_ ABSL_GUARDED_BY(load_mu_);
+  absl::flat_hash_set<std::string> load_changed_ ABSL_GUARDED_BY(load_mu_);
   // space -> server -> users
   absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, std::int64_t>> space_load_
       ABSL_GUARDED_BY(load_mu_);

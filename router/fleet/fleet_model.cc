@@ -23,9 +23,21 @@ using Ms = std::chrono::milliseconds;
 
 Ms ToMs(std::chrono::nanoseconds d) { return std::chrono::duration_cast<Ms>(d); }
 
-std::int64_t OwnOf(const LoadMap& own, const std::string& id) {
-  const auto it = own.find(id);
-  return it == own.end() ? 0 : it->second;
+// The fleet's mean utilization is summed in fixed point, so that it does not depend on the order
+// the servers were added in: the kept sum (ChoiceMethod::kIndexed) and the full scan agree to the
+// bit (to within 2^-32 of the exact mean). Utilizations are clamped to kMaxUtilization for it,
+// far beyond any real server (10^4 * 2^32 * 200,000 servers still fits in 64 bits).
+constexpr double kUtilizationScale = 4294967296.0;  // 2^32
+constexpr double kMaxUtilization = 1e4;
+
+std::int64_t FixedUtilization(double utilization) {
+  return std::llround(std::clamp(utilization, 0.0, kMaxUtilization) * kUtilizationScale);
+}
+
+double MeanOf(std::int64_t fixed_sum, std::size_t count) {
+  return count == 0
+             ? 0
+             : static_cast<double>(fixed_sum) / static_cast<double>(count) / kUtilizationScale;
 }
 
 bool Swallowing(Forwarding f) {
@@ -113,6 +125,10 @@ struct FleetModel::Record {
   std::optional<base::SteadyTime> own_since;
   base::SteadyTime interval_start{};
   std::uint32_t new_in_interval = 0;
+  // Shared admission: placements there this window by every replica (until its next report), and
+  // until when the fleet-wide budget is spent.
+  std::uint32_t fleet_admitted = 0;
+  base::SteadyTime admission_closed_until{};
 
   // Client failure reports: user -> when and from which address it last reported. Users count
   // once each, and so do addresses (Reporters()).
@@ -141,6 +157,26 @@ struct FleetModel::Record {
   bool probation = false;
   std::optional<base::SteadyTime> probation_until;
   bool probation_counters = false;  // ejected on its counters: a forwarding report ends it
+
+  // The router's own count of users there (FleetModel::SetOwn).
+  std::int64_t own = 0;
+
+  // Kept score (ChoiceMethod::kIndexed): as of the last time something touched this server.
+  ScoreInput input;
+  Score score;
+  std::size_t index = 0;                   // in servers_
+  std::int64_t mean_share = 0;             // its share of the mean utilization, when in_mean
+  std::optional<base::SteadyTime> wakeup;  // queued in wakeups_ for this time
+  std::size_t region_tier = 0, region_pos = 0;
+  std::optional<std::size_t> group_tier;
+  std::size_t group_pos = 0;
+  bool dirty = false;        // in dirty_
+  bool slow = false;         // active, weight < 1: rescored on every choice
+  bool listed_slow = false;  // in slow_
+  bool established = false;  // counted in established_count_
+  bool in_mean = false;      // counted in the mean utilization
+  bool indexed = false;      // in the eligible index
+  bool counted_active = false, counted_suspect = false;
 
   // Derived state.
   ServerState state = ServerState::kPending;
@@ -206,8 +242,8 @@ struct FleetModel::Record {
   }
 };
 
-FleetModel::FleetModel(FleetParams params, std::uint64_t seed)
-    : params_(std::move(params)), rng_(seed) {}
+FleetModel::FleetModel(FleetParams params, std::uint64_t seed, ChoiceMethod method)
+    : params_(std::move(params)), method_(method), rng_(seed) {}
 
 FleetModel::~FleetModel() = default;
 
@@ -228,16 +264,20 @@ void FleetModel::Declare(const std::vector<VideoServer>& servers, base::SteadyTi
       auto rec = std::make_unique<Record>();
       rec->state_since = now;
       rec->healthy_since = now;
+      rec->own = Own(s.id);
       index_.emplace(s.id, servers_.size());
       servers_.push_back(std::move(rec));
       r = servers_.back().get();
       ++directory_version_;
+      rebuild_ = true;
     } else if (!(r->info == s)) {
       ++directory_version_;
+      rebuild_ = true;
     }
     r->info = s;
     r->declared = true;
     r->monitored = s.monitored || r->connected;
+    Touch(*r);
     Refresh(*r, now, s.monitored ? ChangeReason::kDeclared : ChangeReason::kDeclaredUnmonitored);
   }
 }
@@ -254,18 +294,24 @@ ServerState FleetModel::Register(const VideoServer& info, base::SteadyTime now) 
     rec->state_since = now;
     rec->healthy_since = now;
     rec->reason = ChangeReason::kRegistered;
+    rec->own = Own(info.id);
     index_.emplace(info.id, servers_.size());
     servers_.push_back(std::move(rec));
     r = servers_.back().get();
     ++directory_version_;
+    rebuild_ = true;
   }
   VideoServer updated = info;
   updated.monitored = true;  // it reports: from now on its reports are expected
-  if (!(r->info == updated)) ++directory_version_;
+  if (!(r->info == updated)) {
+    ++directory_version_;
+    rebuild_ = true;
+  }
   r->info = std::move(updated);
   r->monitored = true;
   r->connected = true;
   r->counters.NewRegistration();
+  Touch(*r);
   Refresh(*r, now, ChangeReason::kRegistered);
   return r->state;
 }
@@ -275,9 +321,11 @@ void FleetModel::Disconnected(std::string_view id) {
 }
 
 FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::Stats& stats,
-                                             std::int64_t own, base::SteadyTime now) {
+                                             base::SteadyTime now) {
   Record* r = Find(id);
   if (r == nullptr) return {};
+  Touch(*r);
+  const std::int64_t own = r->own;
   if (own <= 0) {
     r->own_since.reset();
   } else if (!r->own_since) {
@@ -294,6 +342,7 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
   r->last_report = now;
   r->latest = stats;
   r->pending = 0;
+  r->fleet_admitted = 0;
   r->rates = result.rates;
   if (result.verdict == StatsVerdict::kReset) {
     // The server restarted: whatever it says now about its load starts from nothing, so it
@@ -337,6 +386,7 @@ bool FleetModel::OnFailureReport(std::string_view server, std::string_view user,
   Record* r = Find(server);
   if (r == nullptr) return false;
   r->AddReporter(user, address, now);
+  Touch(*r);
   return true;
 }
 
@@ -344,6 +394,7 @@ bool FleetModel::Drain(std::string_view id, base::SteadyTime now) {
   Record* r = Find(id);
   if (r == nullptr) return false;
   r->drained = true;
+  Touch(*r);
   Refresh(*r, now, ChangeReason::kDrained);
   return true;
 }
@@ -353,6 +404,7 @@ bool FleetModel::Undrain(std::string_view id, base::SteadyTime now) {
   if (r == nullptr) return false;
   r->drained = false;
   r->resets.clear();  // restarts during a drain are maintenance, not a crash loop
+  Touch(*r);
   Refresh(*r, now, ChangeReason::kUndrained);
   return true;
 }
@@ -373,6 +425,7 @@ ServerState FleetModel::Derive(const Record& r, base::SteadyTime now) const {
 void FleetModel::Refresh(Record& r, base::SteadyTime now, ChangeReason reason) {
   const ServerState next = Derive(r, now);
   if (next == r.state) return;
+  Touch(r);
   StateChange change{r.info.id, r.state, next, reason, now};
   if (next == ServerState::kActive) r.in_service_since = now;  // (re)entering: slow start
   if (next == ServerState::kGone || next == ServerState::kStale)
@@ -411,33 +464,35 @@ ScoreInput FleetModel::InputFor(const Record& r, std::int64_t own, base::SteadyT
   in.own = own;
   // Pending placements are absorbed by the next report; an unmonitored server sends none, so
   // they would pile up for ever. Its load is the router's own count (which includes them).
-  in.pending = r.monitored ? r.pending : 0;
+  in.pending = r.monitored ? std::max<std::int64_t>(r.pending, r.fleet_admitted) : 0;
   in.failure_share = r.FailureShare(own);
   in.forwarding = r.forwarding;
   in.failing_reports = !FailureSharePasses(r.Reporters(), own, params_.ejection);
   in.probation = r.probation;
   in.weight = Weight(r, now, established);
   in.new_this_interval = now - r.interval_start >= params_.report_interval ? 0 : r.new_in_interval;
+  in.admission_closed = now < r.admission_closed_until;
+  in.cap_share = admission_share_;
   return in;
 }
 
-void FleetModel::ScoreAll(const LoadMap& own, base::SteadyTime now, std::vector<ScoreInput>& inputs,
+void FleetModel::ScoreAll(base::SteadyTime now, std::vector<ScoreInput>& inputs,
                           std::vector<Score>& scores, Evidence evidence) const {
   const bool established = EstablishedExists(now);
   inputs.clear();
   scores.clear();
-  double sum = 0;
-  int counted = 0;
+  std::int64_t sum = 0;
+  std::size_t counted = 0;
   for (const auto& r : servers_) {
-    inputs.push_back(InputFor(*r, OwnOf(own, r->info.id), now, established));
+    inputs.push_back(InputFor(*r, r->own, now, established));
     scores.push_back(ScoreServer(inputs.back(), params_.scoring, evidence));
     if (r->state == ServerState::kActive && inputs.back().weight >= 1) {
-      sum += scores.back().utilization;
+      sum += FixedUtilization(scores.back().utilization);
       ++counted;
     }
   }
   if (counted == 0) return;
-  const double mean = sum / counted;
+  const double mean = MeanOf(sum, counted);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].weight >= 1) continue;
     inputs[i].fleet_utilization = mean;
@@ -445,33 +500,81 @@ void FleetModel::ScoreAll(const LoadMap& own, base::SteadyTime now, std::vector<
   }
 }
 
-Pick FleetModel::Choose(const PickRequest& request, const LoadMap& own, base::SteadyTime now) {
+PickResult FleetModel::ChooseByFullScan(const PickRequest& request, base::SteadyTime now) {
   thread_local std::vector<ScoreInput> inputs;
   thread_local std::vector<Score> scores;
-  ScoreAll(own, now, inputs, scores, CurrentEvidence());
+  ScoreAll(now, inputs, scores, CurrentEvidence());
+  return PickServer(inputs, scores, request, params_.scoring, rng_);
+}
+
+Pick FleetModel::Choose(const PickRequest& request, base::SteadyTime now) {
   Pick pick;
-  pick.detail = PickServer(inputs, scores, request, params_.scoring, rng_);
-  if (pick.detail.index < 0 && EveryActiveServerSuspect()) {
+  bool every_active_suspect = false;
+  if (method_ == ChoiceMethod::kIndexed) {
+    Advance(now);
+    pick.detail = ChooseIndexed(request);
+    every_active_suspect = active_count_ > 0 && suspect_count_ == active_count_;
+  } else {
+    pick.detail = ChooseByFullScan(request, now);
+    every_active_suspect = pick.detail.index < 0 && EveryActiveServerSuspect();
+  }
+  if (pick.detail.index < 0 && every_active_suspect) {
     // Every server that could take users has concrete evidence against it (a fleet-wide signal:
-    // more likely the network or the router's view than every server at once): fail open.
-    ScoreAll(own, now, inputs, scores, Evidence::kNone);
+    // more likely the network or the router's view than every server at once): fail open. A
+    // full scan, but only while the whole fleet looks bad.
+    thread_local std::vector<ScoreInput> inputs;
+    thread_local std::vector<Score> scores;
+    ScoreAll(now, inputs, scores, Evidence::kNone);
     pick.detail = PickServer(inputs, scores, request, params_.scoring, rng_);
   }
   if (pick.detail.index < 0) return pick;
   Record& r = *servers_[static_cast<std::size_t>(pick.detail.index)];
   pick.server = r.info.id;
+  pick.interval_cap = method_ == ChoiceMethod::kIndexed
+                          ? r.score.interval_cap
+                          : ScoreServer(InputFor(r, r.own, now, EstablishedExists(now)),
+                                        params_.scoring, CurrentEvidence())
+                                .interval_cap;
   if (r.monitored) ++r.pending;
   if (now - r.interval_start >= params_.report_interval) {
     r.interval_start = now;
     r.new_in_interval = 0;
   }
   ++r.new_in_interval;
+  Touch(r);
   return pick;
 }
 
-bool FleetModel::CanKeep(std::string_view id, std::int64_t own, base::SteadyTime now) const {
+void FleetModel::Admitted(std::string_view id, std::uint32_t fleet_count) {
+  Record* r = Find(id);
+  if (r == nullptr || fleet_count <= r->fleet_admitted) return;
+  r->fleet_admitted = fleet_count;
+  Touch(*r);
+}
+
+void FleetModel::AdmissionRefused(std::string_view id, base::SteadyTime until,
+                                  base::SteadyTime now) {
+  Record* r = Find(id);
+  if (r == nullptr) return;
+  if (r->monitored && r->pending > 0) --r->pending;
+  if (now - r->interval_start < params_.report_interval && r->new_in_interval > 0) {
+    --r->new_in_interval;
+  }
+  r->admission_closed_until = std::max(r->admission_closed_until, until);
+  Touch(*r);
+}
+
+void FleetModel::SetAdmissionShare(std::uint32_t replicas) {
+  replicas = std::max<std::uint32_t>(replicas, 1);
+  if (replicas == admission_share_) return;
+  admission_share_ = replicas;
+  rebuild_ = true;  // every server's cap changes
+}
+
+bool FleetModel::CanKeep(std::string_view id, base::SteadyTime now) const {
   const Record* r = Find(id);
   if (r == nullptr) return false;
+  const std::int64_t own = r->own;
   if (r->state == ServerState::kDraining || r->state == ServerState::kEjected ||
       r->state == ServerState::kGone) {
     return false;
@@ -508,8 +611,9 @@ void FleetModel::Eject(Record& r, EjectReason reason, base::SteadyTime now) {
   Refresh(r, now, ChangeReasonFor(reason));
 }
 
-void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
+void FleetModel::Tick(base::SteadyTime now) {
   const auto& ep = params_.ejection;
+  rebuild_ = true;  // time passed for every server: the kept scores start over
   // Liveness, failure-report windows, ejection expiry and decay.
   for (auto& rp : servers_) {
     Record& r = *rp;
@@ -583,7 +687,7 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
     }
     if (r.state != ServerState::kActive && r.state != ServerState::kStale) continue;
     ++candidates;
-    const std::int64_t users = OwnOf(own, r.info.id);
+    const std::int64_t users = r.own;
     const std::uint32_t reporters = r.Reporters();
     const std::uint32_t bad_needed = r.probation ? 1 : ep.not_forwarding_reports;
     // On probation two reporters suffice, or one when it is the only user there.
@@ -645,7 +749,7 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
     Record& r = *servers_[i];
     const bool forget = !r.declared && r.state == ServerState::kGone && r.last_report &&
                         now - *r.last_report >= params_.gone_after + params_.forget_after &&
-                        OwnOf(own, r.info.id) == 0;
+                        r.own == 0;
     if (!forget) {
       ++i;
       continue;
@@ -657,7 +761,7 @@ void FleetModel::Tick(const LoadMap& own, base::SteadyTime now) {
   }
 }
 
-std::vector<Evacuation> FleetModel::DueEvacuations(const LoadMap& own, base::SteadyTime now) {
+std::vector<Evacuation> FleetModel::DueEvacuations(base::SteadyTime now) {
   std::vector<Evacuation> out;
   for (auto& rp : servers_) {
     Record& r = *rp;
@@ -665,7 +769,7 @@ std::vector<Evacuation> FleetModel::DueEvacuations(const LoadMap& own, base::Ste
     if (r.state == ServerState::kDraining) cause = EvacuationCause::kDrain;
     if (r.state == ServerState::kEjected) cause = EvacuationCause::kEjected;
     if (r.state == ServerState::kGone) cause = EvacuationCause::kGone;
-    if (!cause || OwnOf(own, r.info.id) == 0 || now < r.next_migration) continue;
+    if (!cause || r.own == 0 || now < r.next_migration) continue;
     r.next_migration = now + params_.migration.cooldown;
     out.push_back({r.info.id, *cause, params_.migration.batch});
   }
@@ -695,7 +799,7 @@ std::vector<VideoServer> FleetModel::Directory() const {
   return out;
 }
 
-FleetView FleetModel::View(const LoadMap& own, base::SteadyTime now) const {
+FleetView FleetModel::View(base::SteadyTime now) const {
   FleetView view;
   view.taken_at = now;
   view.panic = panic_;
@@ -703,7 +807,7 @@ FleetView FleetModel::View(const LoadMap& own, base::SteadyTime now) const {
   std::size_t fleet = 0;
   std::vector<ScoreInput> inputs;
   std::vector<Score> scores;
-  ScoreAll(own, now, inputs, scores, CurrentEvidence());
+  ScoreAll(now, inputs, scores, CurrentEvidence());
   for (std::size_t i = 0; i < servers_.size(); ++i) {
     const Record& r = *servers_[i];
     if (r.state != ServerState::kGone) ++fleet;
@@ -720,7 +824,7 @@ FleetView FleetModel::View(const LoadMap& own, base::SteadyTime now) const {
     v.rates = r.rates;
     v.forwarding = r.forwarding;
     v.bad_reports = r.bad_reports;
-    v.own = OwnOf(own, r.info.id);
+    v.own = r.own;
     const ScoreInput& in = inputs[i];
     v.reported_load = in.reported_load;
     v.counter_load = in.counter_load;
@@ -747,6 +851,295 @@ FleetView FleetModel::View(const LoadMap& own, base::SteadyTime now) const {
   }
   view.max_ejected = MaxEjected(fleet, params_.ejection);
   return view;
+}
+
+// ------------------------------------------------------------------ the router's own counts
+
+void FleetModel::SetOwn(std::string_view id, std::int64_t users) {
+  users = std::max<std::int64_t>(users, 0);
+  if (users == 0) {
+    own_.erase(AsAbsl(id));
+  } else {
+    own_[AsAbsl(id)] = users;
+  }
+  Record* r = Find(id);
+  if (r == nullptr || r->own == users) return;
+  r->own = users;
+  Touch(*r);
+}
+
+void FleetModel::SetLoad(const LoadMap& own) {
+  std::vector<std::string> gone;
+  for (const auto& [id, users] : own_) {
+    if (!own.contains(id)) gone.push_back(id);
+  }
+  for (const auto& id : gone) SetOwn(id, 0);
+  for (const auto& [id, users] : own) SetOwn(id, users);
+}
+
+std::int64_t FleetModel::Own(std::string_view id) const {
+  const auto it = own_.find(AsAbsl(id));
+  return it == own_.end() ? 0 : it->second;
+}
+
+// ------------------------------------------------------------------ kept scores and the index
+
+void FleetModel::Touch(Record& r) {
+  if (method_ != ChoiceMethod::kIndexed || rebuild_ || r.dirty) return;
+  r.dirty = true;
+  dirty_.push_back(r.index);
+}
+
+double FleetModel::MeanUtilization() const { return MeanOf(utilization_sum_, utilization_count_); }
+
+void FleetModel::ScoreKept(Record& r, base::SteadyTime now) {
+  const bool active = r.state == ServerState::kActive;
+  r.input = InputFor(r, r.own, now, established_);
+  r.score = ScoreServer(r.input, params_.scoring, evidence_);
+  r.slow = active && r.input.weight < 1;
+
+  const bool established = active && r.in_service_since &&
+                           now - *r.in_service_since >= params_.scoring.slow_start_window;
+  if (established != r.established) {
+    r.established = established;
+    established_count_ = established ? established_count_ + 1 : established_count_ - 1;
+  }
+  if (active && !established && r.in_service_since) {
+    const base::SteadyTime at = *r.in_service_since + params_.scoring.slow_start_window;
+    if (!next_established_at_ || at < *next_established_at_) next_established_at_ = at;
+  }
+
+  const bool in_mean = active && r.input.weight >= 1;
+  const std::int64_t share = in_mean ? FixedUtilization(r.score.utilization) : 0;
+  if (r.in_mean) {
+    utilization_sum_ -= r.mean_share;
+    --utilization_count_;
+  }
+  if (in_mean) {
+    utilization_sum_ += share;
+    ++utilization_count_;
+  }
+  r.in_mean = in_mean;
+  r.mean_share = share;
+
+  const bool suspect = active && (Swallowing(r.forwarding) ||
+                                  r.Reporters() >= params_.ejection.failure_min_reporters);
+  if (active != r.counted_active) active_count_ = active ? active_count_ + 1 : active_count_ - 1;
+  if (suspect != r.counted_suspect) {
+    suspect_count_ = suspect ? suspect_count_ + 1 : suspect_count_ - 1;
+  }
+  r.counted_active = active;
+  r.counted_suspect = suspect;
+
+  // Its interval cap lifts when its interval ends, or when the fleet-wide budget opens again:
+  // look at it again then.
+  std::optional<base::SteadyTime> next;
+  if (r.input.new_this_interval > 0) next = r.interval_start + params_.report_interval;
+  if (r.input.admission_closed && (!next || r.admission_closed_until < *next)) {
+    next = r.admission_closed_until;
+  }
+  if (next && r.wakeup != next) {
+    r.wakeup = next;
+    wakeups_.push({*next, r.index});
+  }
+}
+
+void FleetModel::Index(Record& r) {
+  const bool in = r.score.eligible();
+  if (in == r.indexed) return;
+  r.indexed = in;
+  eligible_.Set(r.index, in);
+  region_tiers_[r.region_tier].eligible.Set(r.region_pos, in);
+  if (r.group_tier) group_tiers_[*r.group_tier].eligible.Set(r.group_pos, in);
+}
+
+void FleetModel::ScoreSlowStarters() {
+  const double mean = MeanUtilization();
+  for (std::size_t i : slow_) {
+    Record& r = *servers_[i];
+    r.input.fleet_utilization = mean;
+    r.score = ScoreServer(r.input, params_.scoring, evidence_);
+    Index(r);
+  }
+}
+
+void FleetModel::Rebuild(base::SteadyTime now) {
+  rebuild_ = false;
+  dirty_.clear();
+  slow_.clear();
+  wakeups_ = {};
+  region_tiers_.clear();
+  group_tiers_.clear();
+  region_tier_of_.clear();
+  group_tier_of_.clear();
+  eligible_.Reset(servers_.size());
+  for (std::size_t i = 0; i < servers_.size(); ++i) {
+    Record& r = *servers_[i];
+    r.index = i;
+    const auto [region, added] = region_tier_of_.try_emplace(r.info.region, region_tiers_.size());
+    if (added) region_tiers_.emplace_back();
+    r.region_tier = region->second;
+    r.region_pos = region_tiers_[r.region_tier].members.size();
+    region_tiers_[r.region_tier].members.push_back(i);
+    r.group_tier.reset();
+    const auto group = params_.scoring.region_group.find(r.info.region);
+    if (group != params_.scoring.region_group.end()) {
+      const auto [g, fresh] = group_tier_of_.try_emplace(group->second, group_tiers_.size());
+      if (fresh) group_tiers_.emplace_back();
+      r.group_tier = g->second;
+      r.group_pos = group_tiers_[g->second].members.size();
+      group_tiers_[g->second].members.push_back(i);
+    }
+  }
+  for (auto& t : region_tiers_) t.eligible.Reset(t.members.size());
+  for (auto& t : group_tiers_) t.eligible.Reset(t.members.size());
+
+  evidence_ = CurrentEvidence();
+  established_ = EstablishedExists(now);
+  established_count_ = 0;
+  next_established_at_.reset();
+  utilization_sum_ = 0;
+  utilization_count_ = 0;
+  active_count_ = suspect_count_ = 0;
+  for (auto& rp : servers_) {
+    Record& r = *rp;
+    r.dirty = r.listed_slow = r.established = r.in_mean = r.indexed = false;
+    r.counted_active = r.counted_suspect = false;
+    r.wakeup.reset();
+    ScoreKept(r, now);
+    if (r.slow) {
+      r.listed_slow = true;
+      slow_.push_back(r.index);
+    } else {
+      Index(r);
+    }
+  }
+  ScoreSlowStarters();
+}
+
+void FleetModel::Advance(base::SteadyTime now) {
+  if (rebuild_ || evidence_ != CurrentEvidence() ||
+      (!established_ && next_established_at_ && now >= *next_established_at_)) {
+    return Rebuild(now);
+  }
+  while (!wakeups_.empty() && wakeups_.top().at <= now) {
+    Record& r = *servers_[wakeups_.top().index];
+    if (r.wakeup == wakeups_.top().at) r.wakeup.reset();
+    wakeups_.pop();
+    Touch(r);
+  }
+  // Servers in slow start first look at the time: those whose slow start ended join the mean.
+  for (std::size_t i : slow_) {
+    Record& r = *servers_[i];
+    if (!r.dirty) ScoreKept(r, now);
+  }
+  for (std::size_t i : dirty_) {
+    Record& r = *servers_[i];
+    r.dirty = false;
+    ScoreKept(r, now);
+    if (!r.slow) {
+      Index(r);
+    } else if (!r.listed_slow) {
+      r.listed_slow = true;
+      slow_.push_back(i);
+    }
+  }
+  dirty_.clear();
+  // The first server past its slow start, or the last one gone: every weight changes.
+  if (established_ != (established_count_ > 0)) return Rebuild(now);
+  std::erase_if(slow_, [this](std::size_t i) {
+    Record& r = *servers_[i];
+    if (r.slow) return false;
+    r.listed_slow = false;
+    Index(r);
+    return true;
+  });
+  ScoreSlowStarters();
+}
+
+PickResult FleetModel::ChooseIndexed(const PickRequest& request) {
+  // The tiers as PickServer finds them: the user's region when it has an eligible server, else its
+  // region group, else anywhere (where, by then, no server of the region or group is eligible).
+  const Tier* region = nullptr;
+  const Tier* group = nullptr;
+  if (!request.region.empty()) {
+    if (const auto it = region_tier_of_.find(AsAbsl(request.region)); it != region_tier_of_.end()) {
+      region = &region_tiers_[it->second];
+    }
+    const auto name = params_.scoring.region_group.find(AsAbsl(request.region));
+    if (name != params_.scoring.region_group.end()) {
+      if (const auto it = group_tier_of_.find(name->second); it != group_tier_of_.end()) {
+        group = &group_tiers_[it->second];
+      }
+    }
+  }
+  PickResult result;
+  const Tier* tier = nullptr;  // null: the whole fleet
+  if (region != nullptr && region->eligible.size() > 0) {
+    result.tier = PickTier::kRegion;
+    tier = region;
+  } else if (group != nullptr && group->eligible.size() > 0) {
+    result.tier = PickTier::kRegionGroup;
+    tier = group;
+  } else if (eligible_.size() > 0) {
+    result.tier = PickTier::kAnywhere;
+  } else {
+    return result;
+  }
+  const EligibleSet& set = tier != nullptr ? tier->eligible : eligible_;
+  auto nth = [&](std::size_t k) {
+    const std::size_t pos = set.Nth(k);
+    return static_cast<int>(tier != nullptr ? tier->members[pos] : pos);
+  };
+  result.candidates = static_cast<int>(set.size());
+
+  // Space affinity, over the servers the space is on (PickServer's rules; on a full tie the server
+  // declared first, as its scan finds it).
+  if (request.space_servers != nullptr) {
+    const Record* best = nullptr;
+    std::int64_t best_members = 0;
+    for (const auto& [id, members] : *request.space_servers) {
+      if (members <= 0) continue;
+      const Record* r = Find(id);
+      if (r == nullptr || !r->indexed || r->input.weight < 1 ||
+          r->score.utilization >= params_.scoring.space_affinity_max_utilization ||
+          TierOf(r->info, request, params_.scoring) != result.tier) {
+        continue;
+      }
+      const bool better =
+          best == nullptr || members > best_members ||
+          (members == best_members &&
+           (r->score.utilization < best->score.utilization ||
+            (r->score.utilization == best->score.utilization && r->index < best->index)));
+      if (better) {
+        best = r;
+        best_members = members;
+      }
+    }
+    if (best != nullptr) {
+      result.index = static_cast<int>(best->index);
+      result.affinity = true;
+      return result;
+    }
+  }
+  if (set.size() == 1) {
+    result.index = nth(0);
+    return result;
+  }
+  // Power of two choices, with PickServer's draws.
+  std::uniform_int_distribution<std::size_t> first(0, set.size() - 1);
+  std::uniform_int_distribution<std::size_t> second(0, set.size() - 2);
+  const std::size_t a = first(rng_);
+  std::size_t b = second(rng_);
+  if (b >= a) ++b;
+  int x = nth(a), y = nth(b);
+  if (servers_[static_cast<std::size_t>(y)]->score.utilization <
+      servers_[static_cast<std::size_t>(x)]->score.utilization) {
+    std::swap(x, y);
+  }
+  result.index = x;
+  result.sampled_other = y;
+  return result;
 }
 
 }  // namespace vrouter::fleet

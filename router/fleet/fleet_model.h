@@ -1,9 +1,18 @@
 // The router's model of the video-server fleet: every server's registration, reports, client
 // failure reports, operator drains and ejections, turned into states, scores and choices.
 //
-// Pure and single-threaded: every call passes the router's clock (`now`) and, where scoring
-// needs it, the router's own per-server user counts. The app wraps it in a mutex
-// (router/service/fleet_controller.h); tests and the incident replay drive it on simulated time.
+// Pure and single-threaded: every call passes the router's clock (`now`); the router's own
+// per-server user counts are handed in when they change (SetOwn, SetLoad). The app wraps it in a
+// mutex (router/service/fleet_controller.h); tests, the incident replay and the fleet simulator
+// drive it on simulated time.
+//
+// Choosing costs the same whatever the fleet's size: each server's score is kept from one event
+// to the next (a report, a placement, a change of its user count, a tick, the end of its
+// admission interval) and recomputed only when one of them touches it, and the eligible servers
+// are indexed per region, region group and fleet (eligible_set.h), so that power of two choices
+// draws from them without listing them. Only servers in slow start, whose weight grows with time,
+// are rescored on every choice. ChoiceMethod::kFullScan rescores every server on every choice,
+// as the model did before; tests hold the two to the same decisions.
 //
 // A server's state is derived, in this order of precedence:
 //   draining  an operator drained it (stays until undrained, whatever else happens)
@@ -19,8 +28,10 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <random>
 #include <string>
 #include <string_view>
@@ -31,6 +42,7 @@
 #include "router/base/time.h"
 #include "router/fleet/directory.h"
 #include "router/fleet/ejection.h"
+#include "router/fleet/eligible_set.h"
 #include "router/fleet/registration_policy.h"
 #include "router/fleet/scoring.h"
 #include "router/fleet/server_health.h"
@@ -38,6 +50,11 @@
 namespace vrouter::fleet {
 
 using LoadMap = absl::flat_hash_map<std::string, std::int64_t>;
+
+enum class ChoiceMethod : std::uint8_t {
+  kIndexed,   // scores kept per event, eligible servers indexed: what the router runs
+  kFullScan,  // every server rescored on every choice: the reference kIndexed is tested against
+};
 
 struct MigrationParams {
   // Users moved off one server per step, and the pause between steps. 50 users per second per
@@ -146,6 +163,7 @@ struct FleetView {
 struct Pick {
   std::string server;  // empty: nothing eligible
   PickResult detail;
+  std::uint32_t interval_cap = 0;  // the server's new users per interval (its score)
 };
 
 // Why a server's users are being moved off it.
@@ -161,7 +179,7 @@ struct Evacuation {
 
 class FleetModel {
  public:
-  FleetModel(FleetParams params, std::uint64_t seed);
+  FleetModel(FleetParams params, std::uint64_t seed, ChoiceMethod method = ChoiceMethod::kIndexed);
   ~FleetModel();
   FleetModel(const FleetModel&) = delete;
   FleetModel& operator=(const FleetModel&) = delete;
@@ -179,9 +197,15 @@ class FleetModel {
     bool known = false;
     StatsVerdict verdict = StatsVerdict::kBaseline;
   };
-  // `own` is how many users the router's table has on this server.
-  StatsOutcome OnStats(std::string_view id, const proto::Stats& stats, std::int64_t own,
-                       base::SteadyTime now);
+  StatsOutcome OnStats(std::string_view id, const proto::Stats& stats, base::SteadyTime now);
+
+  // How many users the router's table has on `id` (fleet-wide for a shared store, as of its last
+  // refresh). Kept for ids the model does not know yet: a server may register after its users
+  // were counted.
+  void SetOwn(std::string_view id, std::int64_t users);
+  // Every server's count at once (absent: none).
+  void SetLoad(const LoadMap& own);
+  std::int64_t Own(std::string_view id) const;
 
   // A client on `server` reported a media failure. Distinct users count, not reports, and each
   // client address counts once (`address` empty: the user stands for its own address).
@@ -193,18 +217,32 @@ class FleetModel {
   bool Undrain(std::string_view id, base::SteadyTime now);
 
   // Chooses a server for a new user and counts the placement (pending, per-interval cap).
-  Pick Choose(const PickRequest& request, const LoadMap& own, base::SteadyTime now);
+  Pick Choose(const PickRequest& request, base::SteadyTime now);
   // Whether a user whose media is already on `id` may stay there (join with an existing
   // assignment) or return to it (resume): not draining, ejected or gone, not swallowing media and
   // without failure reports over the absolute bound (in panic too), and with room for one more
   // user at full capacity.
-  bool CanKeep(std::string_view id, std::int64_t own, base::SteadyTime now) const;
+  bool CanKeep(std::string_view id, base::SteadyTime now) const;
+
+  // ---- shared admission: several replicas drawing on one budget per server and interval ----
+  // (store/store.h, AssignmentStore::Admit.) The budget admitted this replica's last placement on
+  // `id`; `fleet_count` placements there in the budget's current window, by every replica. Until
+  // the server's next report they count as pending here: a stale "I'm empty" absorbs none of them.
+  void Admitted(std::string_view id, std::uint32_t fleet_count);
+  // The budget of `id` is spent until `until`: the placement this replica counted there is undone,
+  // and `id` takes no new user from this replica before then.
+  void AdmissionRefused(std::string_view id, base::SteadyTime until, base::SteadyTime now);
+  // The budget cannot be reached: each server's per-interval cap is shared by `replicas`, and this
+  // replica admits ceil(cap / replicas) per server and interval rather than the whole cap. 1 (the
+  // default): the whole cap (one replica, or the budget is reachable and enforces the cap).
+  void SetAdmissionShare(std::uint32_t replicas);
+  std::uint32_t admission_share() const { return admission_share_; }
 
   // Time passes: staleness, ejection expiry and decay, the ejection rules, panic, forgetting.
-  void Tick(const LoadMap& own, base::SteadyTime now);
+  void Tick(base::SteadyTime now);
 
   // Servers whose users must move now, paced: each server at most `batch` users per cooldown.
-  std::vector<Evacuation> DueEvacuations(const LoadMap& own, base::SteadyTime now);
+  std::vector<Evacuation> DueEvacuations(base::SteadyTime now);
 
   // State changes since the last call (for logs, metrics and pushes to servers).
   std::vector<StateChange> TakeChanges();
@@ -217,7 +255,7 @@ class FleetModel {
   // Bumped whenever a server is added, forgotten, or changes id/url/region/capacity.
   std::uint64_t directory_version() const { return directory_version_; }
   std::vector<VideoServer> Directory() const;
-  FleetView View(const LoadMap& own, base::SteadyTime now) const;
+  FleetView View(base::SteadyTime now) const;
   std::size_t size() const { return servers_.size(); }
 
  private:
@@ -233,14 +271,35 @@ class FleetModel {
   void Eject(Record& r, EjectReason reason, base::SteadyTime now);
   // Scores every server into `inputs`/`scores` (indexed like servers_), with the slow-start
   // floor taken from the established servers' mean utilization.
-  void ScoreAll(const LoadMap& own, base::SteadyTime now, std::vector<ScoreInput>& inputs,
-                std::vector<Score>& scores, Evidence evidence) const;
+  void ScoreAll(base::SteadyTime now, std::vector<ScoreInput>& inputs, std::vector<Score>& scores,
+                Evidence evidence) const;
+  PickResult ChooseByFullScan(const PickRequest& request, base::SteadyTime now);
+
+  // ---- the kept scores and the eligible index (ChoiceMethod::kIndexed) ----
+  // `r`'s score must be recomputed before the next choice.
+  void Touch(Record& r);
+  // Brings every kept score up to `now`: the touched servers, the servers in slow start, and the
+  // servers whose interval ended; everything at once when a fleet-wide input changed.
+  void Advance(base::SteadyTime now);
+  void Rebuild(base::SteadyTime now);
+  // Scores `r` at `now` without the fleet's mean utilization (which only slow start uses) and
+  // updates the fleet-wide counts it contributes to.
+  void ScoreKept(Record& r, base::SteadyTime now);
+  // Scores the servers in slow start, whose utilization floor is a share of the fleet's mean.
+  void ScoreSlowStarters();
+  // Puts `r` in or out of the eligible index per its kept score.
+  void Index(Record& r);
+  double MeanUtilization() const;
+  PickResult ChooseIndexed(const PickRequest& request);
   Evidence CurrentEvidence() const { return panic_ ? Evidence::kConcreteOnly : Evidence::kAll; }
   // True when every active server has concrete evidence against it (and there is one).
   bool EveryActiveServerSuspect() const;
 
   FleetParams params_;
+  ChoiceMethod method_;
   std::mt19937_64 rng_;
+  LoadMap own_;  // SetOwn/SetLoad, for every id (known to the model or not)
+  std::uint32_t admission_share_ = 1;
   std::vector<std::unique_ptr<Record>> servers_;  // stable order: declaration/registration
   absl::flat_hash_map<std::string, std::size_t> index_;
   std::vector<StateChange> changes_;
@@ -249,6 +308,33 @@ class FleetModel {
   // The first time the model saw a report: the router's own start, for the warm-up rule (OnStats).
   std::optional<base::SteadyTime> started_at_;
   std::uint64_t directory_version_ = 0;
+
+  // kIndexed only. Servers' positions in servers_, per region and per region group.
+  struct Tier {
+    std::vector<std::size_t> members;  // indices into servers_, ascending
+    EligibleSet eligible;              // positions into `members`
+  };
+  EligibleSet eligible_;  // positions into servers_
+  std::vector<Tier> region_tiers_, group_tiers_;
+  absl::flat_hash_map<std::string, std::size_t> region_tier_of_, group_tier_of_;
+  bool rebuild_ = true;             // the next Advance recomputes everything
+  std::vector<std::size_t> dirty_;  // touched since the last Advance
+  std::vector<std::size_t> slow_;   // active servers in slow start: rescored on every choice
+  struct Wakeup {
+    base::SteadyTime at;
+    std::size_t index;
+    bool operator>(const Wakeup& o) const { return at > o.at; }
+  };
+  std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups_;
+  Evidence evidence_ = Evidence::kAll;  // what the kept scores were computed with
+  bool established_ = false;            // EstablishedExists as of the kept scores
+  std::size_t established_count_ = 0;
+  // When !established_: the earliest time an active server's slow start ends (then every weight
+  // changes at once).
+  std::optional<base::SteadyTime> next_established_at_;
+  std::int64_t utilization_sum_ = 0;  // fixed point (kUtilizationScale), over active, weight 1
+  std::size_t utilization_count_ = 0;
+  std::size_t active_count_ = 0, suspect_count_ = 0;  // EveryActiveServerSuspect, kept
 };
 
 }  // namespace vrouter::fleet

@@ -83,8 +83,12 @@ Score ScoreServer(const ScoreInput& in, const ScoringParams& params, Evidence ev
   if (swallowing && concrete) s.effective_load = std::max(s.effective_load, capacity);
   const double weight = std::clamp(in.weight, 0.01, 1.0);
   s.utilization = std::max(s.effective_load / capacity, (1 - weight) * in.fleet_utilization);
+  const double full_cap =
+      std::max(static_cast<double>(params.max_new_users_per_interval),
+               std::floor(params.new_users_per_interval_capacity_share * capacity));
   s.interval_cap = std::max<std::uint32_t>(
-      1, static_cast<std::uint32_t>(std::floor(params.max_new_users_per_interval * weight)));
+      1, static_cast<std::uint32_t>(std::floor(std::min(full_cap * weight, 1e9))));
+  if (in.cap_share > 1) s.interval_cap = (s.interval_cap + in.cap_share - 1) / in.cap_share;
   if (in.probation) s.interval_cap = 1;
   if (in.state != ServerState::kActive) {
     s.ineligible = Ineligible::kState;
@@ -94,15 +98,13 @@ Score ScoreServer(const ScoreInput& in, const ScoringParams& params, Evidence ev
     s.ineligible = Ineligible::kFailureReports;
   } else if (s.effective_load + 1 > capacity * weight) {
     s.ineligible = Ineligible::kFull;
-  } else if (in.new_this_interval >= s.interval_cap) {
+  } else if (in.admission_closed || in.new_this_interval >= s.interval_cap) {
     s.ineligible = Ineligible::kIntervalCap;
   } else if (in.probation && in.own + in.pending >= params.probation_max_users) {
     s.ineligible = Ineligible::kProbation;
   }
   return s;
 }
-
-namespace {
 
 PickTier TierOf(const VideoServer& server, const PickRequest& request,
                 const ScoringParams& params) {
@@ -116,8 +118,6 @@ PickTier TierOf(const VideoServer& server, const PickRequest& request,
   }
   return PickTier::kAnywhere;
 }
-
-}  // namespace
 
 PickResult PickServer(std::span<const ScoreInput> inputs, std::span<const Score> scores,
                       const PickRequest& request, const ScoringParams& params,

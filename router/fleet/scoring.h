@@ -58,10 +58,15 @@ struct ScoringParams {
   // Keep a space on one server while that server's utilization stays below this: above it, the
   // space spills over to another server rather than filling one to the brim.
   double space_affinity_max_utilization = 0.8;
-  // New users per server per report interval, at full weight. An SFU sets up ICE and DTLS for each
-  // new peer; 100 per second per server spreads a 10k-user surge over 5 s on a 20-server fleet
-  // instead of letting one server take it all in one stale interval.
+  // New users per server per report interval, at full weight: the larger of a fixed number and a
+  // share of the server's capacity. An SFU sets up ICE and DTLS for each new peer, at a rate that
+  // grows with its size (its cores), as its capacity does. 100, or a tenth of its capacity, per
+  // second: a 10k-user surge takes 5 s on 20 servers of 500 (or on 8 of 2,500) instead of one
+  // server taking it all in one stale interval; no server goes from empty to full in less than
+  // 10 s, and a black hole that looks fresh takes at most two intervals' worth before its counters
+  // give it away. (Issue 20: a fixed 100 made 10,000 people wait 12.5 s or more on 8 servers.)
   std::uint32_t max_new_users_per_interval = 100;
+  double new_users_per_interval_capacity_share = 0.1;
   // A server back from an ejection holds at most this many users until it shows it is healthy
   // (fleet_model.h, probation): two are enough to judge its forwarding (two users' packets
   // clear min_packets_in_rate) and to hear complaints, and are all a relapse can cost.
@@ -95,6 +100,11 @@ struct ScoreInput {
   double weight = 1;  // slow-start weight, (0, 1]
   std::uint32_t new_this_interval = 0;
   double fleet_utilization = 0;  // mean utilization of established active servers
+  // Shared admission (several replicas): the fleet-wide budget of this interval is spent.
+  bool admission_closed = false;
+  // The per-interval cap is shared by this many replicas that cannot reach the fleet-wide budget:
+  // each admits ceil(cap / cap_share). 1: the whole cap.
+  std::uint32_t cap_share = 1;
 };
 
 // Why a server cannot take a new user (kEligible when it can).
@@ -104,7 +114,7 @@ enum class Ineligible {
   kNotForwarding,   // counters say it swallows media: no credit for low load
   kFailureReports,  // its users report failures over the absolute bound
   kFull,            // no headroom at its (slow-start scaled) capacity
-  kIntervalCap,     // took its share of new users this interval
+  kIntervalCap,     // took its share of new users this interval (here, or fleet-wide)
   kProbation,       // back from an ejection: holds all the users it may until it proves healthy
 };
 std::string_view IneligibleName(Ineligible why);
@@ -144,6 +154,9 @@ struct PickResult {
   int candidates = 0;      // eligible servers in the chosen tier
   int sampled_other = -1;  // the loser of the two choices, if there was one
 };
+
+// Which tier `server` is in for `request`.
+PickTier TierOf(const VideoServer& server, const PickRequest& request, const ScoringParams& params);
 
 // `scores[i]` belongs to `inputs[i]`.
 PickResult PickServer(std::span<const ScoreInput> inputs, std::span<const Score> scores,

@@ -277,7 +277,6 @@ void ClientProtocol::PlaceFrom(Placement p, std::optional<assign::Assignment> ex
     const std::uint64_t expected = existing->epoch;
     return Write(std::move(p), std::move(desired), expected, 0);
   }
-  std::string target;
   // A user who left a moment ago and joins again goes back to its server as a returning user:
   // its own churn must not use up the admission budget new users share.
   std::optional<std::string> left_from;
@@ -285,22 +284,29 @@ void ClientProtocol::PlaceFrom(Placement p, std::optional<assign::Assignment> ex
     left_from =
         service_.departures.TakeSince(user_, service_.steady_now() - service_.rejoin_window);
   }
-  if (!existing && !p.resume_server.empty() && fleet.CanKeep(p.resume_server)) {
-    target = p.resume_server;  // keep the client's media where it is
-  } else if (left_from && fleet.CanKeep(*left_from)) {
-    target = *left_from;
-  } else {
-    target = fleet.Choose(space_, region_);
-    if (target.empty()) {
-      SendError(p.id, ErrorCode::kNoVideoServer, "no video server has room right now");
-      return Done();
-    }
-  }
-  assign::Assignment desired{
-      user_, space_, target, 0, service_.replica_id, session_id_, service_.steady_now()};
-  const std::uint64_t min_epoch = std::min(p.resume_epoch, kMaxHonouredResumeEpoch);
   const std::uint64_t expected = existing ? existing->epoch : 0;
-  Write(std::move(p), std::move(desired), expected, min_epoch);
+  if (!existing && !p.resume_server.empty() && fleet.CanKeep(p.resume_server)) {
+    std::string target = p.resume_server;  // keep the client's media where it is
+    return PlaceOn(std::move(p), std::move(target), expected);
+  }
+  if (left_from && fleet.CanKeep(*left_from)) return PlaceOn(std::move(p), *left_from, expected);
+  fleet.Place(space_, region_,
+              OnSessionThread<std::string>([this, p = std::move(p),
+                                            expected](const std::string& target) mutable {
+                if (closed_) return Done();
+                if (target.empty()) {
+                  SendError(p.id, ErrorCode::kNoVideoServer, "no video server has room right now");
+                  return Done();
+                }
+                PlaceOn(std::move(p), target, expected);
+              }));
+}
+
+void ClientProtocol::PlaceOn(Placement p, std::string target, std::uint64_t expected_epoch) {
+  assign::Assignment desired{
+      user_, space_, std::move(target), 0, service_.replica_id, session_id_, service_.steady_now()};
+  const std::uint64_t min_epoch = std::min(p.resume_epoch, kMaxHonouredResumeEpoch);
+  Write(std::move(p), std::move(desired), expected_epoch, min_epoch);
 }
 
 void ClientProtocol::Write(Placement p, assign::Assignment desired, std::uint64_t expected_epoch,

@@ -81,6 +81,8 @@ class ClientProtocol final : public SessionProtocol {
   };
   void Place(Placement p);
   void PlaceFrom(Placement p, std::optional<assign::Assignment> existing);
+  // Writes the user's assignment to `target` (chosen, resumed or returned to).
+  void PlaceOn(Placement p, std::string target, std::uint64_t expected_epoch);
   void Write(Placement p, assign::Assignment desired, std::uint64_t expected_epoch,
              std::uint64_t min_epoch);
   void Placed(const Placement& p, const assign::Assignment& a);

@@ -1,6 +1,7 @@
 #include "router/service/fleet_controller.h"
 
 #include <atomic>
+#include <limits>
 
 #include "proto/codec.h"
 #include "proto/video_server_codec.h"
@@ -103,12 +104,11 @@ void FleetController::OnRemoteStats(const fleet::VideoServer& info, const proto:
     known = model_.StateOf(info.id).has_value();
   }
   if (!known) RegisterRemote(info);
-  const auto own = store_.LoadByServer();
-  const auto it = own.find(AsAbsl(info.id));
   std::vector<fleet::StateChange> changes;
   {
     vrouter::MutexLock lock(&mu_);
-    model_.OnStats(info.id, stats, it == own.end() ? 0 : it->second, now_());
+    SyncLoadLocked();
+    model_.OnStats(info.id, stats, now_());
     changes = model_.TakeChanges();
   }
   Publish(changes);
@@ -207,14 +207,12 @@ void FleetController::Disconnected(std::string_view server, std::uint64_t connec
 }
 
 void FleetController::OnStats(std::string_view server, const proto::Stats& stats) {
-  const auto own = store_.LoadByServer();
-  const auto it = own.find(AsAbsl(server));
-  const std::int64_t users = it == own.end() ? 0 : it->second;
   std::vector<fleet::StateChange> changes;
   fleet::FleetModel::StatsOutcome outcome;
   {
     vrouter::MutexLock lock(&mu_);
-    outcome = model_.OnStats(server, stats, users, now_());
+    SyncLoadLocked();
+    outcome = model_.OnStats(server, stats, now_());
     changes = model_.TakeChanges();
   }
   metrics_.stats_reports[static_cast<int>(outcome.verdict)]->Increment();
@@ -243,25 +241,78 @@ void FleetController::CloseConnections(std::uint16_t code, std::string_view reas
   for (auto& h : handles) h->CloseAsync(code, std::string(reason), delay);
 }
 
-std::string FleetController::Choose(std::string_view space, std::string_view region) {
-  const auto own = store_.LoadByServer();
+fleet::Pick FleetController::Choose(std::string_view space, std::string_view region) {
   const auto space_load = store_.SpaceLoad(space);
   fleet::Pick pick;
   {
     vrouter::MutexLock lock(&mu_);
-    pick = model_.Choose({region, &space_load}, own, now_());
+    SyncLoadLocked();
+    pick = model_.Choose({region, &space_load}, now_());
   }
-  if (pick.server.empty()) return {};
+  if (pick.server.empty()) return pick;
   metrics_.picks[static_cast<int>(pick.detail.tier) - 1]->Increment();
   if (pick.detail.affinity) metrics_.picks_space_affinity->Increment();
-  return pick.server;
+  return pick;
+}
+
+void FleetController::Place(std::string_view space, std::string_view region, PlaceDone done) {
+  fleet::Pick pick = Choose(space, region);
+  if (pick.server.empty() || !store_.SharesAdmission()) return done(std::move(pick.server));
+  Admit(pick, std::string(space), std::string(region), 1, std::move(done));
+}
+
+void FleetController::Admit(const fleet::Pick& pick, std::string space, std::string region,
+                            int attempt, PlaceDone done) {
+  const std::string server = pick.server;
+  store_.Admit(server, pick.interval_cap, report_interval_,
+               [this, server, space = std::move(space), region = std::move(region), attempt,
+                done = std::move(done)](store::StoreResult<store::Admission> r) mutable {
+                 const auto* admission = std::get_if<store::Admission>(&r);
+                 if (admission == nullptr) {
+                   // The budget cannot be reached: this placement stands (it was counted here), and
+                   // until the store answers again this replica takes only its share of each
+                   // server's cap.
+                   metrics_.admissions[2]->Increment();
+                   const std::size_t replicas = store_.LiveReplicas();
+                   {
+                     vrouter::MutexLock lock(&mu_);
+                     model_.SetAdmissionShare(static_cast<std::uint32_t>(std::min<std::size_t>(
+                         replicas, std::numeric_limits<std::uint32_t>::max())));
+                   }
+                   return done(server);
+                 }
+                 if (admission->admitted) {
+                   metrics_.admissions[0]->Increment();
+                   {
+                     vrouter::MutexLock lock(&mu_);
+                     model_.SetAdmissionShare(1);
+                     model_.Admitted(server, admission->fleet_count);
+                   }
+                   return done(server);
+                 }
+                 metrics_.admissions[1]->Increment();
+                 {
+                   vrouter::MutexLock lock(&mu_);
+                   const base::SteadyTime now = now_();
+                   model_.SetAdmissionShare(1);
+                   model_.AdmissionRefused(server, now + admission->window_left, now);
+                 }
+                 if (attempt >= kAdmissionAttempts) return done({});
+                 fleet::Pick next = Choose(space, region);
+                 if (next.server.empty()) return done({});
+                 Admit(next, std::move(space), std::move(region), attempt + 1, std::move(done));
+               });
 }
 
 bool FleetController::CanKeep(std::string_view server) {
-  const auto own = store_.LoadByServer();
-  const auto it = own.find(AsAbsl(server));
   vrouter::MutexLock lock(&mu_);
-  return model_.CanKeep(server, it == own.end() ? 0 : it->second, now_());
+  SyncLoadLocked();
+  return model_.CanKeep(server, now_());
+}
+
+void FleetController::SyncLoadLocked() {
+  store_.TakeLoadChanges(load_changes_);
+  for (const auto& [server, users] : load_changes_) model_.SetOwn(server, users);
 }
 
 bool FleetController::OnFailureReport(std::string_view server, std::string_view user,
@@ -269,6 +320,7 @@ bool FleetController::OnFailureReport(std::string_view server, std::string_view 
   bool counted = false;
   {
     vrouter::MutexLock lock(&mu_);
+    SyncLoadLocked();
     counted = model_.OnFailureReport(server, user, address, now_());
   }
   Share(store::GossipFailureReport{std::string(server), std::string(user), std::string(address)});
@@ -293,24 +345,24 @@ bool FleetController::SetDrained(std::string_view server, bool drained, bool sha
 }
 
 fleet::FleetView FleetController::View() {
-  const auto own = store_.LoadByServer();
   vrouter::MutexLock lock(&mu_);
-  return model_.View(own, now_());
+  SyncLoadLocked();
+  return model_.View(now_());
 }
 
 void FleetController::Tick() {
-  const auto own = store_.LoadByServer();
   std::vector<fleet::StateChange> changes;
   std::vector<fleet::Evacuation> evacuations;
   fleet::FleetView view;
   {
     vrouter::MutexLock lock(&mu_);
     const auto now = now_();
-    model_.Tick(own, now);
-    evacuations = model_.DueEvacuations(own, now);
+    SyncLoadLocked();
+    model_.Tick(now);
+    evacuations = model_.DueEvacuations(now);
     changes = model_.TakeChanges();
     PublishDirectoryLocked();
-    view = model_.View(own, now);
+    view = model_.View(now);
   }
   Publish(changes);
   for (const auto& e : evacuations) Migrate(e);
@@ -385,29 +437,30 @@ void FleetController::Migrate(const fleet::Evacuation& evacuation) {
                                   {"not_moved", batch->failed.load()}});
   };
   for (const assign::Assignment& a : users) {
-    const std::string target = Choose(a.space, region);
-    if (target.empty() || target == a.server) {
-      finish_one(false);
-      continue;
-    }
-    assign::Assignment desired = a;
-    desired.server = target;
-    desired.since = now_();
-    // Compare-and-set on the epoch read: if the user rejoined or left meanwhile, theirs wins.
-    store_.Put(std::move(desired), a.epoch, 0,
-               [this, user = a.user, target, cause = evacuation.cause,
-                finish_one](store::StoreResult<assign::PutResult> r) {
-                 auto* put = std::get_if<assign::PutResult>(&r);
-                 if (put == nullptr || !put->written) return finish_one(false);
-                 if (auto session = sessions_.Find(user)) {
-                   const proto::ServerMessage push = proto::Migrate{
-                       fleet::ServerRefFor(*directory_.Snapshot(), target), put->current.epoch,
-                       std::string(fleet::EvacuationCauseName(cause))};
-                   metrics_.messages_sent[push.index()]->Increment();
-                   session->Push(std::make_shared<const std::string>(proto::Encode(push)));
-                 }
-                 finish_one(true);
-               });
+    // A migration is a new placement for the target: it goes through the same admission.
+    Place(a.space, region,
+          [this, a, cause = evacuation.cause, finish_one](const std::string& target) {
+            if (target.empty() || target == a.server) return finish_one(false);
+            assign::Assignment desired = a;
+            desired.server = target;
+            desired.since = now_();
+            // Compare-and-set on the epoch read: if the user rejoined or left meanwhile, theirs
+            // wins.
+            store_.Put(std::move(desired), a.epoch, 0,
+                       [this, user = a.user, target, cause,
+                        finish_one](store::StoreResult<assign::PutResult> r) {
+                         auto* put = std::get_if<assign::PutResult>(&r);
+                         if (put == nullptr || !put->written) return finish_one(false);
+                         if (auto session = sessions_.Find(user)) {
+                           const proto::ServerMessage push = proto::Migrate{
+                               fleet::ServerRefFor(*directory_.Snapshot(), target),
+                               put->current.epoch, std::string(fleet::EvacuationCauseName(cause))};
+                           metrics_.messages_sent[push.index()]->Increment();
+                           session->Push(std::make_shared<const std::string>(proto::Encode(push)));
+                         }
+                         finish_one(true);
+                       });
+          });
   }
 }
 

@@ -68,8 +68,15 @@ class FleetController {
                         std::chrono::milliseconds delay);
 
   // ---- clients ----
-  // A server for a new user of `space` (empty when none is eligible).
-  std::string Choose(std::string_view space, std::string_view region);
+  // A server for a new user of `space`: `done(server)`, empty when no server can take the user.
+  // With a store that shares admission (several replicas), the choice is put to the server's
+  // fleet-wide budget for the interval; a refusal closes that server here for the rest of its
+  // window and the choice is made again (at most kAdmissionAttempts servers are tried); a store
+  // that does not answer leaves this replica its share of each server's cap (cap / live
+  // replicas) until it answers again. `done` runs inline or on the store's thread.
+  static constexpr int kAdmissionAttempts = 3;
+  using PlaceDone = std::function<void(std::string)>;
+  void Place(std::string_view space, std::string_view region, PlaceDone done);
   // Whether a user may stay on (or resume to) `server`.
   bool CanKeep(std::string_view server);
   bool OnFailureReport(std::string_view server, std::string_view user, std::string_view address);
@@ -95,7 +102,13 @@ class FleetController {
   // Installs the model's directory when it changed. Under the mutex, so that two threads cannot
   // install their copies out of order (an older one replacing a newer one for good).
   void PublishDirectoryLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Brings the model's per-server user counts up to date with the store's (only what changed).
+  void SyncLoadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Migrate(const fleet::Evacuation& evacuation);
+  // The model's choice for a new user of `space`, counted in the metrics.
+  fleet::Pick Choose(std::string_view space, std::string_view region);
+  void Admit(const fleet::Pick& pick, std::string space, std::string region, int attempt,
+             PlaceDone done);
   void UpdateServerMetrics(const fleet::FleetView& view);
 
   // Tells the other replicas (store/fleet_gossip.h), when there are any.
@@ -124,6 +137,7 @@ class FleetController {
   static constexpr std::size_t kMaxRefusedRemembered = 10000;
   absl::flat_hash_set<std::string> refused_remote_ ABSL_GUARDED_BY(mu_);
   fleet::FleetModel model_ ABSL_GUARDED_BY(mu_);
+  fleet::LoadMap load_changes_ ABSL_GUARDED_BY(mu_);  // SyncLoadLocked's buffer
   std::uint64_t published_directory_ ABSL_GUARDED_BY(mu_) = ~std::uint64_t{0};
   absl::flat_hash_map<std::string, Connection> connections_ ABSL_GUARDED_BY(mu_);
 

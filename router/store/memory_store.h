@@ -49,6 +49,9 @@ class MemoryStore final : public AssignmentStore {
   absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const override {
     return table_.LoadByServer();
   }
+  void TakeLoadChanges(absl::flat_hash_map<std::string, std::int64_t>& out) override {
+    table_.TakeLoadChanges(out);
+  }
   absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(std::string_view space) const override {
     return table_.SpaceLoad(space);
   }

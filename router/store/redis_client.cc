@@ -501,7 +501,12 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     // The handshake, queued now and written (pipelined) once connected. Pub/sub ignores the
     // database, so only the commands connection SELECTs.
     using Kind = Request::Kind;
-    if (!options_.password.empty()) SendInternal(*conn, Kind::kAuth, {"AUTH", options_.password});
+    if (!options_.password.empty()) {
+      SendInternal(*conn, Kind::kAuth,
+                   options_.username.empty()
+                       ? std::vector<std::string>{"AUTH", options_.password}
+                       : std::vector<std::string>{"AUTH", options_.username, options_.password});
+    }
     if (role == Role::kCommands && options_.db != 0) {
       SendInternal(*conn, Kind::kSelect, {"SELECT", std::to_string(options_.db)});
     }

@@ -63,6 +63,7 @@ using RedisCallback = std::function<void(RedisResult)>;
 struct RedisOptions {
   std::string host = "127.0.0.1";  // an IP address (see above)
   std::uint16_t port = 6379;
+  std::string username;  // an ACL user: AUTH USERNAME PASSWORD (empty: AUTH PASSWORD)
   std::string password;  // AUTH when not empty
   int db = 0;            // SELECT when not 0 (commands connection; pub/sub ignores databases)
   // From the start of a connection attempt to both connections having answered the handshake

@@ -66,6 +66,7 @@ std::optional<std::uint64_t> DecodeNumber(std::string_view text) {
 std::string SpaceKey(std::string_view space) { return "vr:{" + std::string(space) + "}"; }
 std::string UserKey(std::string_view user) { return "vr:u:{" + std::string(user) + "}"; }
 std::string HelloUserKey(std::string_view user) { return "vr:h:{" + std::string(user) + "}"; }
+std::string AdmissionKey(std::string_view server) { return "vr:adm:{" + std::string(server) + "}"; }
 std::string HelloAddressKey(std::string_view address) {
   return "vr:ha:{" + std::string(address) + "}";
 }
@@ -343,6 +344,26 @@ if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return n
+)lua";
+
+// A fixed window per server that starts at its first placement, as the hello counters. A count
+// that is not a number (a key written by hand) starts over; one at the cap refuses without
+// counting, so the count never passes the cap.
+const std::string_view kAdmitScript = R"lua(
+local cap = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+local ttl = redis.call('PTTL', KEYS[1])
+if n == nil or n < 0 or ttl < 0 then
+  n = 0
+  redis.call('SET', KEYS[1], 0, 'PX', window)
+  ttl = window
+end
+if n >= cap then
+  return {0, n, ttl}
+end
+n = redis.call('INCR', KEYS[1])
+return {1, n, ttl}
 )lua";
 
 #undef VR_LUA_PRELUDE

@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <limits>
 #include <thread>
 #include <utility>
 
@@ -176,6 +177,15 @@ class RedisStore::Impl {
   absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const {
     vrouter::MutexLock lock(&mu_);
     return load_;
+  }
+  void TakeLoadChanges(absl::flat_hash_map<std::string, std::int64_t>& out) {
+    out.clear();
+    vrouter::MutexLock lock(&mu_);
+    for (const std::string& server : load_changed_) {
+      const auto it = load_.find(server);
+      out[server] = it == load_.end() ? 0 : it->second;
+    }
+    load_changed_.clear();
   }
 
   // `space` empty: any space (a user not held here is found through its pointer); otherwise only
@@ -699,6 +709,33 @@ class RedisStore::Impl {
     count(redis::HelloAddressKey(address), &HelloCounts::address);
   }
 
+  void DoAdmit(const std::string& server, std::uint32_t cap, std::chrono::milliseconds window,
+               AdmitDone done) {
+    if (!client_.up()) return done(StoreError::kUnavailable);
+    const std::string key = redis::AdmissionKey(server);
+    EvalOn(admit_, key, {std::to_string(cap), std::to_string(window.count())},
+           [this, key, window, done = std::move(done)](const RedisResult& r) {
+             const RedisReply* reply = ReplyOf(r);
+             if (reply == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
+             if (!IsArray(reply) || reply->elements.size() != 3) {
+               NoteDefect(redis::Defect::kOther, key);
+               return done(IsError(reply, "WRONGTYPE") ? StoreError::kCorrupt
+                                                       : StoreError::kUnavailable);
+             }
+             const auto admitted = NumberOf(reply->elements[0]);
+             const auto count = NumberOf(reply->elements[1]);
+             const auto left = NumberOf(reply->elements[2]);
+             if (!admitted || *admitted > 1 || !count ||
+                 *count > std::numeric_limits<std::uint32_t>::max() || !left) {
+               NoteDefect(redis::Defect::kOther, key);
+               return done(StoreError::kCorrupt);
+             }
+             done(Admission{
+                 *admitted == 1, static_cast<std::uint32_t>(*count),
+                 std::min(std::chrono::milliseconds(static_cast<std::int64_t>(*left)), window)});
+           });
+  }
+
   void DeletePointer(const std::string& user, const std::string& space) {
     EvalOn(pointer_delete_, redis::UserKey(user), {space}, [](const RedisResult&) {});
   }
@@ -1112,7 +1149,7 @@ class RedisStore::Impl {
   void OnUp() {
     // Scripts first: everything sent after them on this connection runs after them.
     for (const RedisScript* s : {&put_, &attach_, &detach_, &remove_, &expire_, &orphan_, &lease_,
-                                 &pointer_delete_, &own_load_, &hello_count_}) {
+                                 &pointer_delete_, &own_load_, &hello_count_, &admit_}) {
       client_.Command({"SCRIPT", "LOAD", s->source()}, [](const RedisResult&) {});
     }
     {
@@ -1200,6 +1237,7 @@ class RedisStore::Impl {
                  live.push_back(id);
                }
              }
+             live_replicas_.store(std::max<std::size_t>(1, live.size()), std::memory_order_relaxed);
              Sweep();
              Reap();
              RefreshLoad(live);
@@ -1362,6 +1400,13 @@ class RedisStore::Impl {
         }
         if (--sum->left > 0) return;
         vrouter::MutexLock lock(&mu_);
+        for (const auto& [server, users] : load_) {
+          const auto it = sum->load.find(server);
+          if (it == sum->load.end() || it->second != users) load_changed_.insert(server);
+        }
+        for (const auto& [server, users] : sum->load) {
+          if (!load_.contains(server)) load_changed_.insert(server);
+        }
         load_ = std::move(sum->load);
       });
     }
@@ -1396,6 +1441,8 @@ class RedisStore::Impl {
   const RedisScript pointer_delete_{std::string(redis::kPointerDeleteScript)};
   const RedisScript own_load_{std::string(redis::kOwnLoadScript)};
   const RedisScript hello_count_{std::string(redis::kHelloCountScript)};
+  const RedisScript admit_{std::string(redis::kAdmitScript)};
+  std::atomic<std::size_t> live_replicas_{1};  // as of the last lease renewal
 
   // Store thread only.
   absl::flat_hash_map<std::string, SpaceState> spaces_;
@@ -1418,6 +1465,7 @@ class RedisStore::Impl {
   mutable vrouter::Mutex mu_;
   std::string problem_ ABSL_GUARDED_BY(mu_) = "connecting to redis";
   absl::flat_hash_map<std::string, std::int64_t> load_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> load_changed_ ABSL_GUARDED_BY(mu_);  // since TakeLoadChanges
   ChangeListener listener_ ABSL_GUARDED_BY(mu_);
   std::function<void(std::string_view)> fleet_listener_ ABSL_GUARDED_BY(mu_);
 };
@@ -1482,6 +1530,17 @@ void RedisStore::CountHello(std::string_view user, std::string_view address,
     impl->DoCountHello(user, address, window, std::move(done));
   });
 }
+void RedisStore::Admit(std::string_view server, std::uint32_t cap, std::chrono::milliseconds window,
+                       AdmitDone done) {
+  Impl* impl = impl_.get();
+  if (impl->stopped()) return done(StoreError::kUnavailable);
+  impl->Run([impl, server = std::string(server), cap, window, done = std::move(done)]() mutable {
+    impl->DoAdmit(server, cap, window, std::move(done));
+  });
+}
+std::size_t RedisStore::LiveReplicas() const {
+  return impl_->live_replicas_.load(std::memory_order_relaxed);
+}
 void RedisStore::EnterSpace(std::string_view space) {
   Impl* impl = impl_.get();
   impl->Run([impl, space = std::string(space)] { impl->Hold(space, 1, {}); });
@@ -1509,6 +1568,9 @@ void RedisStore::UnwatchUsers(std::span<const std::string> users) {
 }
 absl::flat_hash_map<std::string, std::int64_t> RedisStore::LoadByServer() const {
   return impl_->LoadByServer();
+}
+void RedisStore::TakeLoadChanges(absl::flat_hash_map<std::string, std::int64_t>& out) {
+  impl_->TakeLoadChanges(out);
 }
 absl::flat_hash_map<std::string, std::int64_t> RedisStore::SpaceLoad(std::string_view space) const {
   return impl_->local_.SpaceLoad(space);

@@ -83,6 +83,7 @@ class RedisStore final : public AssignmentStore {
   void WatchUsers(std::span<const std::string> users, ReadyDone ready) override;
   void UnwatchUsers(std::span<const std::string> users) override;
   absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const override;
+  void TakeLoadChanges(absl::flat_hash_map<std::string, std::int64_t>& out) override;
   absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(std::string_view space) const override;
   std::vector<assign::Assignment> AssignedTo(std::string_view server,
                                              std::size_t limit) const override;
@@ -90,6 +91,10 @@ class RedisStore final : public AssignmentStore {
   std::string Problem() const override;
   void CountHello(std::string_view user, std::string_view address, std::chrono::milliseconds window,
                   HelloCountDone done) override;
+  bool SharesAdmission() const override { return true; }
+  void Admit(std::string_view server, std::uint32_t cap, std::chrono::milliseconds window,
+             AdmitDone done) override;
+  std::size_t LiveReplicas() const override;
 
   // ---- shared fleet evidence (the fleet controller's channel) ----
   // Publishes `payload` on vr:fleet, sealed with the replica key; fire and forget (dropped while

@@ -61,6 +61,15 @@ struct HelloCounts {
   std::int64_t address = 0;
 };
 using HelloCountDone = std::function<void(StoreResult<HelloCounts>)>;
+// What the fleet-wide admission budget of one video server said about one placement.
+struct Admission {
+  bool admitted = false;
+  // Placements on the server in the budget's current window, by every replica (this one included
+  // when admitted).
+  std::uint32_t fleet_count = 0;
+  std::chrono::milliseconds window_left{0};  // until the budget's window ends
+};
+using AdmitDone = std::function<void(StoreResult<Admission>)>;
 
 class AssignmentStore {
  public:
@@ -128,6 +137,10 @@ class AssignmentStore {
   // ---- views for scoring and migration ----
   // Users per video server, fleet-wide (a shared store: live sessions, as of its last refresh).
   virtual absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const = 0;
+  // The servers whose count changed since the last call, with their counts now (0: none left).
+  // One consumer, the fleet controller: it keeps its model's counts current with this instead of
+  // copying every server's count on every join.
+  virtual void TakeLoadChanges(absl::flat_hash_map<std::string, std::int64_t>& out) = 0;
   virtual absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(
       std::string_view space) const = 0;
   // Up to `limit` assignments on `server` whose sessions live on this replica (they are the ones
@@ -149,6 +162,21 @@ class AssignmentStore {
     // By value, as every store's callbacks are: a shared store keeps it until Redis answers.
     done(HelloCounts{});
   }
+
+  // ---- admission shared by the replicas (docs/SCALING.md, "Admission across replicas") ----
+  // Whether new placements draw on a fleet-wide budget per video server and interval (Admit). A
+  // store that serves one replica has none: that replica's own per-interval cap is the fleet's.
+  virtual bool SharesAdmission() const { return false; }
+  // Takes one placement on `server` from its budget of `cap` per `window`, shared by every
+  // replica. The window starts at its first placement. Refused when `cap` were taken in it.
+  virtual void Admit(std::string_view /*server*/, std::uint32_t /*cap*/,
+                     std::chrono::milliseconds /*window*/,
+                     AdmitDone done) {  // NOLINT(performance-unnecessary-value-param)
+    done(Admission{true, 0, {}});
+  }
+  // Replicas alive as the store last saw them, this one included (at least 1): when the budget
+  // cannot be reached, each replica admits its share of a server's cap.
+  virtual std::size_t LiveReplicas() const { return 1; }
 };
 
 }  // namespace vrouter::store

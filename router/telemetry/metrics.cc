@@ -344,6 +344,16 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
                               .Help("Picks that kept a user with its space on one server")
                               .Register(r)
                               .Add({});
+  auto& admitted = BuildCounter()
+                       .Name("vrouter_admissions_total")
+                       .Help(
+                           "Placements put to the video servers' fleet-wide admission budgets, by "
+                           "outcome (several replicas on a shared store)")
+                       .Register(r);
+  for (std::size_t i = 0; i < admissions.size(); ++i) {
+    static constexpr const char* kOutcomes[] = {"admitted", "refused", "unreachable"};
+    admissions[i] = &admitted.Add({{"outcome", kOutcomes[i]}});
+  }
   video_server_connections = &BuildGauge()
                                   .Name("vrouter_video_server_connections")
                                   .Help("Registered video-server connections to this replica")

@@ -111,6 +111,9 @@ class Metrics {
   prometheus::Counter* migrations_failed = nullptr;
   std::array<prometheus::Counter*, 3> picks{};  // region, region_group, anywhere
   prometheus::Counter* picks_space_affinity = nullptr;
+  // Shared admission (several replicas): admitted, refused (the server's budget for the interval
+  // was spent), unreachable (the store did not answer: this replica's share of the cap applied).
+  std::array<prometheus::Counter*, 3> admissions{};
   prometheus::Gauge* video_server_connections = nullptr;
   // Registrations refused, by fleet::RegistrationRefusal; self-registered capacities capped.
   std::array<prometheus::Counter*, 4> registrations_refused{};

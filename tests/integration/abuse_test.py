@@ -291,6 +291,7 @@ async def case_5_budgets_across_reconnects(tmp):
     # One server taking 5 new users per (10 s) interval: the churner's first join is one of them.
     r = Router("abuse-budgets", ["--rate-limits", "lookup=5:10,join=100:100,leave=100:100,"
                                  "hello=50:50", "--max-new-users-per-interval", "5",
+                                 "--new-users-capacity-share", "0",
                                  "--report-interval-ms", "10000", "--gone-after-ms", "60000"],
                fleet=fleet)
     try:

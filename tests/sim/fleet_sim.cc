@@ -62,7 +62,7 @@ void FleetSim::Report(SimServer& s) {
     s.stats.media_peers = s.stats.peers;
     s.stats.cpu = 0.05;
   }
-  model_.OnStats(s.info.id, s.stats, users, now_);
+  model_.OnStats(s.info.id, s.stats, now_);
 }
 
 std::string FleetSim::NaivePick() const {
@@ -83,14 +83,14 @@ std::string FleetSim::NaivePick() const {
 
 void FleetSim::Move(SimUser& u, const std::string& to) {
   if (!u.server.empty()) {
-    --own_[u.server];
+    model_.SetOwn(u.server, --own_[u.server]);
     --space_load_[u.space][u.server];
   }
   u.server = to;
   u.placed_at = now_;
   u.reported = false;
   if (to.empty()) return;
-  ++own_[to];
+  model_.SetOwn(to, ++own_[to]);
   ++space_load_[u.space][to];
   placements_[to].push_back(now_);
 }
@@ -100,7 +100,7 @@ void FleetSim::Place(SimUser& u) {
   if (picker_ == Picker::kNaiveLeastReported) {
     to = NaivePick();
   } else {
-    to = model_.Choose({"eu", &space_load_[u.space]}, own_, now_).server;
+    to = model_.Choose({"eu", &space_load_[u.space]}, now_).server;
   }
   if (to.empty()) {
     ++unplaced_;
@@ -137,19 +137,19 @@ void FleetSim::Step(int joins) {
     u.reported_at = now_;
     model_.OnFailureReport(u.server, u.id, "", now_);
   }
-  model_.Tick(own_, now_);
+  model_.Tick(now_);
   for (const auto& c : model_.TakeChanges()) {
     if (c.to == fleet::ServerState::kEjected && !ejected_at_.contains(c.server)) {
       ejected_at_[c.server] = c.at;
     }
   }
   if (picker_ == Picker::kRouter) {
-    for (const auto& e : model_.DueEvacuations(own_, now_)) {
+    for (const auto& e : model_.DueEvacuations(now_)) {
       std::uint32_t moved = 0;
       for (auto& u : users_) {
         if (moved >= e.batch) break;
         if (u.server != e.server) continue;
-        const std::string to = model_.Choose({"eu", &space_load_[u.space]}, own_, now_).server;
+        const std::string to = model_.Choose({"eu", &space_load_[u.space]}, now_).server;
         if (to.empty() || to == u.server) continue;
         Move(u, to);
         ++migrated_;

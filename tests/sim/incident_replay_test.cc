@@ -105,7 +105,7 @@ TEST(IncidentReplay, HalfTheFleetTurningBadEjectsUpToTheCapAndFeedsNoneOfThem) {
     panicked = panicked || sim.model().panic();
   }
   EXPECT_TRUE(panicked);
-  const auto view = sim.model().View({}, sim.now());
+  const auto view = sim.model().View(sim.now());
   EXPECT_TRUE(view.panic);
   EXPECT_NE(view.panic_detail.find("10 of 20"), std::string::npos) << view.panic_detail;
   int ejected = 0;
@@ -166,7 +166,7 @@ TEST(IncidentReplay, FlappingServerIsNotReadmittedAtFullWeight) {
     }
     return false;
   };
-  auto server3 = [&] { return sim.model().View({}, sim.now()).servers[3]; };
+  auto server3 = [&] { return sim.model().View(sim.now()).servers[3]; };
 
   // It goes quiet long enough to be gone (its users, getting no media, report failures), then
   // comes back: it returns on probation, in slow start, never at full weight.
@@ -216,7 +216,7 @@ void Crowd(FleetSim& sim, int people = 300) {
 
 int Ejections(FleetSim& sim) {
   int n = 0;
-  for (const auto& v : sim.model().View({}, sim.now()).servers) n += static_cast<int>(v.ejections);
+  for (const auto& v : sim.model().View(sim.now()).servers) n += static_cast<int>(v.ejections);
   return n;
 }
 

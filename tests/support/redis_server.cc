@@ -125,6 +125,17 @@ bool RedisServer::Launch() {
     args.push_back("--requirepass");
     args.push_back(options_.password);
   }
+  if (!options_.acl_user.empty()) {
+    args.push_back("--user");
+    // The directive's words, one argument each (redis-server joins them into one config line).
+    std::size_t start = 0;
+    while (start < options_.acl_user.size()) {
+      const std::size_t end =
+          std::min(options_.acl_user.find(' ', start), options_.acl_user.size());
+      if (end > start) args.push_back(options_.acl_user.substr(start, end - start));
+      start = end + 1;
+    }
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -15,6 +15,8 @@ namespace vrouter::testing {
 struct RedisServerOptions {
   std::string binary = "/usr/bin/redis-server";
   std::string password;  // requirepass when not empty
+  // An ACL user: "NAME on >PASSWORD RULES..." (the `user` directive), when not empty.
+  std::string acl_user;
 };
 
 class RedisServer {

@@ -184,7 +184,7 @@ TEST(ConfigTest, StoreIsMemoryByDefaultAndRedisByUrl) {
   p = Parse({"--listen", "127.0.0.1:1", "--lease-ttl-ms", "3000"}, env);
   ASSERT_TRUE(p.config) << p.error;
   ASSERT_TRUE(p.config->redis);
-  EXPECT_EQ(*p.config->redis, (RedisUrl{"redis.internal", 6380, "s3cret", 2}));
+  EXPECT_EQ(*p.config->redis, (RedisUrl{"redis.internal", 6380, "s3cret", 2, ""}));
   EXPECT_EQ(p.config->lease_ttl, std::chrono::milliseconds(3000));
 }
 
@@ -222,12 +222,14 @@ TEST(ConfigTest, StoreUrlForms) {
     EXPECT_TRUE(r.ok()) << text << ": " << (r.ok() ? "" : r.error().message);
     return r.index() == 0 ? std::get<0>(r) : std::nullopt;
   };
-  EXPECT_EQ(ok("redis://127.0.0.1"), (RedisUrl{"127.0.0.1", 6379, "", 0}));
-  EXPECT_EQ(ok("redis://user:pw@10.0.0.1:7000"), (RedisUrl{"10.0.0.1", 7000, "pw", 0}));
-  EXPECT_EQ(ok("redis://[::1]:6390/3"), (RedisUrl{"::1", 6390, "", 3}));
+  EXPECT_EQ(ok("redis://127.0.0.1"), (RedisUrl{"127.0.0.1", 6379, "", 0, ""}));
+  EXPECT_EQ(ok("redis://user:pw@10.0.0.1:7000"), (RedisUrl{"10.0.0.1", 7000, "pw", 0, "user"}));
+  EXPECT_EQ(ok("redis://:pw@10.0.0.1:7000"), (RedisUrl{"10.0.0.1", 7000, "pw", 0, ""}));
+  EXPECT_EQ(ok("redis://[::1]:6390/3"), (RedisUrl{"::1", 6390, "", 3, ""}));
   for (std::string_view bad :
        {"rediss://127.0.0.1:6379", "redis://", "redis://host:0", "redis://host:70000",
-        "redis://host:12x", "redis://host/16", "redis://[::1", "mysql://x", "", "redis"}) {
+        "redis://host:12x", "redis://host/16", "redis://[::1", "mysql://x", "", "redis",
+        "redis://vrouter:@h:1", "redis://a b:pw@h:1"}) {
     auto r = ParseStoreUrl(bad);
     EXPECT_EQ(r.index(), 1u) << bad;
   }

@@ -43,6 +43,12 @@ class Sim {
 
   void Advance(milliseconds d) { now += d; }
 
+  // The model, with the router's counts (`own`) handed to it first.
+  FleetModel& M() {
+    model.SetLoad(own);
+    return model;
+  }
+
   ServerState Register(const std::string& id, std::uint32_t capacity = 100,
                        const std::string& region = "eu-west") {
     media.emplace(id, Media::kGood);
@@ -81,7 +87,7 @@ class Sim {
     f.stats.bytes_in += static_cast<std::uint64_t>(std::llround(in * dt * 1000));
     f.stats.bytes_out += static_cast<std::uint64_t>(std::llround(out * dt * 1000));
     f.last = now;
-    return model.OnStats(id, f.stats, Own(id), now);
+    return M().OnStats(id, f.stats, now);
   }
 
   // The server process restarts: counters and seq from zero, a new registration.
@@ -116,12 +122,12 @@ class Sim {
     for (int i = 0; i < n; ++i) Step();
   }
 
-  void Tick() { model.Tick(own, now); }
+  void Tick() { M().Tick(now); }
 
   ServerState State(const std::string& id) const { return model.StateOf(id).value(); }
   ChangeReason Reason(const std::string& id) const { return model.ReasonOf(id).value(); }
-  ServerView View(const std::string& id) const {
-    const FleetView v = model.View(own, now);
+  ServerView View(const std::string& id) {
+    const FleetView v = M().View(now);
     for (const auto& s : v.servers) {
       if (s.server.id == id) return s;
     }
@@ -133,9 +139,9 @@ class Sim {
     return it == own.end() ? 0 : it->second;
   }
   std::string Choose(std::string_view region = "") {
-    return model.Choose({region, nullptr}, own, now).server;
+    return M().Choose({region, nullptr}, now).server;
   }
-  bool CanKeep(const std::string& id) const { return model.CanKeep(id, Own(id), now); }
+  bool CanKeep(const std::string& id) { return M().CanKeep(id, now); }
   std::vector<StateChange> ChangesFor(const std::string& id) {
     std::vector<StateChange> out;
     for (auto& c : model.TakeChanges()) {
@@ -261,13 +267,13 @@ TEST(FleetModelTest, SelfRegisteredServerIsPendingThenActive) {
 TEST(FleetModelTest, UnknownServers) {
   Sim sim;
   sim.Up({"a"});
-  EXPECT_FALSE(sim.model.OnStats("zzz", proto::Stats{}, 0, sim.now).known);
+  EXPECT_FALSE(sim.M().OnStats("zzz", proto::Stats{}, sim.now).known);
   EXPECT_FALSE(sim.model.OnFailureReport("zzz", "u1", "", sim.now));
   EXPECT_FALSE(sim.model.Drain("zzz", sim.now));
   EXPECT_FALSE(sim.model.Undrain("zzz", sim.now));
   EXPECT_FALSE(sim.model.StateOf("zzz").has_value());
   EXPECT_FALSE(sim.model.ReasonOf("zzz").has_value());
-  EXPECT_FALSE(sim.model.CanKeep("zzz", 0, sim.now));
+  EXPECT_FALSE(sim.model.CanKeep("zzz", sim.now));
   EXPECT_EQ(sim.model.size(), 1u);
 }
 
@@ -331,7 +337,7 @@ TEST(FleetModelTest, StaleAfterStaleAfterReportsIntervalsWithoutAReport) {
   EXPECT_EQ(sim.View("a").score.ineligible, Ineligible::kState);
   sim.own["a"] = 5;
   EXPECT_TRUE(sim.CanKeep("a"));
-  EXPECT_TRUE(sim.model.DueEvacuations(sim.own, sim.now).empty());
+  EXPECT_TRUE(sim.M().DueEvacuations(sim.now).empty());
   EXPECT_EQ(sim.View("a").forwarding, Forwarding::kUnknown);  // nothing current to judge
 }
 
@@ -485,8 +491,8 @@ TEST(FleetModelTest, ReorderedReportsAreCountedAndIgnored) {
     return s;
   }();
   sim.Advance(seconds(2));
-  sim.model.Choose({}, sim.own, sim.now);  // one pending placement
-  const auto out = sim.model.OnStats("a", late, 0, sim.now);
+  sim.M().Choose({}, sim.now);  // one pending placement
+  const auto out = sim.M().OnStats("a", late, sim.now);
   EXPECT_TRUE(out.known);
   EXPECT_EQ(out.verdict, StatsVerdict::kReordered);
   const ServerView v = sim.View("a");
@@ -1041,7 +1047,7 @@ TEST(FleetModelTest, PanicStillEjectsTheWorstUpToTheCapAndFeedsNoKnownBadServer)
                         ChangeReason::kPanicEntered));
   EXPECT_EQ(sim.State("a"), ServerState::kEjected);  // the first of two equally bad
   EXPECT_EQ(sim.State("b"), ServerState::kActive);   // no slot left
-  const FleetView view = sim.model.View(sim.own, sim.now);
+  const FleetView view = sim.M().View(sim.now);
   EXPECT_TRUE(view.panic);
   EXPECT_EQ(view.panic_detail,
             "2 of 4 servers look bad; at most 1 may be ejected: the worst are, and servers with "
@@ -1061,7 +1067,7 @@ TEST(FleetModelTest, PanicStillEjectsTheWorstUpToTheCapAndFeedsNoKnownBadServer)
                         ChangeReason::kPanicExited));
   EXPECT_EQ(sim.State("b"), ServerState::kActive);
   EXPECT_TRUE(sim.View("b").score.eligible());
-  EXPECT_TRUE(sim.model.View(sim.own, sim.now).panic_detail.empty());
+  EXPECT_TRUE(sim.M().View(sim.now).panic_detail.empty());
 }
 
 // When every server has concrete evidence against it (frozen counters everywhere: an outage
@@ -1078,8 +1084,7 @@ TEST(FleetModelTest, AFleetWideSignalEjectsNobodyAndFailsOpen) {
   sim.Steps(5);
   EXPECT_TRUE(sim.model.panic());
   for (const char* id : {"a", "b", "c", "d"}) EXPECT_EQ(sim.State(id), ServerState::kActive);
-  EXPECT_NE(sim.model.View(sim.own, sim.now).panic_detail.find("none is ejected"),
-            std::string::npos);
+  EXPECT_NE(sim.M().View(sim.now).panic_detail.find("none is ejected"), std::string::npos);
   EXPECT_FALSE(sim.Choose().empty());
 }
 
@@ -1090,7 +1095,7 @@ TEST(FleetModelTest, SuspectsExactlyAtTheCapAreAllEjected) {
   sim.Steps(3);
   EXPECT_FALSE(sim.model.panic());
   for (const char* id : {"s0", "s1", "s2"}) EXPECT_EQ(sim.State(id), ServerState::kEjected);
-  EXPECT_EQ(sim.model.View(sim.own, sim.now).max_ejected, 3u);
+  EXPECT_EQ(sim.M().View(sim.now).max_ejected, 3u);
 }
 
 TEST(FleetModelTest, OneSuspectOverTheCapIsPanic) {
@@ -1118,11 +1123,11 @@ TEST(FleetModelTest, AlreadyEjectedServersCountAgainstTheCap) {
 TEST(FleetModelTest, GoneServersAreNotPartOfTheFleetForTheCap) {
   Sim sim;
   sim.Up({"s0", "s1", "s2", "s3", "s4", "s5", "s6"});
-  EXPECT_EQ(sim.model.View(sim.own, sim.now).max_ejected, 2u);  // floor(2.1)
+  EXPECT_EQ(sim.M().View(sim.now).max_ejected, 2u);  // floor(2.1)
   for (const char* id : {"s4", "s5", "s6"}) sim.media[id] = Media::kSilent;
   sim.Steps(15);
   EXPECT_EQ(sim.State("s6"), ServerState::kGone);
-  EXPECT_EQ(sim.model.View(sim.own, sim.now).max_ejected, 1u);  // floor(1.2)
+  EXPECT_EQ(sim.M().View(sim.now).max_ejected, 1u);  // floor(1.2)
   sim.media["s0"] = Media::kBad;
   sim.media["s1"] = Media::kBad;
   sim.Steps(3);
@@ -1134,6 +1139,7 @@ TEST(FleetModelTest, GoneServersAreNotPartOfTheFleetForTheCap) {
 TEST(FleetModelTest, PerIntervalCapResetsAfterOneInterval) {
   FleetParams p;
   p.scoring.max_new_users_per_interval = 2;
+  p.scoring.new_users_per_interval_capacity_share = 0;
   Sim sim(p);
   sim.Register("u", 1000);
   sim.Report("u", Media::kGood);
@@ -1217,7 +1223,55 @@ TEST(FleetModelTest, SlowStartFloorUsesOnlyActiveEstablishedServers) {
   const ServerView b = sim.View("b");
   const double a_util = sim.View("a").score.utilization;
   EXPECT_DOUBLE_EQ(a_util, 0.4);
-  EXPECT_DOUBLE_EQ(b.score.utilization, (1 - b.weight) * a_util);
+  // The mean is summed in fixed point (2^-32): the same whatever order the servers come in.
+  EXPECT_NEAR(b.score.utilization, (1 - b.weight) * a_util, 1e-9);
+}
+
+// Shared admission (issue 20): several replicas draw on one budget per server and interval.
+TEST(FleetModelTest, ASpentFleetWideBudgetClosesTheServerUntilItsWindowEnds) {
+  Sim sim;
+  sim.Up({"a", "b"});
+  const Pick pick = sim.M().Choose({}, sim.now);
+  ASSERT_FALSE(pick.server.empty());
+  EXPECT_EQ(pick.interval_cap, 100u);
+  const std::string other = pick.server == "a" ? "b" : "a";
+  const std::int64_t pending = sim.View(pick.server).pending;
+  sim.model.AdmissionRefused(pick.server, sim.now + milliseconds(300), sim.now);
+  EXPECT_EQ(sim.View(pick.server).pending, pending - 1);  // the refused placement is undone
+  EXPECT_EQ(sim.View(pick.server).score.ineligible, Ineligible::kIntervalCap);
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(sim.Choose(), other);
+  sim.Advance(milliseconds(300));  // the budget's window ends
+  EXPECT_TRUE(sim.View(pick.server).score.eligible());
+  bool back = false;
+  for (int i = 0; i < 40 && !back; ++i) back = sim.Choose() == pick.server;
+  EXPECT_TRUE(back);
+}
+
+TEST(FleetModelTest, UnreachableBudgetLeavesEachReplicaItsShareOfTheCap) {
+  FleetParams p;
+  p.scoring.max_new_users_per_interval = 10;
+  p.scoring.new_users_per_interval_capacity_share = 0;
+  Sim sim(p);
+  sim.Up({"a"});
+  sim.model.SetAdmissionShare(4);                   // four live replicas, none can reach the budget
+  EXPECT_EQ(sim.View("a").score.interval_cap, 3u);  // ceil(10 / 4)
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(sim.Choose(), "a");
+  EXPECT_EQ(sim.Choose(), "");     // this replica's share is used up
+  sim.model.SetAdmissionShare(1);  // reachable again: the budget enforces the whole cap
+  EXPECT_EQ(sim.Choose(), "a");
+}
+
+TEST(FleetModelTest, PlacementsTheBudgetCountedFleetWideArePendingUntilTheNextReport) {
+  Sim sim;
+  sim.Up({"a"});
+  sim.model.Admitted("a", 40);  // 40 placements on a by every replica, this window
+  EXPECT_EQ(sim.View("a").pending, 40);
+  EXPECT_GE(sim.View("a").score.effective_load, 40 + 10);  // its report said 10 peers
+  sim.model.Admitted("a", 12);                             // an older answer: never lowers it
+  EXPECT_EQ(sim.View("a").pending, 40);
+  sim.Advance(seconds(1));
+  sim.Report("a", Media::kGood, /*peers=*/50);  // the report includes them
+  EXPECT_EQ(sim.View("a").pending, 0);
 }
 
 TEST(FleetModelTest, NewcomerGetsFewUsersWhileEstablishedServersTakeThem) {
@@ -1256,19 +1310,19 @@ TEST(FleetModelTest, RegionTiersAndGroups) {
       {Server("west", 100, "eu-west", false), Server("central", 100, "eu-central", false),
        Server("us", 100, "us-east", false)},
       sim.now);
-  auto pick = sim.model.Choose({"eu-west", nullptr}, sim.own, sim.now);
+  auto pick = sim.M().Choose({"eu-west", nullptr}, sim.now);
   EXPECT_EQ(pick.server, "west");
   EXPECT_EQ(pick.detail.tier, PickTier::kRegion);
   sim.model.Drain("west", sim.now);
-  pick = sim.model.Choose({"eu-west", nullptr}, sim.own, sim.now);
+  pick = sim.M().Choose({"eu-west", nullptr}, sim.now);
   EXPECT_EQ(pick.server, "central");
   EXPECT_EQ(pick.detail.tier, PickTier::kRegionGroup);
   sim.model.Drain("central", sim.now);
-  pick = sim.model.Choose({"eu-west", nullptr}, sim.own, sim.now);
+  pick = sim.M().Choose({"eu-west", nullptr}, sim.now);
   EXPECT_EQ(pick.server, "us");
   EXPECT_EQ(pick.detail.tier, PickTier::kAnywhere);
   sim.model.Drain("us", sim.now);
-  pick = sim.model.Choose({"eu-west", nullptr}, sim.own, sim.now);
+  pick = sim.M().Choose({"eu-west", nullptr}, sim.now);
   EXPECT_EQ(pick.server, "");
   EXPECT_EQ(pick.detail.tier, PickTier::kNone);
 }
@@ -1283,7 +1337,7 @@ TEST(FleetModelTest, SpaceAffinityUntilTheUtilizationLimitThenSpillOver) {
   LoadMap space = {{"a", 6}, {"b", 2}};
   // The router's table follows each placement (own and the space's per-server counts).
   auto place = [&] {
-    const Pick pick = sim.model.Choose({"eu-west", &space}, sim.own, sim.now);
+    const Pick pick = sim.M().Choose({"eu-west", &space}, sim.now);
     ++sim.own[pick.server];
     ++space[pick.server];
     return pick;
@@ -1301,7 +1355,7 @@ TEST(FleetModelTest, SpaceAffinityUntilTheUtilizationLimitThenSpillOver) {
   LoadMap other;
   std::set<std::string> chosen;
   for (int i = 0; i < 30; ++i) {
-    pick = sim.model.Choose({"eu-west", &other}, sim.own, sim.now);
+    pick = sim.M().Choose({"eu-west", &other}, sim.now);
     EXPECT_FALSE(pick.detail.affinity);
     chosen.insert(pick.server);
   }
@@ -1326,6 +1380,7 @@ TEST(FleetModelTest, CanKeepNeedsRoomAtFullCapacityOnly) {
 TEST(FleetModelTest, CanKeepIgnoresSlowStartAndTheIntervalCap) {
   FleetParams p;
   p.scoring.max_new_users_per_interval = 1;
+  p.scoring.new_users_per_interval_capacity_share = 0;
   Sim sim(p);
   sim.Up({"a"});
   sim.Steps(30);
@@ -1390,19 +1445,19 @@ TEST(FleetModelTest, DueEvacuationsPacedByCooldownAndOnlyWithUsers) {
   sim.model.Drain("a", sim.now);
   sim.own["a"] = 120;
   sim.own["b"] = 30;  // active: stays
-  auto due = sim.model.DueEvacuations(sim.own, sim.now);
+  auto due = sim.M().DueEvacuations(sim.now);
   ASSERT_EQ(due.size(), 1u);
   EXPECT_EQ(due[0].server, "a");
   EXPECT_EQ(due[0].cause, EvacuationCause::kDrain);
   EXPECT_EQ(due[0].batch, 50u);
-  EXPECT_TRUE(sim.model.DueEvacuations(sim.own, sim.now).empty());
-  EXPECT_TRUE(sim.model.DueEvacuations(sim.own, sim.now + milliseconds(999)).empty());
-  due = sim.model.DueEvacuations(sim.own, sim.now + milliseconds(1000));
+  EXPECT_TRUE(sim.M().DueEvacuations(sim.now).empty());
+  EXPECT_TRUE(sim.M().DueEvacuations(sim.now + milliseconds(999)).empty());
+  due = sim.M().DueEvacuations(sim.now + milliseconds(1000));
   ASSERT_EQ(due.size(), 1u);
   EXPECT_EQ(due[0].server, "a");
   // Empty: nothing to move.
   sim.own["a"] = 0;
-  EXPECT_TRUE(sim.model.DueEvacuations(sim.own, sim.now + seconds(5)).empty());
+  EXPECT_TRUE(sim.M().DueEvacuations(sim.now + seconds(5)).empty());
 }
 
 TEST(FleetModelTest, DueEvacuationsForEjectedAndGoneServers) {
@@ -1417,15 +1472,15 @@ TEST(FleetModelTest, DueEvacuationsForEjectedAndGoneServers) {
   ASSERT_EQ(sim.State("a"), ServerState::kEjected);
   ASSERT_EQ(sim.State("b"), ServerState::kGone);
   sim.own = {{"a", 3}, {"b", 4}, {"c", 5}};
-  auto due = sim.model.DueEvacuations(sim.own, sim.now);
+  auto due = sim.M().DueEvacuations(sim.now);
   ASSERT_EQ(due.size(), 2u);
   EXPECT_EQ(due[0].server, "a");
   EXPECT_EQ(due[0].cause, EvacuationCause::kEjected);
   EXPECT_EQ(due[0].batch, 7u);
   EXPECT_EQ(due[1].server, "b");
   EXPECT_EQ(due[1].cause, EvacuationCause::kGone);
-  EXPECT_TRUE(sim.model.DueEvacuations(sim.own, sim.now + milliseconds(1999)).empty());
-  EXPECT_EQ(sim.model.DueEvacuations(sim.own, sim.now + seconds(2)).size(), 2u);
+  EXPECT_TRUE(sim.M().DueEvacuations(sim.now + milliseconds(1999)).empty());
+  EXPECT_EQ(sim.M().DueEvacuations(sim.now + seconds(2)).size(), 2u);
 }
 
 // ---- Forgetting ----
@@ -1504,6 +1559,7 @@ TEST(FleetModelTest, ViewHistoryIsCappedAt16OldestFirst) {
 TEST(FleetModelTest, ViewShowsTheIneligibleReasons) {
   FleetParams p;
   p.scoring.max_new_users_per_interval = 1;
+  p.scoring.new_users_per_interval_capacity_share = 0;
   Sim sim(p);
   sim.Up({"ok", "drained", "hole", "full", "x1", "x2", "x3", "x4", "x5", "x6"});
   sim.model.Drain("drained", sim.now);
@@ -1531,7 +1587,7 @@ TEST(FleetModelTest, ViewShowsSignalsAndEjection) {
   sim.own["a"] = 15;
   sim.Report("a", Media::kGood, /*peers=*/20, /*cpu=*/0.3);
   sim.model.OnFailureReport("a", "u1", "", sim.now);
-  sim.model.Choose({}, sim.own, sim.now);  // somewhere
+  sim.M().Choose({}, sim.now);  // somewhere
   ServerView v = sim.View("a");
   EXPECT_EQ(v.server.id, "a");
   EXPECT_FALSE(v.declared);
@@ -1572,7 +1628,7 @@ TEST(FleetModelTest, ViewShowsSignalsAndEjection) {
   // Past the expiry, before a tick: no negative time left.
   sim.Advance(seconds(25));
   EXPECT_EQ(*sim.View("a").ejected_for, milliseconds(0));
-  EXPECT_EQ(sim.model.View(sim.own, sim.now).taken_at, sim.now);
+  EXPECT_EQ(sim.M().View(sim.now).taken_at, sim.now);
 }
 
 // ---- Issue 22: the defense under an adversary and under ordinary crowds ----
@@ -1736,7 +1792,7 @@ TEST(AdversaryTest, OneLateReportNeverMakesAServerLookFull) {
     s.packets_out = packets * 3;
     s.bytes_in = packets * 1000;
     s.bytes_out = packets * 3000;
-    return sim.model.OnStats("a", s, 50, sim.now);
+    return sim.M().OnStats("a", s, sim.now);
   };
   sim.model.Register(Server("a"), sim.now);                        // a new connection: seq restarts
   ASSERT_EQ(report(1, 1000000).verdict, StatsVerdict::kAccepted);  // no reset: counters grew
@@ -1763,7 +1819,7 @@ TEST(AdversaryTest, ARestartedRouterBelievesServersWithHistoryAndRampsNewcomers)
     s.peers = peers;
     s.packets_in = packets;
     s.packets_out = packets * 2;
-    sim.model.OnStats(id, s, 0, sim.now);
+    sim.M().OnStats(id, s, sim.now);
   };
   for (const char* id : {"a", "b", "c"}) first(id, 250, 90000000);
   first("new", 0, 0);

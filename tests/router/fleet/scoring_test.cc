@@ -298,8 +298,29 @@ TEST(ScoreServerTest, IntervalCapScalesWithWeightAndIsAtLeastOne) {
   EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).interval_cap, 1u);
   ScoringParams p;
   p.max_new_users_per_interval = 0;
+  p.new_users_per_interval_capacity_share = 0;
   in.weight = 1;
   EXPECT_EQ(ScoreServer(in, p, Evidence::kAll).interval_cap, 1u);
+}
+
+// Issue 20: a large server takes a share of its capacity per interval, when that is more than
+// the fixed number; slow start scales it as it scales the rest.
+TEST(ScoreServerTest, IntervalCapGrowsWithCapacity) {
+  VideoServer big{"big", "wss://big/", "eu", 2500, true};
+  ScoreInput in;
+  in.server = &big;
+  in.state = ServerState::kActive;
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).interval_cap, 250u);  // a tenth of 2,500
+  in.weight = 0.1;
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).interval_cap, 25u);
+  VideoServer small{"small", "wss://small/", "eu", 300, true};
+  in.server = &small;
+  in.weight = 1;
+  EXPECT_EQ(ScoreServer(in, {}, Evidence::kAll).interval_cap, 100u);  // the fixed number is more
+  ScoringParams off;
+  off.new_users_per_interval_capacity_share = 0;
+  in.server = &big;
+  EXPECT_EQ(ScoreServer(in, off, Evidence::kAll).interval_cap, 100u);
 }
 
 TEST(ScoreServerTest, IntervalCapBoundary) {

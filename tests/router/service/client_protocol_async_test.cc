@@ -70,6 +70,9 @@ class DeferredStore final : public store::AssignmentStore {
   absl::flat_hash_map<std::string, std::int64_t> LoadByServer() const override {
     return inner_.LoadByServer();
   }
+  void TakeLoadChanges(absl::flat_hash_map<std::string, std::int64_t>& out) override {
+    inner_.TakeLoadChanges(out);
+  }
   absl::flat_hash_map<std::string, std::int64_t> SpaceLoad(std::string_view s) const override {
     return inner_.SpaceLoad(s);
   }

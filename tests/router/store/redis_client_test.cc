@@ -492,8 +492,32 @@ TEST_F(RedisClientTest, StopFailsPendingWithStopped) {
   EXPECT_TRUE(rec_.downs.empty()) << "Stop is not an outage";
 }
 
+// An ACL user: AUTH USER PASSWORD; a user the server does not know is refused like a bad password.
+TEST_F(RedisClientTest, AclUser) {
+  StartServer({.password = "", .acl_user = "app on >pw ~app:* -@all +ping +get +set"});
+  RedisOptions right = Options();
+  right.username = "app";
+  right.password = "pw";
+  StartClient(right);
+  EXPECT_EQ(ReplyOf(Call({"SET", "app:k", "v"})).str, "OK");
+  const RedisReply denied = ReplyOf(Call({"SET", "other", "v"}));  // outside its keys
+  EXPECT_EQ(denied.type, RedisReply::Type::kError);
+  EXPECT_EQ(denied.str.rfind("NOPERM", 0), 0u) << denied.str;
+  io_.Run([&] { client_.reset(); });
+
+  Recorder& wrong_rec = other_rec_;
+  RedisOptions wrong = Options();
+  wrong.username = "nobody";
+  wrong.password = "pw";
+  client_ = std::make_unique<RedisClient>(io_.io(), wrong, wrong_rec.Hooks());
+  client_->Start();
+  ASSERT_TRUE(wrong_rec.WaitFor([&] { return wrong_rec.downs.size() == 1; }));
+  std::lock_guard lock(wrong_rec.mu);
+  EXPECT_EQ(wrong_rec.downs[0].rfind("AUTH failed: ", 0), 0u) << wrong_rec.downs[0];
+}
+
 TEST_F(RedisClientTest, Password) {
-  StartServer({.password = "s3cret"});
+  StartServer({.password = "s3cret", .acl_user = ""});
   RedisOptions right = Options();
   right.password = "s3cret";
   StartClient(right);

@@ -13,6 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <latch>
@@ -302,13 +303,36 @@ class Replaced {
   std::vector<std::pair<std::string, std::uint64_t>> seen_;
 };
 
-class RedisHarness final : public Harness {
+// The ACL user of README's "Redis" section: exactly the rules in deploy/redis/vrouter.acl-rules.
+// The whole contract runs as that user (RedisAcl), so a command vrouter needs and the rules lack
+// fails it with NOPERM.
+inline constexpr std::string_view kAclUser = "vrouter";
+inline constexpr std::string_view kAclPassword = "acl-test-password-0123";
+std::string AclUserDirective() {
+  std::ifstream in(std::string(VROUTER_SOURCE_DIR) + "/deploy/redis/vrouter.acl-rules");
+  std::string rules;
+  std::getline(in, rules);
+  return std::string(kAclUser) + " on >" + std::string(kAclPassword) + " " + rules;
+}
+
+enum class RedisUser { kDefault, kAcl };
+
+template <RedisUser kUser>
+class RedisHarnessFor final : public Harness {
  public:
   static constexpr std::chrono::milliseconds kCommandTimeout{300};
   static constexpr std::chrono::milliseconds kGrace{300};
 
   bool Start(std::string& error) override {
-    server_ = std::make_unique<RedisServer>();
+    vrouter::testing::RedisServerOptions launch;
+    if (kUser == RedisUser::kAcl) {
+      launch.acl_user = AclUserDirective();
+      if (launch.acl_user.size() <= kAclUser.size() + kAclPassword.size() + 6) {
+        error = "deploy/redis/vrouter.acl-rules is missing or empty";
+        return false;
+      }
+    }
+    server_ = std::make_unique<RedisServer>(launch);
     if (!server_->ok()) {
       error = "redis-server: " + server_->error();
       return false;
@@ -353,6 +377,10 @@ class RedisHarness final : public Harness {
     o.redis.command_timeout = kCommandTimeout;
     o.redis.backoff_min = 50ms;
     o.redis.backoff_max = 200ms;
+    if (kUser == RedisUser::kAcl) {
+      o.redis.username = kAclUser;
+      o.redis.password = kAclPassword;
+    }
     o.replica_id = replica;
     o.resume_grace = kGrace;
     o.lease_ttl = 1000ms;
@@ -366,6 +394,9 @@ class RedisHarness final : public Harness {
   telemetry::Metrics metrics_{"test", "test"};
   std::unique_ptr<RedisStore> a_, b_;
 };
+
+using RedisHarness = RedisHarnessFor<RedisUser::kDefault>;
+using RedisAclHarness = RedisHarnessFor<RedisUser::kAcl>;
 
 // ------------------------------------------------------------------ the contract
 
@@ -398,12 +429,13 @@ class StoreContractTest : public ::testing::Test {
   H h_;
 };
 
-using Implementations = ::testing::Types<MemoryHarness, RedisHarness>;
+using Implementations = ::testing::Types<MemoryHarness, RedisHarness, RedisAclHarness>;
 class ImplementationNames {
  public:
   template <typename T>
   static std::string GetName(int) {
-    return std::is_same_v<T, MemoryHarness> ? "Memory" : "Redis";
+    if (std::is_same_v<T, MemoryHarness>) return "Memory";
+    return std::is_same_v<T, RedisHarness> ? "Redis" : "RedisAcl";
   }
 };
 TYPED_TEST_SUITE(StoreContractTest, Implementations, ImplementationNames);
@@ -1415,6 +1447,46 @@ TEST_F(RedisStoreTrustTest, HelloCountersOutOfRangeAreDefects) {
   EXPECT_EQ(std::get<HelloCounts>(fine).user, 1);
 }
 
+// Issue 20: a video server's admission budget per interval is shared by every replica, in
+// windows that start with their first placement; a refusal says how long the window still runs.
+TEST_F(RedisStoreTrustTest, AdmissionBudgetsAreSharedByReplicasPerWindow) {
+  ASSERT_TRUE(h_.WaitWritable());
+  auto admit = [&](AssignmentStore& s, const std::string& server, std::uint32_t cap) {
+    return Completed(
+        Await<StoreResult<Admission>>([&](std::function<void(StoreResult<Admission>)> done) {
+          s.Admit(server, cap, 400ms, std::move(done));
+        }),
+        "Admit");
+  };
+  auto admitted = [&](AssignmentStore& s, const std::string& server, std::uint32_t cap) {
+    const auto r = admit(s, server, cap);
+    EXPECT_TRUE(std::holds_alternative<Admission>(r));
+    return std::holds_alternative<Admission>(r) ? std::get<Admission>(r) : Admission{};
+  };
+  EXPECT_TRUE(store().SharesAdmission());
+  EXPECT_EQ(admitted(store(), "vs-1", 3).fleet_count, 1u);
+  EXPECT_EQ(admitted(h_.peer(), "vs-1", 3).fleet_count, 2u);  // another replica, same budget
+  EXPECT_EQ(admitted(store(), "vs-1", 3).fleet_count, 3u);
+  const Admission refused = admitted(h_.peer(), "vs-1", 3);
+  EXPECT_FALSE(refused.admitted);
+  EXPECT_EQ(refused.fleet_count, 3u);  // a refusal does not count
+  EXPECT_GT(refused.window_left, 0ms);
+  EXPECT_LE(refused.window_left, 400ms);
+  EXPECT_TRUE(admitted(store(), "vs-2", 3).admitted);  // each server has its own
+  std::this_thread::sleep_for(refused.window_left + 50ms);
+  EXPECT_EQ(admitted(h_.peer(), "vs-1", 3).fleet_count, 1u);  // a new window
+
+  // Bad store contents: a count that is not a number starts over; a key of the wrong type is a
+  // typed error (the replica then admits its own share), never a crash.
+  Raw({"SET", redis::AdmissionKey("vs-3"), "lots", "PX", "10000"});
+  EXPECT_EQ(admitted(store(), "vs-3", 3).fleet_count, 1u);
+  Raw({"HSET", redis::AdmissionKey("vs-4"), "f", "v"});
+  const auto wrong = admit(store(), "vs-4", 3);
+  ASSERT_TRUE(std::holds_alternative<StoreError>(wrong));
+  EXPECT_EQ(std::get<StoreError>(wrong), StoreError::kCorrupt);
+  EXPECT_GE(store().LiveReplicas(), 1u);
+}
+
 // Write access to pub/sub alone used to be enough to add a video server on every replica.
 TEST_F(RedisStoreTrustTest, FleetMessagesNeedTheReplicaKey) {
   ASSERT_TRUE(h_.WaitWritable());
@@ -1453,6 +1525,49 @@ TEST_F(RedisStoreTrustTest, FleetMessagesNeedTheReplicaKey) {
   }
   EXPECT_GE(Counted(h_.metrics().fleet_gossip_rejected, "reason", "unsigned"), 1.0);
   EXPECT_GE(Counted(h_.metrics().fleet_gossip_rejected, "reason", "bad_mac"), 1.0);
+}
+
+// Issue 18: the ACL user of deploy/redis/vrouter.acl-rules runs what the contract suite does not
+// (fleet gossip, hello counters, admission budgets, a dead replica's leases) without a single
+// denial in Redis's ACL LOG.
+TEST(RedisAclTest, TheMinimalRulesAllowEverythingTheStoreSends) {
+  RedisAclHarness h;
+  std::string error;
+  ASSERT_TRUE(h.Start(error)) << error;
+  std::atomic<bool> heard{false};
+  h.redis_store().SetFleetListener([&](std::string_view) { heard = true; });
+  h.peer_redis_store().PublishFleet(
+      EncodeGossip({"r2", GossipRegistered{{"sfu-1", "wss://sfu-1.example/", "eu", 100, true}}}));
+  EXPECT_TRUE(WaitUntil([&] { return heard.load(); })) << "fleet gossip never arrived";
+  const auto admitted =
+      Await<StoreResult<Admission>>([&](std::function<void(StoreResult<Admission>)> done) {
+        h.store().Admit("sfu-1", 10, 1000ms, std::move(done));
+      });
+  EXPECT_TRUE(admitted && std::holds_alternative<Admission>(*admitted));
+  const auto counted =
+      Await<StoreResult<HelloCounts>>([&](std::function<void(StoreResult<HelloCounts>)> done) {
+        h.store().CountHello("alice", "10.0.0.1", 1000ms, std::move(done));
+      });
+  EXPECT_TRUE(counted && std::holds_alternative<HelloCounts>(*counted));
+  // A replica dies holding a space: the survivor's lease sweep and reaper take it in hand.
+  h.peer().EnterSpace("room");
+  ASSERT_TRUE(
+      Put(h.peer(), Assignment{"bob", "room", "vs-1", 0, "r2", 7, Clock::now()}, 0).written);
+  h.peer_redis_store().Stop();
+  std::this_thread::sleep_for(1500ms);  // past the 1 s lease: r2 is dead, r1 reaps it
+
+  RawRedis raw(h.server().port());
+  ASSERT_TRUE(raw.ok());
+  const auto log = raw.Call({"ACL", "LOG"});
+  ASSERT_TRUE(log && std::holds_alternative<RedisReply>(*log));
+  const RedisReply& entries = std::get<RedisReply>(*log);
+  std::string denied;
+  for (const auto& entry : entries.elements) {
+    for (std::size_t i = 0; i + 1 < entry.elements.size(); i += 2) {
+      if (entry.elements[i].str == "object") denied += entry.elements[i + 1].str + " ";
+    }
+  }
+  EXPECT_EQ(entries.elements.size(), 0u) << "denied: " << denied;
 }
 
 }  // namespace
