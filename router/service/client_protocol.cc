@@ -1,3 +1,7 @@
+// Why this file is longer than ~600 lines: it is one client session's protocol, every handler
+// reading and writing the same per-session state (its user, space, budgets, watches, the request
+// it is serving); the parts that stand alone already do (proto/ codecs, edge/ budgets and tokens,
+// the fleet controller's placement and admission, the store).
 #include "router/service/client_protocol.h"
 
 #include <algorithm>
