@@ -21,10 +21,16 @@ struct AdmitResult {
 
 class AdmissionBudget {
  public:
-  explicit AdmissionBudget(std::size_t servers) : windows_(servers) {}
+  explicit AdmissionBudget(std::size_t servers) : windows_(servers), reports_(servers) {}
 
   AdmitResult Admit(std::size_t server, std::uint32_t cap, std::chrono::nanoseconds window,
                     base::SteadyTime now);
+  // The proposal (scenario.h, Admission::kSharedPerReport): one count per server and report seq
+  // (the seq of the report the caller's view of the server is based on), kept for that seq and
+  // the one before it (a replica the newer report has not reached yet keeps counting there). A
+  // refusal's remaining time is the rest of an interval from the seq's first admission.
+  AdmitResult AdmitInReport(std::size_t server, std::uint64_t seq, std::uint32_t cap,
+                            std::chrono::nanoseconds interval, base::SteadyTime now);
 
  private:
   struct Window {
@@ -32,6 +38,15 @@ class AdmissionBudget {
     base::SteadyTime expires{};  // count is 0 (the key is absent) from here on
   };
   std::vector<Window> windows_;
+  struct ReportCount {
+    std::uint64_t seq = 0;
+    std::uint32_t count = 0;
+    base::SteadyTime opened{};
+  };
+  struct ReportCounts {
+    ReportCount current, previous;
+  };
+  std::vector<ReportCounts> reports_;
 };
 
 }  // namespace vrouter::bench::fleetsim

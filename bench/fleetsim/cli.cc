@@ -45,8 +45,10 @@ std::string Usage() {
   std::string presets;
   for (const auto& p : PresetNames()) presets += (presets.empty() ? "" : ", ") + p;
   return "usage: fleetsim [--scenario NAME]... [--seed N] [--replicas N] [--servers N]\n"
-         "                [--capacity N] [--regions N] [--modes baseline,shared,local_share]\n"
+         "                [--capacity N] [--regions N] [--modes "
+         "baseline,shared,local_share,shared_per_report]\n"
          "                [--pubsub-ms MIN,MAX] [--admit-rtt-ms MIN,MAX] [--choices N]\n"
+         "                [--media-after-ms N]\n"
          "                [--out DIR] [--commit SHA] [--check]\n"
          "scenarios: " +
          presets +
@@ -58,7 +60,7 @@ std::variant<Options, UsageError> ParseOptions(std::span<const std::string_view>
   Options o;
   std::vector<std::string> names;
   std::optional<std::uint64_t> seed;
-  std::optional<std::uint32_t> replicas, servers, capacity, regions, choices;
+  std::optional<std::uint32_t> replicas, servers, capacity, regions, choices, media_after;
   std::optional<std::vector<Admission>> modes;
   std::optional<std::pair<double, double>> pubsub, rtt;
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -93,6 +95,8 @@ std::variant<Options, UsageError> ParseOptions(std::span<const std::string_view>
       if (!count(regions)) return bad();
     } else if (flag == "--choices") {
       if (!count(choices)) return bad();
+    } else if (flag == "--media-after-ms") {
+      if (!count(media_after)) return bad();
     } else if (flag == "--modes") {
       modes = Modes(value);
       if (!modes) return bad();
@@ -120,6 +124,7 @@ std::variant<Options, UsageError> ParseOptions(std::span<const std::string_view>
     if (regions) s.regions = *regions;
     if (choices) s.choices_per_join = *choices;
     if (modes) s.admissions = *modes;
+    if (media_after) s.media_after = Ms(*media_after);
     if (pubsub) std::tie(s.pubsub_min_ms, s.pubsub_max_ms) = *pubsub;
     if (rtt) std::tie(s.admit_rtt_min_ms, s.admit_rtt_max_ms) = *rtt;
     if (auto problem = Validate(s); !problem.empty()) {

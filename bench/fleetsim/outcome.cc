@@ -67,7 +67,8 @@ std::vector<Verdict> Judge(const Outcome& o, std::chrono::milliseconds report_in
                          : std::string("never ejected")});
     v.push_back({"black hole " + b.server + ": no user placed after the first evidence",
                  b.placed_after_evidence == 0,
-                 Format("%llu placed after it, %llu of them by a replica that had the evidence",
+                 Format("%llu placed after it, %llu of them chosen by a replica that had the "
+                        "evidence",
                         static_cast<unsigned long long>(b.placed_after_evidence),
                         static_cast<unsigned long long>(b.placed_after_evidence_known))});
     v.push_back(

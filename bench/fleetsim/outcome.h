@@ -31,7 +31,8 @@ struct BadServer {
   std::uint32_t ejected_on = 0;  // replicas
   std::optional<double> eject_min_s, eject_median_s, eject_max_s;
   // New users (joins and migrations) placed on it at or after the first evidence; and of those,
-  // the ones placed by a replica that had already received the evidence.
+  // the ones whose replica had received the evidence when it chose the server (the others were
+  // chosen within the pub/sub delay, or their admission round trip, of the evidence).
   std::uint64_t placed_after_evidence = 0;
   std::uint64_t placed_after_evidence_known = 0;
   std::uint64_t migrated_off = 0;

@@ -44,7 +44,8 @@ json::object ScenarioJson(const Scenario& s) {
           {"session_mean_s", SecondsOf(s.session_mean)},
           {"pubsub_ms", {s.pubsub_min_ms, s.pubsub_max_ms}},
           {"admit_rtt_ms", {s.admit_rtt_min_ms, s.admit_rtt_max_ms}},
-          {"choices_per_join", s.choices_per_join}};
+          {"choices_per_join", s.choices_per_join},
+          {"media_after_s", SecondsOf(s.media_after)}};
 }
 
 json::object OutcomeJson(const Outcome& o, std::chrono::milliseconds interval) {

@@ -84,6 +84,8 @@ std::string_view AdmissionName(Admission a) {
       return "shared";
     case Admission::kLocalShare:
       return "local_share";
+    case Admission::kSharedPerReport:
+      return "shared_per_report";
   }
   return "unknown";
 }
@@ -152,6 +154,7 @@ std::string Validate(const Scenario& s) {
     return "admission round trip must be 0 <= min <= max <= 500 ms";
   }
   if (s.choices_per_join < 1) return "choices per join must be at least 1";
+  if (s.media_after < Ms(0)) return "media delay must not be negative";
   if (s.admissions.empty()) return "no admission mode to run";
   return {};
 }

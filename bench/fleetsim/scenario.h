@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,9 +21,13 @@ enum class Admission : std::uint8_t {
   kBaseline,    // each replica admits up to the server's whole per-interval cap on its own
   kShared,      // one fleet-wide budget per server and interval (the store's Admit)
   kLocalShare,  // the budget is unreachable: each replica admits ceil(cap / replicas)
+  // A proposal: the shared budget's window is the server's report interval (the count is kept
+  // per server and report seq, the seq of the report the replica's view is based on), so that
+  // the count is exactly the placements the report does not include yet.
+  kSharedPerReport,
 };
 inline constexpr Admission kAdmissions[] = {Admission::kBaseline, Admission::kShared,
-                                            Admission::kLocalShare};
+                                            Admission::kLocalShare, Admission::kSharedPerReport};
 std::string_view AdmissionName(Admission a);
 std::optional<Admission> AdmissionByName(std::string_view name);
 
@@ -78,9 +83,12 @@ struct Scenario {
   // (bench/load/vrouter_load.cc, kNoMediaReportAfter / kNoMediaReportEvery).
   Ms no_media_report_after{3000};
   Ms no_media_report_every{5000};
+  // A placed user's media reaches its server this long after the placement (the client gets the
+  // answer, connects, ICE and DTLS): until then the server's reports do not count it.
+  Ms media_after{1000};
   // Streams each stream in is forwarded to on average (healthy servers, two users or more).
   std::uint32_t fanout = 3;
-  std::vector<Admission> admissions = {kAdmissions[0], kAdmissions[1], kAdmissions[2]};
+  std::vector<Admission> admissions = {std::begin(kAdmissions), std::end(kAdmissions)};
 };
 
 // The presets: "newcomer", "blackhole", "fail10", "fail400", "surge10k" (issue 20's targets at

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <memory>
 #include <queue>
@@ -66,6 +67,7 @@ struct Server {
   bool black_hole = false, gone = false, restart_pending = false;
   proto::Stats stats;
   std::vector<std::uint32_t> users;
+  std::deque<SteadyTime> arriving;  // placements whose media has not reached it yet
   // Ground truth for the reference cap: when it (re)entered service (its first report).
   std::optional<SteadyTime> in_service;
   // Admissions in its current report interval.
@@ -94,11 +96,15 @@ struct User {
   bool joining = false;    // between its first attempt and its placement
   bool in_flight = false;  // an admission round trip is under way
   bool migrating = false;
+  std::uint64_t admit_seq = 0;
+  SteadyTime chose_at{};  // when its replica chose the server it is being placed on  //
+                          // kSharedPerReport: the report the admission is counted against
 };
 
 struct Replica {
   std::unique_ptr<fleet::FleetModel> model;
   std::vector<std::int64_t> known;  // users per server, as this replica knows them
+  std::vector<std::uint64_t> seq;   // the latest report seq it has of each server
   bool panic = false;
 };
 
@@ -162,6 +168,11 @@ class Simulation {
   void OnTick(std::uint32_t r);
   void Migrate(std::uint32_t r, const fleet::Evacuation& e);
   void TryChoose(std::uint32_t u);
+  bool Budgeted() const {
+    return admission_ == Admission::kShared || admission_ == Admission::kSharedPerReport;
+  }
+  // Asks the shared budget (a round trip) to admit user `u` on server `s`.
+  void RequestAdmission(std::uint32_t u, std::uint32_t s, std::uint32_t cap);
   void OnAdmitReply(const Event& e);
   void Refuse(std::uint32_t u);
   void Place(std::uint32_t u, std::uint32_t s);
@@ -208,6 +219,7 @@ void Simulation::Setup() {
   for (std::uint32_t r = 0; r < s_.replicas; ++r) {
     replicas_[r].model = std::make_unique<fleet::FleetModel>(params_, s_.seed * 1000 + r);
     replicas_[r].known.assign(s_.servers, 0);
+    replicas_[r].seq.assign(s_.servers, 0);
     // The budget is unreachable from the start: each replica admits its share of every cap.
     if (admission_ == Admission::kLocalShare) replicas_[r].model->SetAdmissionShare(s_.replicas);
   }
@@ -324,7 +336,10 @@ void Simulation::Dispatch(const Event& e) {
       return TryChoose(e.a);
     }
     case Kind::kAdmit: {
-      const AdmitResult r = budget_.Admit(e.b, e.c, interval_, now_);
+      const AdmitResult r =
+          admission_ == Admission::kSharedPerReport
+              ? budget_.AdmitInReport(e.b, users_[e.a].admit_seq, e.c, interval_, now_)
+              : budget_.Admit(e.b, e.c, interval_, now_);
       Push(now_ + Ns(e.d), Kind::kAdmitReply, e.a, e.b, r.admitted ? r.count : 0,
            r.remaining.count());
       return;
@@ -403,7 +418,12 @@ void Simulation::OnReport(std::uint32_t s) {
     if (!established_at_ || established < *established_at_) established_at_ = established;
   }
   const double pps = params_.scoring.packets_per_user;
-  const auto n = static_cast<std::uint64_t>(srv.users.size());
+  while (!srv.arriving.empty() && now_ - srv.arriving.front() >= s_.media_after) {
+    srv.arriving.pop_front();
+  }
+  // The users whose media it has (a recent arrival that left again is not told apart).
+  const auto n = static_cast<std::uint64_t>(srv.users.size() -
+                                            std::min(srv.users.size(), srv.arriving.size()));
   const auto dt = static_cast<std::uint64_t>(std::max<double>(1, Seconds(interval_)));
   const std::uint64_t in = n * static_cast<std::uint64_t>(pps) * dt;
   const std::uint64_t streams_out = n >= 2 ? n * s_.fanout : 0;
@@ -432,6 +452,7 @@ void Simulation::OnReport(std::uint32_t s) {
     }
   }
   Model(srv.replica).OnStats(srv.info.id, srv.stats, now_);
+  replicas_[srv.replica].seq[s] = srv.stats.seq;
   for (std::uint32_t r = 0; r < s_.replicas; ++r) {
     if (r != srv.replica) {
       Push(now_ + PubSub(), Kind::kRemoteStats, s, r, 0, static_cast<std::int64_t>(srv.stats.seq));
@@ -445,6 +466,7 @@ void Simulation::OnRemoteStats(std::uint32_t s, std::uint32_t r, std::uint64_t s
   // The registration rides along with the stats (a replica that missed it learns the server).
   if (!model.StateOf(srv.info.id)) model.Register(srv.info, now_);
   model.OnStats(srv.info.id, srv.stats, now_);
+  replicas_[r].seq[s] = std::max(replicas_[r].seq[s], seq);
   if (srv.bad != kNone) {
     BadRecord& b = bad_[srv.bad];
     if (b.evidence && b.kind == FaultKind::kBlackHole && seq >= b.evidence_seq) Evidence(b, r);
@@ -516,13 +538,13 @@ void Simulation::Migrate(std::uint32_t r, const fleet::Evacuation& e) {
     const fleet::Pick pick = model.Choose({from.info.region, nullptr}, now_);
     if (pick.server.empty() || pick.server == e.server) continue;
     const std::uint32_t to = ServerIndex(pick.server);
-    if (admission_ == Admission::kShared) {
-      users_[u].in_flight = users_[u].migrating = true;
-      const Ns rtt = Uniform(s_.admit_rtt_min_ms, s_.admit_rtt_max_ms);
-      Push(now_ + rtt / 2, Kind::kAdmit, u, to, pick.interval_cap, (rtt - rtt / 2).count());
+    if (Budgeted()) {
+      users_[u].migrating = true;
+      RequestAdmission(u, to, pick.interval_cap);
       continue;
     }
     CountMigration(from, servers_[to]);
+    users_[u].chose_at = now_;
     Place(u, to);
   }
 }
@@ -532,10 +554,18 @@ void Simulation::TryChoose(std::uint32_t u) {
   const fleet::Pick pick = Model(user.replica).Choose({region_names_[user.region], nullptr}, now_);
   if (pick.server.empty()) return Refuse(u);
   const std::uint32_t s = ServerIndex(pick.server);
-  if (admission_ != Admission::kShared) return Place(u, s);
+  user.chose_at = now_;
+  if (!Budgeted()) return Place(u, s);
+  RequestAdmission(u, s, pick.interval_cap);
+}
+
+void Simulation::RequestAdmission(std::uint32_t u, std::uint32_t s, std::uint32_t cap) {
+  User& user = users_[u];
   user.in_flight = true;
+  user.chose_at = now_;
+  user.admit_seq = replicas_[user.replica].seq[s];
   const Ns rtt = Uniform(s_.admit_rtt_min_ms, s_.admit_rtt_max_ms);
-  Push(now_ + rtt / 2, Kind::kAdmit, u, s, pick.interval_cap, (rtt - rtt / 2).count());
+  Push(now_ + rtt / 2, Kind::kAdmit, u, s, cap, (rtt - rtt / 2).count());
 }
 
 void Simulation::OnAdmitReply(const Event& e) {
@@ -620,6 +650,7 @@ void Simulation::Place(std::uint32_t u, std::uint32_t s) {
   user.pos = static_cast<std::uint32_t>(srv.users.size());
   srv.users.push_back(u);
   ++online_;
+  if (s_.media_after.count() > 0) srv.arriving.push_back(now_);
   SetKnown(user.replica, s, replicas_[user.replica].known[s] + 1);
   CountAdmission(srv);
   const auto users = static_cast<std::int64_t>(srv.users.size());
@@ -628,7 +659,8 @@ void Simulation::Place(std::uint32_t u, std::uint32_t s) {
     BadRecord& b = bad_[srv.bad];
     if (b.evidence) {
       ++b.placed_after;
-      if (b.known_at[user.replica]) ++b.placed_after_known;
+      const auto& known = b.known_at[user.replica];
+      if (known && *known <= user.chose_at) ++b.placed_after_known;
     }
     b.emptied.reset();
     Push(now_ + s_.no_media_report_after, Kind::kNoMedia, u, s);

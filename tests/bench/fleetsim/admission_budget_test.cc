@@ -47,5 +47,20 @@ TEST(AdmissionBudget, ACapRaisedMidWindowAdmitsTheDifference) {
   EXPECT_FALSE(budget.Admit(0, 2, milliseconds(1000), kT0).admitted);
 }
 
+TEST(AdmissionBudget, PerReportCountsStartOverWithEachNewReportAndKeepThePreviousOne) {
+  AdmissionBudget budget(1);
+  const auto interval = milliseconds(1000);
+  EXPECT_EQ(budget.AdmitInReport(0, 7, 2, interval, kT0).count, 1u);
+  EXPECT_EQ(budget.AdmitInReport(0, 7, 2, interval, kT0 + milliseconds(100)).count, 2u);
+  const AdmitResult full = budget.AdmitInReport(0, 7, 2, interval, kT0 + milliseconds(300));
+  EXPECT_FALSE(full.admitted);
+  EXPECT_EQ(full.remaining, milliseconds(700));
+  // Report 8 reached one replica: its count starts from zero ...
+  EXPECT_EQ(budget.AdmitInReport(0, 8, 2, interval, kT0 + milliseconds(900)).count, 1u);
+  // ... while a replica still on report 7 keeps counting against 7.
+  EXPECT_FALSE(budget.AdmitInReport(0, 7, 2, interval, kT0 + milliseconds(901)).admitted);
+  EXPECT_EQ(budget.AdmitInReport(0, 8, 2, interval, kT0 + milliseconds(902)).count, 2u);
+}
+
 }  // namespace
 }  // namespace vrouter::bench::fleetsim

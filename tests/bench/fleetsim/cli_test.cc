@@ -23,14 +23,14 @@ TEST(FleetsimCli, DefaultsToTheNewcomerPresetInEveryMode) {
   EXPECT_EQ(o.scenarios[0].name, "newcomer");
   EXPECT_EQ(o.scenarios[0].replicas, 50u);
   EXPECT_EQ(o.scenarios[0].servers, 1000u);
-  EXPECT_EQ(o.scenarios[0].admissions.size(), 3u);
+  EXPECT_EQ(o.scenarios[0].admissions.size(), 4u);
   EXPECT_FALSE(o.check);
 }
 
 TEST(FleetsimCli, OverridesApplyToEveryScenario) {
   auto r = Parse({"--scenario", "ci", "--scenario", "blackhole", "--seed", "7", "--replicas", "3",
                   "--modes", "shared,baseline", "--pubsub-ms", "2,9", "--admit-rtt-ms", "0.5,2",
-                  "--out", "/tmp/x", "--check"});
+                  "--out", "/tmp/x", "--media-after-ms", "2500", "--check"});
   ASSERT_TRUE(std::holds_alternative<Options>(r)) << std::get<UsageError>(r).message;
   const Options& o = std::get<Options>(r);
   ASSERT_EQ(o.scenarios.size(), 2u);
@@ -42,6 +42,7 @@ TEST(FleetsimCli, OverridesApplyToEveryScenario) {
     EXPECT_EQ(s.pubsub_max_ms, 9);
     EXPECT_EQ(s.admit_rtt_min_ms, 0.5);
     EXPECT_EQ(s.admit_rtt_max_ms, 2);
+    EXPECT_EQ(s.media_after, Ms(2500));
   }
   EXPECT_EQ(o.out, "/tmp/x");
   EXPECT_TRUE(o.check);

@@ -60,7 +60,10 @@ TEST(FleetSimulator, BlackHoleTakesNoUserAfterTheFirstEvidenceAndIsEmptied) {
     const BadServer& b = o.bad[0];
     ASSERT_TRUE(b.first_evidence_s.has_value()) << AdmissionName(a);
     EXPECT_GE(b.users_at_evidence, 2);
-    EXPECT_EQ(b.placed_after_evidence, 0u) << AdmissionName(a);
+    // No replica that has the evidence chooses it. One that has not yet (the pub/sub delay, a
+    // few ms) may, and with the shared budget a choice made just before may land just after.
+    EXPECT_EQ(b.placed_after_evidence_known, 0u) << AdmissionName(a);
+    EXPECT_LE(b.placed_after_evidence, 2u) << AdmissionName(a);
     EXPECT_EQ(b.ejected_on, Ci().replicas) << AdmissionName(a);
     // Three bad reports (two intervals after the first) and the next tick of each replica: on
     // every replica as on one (tests/sim/incident_replay_test.cc).
@@ -68,7 +71,7 @@ TEST(FleetSimulator, BlackHoleTakesNoUserAfterTheFirstEvidenceAndIsEmptied) {
     EXPECT_GE(*b.eject_min_s, 2.0);
     EXPECT_LE(*b.eject_max_s, 3.0 + 0.01);
     EXPECT_EQ(b.users_at_end, 0) << AdmissionName(a);
-    EXPECT_EQ(b.migrated_off, static_cast<std::uint64_t>(b.users_at_evidence));
+    EXPECT_GE(b.migrated_off, static_cast<std::uint64_t>(b.users_at_evidence));
     EXPECT_EQ(o.healthy_ejected, 0u);
     EXPECT_EQ(o.replicas_panicked, 0u);
   }
