@@ -62,6 +62,18 @@ Scenario Surge10k() {
   return s;
 }
 
+Scenario Max() {
+  // The upper bounds at once: 100 replicas, 10,000 servers, 1,000,000 users (400,000
+  // warming up, then 600,000 over 60 s, anywhere), one newcomer.
+  Scenario s = FleetOf("max", 100, 10000, 500, 20);
+  s.surges.push_back({Ms(0), 400000, seconds(30), std::nullopt});
+  s.newcomers = 1;
+  s.newcomers_at = seconds(40);
+  s.surges.push_back({seconds(40), 600000, seconds(60), std::nullopt});
+  s.duration = seconds(110);
+  return s;
+}
+
 Scenario Ci() {
   // Small enough for ctest on two slow cores: the newcomer surge and a black hole in one run.
   Scenario s = FleetOf("ci", 10, 100, 500, 4);
@@ -110,7 +122,7 @@ std::string_view FaultKindName(FaultKind kind) {
 }
 
 std::vector<std::string> PresetNames() {
-  return {"newcomer", "blackhole", "fail10", "fail400", "surge10k", "ci"};
+  return {"newcomer", "blackhole", "fail10", "fail400", "surge10k", "max", "ci"};
 }
 
 std::optional<Scenario> Preset(std::string_view name) {
@@ -121,6 +133,7 @@ std::optional<Scenario> Preset(std::string_view name) {
   if (name == "fail10") return Faulty("fail10", {seconds(60), FaultKind::kGone, 10}, 100000);
   if (name == "fail400") return Faulty("fail400", {seconds(60), FaultKind::kGone, 400}, 200000);
   if (name == "surge10k") return Surge10k();
+  if (name == "max") return Max();
   if (name == "ci") return Ci();
   return std::nullopt;
 }

@@ -92,7 +92,8 @@ struct Scenario {
 };
 
 // The presets: "newcomer", "blackhole", "fail10", "fail400", "surge10k" (issue 20's targets at
-// full size) and "ci" (a small newcomer surge plus a black hole, for ctest).
+// full size), "max" (100 replicas, 10,000 servers, 1,000,000 users) and "ci" (a small newcomer
+// surge plus a black hole, for ctest).
 std::vector<std::string> PresetNames();
 std::optional<Scenario> Preset(std::string_view name);
 
