@@ -48,7 +48,7 @@ std::string Usage() {
          "                [--capacity N] [--regions N] [--modes "
          "baseline,shared,local_share,shared_per_report]\n"
          "                [--pubsub-ms MIN,MAX] [--admit-rtt-ms MIN,MAX] [--choices N]\n"
-         "                [--media-after-ms N]\n"
+         "                [--media-after-ms N] [--load-refresh-ms N]\n"
          "                [--out DIR] [--commit SHA] [--check]\n"
          "scenarios: " +
          presets +
@@ -60,7 +60,8 @@ std::variant<Options, UsageError> ParseOptions(std::span<const std::string_view>
   Options o;
   std::vector<std::string> names;
   std::optional<std::uint64_t> seed;
-  std::optional<std::uint32_t> replicas, servers, capacity, regions, choices, media_after;
+  std::optional<std::uint32_t> replicas, servers, capacity, regions, choices, media_after,
+      load_refresh;
   std::optional<std::vector<Admission>> modes;
   std::optional<std::pair<double, double>> pubsub, rtt;
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -97,6 +98,8 @@ std::variant<Options, UsageError> ParseOptions(std::span<const std::string_view>
       if (!count(choices)) return bad();
     } else if (flag == "--media-after-ms") {
       if (!count(media_after)) return bad();
+    } else if (flag == "--load-refresh-ms") {
+      if (!count(load_refresh)) return bad();
     } else if (flag == "--modes") {
       modes = Modes(value);
       if (!modes) return bad();
@@ -125,6 +128,7 @@ std::variant<Options, UsageError> ParseOptions(std::span<const std::string_view>
     if (choices) s.choices_per_join = *choices;
     if (modes) s.admissions = *modes;
     if (media_after) s.media_after = Ms(*media_after);
+    if (load_refresh) s.load_refresh = Ms(*load_refresh);
     if (pubsub) std::tie(s.pubsub_min_ms, s.pubsub_max_ms) = *pubsub;
     if (rtt) std::tie(s.admit_rtt_min_ms, s.admit_rtt_max_ms) = *rtt;
     if (auto problem = Validate(s); !problem.empty()) {

@@ -68,14 +68,15 @@ std::vector<Verdict> Judge(const Outcome& o, std::chrono::milliseconds report_in
     v.push_back({"black hole " + b.server + ": no user placed after the first evidence",
                  b.placed_after_evidence == 0,
                  Format("%llu placed after it, %llu of them chosen by a replica that had the "
-                        "evidence",
+                        "evidence; %llu more readmitted on probation after an ejection ran out",
                         static_cast<unsigned long long>(b.placed_after_evidence),
-                        static_cast<unsigned long long>(b.placed_after_evidence_known))});
+                        static_cast<unsigned long long>(b.placed_after_evidence_known),
+                        static_cast<unsigned long long>(b.probation_placed))});
     v.push_back(
         {"black hole " + b.server + ": its users migrated",
          b.users_at_end == 0 && b.emptied_after_s.has_value(),
-         Format("%lld users at the evidence, %llu migrated off, peak %u/s out, empty "
-                "%.1f s after the evidence, %lld left",
+         Format("%lld users at the evidence, %llu migrated off, peak %u/s out, first empty "
+                "%.1f s after the evidence, %lld left at the end",
                 static_cast<long long>(b.users_at_evidence),
                 static_cast<unsigned long long>(b.migrated_off), b.peak_migrations_out_per_s,
                 b.emptied_after_s.value_or(-1), static_cast<long long>(b.users_at_end))});

@@ -35,9 +35,12 @@ struct BadServer {
   // chosen within the pub/sub delay, or their admission round trip, of the evidence).
   std::uint64_t placed_after_evidence = 0;
   std::uint64_t placed_after_evidence_known = 0;
+  // Placed on it by a replica after that replica's first ejection of it ran out: readmitted on
+  // probation (at most probation_max_users at a time), not counted above.
+  std::uint64_t probation_placed = 0;
   std::uint64_t migrated_off = 0;
   std::uint32_t peak_migrations_out_per_s = 0;
-  // From the first evidence until its last user left it (unset: users still on it at the end).
+  // From the first evidence until it first had no user left (unset: never emptied).
   std::optional<double> emptied_after_s;
   std::int64_t users_at_end = 0;
 };

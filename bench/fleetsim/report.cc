@@ -45,7 +45,8 @@ json::object ScenarioJson(const Scenario& s) {
           {"pubsub_ms", {s.pubsub_min_ms, s.pubsub_max_ms}},
           {"admit_rtt_ms", {s.admit_rtt_min_ms, s.admit_rtt_max_ms}},
           {"choices_per_join", s.choices_per_join},
-          {"media_after_s", SecondsOf(s.media_after)}};
+          {"media_after_s", SecondsOf(s.media_after)},
+          {"load_refresh_s", SecondsOf(s.load_refresh)}};
 }
 
 json::object OutcomeJson(const Outcome& o, std::chrono::milliseconds interval) {
@@ -64,6 +65,7 @@ json::object OutcomeJson(const Outcome& o, std::chrono::milliseconds interval) {
                      {"max", Optional(b.eject_max_s)}}},
                    {"placed_after_evidence", b.placed_after_evidence},
                    {"placed_after_evidence_known", b.placed_after_evidence_known},
+                   {"probation_placed", b.probation_placed},
                    {"migrated_off", b.migrated_off},
                    {"peak_migrations_out_per_s", b.peak_migrations_out_per_s},
                    {"emptied_after_evidence_s", Optional(b.emptied_after_s)},

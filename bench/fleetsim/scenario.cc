@@ -168,6 +168,7 @@ std::string Validate(const Scenario& s) {
   }
   if (s.choices_per_join < 1) return "choices per join must be at least 1";
   if (s.media_after < Ms(0)) return "media delay must not be negative";
+  if (s.load_refresh <= Ms(0)) return "load refresh must be positive";
   if (s.admissions.empty()) return "no admission mode to run";
   return {};
 }

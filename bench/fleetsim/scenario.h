@@ -70,6 +70,8 @@ struct Scenario {
   Ms duration{60000};
   // Churn: a user stays for an exponentially distributed time of this mean (0: until the end).
   Ms session_mean{0};
+  // How often each replica reads the fleet-wide users per server (the store's load refresh).
+  Ms load_refresh{1000};
   // Pub/sub delay of a report, registration or failure report from the replica that got it to
   // each other replica: uniform in [min, max] per delivery.
   double pubsub_min_ms = 1;

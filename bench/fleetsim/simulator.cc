@@ -120,7 +120,10 @@ struct BadRecord {
   std::int64_t users_at_evidence = 0;
   std::uint64_t placed_after = 0, placed_after_known = 0, migrated_off = 0;
   std::uint32_t peak_out = 0;
-  std::optional<SteadyTime> emptied;
+  std::optional<SteadyTime> emptied;  // the first time it had no user left after the evidence
+  // Per replica: its first ejection of it ran out (readmitted on probation).
+  std::vector<std::optional<SteadyTime>> expired_at;
+  std::uint64_t probation_placed = 0;
 };
 
 class Simulation {
@@ -258,7 +261,7 @@ void Simulation::Setup() {
   // Replicas tick staggered over the interval; each refreshes its counts at its own phase.
   for (std::uint32_t r = 0; r < s_.replicas; ++r) {
     Push(start_ + interval_ * (r + 1) / s_.replicas, Kind::kTick, r);
-    Push(start_ + Uniform(0, static_cast<double>(interval_.count()) / 1e6), Kind::kRefresh, r);
+    Push(start_ + Uniform(0, static_cast<double>(s_.load_refresh.count())), Kind::kRefresh, r);
   }
   // Users: the arrivals (and session lengths) are drawn before anything else happens, so every
   // admission mode sees the same people at the same times.
@@ -383,6 +386,7 @@ void Simulation::OnFault(const Fault& f) {
       b.broken_at = now_;
       b.known_at.resize(s_.replicas);
       b.ejected_at.resize(s_.replicas);
+      b.expired_at.resize(s_.replicas);
       srv.bad = static_cast<std::uint32_t>(bad_.size());
       bad_.push_back(std::move(b));
     }
@@ -493,7 +497,7 @@ void Simulation::OnRefresh(std::uint32_t r) {
   for (std::uint32_t s = 0; s < s_.servers; ++s) {
     SetKnown(r, s, static_cast<std::int64_t>(servers_[s].users.size()));
   }
-  Push(now_ + interval_, Kind::kRefresh, r);
+  Push(now_ + s_.load_refresh, Kind::kRefresh, r);
 }
 
 void Simulation::OnTick(std::uint32_t r) {
@@ -510,8 +514,12 @@ void Simulation::OnTick(std::uint32_t r) {
       }
       continue;
     }
-    if (c.to != fleet::ServerState::kEjected || c.from == fleet::ServerState::kEjected) continue;
     Server& srv = servers_[ServerIndex(c.server)];
+    if (c.reason == fleet::ChangeReason::kEjectionExpired && srv.bad != kNone) {
+      auto& expired = bad_[srv.bad].expired_at[r];
+      if (!expired) expired = now_;
+    }
+    if (c.to != fleet::ServerState::kEjected || c.from == fleet::ServerState::kEjected) continue;
     if (srv.bad == kNone) {
       if (!srv.falsely_ejected) ++out_.healthy_ejected;
       srv.falsely_ejected = true;
@@ -635,7 +643,7 @@ void Simulation::Unplace(std::uint32_t u) {
   srv.users.pop_back();
   SetKnown(user.replica, user.server, replicas_[user.replica].known[user.server] - 1);
   if (srv.bad != kNone && srv.users.empty() && bad_[srv.bad].evidence) {
-    bad_[srv.bad].emptied = now_;
+    if (!bad_[srv.bad].emptied) bad_[srv.bad].emptied = now_;
   }
   user.server = kNone;
   --online_;
@@ -658,11 +666,15 @@ void Simulation::Place(std::uint32_t u, std::uint32_t s) {
   if (srv.bad != kNone) {
     BadRecord& b = bad_[srv.bad];
     if (b.evidence) {
-      ++b.placed_after;
-      const auto& known = b.known_at[user.replica];
-      if (known && *known <= user.chose_at) ++b.placed_after_known;
+      const auto& expired = b.expired_at[user.replica];
+      if (expired && *expired <= user.chose_at) {
+        ++b.probation_placed;  // readmitted by that replica after its ejection ran out
+      } else {
+        ++b.placed_after;
+        const auto& known = b.known_at[user.replica];
+        if (known && *known <= user.chose_at) ++b.placed_after_known;
+      }
     }
-    b.emptied.reset();
     Push(now_ + s_.no_media_report_after, Kind::kNoMedia, u, s);
   }
   if (!joining) return;
@@ -774,6 +786,7 @@ void Simulation::Finish() {
     o.users_at_evidence = b.users_at_evidence;
     o.placed_after_evidence = b.placed_after;
     o.placed_after_evidence_known = b.placed_after_known;
+    o.probation_placed = b.probation_placed;
     o.migrated_off = b.migrated_off;
     o.peak_migrations_out_per_s = b.peak_out;
     o.users_at_end = static_cast<std::int64_t>(servers_[b.server].users.size());
@@ -790,7 +803,7 @@ void Simulation::Finish() {
         o.eject_median_s = ejections[ejections.size() / 2];
         o.eject_max_s = ejections.back();
       }
-      if (b.emptied && o.users_at_end == 0) o.emptied_after_s = Seconds(*b.emptied - *b.evidence);
+      if (b.emptied) o.emptied_after_s = Seconds(*b.emptied - *b.evidence);
     }
     out_.bad.push_back(std::move(o));
   }

@@ -28,9 +28,11 @@ TEST(FleetsimCli, DefaultsToTheNewcomerPresetInEveryMode) {
 }
 
 TEST(FleetsimCli, OverridesApplyToEveryScenario) {
-  auto r = Parse({"--scenario", "ci", "--scenario", "blackhole", "--seed", "7", "--replicas", "3",
-                  "--modes", "shared,baseline", "--pubsub-ms", "2,9", "--admit-rtt-ms", "0.5,2",
-                  "--out", "/tmp/x", "--media-after-ms", "2500", "--check"});
+  auto r = Parse(
+      {"--scenario",        "ci",    "--scenario", "blackhole",       "--seed",           "7",
+       "--replicas",        "3",     "--modes",    "shared,baseline", "--pubsub-ms",      "2,9",
+       "--admit-rtt-ms",    "0.5,2", "--out",      "/tmp/x",          "--media-after-ms", "2500",
+       "--load-refresh-ms", "250",   "--check"});
   ASSERT_TRUE(std::holds_alternative<Options>(r)) << std::get<UsageError>(r).message;
   const Options& o = std::get<Options>(r);
   ASSERT_EQ(o.scenarios.size(), 2u);
@@ -43,6 +45,7 @@ TEST(FleetsimCli, OverridesApplyToEveryScenario) {
     EXPECT_EQ(s.admit_rtt_min_ms, 0.5);
     EXPECT_EQ(s.admit_rtt_max_ms, 2);
     EXPECT_EQ(s.media_after, Ms(2500));
+    EXPECT_EQ(s.load_refresh, Ms(250));
   }
   EXPECT_EQ(o.out, "/tmp/x");
   EXPECT_TRUE(o.check);
