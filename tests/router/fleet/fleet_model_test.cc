@@ -1251,7 +1251,7 @@ TEST(FleetModelTest, ASpentFleetWideBudgetClosesTheServerUntilItsWindowEnds) {
 // capacity (bench/fleetsim showed 91 of 1,000 servers pushed up to 2.4 % over without it).
 TEST(FleetModelTest, ThePickedCapIsNeverMoreThanTheRoomLeftAtCapacity) {
   Sim sim;
-  sim.Up({"a"});              // capacity 100, reporting 10 peers
+  sim.Up({"a"});      // capacity 100, reporting 10 peers
   sim.own["a"] = 95;  // the fleet-wide count says 95 users are there
   const Pick pick = sim.M().Choose({}, sim.now);
   ASSERT_EQ(pick.server, "a");
