@@ -35,6 +35,12 @@ Point PositionAt(std::uint64_t index, double t_s, const CrowdShape& shape);
 // max_neighbours, never `index` itself.
 std::vector<std::uint64_t> Neighbours(std::uint64_t index, double t_s, const CrowdShape& shape);
 
+// A refused join (retryable: no_video_server, unavailable, rate_limited) is asked again after
+// FullJitterBackoff(attempt, unit, kJoinRetryBase, kJoinRetryCap), as the JS client does
+// (clients/js/src/client.js, DEFAULT_BACKOFF): the load generator and the fleet simulator.
+inline constexpr std::chrono::milliseconds kJoinRetryBase{250};
+inline constexpr std::chrono::milliseconds kJoinRetryCap{10000};
+
 // Full-jitter exponential backoff before reconnect attempt `attempt` (0 = first retry):
 // unit * min(cap, base * 2^attempt), `unit` uniform in [0, 1).
 std::chrono::milliseconds FullJitterBackoff(int attempt, double unit,

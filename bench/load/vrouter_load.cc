@@ -63,8 +63,6 @@ constexpr milliseconds kBackoffCap{5000};
 // A join refused for now (no_video_server, unavailable, rate_limited) is asked again on the same
 // connection after a full-jitter delay, as the JS client does (its DEFAULT_BACKOFF: 250 ms doubling
 // to 10 s): the router's admission pacing spreads a surge over time instead of failing it.
-constexpr milliseconds kJoinRetryBase{250};
-constexpr milliseconds kJoinRetryCap{10000};
 
 bool RetryableJoinRefusal(std::string_view code) {
   return code == "no_video_server" || code == "unavailable" || code == "rate_limited";

@@ -530,11 +530,12 @@ Pick FleetModel::Choose(const PickRequest& request, base::SteadyTime now) {
   if (pick.detail.index < 0) return pick;
   Record& r = *servers_[static_cast<std::size_t>(pick.detail.index)];
   pick.server = r.info.id;
-  pick.interval_cap = method_ == ChoiceMethod::kIndexed
-                          ? r.score.interval_cap
-                          : ScoreServer(InputFor(r, r.own, now, EstablishedExists(now)),
-                                        params_.scoring, CurrentEvidence())
-                                .interval_cap;
+  if (method_ == ChoiceMethod::kIndexed) {
+    pick.interval_cap = AdmissionCap(r.input, r.score);
+  } else {
+    const ScoreInput in = InputFor(r, r.own, now, EstablishedExists(now));
+    pick.interval_cap = AdmissionCap(in, ScoreServer(in, params_.scoring, CurrentEvidence()));
+  }
   if (r.monitored) ++r.pending;
   if (now - r.interval_start >= params_.report_interval) {
     r.interval_start = now;

@@ -163,7 +163,9 @@ struct FleetView {
 struct Pick {
   std::string server;  // empty: nothing eligible
   PickResult detail;
-  std::uint32_t interval_cap = 0;  // the server's new users per interval (its score)
+  // What the fleet-wide budget may admit there this window: the server's new users per interval
+  // (its score), never more than its room at capacity (scoring.h, AdmissionCap).
+  std::uint32_t interval_cap = 0;
 };
 
 // Why a server's users are being moved off it.

@@ -106,6 +106,16 @@ Score ScoreServer(const ScoreInput& in, const ScoringParams& params, Evidence ev
   return s;
 }
 
+std::uint32_t AdmissionCap(const ScoreInput& in, const Score& score) {
+  const double capacity =
+      std::max<double>(1, in.server->capacity) * std::clamp(in.weight, 0.01, 1.0);
+  const double room = std::floor(
+      capacity - std::max({in.reported_load, in.counter_load, static_cast<double>(in.own)}));
+  if (room < 1) return 1;
+  return std::clamp<std::uint32_t>(static_cast<std::uint32_t>(std::min<double>(room, 1e9)), 1,
+                                   std::max<std::uint32_t>(score.interval_cap, 1));
+}
+
 PickTier TierOf(const VideoServer& server, const PickRequest& request,
                 const ScoringParams& params) {
   if (request.region.empty()) return PickTier::kAnywhere;

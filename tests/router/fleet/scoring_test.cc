@@ -121,6 +121,28 @@ TEST(ScoreServerTest, FailurePenaltyIsShareTimesCapacityTimesFactor) {
   EXPECT_DOUBLE_EQ(ScoreServer(in, p, Evidence::kAll).effective_load, 15);
 }
 
+TEST(AdmissionCapTest, TheIntervalCapOrTheRoomAtCapacityWhicheverIsLess) {
+  const VideoServer server = Server("a", 500);
+  const ScoringParams p;
+  ScoreInput in = Active(server);
+  EXPECT_EQ(AdmissionCap(in, ScoreServer(in, p, Evidence::kAll)), 100u);  // empty: the cap
+  in.reported_load = 450;
+  EXPECT_EQ(AdmissionCap(in, ScoreServer(in, p, Evidence::kAll)), 50u);
+  in.pending = 30;  // this replica's own placements: the budget's count stands for them
+  EXPECT_EQ(AdmissionCap(in, ScoreServer(in, p, Evidence::kAll)), 50u);
+  in.own = 480;  // the fleet-wide count is higher than the report
+  EXPECT_EQ(AdmissionCap(in, ScoreServer(in, p, Evidence::kAll)), 20u);
+  in.counter_load = 499.5;
+  EXPECT_EQ(AdmissionCap(in, ScoreServer(in, p, Evidence::kAll)), 1u);  // never 0
+  // Slow start scales the capacity as it does for the headroom: a quarter of 500 is 125.
+  in = Active(server);
+  in.weight = 0.25;
+  in.reported_load = 120;
+  const Score s = ScoreServer(in, p, Evidence::kAll);
+  EXPECT_EQ(s.interval_cap, 25u);
+  EXPECT_EQ(AdmissionCap(in, s), 5u);
+}
+
 TEST(ScoreServerTest, CapacityZeroCountsAsOne) {
   const auto server = Server("a", 0);
   auto in = Active(server);
