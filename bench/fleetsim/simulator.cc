@@ -694,8 +694,13 @@ std::uint32_t Simulation::ReferenceCap(const Server& srv) const {
   if (srv.in_service && established_at_ && now_ >= *established_at_) {
     weight = fleet::SlowStartWeight(now_ - *srv.in_service, p);
   }
-  return std::max<std::uint32_t>(
-      1, static_cast<std::uint32_t>(std::floor(p.max_new_users_per_interval * weight)));
+  // The cap as scoring computes it (the larger of the fixed number and the capacity share, times
+  // the weight), for an active server with nothing else against it.
+  fleet::ScoreInput in;
+  in.server = &srv.info;
+  in.state = fleet::ServerState::kActive;
+  in.weight = weight;
+  return fleet::ScoreServer(in, p, fleet::Evidence::kAll).interval_cap;
 }
 
 void Simulation::CountAdmission(Server& srv) {
