@@ -62,6 +62,9 @@ struct Outcome {
   std::string scenario;
   Admission admission = Admission::kBaseline;
   std::uint64_t seed = 0;
+  // The longest a server's report takes to reach every replica (the pub/sub delay): a replica
+  // other than the server's own sees the first evidence that much later.
+  double evidence_spread_s = 0;
 
   // Herd bound: new users (joins and migrations) on a server per report interval of that server,
   // against its per-interval cap (ScoringParams::max_new_users_per_interval scaled by its

@@ -517,7 +517,7 @@ void Simulation::OnTick(std::uint32_t r) {
     Server& srv = servers_[ServerIndex(c.server)];
     if (c.reason == fleet::ChangeReason::kEjectionExpired && srv.bad != kNone) {
       auto& expired = bad_[srv.bad].expired_at[r];
-      if (!expired) expired = now_;
+      if (!expired) expired = c.at;
     }
     if (c.to != fleet::ServerState::kEjected || c.from == fleet::ServerState::kEjected) continue;
     if (srv.bad == kNone) {
@@ -526,7 +526,8 @@ void Simulation::OnTick(std::uint32_t r) {
       continue;
     }
     BadRecord& b = bad_[srv.bad];
-    if (!b.ejected_at[r]) b.ejected_at[r] = now_;
+    // When the model ejected it (on a report, or in this tick), not when this tick looked.
+    if (!b.ejected_at[r]) b.ejected_at[r] = c.at;
   }
   for (const fleet::Evacuation& e : evacuations) Migrate(r, e);
 }
@@ -783,6 +784,7 @@ void Simulation::Finish() {
   }
   out_.all_join_wait_s = QuantilesOf(all);
   out_.never_placed = waiting_;
+  out_.evidence_spread_s = s_.pubsub_max_ms / 1000.0;
   for (const BadRecord& b : bad_) {
     BadServer o;
     o.server = servers_[b.server].info.id;

@@ -378,7 +378,38 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
       (stats.peers > 0 || stats.packets_in > 0 || stats.packets_out > 0)) {
     r->in_service_since = now - params_.scoring.slow_start_window;
   }
+  EjectOnReport(*r, now);
   return out;
+}
+
+void FleetModel::EjectOnReport(Record& r, base::SteadyTime now) {
+  // The report that completes the count ejects at once, rather than at the next tick (up to an
+  // interval later, and later still on replicas whose ticks fall elsewhere): the black hole is
+  // out two intervals after its first bad report. Not when others are about to look as bad (one
+  // report short of the count, or past it): with them, the suspects might outnumber the cap or be
+  // the whole fleet (a fleet-wide signal), and Tick weighs them all together to eject the
+  // strongest, or nobody.
+  const std::uint32_t needed = r.probation ? 1 : params_.ejection.not_forwarding_reports;
+  if (panic_ || r.ejected || r.bad_reports < needed ||
+      (r.state != ServerState::kActive && r.state != ServerState::kStale)) {
+    return;
+  }
+  std::size_t fleet = 0, ejected = 0, candidates = 0, suspects = 0;
+  for (const auto& rp : servers_) {
+    const Record& o = *rp;
+    if (o.state == ServerState::kGone) continue;
+    ++fleet;
+    if (o.ejected) {
+      ++ejected;
+      continue;
+    }
+    if (o.state != ServerState::kActive && o.state != ServerState::kStale) continue;
+    ++candidates;
+    const std::uint32_t short_of = o.probation ? 1 : params_.ejection.not_forwarding_reports;
+    if (o.bad_reports + 1 >= short_of) ++suspects;  // `r` itself included
+  }
+  if (suspects >= candidates || ejected + suspects > MaxEjected(fleet, params_.ejection)) return;
+  Eject(r, EjectReason::kNotForwarding, now);
 }
 
 bool FleetModel::OnFailureReport(std::string_view server, std::string_view user,

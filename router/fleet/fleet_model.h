@@ -271,6 +271,8 @@ class FleetModel {
   ScoreInput InputFor(const Record& r, std::int64_t own, base::SteadyTime now,
                       bool established) const;
   void Eject(Record& r, EjectReason reason, base::SteadyTime now);
+  // Ejects `r` on the report that completed its count of bad reports, when the cap allows.
+  void EjectOnReport(Record& r, base::SteadyTime now);
   // Scores every server into `inputs`/`scores` (indexed like servers_), with the slow-start
   // floor taken from the established servers' mean utilization.
   void ScoreAll(base::SteadyTime now, std::vector<ScoreInput>& inputs, std::vector<Score>& scores,

@@ -1074,6 +1074,20 @@ TEST(FleetModelTest, PanicStillEjectsTheWorstUpToTheCapAndFeedsNoKnownBadServer)
 // between the clients and every server, or the router's own view), the fault is not in every
 // server: nobody is ejected, and the router fails open rather than refuse everyone, from the
 // first bad report on (panic itself comes only with the ejection cases, three reports in).
+// Issue 20: a black hole is out on the report that completes its count, not at the next tick
+// (up to an interval later): two intervals after its first bad report.
+TEST(FleetModelTest, ALoneBlackHoleIsEjectedOnTheReportThatCompletesItsCount) {
+  Sim sim;
+  sim.Up({"a", "b", "c"});
+  sim.own["a"] = 10;
+  for (int i = 1; i <= 3; ++i) {
+    sim.Advance(seconds(1));
+    sim.Report("a", Media::kBad);  // no tick in between
+    EXPECT_EQ(sim.State("a"), i < 3 ? ServerState::kActive : ServerState::kEjected) << i;
+  }
+  EXPECT_EQ(sim.Reason("a"), ChangeReason::kNotForwarding);
+}
+
 TEST(FleetModelTest, AFleetWideSignalEjectsNobodyAndFailsOpen) {
   Sim sim;
   sim.Up({"a", "b", "c", "d"});
