@@ -70,6 +70,10 @@ void CheckRedisUrl(const app::RedisUrl& url, std::string_view text) {
   if (url.host.empty()) Fail("ParseStoreUrl: empty host", text);
   if (url.port == 0) Fail("ParseStoreUrl: port 0", text);
   if (url.db < 0 || url.db > 15) Fail("ParseStoreUrl: db outside [0, 15]", text);
+  if (!url.username.empty() && url.password.empty()) Fail("ParseStoreUrl: user, no password", text);
+  if (url.username.find_first_of(": \t\r\n") != std::string::npos) {
+    Fail("ParseStoreUrl: a user name that cannot be printed back", text);
+  }
 }
 
 void CheckStoreUrl(std::string_view text) {
@@ -88,7 +92,7 @@ void CheckStoreUrl(std::string_view text) {
   // cannot be printed back unambiguously; such a host never resolves anyway.
   if (url->host.find_first_of("[]") != std::string::npos) return;
   std::string printed = "redis://";
-  if (!url->password.empty()) printed += ":" + url->password + "@";
+  if (!url->password.empty()) printed += url->username + ":" + url->password + "@";
   printed += url->host.find(':') != std::string::npos ? "[" + url->host + "]" : url->host;
   printed += ":" + std::to_string(url->port) + "/" + std::to_string(url->db);
   const auto again = app::ParseStoreUrl(printed);
