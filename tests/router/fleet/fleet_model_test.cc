@@ -134,10 +134,6 @@ class Sim {
     ADD_FAILURE() << "no server " << id;
     return {};
   }
-  std::int64_t Own(const std::string& id) const {
-    const auto it = own.find(id);
-    return it == own.end() ? 0 : it->second;
-  }
   std::string Choose(std::string_view region = "") {
     return M().Choose({region, nullptr}, now).server;
   }

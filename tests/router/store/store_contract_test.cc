@@ -933,6 +933,34 @@ TYPED_TEST(StoreContractTest, LoadByServerCountsUsersOfLiveSessions) {
   })) << "a removed user is still counted";
 }
 
+// The fleet controller keeps its model's counts with TakeLoadChanges alone: applying every change
+// it hands out must give the same counts as LoadByServer, removals (count 0) included.
+TYPED_TEST(StoreContractTest, TakenLoadChangesAddUpToTheLoad) {
+  absl::flat_hash_map<std::string, std::int64_t> mirror, taken;
+  auto mirrored = [&](std::int64_t a, std::int64_t b) {
+    this->store().TakeLoadChanges(taken);
+    for (const auto& [server, users] : taken) {
+      if (users == 0) {
+        mirror.erase(server);
+      } else {
+        mirror[server] = users;
+      }
+    }
+    const absl::flat_hash_map<std::string, std::int64_t> want =
+        b == 0 ? absl::flat_hash_map<std::string, std::int64_t>{{"vs-a", a}}
+               : absl::flat_hash_map<std::string, std::int64_t>{{"vs-a", a}, {"vs-b", b}};
+    return mirror == want;
+  };
+  this->Write("u1", "room", "vs-a", 1);
+  this->Write("u2", "other", "vs-a", 2);
+  this->Write("u3", "room", "vs-b", 3);
+  EXPECT_TRUE(WaitUntil([&] { return mirrored(2, 1); })) << "the changes never added up";
+  ASSERT_TRUE(Remove(this->store(), "u3", 3));
+  EXPECT_TRUE(WaitUntil([&] { return mirrored(2, 0); })) << "a server left empty was not reported";
+  this->store().TakeLoadChanges(taken);
+  EXPECT_TRUE(taken.empty()) << "changes reported twice";
+}
+
 // ------------------------------------------------------------------ RedisStore only
 
 class RedisStoreTest : public ::testing::Test {
