@@ -123,6 +123,11 @@ struct FleetModel::Record {
   // Since when the router's own count of users there has been above zero, as of the last report
   // (unset while it is zero): they count as peers only once `media_grace` has passed.
   std::optional<base::SteadyTime> own_since;
+  // Since when the server has reported peers (unset while it reports none), and whether media
+  // has moved since: peers that have not moved media yet are still setting up, and count for
+  // the frozen check only once `media_grace` has passed.
+  std::optional<base::SteadyTime> peers_since;
+  bool peers_moved = false;
   base::SteadyTime interval_start{};
   std::uint32_t new_in_interval = 0;
   // Shared admission: placements there this window by every replica (until its next report), and
@@ -333,6 +338,16 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
   }
   if (!started_at_) started_at_ = now;
   const auto result = r->counters.Ingest(stats, now, params_.report_interval);
+  if (result.verdict != StatsVerdict::kReordered) {
+    // After a restart the peers set up again.
+    if (stats.peers <= 0 || result.verdict == StatsVerdict::kReset) {
+      r->peers_since.reset();
+      r->peers_moved = false;
+    }
+    if (stats.peers > 0 && !r->peers_since) {
+      r->peers_since = now;
+    }
+  }
   StatsOutcome out{true, result.verdict};
   if (result.verdict == StatsVerdict::kReordered) {
     ++r->stats_reordered;
@@ -358,9 +373,13 @@ FleetModel::StatsOutcome FleetModel::OnStats(std::string_view id, const proto::S
     r->history.push_back(std::move(note));
     if (r->history.size() > kHistory) r->history.pop_front();
   } else if (result.rates) {
-    const bool settled =
-        r->own_since && now - *r->own_since >= params_.scoring.forwarding.media_grace;
-    const std::int64_t peers = std::max<std::int64_t>(stats.peers, settled ? own : 0);
+    const auto grace = params_.scoring.forwarding.media_grace;
+    const bool settled = r->own_since && now - *r->own_since >= grace;
+    if (r->peers_since && !Still(*result.rates)) r->peers_moved = true;
+    const bool reported_settled =
+        r->peers_since && (r->peers_moved || now - *r->peers_since >= grace);
+    const std::int64_t peers =
+        std::max<std::int64_t>(reported_settled ? stats.peers : 0, settled ? own : 0);
     r->forwarding = JudgeForwarding(*result.rates, peers, {stats.streams_in, stats.streams_out},
                                     params_.scoring.forwarding);
     r->bad_reports = Swallowing(r->forwarding) ? r->bad_reports + 1 : 0;

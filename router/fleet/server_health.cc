@@ -64,12 +64,15 @@ CounterTracker::Result CounterTracker::Ingest(const proto::Stats& stats, base::S
   return {StatsVerdict::kAccepted, rates};
 }
 
+bool Still(const StatsRates& rates) {
+  return rates.packets_in == 0 && rates.packets_out == 0 && rates.bytes_in == 0 &&
+         rates.bytes_out == 0;
+}
+
 Forwarding JudgeForwarding(const StatsRates& rates, std::int64_t peers,
                            const ForwardingExpectation& expected, const ForwardingParams& params) {
-  const bool still = rates.packets_in == 0 && rates.packets_out == 0 && rates.bytes_in == 0 &&
-                     rates.bytes_out == 0;
   // Peers connected, yet not one packet moved, not even RTCP: the process is wedged (or lying).
-  if (still && peers > 0) return Forwarding::kFrozen;
+  if (Still(rates) && peers > 0) return Forwarding::kFrozen;
   if (rates.packets_in < params.min_packets_in_rate) return Forwarding::kIdle;
   if (expected.streams_out == 0u) return Forwarding::kIdle;  // nothing to forward
   double expected_out = rates.packets_in;

@@ -84,10 +84,12 @@ struct ForwardingParams {
   // of one and for simulcast layers being dropped, and is still far from a server that forwards
   // nothing.
   double min_out_in_ratio = 0.1;
-  // How long the router's own users must have been on a server before they count as peers that
-  // should be moving media. A freshly placed user has not reached the server yet (ICE and DTLS
-  // take seconds), and under a shared store the fleet-wide count reaches the server a refresh or
-  // two late: without this, a healthy server that was just given its first users looks frozen.
+  // How long peers must have been on a server before they count as peers that should be moving
+  // media: the router's own users (a freshly placed user has not reached the server yet, and
+  // under a shared store the fleet-wide count reaches the server a refresh or two late), and the
+  // peers a server reports while nothing has moved yet (ICE and DTLS take seconds after the
+  // signalling that makes a peer). Without it, a healthy server that was just given its first
+  // users looks frozen.
   std::chrono::milliseconds media_grace{5000};
 };
 
@@ -98,9 +100,13 @@ struct ForwardingExpectation {
   std::optional<std::uint32_t> streams_out;
 };
 
-// `peers` is how many peers the server should have: the larger of what it reports and how many
-// users the router itself placed there more than `media_grace` ago (a server that reports zero
-// peers while it holds our users does not escape the frozen check).
+// Whether not one counter moved in the interval (not even RTCP).
+bool Still(const StatsRates& rates);
+
+// `peers` is how many peers should be moving media: the larger of what the server reports (once
+// its peers have moved media, or have been there `media_grace`) and how many users the router
+// itself placed there more than `media_grace` ago (a server that reports zero peers while it
+// holds our users does not escape the frozen check).
 //
 // With the streams known, packets out are judged against what they should be: each stream in is
 // sent to streams_out / streams_in subscribers on average, so the expected rate out is packets in

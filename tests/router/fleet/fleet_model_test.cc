@@ -570,6 +570,47 @@ TEST(FleetModelTest, FrozenUsesTheRoutersOwnCountWhenTheServerClaimsNoPeers) {
   EXPECT_EQ(sim.View("b").forwarding, Forwarding::kIdle);
 }
 
+// A peer the server reports has signalled but not set its media up yet (ICE and DTLS take seconds
+// with a real browser): a still server is not frozen on its account, even on reports that come
+// in a burst, until the grace has passed. Peers that have moved media and then stop are frozen at
+// once (FrozenCountersCountAsBadReports).
+TEST(FleetModelTest, PeersStillSettingUpDoNotMakeAServerFrozen) {
+  Sim sim;
+  sim.Up({"a", "b", "c", "d"});
+  const auto grace = sim.model.params().scoring.forwarding.media_grace;
+  sim.Advance(seconds(1));
+  sim.Report("a", Media::kFrozen, /*peers=*/0);  // empty and still: idle
+  EXPECT_EQ(sim.View("a").forwarding, Forwarding::kIdle);
+  sim.Advance(seconds(1));
+  const auto first = sim.now;
+  while (sim.now - first < grace) {
+    sim.Report("a", Media::kFrozen, /*peers=*/1);
+    sim.Advance(milliseconds(4));
+    sim.Report("a", Media::kFrozen, 1);  // an extra report right after
+    EXPECT_EQ(sim.View("a").forwarding, Forwarding::kIdle);
+    EXPECT_EQ(sim.State("a"), ServerState::kActive);
+    sim.Advance(milliseconds(496));
+    sim.Tick();
+  }
+  // Past the grace, nothing has moved yet: wedged.
+  sim.Report("a", Media::kFrozen, 1);
+  EXPECT_EQ(sim.View("a").forwarding, Forwarding::kFrozen);
+  for (int i = 0; i < 2; ++i) {
+    sim.Advance(milliseconds(500));
+    sim.Report("a", Media::kFrozen, 1);
+  }
+  EXPECT_EQ(sim.State("a"), ServerState::kEjected);
+
+  // A restart: its peers set up again, with a new grace.
+  sim.Advance(seconds(1));
+  sim.Report("b", Media::kFrozen, 1);
+  EXPECT_EQ(sim.View("b").forwarding, Forwarding::kFrozen);  // moved media before: stopped now
+  sim.Restart("b");
+  sim.Advance(seconds(1));
+  sim.Report("b", Media::kFrozen, 1);
+  EXPECT_EQ(sim.View("b").forwarding, Forwarding::kIdle);
+}
+
 // Users the router has just placed have not reached the server yet (and under a shared store the
 // server learns of them a refresh late): a still server is not frozen on their account until the
 // grace has passed, and the grace starts again once the router has nobody there.
