@@ -4,12 +4,19 @@
 
 namespace vrouter::bench::fleetsim {
 
-AdmitResult AdmissionBudget::Admit(std::size_t server, std::uint32_t cap,
-                                   std::chrono::nanoseconds window, base::SteadyTime now) {
+AdmitResult AdmissionBudget::Admit(std::size_t server, std::uint32_t cap, std::uint32_t room,
+                                   std::chrono::nanoseconds window,
+                                   std::chrono::nanoseconds horizon, base::SteadyTime now) {
   Window& w = windows_.at(server);
   if (now >= w.expires) w.count = 0;  // the key expired
   if (w.count >= cap) return {false, w.count, w.expires - now};
+  while (!w.recent.empty() && w.recent.front() <= now - horizon) w.recent.pop_front();
+  if (w.recent.size() >= room) {
+    const auto wait = w.recent.empty() ? window : w.recent.front() + horizon - now;
+    return {false, w.count, std::max<std::chrono::nanoseconds>(wait, std::chrono::milliseconds(1))};
+  }
   if (++w.count == 1) w.expires = now + window;  // PEXPIRE on the first INCR
+  w.recent.push_back(now);
   return {true, w.count, {}};
 }
 

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "router/fleet/fleet_model.h"
+
 namespace vrouter::bench::fleetsim {
 
 using Ms = std::chrono::milliseconds;
@@ -80,7 +82,7 @@ struct Scenario {
   double admit_rtt_min_ms = 0.2;
   double admit_rtt_max_ms = 1;
   // Choices a replica makes per join before refusing it (each refused by the shared budget).
-  std::uint32_t choices_per_join = 3;
+  std::uint32_t choices_per_join = fleet::kAdmissionChoices;
   // A client without media reports it after this long, and again this often while it lasts
   // (bench/load/vrouter_load.cc, kNoMediaReportAfter / kNoMediaReportEvery).
   Ms no_media_report_after{3000};

@@ -39,7 +39,7 @@ enum class Kind : std::uint8_t {
   kRefresh,         // a = replica: the fleet-wide users per server
   kTick,            // a = replica
   kJoin,            // a = user: a join attempt
-  kAdmit,           // a = user, b = server, c = cap, d = the reply's delay (ns): at the store
+  kAdmit,           // a = user, b = server, c = cap, e = room, d = the reply's delay (ns)
   kAdmitReply,      // a = user, b = server, c = count (0: refused), d = remaining (ns)
   kLeave,           // a = user
   kNoMedia,         // a = user, b = server
@@ -53,6 +53,7 @@ struct Event {
   Kind kind = Kind::kSample;
   std::uint32_t a = 0, b = 0, c = 0;
   std::int64_t d = 0;
+  std::uint32_t e = 0;
   bool operator>(const Event& o) const { return at != o.at ? at > o.at : seq > o.seq; }
 };
 
@@ -104,7 +105,9 @@ struct User {
 struct Replica {
   std::unique_ptr<fleet::FleetModel> model;
   std::vector<std::int64_t> known;  // users per server, as this replica knows them
-  std::vector<std::uint64_t> seq;   // the latest report seq it has of each server
+  // Its users per server (the sessions it holds), and as it last wrote them to the store.
+  std::vector<std::int64_t> placed, written;
+  std::vector<std::uint64_t> seq;  // the latest report seq it has of each server
   bool panic = false;
 };
 
@@ -146,8 +149,8 @@ class Simulation {
 
  private:
   void Push(SteadyTime at, Kind kind, std::uint32_t a = 0, std::uint32_t b = 0, std::uint32_t c = 0,
-            std::int64_t d = 0) {
-    queue_.push({at, seq_++, kind, a, b, c, d});
+            std::int64_t d = 0, std::uint32_t e = 0) {
+    queue_.push({at, seq_++, kind, a, b, c, d, e});
   }
   Ns Uniform(double min_ms, double max_ms) {
     std::uniform_real_distribution<double> d(min_ms, max_ms);
@@ -175,7 +178,10 @@ class Simulation {
     return admission_ == Admission::kShared || admission_ == Admission::kSharedPerReport;
   }
   // Asks the shared budget (a round trip) to admit user `u` on server `s`.
-  void RequestAdmission(std::uint32_t u, std::uint32_t s, std::uint32_t cap);
+  void RequestAdmission(std::uint32_t u, std::uint32_t s, const fleet::Pick& pick);
+  // How long the budget remembers an admission against a server's room: as the Redis store
+  // (RedisStore AdmissionHorizon), two load refreshes and a margin.
+  Ns AdmissionHorizon() const { return 2 * s_.load_refresh + Ms(250); }
   void OnAdmitReply(const Event& e);
   void Refuse(std::uint32_t u);
   void Place(std::uint32_t u, std::uint32_t s);
@@ -203,6 +209,7 @@ class Simulation {
   std::vector<std::string> region_names_;
   std::vector<Server> servers_;
   std::vector<Replica> replicas_;
+  std::vector<std::int64_t> written_total_;  // per server: the sum of the replicas' `written`
   std::vector<User> users_;
   std::vector<BadRecord> bad_;
   std::vector<std::vector<std::uint32_t>> fault_servers_;  // per fault
@@ -219,9 +226,12 @@ void Simulation::Setup() {
     params_.scoring.region_group[region_names_[g]] = "g" + std::to_string(g / 2);
   }
   replicas_.resize(s_.replicas);
+  written_total_.assign(s_.servers, 0);
   for (std::uint32_t r = 0; r < s_.replicas; ++r) {
     replicas_[r].model = std::make_unique<fleet::FleetModel>(params_, s_.seed * 1000 + r);
     replicas_[r].known.assign(s_.servers, 0);
+    replicas_[r].placed.assign(s_.servers, 0);
+    replicas_[r].written.assign(s_.servers, 0);
     replicas_[r].seq.assign(s_.servers, 0);
     // The budget is unreachable from the start: each replica admits its share of every cap.
     if (admission_ == Admission::kLocalShare) replicas_[r].model->SetAdmissionShare(s_.replicas);
@@ -342,7 +352,7 @@ void Simulation::Dispatch(const Event& e) {
       const AdmitResult r =
           admission_ == Admission::kSharedPerReport
               ? budget_.AdmitInReport(e.b, users_[e.a].admit_seq, e.c, interval_, now_)
-              : budget_.Admit(e.b, e.c, interval_, now_);
+              : budget_.Admit(e.b, e.c, e.e, interval_, AdmissionHorizon(), now_);
       Push(now_ + Ns(e.d), Kind::kAdmitReply, e.a, e.b, r.admitted ? r.count : 0,
            r.remaining.count());
       return;
@@ -493,10 +503,15 @@ void Simulation::SetKnown(std::uint32_t r, std::uint32_t s, std::int64_t users) 
   Model(r).SetOwn(servers_[s].info.id, users);
 }
 
+// As the Redis store's housekeeping: the replica writes its own users per server, then reads the
+// sum of what every replica last wrote (each at its own phase, so up to a refresh old).
 void Simulation::OnRefresh(std::uint32_t r) {
+  Replica& rep = replicas_[r];
   for (std::uint32_t s = 0; s < s_.servers; ++s) {
-    SetKnown(r, s, static_cast<std::int64_t>(servers_[s].users.size()));
+    written_total_[s] += rep.placed[s] - rep.written[s];
+    rep.written[s] = rep.placed[s];
   }
+  for (std::uint32_t s = 0; s < s_.servers; ++s) SetKnown(r, s, written_total_[s]);
   Push(now_ + s_.load_refresh, Kind::kRefresh, r);
 }
 
@@ -549,7 +564,7 @@ void Simulation::Migrate(std::uint32_t r, const fleet::Evacuation& e) {
     const std::uint32_t to = ServerIndex(pick.server);
     if (Budgeted()) {
       users_[u].migrating = true;
-      RequestAdmission(u, to, pick.interval_cap);
+      RequestAdmission(u, to, pick);
       continue;
     }
     CountMigration(from, servers_[to]);
@@ -565,16 +580,16 @@ void Simulation::TryChoose(std::uint32_t u) {
   const std::uint32_t s = ServerIndex(pick.server);
   user.chose_at = now_;
   if (!Budgeted()) return Place(u, s);
-  RequestAdmission(u, s, pick.interval_cap);
+  RequestAdmission(u, s, pick);
 }
 
-void Simulation::RequestAdmission(std::uint32_t u, std::uint32_t s, std::uint32_t cap) {
+void Simulation::RequestAdmission(std::uint32_t u, std::uint32_t s, const fleet::Pick& pick) {
   User& user = users_[u];
   user.in_flight = true;
   user.chose_at = now_;
   user.admit_seq = replicas_[user.replica].seq[s];
   const Ns rtt = Uniform(s_.admit_rtt_min_ms, s_.admit_rtt_max_ms);
-  Push(now_ + rtt / 2, Kind::kAdmit, u, s, cap, (rtt - rtt / 2).count());
+  Push(now_ + rtt / 2, Kind::kAdmit, u, s, pick.interval_cap, (rtt - rtt / 2).count(), pick.room);
 }
 
 void Simulation::OnAdmitReply(const Event& e) {
@@ -642,7 +657,7 @@ void Simulation::Unplace(std::uint32_t u) {
   srv.users[user.pos] = last;
   users_[last].pos = user.pos;
   srv.users.pop_back();
-  SetKnown(user.replica, user.server, replicas_[user.replica].known[user.server] - 1);
+  --replicas_[user.replica].placed[user.server];  // the store's count: at the next refresh
   if (srv.bad != kNone && srv.users.empty() && bad_[srv.bad].evidence) {
     if (!bad_[srv.bad].emptied) bad_[srv.bad].emptied = now_;
   }
@@ -660,7 +675,7 @@ void Simulation::Place(std::uint32_t u, std::uint32_t s) {
   srv.users.push_back(u);
   ++online_;
   if (s_.media_after.count() > 0) srv.arriving.push_back(now_);
-  SetKnown(user.replica, s, replicas_[user.replica].known[s] + 1);
+  ++replicas_[user.replica].placed[s];
   CountAdmission(srv);
   const auto users = static_cast<std::int64_t>(srv.users.size());
   srv.peak_users = std::max(srv.peak_users, users);

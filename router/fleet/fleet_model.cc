@@ -582,9 +582,11 @@ Pick FleetModel::Choose(const PickRequest& request, base::SteadyTime now) {
   pick.server = r.info.id;
   if (method_ == ChoiceMethod::kIndexed) {
     pick.interval_cap = AdmissionCap(r.input, r.score);
+    pick.room = AdmissionRoom(r.input);
   } else {
     const ScoreInput in = InputFor(r, r.own, now, EstablishedExists(now));
     pick.interval_cap = AdmissionCap(in, ScoreServer(in, params_.scoring, CurrentEvidence()));
+    pick.room = AdmissionRoom(in);
   }
   if (r.monitored) ++r.pending;
   if (now - r.interval_start >= params_.report_interval) {

@@ -160,12 +160,22 @@ struct FleetView {
   std::size_t max_ejected = 0;
 };
 
+// How many servers one placement puts to the shared budget before the join is refused
+// (FleetController::Place). Near capacity every replica's view of a server's room lags the
+// others' placements, so refusals are common there, and a round trip to the store costs far
+// less than the client's retry (250 ms and more): the fleet simulator's surge into a full region
+// kept p99 join wait over 5 s with 3 choices, 3.1 s with 8 (BENCHMARKS.md, "Fleet simulator").
+inline constexpr int kAdmissionChoices = 8;
+
 struct Pick {
   std::string server;  // empty: nothing eligible
   PickResult detail;
   // What the fleet-wide budget may admit there this window: the server's new users per interval
   // (its score), never more than its room at capacity (scoring.h, AdmissionCap).
   std::uint32_t interval_cap = 0;
+  // Its room as this replica sees it (scoring.h, AdmissionRoom): the budget also refuses once the
+  // placements of the last few seconds, which the view may not hold yet, fill it.
+  std::uint32_t room = 0;
 };
 
 // Why a server's users are being moved off it.

@@ -106,13 +106,17 @@ Score ScoreServer(const ScoreInput& in, const ScoringParams& params, Evidence ev
   return s;
 }
 
-std::uint32_t AdmissionCap(const ScoreInput& in, const Score& score) {
+std::uint32_t AdmissionRoom(const ScoreInput& in) {
   const double capacity =
       std::max<double>(1, in.server->capacity) * std::clamp(in.weight, 0.01, 1.0);
   const double room = std::floor(
       capacity - std::max({in.reported_load, in.counter_load, static_cast<double>(in.own)}));
-  if (room < 1) return 1;
-  return std::clamp<std::uint32_t>(static_cast<std::uint32_t>(std::min<double>(room, 1e9)), 1,
+  if (room < 1) return 0;
+  return static_cast<std::uint32_t>(std::min<double>(room, 1e9));
+}
+
+std::uint32_t AdmissionCap(const ScoreInput& in, const Score& score) {
+  return std::clamp<std::uint32_t>(AdmissionRoom(in), 1,
                                    std::max<std::uint32_t>(score.interval_cap, 1));
 }
 

@@ -138,12 +138,16 @@ struct Score {
 enum class Evidence { kAll, kConcreteOnly, kNone };
 Score ScoreServer(const ScoreInput& in, const ScoringParams& params, Evidence evidence);
 
+// The users a server has room for as this replica sees it: its (slow-start scaled) capacity less
+// the largest of its reported load, its counters' load and the last count of its users. That
+// view misses the placements other replicas made since the count was refreshed, so the shared
+// budget weighs it against every placement of the last few seconds (store.h, Admit); each
+// replica's own pending placements cannot, since they miss the other replicas' (the fleet
+// simulator showed servers pushed past capacity that way: bench/fleetsim). 0 when full.
+std::uint32_t AdmissionRoom(const ScoreInput& in);
+
 // What one window of the fleet-wide admission budget may admit to a server (shared admission,
-// fleet_model.h Pick::interval_cap): its per-interval cap, but never more than its room at its
-// (slow-start scaled) capacity as of its last report and the last count of its users. Every
-// replica sees the same report and count, so the budget stops the window at the room that is
-// left; each replica's own pending placements cannot, since they miss the other replicas'
-// (the fleet simulator showed servers pushed past capacity that way: bench/fleetsim). At least 1.
+// fleet_model.h Pick::interval_cap): its per-interval cap, never more than its room. At least 1.
 std::uint32_t AdmissionCap(const ScoreInput& in, const Score& score);
 
 enum class PickTier { kNone, kRegion, kRegionGroup, kAnywhere };

@@ -264,7 +264,7 @@ void FleetController::Place(std::string_view space, std::string_view region, Pla
 void FleetController::Admit(const fleet::Pick& pick, std::string space, std::string region,
                             int attempt, PlaceDone done) {
   const std::string server = pick.server;
-  store_.Admit(server, pick.interval_cap, report_interval_,
+  store_.Admit(server, pick.interval_cap, pick.room, report_interval_,
                [this, server, space = std::move(space), region = std::move(region), attempt,
                 done = std::move(done)](store::StoreResult<store::Admission> r) mutable {
                  const auto* admission = std::get_if<store::Admission>(&r);
@@ -297,7 +297,7 @@ void FleetController::Admit(const fleet::Pick& pick, std::string space, std::str
                    model_.SetAdmissionShare(1);
                    model_.AdmissionRefused(server, now + admission->window_left, now);
                  }
-                 if (attempt >= kAdmissionAttempts) return done({});
+                 if (attempt >= fleet::kAdmissionChoices) return done({});
                  fleet::Pick next = Choose(space, region);
                  if (next.server.empty()) return done({});
                  Admit(next, std::move(space), std::move(region), attempt + 1, std::move(done));

@@ -70,11 +70,10 @@ class FleetController {
   // ---- clients ----
   // A server for a new user of `space`: `done(server)`, empty when no server can take the user.
   // With a store that shares admission (several replicas), the choice is put to the server's
-  // fleet-wide budget for the interval; a refusal closes that server here for the rest of its
-  // window and the choice is made again (at most kAdmissionAttempts servers are tried); a store
-  // that does not answer leaves this replica its share of each server's cap (cap / live
-  // replicas) until it answers again. `done` runs inline or on the store's thread.
-  static constexpr int kAdmissionAttempts = 3;
+  // fleet-wide budget for the interval; a refusal closes that server here for as long as the
+  // budget says and the choice is made again (at most fleet::kAdmissionChoices servers are
+  // tried); a store that does not answer leaves this replica its share of each server's cap
+  // (cap / live replicas) until it answers again. `done` runs inline or on the store's thread.
   using PlaceDone = std::function<void(std::string)>;
   void Place(std::string_view space, std::string_view region, PlaceDone done);
   // Whether a user may stay on (or resume to) `server`.

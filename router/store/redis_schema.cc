@@ -67,6 +67,9 @@ std::string SpaceKey(std::string_view space) { return "vr:{" + std::string(space
 std::string UserKey(std::string_view user) { return "vr:u:{" + std::string(user) + "}"; }
 std::string HelloUserKey(std::string_view user) { return "vr:h:{" + std::string(user) + "}"; }
 std::string AdmissionKey(std::string_view server) { return "vr:adm:{" + std::string(server) + "}"; }
+std::string AdmissionRecentKey(std::string_view server) {
+  return "vr:admr:{" + std::string(server) + "}";
+}
 std::string HelloAddressKey(std::string_view address) {
   return "vr:ha:{" + std::string(address) + "}";
 }
@@ -349,9 +352,17 @@ return n
 // A fixed window per server that starts at its first placement, as the hello counters. A count
 // that is not a number (a key written by hand) starts over; one at the cap refuses without
 // counting, so the count never passes the cap.
+//
+// The room: the caller's view of the server's load is the users' counts as every replica last
+// wrote them, read up to a housekeeping interval later; placements made since are missing from
+// it, in every window. So each placement is also kept for `horizon` (the view's worst lag) in
+// KEYS[2], and none is admitted once those fill the room the caller sees. The ones its view
+// already holds count twice: near capacity a server fills a little slower, never past it.
 const std::string_view kAdmitScript = R"lua(
 local cap = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+local room = tonumber(ARGV[3])
+local horizon = tonumber(ARGV[4])
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 local ttl = redis.call('PTTL', KEYS[1])
 if n == nil or n < 0 or ttl < 0 then
@@ -362,7 +373,18 @@ end
 if n >= cap then
   return {0, n, ttl}
 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - horizon)
+if redis.call('ZCARD', KEYS[2]) >= room then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  local wait = window
+  if oldest[2] then wait = math.max(1, tonumber(oldest[2]) + horizon - now) end
+  return {0, n, wait}
+end
 n = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], now, now .. ':' .. n)
+redis.call('PEXPIRE', KEYS[2], horizon)
 return {1, n, ttl}
 )lua";
 

@@ -11,6 +11,7 @@
 //   vr:h:{<user>}       STRING hellos of the user in the current window (expires with it)
 //   vr:ha:{<address>}   STRING hellos from the client address in the current window
 //   vr:adm:{<server>}   STRING placements on the video server in its admission window (expires)
+//   vr:admr:{<server>}  ZSET  its placements of the last few seconds -> when (ms, Redis clock)
 // Channels: vr:space:<space> (every change of the space, for local copies), vr:user:<user> (every
 // change of the user, for watchers), vr:fleet (video-server reports, shared scoring evidence).
 //
@@ -47,6 +48,7 @@ std::string ReapLockKey(std::string_view replica);
 std::string HelloUserKey(std::string_view user);
 std::string HelloAddressKey(std::string_view address);
 std::string AdmissionKey(std::string_view server);
+std::string AdmissionRecentKey(std::string_view server);
 inline constexpr std::string_view kReplicasKey = "vr:replicas";
 inline constexpr std::string_view kFleetChannel = "vr:fleet";
 inline constexpr std::string_view kSpaceChannelPrefix = "vr:space:";
@@ -140,8 +142,10 @@ extern const std::string_view kPointerDeleteScript;
 extern const std::string_view kOwnLoadScript;
 // KEYS[1] = a hello counter. ARGV: window_ms -> the count in the window, this hello included.
 extern const std::string_view kHelloCountScript;
-// KEYS[1] = a server's admission counter. ARGV: cap, window_ms -> {admitted (0/1), count in the
-// window (this placement included when admitted), ms left in the window}.
+// KEYS[1] = a server's admission counter, KEYS[2] = its recent placements (same hash tag). ARGV:
+// cap, window_ms, room, horizon_ms -> {admitted (0/1), count in the window (this placement
+// included when admitted), ms until a refused placement may be asked again (else: left in the
+// window)}.
 extern const std::string_view kAdmitScript;
 
 }  // namespace vrouter::store::redis

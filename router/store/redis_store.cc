@@ -709,31 +709,43 @@ class RedisStore::Impl {
     count(redis::HelloAddressKey(address), &HelloCounts::address);
   }
 
-  void DoAdmit(const std::string& server, std::uint32_t cap, std::chrono::milliseconds window,
-               AdmitDone done) {
+  // How long an admission counts against a server's room (redis_schema.cc, kAdmitScript): the
+  // load counts every replica reads lag by up to two housekeeping intervals (written once per
+  // interval, read once per interval), plus the round trips.
+  std::chrono::milliseconds AdmissionHorizon() const {
+    return 2 * opt_.housekeeping_interval + std::chrono::milliseconds(250);
+  }
+
+  void DoAdmit(const std::string& server, std::uint32_t cap, std::uint32_t room,
+               std::chrono::milliseconds window, AdmitDone done) {
     if (!client_.up()) return done(StoreError::kUnavailable);
     const std::string key = redis::AdmissionKey(server);
-    EvalOn(admit_, key, {std::to_string(cap), std::to_string(window.count())},
-           [this, key, window, done = std::move(done)](const RedisResult& r) {
-             const RedisReply* reply = ReplyOf(r);
-             if (reply == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
-             if (!IsArray(reply) || reply->elements.size() != 3) {
-               NoteDefect(redis::Defect::kOther, key);
-               return done(IsError(reply, "WRONGTYPE") ? StoreError::kCorrupt
-                                                       : StoreError::kUnavailable);
-             }
-             const auto admitted = NumberOf(reply->elements[0]);
-             const auto count = NumberOf(reply->elements[1]);
-             const auto left = NumberOf(reply->elements[2]);
-             if (!admitted || *admitted > 1 || !count ||
-                 *count > std::numeric_limits<std::uint32_t>::max() || !left) {
-               NoteDefect(redis::Defect::kOther, key);
-               return done(StoreError::kCorrupt);
-             }
-             done(Admission{
-                 *admitted == 1, static_cast<std::uint32_t>(*count),
-                 std::min(std::chrono::milliseconds(static_cast<std::int64_t>(*left)), window)});
-           });
+    const auto horizon = AdmissionHorizon();
+    client_.Eval(
+        admit_, {key, redis::AdmissionRecentKey(server)},
+        {std::to_string(cap), std::to_string(window.count()), std::to_string(room),
+         std::to_string(horizon.count())},
+        [this, key, window, horizon, done = std::move(done)](RedisResult r) {
+          Inspect(key, r);
+          const RedisReply* reply = ReplyOf(r);
+          if (reply == nullptr) return done(ToStoreError(std::get<RedisFailure>(r)));
+          if (!IsArray(reply) || reply->elements.size() != 3) {
+            NoteDefect(redis::Defect::kOther, key);
+            return done(IsError(reply, "WRONGTYPE") ? StoreError::kCorrupt
+                                                    : StoreError::kUnavailable);
+          }
+          const auto admitted = NumberOf(reply->elements[0]);
+          const auto count = NumberOf(reply->elements[1]);
+          const auto left = NumberOf(reply->elements[2]);
+          if (!admitted || *admitted > 1 || !count ||
+              *count > std::numeric_limits<std::uint32_t>::max() || !left) {
+            NoteDefect(redis::Defect::kOther, key);
+            return done(StoreError::kCorrupt);
+          }
+          done(Admission{*admitted == 1, static_cast<std::uint32_t>(*count),
+                         std::min(std::chrono::milliseconds(static_cast<std::int64_t>(*left)),
+                                  std::max(window, horizon))});
+        });
   }
 
   void DeletePointer(const std::string& user, const std::string& space) {
@@ -1530,13 +1542,14 @@ void RedisStore::CountHello(std::string_view user, std::string_view address,
     impl->DoCountHello(user, address, window, std::move(done));
   });
 }
-void RedisStore::Admit(std::string_view server, std::uint32_t cap, std::chrono::milliseconds window,
-                       AdmitDone done) {
+void RedisStore::Admit(std::string_view server, std::uint32_t cap, std::uint32_t room,
+                       std::chrono::milliseconds window, AdmitDone done) {
   Impl* impl = impl_.get();
   if (impl->stopped()) return done(StoreError::kUnavailable);
-  impl->Run([impl, server = std::string(server), cap, window, done = std::move(done)]() mutable {
-    impl->DoAdmit(server, cap, window, std::move(done));
-  });
+  impl->Run(
+      [impl, server = std::string(server), cap, room, window, done = std::move(done)]() mutable {
+        impl->DoAdmit(server, cap, room, window, std::move(done));
+      });
 }
 std::size_t RedisStore::LiveReplicas() const {
   return impl_->live_replicas_.load(std::memory_order_relaxed);

@@ -92,8 +92,8 @@ class RedisStore final : public AssignmentStore {
   void CountHello(std::string_view user, std::string_view address, std::chrono::milliseconds window,
                   HelloCountDone done) override;
   bool SharesAdmission() const override { return true; }
-  void Admit(std::string_view server, std::uint32_t cap, std::chrono::milliseconds window,
-             AdmitDone done) override;
+  void Admit(std::string_view server, std::uint32_t cap, std::uint32_t room,
+             std::chrono::milliseconds window, AdmitDone done) override;
   std::size_t LiveReplicas() const override;
 
   // ---- shared fleet evidence (the fleet controller's channel) ----

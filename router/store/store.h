@@ -67,7 +67,9 @@ struct Admission {
   // Placements on the server in the budget's current window, by every replica (this one included
   // when admitted).
   std::uint32_t fleet_count = 0;
-  std::chrono::milliseconds window_left{0};  // until the budget's window ends
+  // Refused: until a placement there may be asked again (the window's end, or the oldest recent
+  // placement leaving the budget's memory).
+  std::chrono::milliseconds window_left{0};
 };
 using AdmitDone = std::function<void(StoreResult<Admission>)>;
 
@@ -168,8 +170,11 @@ class AssignmentStore {
   // store that serves one replica has none: that replica's own per-interval cap is the fleet's.
   virtual bool SharesAdmission() const { return false; }
   // Takes one placement on `server` from its budget of `cap` per `window`, shared by every
-  // replica. The window starts at its first placement. Refused when `cap` were taken in it.
-  virtual void Admit(std::string_view /*server*/, std::uint32_t /*cap*/,
+  // replica. The window starts at its first placement. Refused when `cap` were taken in it, or
+  // when the placements of the last few seconds (as long as the store's load counts may take to
+  // reach every replica) reach `room`: the caller's view of the server's room, which may not
+  // hold them yet.
+  virtual void Admit(std::string_view /*server*/, std::uint32_t /*cap*/, std::uint32_t /*room*/,
                      std::chrono::milliseconds /*window*/,
                      AdmitDone done) {  // NOLINT(performance-unnecessary-value-param)
     done(Admission{true, 0, {}});

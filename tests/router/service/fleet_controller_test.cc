@@ -76,8 +76,8 @@ class SharedAdmissionStore final : public store::AssignmentStore {
 
   bool SharesAdmission() const override { return true; }
   std::size_t LiveReplicas() const override { return live; }
-  void Admit(std::string_view server, std::uint32_t cap, std::chrono::milliseconds window,
-             store::AdmitDone done) override {
+  void Admit(std::string_view server, std::uint32_t cap, std::uint32_t /*room*/,
+             std::chrono::milliseconds window, store::AdmitDone done) override {
     asked.emplace_back(server);
     if (unreachable) return done(store::StoreError::kUnavailable);
     const auto b = budget.find(std::string(server));
@@ -134,7 +134,7 @@ struct AdmissionHarness {
   SharedAdmissionStore store;
   testing::ServiceParts parts{store};
 
-  explicit AdmissionHarness(std::initializer_list<std::string> servers) {
+  explicit AdmissionHarness(const std::vector<std::string>& servers) {
     for (int report = 1; report <= 2; ++report) {
       std::uint64_t connection = 0;
       for (const auto& id : servers) {
@@ -178,11 +178,17 @@ TEST(FleetControllerTest, ASpentBudgetSendsTheUserElsewhereAndClosesTheServerHer
   EXPECT_EQ(h.parts.metrics.admissions[1]->Value(), 2);
 }
 
-TEST(FleetControllerTest, AChoiceIsPutToAtMostThreeBudgets) {
-  AdmissionHarness h({"a", "b", "c", "d"});
-  for (const char* id : {"a", "b", "c", "d"}) h.store.budget[id] = 0;
+// Each refusal closes its server here, so a join asks as many budgets as there are servers, up to
+// kAdmissionChoices, then is refused (the client retries later).
+TEST(FleetControllerTest, AChoiceIsPutToAtMostKAdmissionChoicesBudgets) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < fleet::kAdmissionChoices + 2; ++i) ids.push_back("s" + std::to_string(i));
+  AdmissionHarness h(ids);
+  for (const auto& id : ids) h.store.budget[id] = 0;
   EXPECT_EQ(h.Place(), "");
-  EXPECT_EQ(h.store.asked.size(), std::size_t{FleetController::kAdmissionAttempts});
+  EXPECT_EQ(h.store.asked.size(), std::size_t{fleet::kAdmissionChoices});
+  const std::set<std::string> distinct(h.store.asked.begin(), h.store.asked.end());
+  EXPECT_EQ(distinct.size(), h.store.asked.size());  // never the same server twice
 }
 
 TEST(FleetControllerTest, AnUnreachableBudgetLeavesThisReplicaItsShareOfTheCap) {

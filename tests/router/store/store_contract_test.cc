@@ -1479,15 +1479,17 @@ TEST_F(RedisStoreTrustTest, HelloCountersOutOfRangeAreDefects) {
 // windows that start with their first placement; a refusal says how long the window still runs.
 TEST_F(RedisStoreTrustTest, AdmissionBudgetsAreSharedByReplicasPerWindow) {
   ASSERT_TRUE(h_.WaitWritable());
-  auto admit = [&](AssignmentStore& s, const std::string& server, std::uint32_t cap) {
+  auto admit = [&](AssignmentStore& s, const std::string& server, std::uint32_t cap,
+                   std::uint32_t room = 1000) {
     return Completed(
         Await<StoreResult<Admission>>([&](std::function<void(StoreResult<Admission>)> done) {
-          s.Admit(server, cap, 400ms, std::move(done));
+          s.Admit(server, cap, room, 400ms, std::move(done));
         }),
         "Admit");
   };
-  auto admitted = [&](AssignmentStore& s, const std::string& server, std::uint32_t cap) {
-    const auto r = admit(s, server, cap);
+  auto admitted = [&](AssignmentStore& s, const std::string& server, std::uint32_t cap,
+                      std::uint32_t room = 1000) {
+    const auto r = admit(s, server, cap, room);
     EXPECT_TRUE(std::holds_alternative<Admission>(r));
     return std::holds_alternative<Admission>(r) ? std::get<Admission>(r) : Admission{};
   };
@@ -1504,6 +1506,20 @@ TEST_F(RedisStoreTrustTest, AdmissionBudgetsAreSharedByReplicasPerWindow) {
   std::this_thread::sleep_for(refused.window_left + 50ms);
   EXPECT_EQ(admitted(h_.peer(), "vs-1", 3).fleet_count, 1u);  // a new window
 
+  // The room: a replica's view of a server's load lags the others' placements by up to two
+  // housekeeping intervals (100 ms here, so 450 ms with the margin), in any window. Placements
+  // that recent count against the room the caller sees, whichever replica made them.
+  EXPECT_TRUE(admitted(store(), "vs-5", 100, /*room=*/2).admitted);
+  EXPECT_TRUE(admitted(h_.peer(), "vs-5", 100, 2).admitted);
+  const Admission no_room = admitted(store(), "vs-5", 100, 2);
+  EXPECT_FALSE(no_room.admitted);
+  EXPECT_EQ(no_room.fleet_count, 2u);
+  EXPECT_GT(no_room.window_left, 0ms);
+  EXPECT_LE(no_room.window_left, 450ms);
+  EXPECT_TRUE(admitted(store(), "vs-5", 100, 3).admitted);  // a view with more room
+  std::this_thread::sleep_for(500ms);  // past the window and the horizon: forgotten
+  EXPECT_TRUE(admitted(h_.peer(), "vs-5", 100, 1).admitted);
+
   // Bad store contents: a count that is not a number starts over; a key of the wrong type is a
   // typed error (the replica then admits its own share), never a crash.
   Raw({"SET", redis::AdmissionKey("vs-3"), "lots", "PX", "10000"});
@@ -1512,6 +1528,10 @@ TEST_F(RedisStoreTrustTest, AdmissionBudgetsAreSharedByReplicasPerWindow) {
   const auto wrong = admit(store(), "vs-4", 3);
   ASSERT_TRUE(std::holds_alternative<StoreError>(wrong));
   EXPECT_EQ(std::get<StoreError>(wrong), StoreError::kCorrupt);
+  Raw({"SET", redis::AdmissionRecentKey("vs-6"), "x"});
+  const auto wrong_recent = admit(store(), "vs-6", 3);
+  ASSERT_TRUE(std::holds_alternative<StoreError>(wrong_recent));
+  EXPECT_EQ(std::get<StoreError>(wrong_recent), StoreError::kCorrupt);
   EXPECT_GE(store().LiveReplicas(), 1u);
 }
 
@@ -1569,7 +1589,7 @@ TEST(RedisAclTest, TheMinimalRulesAllowEverythingTheStoreSends) {
   EXPECT_TRUE(WaitUntil([&] { return heard.load(); })) << "fleet gossip never arrived";
   const auto admitted =
       Await<StoreResult<Admission>>([&](std::function<void(StoreResult<Admission>)> done) {
-        h.store().Admit("sfu-1", 10, 1000ms, std::move(done));
+        h.store().Admit("sfu-1", 10, 100, 1000ms, std::move(done));
       });
   EXPECT_TRUE(admitted && std::holds_alternative<Admission>(*admitted));
   const auto counted =
