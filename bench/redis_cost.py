@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """What each client action costs Redis, measured with INFO commandstats.
 
-    bench/redis_cost.py VROUTER [USERS]
+    bench/redis_cost.py VROUTER [USERS] [--tls]
 
 Starts its own redis-server on a free loopback port and two replicas (A, B) sharing it, then runs
 each action USERS times (default 200) and prints, per action, the Redis commands it costs as
 INFO commandstats counts them (the calls scripts make inside Redis included), how many of them are
-script runs (EVALSHA), and the background load of idle replicas. Loopback only; everything it starts is
-stopped at the end; about 30 s.
+script runs (EVALSHA), the CPU time (user + system, from /proc) the two replicas and redis-server
+spent per action, and the background load of idle replicas. With --tls the replicas reach Redis
+over rediss:// (a client certificate, the server's checked against its CA): run it both ways to
+see what TLS costs. Loopback only; everything it starts is stopped at the end; about 30 s.
 """
 
 import asyncio
@@ -23,9 +25,19 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
 import replication_test as rt  # noqa: E402  (Redis, Replica, Client helpers)
 
-VROUTER = sys.argv[1]
-USERS = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+ARGS = [a for a in sys.argv[1:] if a != "--tls"]
+TLS = "--tls" in sys.argv[1:]
+VROUTER = ARGS[0]
+USERS = int(ARGS[1]) if len(ARGS) > 1 else 200
 rt.VROUTER = VROUTER
+TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms(pid):
+    """User + system CPU time of `pid` so far, in ms (clock-tick resolution)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * TICK_MS
 
 
 def commandstats(redis):
@@ -54,9 +66,13 @@ async def measure(redis, a, b):
 
     async def phase(name, n, action):
         reset(redis)
+        before = [cpu_ms(p) for p in (a.proc.pid, b.proc.pid, redis.proc.pid)]
         await action()
         await asyncio.sleep(0.3)  # let fire-and-forget commands land
-        rows.append((name, *per_action(commandstats(redis), n)))
+        after = [cpu_ms(p) for p in (a.proc.pid, b.proc.pid, redis.proc.pid)]
+        replicas_ms = (after[0] - before[0] + after[1] - before[1]) / n
+        redis_ms = (after[2] - before[2]) / n
+        rows.append((name, *per_action(commandstats(redis), n), replicas_ms, redis_ms))
 
     users = []
 
@@ -179,10 +195,17 @@ def main():
         fleet_file = os.path.join(tmp, "fleet.json")
         with open(fleet_file, "w") as f:
             json.dump(rt.FLEET, f)
-        redis = rt.Redis(tmp, rt.REDIS_SERVER)
+        store = None
+        if TLS:
+            cert, key = rt.make_cert(tmp, "redis", san="IP:127.0.0.1")
+            redis = rt.Redis(tmp, rt.REDIS_SERVER, tls=(cert, key))
+            store = ["--store", f"rediss://127.0.0.1:{redis.tls_port}", "--redis-tls-ca", cert,
+                     "--redis-tls-cert", cert, "--redis-tls-key", key]
+        else:
+            redis = rt.Redis(tmp, rt.REDIS_SERVER)
         replicas = []
         try:
-            replicas = [rt.Replica(n, redis.port, fleet_file) for n in ("cost-a", "cost-b")]
+            replicas = [rt.Replica(n, redis.port, fleet_file, store) for n in ("cost-a", "cost-b")]
             for r in replicas:
                 while r.readyz()[0] != 200:
                     time.sleep(0.05)
@@ -192,11 +215,13 @@ def main():
             for r in replicas:
                 r.stop()
             redis.stop()
+    print(f"store over {'TLS (rediss://)' if TLS else 'plain TCP (redis://)'}, {USERS} users")
     print("| action | Redis commands (scripts' inner calls included) | of which script runs | "
-          "detail, per action |")
-    print("| --- | --- | --- | --- |")
-    for name, total, scripts, detail in rows:
-        print(f"| {name} | {total:.2f} | {scripts:.2f} | {detail} |")
+          "CPU ms per action: both replicas / redis-server | detail, per action |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, total, scripts, detail, replicas_ms, redis_ms in rows:
+        print(f"| {name} | {total:.2f} | {scripts:.2f} | {replicas_ms:.3f} / {redis_ms:.3f} | "
+              f"{detail} |")
     print()
     print("memory and snapshot:", json.dumps(memory))
 

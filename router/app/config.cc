@@ -80,17 +80,16 @@ std::string ToString(const HostPort& hp) {
 
 base::Result<std::optional<RedisUrl>> ParseStoreUrl(std::string_view text) {
   if (text == "memory") return std::nullopt;
-  if (text.starts_with("rediss://")) {
-    return base::Fail(
-        "TLS to Redis is not supported: Debian 12's hiredis 0.14 has no TLS; run a TLS "
-        "tunnel (e.g. stunnel) on loopback and point redis:// at it");
-  }
-  constexpr std::string_view kScheme = "redis://";
-  if (!text.starts_with(kScheme)) {
-    return base::Fail("expected 'memory' or redis://[[USER]:PASSWORD@]HOST:PORT[/DB]");
-  }
-  text.remove_prefix(kScheme.size());
+  constexpr std::string_view kScheme = "redis://", kTlsScheme = "rediss://";
   RedisUrl url;
+  if (text.starts_with(kTlsScheme)) {
+    url.tls = true;
+    text.remove_prefix(kTlsScheme.size());
+  } else if (text.starts_with(kScheme)) {
+    text.remove_prefix(kScheme.size());
+  } else {
+    return base::Fail("expected 'memory' or redis[s]://[[USER]:PASSWORD@]HOST:PORT[/DB]");
+  }
   if (const auto at = text.rfind('@'); at != std::string_view::npos) {
     std::string_view auth = text.substr(0, at);
     if (const auto colon = auth.find(':'); colon != std::string_view::npos) {

@@ -25,16 +25,18 @@ struct HostPort {
   bool operator==(const HostPort&) const = default;
 };
 
-// --store redis://[[USER]:PASSWORD@]HOST:PORT[/DB]
+// --store redis[s]://[[USER]:PASSWORD@]HOST:PORT[/DB]
 struct RedisUrl {
   std::string host;  // name or address, resolved at start-up
   std::uint16_t port = 6379;
   std::string password;
   int db = 0;
   std::string username;  // an ACL user (AUTH USER PASSWORD); empty: the default user
+  bool tls = false;      // rediss://
   bool operator==(const RedisUrl&) const = default;
 };
-// "memory" -> nullopt; "redis://..." -> the URL; anything else -> an error message.
+// "memory" -> nullopt; "redis://..." or "rediss://..." -> the URL; anything else -> an error
+// message.
 base::Result<std::optional<RedisUrl>> ParseStoreUrl(std::string_view text);
 
 struct Config {
@@ -64,7 +66,10 @@ struct Config {
   // The shared store: nullopt = the embedded in-memory store (one replica).
   std::optional<RedisUrl> redis;
   std::chrono::milliseconds redis_timeout{1000};  // connect and per-command deadline
-  std::chrono::milliseconds lease_ttl{5000};      // silence after which a replica is dead
+  // rediss:// only: the CA file, the client certificate and key (both or neither), and the name
+  // the server's certificate must carry (default: the URL's host).
+  std::string redis_tls_ca, redis_tls_cert, redis_tls_key, redis_tls_server_name;
+  std::chrono::milliseconds lease_ttl{5000};  // silence after which a replica is dead
   // Fleet health, scoring, ejection and migration; each default and its reason is documented
   // where the field is declared (router/fleet/fleet_model.h, scoring.h, ejection.h).
   fleet::FleetParams fleet;

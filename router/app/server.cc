@@ -358,6 +358,18 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
     o.redis.username = c.redis->username;
     o.redis.password = c.redis->password;
     o.redis.db = c.redis->db;
+    o.redis.tls.enabled = c.redis->tls;
+    o.redis.tls.ca_file = c.redis_tls_ca;
+    o.redis.tls.cert_file = c.redis_tls_cert;
+    o.redis.tls.key_file = c.redis_tls_key;
+    // The certificate names the host the operator wrote, not the address it resolved to.
+    o.redis.tls.server_name =
+        c.redis_tls_server_name.empty() ? c.redis->host : c.redis_tls_server_name;
+    for (const std::string* file : {&c.redis_tls_ca, &c.redis_tls_cert, &c.redis_tls_key}) {
+      if (!file->empty() && !std::ifstream(*file).good()) {
+        return base::Fail("--redis-tls-*: cannot read " + *file);
+      }
+    }
     o.redis.connect_timeout = c.redis_timeout;
     o.redis.command_timeout = c.redis_timeout;
     // The store's identity of this process: the replica id plus a per-start suffix, so a

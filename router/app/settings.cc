@@ -44,7 +44,8 @@ std::string ShowStore(const std::optional<RedisUrl>& url) {
   if (!url) return "memory";
   const std::string host =
       url->host.find(':') != std::string::npos ? "[" + url->host + "]" : url->host;
-  return "redis://" + host + ":" + std::to_string(url->port) + "/" + std::to_string(url->db);
+  return std::string(url->tls ? "rediss://" : "redis://") + host + ":" + std::to_string(url->port) +
+         "/" + std::to_string(url->db);
 }
 
 base::Status<> ParseRegionGroupsInto(std::string_view text,
@@ -202,7 +203,19 @@ options::Table<Config> MakeTable() {
            "what the JSON log on stdout says");
   t.Custom("store", VROUTER_FIELD(redis), "URL",
            "memory (one replica) or redis://[[USER]:PASSWORD@]HOST:PORT[/DB] shared by every replica "
-           "(prefer VROUTER_STORE when it holds a password)", ParseStore, ShowStore);
+           "(rediss:// for TLS; prefer VROUTER_STORE when it holds a password)", ParseStore,
+           ShowStore);
+  t.Text("redis-tls-ca", VROUTER_FIELD(redis_tls_ca),
+         "rediss://: PEM file of the CAs the server's certificate must chain to (default: the "
+         "system's)").Value("FILE");
+  t.Text("redis-tls-cert", VROUTER_FIELD(redis_tls_cert),
+         "rediss://: PEM client certificate chain, for a Redis with tls-auth-clients")
+      .Value("FILE");
+  t.Text("redis-tls-key", VROUTER_FIELD(redis_tls_key),
+         "rediss://: PEM private key of --redis-tls-cert").Value("FILE");
+  t.Text("redis-tls-server-name", VROUTER_FIELD(redis_tls_server_name),
+         "rediss://: the name (or address) the server's certificate must carry (default: the "
+         "store URL's host)").Value("NAME");
   t.Millis("redis-timeout-ms", VROUTER_FIELD(redis_timeout), Range::In(10, 60000),
            "Redis connect and command deadline; past it the replica treats Redis as down");
   t.Millis("lease-ttl-ms", VROUTER_FIELD(lease_ttl), Range::In(1000, 600000),
@@ -398,6 +411,19 @@ options::Table<Config> MakeTable() {
                  "--store redis://... needs --replica-key (or VROUTER_REPLICA_KEY), the same on "
                  "every replica: without it, anyone who can publish on Redis could add video "
                  "servers (e.g. openssl rand -hex 32)"};
+  });
+  t.Check([](const Config& c) -> std::optional<Error> {
+    const bool tls_options = !c.redis_tls_ca.empty() || !c.redis_tls_cert.empty() ||
+                             !c.redis_tls_key.empty() || !c.redis_tls_server_name.empty();
+    if (tls_options && (!c.redis || !c.redis->tls)) {
+      return Error{Code::kConflict, "store",
+                   "--redis-tls-* options need a TLS store: --store rediss://..."};
+    }
+    if (c.redis_tls_cert.empty() != c.redis_tls_key.empty()) {
+      return Error{Code::kConflict, c.redis_tls_cert.empty() ? "redis-tls-cert" : "redis-tls-key",
+                   "--redis-tls-cert and --redis-tls-key go together"};
+    }
+    return std::nullopt;
   });
   t.Check([](const Config& c) -> std::optional<Error> {
     if (!c.proxy_protocol || !c.trusted_proxies.empty()) return std::nullopt;

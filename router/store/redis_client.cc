@@ -1,43 +1,52 @@
-// Why this file is longer than ~600 lines: the hiredis adapter, the connections and the command
-// pipeline share one ownership and threading scheme (below) that is easier to check in one place
-// than across files; the sections follow the list below.
+// Why this file is longer than ~600 lines: the connections, the command pipeline and the
+// subscriptions share one ownership and threading scheme (below) that is easier to check in one
+// place than across files; the sections follow the list below.
 //
-// hiredis 0.14 on Boost.Asio. How the pieces fit (the hiredis 0.14 pitfalls each piece works
-// around are noted where it handles them: the adapter before the connect callback, (P)UNSUBSCRIBE
-// without callback, SUBSCRIBE callbacks that fire again with a NULL reply):
+// Redis on Boost.Asio, with hiredis 0.14 for the protocol only. How the pieces fit:
 //
-// - Adapter: each hiredis context is attached to a posix::stream_descriptor over its fd. hiredis
-//   asks for read/write interest with addRead/delRead/addWrite/delWrite; each direction keeps at
-//   most one async_wait pending, and when it completes the handler calls
-//   redisAsyncHandleRead/Write if the interest is still wanted, then re-arms it. cleanup (hiredis
-//   is freeing the context) release()s the descriptor: hiredis closes the fd itself.
+// - Transport: each connection is our own Asio TCP socket, or an asio::ssl stream over one for
+//   rediss:// (OpenSSL, as the router's own wss listener). Why not hiredis's async API: Debian
+//   12's hiredis 0.14 has no TLS, no cluster routing and no RESP3 push handling, and it owns the
+//   socket; driving its reply reader (redisReader) over sockets we manage ourselves keeps the
+//   well-tested RESP parser and lets the same connection code carry TLS now and per-node cluster
+//   connections later. Commands are written as RESP arrays of bulk strings (the one format
+//   Redis needs from a client; AppendCommand below), pipelined: every command is appended to the
+//   connection's output buffer, written by at most one async_write at a time.
+// - Replies: a read loop feeds what arrives to the connection's redisReader and takes every whole
+//   reply out; a command connection's replies answer its requests in send order (a FIFO); on the
+//   subscriber connection, after the handshake, replies are pub/sub events. A reply the reader
+//   cannot parse (a node answering garbage) ends the session with the reader's error.
 // - Ownership: Impl is owned by RedisClient through a shared_ptr. A connection (Conn) is owned by
-//   Impl and by its pending waits (their handlers hold a shared_ptr<Conn>, so a released
-//   descriptor's aborted wait never touches freed memory). A Conn's context is alive exactly as
-//   long as the Conn is Impl's current connection: Impl always frees the context before dropping
-//   the Conn, and frees both before it dies, so a handler that finds `ac` set may use `owner`.
-// - Reentrancy: hiredis callbacks (replies, connect, disconnect, cleanup) only record what
-//   happened: completions and hooks go into `events_`, the reasons for an outage into the Conn or
-//   `handshake_error_`. User code runs only from Flush(), which the top of every handler calls
-//   after hiredis has returned; so a user callback may Stop or destroy the client, and a context
-//   is never freed from inside hiredis (which 0.14 does not survive for the connect callback).
-// - Timeouts: hiredis 0.14 has none. A periodic tick compares the oldest unanswered request
-//   (per-connection FIFOs: replies come in send order) with command_timeout, and a connection
-//   attempt's age with connect_timeout.
-// - No TLS: hiredis 0.14 has no TLS support; callers reject rediss:// before getting here.
+//   Impl and by its pending handlers (each holds a shared_ptr<Conn>). Impl marks a Conn closed
+//   and closes its socket before letting go of it, and before it dies; a handler that finds its
+//   Conn closed returns at once, so `owner` is only used while the Conn is Impl's.
+// - Reentrancy: reply handling only records what happened: completions and hooks go into
+//   `events_`, the reasons for an outage into the Conn (`death`) or `handshake_error_`. User code
+//   runs only from Flush(), at the end of every handler, so a user callback may Stop or destroy
+//   the client.
+// - Timeouts: a periodic tick compares the oldest unanswered request (per-connection FIFOs:
+//   replies come in send order) with command_timeout, and a connection attempt's age with
+//   connect_timeout.
 #include "router/store/redis_client.h"
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <cctype>
 #include <deque>
 #include <map>
@@ -50,7 +59,30 @@ namespace vrouter::store {
 namespace {
 
 namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
+
+// A command as Redis reads it: an array of bulk strings (RESP). hiredis's redisFormatCommandArgv
+// would do the same into a malloc'd buffer of its own, one per command; this appends to the
+// connection's output buffer.
+void AppendCommand(std::string& out, const std::vector<std::string>& args) {
+  out += '*';
+  out += std::to_string(args.size());
+  out += "\r\n";
+  for (const std::string& a : args) {
+    out += '$';
+    out += std::to_string(a.size());
+    out += "\r\n";
+    out += a;
+    out += "\r\n";
+  }
+}
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
 
 RedisReply CopyReply(const redisReply& r) {
   RedisReply out;
@@ -131,9 +163,8 @@ const std::string& RedisScript::sha1() const { return sha1_; }
 
 class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
  public:
-  // One request in hiredis's hands; its address is the hiredis privdata. Owned by hiredis's
-  // callback list (and listed in Conn::inflight) from Send until the reply callback, which takes
-  // it back; hiredis calls every reply callback exactly once (with NULL when freeing).
+  // One request written (or queued to be written) on a connection and not answered yet; owned by
+  // the connection's FIFO until its reply arrives or the connection closes.
   struct Request {
     enum class Kind { kCommand, kEvalSha, kEval, kAuth, kSelect, kPing };
     Kind kind = Kind::kCommand;
@@ -141,19 +172,23 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     std::shared_ptr<const std::string> source;  // kEvalSha: the script, for the EVAL fallback
     RedisCallback cb;                           // user requests only
     Clock::time_point start;                    // Command()/Eval() call: latency
-    Clock::time_point sent;                     // last handed to hiredis: timeout
+    Clock::time_point sent;                     // last queued on a connection: timeout
   };
 
   Impl(asio::io_context& io, RedisOptions options, RedisHooks hooks)
       : io_(io),
         options_(std::move(options)),
         hooks_(std::move(hooks)),
-        endpoint_(options_.host + ":" + std::to_string(options_.port)),
+        endpoint_((options_.host.find(':') != std::string::npos ? "[" + options_.host + "]"
+                                                                : options_.host) +
+                  ":" + std::to_string(options_.port)),
         tick_period_(std::clamp(std::min(options_.command_timeout, options_.connect_timeout) / 4,
                                 std::chrono::milliseconds(5), std::chrono::milliseconds(250))),
         rng_(std::random_device{}()) {
     tick_timer_.emplace(io_);
     reconnect_timer_.emplace(io_);
+    resolver_.emplace(io_);
+    if (options_.tls.enabled) MakeTlsContext();
   }
 
   ~Impl() {
@@ -233,6 +268,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     hooks_ = {};
     tick_timer_.reset();
     reconnect_timer_.reset();
+    resolver_.reset();
     Flush();  // a no-op when a callback in Flush destroyed the client: that Flush delivers them
   }
 
@@ -241,17 +277,45 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   enum class Role { kCommands, kSubscriber };
 
   struct Conn : std::enable_shared_from_this<Conn> {
-    Conn(asio::io_context& io, Impl* o, Role r) : sd(io), owner(o), role(r) {}
+    Conn(asio::io_context& io, Impl* o, Role r, ssl::context* tls)
+        : owner(o), role(r), reader(redisReaderCreate()) {
+      if (tls != nullptr) {
+        secure.emplace(io, *tls);
+      } else {
+        plain.emplace(io);
+      }
+    }
+    ~Conn() {
+      if (reader != nullptr) redisReaderFree(reader);
+    }
+    Conn(const Conn&) = delete;
+    Conn& operator=(const Conn&) = delete;
 
-    asio::posix::stream_descriptor sd;  // the context's fd, never closed by us
-    Impl* owner;                        // valid while `ac` is set (see the top of the file)
+    tcp::socket& socket() { return secure ? secure->next_layer() : *plain; }
+    // Calls `f` with the stream the connection speaks Redis over: TLS or the socket itself.
+    template <class F>
+    void WithStream(F&& f) {
+      if (secure) {
+        f(*secure);
+      } else {
+        f(*plain);
+      }
+    }
+
+    std::optional<tcp::socket> plain;
+    std::optional<ssl::stream<tcp::socket>> secure;  // rediss://
+    Impl* owner;                                     // valid while !closed (top of the file)
     Role role;
-    redisAsyncContext* ac = nullptr;                   // null once hiredis freed it (cleanup)
-    bool want_read = false, want_write = false;        // hiredis's current interest
-    bool read_waiting = false, write_waiting = false;  // an async_wait is pending
-    bool ready = false;                                // handshake answered
-    std::string death;                                 // why the context went away
-    std::deque<Request*> inflight;                     // sent, unanswered, in send order
+    redisReader* reader;     // null only if hiredis ran out of memory
+    bool closed = false;     // Impl let go of it: its handlers return at once
+    bool connected = false;  // TCP (and TLS) established: writes flow
+    bool ready = false;      // handshake answered
+    bool writing = false;    // an async_write is under way (of `sending`)
+    std::string out;         // commands queued behind `sending`
+    std::string sending;
+    std::array<char, std::size_t{16} * 1024> in{};
+    std::string death;                              // why the connection failed
+    std::deque<std::unique_ptr<Request>> inflight;  // queued or sent, unanswered, in send order
   };
 
   struct SubRequest {  // a SUBSCRIBE sent and not yet confirmed
@@ -260,150 +324,269 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     std::vector<std::function<void()>> confirms;
   };
 
-  // ---- hiredis adapter (all static: hiredis hands back the Conn* we gave it) ----
+  // ---- TLS ----
 
-  static void EvAddRead(void* p) {
-    auto* c = static_cast<Conn*>(p);
-    c->want_read = true;
-    ArmRead(*c);
-  }
-  static void EvDelRead(void* p) { static_cast<Conn*>(p)->want_read = false; }
-  static void EvAddWrite(void* p) {
-    auto* c = static_cast<Conn*>(p);
-    c->want_write = true;
-    ArmWrite(*c);
-  }
-  static void EvDelWrite(void* p) { static_cast<Conn*>(p)->want_write = false; }
-  static void EvCleanup(void* p) {
-    auto* c = static_cast<Conn*>(p);
-    c->want_read = c->want_write = false;
-    // Cancels the pending waits (their handlers see operation_aborted) and gives the fd back:
-    // redisFree closes it right after this.
-    if (c->sd.is_open()) c->sd.release();
-    if (c->death.empty() && c->ac != nullptr) c->death = LostReason(*c, *c->ac);
-    c->ac = nullptr;
-  }
-
-  // At most one pending wait per direction (hiredis calls addRead/addWrite repeatedly).
-  static void ArmRead(Conn& c) {
-    if (c.read_waiting || c.ac == nullptr) return;
-    c.read_waiting = true;
-    c.sd.async_wait(asio::posix::stream_descriptor::wait_read,
-                    [self = c.shared_from_this()](const boost::system::error_code& ec) {
-                      OnReady(self, ec, /*read=*/true);
-                    });
-  }
-  static void ArmWrite(Conn& c) {
-    if (c.write_waiting || c.ac == nullptr) return;
-    c.write_waiting = true;
-    c.sd.async_wait(asio::posix::stream_descriptor::wait_write,
-                    [self = c.shared_from_this()](const boost::system::error_code& ec) {
-                      OnReady(self, ec, /*read=*/false);
-                    });
+  // Builds the client TLS context once; a file that cannot be used makes every connection
+  // attempt fail with that reason (on_down says it, the client keeps retrying: the operator may
+  // be fixing the file).
+  void MakeTlsContext() {
+    const RedisTlsOptions& t = options_.tls;
+    tls_.emplace(ssl::context::tls_client);
+    tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    boost::system::error_code ec;
+    tls_->set_verify_mode(ssl::verify_peer, ec);
+    auto fail = [&](const std::string& what, const std::string& file) {
+      tls_error_ =
+          "TLS to " + endpoint_ + ": cannot use the " + what + " " + file + ": " + ec.message();
+    };
+    if (t.ca_file.empty()) {
+      tls_->set_default_verify_paths(ec);
+      if (ec) fail("system's CA certificates", "");
+    } else {
+      tls_->load_verify_file(t.ca_file, ec);
+      if (ec) return fail("CA file", t.ca_file);
+    }
+    if (!t.cert_file.empty()) {
+      tls_->use_certificate_chain_file(t.cert_file, ec);
+      if (ec) return fail("client certificate", t.cert_file);
+      tls_->use_private_key_file(t.key_file, ssl::context::pem, ec);
+      if (ec) return fail("client key", t.key_file);
+    }
   }
 
-  static void OnReady(const std::shared_ptr<Conn>& c, const boost::system::error_code& ec,
-                      bool read) {
-    (read ? c->read_waiting : c->write_waiting) = false;
-    if (ec == asio::error::operation_aborted || c->ac == nullptr) return;  // released
-    if (!(read ? c->want_read : c->want_write)) return;  // interest dropped meanwhile
+  // ---- Transport (static: handlers hold the Conn, which is checked before its owner is) ----
+
+  std::shared_ptr<Conn> OpenConn(Role role, std::string& why) {
+    if (tls_error_) {
+      why = *tls_error_;
+      return nullptr;
+    }
+    auto conn = std::make_shared<Conn>(io_, this, role, tls_ ? &*tls_ : nullptr);
+    if (conn->reader == nullptr) {
+      why = "connect to " + endpoint_ + " failed: out of memory";
+      return nullptr;
+    }
+    // The handshake, queued now and written (pipelined) once connected. Pub/sub ignores the
+    // database, so only the commands connection SELECTs.
+    using Kind = Request::Kind;
+    if (!options_.password.empty()) {
+      SendInternal(*conn, Kind::kAuth,
+                   options_.username.empty()
+                       ? std::vector<std::string>{"AUTH", options_.password}
+                       : std::vector<std::string>{"AUTH", options_.username, options_.password});
+    }
+    if (role == Role::kCommands && options_.db != 0) {
+      SendInternal(*conn, Kind::kSelect, {"SELECT", std::to_string(options_.db)});
+    }
+    SendInternal(*conn, Kind::kPing, {"PING"});
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(options_.host, ec);
+    if (!ec) {
+      const std::array<tcp::endpoint, 1> endpoints{tcp::endpoint(address, options_.port)};
+      StartConnect(conn, endpoints);
+    } else {  // a name: resolved for every attempt (it may move, as a managed Redis does)
+      resolver_->async_resolve(
+          options_.host, std::to_string(options_.port),
+          [conn](const boost::system::error_code& rec, const tcp::resolver::results_type& found) {
+            if (conn->closed) return;
+            auto impl = conn->owner->shared_from_this();
+            if (rec) {
+              conn->death = "resolve " + impl->endpoint_ + " failed: " + rec.message();
+            } else {
+              StartConnect(conn, found);
+            }
+            impl->AfterIo();
+          });
+    }
+    return conn;
+  }
+
+  template <class Endpoints>
+  static void StartConnect(const std::shared_ptr<Conn>& c, const Endpoints& endpoints) {
+    asio::async_connect(c->socket(), endpoints,
+                        [c](const boost::system::error_code& ec, const tcp::endpoint& /*chosen*/) {
+                          if (c->closed) return;
+                          auto impl = c->owner->shared_from_this();
+                          if (ec) {
+                            c->death = "connect to " + impl->endpoint_ + " failed: " + ec.message();
+                          } else {
+                            boost::system::error_code ignored;
+                            c->socket().set_option(tcp::no_delay(true), ignored);
+                            if (c->secure) {
+                              impl->StartTlsHandshake(c);
+                            } else {
+                              OnConnected(c);
+                            }
+                          }
+                          impl->AfterIo();
+                        });
+  }
+
+  void StartTlsHandshake(const std::shared_ptr<Conn>& c) {
+    const std::string& name =
+        options_.tls.server_name.empty() ? options_.host : options_.tls.server_name;
+    boost::system::error_code ec;
+    asio::ip::make_address(name, ec);
+    if (ec) SSL_set_tlsext_host_name(c->secure->native_handle(), name.c_str());  // SNI: names only
+    c->secure->set_verify_callback(ssl::host_name_verification(name));
+    c->secure->async_handshake(ssl::stream_base::client, [c](const boost::system::error_code& hec) {
+      if (c->closed) return;
+      auto impl = c->owner->shared_from_this();
+      if (hec) {
+        c->death = "TLS handshake with " + impl->endpoint_ + " failed: " + hec.message();
+      } else {
+        OnConnected(c);
+      }
+      impl->AfterIo();
+    });
+  }
+
+  static void OnConnected(const std::shared_ptr<Conn>& c) {
+    c->connected = true;
+    StartRead(c);
+    StartWrite(c);
+  }
+
+  static void StartRead(const std::shared_ptr<Conn>& c) {
+    c->WithStream([&](auto& stream) {
+      stream.async_read_some(asio::buffer(c->in), [c](const boost::system::error_code& ec,
+                                                      std::size_t n) { OnRead(c, ec, n); });
+    });
+  }
+
+  static void OnRead(const std::shared_ptr<Conn>& c, const boost::system::error_code& ec,
+                     std::size_t n) {
+    if (c->closed) return;
     // Keeps Impl alive through Flush, where a user callback may destroy the client.
     auto impl = c->owner->shared_from_this();
-    if (read) {
-      redisAsyncHandleRead(c->ac);
-    } else {
-      redisAsyncHandleWrite(c->ac);
+    if (ec) {
+      if (c->death.empty()) c->death = impl->LostReason(ec);
+      impl->AfterIo();
+      return;
     }
-    // hiredis may have freed the context (cleanup nulls `ac`): re-check before re-arming.
-    if (c->ac != nullptr) {
-      if (c->want_read) ArmRead(*c);
-      if (c->want_write) ArmWrite(*c);
+    redisReaderFeed(c->reader, c->in.data(), n);
+    while (c->death.empty()) {
+      void* raw = nullptr;
+      if (redisReaderGetReply(c->reader, &raw) != REDIS_OK) {
+        c->death = "protocol error from " + impl->endpoint_ + ": " + c->reader->errstr;
+        break;
+      }
+      if (raw == nullptr) break;  // no whole reply yet
+      const ReplyPtr reply(static_cast<redisReply*>(raw));
+      impl->OnReply(*c, *reply);
     }
+    if (c->death.empty()) StartRead(c);
     impl->AfterIo();
   }
 
-  // ---- hiredis callbacks: record only (no user code, no freeing) ----
+  static void StartWrite(const std::shared_ptr<Conn>& c) {
+    if (c->writing || !c->connected || c->closed || c->out.empty()) return;
+    c->writing = true;
+    c->sending.swap(c->out);
+    c->out.clear();
+    c->WithStream([&](auto& stream) {
+      asio::async_write(stream, asio::buffer(c->sending),
+                        [c](const boost::system::error_code& ec, std::size_t /*n*/) {
+                          c->writing = false;
+                          if (c->closed) return;
+                          auto impl = c->owner->shared_from_this();
+                          if (ec) {
+                            if (c->death.empty()) c->death = impl->LostReason(ec);
+                          } else {
+                            c->sending.clear();
+                            StartWrite(c);
+                          }
+                          impl->AfterIo();
+                        });
+    });
+  }
 
-  static void OnConnect(const redisAsyncContext* ac, int status) {
-    auto* c = static_cast<Conn*>(ac->data);
-    if (status != REDIS_OK && c->death.empty()) {
-      c->death = "connect to " + c->owner->endpoint_ + " failed: " + ac->c.errstr;
+  std::string LostReason(const boost::system::error_code& ec) const {
+    if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
+      return "connection to " + endpoint_ + " lost: closed by the server";
+    }
+    return "connection to " + endpoint_ + " lost: " + ec.message();
+  }
+
+  // Marks the connection closed (its handlers return at once), closes its socket, and fails its
+  // requests with `failure` (user requests only: the handshake's are internal).
+  void Close(Conn& c, const RedisFailure& failure) {
+    c.closed = true;
+    boost::system::error_code ignored;
+    c.socket().close(ignored);
+    auto inflight = std::move(c.inflight);
+    c.inflight.clear();
+    for (auto& req : inflight) {
+      using Kind = Request::Kind;
+      if (req->kind == Kind::kCommand || req->kind == Kind::kEval || req->kind == Kind::kEvalSha) {
+        Complete(std::move(req), failure);
+      }
     }
   }
 
-  static void OnDisconnect(const redisAsyncContext* ac, int status) {
-    auto* c = static_cast<Conn*>(ac->data);
-    (void)status;  // ac->c.err says more
-    if (c->death.empty()) c->death = LostReason(*c, *ac);
-  }
+  // ---- Replies (no user code: see the top of the file) ----
 
-  static std::string LostReason(const Conn& c, const redisAsyncContext& ac) {
-    std::string why = "connection to " + c.owner->endpoint_ + " lost";
-    if (ac.c.err != 0 && ac.c.errstr[0] != '\0') why += std::string(": ") + ac.c.errstr;
-    return why;
-  }
-
-  static void OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
-    auto* c = static_cast<Conn*>(ac->data);
-    std::unique_ptr<Request> req(static_cast<Request*>(privdata));
-    if (!c->inflight.empty() && c->inflight.front() == req.get()) {
-      c->inflight.pop_front();
-    } else {  // not expected: replies come in send order
-      c->inflight.erase(std::find(c->inflight.begin(), c->inflight.end(), req.get()));
+  void OnReply(Conn& c, const redisReply& reply) {
+    if (!c.inflight.empty()) {
+      std::unique_ptr<Request> req = std::move(c.inflight.front());
+      c.inflight.pop_front();
+      HandleReply(c, std::move(req), reply);
+    } else if (c.role == Role::kSubscriber) {
+      OnSubscriberReply(c, reply);
+    } else {
+      c.death = "a reply nobody asked for from " + endpoint_;
     }
-    c->owner->HandleReply(*c, *ac, std::move(req), static_cast<redisReply*>(reply));
   }
 
-  // SUBSCRIBE's callback: hiredis calls it for the confirmation, for every message, for the
-  // unsubscribe confirmation, and once more with NULL when the context is freed. privdata is
-  // always null (we keep our state in Impl).
-  static void OnSubReply(redisAsyncContext* ac, void* r, void* /*privdata*/) {
-    const auto* reply = static_cast<const redisReply*>(r);
-    if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
-    const redisReply* kind = reply->element[0];
-    const redisReply* channel = reply->element[1];
+  // The subscriber connection after its handshake: confirmations and messages. An error (an ACL
+  // that refuses the channel) ends the session with Redis's reason.
+  void OnSubscriberReply(Conn& c, const redisReply& reply) {
+    if (reply.type == REDIS_REPLY_ERROR) {
+      c.death =
+          "Redis at " + endpoint_ + " refused a subscription: " + std::string(reply.str, reply.len);
+      return;
+    }
+    if (reply.type != REDIS_REPLY_ARRAY || reply.elements < 3) return;
+    const redisReply* kind = reply.element[0];
+    const redisReply* channel = reply.element[1];
     if (kind == nullptr || channel == nullptr || kind->type != REDIS_REPLY_STRING ||
         channel->type != REDIS_REPLY_STRING) {
       return;
     }
-    auto* c = static_cast<Conn*>(ac->data);
     const std::string_view k(kind->str, kind->len);
     std::string ch(channel->str, channel->len);
     if (k == "message") {
-      const redisReply* payload = reply->element[2];
+      const redisReply* payload = reply.element[2];
       if (payload != nullptr && payload->type == REDIS_REPLY_STRING) {
-        c->owner->OnMessage(std::move(ch), std::string(payload->str, payload->len));
+        OnMessage(std::move(ch), std::string(payload->str, payload->len));
       }
     } else if (k == "subscribe") {
-      c->owner->OnSubscribed(ch);
+      OnSubscribed(ch);
     }
   }
 
-  void HandleReply(Conn& c, const redisAsyncContext& ac, std::unique_ptr<Request> req,
-                   const redisReply* reply) {
+  void HandleReply(Conn& c, std::unique_ptr<Request> req, const redisReply& reply) {
     using Kind = Request::Kind;
     switch (req->kind) {
       case Kind::kAuth:
       case Kind::kSelect:
       case Kind::kPing:
-        // A NULL reply: the context is going away, and AfterIo declares the outage.
-        if (reply == nullptr) return;
-        if (reply->type == REDIS_REPLY_ERROR) {
+        if (reply.type == REDIS_REPLY_ERROR) {
           if (!handshake_error_) {  // the first error is the cause (after AUTH, all fail)
             const char* what = req->kind == Kind::kAuth     ? "AUTH"
                                : req->kind == Kind::kSelect ? "SELECT"
                                                             : "PING";
-            handshake_error_ =
-                std::string(what) + " failed: " + std::string(reply->str, reply->len);
+            handshake_error_ = std::string(what) + " failed: " + std::string(reply.str, reply.len);
           }
         } else if (req->kind == Kind::kPing) {
           c.ready = true;
         }
         return;
       case Kind::kEvalSha:
-        if (reply != nullptr && reply->type == REDIS_REPLY_ERROR &&
-            std::string_view(reply->str, reply->len).starts_with("NOSCRIPT")) {
-          // Sending from a reply callback is allowed; it queues behind what is in flight.
+        if (reply.type == REDIS_REPLY_ERROR &&
+            std::string_view(reply.str, reply.len).starts_with("NOSCRIPT")) {
+          // Queued behind what is in flight.
           req->kind = Kind::kEval;
           req->args[0] = "EVAL";
           req->args[1] = *req->source;
@@ -417,14 +600,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
         [[fallthrough]];
       case Kind::kCommand:
       case Kind::kEval:
-        if (reply != nullptr) {
-          Complete(std::move(req), CopyReply(*reply));
-        } else if (free_failure_) {  // we are freeing the context: our reason
-          Complete(std::move(req), *free_failure_);
-        } else {  // hiredis is freeing it (EOF, I/O error)
-          if (c.death.empty()) c.death = LostReason(c, ac);
-          Complete(std::move(req), RedisFailure{RedisFailureKind::kDisconnected, c.death});
-        }
+        Complete(std::move(req), CopyReply(reply));
         return;
     }
   }
@@ -467,55 +643,8 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     if (!cmd_ || !sub_) DeclareDown(RedisFailureKind::kDisconnected, why);
   }
 
-  std::shared_ptr<Conn> OpenConn(Role role, std::string& why) {
-    // Non-blocking connect (resolution is synchronous: the host should be an IP address).
-    redisAsyncContext* ac = redisAsyncConnect(options_.host.c_str(), options_.port);
-    if (ac == nullptr) {
-      why = "connect to " + endpoint_ + " failed: out of memory";
-      return nullptr;
-    }
-    if (ac->err != 0) {
-      why = "connect to " + endpoint_ + " failed: " + ac->errstr;
-      redisAsyncFree(ac);
-      return nullptr;
-    }
-    auto conn = std::make_shared<Conn>(io_, this, role);
-    boost::system::error_code ec;
-    conn->sd.assign(ac->c.fd, ec);
-    if (ec) {
-      why = "connect to " + endpoint_ + " failed: " + ec.message();
-      redisAsyncFree(ac);  // closes the fd
-      return nullptr;
-    }
-    conn->ac = ac;
-    ac->data = conn.get();
-    ac->ev.data = conn.get();
-    ac->ev.addRead = &EvAddRead;
-    ac->ev.delRead = &EvDelRead;
-    ac->ev.addWrite = &EvAddWrite;
-    ac->ev.delWrite = &EvDelWrite;
-    ac->ev.cleanup = &EvCleanup;
-    // After the adapter: this arms the first write wait, whose completion is the connect.
-    redisAsyncSetConnectCallback(ac, &OnConnect);
-    redisAsyncSetDisconnectCallback(ac, &OnDisconnect);
-    // The handshake, queued now and written (pipelined) once connected. Pub/sub ignores the
-    // database, so only the commands connection SELECTs.
-    using Kind = Request::Kind;
-    if (!options_.password.empty()) {
-      SendInternal(*conn, Kind::kAuth,
-                   options_.username.empty()
-                       ? std::vector<std::string>{"AUTH", options_.password}
-                       : std::vector<std::string>{"AUTH", options_.username, options_.password});
-    }
-    if (role == Role::kCommands && options_.db != 0) {
-      SendInternal(*conn, Kind::kSelect, {"SELECT", std::to_string(options_.db)});
-    }
-    SendInternal(*conn, Kind::kPing, {"PING"});
-    return conn;
-  }
-
-  // Runs after every handler: turns what hiredis recorded into state changes, then runs the
-  // user code that resulted.
+  // Runs after every handler: turns what the connections recorded into state changes, then runs
+  // the user code that resulted.
   void AfterIo() {
     CheckConnections();
     Flush();
@@ -524,7 +653,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   void CheckConnections() {
     if (state_ != State::kConnecting && state_ != State::kUp) return;
     for (const Conn* c : {cmd_.get(), sub_.get()}) {
-      if (c != nullptr && c->ac == nullptr) {
+      if (c != nullptr && !c->death.empty()) {
         DeclareDown(RedisFailureKind::kDisconnected, c->death);
         return;
       }
@@ -574,16 +703,12 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     ScheduleReconnect();
   }
 
-  void CloseConnections(RedisFailure failure) {
-    free_failure_ = std::move(failure);
+  void CloseConnections(const RedisFailure& failure) {
     for (std::shared_ptr<Conn>* slot : {&cmd_, &sub_}) {
       std::shared_ptr<Conn> c = std::move(*slot);
       slot->reset();
-      // Runs every reply callback with NULL (-> free_failure_), the subscribe callbacks with
-      // NULL (ignored), cleanup (releases the descriptor), then closes the fd.
-      if (c && c->ac != nullptr) redisAsyncFree(c->ac);
+      if (c) Close(*c, failure);
     }
-    free_failure_.reset();
     handshake_error_.reset();
     // Unconfirmed SUBSCRIBEs are sent again on the next connection, with their callbacks.
     for (SubRequest& s : sub_inflight_) {
@@ -633,9 +758,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     if (state_ == State::kStopped) return;
     const auto now = Clock::now();
     if (state_ == State::kConnecting && now >= attempt_deadline_) {
-      const bool connected = cmd_ && sub_ && cmd_->ac != nullptr && sub_->ac != nullptr &&
-                             (cmd_->ac->c.flags & REDIS_CONNECTED) != 0 &&
-                             (sub_->ac->c.flags & REDIS_CONNECTED) != 0;
+      const bool connected = cmd_ && sub_ && cmd_->connected && sub_->connected;
       DeclareDown(RedisFailureKind::kDisconnected,
                   connected ? "no answer to the handshake from " + endpoint_ + " within " +
                                   Millis(options_.connect_timeout)
@@ -665,6 +788,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     waiting_confirms_.clear();
     if (tick_timer_) tick_timer_->cancel();
     if (reconnect_timer_) reconnect_timer_->cancel();
+    if (resolver_) resolver_->cancel();
   }
 
   // ---- Requests ----
@@ -700,23 +824,13 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     return "Redis at " + endpoint_ + " unavailable: " + last_error_;
   }
 
-  // Hands `req` to hiredis (it takes ownership on success).
+  // Queues `req` on `c` (which takes it) and writes it as soon as the connection allows.
   bool Send(Conn& c, std::unique_ptr<Request>& req) {
-    if (c.ac == nullptr) return false;
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lens;
-    argv.reserve(req->args.size());
-    lens.reserve(req->args.size());
-    for (const std::string& a : req->args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    if (redisAsyncCommandArgv(c.ac, &OnReply, req.get(), static_cast<int>(argv.size()), argv.data(),
-                              lens.data()) != REDIS_OK) {
-      return false;
-    }
+    if (c.closed || !c.death.empty()) return false;
+    AppendCommand(c.out, req->args);
     req->sent = Clock::now();
-    c.inflight.push_back(req.release());
+    c.inflight.push_back(std::move(req));
+    StartWrite(c.shared_from_this());
     return true;
   }
 
@@ -724,20 +838,17 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     auto req = std::make_unique<Request>();
     req->kind = kind;
     req->args = std::move(args);
-    // On failure the connect timeout ends the attempt.
-    Send(c, req);
+    Send(c, req);  // fails only on a dead connection, whose death ends the attempt
   }
 
   void SendSubscribe(const std::string& channel, std::vector<std::function<void()>> confirms) {
-    const char* argv[] = {"SUBSCRIBE", channel.data()};
-    const std::size_t lens[] = {9, channel.size()};
-    // privdata null: hiredis keeps one callback per channel and calls it for years.
-    if (sub_ == nullptr || sub_->ac == nullptr ||
-        redisAsyncCommandArgv(sub_->ac, &OnSubReply, nullptr, 2, argv, lens) != REDIS_OK) {
+    if (sub_ == nullptr || sub_->closed || !sub_->death.empty()) {
       auto& w = waiting_confirms_[channel];
       for (auto& f : confirms) w.push_back(std::move(f));
       return;
     }
+    AppendCommand(sub_->out, {"SUBSCRIBE", channel});
+    StartWrite(sub_);
     sub_inflight_.push_back(SubRequest{channel, Clock::now(), std::move(confirms)});
     sub_pending_.fetch_add(1);
   }
@@ -757,12 +868,11 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   void DoUnsubscribe(const std::string& channel) {
     wanted_.erase(channel);
     waiting_confirms_.erase(channel);
-    if (state_ != State::kUp || sub_ == nullptr || sub_->ac == nullptr) return;
-    const char* argv[] = {"UNSUBSCRIBE", channel.data()};
-    const std::size_t lens[] = {11, channel.size()};
-    // No callback and no privdata: hiredis 0.14 never calls or frees them for (P)UNSUBSCRIBE.
-    // It refuses (REDIS_ERR) when the connection is not subscribed yet, which is fine.
-    redisAsyncCommandArgv(sub_->ac, nullptr, nullptr, 2, argv, lens);
+    if (state_ != State::kUp || sub_ == nullptr || sub_->closed) return;
+    // Its confirmation ("unsubscribe", channel, count) is ignored; messages already on their
+    // way are dropped by OnMessage.
+    AppendCommand(sub_->out, {"UNSUBSCRIBE", channel});
+    StartWrite(sub_);
   }
 
   // A reply or a failure for a request that was sent.
@@ -829,8 +939,10 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   bool outage_reported_ = false;  // on_down already called for this outage
   std::string last_error_;        // why the client is down, for kDisconnected messages
   std::optional<std::string> handshake_error_;
-  std::optional<RedisFailure> free_failure_;  // set while we free the contexts ourselves
-  std::set<std::string> wanted_;              // channels to keep subscribed
+  std::optional<ssl::context> tls_;        // rediss://
+  std::optional<std::string> tls_error_;   // why tls_ cannot be used (every attempt fails)
+  std::optional<tcp::resolver> resolver_;  // reset by Shutdown
+  std::set<std::string> wanted_;           // channels to keep subscribed
   std::map<std::string, std::vector<std::function<void()>>> waiting_confirms_;  // not sent yet
   std::deque<SubRequest> sub_inflight_;
   std::vector<std::function<void()>> events_;

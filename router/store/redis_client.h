@@ -1,4 +1,5 @@
-// An asynchronous Redis client for the replicated store: hiredis 0.14 driven by Boost.Asio.
+// An asynchronous Redis client for the replicated store: Boost.Asio connections (TCP or TLS),
+// hiredis 0.14's reply parser.
 //
 // Two connections to one Redis: one runs commands (pipelined: every command is written without
 // waiting for earlier replies), the other holds the pub/sub subscriptions (a subscribed
@@ -13,8 +14,8 @@
 // while hiredis is on the stack (a callback may call back into the client, Stop it, or destroy
 // it).
 //
-// No TLS: hiredis 0.14 has none, so the caller rejects rediss:// addresses. Host names are
-// resolved synchronously by hiredis (getaddrinfo on the io thread): configure an IP address.
+// TLS (rediss://) with the options below; host names are resolved (asynchronously) on every
+// connection attempt.
 //
 // Neither hiredis nor Asio is included here (pimpl), so the store's users do not compile them.
 #pragma once
@@ -60,8 +61,17 @@ struct RedisFailure {
 using RedisResult = std::variant<RedisReply, RedisFailure>;
 using RedisCallback = std::function<void(RedisResult)>;
 
+struct RedisTlsOptions {
+  bool enabled = false;  // rediss://
+  std::string ca_file;  // the CAs (PEM) the server's certificate must chain to; empty: the system's
+  std::string cert_file;  // a client certificate chain (PEM), for servers that ask for one
+  std::string key_file;   // its private key (PEM); both or neither
+  // The name (or address) the server's certificate must carry; empty: `host`.
+  std::string server_name;
+};
+
 struct RedisOptions {
-  std::string host = "127.0.0.1";  // an IP address (see above)
+  std::string host = "127.0.0.1";  // an address or a name
   std::uint16_t port = 6379;
   std::string username;  // an ACL user: AUTH USERNAME PASSWORD (empty: AUTH PASSWORD)
   std::string password;  // AUTH when not empty
@@ -74,6 +84,7 @@ struct RedisOptions {
   // Commands accepted and not yet answered, both connections (see pending()).
   std::size_t max_pending = 10000;
   std::chrono::milliseconds backoff_min{100}, backoff_max{5000};
+  RedisTlsOptions tls;
 };
 
 struct RedisHooks {  // all called on the io_context thread; any may be empty

@@ -91,7 +91,7 @@ void CheckStoreUrl(std::string_view text) {
   // Hosts are not validated here (names are resolved at start-up), so a host holding '[' or ']'
   // cannot be printed back unambiguously; such a host never resolves anyway.
   if (url->host.find_first_of("[]") != std::string::npos) return;
-  std::string printed = "redis://";
+  std::string printed = url->tls ? "rediss://" : "redis://";
   if (!url->password.empty()) printed += url->username + ":" + url->password + "@";
   printed += url->host.find(':') != std::string::npos ? "[" + url->host + "]" : url->host;
   printed += ":" + std::to_string(url->port) + "/" + std::to_string(url->db);

@@ -30,7 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vrouter_testlib  # noqa: E402  (beside this file)
 from vrouter_testlib import (  # noqa: E402
-    Redis, cli_token, eventually, start_sim, stop_process)
+    Redis, cli_token, eventually, make_cert, start_sim, stop_process)
 
 VROUTER, SIM = (sys.argv[1:3] + [None, None])[:2]  # bench/redis_cost.py imports this module
 SERVER_SECRET = "replication-test-video-server-secret"
@@ -48,10 +48,11 @@ class Replica(vrouter_testlib.Router):
     """A replica of VROUTER on the shared Redis; stop() does not require exit 0 (the test kills
     one with SIGKILL)."""
 
-    def __init__(self, name, redis_port, fleet_file):
+    def __init__(self, name, redis_port, fleet_file, store_args=None):
+        store = store_args or ["--store", f"redis://127.0.0.1:{redis_port}"]
         super().__init__(
             VROUTER,
-            ["--threads", "1", "--store", f"redis://127.0.0.1:{redis_port}", "--video-servers",
+            ["--threads", "1", *store, "--video-servers",
              fleet_file, "--lease-ttl-ms", str(LEASE_MS), "--resume-grace-ms", str(GRACE_MS),
              "--redis-timeout-ms", "300", "--report-interval-ms", "250",
              "--rate-limits", "off",  # the latency measurement sends lookups back to back
@@ -289,31 +290,58 @@ async def scenario(redis, replicas):
     print("pub/sub alone cannot add a video server: unsigned registration refused", flush=True)
 
 
+async def over_tls(a, b):
+    """Two replicas on rediss:// (client certificate, the server's certificate checked against
+    its CA and 127.0.0.1): a join on one is found from the other through Redis."""
+    frank = await Client("frank", "t1").welcomed(a.ws)
+    assigned = await frank.join()
+    grace = await Client("grace", "t2").welcomed(b.ws)
+    found = (await grace.lookup(["frank"]))["frank"]
+    assert server_of(found) == assigned["server"]["id"], found
+    assert found["epoch"] == assigned["epoch"], found
+    print("rediss://: a join on one replica found from another over TLS", flush=True)
+
+
+def run_replicas(names, redis, fleet_file, store, scenario_of, timeout):
+    """Starts a replica per name on `redis` (with `store` arguments, or plain redis://), waits
+    until each is ready, runs scenario_of(redis, replicas) within `timeout` s; stops them all,
+    and on failure prints their logs' ends."""
+    replicas = []
+    try:
+        replicas = [Replica(n, redis.port, fleet_file, store) for n in names]
+        for r in replicas:
+            deadline = time.time() + 10
+            while r.readyz()[0] != 200:
+                assert time.time() < deadline, f"{r.name} never ready: {r.readyz()}"
+                time.sleep(0.05)
+        asyncio.run(asyncio.wait_for(scenario_of(redis, replicas), timeout))
+    except BaseException:
+        for r in replicas:
+            sys.stderr.write(f"---- {r.name} log (last 40 lines)\n")
+            sys.stderr.writelines(r.lines[-40:])
+        raise
+    finally:
+        for r in replicas:
+            r.stop()
+        redis.stop()
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         fleet_file = os.path.join(tmp, "fleet.json")
         with open(fleet_file, "w") as f:
             json.dump(FLEET, f)
-        redis = Redis(tmp, REDIS_SERVER)
-        replicas = []
-        try:
-            replicas = [Replica(n, redis.port, fleet_file) for n in ("r-a", "r-b", "r-c")]
-            for r in replicas:
-                deadline = time.time() + 10
-                while r.readyz()[0] != 200:
-                    assert time.time() < deadline, f"{r.name} never ready: {r.readyz()}"
-                    time.sleep(0.05)
-            asyncio.run(asyncio.wait_for(scenario(redis, replicas), 90))
-            print("FIGURES " + json.dumps(FIGURES), flush=True)
-        except BaseException:
-            for r in replicas:
-                sys.stderr.write(f"---- {r.name} log (last 40 lines)\n")
-                sys.stderr.writelines(r.lines[-40:])
-            raise
-        finally:
-            for r in replicas:
-                r.stop()
-            redis.stop()
+        run_replicas(("r-a", "r-b", "r-c"), Redis(tmp, REDIS_SERVER), fleet_file, None, scenario,
+                     90)
+        print("FIGURES " + json.dumps(FIGURES), flush=True)
+        # rediss://: its own Redis (a TLS port besides the plain one) and two replicas.
+        cert, key = make_cert(tmp, "redis", san="IP:127.0.0.1")
+        os.makedirs(os.path.join(tmp, "tls"))
+        tls_redis = Redis(os.path.join(tmp, "tls"), REDIS_SERVER, tls=(cert, key))
+        store = ["--store", f"rediss://127.0.0.1:{tls_redis.tls_port}", "--redis-tls-ca", cert,
+                 "--redis-tls-cert", cert, "--redis-tls-key", key]
+        run_replicas(("t-a", "t-b"), tls_redis, fleet_file, store,
+                     lambda _redis, replicas: over_tls(*replicas), 30)
 
 
 if __name__ == "__main__":

@@ -233,16 +233,24 @@ class Router:
 
 class Redis:
     """A redis-server on a free loopback port, without persistence (files in `tmp`); start()
-    returns once it answers PING. Stopped with stop(), or by kill_started()."""
+    returns once it answers PING. With `tls` = (cert, key), also a TLS port (`tls_port`) that
+    trusts `cert` as its CA and asks clients for a certificate. Stopped with stop(), or by
+    kill_started()."""
 
-    def __init__(self, tmp, binary="redis-server"):
-        self.port, self.tmp, self.binary = free_port(), tmp, binary
+    def __init__(self, tmp, binary="redis-server", tls=None):
+        self.port, self.tmp, self.binary, self.tls = free_port(), tmp, binary, tls
+        self.tls_port = free_port() if tls else None
         self.start()
 
     def start(self):
+        tls = []
+        if self.tls:
+            cert, key = self.tls
+            tls = ["--tls-port", str(self.tls_port), "--tls-cert-file", cert, "--tls-key-file", key,
+                   "--tls-ca-cert-file", cert, "--tls-auth-clients", "yes"]
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.tmp],
+             "--appendonly", "no", "--dir", self.tmp, *tls],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         STARTED.append(self.proc)
         deadline = time.time() + 10

@@ -83,7 +83,8 @@ RedisServer::RedisServer(RedisServerOptions options) : options_(std::move(option
   }
   dir_ = tmpl;
   port_ = FreePort();
-  if (port_ == 0) {
+  if (!options_.tls_dir.empty()) tls_port_ = FreePort();
+  if (port_ == 0 || (!options_.tls_dir.empty() && (tls_port_ == 0 || tls_port_ == port_))) {
     error_ = "no free port";
     return;
   }
@@ -124,6 +125,15 @@ bool RedisServer::Launch() {
   if (!options_.password.empty()) {
     args.push_back("--requirepass");
     args.push_back(options_.password);
+  }
+  if (!options_.tls_dir.empty()) {
+    const std::string cert = options_.tls_dir + "/cert.pem";
+    for (std::string a : {std::string("--tls-port"), std::to_string(tls_port_),
+                          std::string("--tls-cert-file"), cert, std::string("--tls-key-file"),
+                          options_.tls_dir + "/key.pem", std::string("--tls-ca-cert-file"), cert,
+                          std::string("--tls-auth-clients"), std::string("yes")}) {
+      args.push_back(std::move(a));
+    }
   }
   if (!options_.acl_user.empty()) {
     args.push_back("--user");

@@ -17,6 +17,9 @@ struct RedisServerOptions {
   std::string password;  // requirepass when not empty
   // An ACL user: "NAME on >PASSWORD RULES..." (the `user` directive), when not empty.
   std::string acl_user;
+  // A directory holding cert.pem and key.pem (self-signed; also the CA), when not empty: a TLS
+  // port besides the plain one (tls_port()), which asks clients for a certificate signed by it.
+  std::string tls_dir;
 };
 
 class RedisServer {
@@ -29,8 +32,9 @@ class RedisServer {
   RedisServer& operator=(const RedisServer&) = delete;
 
   bool ok() const { return error_.empty(); }
-  const std::string& error() const { return error_; }  // why it is not running
-  std::uint16_t port() const { return port_; }
+  const std::string& error() const { return error_; }   // why it is not running
+  std::uint16_t port() const { return port_; }          // plain
+  std::uint16_t tls_port() const { return tls_port_; }  // options.tls_dir: TLS
   bool running() const { return pid_ > 0; }
 
   bool Stop();     // SIGTERM and wait (SIGKILL after 5 s); resumes it first if paused
@@ -47,6 +51,7 @@ class RedisServer {
   RedisServerOptions options_;
   std::filesystem::path dir_;
   std::uint16_t port_ = 0;
+  std::uint16_t tls_port_ = 0;
   pid_t pid_ = -1;
   bool paused_ = false;
   std::string error_;

@@ -226,14 +226,43 @@ TEST(ConfigTest, StoreUrlForms) {
   EXPECT_EQ(ok("redis://user:pw@10.0.0.1:7000"), (RedisUrl{"10.0.0.1", 7000, "pw", 0, "user"}));
   EXPECT_EQ(ok("redis://:pw@10.0.0.1:7000"), (RedisUrl{"10.0.0.1", 7000, "pw", 0, ""}));
   EXPECT_EQ(ok("redis://[::1]:6390/3"), (RedisUrl{"::1", 6390, "", 3, ""}));
+  EXPECT_EQ(ok("rediss://user:pw@redis.example:6380/1"),
+            (RedisUrl{"redis.example", 6380, "pw", 1, "user", /*tls=*/true}));
   for (std::string_view bad :
-       {"rediss://127.0.0.1:6379", "redis://", "redis://host:0", "redis://host:70000",
+       {"rediss://", "rediss:/h:1", "redis://", "redis://host:0", "redis://host:70000",
         "redis://host:12x", "redis://host/16", "redis://[::1", "mysql://x", "", "redis",
         "redis://vrouter:@h:1", "redis://a b:pw@h:1"}) {
     auto r = ParseStoreUrl(bad);
     EXPECT_EQ(r.index(), 1u) << bad;
   }
-  EXPECT_NE(ParseStoreUrl("rediss://h:1").error().message.find("TLS"), std::string::npos);
+}
+
+// rediss:// takes its certificate options; they mean nothing without it, and a client
+// certificate needs its key.
+TEST(ConfigTest, RedisTlsOptions) {
+  const std::vector<std::string> base{"--listen", "127.0.0.1:1", "--replica-key",
+                                      std::string(32, 'k')};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Parse(args);
+  };
+  auto p =
+      with({"--store", "rediss://10.0.0.1:6380", "--redis-tls-ca", "ca.pem", "--redis-tls-cert",
+            "c.pem", "--redis-tls-key", "c.key", "--redis-tls-server-name", "redis.internal"});
+  ASSERT_TRUE(p.config) << p.error;
+  EXPECT_TRUE(p.config->redis->tls);
+  EXPECT_EQ(p.config->redis_tls_ca, "ca.pem");
+  EXPECT_EQ(p.config->redis_tls_server_name, "redis.internal");
+  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
+           {"--store", "redis://10.0.0.1:6379", "--redis-tls-ca", "ca.pem"},
+           {"--redis-tls-server-name", "x"},
+           {"--store", "rediss://10.0.0.1:6380", "--redis-tls-cert", "c.pem"},
+           {"--store", "rediss://10.0.0.1:6380", "--redis-tls-key", "c.key"}}) {
+    const auto r = with(bad);
+    EXPECT_FALSE(r.config) << bad.back();
+    EXPECT_NE(r.error.find("redis-tls"), std::string::npos) << r.error;
+  }
 }
 
 TEST(ConfigTest, BadStoreSettingsAreNamed) {

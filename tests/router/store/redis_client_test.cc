@@ -6,9 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -494,7 +498,8 @@ TEST_F(RedisClientTest, StopFailsPendingWithStopped) {
 
 // An ACL user: AUTH USER PASSWORD; a user the server does not know is refused like a bad password.
 TEST_F(RedisClientTest, AclUser) {
-  StartServer({.password = "", .acl_user = "app on >pw ~app:* -@all +ping +get +set"});
+  StartServer(
+      {.password = "", .acl_user = "app on >pw ~app:* -@all +ping +get +set", .tls_dir = ""});
   RedisOptions right = Options();
   right.username = "app";
   right.password = "pw";
@@ -517,7 +522,7 @@ TEST_F(RedisClientTest, AclUser) {
 }
 
 TEST_F(RedisClientTest, Password) {
-  StartServer({.password = "s3cret", .acl_user = ""});
+  StartServer({.password = "s3cret", .acl_user = "", .tls_dir = ""});
   RedisOptions right = Options();
   right.password = "s3cret";
   StartClient(right);
@@ -543,6 +548,110 @@ TEST_F(RedisClientTest, Password) {
   std::lock_guard lock(wrong_rec.mu);
   EXPECT_EQ(wrong_rec.ups, 0);
   EXPECT_EQ(wrong_rec.downs.size(), 1u);
+}
+
+// The first reason a client with `options` gives for being down (it never comes up).
+std::string FirstDown(IoThread& io, RedisOptions options) {
+  Recorder rec;
+  auto client = std::make_unique<RedisClient>(io.io(), std::move(options), rec.Hooks());
+  client->Start();
+  const bool down = rec.WaitFor([&] { return !rec.downs.empty(); });
+  io.Run([&] { client.reset(); });
+  std::lock_guard lock(rec.mu);
+  EXPECT_TRUE(down) << "never reported down";
+  EXPECT_EQ(rec.ups, 0);
+  return rec.downs.empty() ? "" : rec.downs[0];
+}
+
+RedisTlsOptions TestTls() {
+  const std::string dir = VROUTER_TEST_CERT_DIR;
+  return {true, dir + "/cert.pem", dir + "/cert.pem", dir + "/key.pem", ""};
+}
+
+// Issue 18, rediss://: commands, scripts and pub/sub over TLS, with a client certificate (the
+// server asks for one), the server's certificate verified against the CA and the address.
+TEST_F(RedisClientTest, TlsWithAClientCertificate) {
+  StartServer({.password = "", .acl_user = "", .tls_dir = VROUTER_TEST_CERT_DIR});
+  RedisOptions o = Options();
+  o.port = server_->tls_port();
+  o.tls = TestTls();
+  StartClient(o);
+  EXPECT_EQ(ReplyOf(Call({"SET", "k", "v"})).str, "OK");
+  EXPECT_EQ(ReplyOf(Call({"GET", "k"})).str, "v");
+  const RedisScript script("return ARGV[1]");
+  EXPECT_EQ(ReplyOf(CallEval(script, {}, {"over tls"})).str, "over tls");
+  std::promise<void> confirmed;
+  client_->Subscribe("news", [&] { confirmed.set_value(); });
+  ASSERT_EQ(confirmed.get_future().wait_for(kWait), std::future_status::ready);
+  EXPECT_EQ(ReplyOf(Call({"PUBLISH", "news", "hello"})).integer, 1);
+  EXPECT_TRUE(rec_.WaitFor([&] {
+    return std::find(rec_.log.begin(), rec_.log.end(), "message news hello") != rec_.log.end();
+  }));
+  // A big reply arrives in many TLS records and reads.
+  const std::string big(200'000, 'x');
+  EXPECT_EQ(ReplyOf(Call({"SET", "big", big})).str, "OK");
+  EXPECT_EQ(ReplyOf(Call({"GET", "big"})).str, big);
+}
+
+// What goes wrong with TLS says what: a certificate for another name, no client certificate, a CA
+// file that cannot be read, plain text to the TLS port. None comes up; each keeps retrying.
+TEST_F(RedisClientTest, TlsFailuresSayWhy) {
+  StartServer({.password = "", .acl_user = "", .tls_dir = VROUTER_TEST_CERT_DIR});
+  RedisOptions base = Options();
+  base.port = server_->tls_port();
+  base.tls = TestTls();
+  base.connect_timeout = 500ms;
+
+  RedisOptions other_name = base;
+  other_name.tls.server_name = "redis.example";
+  const std::string wrong_name = FirstDown(io_, other_name);
+  EXPECT_NE(wrong_name.find("TLS handshake with 127.0.0.1:"), std::string::npos) << wrong_name;
+  EXPECT_NE(wrong_name.find("certificate verify failed"), std::string::npos) << wrong_name;
+
+  RedisOptions no_client_cert = base;
+  no_client_cert.tls.cert_file.clear();
+  no_client_cert.tls.key_file.clear();
+  const std::string refused = FirstDown(io_, no_client_cert);
+  EXPECT_FALSE(refused.empty());  // the server ends the handshake (or the session) at once
+
+  RedisOptions missing_ca = base;
+  missing_ca.tls.ca_file = "/nonexistent/ca.pem";
+  const std::string no_ca = FirstDown(io_, missing_ca);
+  EXPECT_NE(no_ca.find("cannot use the CA file /nonexistent/ca.pem"), std::string::npos) << no_ca;
+
+  RedisOptions plain = base;
+  plain.tls = {};
+  EXPECT_FALSE(FirstDown(io_, plain).empty());  // no answer to the handshake, or closed
+}
+
+// A node answering what is not RESP is a protocol error: the session ends with the reader's
+// reason, commands fail with kDisconnected, nothing crashes or hangs.
+TEST_F(RedisClientTest, GarbageFromTheServerIsAProtocolError) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  std::atomic<bool> stop{false};
+  std::thread garbage([&] {
+    acceptor.non_blocking(true);
+    std::vector<asio::ip::tcp::socket> held;
+    while (!stop) {
+      boost::system::error_code ec;
+      asio::ip::tcp::socket s = acceptor.accept(ec);
+      if (ec) {
+        std::this_thread::sleep_for(5ms);
+        continue;
+      }
+      asio::write(s, asio::buffer(std::string_view("HTTP/1.1 400 Bad Request\r\n\r\n")), ec);
+      held.push_back(std::move(s));
+    }
+  });
+  RedisOptions o;
+  o.port = acceptor.local_endpoint().port();
+  o.backoff_min = 20ms;
+  o.backoff_max = 200ms;
+  const std::string why = FirstDown(io_, o);
+  EXPECT_NE(why.find("protocol error from 127.0.0.1:"), std::string::npos) << why;
+  stop = true;
+  garbage.join();
 }
 
 }  // namespace

@@ -315,7 +315,9 @@ std::string AclUserDirective() {
   return std::string(kAclUser) + " on >" + std::string(kAclPassword) + " " + rules;
 }
 
-enum class RedisUser { kDefault, kAcl };
+// How the stores reach Redis: as its default user, as the minimal ACL user, or over TLS (with a
+// client certificate, the server's own test certificate as the CA).
+enum class RedisUser { kDefault, kAcl, kTls };
 
 template <RedisUser kUser>
 class RedisHarnessFor final : public Harness {
@@ -325,6 +327,7 @@ class RedisHarnessFor final : public Harness {
 
   bool Start(std::string& error) override {
     vrouter::testing::RedisServerOptions launch;
+    if (kUser == RedisUser::kTls) launch.tls_dir = VROUTER_TEST_CERT_DIR;
     if (kUser == RedisUser::kAcl) {
       launch.acl_user = AclUserDirective();
       if (launch.acl_user.size() <= kAclUser.size() + kAclPassword.size() + 6) {
@@ -373,6 +376,11 @@ class RedisHarnessFor final : public Harness {
     RedisStoreOptions o;
     o.redis.host = "127.0.0.1";
     o.redis.port = server_->port();
+    if (kUser == RedisUser::kTls) {
+      const std::string dir = VROUTER_TEST_CERT_DIR;
+      o.redis.port = server_->tls_port();
+      o.redis.tls = {true, dir + "/cert.pem", dir + "/cert.pem", dir + "/key.pem", ""};
+    }
     o.redis.connect_timeout = kCommandTimeout;
     o.redis.command_timeout = kCommandTimeout;
     o.redis.backoff_min = 50ms;
@@ -397,6 +405,7 @@ class RedisHarnessFor final : public Harness {
 
 using RedisHarness = RedisHarnessFor<RedisUser::kDefault>;
 using RedisAclHarness = RedisHarnessFor<RedisUser::kAcl>;
+using RedisTlsHarness = RedisHarnessFor<RedisUser::kTls>;
 
 // ------------------------------------------------------------------ the contract
 
@@ -429,13 +438,15 @@ class StoreContractTest : public ::testing::Test {
   H h_;
 };
 
-using Implementations = ::testing::Types<MemoryHarness, RedisHarness, RedisAclHarness>;
+using Implementations =
+    ::testing::Types<MemoryHarness, RedisHarness, RedisAclHarness, RedisTlsHarness>;
 class ImplementationNames {
  public:
   template <typename T>
   static std::string GetName(int) {
     if (std::is_same_v<T, MemoryHarness>) return "Memory";
-    return std::is_same_v<T, RedisHarness> ? "Redis" : "RedisAcl";
+    if (std::is_same_v<T, RedisHarness>) return "Redis";
+    return std::is_same_v<T, RedisAclHarness> ? "RedisAcl" : "RedisTls";
   }
 };
 TYPED_TEST_SUITE(StoreContractTest, Implementations, ImplementationNames);
