@@ -78,17 +78,64 @@ std::string ToString(const HostPort& hp) {
                                                 : hp.host + ":" + std::to_string(hp.port);
 }
 
+namespace {
+
+// HOST[:PORT] or [IPV6][:PORT]; `port` keeps its default when none is given.
+base::Status<> ParseRedisHost(std::string_view text, std::string& host, std::uint16_t& port) {
+  if (text.starts_with('[')) {  // [IPv6]:port
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return base::Fail("unclosed '['");
+    host = std::string(text.substr(1, close - 1));
+    text.remove_prefix(close + 1);
+    if (!text.empty() && !text.starts_with(':')) {
+      return base::Fail("expected ':PORT' after ']'");
+    }
+  } else {
+    const auto colon = text.rfind(':');
+    host = std::string(text.substr(0, colon));
+    text = colon == std::string_view::npos ? std::string_view() : text.substr(colon);
+  }
+  if (text.starts_with(':')) {
+    text.remove_prefix(1);
+    unsigned p = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), p);
+    if (ec != std::errc() || end != text.data() + text.size() || p == 0 || p > 65535) {
+      return base::Fail("port must be a number in [1, 65535]");
+    }
+    port = static_cast<std::uint16_t>(p);
+  }
+  if (host.empty()) return base::Fail("missing host");
+  return {};
+}
+
+base::Status<> ParseDb(std::string_view db, int& out) {
+  const auto [end, ec] = std::from_chars(db.data(), db.data() + db.size(), out);
+  if (ec != std::errc() || end != db.data() + db.size() || out < 0 || out > 15) {
+    return base::Fail("database must be a number in [0, 15]");
+  }
+  return {};
+}
+
+}  // namespace
+
 base::Result<std::optional<RedisUrl>> ParseStoreUrl(std::string_view text) {
   if (text == "memory") return std::nullopt;
-  constexpr std::string_view kScheme = "redis://", kTlsScheme = "rediss://";
+  constexpr std::string_view kScheme = "redis://", kTlsScheme = "rediss://",
+                             kSentinelScheme = "redis-sentinel://";
   RedisUrl url;
+  bool sentinel = false;
   if (text.starts_with(kTlsScheme)) {
     url.tls = true;
     text.remove_prefix(kTlsScheme.size());
   } else if (text.starts_with(kScheme)) {
     text.remove_prefix(kScheme.size());
+  } else if (text.starts_with(kSentinelScheme)) {
+    sentinel = true;
+    text.remove_prefix(kSentinelScheme.size());
   } else {
-    return base::Fail("expected 'memory' or redis[s]://[[USER]:PASSWORD@]HOST:PORT[/DB]");
+    return base::Fail(
+        "expected 'memory', redis[s]://[[USER]:PASSWORD@]HOST:PORT[/DB] or "
+        "redis-sentinel://[[USER]:PASSWORD@]HOST:PORT,...,HOST:PORT/MASTER[/DB]");
   }
   if (const auto at = text.rfind('@'); at != std::string_view::npos) {
     std::string_view auth = text.substr(0, at);
@@ -105,39 +152,42 @@ base::Result<std::optional<RedisUrl>> ParseStoreUrl(std::string_view text) {
     }
     text.remove_prefix(at + 1);
   }
+  std::string_view path;
   if (const auto slash = text.find('/'); slash != std::string_view::npos) {
-    const std::string_view db = text.substr(slash + 1);
-    if (!db.empty()) {
-      const auto [end, ec] = std::from_chars(db.data(), db.data() + db.size(), url.db);
-      if (ec != std::errc() || end != db.data() + db.size() || url.db < 0 || url.db > 15) {
-        return base::Fail("database must be a number in [0, 15]");
-      }
-    }
+    path = text.substr(slash + 1);
     text = text.substr(0, slash);
   }
-  if (text.starts_with('[')) {  // [IPv6]:port
-    const auto close = text.find(']');
-    if (close == std::string_view::npos) return base::Fail("unclosed '['");
-    url.host = std::string(text.substr(1, close - 1));
-    text.remove_prefix(close + 1);
-    if (!text.empty() && !text.starts_with(':')) {
-      return base::Fail("expected ':PORT' after ']'");
+  if (!sentinel) {
+    if (!path.empty()) {
+      if (auto s = ParseDb(path, url.db); !s.ok()) return base::Fail(s.error().message);
     }
-  } else {
-    const auto colon = text.rfind(':');
-    url.host = std::string(text.substr(0, colon));
-    text = colon == std::string_view::npos ? std::string_view() : text.substr(colon);
-  }
-  if (text.starts_with(':')) {
-    text.remove_prefix(1);
-    unsigned port = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
-    if (ec != std::errc() || end != text.data() + text.size() || port == 0 || port > 65535) {
-      return base::Fail("port must be a number in [1, 65535]");
+    if (auto s = ParseRedisHost(text, url.host, url.port); !s.ok()) {
+      return base::Fail(s.error().message);
     }
-    url.port = static_cast<std::uint16_t>(port);
+    return url;
   }
-  if (url.host.empty()) return base::Fail("missing host");
+  // redis-sentinel://...: the Sentinels (port 26379 by default), the primary's name, a database.
+  const auto name_end = path.find('/');
+  url.master_name = std::string(path.substr(0, name_end));
+  if (url.master_name.empty() || url.master_name.find_first_of(" \t\r\n") != std::string::npos) {
+    return base::Fail("expected the primary's name after the Sentinels: .../MASTER[/DB]");
+  }
+  if (name_end != std::string_view::npos) {
+    if (auto s = ParseDb(path.substr(name_end + 1), url.db); !s.ok()) {
+      return base::Fail(s.error().message);
+    }
+  }
+  while (true) {
+    const auto comma = text.find(',');
+    RedisUrl::Node node{"", 26379};
+    if (auto s = ParseRedisHost(text.substr(0, comma), node.host, node.port); !s.ok()) {
+      return base::Fail("Sentinel " + std::to_string(url.sentinels.size() + 1) + ": " +
+                        s.error().message);
+    }
+    url.sentinels.push_back(std::move(node));
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
   return url;
 }
 

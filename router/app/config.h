@@ -25,7 +25,8 @@ struct HostPort {
   bool operator==(const HostPort&) const = default;
 };
 
-// --store redis[s]://[[USER]:PASSWORD@]HOST:PORT[/DB]
+// --store redis[s]://[[USER]:PASSWORD@]HOST:PORT[/DB], or
+// redis-sentinel://[[USER]:PASSWORD@]HOST:PORT,...,HOST:PORT/MASTER[/DB]
 struct RedisUrl {
   std::string host;  // name or address, resolved at start-up
   std::uint16_t port = 6379;
@@ -33,6 +34,15 @@ struct RedisUrl {
   int db = 0;
   std::string username;  // an ACL user (AUTH USER PASSWORD); empty: the default user
   bool tls = false;      // rediss://
+  // redis-sentinel://: the Sentinels to ask, and the name they know the primary by (host and
+  // port above are then unused).
+  struct Node {
+    std::string host;
+    std::uint16_t port = 26379;
+    bool operator==(const Node&) const = default;
+  };
+  std::vector<Node> sentinels;
+  std::string master_name;
   bool operator==(const RedisUrl&) const = default;
 };
 // "memory" -> nullopt; "redis://..." or "rediss://..." -> the URL; anything else -> an error

@@ -350,10 +350,16 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
 
   auto steady_now = [] { return std::chrono::steady_clock::now(); };
   if (c.redis) {
-    auto address = ResolveHost(c.redis->host);
-    if (auto* err = address.error_message()) return base::Fail("--store: " + *err);
     store::RedisStoreOptions o;
-    o.redis.host = address.value();
+    if (c.redis->sentinels.empty()) {
+      auto address = ResolveHost(c.redis->host);
+      if (auto* err = address.error_message()) return base::Fail("--store: " + *err);
+      o.redis.host = address.value();
+    }
+    // Behind Sentinel the client resolves each Sentinel's name on every attempt.
+    for (const auto& s : c.redis->sentinels)
+      o.redis.sentinel.sentinels.emplace_back(s.host, s.port);
+    o.redis.sentinel.master_name = c.redis->master_name;
     o.redis.port = c.redis->port;
     o.redis.username = c.redis->username;
     o.redis.password = c.redis->password;

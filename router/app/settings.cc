@@ -42,6 +42,16 @@ base::Status<> ParseStore(std::string_view text, std::optional<RedisUrl>& out) {
 // Without the password: the default in --help and the dump.
 std::string ShowStore(const std::optional<RedisUrl>& url) {
   if (!url) return "memory";
+  if (!url->sentinels.empty()) {
+    std::string out = "redis-sentinel://";
+    for (std::size_t i = 0; i < url->sentinels.size(); ++i) {
+      const auto& n = url->sentinels[i];
+      out += (i ? "," : "") +
+             (n.host.find(':') != std::string::npos ? "[" + n.host + "]" : n.host) + ":" +
+             std::to_string(n.port);
+    }
+    return out + "/" + url->master_name + "/" + std::to_string(url->db);
+  }
   const std::string host =
       url->host.find(':') != std::string::npos ? "[" + url->host + "]" : url->host;
   return std::string(url->tls ? "rediss://" : "redis://") + host + ":" + std::to_string(url->port) +
@@ -203,8 +213,9 @@ options::Table<Config> MakeTable() {
            "what the JSON log on stdout says");
   t.Custom("store", VROUTER_FIELD(redis), "URL",
            "memory (one replica) or redis://[[USER]:PASSWORD@]HOST:PORT[/DB] shared by every replica "
-           "(rediss:// for TLS; prefer VROUTER_STORE when it holds a password)", ParseStore,
-           ShowStore);
+           "(rediss:// for TLS; redis-sentinel://[[USER]:PASSWORD@]HOST:PORT,.../MASTER[/DB] "
+           "behind Sentinel; prefer VROUTER_STORE when it holds a password)",
+           ParseStore, ShowStore);
   t.Text("redis-tls-ca", VROUTER_FIELD(redis_tls_ca),
          "rediss://: PEM file of the CAs the server's certificate must chain to (default: the "
          "system's)").Value("FILE");

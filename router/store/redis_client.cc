@@ -48,6 +48,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <cctype>
+#include <charconv>
 #include <deque>
 #include <map>
 #include <optional>
@@ -166,7 +167,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   // One request written (or queued to be written) on a connection and not answered yet; owned by
   // the connection's FIFO until its reply arrives or the connection closes.
   struct Request {
-    enum class Kind { kCommand, kEvalSha, kEval, kAuth, kSelect, kPing };
+    enum class Kind { kCommand, kEvalSha, kEval, kAuth, kSelect, kPing, kRole, kLocate };
     Kind kind = Kind::kCommand;
     std::vector<std::string> args;              // the whole command
     std::shared_ptr<const std::string> source;  // kEvalSha: the script, for the EVAL fallback
@@ -188,7 +189,11 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     tick_timer_.emplace(io_);
     reconnect_timer_.emplace(io_);
     resolver_.emplace(io_);
+    watch_timer_.emplace(io_);
     if (options_.tls.enabled) MakeTlsContext();
+    if (!options_.sentinel.sentinels.empty()) {
+      endpoint_ = "the primary '" + options_.sentinel.master_name + "' (Sentinel)";
+    }
   }
 
   ~Impl() {
@@ -269,16 +274,24 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     tick_timer_.reset();
     reconnect_timer_.reset();
     resolver_.reset();
+    watch_timer_.reset();
     Flush();  // a no-op when a callback in Flush destroyed the client: that Flush delivers them
   }
 
  private:
   enum class State { kIdle, kConnecting, kUp, kBackoff, kStopped };
-  enum class Role { kCommands, kSubscriber };
+  // kSentinel: asks a Sentinel where the primary is, then hears its +switch-master events.
+  enum class Role { kCommands, kSubscriber, kSentinel };
 
   struct Conn : std::enable_shared_from_this<Conn> {
-    Conn(asio::io_context& io, Impl* o, Role r, ssl::context* tls)
-        : owner(o), role(r), reader(redisReaderCreate()) {
+    Conn(asio::io_context& io, Impl* o, Role r, ssl::context* tls, std::string h, std::uint16_t p)
+        : owner(o),
+          role(r),
+          host(std::move(h)),
+          port(p),
+          endpoint(host.find(':') != std::string::npos ? "[" + host + "]:" + std::to_string(port)
+                                                       : host + ":" + std::to_string(port)),
+          reader(redisReaderCreate()) {
       if (tls != nullptr) {
         secure.emplace(io, *tls);
       } else {
@@ -306,6 +319,9 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     std::optional<ssl::stream<tcp::socket>> secure;  // rediss://
     Impl* owner;                                     // valid while !closed (top of the file)
     Role role;
+    std::string host;
+    std::uint16_t port;
+    std::string endpoint;    // "host:port", for messages
     redisReader* reader;     // null only if hiredis ran out of memory
     bool closed = false;     // Impl let go of it: its handlers return at once
     bool connected = false;  // TCP (and TLS) established: writes flow
@@ -357,42 +373,56 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
 
   // ---- Transport (static: handlers hold the Conn, which is checked before its owner is) ----
 
-  std::shared_ptr<Conn> OpenConn(Role role, std::string& why) {
-    if (tls_error_) {
+  // A connection to `host`:`port` with its handshake queued: AUTH, SELECT (commands only), PING,
+  // and ROLE behind a Sentinel (a primary that was demoted must not take writes); a Sentinel
+  // connection asks where the primary is and subscribes to +switch-master.
+  std::shared_ptr<Conn> OpenConn(Role role, const std::string& host, std::uint16_t port,
+                                 std::string& why) {
+    const bool tls = role != Role::kSentinel && tls_;
+    if (tls && tls_error_) {
       why = *tls_error_;
       return nullptr;
     }
-    auto conn = std::make_shared<Conn>(io_, this, role, tls_ ? &*tls_ : nullptr);
+    auto conn = std::make_shared<Conn>(io_, this, role, tls ? &*tls_ : nullptr, host, port);
     if (conn->reader == nullptr) {
-      why = "connect to " + endpoint_ + " failed: out of memory";
+      why = "connect to " + conn->endpoint + " failed: out of memory";
       return nullptr;
     }
-    // The handshake, queued now and written (pipelined) once connected. Pub/sub ignores the
-    // database, so only the commands connection SELECTs.
+    // Queued now, written (pipelined) once connected. Pub/sub ignores the database, so only the
+    // commands connection SELECTs.
     using Kind = Request::Kind;
-    if (!options_.password.empty()) {
+    const RedisSentinelOptions& sentinel = options_.sentinel;
+    const std::string& user = role == Role::kSentinel ? sentinel.username : options_.username;
+    const std::string& password = role == Role::kSentinel ? sentinel.password : options_.password;
+    if (!password.empty()) {
       SendInternal(*conn, Kind::kAuth,
-                   options_.username.empty()
-                       ? std::vector<std::string>{"AUTH", options_.password}
-                       : std::vector<std::string>{"AUTH", options_.username, options_.password});
+                   user.empty() ? std::vector<std::string>{"AUTH", password}
+                                : std::vector<std::string>{"AUTH", user, password});
     }
     if (role == Role::kCommands && options_.db != 0) {
       SendInternal(*conn, Kind::kSelect, {"SELECT", std::to_string(options_.db)});
     }
-    SendInternal(*conn, Kind::kPing, {"PING"});
+    if (role == Role::kSentinel) {
+      SendInternal(*conn, Kind::kLocate,
+                   {"SENTINEL", "get-master-addr-by-name", sentinel.master_name});
+      AppendCommand(conn->out, {"SUBSCRIBE", "+switch-master"});
+    } else {
+      SendInternal(*conn, Kind::kPing, {"PING"});
+      if (!sentinel.sentinels.empty()) SendInternal(*conn, Kind::kRole, {"ROLE"});
+    }
     boost::system::error_code ec;
-    const auto address = asio::ip::make_address(options_.host, ec);
+    const auto address = asio::ip::make_address(host, ec);
     if (!ec) {
-      const std::array<tcp::endpoint, 1> endpoints{tcp::endpoint(address, options_.port)};
+      const std::array<tcp::endpoint, 1> endpoints{tcp::endpoint(address, port)};
       StartConnect(conn, endpoints);
     } else {  // a name: resolved for every attempt (it may move, as a managed Redis does)
       resolver_->async_resolve(
-          options_.host, std::to_string(options_.port),
+          host, std::to_string(port),
           [conn](const boost::system::error_code& rec, const tcp::resolver::results_type& found) {
             if (conn->closed) return;
             auto impl = conn->owner->shared_from_this();
             if (rec) {
-              conn->death = "resolve " + impl->endpoint_ + " failed: " + rec.message();
+              conn->death = "resolve " + conn->endpoint + " failed: " + rec.message();
             } else {
               StartConnect(conn, found);
             }
@@ -409,7 +439,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
                           if (c->closed) return;
                           auto impl = c->owner->shared_from_this();
                           if (ec) {
-                            c->death = "connect to " + impl->endpoint_ + " failed: " + ec.message();
+                            c->death = "connect to " + c->endpoint + " failed: " + ec.message();
                           } else {
                             boost::system::error_code ignored;
                             c->socket().set_option(tcp::no_delay(true), ignored);
@@ -424,8 +454,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void StartTlsHandshake(const std::shared_ptr<Conn>& c) {
-    const std::string& name =
-        options_.tls.server_name.empty() ? options_.host : options_.tls.server_name;
+    const std::string& name = options_.tls.server_name.empty() ? c->host : options_.tls.server_name;
     boost::system::error_code ec;
     asio::ip::make_address(name, ec);
     if (ec) SSL_set_tlsext_host_name(c->secure->native_handle(), name.c_str());  // SNI: names only
@@ -434,7 +463,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
       if (c->closed) return;
       auto impl = c->owner->shared_from_this();
       if (hec) {
-        c->death = "TLS handshake with " + impl->endpoint_ + " failed: " + hec.message();
+        c->death = "TLS handshake with " + c->endpoint + " failed: " + hec.message();
       } else {
         OnConnected(c);
       }
@@ -461,7 +490,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     // Keeps Impl alive through Flush, where a user callback may destroy the client.
     auto impl = c->owner->shared_from_this();
     if (ec) {
-      if (c->death.empty()) c->death = impl->LostReason(ec);
+      if (c->death.empty()) c->death = LostReason(*c, ec);
       impl->AfterIo();
       return;
     }
@@ -469,7 +498,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     while (c->death.empty()) {
       void* raw = nullptr;
       if (redisReaderGetReply(c->reader, &raw) != REDIS_OK) {
-        c->death = "protocol error from " + impl->endpoint_ + ": " + c->reader->errstr;
+        c->death = "protocol error from " + c->endpoint + ": " + c->reader->errstr;
         break;
       }
       if (raw == nullptr) break;  // no whole reply yet
@@ -492,7 +521,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
                           if (c->closed) return;
                           auto impl = c->owner->shared_from_this();
                           if (ec) {
-                            if (c->death.empty()) c->death = impl->LostReason(ec);
+                            if (c->death.empty()) c->death = LostReason(*c, ec);
                           } else {
                             c->sending.clear();
                             StartWrite(c);
@@ -502,11 +531,11 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     });
   }
 
-  std::string LostReason(const boost::system::error_code& ec) const {
+  static std::string LostReason(const Conn& c, const boost::system::error_code& ec) {
     if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
-      return "connection to " + endpoint_ + " lost: closed by the server";
+      return "connection to " + c.endpoint + " lost: closed by the server";
     }
-    return "connection to " + endpoint_ + " lost: " + ec.message();
+    return "connection to " + c.endpoint + " lost: " + ec.message();
   }
 
   // Marks the connection closed (its handlers return at once), closes its socket, and fails its
@@ -534,8 +563,10 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
       HandleReply(c, std::move(req), reply);
     } else if (c.role == Role::kSubscriber) {
       OnSubscriberReply(c, reply);
+    } else if (c.role == Role::kSentinel) {
+      OnSentinelEvent(c, reply);
     } else {
-      c.death = "a reply nobody asked for from " + endpoint_;
+      c.death = "a reply nobody asked for from " + c.endpoint;
     }
   }
 
@@ -543,8 +574,8 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   // that refuses the channel) ends the session with Redis's reason.
   void OnSubscriberReply(Conn& c, const redisReply& reply) {
     if (reply.type == REDIS_REPLY_ERROR) {
-      c.death =
-          "Redis at " + endpoint_ + " refused a subscription: " + std::string(reply.str, reply.len);
+      c.death = "Redis at " + c.endpoint +
+                " refused a subscription: " + std::string(reply.str, reply.len);
       return;
     }
     if (reply.type != REDIS_REPLY_ARRAY || reply.elements < 3) return;
@@ -572,16 +603,26 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
       case Kind::kAuth:
       case Kind::kSelect:
       case Kind::kPing:
+      case Kind::kRole:
         if (reply.type == REDIS_REPLY_ERROR) {
-          if (!handshake_error_) {  // the first error is the cause (after AUTH, all fail)
+          if (c.role == Role::kSentinel) {
+            c.death =
+                "sentinel " + c.endpoint + ": AUTH failed: " + std::string(reply.str, reply.len);
+          } else if (!handshake_error_) {  // the first error is the cause (after AUTH, all fail)
             const char* what = req->kind == Kind::kAuth     ? "AUTH"
                                : req->kind == Kind::kSelect ? "SELECT"
+                               : req->kind == Kind::kRole   ? "ROLE"
                                                             : "PING";
             handshake_error_ = std::string(what) + " failed: " + std::string(reply.str, reply.len);
           }
-        } else if (req->kind == Kind::kPing) {
-          c.ready = true;
+        } else if (req->kind == Kind::kRole) {
+          OnRole(c, reply);
+        } else if (req->kind == Kind::kPing && options_.sentinel.sentinels.empty()) {
+          c.ready = true;  // behind a Sentinel, ROLE decides
         }
+        return;
+      case Kind::kLocate:
+        OnLocated(c, reply);
         return;
       case Kind::kEvalSha:
         if (reply.type == REDIS_REPLY_ERROR &&
@@ -600,9 +641,135 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
         [[fallthrough]];
       case Kind::kCommand:
       case Kind::kEval:
+        if (reply.type == REDIS_REPLY_ERROR &&
+            std::string_view(reply.str, reply.len).starts_with("READONLY")) {
+          // A failover demoted the node this client writes to: a topology change, not an answer
+          // for the caller. The session ends and the next one asks where the primary is.
+          const std::string why = c.endpoint + " is a replica now (READONLY): reconnecting";
+          if (!topology_change_) topology_change_ = why;
+          Complete(std::move(req), RedisFailure{RedisFailureKind::kDisconnected, why});
+          return;
+        }
         Complete(std::move(req), CopyReply(reply));
         return;
     }
+  }
+
+  // ---- Sentinel ----
+
+  // ROLE on a node a Sentinel named: only a primary takes the session.
+  void OnRole(Conn& c, const redisReply& reply) {
+    const redisReply* role =
+        reply.type == REDIS_REPLY_ARRAY && reply.elements > 0 ? reply.element[0] : nullptr;
+    const std::string name = role != nullptr && role->type == REDIS_REPLY_STRING
+                                 ? std::string(role->str, role->len)
+                                 : std::string("?");
+    if (name == "master") {
+      c.ready = true;
+    } else if (!handshake_error_) {
+      handshake_error_ =
+          c.endpoint + " is not a primary (ROLE " + name + "): asking Sentinel again";
+    }
+  }
+
+  // SENTINEL get-master-addr-by-name: [host, port], or nil for a name it does not monitor.
+  void OnLocated(Conn& c, const redisReply& reply) {
+    if (reply.type == REDIS_REPLY_ERROR) {
+      c.death = "sentinel " + c.endpoint + ": " + std::string(reply.str, reply.len);
+      return;
+    }
+    const bool pair = reply.type == REDIS_REPLY_ARRAY && reply.elements == 2 &&
+                      reply.element[0]->type == REDIS_REPLY_STRING &&
+                      reply.element[1]->type == REDIS_REPLY_STRING;
+    unsigned port = 0;
+    if (pair) {
+      const std::string_view p(reply.element[1]->str, reply.element[1]->len);
+      const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+      if (ec != std::errc() || end != p.data() + p.size() || port == 0 || port > 65535) port = 0;
+    }
+    if (port == 0) {
+      c.death = "sentinel " + c.endpoint + " knows no primary named '" +
+                options_.sentinel.master_name + "'";
+      return;
+    }
+    PrimaryAt(std::string(reply.element[0]->str, reply.element[0]->len),
+              static_cast<std::uint16_t>(port), "sentinel " + c.endpoint);
+  }
+
+  // +switch-master "<name> <old ip> <old port> <new ip> <new port>".
+  void OnSentinelEvent(Conn& c, const redisReply& reply) {
+    if (reply.type == REDIS_REPLY_ERROR) {
+      c.death = "sentinel " + c.endpoint +
+                " refused +switch-master: " + std::string(reply.str, reply.len);
+      return;
+    }
+    if (reply.type != REDIS_REPLY_ARRAY || reply.elements < 3) return;
+    const redisReply* kind = reply.element[0];
+    const redisReply* payload = reply.element[2];
+    if (kind->type != REDIS_REPLY_STRING || std::string_view(kind->str, kind->len) != "message" ||
+        payload->type != REDIS_REPLY_STRING) {
+      return;
+    }
+    std::vector<std::string> words;
+    std::string word;
+    for (const char ch : std::string_view(payload->str, payload->len)) {
+      if (ch == ' ') {
+        words.push_back(std::move(word));
+        word.clear();
+      } else {
+        word.push_back(ch);
+      }
+    }
+    words.push_back(std::move(word));
+    unsigned port = 0;
+    if (words.size() != 5 || words[0] != options_.sentinel.master_name) return;
+    const auto [end, ec] =
+        std::from_chars(words[4].data(), words[4].data() + words[4].size(), port);
+    if (ec != std::errc() || end != words[4].data() + words[4].size() || port == 0 ||
+        port > 65535) {
+      return;
+    }
+    PrimaryAt(words[3], static_cast<std::uint16_t>(port),
+              "sentinel " + c.endpoint + " (+switch-master)");
+  }
+
+  // Where a Sentinel says the primary is: connects there if this attempt was waiting for it;
+  // ends the session if it is elsewhere than where the client is connected.
+  void PrimaryAt(const std::string& host, std::uint16_t port, const std::string& source) {
+    if (state_ != State::kConnecting && state_ != State::kUp) return;
+    if (!cmd_) return OpenPrimary(host, port);
+    if (host == primary_host_ && port == primary_port_) return;
+    if (!topology_change_) {
+      topology_change_ =
+          source + ": the primary is now " + Endpoint(host, port) + ", not " + endpoint_;
+    }
+  }
+
+  static std::string Endpoint(const std::string& host, std::uint16_t port) {
+    return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+           std::to_string(port);
+  }
+
+  // While up, a Sentinel connection is kept for +switch-master; when it is lost, the next
+  // Sentinel takes over a second later (its answer also catches a switch missed meanwhile).
+  void WatchLater() {
+    if (!watch_timer_) return;
+    watch_timer_->expires_after(std::chrono::seconds(1));
+    watch_timer_->async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      auto self = w.lock();
+      if (!self || self->sentinel_ || (self->state_ != State::kUp)) return;
+      self->OpenSentinel();
+      self->AfterIo();
+    });
+  }
+
+  bool OpenSentinel() {
+    const auto& all = options_.sentinel.sentinels;
+    const auto& [host, port] = all[next_sentinel_++ % all.size()];
+    std::string why;
+    sentinel_ = OpenConn(Role::kSentinel, host, port, why);
+    return sentinel_ != nullptr;
   }
 
   void OnMessage(std::string channel, std::string payload) {
@@ -637,9 +804,21 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   void Connect() {
     state_ = State::kConnecting;
     attempt_deadline_ = Clock::now() + options_.connect_timeout;
+    if (options_.sentinel.sentinels.empty()) return OpenPrimary(options_.host, options_.port);
+    // Behind a Sentinel: ask one (the next in turn each attempt) where the primary is; its
+    // answer opens the connections (PrimaryAt). The attempt's deadline covers both steps.
+    if (!OpenSentinel()) {
+      DeclareDown(RedisFailureKind::kDisconnected, "cannot open a connection to a sentinel");
+    }
+  }
+
+  void OpenPrimary(const std::string& host, std::uint16_t port) {
+    primary_host_ = host;
+    primary_port_ = port;
+    endpoint_ = Endpoint(host, port);
     std::string why;
-    cmd_ = OpenConn(Role::kCommands, why);
-    if (cmd_) sub_ = OpenConn(Role::kSubscriber, why);
+    cmd_ = OpenConn(Role::kCommands, host, port, why);
+    if (cmd_) sub_ = OpenConn(Role::kSubscriber, host, port, why);
     if (!cmd_ || !sub_) DeclareDown(RedisFailureKind::kDisconnected, why);
   }
 
@@ -652,6 +831,21 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
 
   void CheckConnections() {
     if (state_ != State::kConnecting && state_ != State::kUp) return;
+    if (sentinel_ && !sentinel_->death.empty()) {
+      if (!cmd_) {  // still asking where the primary is: this attempt failed
+        DeclareDown(RedisFailureKind::kDisconnected, sentinel_->death);
+        return;
+      }
+      // The primary's connections stand; another Sentinel keeps watch.
+      const std::shared_ptr<Conn> lost = std::move(sentinel_);
+      sentinel_.reset();
+      Close(*lost, RedisFailure{RedisFailureKind::kDisconnected, lost->death});
+      WatchLater();
+    }
+    if (topology_change_) {
+      DeclareDown(RedisFailureKind::kDisconnected, *topology_change_);
+      return;
+    }
     for (const Conn* c : {cmd_.get(), sub_.get()}) {
       if (c != nullptr && !c->death.empty()) {
         DeclareDown(RedisFailureKind::kDisconnected, c->death);
@@ -704,7 +898,9 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void CloseConnections(const RedisFailure& failure) {
-    for (std::shared_ptr<Conn>* slot : {&cmd_, &sub_}) {
+    topology_change_.reset();
+    if (watch_timer_) watch_timer_->cancel();
+    for (std::shared_ptr<Conn>* slot : {&cmd_, &sub_, &sentinel_}) {
       std::shared_ptr<Conn> c = std::move(*slot);
       slot->reset();
       if (c) Close(*c, failure);
@@ -759,12 +955,24 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     const auto now = Clock::now();
     if (state_ == State::kConnecting && now >= attempt_deadline_) {
       const bool connected = cmd_ && sub_ && cmd_->connected && sub_->connected;
-      DeclareDown(RedisFailureKind::kDisconnected,
-                  connected ? "no answer to the handshake from " + endpoint_ + " within " +
-                                  Millis(options_.connect_timeout)
-                            : "connect to " + endpoint_ + " timed out after " +
-                                  Millis(options_.connect_timeout));
+      std::string why;
+      if (!cmd_ && sentinel_) {
+        why = "no answer from sentinel " + sentinel_->endpoint + " within " +
+              Millis(options_.connect_timeout);
+      } else if (connected) {
+        why = "no answer to the handshake from " + endpoint_ + " within " +
+              Millis(options_.connect_timeout);
+      } else {
+        why = "connect to " + endpoint_ + " timed out after " + Millis(options_.connect_timeout);
+      }
+      DeclareDown(RedisFailureKind::kDisconnected, why);
     } else if (state_ == State::kUp) {
+      if (sentinel_ && sentinel_->death.empty() && !sentinel_->inflight.empty() &&
+          now - sentinel_->inflight.front()->sent >= options_.command_timeout) {
+        sentinel_->death = "sentinel " + sentinel_->endpoint + " did not answer within " +
+                           Millis(options_.command_timeout);
+        CheckConnections();
+      }
       std::optional<Clock::time_point> oldest;
       if (cmd_ && !cmd_->inflight.empty()) oldest = cmd_->inflight.front()->sent;
       if (!sub_inflight_.empty()) {
@@ -922,7 +1130,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   asio::io_context& io_;
   const RedisOptions options_;
   RedisHooks hooks_;
-  const std::string endpoint_;  // "host:port", for messages
+  std::string endpoint_;  // the primary's "host:port", for messages (io thread after start)
   const std::chrono::milliseconds tick_period_;
 
   // Thread-safe views.
@@ -942,7 +1150,15 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   std::optional<ssl::context> tls_;        // rediss://
   std::optional<std::string> tls_error_;   // why tls_ cannot be used (every attempt fails)
   std::optional<tcp::resolver> resolver_;  // reset by Shutdown
-  std::set<std::string> wanted_;           // channels to keep subscribed
+  // Behind a Sentinel: where the primary is, the Sentinel connection, which Sentinel is next,
+  // and why the session must end for the primary moved (READONLY, +switch-master).
+  std::string primary_host_;
+  std::uint16_t primary_port_ = 0;
+  std::shared_ptr<Conn> sentinel_;
+  std::size_t next_sentinel_ = 0;
+  std::optional<std::string> topology_change_;
+  std::optional<asio::steady_timer> watch_timer_;  // reset by Shutdown
+  std::set<std::string> wanted_;                   // channels to keep subscribed
   std::map<std::string, std::vector<std::function<void()>>> waiting_confirms_;  // not sent yet
   std::deque<SubRequest> sub_inflight_;
   std::vector<std::function<void()>> events_;

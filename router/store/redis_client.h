@@ -27,6 +27,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -70,8 +71,19 @@ struct RedisTlsOptions {
   std::string server_name;
 };
 
+// Redis behind Sentinel: the client asks a Sentinel where the primary of `master_name` is (the
+// next Sentinel in turn on each connection attempt), connects there only if ROLE says primary,
+// keeps a Sentinel connection subscribed to +switch-master, and starts a new session (every
+// subscription again) when the primary moves: on +switch-master, on READONLY from the node it
+// writes to, or when a Sentinel it reconnects to names another primary.
+struct RedisSentinelOptions {
+  std::vector<std::pair<std::string, std::uint16_t>> sentinels;  // empty: host and port below
+  std::string master_name;
+  std::string username, password;  // the Sentinels' own AUTH, if they ask for one
+};
+
 struct RedisOptions {
-  std::string host = "127.0.0.1";  // an address or a name
+  std::string host = "127.0.0.1";  // an address or a name (unused behind Sentinel)
   std::uint16_t port = 6379;
   std::string username;  // an ACL user: AUTH USERNAME PASSWORD (empty: AUTH PASSWORD)
   std::string password;  // AUTH when not empty
@@ -84,7 +96,8 @@ struct RedisOptions {
   // Commands accepted and not yet answered, both connections (see pending()).
   std::size_t max_pending = 10000;
   std::chrono::milliseconds backoff_min{100}, backoff_max{5000};
-  RedisTlsOptions tls;
+  RedisTlsOptions tls;  // not to Sentinels
+  RedisSentinelOptions sentinel;
 };
 
 struct RedisHooks {  // all called on the io_context thread; any may be empty

@@ -67,8 +67,18 @@ void CheckHostPort(std::string_view text) {
 }
 
 void CheckRedisUrl(const app::RedisUrl& url, std::string_view text) {
-  if (url.host.empty()) Fail("ParseStoreUrl: empty host", text);
-  if (url.port == 0) Fail("ParseStoreUrl: port 0", text);
+  if (url.sentinels.empty()) {
+    if (url.host.empty()) Fail("ParseStoreUrl: empty host", text);
+    if (url.port == 0) Fail("ParseStoreUrl: port 0", text);
+  } else {
+    for (const auto& s : url.sentinels) {
+      if (s.host.empty() || s.port == 0) Fail("ParseStoreUrl: a Sentinel without address", text);
+    }
+    if (url.master_name.empty() || url.master_name.find_first_of("/ \t\r\n") != std::string::npos) {
+      Fail("ParseStoreUrl: a primary's name that cannot be printed back", text);
+    }
+    if (url.tls) Fail("ParseStoreUrl: TLS behind Sentinel", text);
+  }
   if (url.db < 0 || url.db > 15) Fail("ParseStoreUrl: db outside [0, 15]", text);
   if (!url.username.empty() && url.password.empty()) Fail("ParseStoreUrl: user, no password", text);
   if (url.username.find_first_of(": \t\r\n") != std::string::npos) {
@@ -90,11 +100,25 @@ void CheckStoreUrl(std::string_view text) {
   CheckRedisUrl(*url, text);
   // Hosts are not validated here (names are resolved at start-up), so a host holding '[' or ']'
   // cannot be printed back unambiguously; such a host never resolves anyway.
-  if (url->host.find_first_of("[]") != std::string::npos) return;
-  std::string printed = url->tls ? "rediss://" : "redis://";
-  if (!url->password.empty()) printed += url->username + ":" + url->password + "@";
-  printed += url->host.find(':') != std::string::npos ? "[" + url->host + "]" : url->host;
-  printed += ":" + std::to_string(url->port) + "/" + std::to_string(url->db);
+  auto host = [](const std::string& h) {
+    return h.find(':') != std::string::npos ? "[" + h + "]" : h;
+  };
+  std::string printed;
+  if (url->sentinels.empty()) {
+    if (url->host.find_first_of("[]") != std::string::npos) return;
+    printed = url->tls ? "rediss://" : "redis://";
+    if (!url->password.empty()) printed += url->username + ":" + url->password + "@";
+    printed += host(url->host) + ":" + std::to_string(url->port) + "/" + std::to_string(url->db);
+  } else {
+    printed = "redis-sentinel://";
+    if (!url->password.empty()) printed += url->username + ":" + url->password + "@";
+    for (std::size_t i = 0; i < url->sentinels.size(); ++i) {
+      const auto& s = url->sentinels[i];
+      if (s.host.find_first_of("[]") != std::string::npos) return;
+      printed += (i ? "," : "") + host(s.host) + ":" + std::to_string(s.port);
+    }
+    printed += "/" + url->master_name + "/" + std::to_string(url->db);
+  }
   const auto again = app::ParseStoreUrl(printed);
   const auto* again_url = std::get_if<0>(&again);
   if (again_url == nullptr || !*again_url || !(**again_url == *url)) {

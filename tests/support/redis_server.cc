@@ -122,6 +122,22 @@ bool RedisServer::Launch() {
                                    logfile,
                                    "--daemonize",
                                    "no"};
+  if (options_.replica_of != 0) {
+    args.push_back("--replicaof");
+    args.push_back("127.0.0.1");
+    args.push_back(std::to_string(options_.replica_of));
+  }
+  if (options_.sentinel_for != 0) {
+    // A Sentinel reads (and rewrites) a configuration file; written again on every launch.
+    const std::string conf = (dir_ / "sentinel.conf").string();
+    const std::string& name = options_.master_name;
+    std::ofstream(conf) << "port " << port << "\nbind 127.0.0.1\ndir " << dir << "\nlogfile "
+                        << logfile << "\nsentinel monitor " << name << " 127.0.0.1 "
+                        << options_.sentinel_for << " 2\nsentinel down-after-milliseconds " << name
+                        << " 1000\nsentinel failover-timeout " << name
+                        << " 5000\nsentinel parallel-syncs " << name << " 1\n";
+    args = {options_.binary, conf, "--sentinel"};
+  }
   if (!options_.password.empty()) {
     args.push_back("--requirepass");
     args.push_back(options_.password);

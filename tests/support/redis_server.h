@@ -20,6 +20,12 @@ struct RedisServerOptions {
   // A directory holding cert.pem and key.pem (self-signed; also the CA), when not empty: a TLS
   // port besides the plain one (tls_port()), which asks clients for a certificate signed by it.
   std::string tls_dir;
+  // A replica of the primary on this port of 127.0.0.1 (replicaof), when not 0.
+  std::uint16_t replica_of = 0;
+  // A Sentinel (redis-server --sentinel) monitoring the primary on this port of 127.0.0.1 as
+  // `master_name`, quorum 2, down after 1 s, when not 0 (the other fields are then ignored).
+  std::uint16_t sentinel_for = 0;
+  std::string master_name = "vrouter";
 };
 
 class RedisServer {

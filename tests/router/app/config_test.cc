@@ -18,6 +18,19 @@ struct Env {
   }
 };
 
+// A plain (or TLS) store URL, field by field.
+RedisUrl Url(std::string host, std::uint16_t port, std::string password, int db,
+             std::string username, bool tls = false) {
+  RedisUrl u;
+  u.host = std::move(host);
+  u.port = port;
+  u.password = std::move(password);
+  u.db = db;
+  u.username = std::move(username);
+  u.tls = tls;
+  return u;
+}
+
 ParsedArgs Parse(std::vector<std::string> args, const Env& env = {}) {
   HostFacts host;
   host.hardware_threads = 4;
@@ -184,7 +197,7 @@ TEST(ConfigTest, StoreIsMemoryByDefaultAndRedisByUrl) {
   p = Parse({"--listen", "127.0.0.1:1", "--lease-ttl-ms", "3000"}, env);
   ASSERT_TRUE(p.config) << p.error;
   ASSERT_TRUE(p.config->redis);
-  EXPECT_EQ(*p.config->redis, (RedisUrl{"redis.internal", 6380, "s3cret", 2, ""}));
+  EXPECT_EQ(*p.config->redis, (Url("redis.internal", 6380, "s3cret", 2, "")));
   EXPECT_EQ(p.config->lease_ttl, std::chrono::milliseconds(3000));
 }
 
@@ -222,16 +235,27 @@ TEST(ConfigTest, StoreUrlForms) {
     EXPECT_TRUE(r.ok()) << text << ": " << (r.ok() ? "" : r.error().message);
     return r.index() == 0 ? std::get<0>(r) : std::nullopt;
   };
-  EXPECT_EQ(ok("redis://127.0.0.1"), (RedisUrl{"127.0.0.1", 6379, "", 0, ""}));
-  EXPECT_EQ(ok("redis://user:pw@10.0.0.1:7000"), (RedisUrl{"10.0.0.1", 7000, "pw", 0, "user"}));
-  EXPECT_EQ(ok("redis://:pw@10.0.0.1:7000"), (RedisUrl{"10.0.0.1", 7000, "pw", 0, ""}));
-  EXPECT_EQ(ok("redis://[::1]:6390/3"), (RedisUrl{"::1", 6390, "", 3, ""}));
+  EXPECT_EQ(ok("redis://127.0.0.1"), (Url("127.0.0.1", 6379, "", 0, "")));
+  EXPECT_EQ(ok("redis://user:pw@10.0.0.1:7000"), (Url("10.0.0.1", 7000, "pw", 0, "user")));
+  EXPECT_EQ(ok("redis://:pw@10.0.0.1:7000"), (Url("10.0.0.1", 7000, "pw", 0, "")));
+  EXPECT_EQ(ok("redis://[::1]:6390/3"), (Url("::1", 6390, "", 3, "")));
   EXPECT_EQ(ok("rediss://user:pw@redis.example:6380/1"),
-            (RedisUrl{"redis.example", 6380, "pw", 1, "user", /*tls=*/true}));
+            (Url("redis.example", 6380, "pw", 1, "user", /*tls=*/true)));
+  const auto sentinel = ok("redis-sentinel://u:pw@10.0.0.1:26380,s2,[::1]:5/vr-main/2");
+  ASSERT_TRUE(sentinel.has_value());
+  EXPECT_EQ(sentinel->sentinels,
+            (std::vector<RedisUrl::Node>{{"10.0.0.1", 26380}, {"s2", 26379}, {"::1", 5}}));
+  EXPECT_EQ(sentinel->master_name, "vr-main");
+  EXPECT_EQ(sentinel->db, 2);
+  EXPECT_EQ(sentinel->username, "u");
+  EXPECT_EQ(sentinel->password, "pw");
+  EXPECT_FALSE(sentinel->tls);
   for (std::string_view bad :
-       {"rediss://", "rediss:/h:1", "redis://", "redis://host:0", "redis://host:70000",
-        "redis://host:12x", "redis://host/16", "redis://[::1", "mysql://x", "", "redis",
-        "redis://vrouter:@h:1", "redis://a b:pw@h:1"}) {
+       {"redis-sentinel://h1:1,h2:2", "redis-sentinel://h1:1/", "redis-sentinel://h1:1,/m",
+        "redis-sentinel://h1:0/m", "redis-sentinel://h1/m/16", "redis-sentinel:///m", "rediss://",
+        "rediss:/h:1", "redis://", "redis://host:0", "redis://host:70000", "redis://host:12x",
+        "redis://host/16", "redis://[::1", "mysql://x", "", "redis", "redis://vrouter:@h:1",
+        "redis://a b:pw@h:1"}) {
     auto r = ParseStoreUrl(bad);
     EXPECT_EQ(r.index(), 1u) << bad;
   }

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <future>
+#include <iostream>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -652,6 +653,119 @@ TEST_F(RedisClientTest, GarbageFromTheServerIsAProtocolError) {
   EXPECT_NE(why.find("protocol error from 127.0.0.1:"), std::string::npos) << why;
   stop = true;
   garbage.join();
+}
+
+// One command on a fresh client to 127.0.0.1:`port` (a replica, a Sentinel): its result.
+RedisResult OneShot(IoThread& io, std::uint16_t port, std::vector<std::string> args) {
+  Recorder rec;
+  RedisOptions o;
+  o.port = port;
+  auto client = std::make_unique<RedisClient>(io.io(), o, rec.Hooks());
+  client->Start();
+  auto p = std::make_shared<std::promise<RedisResult>>();
+  auto fut = p->get_future();
+  rec.WaitFor([&] { return rec.ups >= 1; }, 5s);
+  client->Command(std::move(args), [p](RedisResult r) { p->set_value(std::move(r)); });
+  RedisResult r = fut.wait_for(kWait) == std::future_status::ready
+                      ? fut.get()
+                      : RedisResult(RedisFailure{RedisFailureKind::kStopped, "no answer"});
+  io.Run([&] { client.reset(); });
+  return r;
+}
+
+bool ReplyHolds(const RedisResult& r, std::string_view text) {
+  const auto* reply = std::get_if<RedisReply>(&r);
+  return reply != nullptr && reply->str.find(text) != std::string::npos;
+}
+
+// Issue 18, Sentinel: the client finds the primary through three Sentinels, and when the primary
+// is killed (kill -9) follows the failover to the promoted replica by itself: writes resume,
+// data written before is there, and subscriptions are made again.
+TEST_F(RedisClientTest, SentinelFollowsAFailoverAndResubscribes) {
+  RedisServer primary;
+  ASSERT_TRUE(primary.ok()) << primary.error();
+  RedisServerOptions replica_options;
+  replica_options.replica_of = primary.port();
+  RedisServer replica(replica_options);
+  ASSERT_TRUE(replica.ok()) << replica.error();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (
+      !ReplyHolds(OneShot(io_, replica.port(), {"INFO", "replication"}), "master_link_status:up")) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the replica never synced";
+    std::this_thread::sleep_for(50ms);
+  }
+  std::vector<std::unique_ptr<RedisServer>> sentinels;
+  RedisOptions o;
+  o.backoff_min = 20ms;
+  o.backoff_max = 200ms;
+  o.sentinel.master_name = "vrouter";
+  for (int i = 0; i < 3; ++i) {
+    RedisServerOptions so;
+    so.sentinel_for = primary.port();
+    sentinels.push_back(std::make_unique<RedisServer>(so));
+    ASSERT_TRUE(sentinels.back()->ok()) << sentinels.back()->error();
+    o.sentinel.sentinels.emplace_back("127.0.0.1", sentinels.back()->port());
+  }
+  // Each Sentinel must know the replica (from the primary's INFO) to be able to promote it.
+  auto replicas_known = [&](std::uint16_t port) {
+    const RedisResult r = OneShot(io_, port, {"SENTINEL", "replicas", "vrouter"});
+    const auto* reply = std::get_if<RedisReply>(&r);
+    return reply != nullptr && !reply->elements.empty();
+  };
+  for (const auto& s : sentinels) {
+    while (!replicas_known(s->port())) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline + 10s) << "a Sentinel never saw it";
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  StartClient(o);
+  EXPECT_EQ(ReplyOf(Call({"SET", "before", "1"})).str, "OK");
+  EXPECT_EQ(ReplyOf(Call({"WAIT", "1", "2000"})).integer, 1);  // on the replica too
+  std::promise<void> confirmed;
+  client_->Subscribe("news", [&] { confirmed.set_value(); });
+  ASSERT_EQ(confirmed.get_future().wait_for(kWait), std::future_status::ready);
+
+  const auto killed = std::chrono::steady_clock::now();
+  primary.Kill();
+  ASSERT_TRUE(rec_.WaitFor([&] { return rec_.ups >= 2; }, 30s)) << "never up on a new primary";
+  const auto took = std::chrono::steady_clock::now() - killed;
+  std::cout << "up again on the promoted replica "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+            << " ms after kill -9 of the primary\n";
+  {
+    std::lock_guard lock(rec_.mu);
+    ASSERT_FALSE(rec_.downs.empty());
+    std::cout << "down: " << rec_.downs[0] << "\n";
+  }
+  EXPECT_EQ(ReplyOf(Call({"GET", "before"})).str, "1");
+  EXPECT_EQ(ReplyOf(Call({"SET", "after", "2"})).str, "OK");
+  const RedisReply role = ReplyOf(OneShot(io_, replica.port(), {"ROLE"}));
+  ASSERT_FALSE(role.elements.empty());
+  EXPECT_EQ(role.elements[0].str, "master");  // the client writes to the promoted replica
+  EXPECT_TRUE(PollInteger({"PUBLISH", "news", "again"}, 0, 1)) << "never resubscribed";
+  EXPECT_TRUE(rec_.WaitFor([&] {
+    return std::find(rec_.log.begin(), rec_.log.end(), "message news again") != rec_.log.end();
+  }));
+}
+
+// A Sentinel that does not know the name, and no Sentinel at all: typed reasons, retries.
+TEST_F(RedisClientTest, SentinelProblemsSayWhy) {
+  StartServer();
+  RedisServerOptions so;
+  so.sentinel_for = server_->port();
+  RedisServer sentinel(so);
+  ASSERT_TRUE(sentinel.ok()) << sentinel.error();
+  RedisOptions unknown = Options();
+  unknown.sentinel.sentinels = {{"127.0.0.1", sentinel.port()}};
+  unknown.sentinel.master_name = "nobody";
+  const std::string why = FirstDown(io_, unknown);
+  EXPECT_NE(why.find("knows no primary named 'nobody'"), std::string::npos) << why;
+
+  RedisOptions none = Options();
+  none.sentinel.sentinels = {{"127.0.0.1", 1}};
+  none.sentinel.master_name = "vrouter";
+  const std::string refused = FirstDown(io_, none);
+  EXPECT_NE(refused.find("connect to 127.0.0.1:1 failed"), std::string::npos) << refused;
 }
 
 }  // namespace
