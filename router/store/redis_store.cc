@@ -865,6 +865,7 @@ class RedisStore::Impl {
 
   void Reassert(const assign::Assignment& own) {
     log::Info("store_reassert", {{"user", own.user}, {"server", own.server}});
+    metrics_.store_reasserted->Increment();
     PutScript(
         own, 0, own.epoch, "", [](const StoreResult<assign::PutResult>&) {}, /*claim=*/false);
   }

@@ -225,6 +225,11 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
                        .Help("Full resynchronizations of the local copy after a Redis outage")
                        .Register(r)
                        .Add({});
+  store_reasserted = &BuildCounter()
+                          .Name("vrouter_store_reasserted_total")
+                          .Help("Live users' assignments written back after Redis lost them")
+                          .Register(r)
+                          .Add({});
   store_space_loads = &BuildCounter()
                            .Name("vrouter_store_space_loads_total")
                            .Help("Space snapshots loaded into the local copy")

@@ -82,8 +82,11 @@ class Metrics {
   prometheus::Counter* redis_command_errors = nullptr;  // failed: disconnected, timeout, full
   prometheus::Counter* redis_reconnects = nullptr;      // connection attempts after an outage
   prometheus::Gauge* redis_up = nullptr;
-  prometheus::Gauge* redis_pending = nullptr;        // commands sent and not yet answered
-  prometheus::Counter* store_resyncs = nullptr;      // full resynchronizations after an outage
+  prometheus::Gauge* redis_pending = nullptr;    // commands sent and not yet answered
+  prometheus::Counter* store_resyncs = nullptr;  // full resynchronizations after an outage
+  // Live sessions' assignments written back because Redis no longer held them (a restart, a
+  // failover that lost the last writes).
+  prometheus::Counter* store_reasserted = nullptr;
   prometheus::Counter* store_space_loads = nullptr;  // space snapshots loaded
   prometheus::Gauge* store_local_spaces = nullptr;   // spaces held in local memory
   prometheus::Counter* store_gaps = nullptr;  // change streams that skipped a sequence number

@@ -264,4 +264,83 @@ bool RedisServer::Restart() {
   return Launch();
 }
 
+std::string InlineCommand(std::uint16_t port, const std::string& command) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {};
+  timeval tv{0, 500 * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  std::string out;
+  const std::string line = command + "\r\n";
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::send(fd, line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size())) {
+    char buf[4096];
+    ssize_t n = 0;
+    // A reply of a few KB at most arrives in one go on loopback; stop at the first short read.
+    while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) {
+      out.append(buf, static_cast<std::size_t>(n));
+      if (n < static_cast<ssize_t>(sizeof(buf))) break;
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+bool SentinelFleet::Start(std::string& error) {
+  primary_ = std::make_unique<RedisServer>();
+  if (!primary_->ok()) {
+    error = "primary: " + primary_->error();
+    return false;
+  }
+  RedisServerOptions replica;
+  replica.replica_of = primary_->port();
+  replica_ = std::make_unique<RedisServer>(replica);
+  if (!replica_->ok()) {
+    error = "replica: " + replica_->error();
+    return false;
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (InlineCommand(replica_->port(), "INFO replication").find("master_link_status:up") ==
+         std::string::npos) {
+    if (Clock::now() > deadline) {
+      error = "the replica never synced";
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  for (int i = 0; i < 3; ++i) {
+    RedisServerOptions s;
+    s.sentinel_for = primary_->port();
+    s.master_name = kMasterName;
+    sentinels_.push_back(std::make_unique<RedisServer>(s));
+    if (!sentinels_.back()->ok()) {
+      error = "sentinel: " + sentinels_.back()->error();
+      return false;
+    }
+  }
+  for (const auto& s : sentinels_) {
+    // "*0" while it knows no replica (it learns them from the primary's INFO).
+    while (!InlineCommand(s->port(), std::string("SENTINEL replicas ") + kMasterName)
+                .starts_with("*1")) {
+      if (Clock::now() > deadline) {
+        error = "a Sentinel never saw the replica";
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  return true;
+}
+
+std::vector<std::uint16_t> SentinelFleet::sentinel_ports() const {
+  std::vector<std::uint16_t> out;
+  out.reserve(sentinels_.size());
+  for (const auto& s : sentinels_) out.push_back(s->port());
+  return out;
+}
+
 }  // namespace vrouter::testing

@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace vrouter::testing {
 
@@ -62,5 +64,25 @@ class RedisServer {
   bool paused_ = false;
   std::string error_;
 };
+
+// A primary, its replica and three Sentinels watching it (as "vrouter"), all on 127.0.0.1: what
+// the Sentinel tests fail over. Start() returns once the replica is in sync and every Sentinel
+// knows it (so that it can be promoted).
+class SentinelFleet {
+ public:
+  bool Start(std::string& error);
+  RedisServer& primary() { return *primary_; }
+  RedisServer& replica() { return *replica_; }
+  std::vector<std::uint16_t> sentinel_ports() const;
+  static constexpr const char* kMasterName = "vrouter";
+
+ private:
+  std::unique_ptr<RedisServer> primary_, replica_;
+  std::vector<std::unique_ptr<RedisServer>> sentinels_;
+};
+
+// An inline command (e.g. "INFO replication") to 127.0.0.1:`port` over a fresh socket: what
+// arrives within 500 ms (empty when nothing does). For tests' readiness checks.
+std::string InlineCommand(std::uint16_t port, const std::string& command);
 
 }  // namespace vrouter::testing

@@ -673,51 +673,19 @@ RedisResult OneShot(IoThread& io, std::uint16_t port, std::vector<std::string> a
   return r;
 }
 
-bool ReplyHolds(const RedisResult& r, std::string_view text) {
-  const auto* reply = std::get_if<RedisReply>(&r);
-  return reply != nullptr && reply->str.find(text) != std::string::npos;
-}
-
 // Issue 18, Sentinel: the client finds the primary through three Sentinels, and when the primary
 // is killed (kill -9) follows the failover to the promoted replica by itself: writes resume,
 // data written before is there, and subscriptions are made again.
 TEST_F(RedisClientTest, SentinelFollowsAFailoverAndResubscribes) {
-  RedisServer primary;
-  ASSERT_TRUE(primary.ok()) << primary.error();
-  RedisServerOptions replica_options;
-  replica_options.replica_of = primary.port();
-  RedisServer replica(replica_options);
-  ASSERT_TRUE(replica.ok()) << replica.error();
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (
-      !ReplyHolds(OneShot(io_, replica.port(), {"INFO", "replication"}), "master_link_status:up")) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the replica never synced";
-    std::this_thread::sleep_for(50ms);
-  }
-  std::vector<std::unique_ptr<RedisServer>> sentinels;
+  vrouter::testing::SentinelFleet fleet;
+  std::string error;
+  ASSERT_TRUE(fleet.Start(error)) << error;
   RedisOptions o;
   o.backoff_min = 20ms;
   o.backoff_max = 200ms;
-  o.sentinel.master_name = "vrouter";
-  for (int i = 0; i < 3; ++i) {
-    RedisServerOptions so;
-    so.sentinel_for = primary.port();
-    sentinels.push_back(std::make_unique<RedisServer>(so));
-    ASSERT_TRUE(sentinels.back()->ok()) << sentinels.back()->error();
-    o.sentinel.sentinels.emplace_back("127.0.0.1", sentinels.back()->port());
-  }
-  // Each Sentinel must know the replica (from the primary's INFO) to be able to promote it.
-  auto replicas_known = [&](std::uint16_t port) {
-    const RedisResult r = OneShot(io_, port, {"SENTINEL", "replicas", "vrouter"});
-    const auto* reply = std::get_if<RedisReply>(&r);
-    return reply != nullptr && !reply->elements.empty();
-  };
-  for (const auto& s : sentinels) {
-    while (!replicas_known(s->port())) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline + 10s) << "a Sentinel never saw it";
-      std::this_thread::sleep_for(100ms);
-    }
-  }
+  o.sentinel.master_name = vrouter::testing::SentinelFleet::kMasterName;
+  for (std::uint16_t port : fleet.sentinel_ports())
+    o.sentinel.sentinels.emplace_back("127.0.0.1", port);
   StartClient(o);
   EXPECT_EQ(ReplyOf(Call({"SET", "before", "1"})).str, "OK");
   EXPECT_EQ(ReplyOf(Call({"WAIT", "1", "2000"})).integer, 1);  // on the replica too
@@ -726,7 +694,7 @@ TEST_F(RedisClientTest, SentinelFollowsAFailoverAndResubscribes) {
   ASSERT_EQ(confirmed.get_future().wait_for(kWait), std::future_status::ready);
 
   const auto killed = std::chrono::steady_clock::now();
-  primary.Kill();
+  fleet.primary().Kill();
   ASSERT_TRUE(rec_.WaitFor([&] { return rec_.ups >= 2; }, 30s)) << "never up on a new primary";
   const auto took = std::chrono::steady_clock::now() - killed;
   std::cout << "up again on the promoted replica "
@@ -739,7 +707,7 @@ TEST_F(RedisClientTest, SentinelFollowsAFailoverAndResubscribes) {
   }
   EXPECT_EQ(ReplyOf(Call({"GET", "before"})).str, "1");
   EXPECT_EQ(ReplyOf(Call({"SET", "after", "2"})).str, "OK");
-  const RedisReply role = ReplyOf(OneShot(io_, replica.port(), {"ROLE"}));
+  const RedisReply role = ReplyOf(OneShot(io_, fleet.replica().port(), {"ROLE"}));
   ASSERT_FALSE(role.elements.empty());
   EXPECT_EQ(role.elements[0].str, "master");  // the client writes to the promoted replica
   EXPECT_TRUE(PollInteger({"PUBLISH", "news", "again"}, 0, 1)) << "never resubscribed";

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <iostream>
 #include <latch>
 #include <memory>
 #include <mutex>
@@ -1584,6 +1585,138 @@ TEST_F(RedisStoreTrustTest, FleetMessagesNeedTheReplicaKey) {
   }
   EXPECT_GE(Counted(h_.metrics().fleet_gossip_rejected, "reason", "unsigned"), 1.0);
   EXPECT_GE(Counted(h_.metrics().fleet_gossip_rejected, "reason", "bad_mac"), 1.0);
+}
+
+// Issue 18, Sentinel: kill -9 of the primary while two replicas write. The stores follow the
+// failover by themselves, writes resume within the failover time plus 2 s, and no live user is
+// lost: what the failover lost (the replica was behind) is written back from the replicas' live
+// sessions when they reload their spaces.
+TEST(RedisSentinelTest, APrimaryKilledUnderLoadLosesNoLiveUser) {
+  vrouter::testing::SentinelFleet fleet;
+  std::string error;
+  ASSERT_TRUE(fleet.Start(error)) << error;
+  telemetry::Metrics metrics{"test", "test"};
+  Replaced replaced, peer_replaced;
+  auto options = [&](const std::string& replica) {
+    RedisStoreOptions o;
+    o.redis.sentinel.master_name = vrouter::testing::SentinelFleet::kMasterName;
+    for (std::uint16_t port : fleet.sentinel_ports()) {
+      o.redis.sentinel.sentinels.emplace_back("127.0.0.1", port);
+    }
+    o.redis.connect_timeout = 300ms;
+    o.redis.command_timeout = 300ms;
+    o.redis.backoff_min = 50ms;
+    o.redis.backoff_max = 200ms;
+    o.replica_id = replica;
+    o.resume_grace = 60s;  // nobody expires while the test runs
+    o.lease_ttl = 10s;     // nor does a replica, through the outage
+    o.housekeeping_interval = 100ms;
+    o.replica_key = "test-replica-key-0123456789";
+    return o;
+  };
+  RedisStore a(options("r1"), metrics, replaced.Handler());
+  RedisStore b(options("r2"), metrics, peer_replaced.Handler());
+  a.Start();
+  b.Start();
+  ASSERT_TRUE(WaitUntil([&] { return a.Problem().empty() && b.Problem().empty(); }))
+      << a.Problem() << " / " << b.Problem();
+  constexpr int kSpaces = 4;
+  auto space_of = [](int i) { return "room-" + std::to_string(i % kSpaces); };
+  for (int i = 0; i < kSpaces; ++i) {
+    a.EnterSpace(space_of(i));
+    b.EnterSpace(space_of(i));
+  }
+
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> live;  // (user, space) written
+  std::optional<Clock::time_point> killed_at, resumed_at;
+  std::atomic<int> refused{0};
+  std::atomic<bool> stop{false};
+  auto writer = [&](AssignmentStore& s, const std::string& replica) {
+    for (int i = 0; !stop; ++i) {
+      const std::string user = replica + "-u" + std::to_string(i);
+      bool after_kill = false;  // a write begun before the kill may still be answered after it
+      {
+        std::lock_guard lock(mu);
+        after_kill = killed_at.has_value();
+      }
+      const auto r = PutR(s,
+                          Assignment{user, space_of(i), "vs-1", 0, replica,
+                                     static_cast<std::uint64_t>(i + 1), Clock::now()},
+                          0);
+      const auto* put = std::get_if<PutResult>(&r);
+      if (put != nullptr && put->written) {
+        std::lock_guard lock(mu);
+        live.emplace_back(user, space_of(i));
+        if (after_kill && !resumed_at) resumed_at = Clock::now();
+      } else {
+        ++refused;  // unavailable through the failover: a client would retry
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+  };
+  std::thread wa(writer, std::ref(a), "r1"), wb(writer, std::ref(b), "r2");
+  std::this_thread::sleep_for(1s);
+  // The replica falls behind: stopped, and cut off from the primary, while writes go on for
+  // 300 ms; the failover then loses them, as an asynchronous replica can.
+  ASSERT_TRUE(fleet.replica().Pause());
+  {
+    RawRedis primary(fleet.primary().port());
+    ASSERT_TRUE(primary.ok());
+    ASSERT_TRUE(primary.Call({"CLIENT", "KILL", "TYPE", "replica"}).has_value());
+  }
+  std::this_thread::sleep_for(300ms);
+  {
+    std::lock_guard lock(mu);
+    killed_at = Clock::now();
+  }
+  fleet.primary().Kill();
+  ASSERT_TRUE(fleet.replica().Resume());
+  const bool resumed = WaitUntil(
+      [&] {
+        std::lock_guard lock(mu);
+        return resumed_at.has_value();
+      },
+      30s);
+  std::this_thread::sleep_for(1s);  // writes go on after the failover
+  stop = true;
+  wa.join();
+  wb.join();
+  ASSERT_TRUE(resumed) << "writes never resumed after the primary was killed";
+  const auto failover = *resumed_at - *killed_at;
+  // Sentinel: down after 1 s, then the election and the promotion; the client then needs a
+  // second or two to reconnect (its backoff) and to find the new primary.
+  EXPECT_LT(failover, 10s);
+
+  // Every live user is in Redis, on the promoted replica, within the bound.
+  RawRedis raw(fleet.replica().port());
+  ASSERT_TRUE(raw.ok());
+  std::vector<std::pair<std::string, std::string>> missing;
+  const bool all_there = WaitUntil(
+      [&] {
+        missing.clear();
+        std::lock_guard lock(mu);
+        for (const auto& [user, space] : live) {
+          const auto r = raw.Call({"HGET", redis::SpaceKey(space), user});
+          const auto* reply = r ? std::get_if<RedisReply>(&*r) : nullptr;
+          if (reply == nullptr || reply->type != RedisReply::Type::kString) {
+            missing.emplace_back(user, space);
+          }
+        }
+        return missing.empty();
+      },
+      15s);
+  std::cout << "sentinel failover under load: writes resumed "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(failover).count()
+            << " ms after kill -9 of the primary; " << live.size() << " users written, "
+            << refused.load() << " writes refused meanwhile (retryable), "
+            << metrics.store_reasserted->Value() << " written back, " << missing.size()
+            << " missing\n";
+  EXPECT_TRUE(all_there) << missing.size() << " live users lost, e.g. "
+                         << (missing.empty() ? "" : missing[0].first);
+  EXPECT_GT(metrics.store_reasserted->Value(), 0) << "the failover lost nothing: not tested";
+  a.Stop();
+  b.Stop();
 }
 
 // Issue 18: the ACL user of deploy/redis/vrouter.acl-rules runs what the contract suite does not
