@@ -122,6 +122,16 @@ bool RedisServer::Launch() {
                                    logfile,
                                    "--daemonize",
                                    "no"};
+  if (options_.cluster_node) {
+    args.push_back("--cluster-enabled");
+    args.push_back("yes");
+    args.push_back("--cluster-config-file");
+    args.push_back((dir_ / "nodes.conf").string());
+    // The bus port defaults to the port + 10000, past 65535 for most ephemeral ports.
+    if (cluster_bus_port_ == 0) cluster_bus_port_ = FreePort();
+    args.push_back("--cluster-port");
+    args.push_back(std::to_string(cluster_bus_port_));
+  }
   if (options_.replica_of != 0) {
     args.push_back("--replicaof");
     args.push_back("127.0.0.1");
@@ -193,7 +203,20 @@ bool RedisServer::Launch() {
   ::close(out);
   pid_ = pid;
   paused_ = false;
-  return WaitReady();
+  if (!WaitReady()) return false;
+  if (!options_.cluster_node) return true;
+  // Every slot to this node (a no-op error on a restart: it keeps them in nodes.conf), then wait
+  // for the cluster to say ok.
+  InlineCommand(port_, "CLUSTER ADDSLOTSRANGE 0 16383");
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (InlineCommand(port_, "CLUSTER INFO").find("cluster_state:ok") == std::string::npos) {
+    if (Clock::now() > deadline) {
+      error_ = "the one-node cluster never reached cluster_state:ok";
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
 }
 
 bool RedisServer::WaitReady() {

@@ -28,6 +28,9 @@ struct RedisServerOptions {
   // `master_name`, quorum 2, down after 1 s, when not 0 (the other fields are then ignored).
   std::uint16_t sentinel_for = 0;
   std::string master_name = "vrouter";
+  // A Redis Cluster node (cluster-enabled) that serves all 16384 slots alone: it answers as a
+  // cluster does, CROSSSLOT included, without other nodes.
+  bool cluster_node = false;
 };
 
 class RedisServer {
@@ -60,6 +63,7 @@ class RedisServer {
   std::filesystem::path dir_;
   std::uint16_t port_ = 0;
   std::uint16_t tls_port_ = 0;
+  std::uint16_t cluster_bus_port_ = 0;
   pid_t pid_ = -1;
   bool paused_ = false;
   std::string error_;

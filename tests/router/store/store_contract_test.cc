@@ -57,6 +57,7 @@ using assign::AssignmentChange;
 using assign::PutResult;
 using Clock = std::chrono::steady_clock;
 using Kind = AssignmentChange::Kind;
+using vrouter::testing::InlineCommand;
 using vrouter::testing::RedisServer;
 
 constexpr auto kWait = 5s;  // the bound on every wait
@@ -316,9 +317,11 @@ std::string AclUserDirective() {
   return std::string(kAclUser) + " on >" + std::string(kAclPassword) + " " + rules;
 }
 
-// How the stores reach Redis: as its default user, as the minimal ACL user, or over TLS (with a
-// client certificate, the server's own test certificate as the CA).
-enum class RedisUser { kDefault, kAcl, kTls };
+// How the stores reach Redis: as its default user, as the minimal ACL user, over TLS (with a
+// client certificate, the server's own test certificate as the CA), or on a Redis Cluster node
+// that serves every slot (issue 18: any command or script whose declared keys span two slots
+// fails there with CROSSSLOT, so the whole contract proves each stays in one slot).
+enum class RedisUser { kDefault, kAcl, kTls, kClusterNode };
 
 template <RedisUser kUser>
 class RedisHarnessFor final : public Harness {
@@ -329,6 +332,7 @@ class RedisHarnessFor final : public Harness {
   bool Start(std::string& error) override {
     vrouter::testing::RedisServerOptions launch;
     if (kUser == RedisUser::kTls) launch.tls_dir = VROUTER_TEST_CERT_DIR;
+    launch.cluster_node = kUser == RedisUser::kClusterNode;
     if (kUser == RedisUser::kAcl) {
       launch.acl_user = AclUserDirective();
       if (launch.acl_user.size() <= kAclUser.size() + kAclPassword.size() + 6) {
@@ -336,7 +340,19 @@ class RedisHarnessFor final : public Harness {
         return false;
       }
     }
-    server_ = std::make_unique<RedisServer>(launch);
+    if (kUser == RedisUser::kClusterNode) {
+      // A cluster node takes 2 s to call itself ok after it starts (CLUSTER_WRITABLE_DELAY), so
+      // one serves every test of the process, emptied for each.
+      static RedisServer shared(launch);
+      server_ = &shared;
+      if (shared.ok() && InlineCommand(shared.port(), "FLUSHALL") != "+OK\r\n") {
+        error = "FLUSHALL on the cluster node failed";
+        return false;
+      }
+    } else {
+      owned_server_ = std::make_unique<RedisServer>(launch);
+      server_ = owned_server_.get();
+    }
     if (!server_->ok()) {
       error = "redis-server: " + server_->error();
       return false;
@@ -399,7 +415,8 @@ class RedisHarnessFor final : public Harness {
   }
 
   // Declared first: destroyed last, after the stores have stopped.
-  std::unique_ptr<RedisServer> server_;
+  std::unique_ptr<RedisServer> owned_server_;
+  RedisServer* server_ = nullptr;  // owned_server_, or the shared cluster node
   telemetry::Metrics metrics_{"test", "test"};
   std::unique_ptr<RedisStore> a_, b_;
 };
@@ -407,6 +424,7 @@ class RedisHarnessFor final : public Harness {
 using RedisHarness = RedisHarnessFor<RedisUser::kDefault>;
 using RedisAclHarness = RedisHarnessFor<RedisUser::kAcl>;
 using RedisTlsHarness = RedisHarnessFor<RedisUser::kTls>;
+using RedisClusterNodeHarness = RedisHarnessFor<RedisUser::kClusterNode>;
 
 // ------------------------------------------------------------------ the contract
 
@@ -439,15 +457,16 @@ class StoreContractTest : public ::testing::Test {
   H h_;
 };
 
-using Implementations =
-    ::testing::Types<MemoryHarness, RedisHarness, RedisAclHarness, RedisTlsHarness>;
+using Implementations = ::testing::Types<MemoryHarness, RedisHarness, RedisAclHarness,
+                                         RedisTlsHarness, RedisClusterNodeHarness>;
 class ImplementationNames {
  public:
   template <typename T>
   static std::string GetName(int) {
     if (std::is_same_v<T, MemoryHarness>) return "Memory";
     if (std::is_same_v<T, RedisHarness>) return "Redis";
-    return std::is_same_v<T, RedisAclHarness> ? "RedisAcl" : "RedisTls";
+    if (std::is_same_v<T, RedisAclHarness>) return "RedisAcl";
+    return std::is_same_v<T, RedisTlsHarness> ? "RedisTls" : "RedisClusterNode";
   }
 };
 TYPED_TEST_SUITE(StoreContractTest, Implementations, ImplementationNames);
@@ -947,6 +966,26 @@ TYPED_TEST(StoreContractTest, LoadByServerCountsUsersOfLiveSessions) {
 
 // The fleet controller keeps its model's counts with TakeLoadChanges alone: applying every change
 // it hands out must give the same counts as LoadByServer, removals (count 0) included.
+// Every shared store's admission budget, on every kind of Redis (its script takes two keys, which
+// must share a slot: RedisClusterNode fails it with CROSSSLOT otherwise); the memory store has
+// none and admits.
+TYPED_TEST(StoreContractTest, AdmissionBudgetAnswers) {
+  ASSERT_TRUE(this->h_.WaitWritable());
+  auto admit = [&](std::uint32_t cap, std::uint32_t room) {
+    return Await<StoreResult<Admission>>([&](std::function<void(StoreResult<Admission>)> done) {
+      this->store().Admit("vs-9", cap, room, 1000ms, std::move(done));
+    });
+  };
+  const auto first = admit(1, 10);
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(std::holds_alternative<Admission>(*first))
+      << StoreErrorMessage(std::get<StoreError>(*first));
+  EXPECT_TRUE(std::get<Admission>(*first).admitted);
+  const auto second = admit(1, 10);
+  ASSERT_TRUE(second.has_value() && std::holds_alternative<Admission>(*second));
+  EXPECT_EQ(std::get<Admission>(*second).admitted, !this->h_.shared());  // the cap, if shared
+}
+
 TYPED_TEST(StoreContractTest, TakenLoadChangesAddUpToTheLoad) {
   absl::flat_hash_map<std::string, std::int64_t> mirror, taken;
   auto mirrored = [&](std::int64_t a, std::int64_t b) {
