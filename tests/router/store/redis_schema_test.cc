@@ -245,5 +245,37 @@ TEST(RedisSchemaKeys, ToAssignmentCarriesTheRecord) {
                                    since}));
 }
 
+// Redis Cluster routes a script by its declared keys (KEYS), and a script that touches any other
+// key fails on a node that does not own that key's slot. So every key a script reads or writes is
+// one of its KEYS (channels are not keys: PUBLISH broadcasts across a cluster; TIME takes none).
+// With the RedisClusterNode contract tests (declared keys in one slot), this keeps every script
+// inside one slot (issue 18).
+TEST(RedisScriptsTest, EveryKeyAScriptTouchesIsDeclared) {
+  const std::pair<const char*, std::string_view> scripts[] = {
+      {"put", kPutScript},          {"attach", kAttachScript},
+      {"detach", kDetachScript},    {"remove", kRemoveScript},
+      {"expire", kExpireScript},    {"orphan", kOrphanScript},
+      {"lease", kLeaseScript},      {"pointer_delete", kPointerDeleteScript},
+      {"own_load", kOwnLoadScript}, {"hello_count", kHelloCountScript},
+      {"admit", kAdmitScript}};
+  for (const auto& [name, source] : scripts) {
+    std::size_t calls = 0;
+    for (std::size_t at = source.find("redis.call("); at != std::string_view::npos;
+         at = source.find("redis.call(", at + 1)) {
+      ++calls;
+      // redis.call('NAME', FIRST, ...): FIRST is the key for every command these scripts send
+      // but the keyless ones.
+      const std::string_view rest = source.substr(at + 11);
+      const auto name_end = rest.find('\'', 1);
+      ASSERT_NE(name_end, std::string_view::npos) << name;
+      const std::string_view command = rest.substr(1, name_end - 1);
+      if (command == "TIME" || command == "PUBLISH") continue;
+      const std::string_view first = rest.substr(name_end + 1);
+      EXPECT_TRUE(first.starts_with(", KEYS[")) << name << ": " << command << first.substr(0, 30);
+    }
+    EXPECT_GT(calls, 0u) << name;
+  }
+}
+
 }  // namespace
 }  // namespace vrouter::store::redis
