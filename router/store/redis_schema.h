@@ -114,8 +114,10 @@ inline constexpr std::string_view kCorruptReplyPrefix = "VRCORRUPT";
 // (array) reply; the replica strips it, counts and logs each defect.
 inline constexpr std::string_view kDefectsPrefix = "VRDEFECTS ";
 
-// Lua sources. Every script touches exactly one key, KEYS[1] = SpaceKey(space), so each runs
-// atomically on the shard that owns the space.
+// Lua sources. Every key a script touches is one of its KEYS, and a script's KEYS share one hash
+// tag, so each runs atomically on the shard that owns it (RedisScriptsTest and the
+// RedisClusterNode contract tests check both). The space scripts below take KEYS[1] =
+// SpaceKey(space).
 // Each refuses a space key of the wrong type (kCorruptReplyPrefix) and repairs a bad sequence.
 //   put     ARGV: user expected_epoch min_epoch server replica session space
 //           -> {1, record, seq, from_server} written | {0, current record or false} conflict
