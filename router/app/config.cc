@@ -108,6 +108,22 @@ base::Status<> ParseRedisHost(std::string_view text, std::string& host, std::uin
   return {};
 }
 
+// HOST:PORT,HOST:PORT,...
+base::Status<> ParseNodes(std::string_view text, std::uint16_t default_port, std::string_view what,
+                          std::vector<RedisUrl::Node>& out) {
+  while (true) {
+    const auto comma = text.find(',');
+    RedisUrl::Node node{"", default_port};
+    if (auto s = ParseRedisHost(text.substr(0, comma), node.host, node.port); !s.ok()) {
+      return base::Fail(std::string(what) + " " + std::to_string(out.size() + 1) + ": " +
+                        s.error().message);
+    }
+    out.push_back(std::move(node));
+    if (comma == std::string_view::npos) return {};
+    text.remove_prefix(comma + 1);
+  }
+}
+
 base::Status<> ParseDb(std::string_view db, int& out) {
   const auto [end, ec] = std::from_chars(db.data(), db.data() + db.size(), out);
   if (ec != std::errc() || end != db.data() + db.size() || out < 0 || out > 15) {
@@ -121,9 +137,10 @@ base::Status<> ParseDb(std::string_view db, int& out) {
 base::Result<std::optional<RedisUrl>> ParseStoreUrl(std::string_view text) {
   if (text == "memory") return std::nullopt;
   constexpr std::string_view kScheme = "redis://", kTlsScheme = "rediss://",
-                             kSentinelScheme = "redis-sentinel://";
+                             kSentinelScheme = "redis-sentinel://",
+                             kClusterScheme = "redis-cluster://";
   RedisUrl url;
-  bool sentinel = false;
+  bool sentinel = false, cluster = false;
   if (text.starts_with(kTlsScheme)) {
     url.tls = true;
     text.remove_prefix(kTlsScheme.size());
@@ -132,10 +149,14 @@ base::Result<std::optional<RedisUrl>> ParseStoreUrl(std::string_view text) {
   } else if (text.starts_with(kSentinelScheme)) {
     sentinel = true;
     text.remove_prefix(kSentinelScheme.size());
+  } else if (text.starts_with(kClusterScheme)) {
+    cluster = true;
+    text.remove_prefix(kClusterScheme.size());
   } else {
     return base::Fail(
-        "expected 'memory', redis[s]://[[USER]:PASSWORD@]HOST:PORT[/DB] or "
-        "redis-sentinel://[[USER]:PASSWORD@]HOST:PORT,...,HOST:PORT/MASTER[/DB]");
+        "expected 'memory', redis[s]://[[USER]:PASSWORD@]HOST:PORT[/DB], "
+        "redis-sentinel://[[USER]:PASSWORD@]HOST:PORT,...,HOST:PORT/MASTER[/DB] or "
+        "redis-cluster://[[USER]:PASSWORD@]HOST:PORT,...,HOST:PORT");
   }
   if (const auto at = text.rfind('@'); at != std::string_view::npos) {
     std::string_view auth = text.substr(0, at);
@@ -157,6 +178,13 @@ base::Result<std::optional<RedisUrl>> ParseStoreUrl(std::string_view text) {
     path = text.substr(slash + 1);
     text = text.substr(0, slash);
   }
+  if (cluster) {  // the nodes to ask for the slot map; a cluster has one database
+    if (!path.empty()) return base::Fail("a Redis Cluster has one database: no /DB");
+    if (auto s = ParseNodes(text, 6379, "node", url.cluster_nodes); !s.ok()) {
+      return base::Fail(s.error().message);
+    }
+    return url;
+  }
   if (!sentinel) {
     if (!path.empty()) {
       if (auto s = ParseDb(path, url.db); !s.ok()) return base::Fail(s.error().message);
@@ -177,16 +205,8 @@ base::Result<std::optional<RedisUrl>> ParseStoreUrl(std::string_view text) {
       return base::Fail(s.error().message);
     }
   }
-  while (true) {
-    const auto comma = text.find(',');
-    RedisUrl::Node node{"", 26379};
-    if (auto s = ParseRedisHost(text.substr(0, comma), node.host, node.port); !s.ok()) {
-      return base::Fail("Sentinel " + std::to_string(url.sentinels.size() + 1) + ": " +
-                        s.error().message);
-    }
-    url.sentinels.push_back(std::move(node));
-    if (comma == std::string_view::npos) break;
-    text.remove_prefix(comma + 1);
+  if (auto s = ParseNodes(text, 26379, "Sentinel", url.sentinels); !s.ok()) {
+    return base::Fail(s.error().message);
   }
   return url;
 }

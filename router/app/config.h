@@ -26,7 +26,8 @@ struct HostPort {
 };
 
 // --store redis[s]://[[USER]:PASSWORD@]HOST:PORT[/DB], or
-// redis-sentinel://[[USER]:PASSWORD@]HOST:PORT,...,HOST:PORT/MASTER[/DB]
+// redis-sentinel://[[USER]:PASSWORD@]HOST:PORT,...,HOST:PORT/MASTER[/DB], or
+// redis-cluster://[[USER]:PASSWORD@]HOST:PORT,...,HOST:PORT
 struct RedisUrl {
   std::string host;  // name or address, resolved at start-up
   std::uint16_t port = 6379;
@@ -43,6 +44,8 @@ struct RedisUrl {
   };
   std::vector<Node> sentinels;
   std::string master_name;
+  // redis-cluster://: nodes of the cluster to ask for its slot map (host and port above unused).
+  std::vector<Node> cluster_nodes;
   bool operator==(const RedisUrl&) const = default;
 };
 // "memory" -> nullopt; "redis://..." or "rediss://..." -> the URL; anything else -> an error

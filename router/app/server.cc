@@ -351,7 +351,7 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
   auto steady_now = [] { return std::chrono::steady_clock::now(); };
   if (c.redis) {
     store::RedisStoreOptions o;
-    if (c.redis->sentinels.empty()) {
+    if (c.redis->sentinels.empty() && c.redis->cluster_nodes.empty()) {
       auto address = ResolveHost(c.redis->host);
       if (auto* err = address.error_message()) return base::Fail("--store: " + *err);
       o.redis.host = address.value();
@@ -360,6 +360,7 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
     for (const auto& s : c.redis->sentinels)
       o.redis.sentinel.sentinels.emplace_back(s.host, s.port);
     o.redis.sentinel.master_name = c.redis->master_name;
+    for (const auto& n : c.redis->cluster_nodes) o.cluster_seeds.emplace_back(n.host, n.port);
     o.redis.port = c.redis->port;
     o.redis.username = c.redis->username;
     o.redis.password = c.redis->password;

@@ -42,15 +42,20 @@ base::Status<> ParseStore(std::string_view text, std::optional<RedisUrl>& out) {
 // Without the password: the default in --help and the dump.
 std::string ShowStore(const std::optional<RedisUrl>& url) {
   if (!url) return "memory";
-  if (!url->sentinels.empty()) {
-    std::string out = "redis-sentinel://";
-    for (std::size_t i = 0; i < url->sentinels.size(); ++i) {
-      const auto& n = url->sentinels[i];
+  auto nodes = [](const std::vector<RedisUrl::Node>& list) {
+    std::string out;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const auto& n = list[i];
       out += (i ? "," : "") +
              (n.host.find(':') != std::string::npos ? "[" + n.host + "]" : n.host) + ":" +
              std::to_string(n.port);
     }
-    return out + "/" + url->master_name + "/" + std::to_string(url->db);
+    return out;
+  };
+  if (!url->cluster_nodes.empty()) return "redis-cluster://" + nodes(url->cluster_nodes);
+  if (!url->sentinels.empty()) {
+    return "redis-sentinel://" + nodes(url->sentinels) + "/" + url->master_name + "/" +
+           std::to_string(url->db);
   }
   const std::string host =
       url->host.find(':') != std::string::npos ? "[" + url->host + "]" : url->host;
@@ -214,7 +219,8 @@ options::Table<Config> MakeTable() {
   t.Custom("store", VROUTER_FIELD(redis), "URL",
            "memory (one replica) or redis://[[USER]:PASSWORD@]HOST:PORT[/DB] shared by every replica "
            "(rediss:// for TLS; redis-sentinel://[[USER]:PASSWORD@]HOST:PORT,.../MASTER[/DB] "
-           "behind Sentinel; prefer VROUTER_STORE when it holds a password)",
+           "behind Sentinel; redis-cluster://[[USER]:PASSWORD@]HOST:PORT,... for a Redis Cluster; "
+           "prefer VROUTER_STORE when it holds a password)",
            ParseStore, ShowStore);
   t.Text("redis-tls-ca", VROUTER_FIELD(redis_tls_ca),
          "rediss://: PEM file of the CAs the server's certificate must chain to (default: the "

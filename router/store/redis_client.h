@@ -133,44 +133,61 @@ class RedisScript {
   std::string sha1_;
 };
 
-class RedisClient {
+// What the store needs from Redis, whether one server (RedisClient, possibly found through
+// Sentinel) or a Redis Cluster (RedisClusterClient, redis_cluster_client.h). The contracts are
+// RedisClient's, below.
+class RedisConnection {
+ public:
+  virtual ~RedisConnection() = default;
+  virtual void Start() = 0;
+  virtual void Stop() = 0;
+  virtual void Command(std::vector<std::string> args, RedisCallback cb) = 0;
+  virtual void Eval(const RedisScript& script, std::vector<std::string> keys,
+                    std::vector<std::string> args, RedisCallback cb) = 0;
+  virtual void Subscribe(std::string channel, std::function<void()> confirmed) = 0;
+  virtual void Unsubscribe(std::string channel) = 0;
+  virtual bool up() const = 0;
+  virtual std::size_t pending() const = 0;
+};
+
+class RedisClient final : public RedisConnection {
  public:
   RedisClient(boost::asio::io_context& io, RedisOptions options, RedisHooks hooks);
   // Must run on the io thread, or after the io_context stopped running (never concurrently with
   // it). Frees the hiredis contexts; commands in flight get kStopped during the destructor, and
   // ones still being posted get kStopped on the io thread later. No hook runs after it.
-  ~RedisClient();
+  ~RedisClient() override;
 
   RedisClient(const RedisClient&) = delete;
   RedisClient& operator=(const RedisClient&) = delete;
 
   // Begins connecting; returns at once. Once only.
-  void Start();
+  void Start() override;
   // Fails everything in flight with kStopped and disconnects, for good (no reconnect, no
   // restart). Pending `confirmed` callbacks of Subscribe are dropped.
-  void Stop();
+  void Stop() override;
 
   // `cb` is ALWAYS invoked later on the io thread, exactly once, never inline. Commands are sent
   // in the order they are called from one thread, and (one connection) answered in that order.
   // Commands that would change the connection's state (the SUBSCRIBE family, MONITOR, SELECT,
   // AUTH, RESET, HELLO, QUIT) are answered with an error reply without being sent.
-  void Command(std::vector<std::string> args, RedisCallback cb);
+  void Command(std::vector<std::string> args, RedisCallback cb) override;
   // EVALSHA, or on NOSCRIPT the same call again as EVAL (which goes to the back of the pipeline:
   // a command sent after it may then run before it).
   void Eval(const RedisScript& script, std::vector<std::string> keys, std::vector<std::string> args,
-            RedisCallback cb);
+            RedisCallback cb) override;
 
   // Adds `channel` to the wanted set, which is (re)subscribed on every (re)connection. When up,
   // sends SUBSCRIBE at once. `confirmed` (may be empty) runs once, on the io thread, when Redis
   // confirms this SUBSCRIBE (after a reconnect if it was down); it never runs if the channel is
   // unsubscribed before its SUBSCRIBE was sent, or on Stop().
-  void Subscribe(std::string channel, std::function<void()> confirmed);
-  void Unsubscribe(std::string channel);
+  void Subscribe(std::string channel, std::function<void()> confirmed) override;
+  void Unsubscribe(std::string channel) override;
 
-  bool up() const;  // both connections ready
+  bool up() const override;  // both connections ready
   // Commands accepted and not yet answered (including ones still being posted to the io thread)
   // plus SUBSCRIBEs sent and not yet confirmed.
-  std::size_t pending() const;
+  std::size_t pending() const override;
 
  private:
   class Impl;

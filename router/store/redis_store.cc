@@ -24,6 +24,7 @@
 #include "router/store/fleet_gossip.h"
 #include "router/store/gossip_auth.h"
 #include "router/store/local_copy.h"
+#include "router/store/redis_cluster_client.h"
 #include "router/store/redis_schema.h"
 
 namespace vrouter::store {
@@ -103,7 +104,7 @@ class RedisStore::Impl {
         me_(opt_.replica_id),
         metrics_(metrics),
         on_replaced_(std::move(on_replaced)),
-        client_(io_, opt_.redis, Hooks()),
+        client_(MakeClient()),
         housekeeping_(io_),
         sealer_(opt_.replica_key, me_),
         opener_(opt_.replica_key) {
@@ -137,8 +138,8 @@ class RedisStore::Impl {
     work_.emplace(asio::make_work_guard(io_));
     thread_ = std::thread([this] { io_.run(); });
     Run([this] {
-      client_.Subscribe(std::string(redis::kFleetChannel), {});
-      client_.Start();
+      client_->Subscribe(std::string(redis::kFleetChannel), {});
+      client_->Start();
       Housekeep();
     });
   }
@@ -148,7 +149,7 @@ class RedisStore::Impl {
     if (!thread_.joinable()) return;
     Run([this] {
       housekeeping_.cancel();
-      client_.Stop();  // fails every command in flight: their completions are posted next
+      client_->Stop();  // fails every command in flight: their completions are posted next
       work_.reset();
       // Then stop for good, after those completions ran: a wait still pending somewhere (a
       // descriptor, a watch's timer) must not keep the thread, and shutdown, waiting.
@@ -201,7 +202,7 @@ class RedisStore::Impl {
     }
     metrics_.lookup_users[0]->Increment(static_cast<double>(users.size() - missing.size()));
     if (missing.empty()) return done(std::move(out));
-    if (!client_.up() || stopped_) return done(StoreError::kUnavailable);
+    if (!client_->up() || stopped_) return done(StoreError::kUnavailable);
     metrics_.lookup_users[1]->Increment(static_cast<double>(missing.size()));
     std::vector<std::string> wanted;
     wanted.reserve(missing.size());
@@ -312,7 +313,7 @@ class RedisStore::Impl {
   // A script on `key` (a space's key: EvalSpace), its reply inspected first.
   void EvalOn(const RedisScript& script, const std::string& key, std::vector<std::string> args,
               RedisCallback cb) {
-    client_.Eval(script, {key}, std::move(args), [this, key, cb = std::move(cb)](RedisResult r) {
+    client_->Eval(script, {key}, std::move(args), [this, key, cb = std::move(cb)](RedisResult r) {
       Inspect(key, r);
       cb(std::move(r));
     });
@@ -324,7 +325,7 @@ class RedisStore::Impl {
 
   // A command on `key`, its reply inspected first.
   void CommandOn(const std::string& key, std::vector<std::string> args, RedisCallback cb) {
-    client_.Command(std::move(args), [this, key, cb = std::move(cb)](RedisResult r) {
+    client_->Command(std::move(args), [this, key, cb = std::move(cb)](RedisResult r) {
       Inspect(key, r);
       cb(std::move(r));
     });
@@ -419,7 +420,7 @@ class RedisStore::Impl {
 
   void DoPut(assign::Assignment desired, std::uint64_t expected, std::uint64_t min_epoch,
              PutDone done) {
-    if (!client_.up()) return done(StoreError::kUnavailable);
+    if (!client_->up()) return done(StoreError::kUnavailable);
     // Records name the writing process (its lease identity), whatever replica name the caller
     // used: ownership, sweeping and reaping all go by it.
     if (desired.session != 0) desired.replica = me_;
@@ -527,10 +528,10 @@ class RedisStore::Impl {
           ApplyOwnWrite(result.current, claim);
           // Answer once the pointer is written too: a lookup on any replica that starts after
           // the answer then finds the user (its outcome does not change the write's).
-          client_.Command({"SET", redis::UserKey(user), space},
-                          [done, result = std::move(result)](const RedisResult&) mutable {
-                            done(std::move(result));
-                          });
+          client_->Command({"SET", redis::UserKey(user), space},
+                           [done, result = std::move(result)](const RedisResult&) mutable {
+                             done(std::move(result));
+                           });
         });
   }
 
@@ -580,7 +581,7 @@ class RedisStore::Impl {
 
   void DoAttach(const std::string& user, const std::string& space, std::uint64_t session,
                 AttachDone done) {
-    if (!client_.up()) return done(StoreError::kUnavailable);
+    if (!client_->up()) return done(StoreError::kUnavailable);
     AttachIn(user, space, session,
              [this, user, space, session,
               done = std::move(done)](StoreResult<std::optional<assign::Assignment>> r) mutable {
@@ -644,14 +645,14 @@ class RedisStore::Impl {
     } else {
       return;
     }
-    if (!client_.up()) return;  // the resync after the outage detaches it
+    if (!client_->up()) return;  // the resync after the outage detaches it
     SendDetach(user, session, space);
   }
 
   void DoRemove(const std::string& user, std::uint64_t session, RemoveDone done) {
     auto it = owned_.find(user);
     if (it == owned_.end() || it->second.session != session) return done(false);
-    if (!client_.up()) return done(StoreError::kUnavailable);
+    if (!client_->up()) return done(StoreError::kUnavailable);
     const assign::Assignment own = it->second;
     owned_.erase(it);
     EvalSpace(remove_, own.space, {user, me_, std::to_string(session), own.space, "0", "1"},
@@ -674,7 +675,7 @@ class RedisStore::Impl {
   // Two counters (the user's and the address's: different slots in a cluster), one answer.
   void DoCountHello(const std::string& user, const std::string& address,
                     std::chrono::milliseconds window, HelloCountDone done) {
-    if (!client_.up()) return done(StoreError::kUnavailable);
+    if (!client_->up()) return done(StoreError::kUnavailable);
     struct Pending {
       HelloCountDone done;
       HelloCounts counts;
@@ -718,10 +719,10 @@ class RedisStore::Impl {
 
   void DoAdmit(const std::string& server, std::uint32_t cap, std::uint32_t room,
                std::chrono::milliseconds window, AdmitDone done) {
-    if (!client_.up()) return done(StoreError::kUnavailable);
+    if (!client_->up()) return done(StoreError::kUnavailable);
     const std::string key = redis::AdmissionKey(server);
     const auto horizon = AdmissionHorizon();
-    client_.Eval(
+    client_->Eval(
         admit_, {key, redis::AdmissionRecentKey(server)},
         {std::to_string(cap), std::to_string(window.count()), std::to_string(room),
          std::to_string(horizon.count())},
@@ -768,8 +769,8 @@ class RedisStore::Impl {
     it->second.refs += refs;
     it->second.hold_until = std::max(it->second.hold_until, until);
     if (!fresh) return;
-    if (client_.up()) {
-      client_.Command({"SADD", redis::ReplicaSpacesKey(me_), space}, [](const RedisResult&) {});
+    if (client_->up()) {
+      client_->Command({"SADD", redis::ReplicaSpacesKey(me_), space}, [](const RedisResult&) {});
     }
     Subscribe(space);
   }
@@ -781,7 +782,8 @@ class RedisStore::Impl {
     st.phase_since = Clock::now();
     st.buffered.clear();
     const std::uint64_t gen = ++st.generation;
-    client_.Subscribe(redis::SpaceChannel(space), [this, space, gen] { LoadSnapshot(space, gen); });
+    client_->Subscribe(redis::SpaceChannel(space),
+                       [this, space, gen] { LoadSnapshot(space, gen); });
   }
 
   void LoadSnapshot(const std::string& space, std::uint64_t gen) {
@@ -1074,8 +1076,8 @@ class RedisStore::Impl {
       }
     }
     if (fresh.empty() && unconfirmed.empty()) return ready();
-    if (!client_.up()) {
-      for (auto& u : fresh) client_.Subscribe(redis::UserChannel(u), Confirmer(u));
+    if (!client_->up()) {
+      for (auto& u : fresh) client_->Subscribe(redis::UserChannel(u), Confirmer(u));
       return ready();  // the resync after the outage re-reads them and tells what changed
     }
     // Ready when every SUBSCRIBE is confirmed, or after the command timeout (an outage began:
@@ -1103,7 +1105,7 @@ class RedisStore::Impl {
     };
     for (auto& u : unconfirmed) watched_[u].on_confirmed.emplace_back(one_done);
     for (auto& u : fresh) {
-      client_.Subscribe(redis::UserChannel(u), [confirm = Confirmer(u), one_done] {
+      client_->Subscribe(redis::UserChannel(u), [confirm = Confirmer(u), one_done] {
         confirm();
         one_done();
       });
@@ -1126,11 +1128,19 @@ class RedisStore::Impl {
       if (it == watched_.end()) continue;
       if (--it->second.refs > 0) continue;
       watched_.erase(it);
-      client_.Unsubscribe(redis::UserChannel(u));
+      client_->Unsubscribe(redis::UserChannel(u));
     }
   }
 
   // ---- connection state ----
+  std::unique_ptr<RedisConnection> MakeClient() {
+    if (opt_.cluster_seeds.empty()) return std::make_unique<RedisClient>(io_, opt_.redis, Hooks());
+    RedisClusterOptions cluster;
+    cluster.seeds = opt_.cluster_seeds;
+    cluster.node = opt_.redis;
+    return std::make_unique<RedisClusterClient>(io_, std::move(cluster), Hooks());
+  }
+
   RedisHooks Hooks() {
     RedisHooks h;
     h.on_up = [this] { OnUp(); };
@@ -1163,7 +1173,7 @@ class RedisStore::Impl {
     // Scripts first: everything sent after them on this connection runs after them.
     for (const RedisScript* s : {&put_, &attach_, &detach_, &remove_, &expire_, &orphan_, &lease_,
                                  &pointer_delete_, &own_load_, &hello_count_, &admit_}) {
-      client_.Command({"SCRIPT", "LOAD", s->source()}, [](const RedisResult&) {});
+      client_->Command({"SCRIPT", "LOAD", s->source()}, [](const RedisResult&) {});
     }
     {
       vrouter::MutexLock lock(&mu_);
@@ -1173,7 +1183,7 @@ class RedisStore::Impl {
     // The reaper's list of this replica's spaces (entered before the first connection, or lost
     // with a Redis restart).
     for (const auto& [space, st] : spaces_) {
-      client_.Command({"SADD", redis::ReplicaSpacesKey(me_), space}, [](const RedisResult&) {});
+      client_->Command({"SADD", redis::ReplicaSpacesKey(me_), space}, [](const RedisResult&) {});
     }
     if (!was_down_) return;
     was_down_ = false;
@@ -1181,7 +1191,7 @@ class RedisStore::Impl {
     log::Info("store_resync", {{"spaces", spaces_.size()}, {"watched", watched_.size()}});
     for (auto& [space, st] : spaces_) Subscribe(space);
     for (const auto& [user, w] : watched_) {
-      if (!w.confirmed) client_.Subscribe(redis::UserChannel(user), Confirmer(user));
+      if (!w.confirmed) client_->Subscribe(redis::UserChannel(user), Confirmer(user));
     }
     // Watchers may have missed changes during the outage: read each watched user again.
     std::vector<std::string> users;
@@ -1219,11 +1229,11 @@ class RedisStore::Impl {
     housekeeping_.async_wait([this](boost::system::error_code ec) {
       if (!ec) Housekeep();
     });
-    metrics_.redis_pending->Set(static_cast<double>(client_.pending()));
-    metrics_.redis_up->Set(client_.up() ? 1 : 0);
+    metrics_.redis_pending->Set(static_cast<double>(client_->pending()));
+    metrics_.redis_up->Set(client_->up() ? 1 : 0);
     metrics_.store_local_spaces->Set(static_cast<double>(spaces_.size()));
     DropIdleSpaces();
-    if (!client_.up()) return;
+    if (!client_->up()) return;
     for (auto& d : std::exchange(retry_detach_, {})) SendDetach(d.user, d.session, d.space);
     RestartStuckSpaces();
     EvalOn(lease_, std::string(redis::kReplicasKey),
@@ -1291,7 +1301,7 @@ class RedisStore::Impl {
           }
         }
         if (!keep) {
-          client_.Unsubscribe(redis::SpaceChannel(it->first));
+          client_->Unsubscribe(redis::SpaceChannel(it->first));
           local_.DropSpace(it->first);
           spaces_.erase(it);
         }
@@ -1348,7 +1358,7 @@ class RedisStore::Impl {
       if (!reaped_.insert(dead).second) continue;
       const auto lock_ms = std::chrono::duration_cast<std::chrono::milliseconds>(hold).count() +
                            std::chrono::milliseconds(std::chrono::minutes(1)).count();
-      client_.Command(
+      client_->Command(
           {"SET", redis::ReapLockKey(dead), me_, "NX", "PX", std::to_string(lock_ms)},
           [this, dead, hold](const RedisResult& r) {
             const RedisReply* reply = ReplyOf(r);
@@ -1356,8 +1366,9 @@ class RedisStore::Impl {
               if (reply == nullptr) reaped_.erase(dead);  // try again next tick
               return;
             }
-            client_.Command({"SMEMBERS", redis::ReplicaSpacesKey(dead)}, [this, dead, hold](
-                                                                             const RedisResult& m) {
+            client_->Command({"SMEMBERS", redis::ReplicaSpacesKey(dead)}, [this, dead,
+                                                                           hold](const RedisResult&
+                                                                                     m) {
               const RedisReply* spaces = ReplyOf(m);
               if (!IsArray(spaces)) return;
               log::Info("replica_reaped", {{"replica", dead}, {"spaces", spaces->elements.size()}});
@@ -1368,7 +1379,7 @@ class RedisStore::Impl {
                   NoteDefect(redis::Defect::kOther, redis::ReplicaSpacesKey(dead));
                 }
               }
-              client_.Command(
+              client_->Command(
                   {"PEXPIRE", redis::ReplicaSpacesKey(dead),
                    std::to_string(std::chrono::milliseconds(kForgetDeadReplica).count())},
                   [](const RedisResult&) {});
@@ -1385,8 +1396,8 @@ class RedisStore::Impl {
       args.push_back(server);
       args.push_back(std::to_string(n));
     }
-    client_.Eval(own_load_, {redis::ReplicaLoadKey(me_)}, std::move(args),
-                 [](const RedisResult&) {});
+    client_->Eval(own_load_, {redis::ReplicaLoadKey(me_)}, std::move(args),
+                  [](const RedisResult&) {});
   }
 
   // Fleet-wide users per server: the sum of every live replica's own count.
@@ -1435,7 +1446,7 @@ class RedisStore::Impl {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;
   std::atomic<bool> stopped_{false};
-  RedisClient client_;
+  std::unique_ptr<RedisConnection> client_;  // one Redis (maybe via Sentinel), or a Cluster
   asio::steady_timer housekeeping_;
   LocalCopy local_;
   GossipSealer sealer_;  // store thread only
@@ -1598,10 +1609,10 @@ std::string RedisStore::Problem() const { return impl_->Problem(); }
 void RedisStore::PublishFleet(std::string payload) {
   Impl* impl = impl_.get();
   impl->Run([impl, payload = std::move(payload)] {
-    if (!impl->client_.up() || impl->opt_.replica_key.size() < kMinReplicaKeyBytes) return;
-    impl->client_.Command({"PUBLISH", std::string(redis::kFleetChannel),
-                           impl->sealer_.Seal(payload, impl->RedisNowMs())},
-                          [](const RedisResult&) {});
+    if (!impl->client_->up() || impl->opt_.replica_key.size() < kMinReplicaKeyBytes) return;
+    impl->client_->Command({"PUBLISH", std::string(redis::kFleetChannel),
+                            impl->sealer_.Seal(payload, impl->RedisNowMs())},
+                           [](const RedisResult&) {});
   });
 }
 void RedisStore::SetFleetListener(std::function<void(std::string_view)> listener) {

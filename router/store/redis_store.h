@@ -38,6 +38,9 @@ namespace vrouter::store {
 
 struct RedisStoreOptions {
   RedisOptions redis;
+  // A Redis Cluster: nodes to ask for the slot map (`redis` then applies to every node; its host
+  // and port are unused). Empty: one Redis (`redis`, or its Sentinels).
+  std::vector<std::pair<std::string, std::uint16_t>> cluster_seeds;
   // This process's identity in Redis (records' owner, lease key): unique per process start
   // (the app appends a per-start suffix to the replica name).
   std::string replica_id;

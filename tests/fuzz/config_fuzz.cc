@@ -67,7 +67,13 @@ void CheckHostPort(std::string_view text) {
 }
 
 void CheckRedisUrl(const app::RedisUrl& url, std::string_view text) {
-  if (url.sentinels.empty()) {
+  for (const auto& n : url.cluster_nodes) {
+    if (n.host.empty() || n.port == 0) Fail("ParseStoreUrl: a cluster node without address", text);
+  }
+  if (!url.cluster_nodes.empty()) {
+    if (!url.sentinels.empty() || url.tls || url.db != 0)
+      Fail("ParseStoreUrl: cluster mixed", text);
+  } else if (url.sentinels.empty()) {
     if (url.host.empty()) Fail("ParseStoreUrl: empty host", text);
     if (url.port == 0) Fail("ParseStoreUrl: port 0", text);
   } else {
@@ -104,7 +110,15 @@ void CheckStoreUrl(std::string_view text) {
     return h.find(':') != std::string::npos ? "[" + h + "]" : h;
   };
   std::string printed;
-  if (url->sentinels.empty()) {
+  if (!url->cluster_nodes.empty()) {
+    printed = "redis-cluster://";
+    if (!url->password.empty()) printed += url->username + ":" + url->password + "@";
+    for (std::size_t i = 0; i < url->cluster_nodes.size(); ++i) {
+      const auto& n = url->cluster_nodes[i];
+      if (n.host.find_first_of("[]") != std::string::npos) return;
+      printed += (i ? "," : "") + host(n.host) + ":" + std::to_string(n.port);
+    }
+  } else if (url->sentinels.empty()) {
     if (url->host.find_first_of("[]") != std::string::npos) return;
     printed = url->tls ? "rediss://" : "redis://";
     if (!url->password.empty()) printed += url->username + ":" + url->password + "@";

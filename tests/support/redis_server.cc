@@ -122,7 +122,11 @@ bool RedisServer::Launch() {
                                    logfile,
                                    "--daemonize",
                                    "no"};
-  if (options_.cluster_node) {
+  if (options_.cluster_node || options_.cluster_member) {
+    if (options_.cluster_member) {
+      args.push_back("--cluster-node-timeout");
+      args.push_back("1000");
+    }
     args.push_back("--cluster-enabled");
     args.push_back("yes");
     args.push_back("--cluster-config-file");
@@ -363,6 +367,58 @@ std::vector<std::uint16_t> SentinelFleet::sentinel_ports() const {
   std::vector<std::uint16_t> out;
   out.reserve(sentinels_.size());
   for (const auto& s : sentinels_) out.push_back(s->port());
+  return out;
+}
+
+bool ClusterFleet::Start(int primaries, int replicas, std::string& error) {
+  std::string command = "/usr/bin/redis-cli --cluster create";
+  for (int i = 0; i < primaries * (1 + replicas); ++i) {
+    RedisServerOptions o;
+    o.cluster_member = true;
+    nodes_.push_back(std::make_unique<RedisServer>(o));
+    if (!nodes_.back()->ok()) {
+      error = "node: " + nodes_.back()->error();
+      return false;
+    }
+    command += " 127.0.0.1:" + std::to_string(nodes_.back()->port());
+  }
+  command += " --cluster-replicas " + std::to_string(replicas) + " --cluster-yes >/dev/null 2>&1";
+  if (std::system(command.c_str()) != 0) {  // NOLINT(cert-env33-c): the tests' own command
+    error = "redis-cli --cluster create failed";
+    return false;
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  for (const auto& n : nodes_) {
+    while (InlineCommand(n->port(), "CLUSTER INFO").find("cluster_state:ok") == std::string::npos) {
+      if (Clock::now() > deadline) {
+        error = "the cluster never reached cluster_state:ok";
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  // A replica that has not synced once cannot be promoted (its data would be too old).
+  for (const auto& n : nodes_) {
+    while (true) {
+      const std::string info = InlineCommand(n->port(), "INFO replication");
+      if (info.find("role:master") != std::string::npos ||
+          info.find("master_link_status:up") != std::string::npos) {
+        break;
+      }
+      if (Clock::now() > deadline) {
+        error = "a replica never synced";
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  return true;
+}
+
+std::vector<std::uint16_t> ClusterFleet::ports() const {
+  std::vector<std::uint16_t> out;
+  out.reserve(nodes_.size());
+  for (const auto& n : nodes_) out.push_back(n->port());
   return out;
 }
 

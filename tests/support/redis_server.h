@@ -31,6 +31,9 @@ struct RedisServerOptions {
   // A Redis Cluster node (cluster-enabled) that serves all 16384 slots alone: it answers as a
   // cluster does, CROSSSLOT included, without other nodes.
   bool cluster_node = false;
+  // A Redis Cluster node left for ClusterFleet to join to others (cluster-enabled, node timeout
+  // 1 s, no slots of its own yet).
+  bool cluster_member = false;
 };
 
 class RedisServer {
@@ -83,6 +86,21 @@ class SentinelFleet {
  private:
   std::unique_ptr<RedisServer> primary_, replica_;
   std::vector<std::unique_ptr<RedisServer>> sentinels_;
+};
+
+// A Redis Cluster made the way operators make one (`redis-cli --cluster create`): `primaries`
+// primaries, each with `replicas` replicas, node timeout 1 s. Start() returns once every node says
+// cluster_state:ok.
+class ClusterFleet {
+ public:
+  bool Start(int primaries, int replicas, std::string& error);
+  std::vector<std::unique_ptr<RedisServer>>& nodes() { return nodes_; }
+  // Every node's port, in creation order: redis-cli made the first `primaries` the primaries, in
+  // slot order.
+  std::vector<std::uint16_t> ports() const;
+
+ private:
+  std::vector<std::unique_ptr<RedisServer>> nodes_;
 };
 
 // An inline command (e.g. "INFO replication") to 127.0.0.1:`port` over a fresh socket: what

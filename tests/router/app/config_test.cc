@@ -250,12 +250,35 @@ TEST(ConfigTest, StoreUrlForms) {
   EXPECT_EQ(sentinel->username, "u");
   EXPECT_EQ(sentinel->password, "pw");
   EXPECT_FALSE(sentinel->tls);
-  for (std::string_view bad :
-       {"redis-sentinel://h1:1,h2:2", "redis-sentinel://h1:1/", "redis-sentinel://h1:1,/m",
-        "redis-sentinel://h1:0/m", "redis-sentinel://h1/m/16", "redis-sentinel:///m", "rediss://",
-        "rediss:/h:1", "redis://", "redis://host:0", "redis://host:70000", "redis://host:12x",
-        "redis://host/16", "redis://[::1", "mysql://x", "", "redis", "redis://vrouter:@h:1",
-        "redis://a b:pw@h:1"}) {
+  const auto cluster = ok("redis-cluster://u:pw@10.0.0.1:7000,n2,[::1]:7002");
+  ASSERT_TRUE(cluster.has_value());
+  EXPECT_EQ(cluster->cluster_nodes,
+            (std::vector<RedisUrl::Node>{{"10.0.0.1", 7000}, {"n2", 6379}, {"::1", 7002}}));
+  EXPECT_TRUE(cluster->sentinels.empty());
+  EXPECT_EQ(cluster->username, "u");
+  for (std::string_view bad : {"redis-cluster://h1:1/0",
+                               "redis-cluster://",
+                               "redis-cluster://h1:1,",
+                               "redis-cluster://h:0",
+                               "redis-sentinel://h1:1,h2:2",
+                               "redis-sentinel://h1:1/",
+                               "redis-sentinel://h1:1,/m",
+                               "redis-sentinel://h1:0/m",
+                               "redis-sentinel://h1/m/16",
+                               "redis-sentinel:///m",
+                               "rediss://",
+                               "rediss:/h:1",
+                               "redis://",
+                               "redis://host:0",
+                               "redis://host:70000",
+                               "redis://host:12x",
+                               "redis://host/16",
+                               "redis://[::1",
+                               "mysql://x",
+                               "",
+                               "redis",
+                               "redis://vrouter:@h:1",
+                               "redis://a b:pw@h:1"}) {
     auto r = ParseStoreUrl(bad);
     EXPECT_EQ(r.index(), 1u) << bad;
   }

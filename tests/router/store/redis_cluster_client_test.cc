@@ -1,0 +1,272 @@
+// RedisClusterClient against real Redis Clusters made by `redis-cli --cluster create` (ctest
+// label redis-cluster): commands routed to the shard of their key, a live reshard followed (MOVED
+// and ASK) with commands running, a primary killed and its replica promoted, and what a node may
+// answer from the store side (a redirect loop, a MOVED to nowhere).
+#include "router/store/redis_cluster_client.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "router/store/cluster_slots.h"
+#include "tests/support/redis_server.h"
+
+namespace vrouter::store {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using vrouter::testing::ClusterFleet;
+using vrouter::testing::InlineCommand;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kWait = 10s;
+
+class ClusterClientTest : public ::testing::Test {
+ protected:
+  ClusterClientTest() : guard_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
+  ~ClusterClientTest() override {
+    if (client_) Run([&] { client_.reset(); });
+    guard_.reset();
+    io_.stop();
+    thread_.join();
+  }
+
+  void Run(const std::function<void()>& f) {
+    std::promise<void> done;
+    asio::post(io_, [&] {
+      f();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+
+  void StartClient(const ClusterFleet& fleet) {
+    RedisClusterOptions o;
+    o.seeds.emplace_back("127.0.0.1", fleet.ports().front());
+    o.node.connect_timeout = 500ms;
+    o.node.command_timeout = 1000ms;
+    o.node.backoff_min = 20ms;
+    o.node.backoff_max = 200ms;
+    o.refresh_interval = 1000ms;
+    RedisHooks hooks;
+    hooks.on_up = [this] { ++ups_; };
+    hooks.on_down = [this](const std::string& why) {
+      std::lock_guard lock(mu_);
+      downs_.push_back(why);
+    };
+    hooks.on_message = [this](std::string_view channel, std::string_view payload) {
+      std::lock_guard lock(mu_);
+      messages_.push_back(std::string(channel) + " " + std::string(payload));
+    };
+    client_ = std::make_unique<RedisClusterClient>(io_, std::move(o), std::move(hooks));
+    client_->Start();
+    ASSERT_TRUE(Eventually([&] { return client_->up(); })) << "never up";
+  }
+
+  RedisResult Call(std::vector<std::string> args) {
+    auto p = std::make_shared<std::promise<RedisResult>>();
+    auto fut = p->get_future();
+    asio::post(io_, [&, args = std::move(args), p]() mutable {
+      client_->Command(std::move(args), [p](RedisResult r) { p->set_value(std::move(r)); });
+    });
+    if (fut.wait_for(kWait) != std::future_status::ready) {
+      return RedisFailure{RedisFailureKind::kTimeout, "no answer in the test's bound"};
+    }
+    return fut.get();
+  }
+
+  static std::string Text(const RedisResult& r) {
+    if (const auto* f = std::get_if<RedisFailure>(&r)) return "failure: " + f->message;
+    const auto& reply = std::get<RedisReply>(r);
+    return reply.type == RedisReply::Type::kInteger ? std::to_string(reply.integer) : reply.str;
+  }
+
+  static bool Eventually(const std::function<bool()>& pred,
+                         std::chrono::milliseconds bound = kWait) {
+    const auto deadline = Clock::now() + bound;
+    while (!pred()) {
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(10ms);
+    }
+    return true;
+  }
+
+  // A key whose slot is below `below` (the slots a reshard of the first node moves first).
+  static std::string KeyInSlotsBelow(std::uint16_t below, int nth) {
+    for (int i = 0, found = 0;; ++i) {
+      std::string key = "k" + std::to_string(i);
+      if (cluster::KeySlot(key) < below && found++ == nth) return key;
+    }
+  }
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_;
+  std::thread thread_;
+  std::unique_ptr<RedisClusterClient> client_;
+  std::atomic<int> ups_{0};
+  std::mutex mu_;
+  std::vector<std::string> downs_, messages_;
+};
+
+std::string NodeId(std::uint16_t port) {
+  const std::string reply = InlineCommand(port, "CLUSTER MYID");  // "$40\r\n<id>\r\n"
+  const auto start = reply.find("\r\n");
+  return start == std::string::npos ? "" : reply.substr(start + 2, 40);
+}
+
+TEST_F(ClusterClientTest, RoutesEveryKeyToItsShardAndPubSubSpansTheCluster) {
+  ClusterFleet fleet;
+  std::string error;
+  ASSERT_TRUE(fleet.Start(3, 0, error)) << error;
+  StartClient(fleet);
+  std::vector<std::string> primaries;
+  Run([&] { primaries = client_->Primaries(); });
+  EXPECT_EQ(primaries.size(), 3u);
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(Text(Call({"SET", "key-" + std::to_string(i), std::to_string(i)})), "OK") << i;
+  }
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_EQ(Text(Call({"GET", "key-" + std::to_string(i)})), std::to_string(i)) << i;
+  }
+  for (std::uint16_t port : fleet.ports()) {  // every shard holds some
+    EXPECT_EQ(InlineCommand(port, "DBSIZE").find(":0\r\n"), std::string::npos) << port;
+  }
+  // A script's keys in one slot (a hash tag) run on that slot's shard.
+  EXPECT_EQ(Text(Call({"EVAL", "return redis.call('SET', KEYS[1], ARGV[1])", "1", "{t}a", "v"})),
+            "OK");
+  // Subscriptions live on one primary; a PUBLISH on any reaches them.
+  std::promise<void> confirmed;
+  asio::post(io_, [&] { client_->Subscribe("news", [&] { confirmed.set_value(); }); });
+  ASSERT_EQ(confirmed.get_future().wait_for(kWait), std::future_status::ready);
+  for (std::uint16_t port : fleet.ports()) {
+    InlineCommand(port, "PUBLISH news from-" + std::to_string(port));
+  }
+  EXPECT_TRUE(Eventually([&] {
+    std::lock_guard lock(mu_);
+    return messages_.size() == 3;
+  }));
+}
+
+// Slots move from the first primary to the second while commands on keys in them run: MOVED and
+// ASK are followed, no command fails, the values are all there after.
+TEST_F(ClusterClientTest, FollowsALiveReshard) {
+  ClusterFleet fleet;
+  std::string error;
+  ASSERT_TRUE(fleet.Start(3, 0, error)) << error;
+  StartClient(fleet);
+  constexpr int kKeys = 50;
+  for (int i = 0; i < kKeys; ++i) {
+    ASSERT_EQ(Text(Call({"SET", KeyInSlotsBelow(200, i), "v0"})), "OK");
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0};
+  std::mutex failures_mu;
+  std::vector<std::string> failures;
+  std::thread traffic([&] {
+    for (int round = 1; !stop; ++round) {
+      for (int i = 0; i < kKeys && !stop; ++i) {
+        const std::string key = KeyInSlotsBelow(200, i);
+        const std::string got = Text(Call({"INCR", key + ":n"}));
+        const std::string read = Text(Call({"GET", key}));
+        if (got.starts_with("failure") || read != "v0") {
+          std::lock_guard lock(failures_mu);
+          failures.push_back(key + ": " + got + " / " + read);
+        } else {
+          ++ok;
+        }
+      }
+    }
+  });
+  const auto ports = fleet.ports();
+  const std::string command =
+      "/usr/bin/redis-cli --cluster reshard 127.0.0.1:" + std::to_string(ports[0]) +
+      " --cluster-from " + NodeId(ports[0]) + " --cluster-to " + NodeId(ports[1]) +
+      " --cluster-slots 200 --cluster-yes --cluster-pipeline 5 >/dev/null 2>&1";
+  const int rc = std::system(command.c_str());  // NOLINT(cert-env33-c): the test's own command
+  std::this_thread::sleep_for(500ms);
+  stop = true;
+  traffic.join();
+  ASSERT_EQ(rc, 0) << command;
+  std::cout << "reshard of 200 slots under traffic: " << ok.load() << " commands answered, "
+            << failures.size() << " failed\n";
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed, e.g. " << failures.front();
+  EXPECT_GT(ok.load(), 0);
+  for (int i = 0; i < kKeys; ++i) {
+    EXPECT_EQ(Text(Call({"GET", KeyInSlotsBelow(200, i)})), "v0");
+  }
+  // The moved keys now live on the second primary.
+  EXPECT_EQ(InlineCommand(ports[0], "DBSIZE").find(":0\r\n") != std::string::npos ||
+                InlineCommand(ports[1], "DBSIZE").find(":0\r\n") == std::string::npos,
+            true);
+}
+
+// kill -9 of a primary: the client goes down, the cluster promotes its replica, the client comes
+// back up on it by itself, and writes to that shard resume.
+TEST_F(ClusterClientTest, FollowsAFailover) {
+  ClusterFleet fleet;
+  std::string error;
+  ASSERT_TRUE(fleet.Start(3, 1, error)) << error;
+  StartClient(fleet);
+  const std::string key = KeyInSlotsBelow(5000, 0);  // the first primary's slots
+  ASSERT_EQ(Text(Call({"SET", key, "before"})), "OK");
+  std::this_thread::sleep_for(300ms);  // replicated (loopback): WAIT names no key to route by
+  const int ups = ups_.load();
+  const auto killed = Clock::now();
+  fleet.nodes().front()->Kill();
+  const bool again = Eventually([&] { return ups_.load() > ups; }, 30s);
+  if (!again) {
+    std::vector<std::string> primaries;
+    Run([&] { primaries = client_->Primaries(); });
+    std::string p;
+    for (const auto& x : primaries) p += x + " ";
+    std::lock_guard lock(mu_);
+    std::string d;
+    for (const auto& x : downs_) d += x + " | ";
+    std::cout << "primaries: " << p << "\ndowns: " << d
+              << "\nslots: " << InlineCommand(fleet.ports()[1], "CLUSTER NODES") << "\n";
+  }
+  ASSERT_TRUE(again) << "never up again";
+  const auto took = Clock::now() - killed;
+  std::cout << "up again " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+            << " ms after kill -9 of a primary (node timeout 1 s)\n";
+  EXPECT_EQ(Text(Call({"GET", key})), "before");
+  EXPECT_EQ(Text(Call({"SET", key, "after"})), "OK");
+  std::lock_guard lock(mu_);
+  ASSERT_FALSE(downs_.empty());
+}
+
+// What a cluster node may answer that must not hang or spin the client: a redirect loop (a slot
+// MOVED back and forth) fails the command after kMaxRedirects, a MOVED to a node nobody listens
+// on fails it too.
+TEST_F(ClusterClientTest, RedirectLoopsAndUnreachableTargetsFailTyped) {
+  ClusterFleet fleet;
+  std::string error;
+  ASSERT_TRUE(fleet.Start(3, 0, error)) << error;
+  StartClient(fleet);
+  const auto ports = fleet.ports();
+  const std::string key = KeyInSlotsBelow(100, 0);
+  const std::uint16_t slot = cluster::KeySlot(key);
+  // Each of the first two nodes believes the other serves the slot: a loop.
+  InlineCommand(ports[0], "CLUSTER SETSLOT " + std::to_string(slot) + " NODE " + NodeId(ports[1]));
+  InlineCommand(ports[1], "CLUSTER SETSLOT " + std::to_string(slot) + " NODE " + NodeId(ports[0]));
+  const auto started = Clock::now();
+  const RedisResult r = Call({"GET", key});
+  ASSERT_TRUE(std::holds_alternative<RedisFailure>(r)) << Text(r);
+  EXPECT_EQ(std::get<RedisFailure>(r).kind, RedisFailureKind::kDisconnected);
+  EXPECT_LT(Clock::now() - started, 5s);
+}
+
+}  // namespace
+}  // namespace vrouter::store
