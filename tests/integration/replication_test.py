@@ -11,7 +11,9 @@ replica -> its users resume elsewhere on the same server, and those who do not c
 (watchers hear `left`); Redis paused (SIGSTOP) -> lookups still answered, joins refused with a
 retryable error, /readyz says why, recovery after SIGCONT; Redis restarted empty -> live users'
 assignments are written back and every replica converges; a black hole reporting to one replica
-is ejected by another, which moves its own users off it.
+is ejected by another, which moves its own users off it. Then two replicas on rediss:// (TLS, a
+client certificate), and three on a six-node Redis Cluster (redis-cluster://): kill -9 of a
+primary, then a live reshard of 1,000 slots under lookups, and every user still found.
 
 Loopback only; every process is stopped at the end; bounded to about a minute.
 """
@@ -30,7 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vrouter_testlib  # noqa: E402  (beside this file)
 from vrouter_testlib import (  # noqa: E402
-    Redis, cli_token, eventually, make_cert, start_sim, stop_process)
+    Redis, cli_token, eventually, make_cert, make_cluster, start_sim, stop_process)
 
 VROUTER, SIM = (sys.argv[1:3] + [None, None])[:2]  # bench/redis_cost.py imports this module
 SERVER_SECRET = "replication-test-video-server-secret"
@@ -302,6 +304,65 @@ async def over_tls(a, b):
     print("rediss://: a join on one replica found from another over TLS", flush=True)
 
 
+async def on_a_cluster(nodes, replicas):
+    """Three replicas on a six-node Redis Cluster: people join across them; a primary is killed
+    (kill -9) and its replica promoted; 1,000 slots move (a live reshard) while people look each
+    other up. No live user is lost: every assignment is still found, with its epoch, from every
+    replica."""
+    people = []
+    for i in range(30):
+        c = await Client(f"cl-{i}", f"cs-{i % 10}").welcomed(replicas[i % 3].ws)
+        c.assigned = await c.join()
+        people.append(c)
+    names = [p.user for p in people]
+
+    async def all_found(label):
+        async def check():
+            for r, reader in enumerate(people[:3]):
+                found = await reader.lookup(names)
+                for p in people:
+                    got = found.get(p.user) or {}
+                    if got.get("epoch") != p.assigned["epoch"]:
+                        return f"{label}: {p.user} from {reader.user}: {got}"
+            return None
+        deadline = time.time() + 15
+        while (problem := await check()) is not None:
+            assert time.time() < deadline, problem
+            await asyncio.sleep(0.2)
+
+    await all_found("before")
+    killed_at = time.time()
+    nodes[0].stop()  # SIGKILL
+    await eventually("every replica ready again after the primary was killed",
+                     lambda: all(r.readyz()[0] == 200 for r in replicas), 30, 0.1)
+    took = time.time() - killed_at
+    await all_found("after the failover")
+    print(f"redis-cluster: kill -9 of a primary: every replica ready again {took:.1f} s later, "
+          f"30 of 30 users found with their epochs", flush=True)
+    FIGURES["cluster_failover_ready_s"] = round(took, 1)
+
+    # A live reshard (from the second primary, still alive, to the third) under lookups.
+    def node_id(n):
+        return n.cli("CLUSTER", "MYID").strip()
+    reshard = subprocess.Popen(
+        ["redis-cli", "--cluster", "reshard", f"127.0.0.1:{nodes[1].port}",
+         "--cluster-from", node_id(nodes[1]), "--cluster-to", node_id(nodes[2]),
+         "--cluster-slots", "1000", "--cluster-yes"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lookups = 0
+    while reshard.poll() is None:
+        found = await people[lookups % 30].lookup(names)
+        assert all((found.get(p.user) or {}).get("epoch") == p.assigned["epoch"]
+                   for p in people), found
+        lookups += 1
+    assert reshard.returncode == 0, "redis-cli --cluster reshard failed"
+    late = await Client("cl-late", "cs-0").welcomed(replicas[0].ws)
+    await late.join()
+    await all_found("after the reshard")
+    print(f"redis-cluster: 1,000 slots resharded live under {lookups} lookup rounds, "
+          f"every answer right; a join after it works", flush=True)
+
+
 def run_replicas(names, redis, fleet_file, store, scenario_of, timeout):
     """Starts a replica per name on `redis` (with `store` arguments, or plain redis://), waits
     until each is ready, runs scenario_of(redis, replicas) within `timeout` s; stops them all,
@@ -342,6 +403,15 @@ def main():
                  "--redis-tls-cert", cert, "--redis-tls-key", key]
         run_replicas(("t-a", "t-b"), tls_redis, fleet_file, store,
                      lambda _redis, replicas: over_tls(*replicas), 30)
+        # redis-cluster://: three primaries with a replica each, three vrouter replicas.
+        nodes = make_cluster(os.path.join(tmp, "cluster"), 3, 1, REDIS_SERVER)
+        try:
+            store = ["--store", "redis-cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in nodes)]
+            run_replicas(("c-a", "c-b", "c-c"), nodes[1], fleet_file, store,
+                         lambda _redis, replicas: on_a_cluster(nodes, replicas), 90)
+        finally:
+            for n in nodes:
+                n.stop()
 
 
 if __name__ == "__main__":

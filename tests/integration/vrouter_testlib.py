@@ -237,13 +237,18 @@ class Redis:
     trusts `cert` as its CA and asks clients for a certificate. Stopped with stop(), or by
     kill_started()."""
 
-    def __init__(self, tmp, binary="redis-server", tls=None):
+    def __init__(self, tmp, binary="redis-server", tls=None, cluster=False):
         self.port, self.tmp, self.binary, self.tls = free_port(), tmp, binary, tls
         self.tls_port = free_port() if tls else None
+        # A Redis Cluster node (joined by make_cluster), its bus on a port of its own (the default,
+        # port + 10000, overflows for most ephemeral ports).
+        self.cluster = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                        "--cluster-port", str(free_port()), "--cluster-node-timeout",
+                        "1000"] if cluster else []
         self.start()
 
     def start(self):
-        tls = []
+        tls = [*self.cluster]
         if self.tls:
             cert, key = self.tls
             tls = ["--tls-port", str(self.tls_port), "--tls-cert-file", cert, "--tls-key-file", key,
@@ -275,6 +280,29 @@ class Redis:
             os.kill(self.proc.pid, signal.SIGCONT)
             self.proc.kill()
             self.proc.wait()
+
+
+def make_cluster(tmp, primaries, replicas, binary="redis-server"):
+    """A Redis Cluster made as operators make one (redis-cli --cluster create): its nodes (the
+    first `primaries` are the primaries), once every node says cluster_state:ok and every replica
+    has synced."""
+    nodes = []
+    for i in range(primaries * (1 + replicas)):
+        d = os.path.join(tmp, f"cluster-{i}")
+        os.makedirs(d)
+        nodes.append(Redis(d, binary, cluster=True))
+    subprocess.run(["redis-cli", "--cluster", "create",
+                    *[f"127.0.0.1:{n.port}" for n in nodes],
+                    "--cluster-replicas", str(replicas), "--cluster-yes"],
+                   check=True, capture_output=True, timeout=30)
+    deadline = time.time() + 20
+    for n in nodes:
+        while ("cluster_state:ok" not in n.cli("CLUSTER", "INFO") or
+               ("role:master" not in n.cli("INFO", "replication") and
+                "master_link_status:up" not in n.cli("INFO", "replication"))):
+            assert time.time() < deadline, "the cluster never came up"
+            time.sleep(0.05)
+    return nodes
 
 
 def start_sim(binary, router, secret, tmp, args, **popen):
