@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -266,6 +267,49 @@ TEST_F(ClusterClientTest, RedirectLoopsAndUnreachableTargetsFailTyped) {
   ASSERT_TRUE(std::holds_alternative<RedisFailure>(r)) << Text(r);
   EXPECT_EQ(std::get<RedisFailure>(r).kind, RedisFailureKind::kDisconnected);
   EXPECT_LT(Clock::now() - started, 5s);
+}
+
+// A primary gone with nobody to take its slots over (no replica): the map names a node nobody
+// answers at. Commands for its slots fail typed and fast, and the client reports itself down,
+// naming the node (the store then refuses writes with the retryable `unavailable`).
+TEST_F(ClusterClientTest, ADeadPrimaryWithoutReplicaFailsItsSlotsTyped) {
+  ClusterFleet fleet;
+  std::string error;
+  ASSERT_TRUE(fleet.Start(3, 0, error)) << error;
+  StartClient(fleet);
+  const std::string key = KeyInSlotsBelow(100, 0);  // the first primary's
+  fleet.nodes().front()->Kill();
+  ASSERT_TRUE(Eventually([&] { return !client_->up(); })) << "never noticed";
+  const auto started = Clock::now();
+  const RedisResult r = Call({"GET", key});
+  ASSERT_TRUE(std::holds_alternative<RedisFailure>(r)) << Text(r);
+  EXPECT_EQ(std::get<RedisFailure>(r).kind, RedisFailureKind::kDisconnected);
+  EXPECT_LT(Clock::now() - started, 5s);
+  std::lock_guard lock(mu_);
+  ASSERT_FALSE(downs_.empty());
+  EXPECT_NE(downs_.front().find("127.0.0.1:" + std::to_string(fleet.ports().front())),
+            std::string::npos)
+      << downs_.front();
+}
+
+// Slots nobody serves (an operator's DELSLOTS): the client says so and is down; commands for
+// those slots fail typed, never hang.
+TEST_F(ClusterClientTest, UnassignedSlotsAreReportedAndFailTyped) {
+  ClusterFleet fleet;
+  std::string error;
+  ASSERT_TRUE(fleet.Start(3, 0, error)) << error;
+  StartClient(fleet);
+  for (std::uint16_t port : fleet.ports()) InlineCommand(port, "CLUSTER DELSLOTSRANGE 0 99");
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(mu_);
+    return std::any_of(downs_.begin(), downs_.end(), [](const std::string& why) {
+      return why.find("100 slots have no primary") != std::string::npos;
+    });
+  })) << "never reported the unassigned slots";
+  EXPECT_FALSE(client_->up());
+  const RedisResult r = Call({"GET", KeyInSlotsBelow(100, 0)});
+  ASSERT_TRUE(std::holds_alternative<RedisFailure>(r)) << Text(r);
+  EXPECT_EQ(std::get<RedisFailure>(r).kind, RedisFailureKind::kDisconnected);
 }
 
 }  // namespace
