@@ -1,7 +1,7 @@
 // RedisClusterClient against real Redis Clusters made by `redis-cli --cluster create` (ctest
 // label redis-cluster): commands routed to the shard of their key, a live reshard followed (MOVED
 // and ASK) with commands running, a primary killed and its replica promoted, and what a node may
-// answer from the store side (a redirect loop, a MOVED to nowhere).
+// answer from the store side (a redirect loop, a primary nobody answers at, unassigned slots).
 #include "router/store/redis_cluster_client.h"
 
 #include <gtest/gtest.h>
