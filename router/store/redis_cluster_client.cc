@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cctype>
 #include <map>
 #include <optional>
 #include <set>
@@ -28,6 +29,13 @@ bool Keyless(const std::string& name) {
              return a == static_cast<char>(std::tolower(static_cast<unsigned char>(b)));
            });
   });
+}
+
+bool IsScriptCall(const std::vector<std::string>& args) {
+  if (args.empty()) return false;
+  std::string name = args[0];
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name == "eval" || name == "evalsha" || name == "eval_ro" || name == "evalsha_ro";
 }
 
 }  // namespace
@@ -67,6 +75,8 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     const std::string* key = nullptr;
     if (req->script) {
       if (!req->keys.empty()) key = &req->keys[0];
+    } else if (IsScriptCall(req->args)) {  // EVAL script numkeys key...: by its first key
+      if (req->args.size() >= 4 && req->args[2] != "0") key = &req->args[3];
     } else if (req->args.size() >= 2 && !Keyless(req->args[0])) {
       key = &req->args[1];
     }
