@@ -82,6 +82,8 @@ struct Config {
   // rediss:// only: the CA file, the client certificate and key (both or neither), and the name
   // the server's certificate must carry (default: the URL's host).
   std::string redis_tls_ca, redis_tls_cert, redis_tls_key, redis_tls_server_name;
+  // redis-sentinel:// only: the Sentinels' own password (their requirepass), if they have one.
+  std::string redis_sentinel_password;
   std::chrono::milliseconds lease_ttl{5000};  // silence after which a replica is dead
   // Fleet health, scoring, ejection and migration; each default and its reason is documented
   // where the field is declared (router/fleet/fleet_model.h, scoring.h, ejection.h).

@@ -360,6 +360,7 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
     for (const auto& s : c.redis->sentinels)
       o.redis.sentinel.sentinels.emplace_back(s.host, s.port);
     o.redis.sentinel.master_name = c.redis->master_name;
+    o.redis.sentinel.password = c.redis_sentinel_password;
     for (const auto& n : c.redis->cluster_nodes) o.cluster_seeds.emplace_back(n.host, n.port);
     o.redis.port = c.redis->port;
     o.redis.username = c.redis->username;

@@ -230,6 +230,9 @@ options::Table<Config> MakeTable() {
       .Value("FILE");
   t.Text("redis-tls-key", VROUTER_FIELD(redis_tls_key),
          "rediss://: PEM private key of --redis-tls-cert").Value("FILE");
+  t.Text("redis-sentinel-password", VROUTER_FIELD(redis_sentinel_password),
+         "redis-sentinel://: the Sentinels' own password, when they require one (prefer "
+         "VROUTER_REDIS_SENTINEL_PASSWORD)").Value("SECRET");
   t.Text("redis-tls-server-name", VROUTER_FIELD(redis_tls_server_name),
          "rediss://: the name (or address) the server's certificate must carry (default: the "
          "store URL's host)").Value("NAME");
@@ -435,6 +438,11 @@ options::Table<Config> MakeTable() {
     if (tls_options && (!c.redis || !c.redis->tls)) {
       return Error{Code::kConflict, "store",
                    "--redis-tls-* options need a TLS store: --store rediss://..."};
+    }
+    if (!c.redis_sentinel_password.empty() && (!c.redis || c.redis->sentinels.empty())) {
+      return Error{Code::kConflict, "redis-sentinel-password",
+                   "--redis-sentinel-password needs a store behind Sentinel: --store "
+                   "redis-sentinel://..."};
     }
     if (c.redis_tls_cert.empty() != c.redis_tls_key.empty()) {
       return Error{Code::kConflict, c.redis_tls_cert.empty() ? "redis-tls-cert" : "redis-tls-key",

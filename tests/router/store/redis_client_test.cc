@@ -716,7 +716,8 @@ TEST_F(RedisClientTest, SentinelFollowsAFailoverAndResubscribes) {
   }));
 }
 
-// A Sentinel that does not know the name, and no Sentinel at all: typed reasons, retries.
+// A Sentinel that does not know the name, one that wants a password, and no Sentinel at all:
+// typed reasons, retries; with its password, it answers.
 TEST_F(RedisClientTest, SentinelProblemsSayWhy) {
   StartServer();
   RedisServerOptions so;
@@ -728,6 +729,22 @@ TEST_F(RedisClientTest, SentinelProblemsSayWhy) {
   unknown.sentinel.master_name = "nobody";
   const std::string why = FirstDown(io_, unknown);
   EXPECT_NE(why.find("knows no primary named 'nobody'"), std::string::npos) << why;
+
+  // Sentinels with a password of their own.
+  RedisServerOptions guarded_options;
+  guarded_options.sentinel_for = server_->port();
+  guarded_options.password = "sentinel-secret";
+  RedisServer guarded(guarded_options);
+  ASSERT_TRUE(guarded.ok()) << guarded.error();
+  RedisOptions without = Options();
+  without.sentinel.sentinels = {{"127.0.0.1", guarded.port()}};
+  without.sentinel.master_name = "vrouter";
+  const std::string noauth = FirstDown(io_, without);
+  EXPECT_NE(noauth.find("NOAUTH"), std::string::npos) << noauth;
+  RedisOptions with = without;
+  with.sentinel.password = "sentinel-secret";
+  StartClient(with);
+  EXPECT_EQ(ReplyOf(Call({"SET", "k", "v"})).str, "OK");
 
   RedisOptions none = Options();
   none.sentinel.sentinels = {{"127.0.0.1", 1}};
