@@ -1756,7 +1756,9 @@ void FailoverUnderLoad(const FailoverCase& run) {
       [&] {
         missing.clear();
         std::lock_guard lock(mu);
-        for (const auto& [user, space] : live) {
+        for (const auto& entry : live) {  // (a lambda may not capture a structured binding)
+          const std::string& user = entry.first;
+          const std::string& space = entry.second;
           const auto found =
               Await<StoreResult<Assignments>>([&](std::function<void(StoreResult<Assignments>)> d) {
                 reader.LookupInSpace({user}, space, std::move(d));
