@@ -70,6 +70,15 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     int redirects = 0;
   };
 
+  // Any thread: counts `req` as pending and routes it on the io thread.
+  void Submit(std::shared_ptr<Request> req) {
+    pending_.fetch_add(1);
+    asio::dispatch(io_, [w = weak_from_this(), req = std::move(req)]() mutable {
+      if (auto self = w.lock()) return self->Route(std::move(req));
+      req->cb(RedisFailure{RedisFailureKind::kStopped, "destroyed"});
+    });
+  }
+
   void Route(std::shared_ptr<Request> req) {
     if (stopped_) return Finish(*req, RedisFailure{RedisFailureKind::kStopped, "stopped"});
     const std::string* key = nullptr;
@@ -485,11 +494,7 @@ void RedisClusterClient::Command(std::vector<std::string> args, RedisCallback cb
   auto req = std::make_shared<Impl::Request>();
   req->args = std::move(args);
   req->cb = std::move(cb);
-  impl_->pending_.fetch_add(1);
-  asio::dispatch(impl_->io_, [w = std::weak_ptr<Impl>(impl_), req]() mutable {
-    if (auto self = w.lock()) return self->Route(std::move(req));
-    req->cb(RedisFailure{RedisFailureKind::kStopped, "destroyed"});
-  });
+  impl_->Submit(std::move(req));
 }
 
 void RedisClusterClient::Eval(const RedisScript& script, std::vector<std::string> keys,
@@ -499,11 +504,7 @@ void RedisClusterClient::Eval(const RedisScript& script, std::vector<std::string
   req->keys = std::move(keys);
   req->args = std::move(args);
   req->cb = std::move(cb);
-  impl_->pending_.fetch_add(1);
-  asio::dispatch(impl_->io_, [w = std::weak_ptr<Impl>(impl_), req]() mutable {
-    if (auto self = w.lock()) return self->Route(std::move(req));
-    req->cb(RedisFailure{RedisFailureKind::kStopped, "destroyed"});
-  });
+  impl_->Submit(std::move(req));
 }
 
 void RedisClusterClient::Subscribe(std::string channel, std::function<void()> confirmed) {

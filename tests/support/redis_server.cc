@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -64,6 +65,23 @@ bool Answers(std::uint16_t port) {
   }
   ::close(fd);
   return ok;
+}
+
+// Polls `done` every `every` until it holds (true) or `deadline` passes (false).
+bool PollUntil(const std::function<bool()>& done, Clock::time_point deadline,
+               std::chrono::milliseconds every = std::chrono::milliseconds(50)) {
+  while (!done()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(every);
+  }
+  return true;
+}
+
+std::vector<std::uint16_t> PortsOf(const std::vector<std::unique_ptr<RedisServer>>& servers) {
+  std::vector<std::uint16_t> out;
+  out.reserve(servers.size());
+  for (const auto& s : servers) out.push_back(s->port());
+  return out;
 }
 
 std::string ReadFile(const std::filesystem::path& p) {
@@ -212,13 +230,14 @@ bool RedisServer::Launch() {
   // Every slot to this node (a no-op error on a restart: it keeps them in nodes.conf), then wait
   // for the cluster to say ok.
   InlineCommand(port_, "CLUSTER ADDSLOTSRANGE 0 16383");
-  const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (InlineCommand(port_, "CLUSTER INFO").find("cluster_state:ok") == std::string::npos) {
-    if (Clock::now() > deadline) {
-      error_ = "the one-node cluster never reached cluster_state:ok";
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (!PollUntil(
+          [&] {
+            return InlineCommand(port_, "CLUSTER INFO").find("cluster_state:ok") !=
+                   std::string::npos;
+          },
+          Clock::now() + std::chrono::seconds(10))) {
+    error_ = "the one-node cluster never reached cluster_state:ok";
+    return false;
   }
   return true;
 }
@@ -331,13 +350,14 @@ bool SentinelFleet::Start(std::string& error) {
     return false;
   }
   const auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (InlineCommand(replica_->port(), "INFO replication").find("master_link_status:up") ==
-         std::string::npos) {
-    if (Clock::now() > deadline) {
-      error = "the replica never synced";
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (!PollUntil(
+          [&] {
+            return InlineCommand(replica_->port(), "INFO replication")
+                       .find("master_link_status:up") != std::string::npos;
+          },
+          deadline)) {
+    error = "the replica never synced";
+    return false;
   }
   for (int i = 0; i < 3; ++i) {
     RedisServerOptions s;
@@ -351,24 +371,20 @@ bool SentinelFleet::Start(std::string& error) {
   }
   for (const auto& s : sentinels_) {
     // "*0" while it knows no replica (it learns them from the primary's INFO).
-    while (!InlineCommand(s->port(), std::string("SENTINEL replicas ") + kMasterName)
-                .starts_with("*1")) {
-      if (Clock::now() > deadline) {
-        error = "a Sentinel never saw the replica";
-        return false;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!PollUntil(
+            [&] {
+              return InlineCommand(s->port(), std::string("SENTINEL replicas ") + kMasterName)
+                  .starts_with("*1");
+            },
+            deadline, std::chrono::milliseconds(100))) {
+      error = "a Sentinel never saw the replica";
+      return false;
     }
   }
   return true;
 }
 
-std::vector<std::uint16_t> SentinelFleet::sentinel_ports() const {
-  std::vector<std::uint16_t> out;
-  out.reserve(sentinels_.size());
-  for (const auto& s : sentinels_) out.push_back(s->port());
-  return out;
-}
+std::vector<std::uint16_t> SentinelFleet::sentinel_ports() const { return PortsOf(sentinels_); }
 
 bool ClusterFleet::Start(int primaries, int replicas, std::string& error) {
   std::string command = "/usr/bin/redis-cli --cluster create";
@@ -389,37 +405,30 @@ bool ClusterFleet::Start(int primaries, int replicas, std::string& error) {
   }
   const auto deadline = Clock::now() + std::chrono::seconds(20);
   for (const auto& n : nodes_) {
-    while (InlineCommand(n->port(), "CLUSTER INFO").find("cluster_state:ok") == std::string::npos) {
-      if (Clock::now() > deadline) {
-        error = "the cluster never reached cluster_state:ok";
-        return false;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!PollUntil(
+            [&] {
+              return InlineCommand(n->port(), "CLUSTER INFO").find("cluster_state:ok") !=
+                     std::string::npos;
+            },
+            deadline)) {
+      error = "the cluster never reached cluster_state:ok";
+      return false;
     }
-  }
-  // A replica that has not synced once cannot be promoted (its data would be too old).
-  for (const auto& n : nodes_) {
-    while (true) {
-      const std::string info = InlineCommand(n->port(), "INFO replication");
-      if (info.find("role:master") != std::string::npos ||
-          info.find("master_link_status:up") != std::string::npos) {
-        break;
-      }
-      if (Clock::now() > deadline) {
-        error = "a replica never synced";
-        return false;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // A replica that has not synced once cannot be promoted (its data would be too old).
+    if (!PollUntil(
+            [&] {
+              const std::string info = InlineCommand(n->port(), "INFO replication");
+              return info.find("role:master") != std::string::npos ||
+                     info.find("master_link_status:up") != std::string::npos;
+            },
+            deadline)) {
+      error = "a replica never synced";
+      return false;
     }
   }
   return true;
 }
 
-std::vector<std::uint16_t> ClusterFleet::ports() const {
-  std::vector<std::uint16_t> out;
-  out.reserve(nodes_.size());
-  for (const auto& n : nodes_) out.push_back(n->port());
-  return out;
-}
+std::vector<std::uint16_t> ClusterFleet::ports() const { return PortsOf(nodes_); }
 
 }  // namespace vrouter::testing
