@@ -45,26 +45,8 @@ std::uint16_t FreePort() {
 
 // True when something on the port answers an inline PING (+PONG, or -NOAUTH with requirepass).
 bool Answers(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  timeval tv{0, 500 * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  bool ok = false;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    static constexpr char kPing[] = "PING\r\n";
-    char buf[64];
-    if (::send(fd, kPing, sizeof(kPing) - 1, MSG_NOSIGNAL) == sizeof(kPing) - 1) {
-      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-      ok = n > 0 && (buf[0] == '+' || (n >= 7 && std::memcmp(buf, "-NOAUTH", 7) == 0));
-    }
-  }
-  ::close(fd);
-  return ok;
+  const std::string reply = InlineCommand(port, "PING");
+  return reply.starts_with('+') || reply.starts_with("-NOAUTH");
 }
 
 // Polls `done` every `every` until it holds (true) or `deadline` passes (false).
