@@ -245,19 +245,19 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     });
   }
 
-  void Subscribe(std::string channel, std::function<void()> confirmed) {
+  void Subscribe(std::string channel, std::function<void()> confirmed, bool shard) {
     asio::post(io_, [w = weak_from_this(), channel = std::move(channel),
-                     confirmed = std::move(confirmed)]() mutable {
+                     confirmed = std::move(confirmed), shard]() mutable {
       if (auto self = w.lock()) {
-        self->DoSubscribe(channel, std::move(confirmed));
+        self->DoSubscribe(channel, std::move(confirmed), shard);
         self->Flush();
       }
     });
   }
 
-  void Unsubscribe(std::string channel) {
-    asio::post(io_, [w = weak_from_this(), channel = std::move(channel)] {
-      if (auto self = w.lock()) self->DoUnsubscribe(channel);
+  void Unsubscribe(std::string channel, bool shard) {
+    asio::post(io_, [w = weak_from_this(), channel = std::move(channel), shard] {
+      if (auto self = w.lock()) self->DoUnsubscribe(channel, shard);
     });
   }
 
@@ -334,10 +334,18 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     std::deque<std::unique_ptr<Request>> inflight;  // queued or sent, unanswered, in send order
   };
 
-  struct SubRequest {  // a SUBSCRIBE sent and not yet confirmed
+  struct SubRequest {  // a SUBSCRIBE or SSUBSCRIBE sent and not yet confirmed
     std::string channel;
     Clock::time_point sent;
     std::vector<std::function<void()>> confirms;
+    bool shard = false;
+  };
+  // A shard command sent on the subscriber connection. Each gets exactly one answer, in order:
+  // its confirmation or an error (a redirection). This queue says which command an error
+  // answers, and tells Redis's own `sunsubscribe` (a slot that moved away) from ours.
+  struct ShardCommand {
+    std::string channel;
+    bool unsubscribe = false;
   };
 
   // ---- TLS ----
@@ -574,8 +582,9 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   // that refuses the channel) ends the session with Redis's reason.
   void OnSubscriberReply(Conn& c, const redisReply& reply) {
     if (reply.type == REDIS_REPLY_ERROR) {
-      c.death = "Redis at " + c.endpoint +
-                " refused a subscription: " + std::string(reply.str, reply.len);
+      std::string error(reply.str, reply.len);
+      if (!shard_order_.empty() && IsRedirection(error)) return OnShardRefused(std::move(error));
+      c.death = "Redis at " + c.endpoint + " refused a subscription: " + error;
       return;
     }
     if (reply.type != REDIS_REPLY_ARRAY || reply.elements < 3) return;
@@ -587,14 +596,55 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     }
     const std::string_view k(kind->str, kind->len);
     std::string ch(channel->str, channel->len);
-    if (k == "message") {
+    if (k == "message" || k == "smessage") {
       const redisReply* payload = reply.element[2];
       if (payload != nullptr && payload->type == REDIS_REPLY_STRING) {
         OnMessage(std::move(ch), std::string(payload->str, payload->len));
       }
     } else if (k == "subscribe") {
-      OnSubscribed(ch);
+      OnSubscribed(ch, /*shard=*/false);
+    } else if (k == "ssubscribe") {
+      if (!shard_order_.empty() && shard_order_.front().channel == ch) shard_order_.pop_front();
+      OnSubscribed(ch, /*shard=*/true);
+    } else if (k == "sunsubscribe") {
+      const bool ours = !shard_order_.empty() && shard_order_.front().unsubscribe &&
+                        shard_order_.front().channel == ch;
+      if (ours) {
+        shard_order_.pop_front();
+      } else {
+        OnShardLost(ch, {});  // the slot moved away: Redis let go of the channel
+      }
     }
+  }
+
+  static bool IsRedirection(std::string_view error) {
+    return error.starts_with("MOVED ") || error.starts_with("ASK ") ||
+           error.starts_with("TRYAGAIN") || error.starts_with("CLUSTERDOWN");
+  }
+
+  // The node does not serve the slot of the shard command at the head of the queue.
+  void OnShardRefused(std::string error) {
+    ShardCommand refused = std::move(shard_order_.front());
+    shard_order_.pop_front();
+    if (refused.unsubscribe) return;  // it holds no such subscription anyway
+    auto it = std::find_if(sub_inflight_.begin(), sub_inflight_.end(), [&](const SubRequest& s) {
+      return s.shard && s.channel == refused.channel;
+    });
+    if (it != sub_inflight_.end()) {
+      sub_inflight_.erase(it);  // its confirmations never run: the owner subscribes elsewhere
+      sub_pending_.fetch_sub(1);
+    }
+    OnShardLost(refused.channel, std::move(error));
+  }
+
+  void OnShardLost(const std::string& channel, std::string redirect) {
+    const auto it = wanted_.find(channel);
+    if (it == wanted_.end() || !it->second) return;  // not wanted (any more), or not a shard one
+    wanted_.erase(it);
+    waiting_confirms_.erase(channel);
+    Emit([this, channel, redirect = std::move(redirect)] {
+      if (!destroyed_ && hooks_.on_shard_lost) hooks_.on_shard_lost(channel, redirect);
+    });
   }
 
   void HandleReply(Conn& c, std::unique_ptr<Request> req, const redisReply& reply) {
@@ -779,9 +829,10 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     });
   }
 
-  void OnSubscribed(const std::string& channel) {
-    auto it = std::find_if(sub_inflight_.begin(), sub_inflight_.end(),
-                           [&](const SubRequest& s) { return s.channel == channel; });
+  void OnSubscribed(const std::string& channel, bool shard) {
+    auto it = std::find_if(sub_inflight_.begin(), sub_inflight_.end(), [&](const SubRequest& s) {
+      return s.shard == shard && s.channel == channel;
+    });
     if (it == sub_inflight_.end()) return;
     for (auto& f : it->confirms) {
       if (!f) continue;
@@ -867,10 +918,12 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     last_error_.clear();
     auto waiting = std::move(waiting_confirms_);
     waiting_confirms_.clear();
-    for (const std::string& channel : wanted_) {
+    for (const auto& [channel, shard] : wanted_) {
       auto it = waiting.find(channel);
-      SendSubscribe(channel, it != waiting.end() ? std::move(it->second)
-                                                 : std::vector<std::function<void()>>{});
+      SendSubscribe(
+          channel,
+          it != waiting.end() ? std::move(it->second) : std::vector<std::function<void()>>{},
+          shard);
     }
     Emit([this] {
       if (!destroyed_ && hooks_.on_up) hooks_.on_up();
@@ -914,6 +967,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     }
     sub_inflight_.clear();
     sub_pending_.store(0);
+    shard_order_.clear();
   }
 
   void ScheduleReconnect() {
@@ -1049,38 +1103,41 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     Send(c, req);  // fails only on a dead connection, whose death ends the attempt
   }
 
-  void SendSubscribe(const std::string& channel, std::vector<std::function<void()>> confirms) {
+  void SendSubscribe(const std::string& channel, std::vector<std::function<void()>> confirms,
+                     bool shard) {
     if (sub_ == nullptr || sub_->closed || !sub_->death.empty()) {
       auto& w = waiting_confirms_[channel];
       for (auto& f : confirms) w.push_back(std::move(f));
       return;
     }
-    AppendCommand(sub_->out, {"SUBSCRIBE", channel});
+    AppendCommand(sub_->out, {shard ? "SSUBSCRIBE" : "SUBSCRIBE", channel});
     StartWrite(sub_);
-    sub_inflight_.push_back(SubRequest{channel, Clock::now(), std::move(confirms)});
+    if (shard) shard_order_.push_back(ShardCommand{channel, /*unsubscribe=*/false});
+    sub_inflight_.push_back(SubRequest{channel, Clock::now(), std::move(confirms), shard});
     sub_pending_.fetch_add(1);
   }
 
-  void DoSubscribe(const std::string& channel, std::function<void()> confirmed) {
+  void DoSubscribe(const std::string& channel, std::function<void()> confirmed, bool shard) {
     if (state_ == State::kStopped) return;
-    wanted_.insert(channel);
+    wanted_[channel] = shard;
     std::vector<std::function<void()>> confirms;
     if (confirmed) confirms.push_back(std::move(confirmed));
     if (state_ == State::kUp) {
-      SendSubscribe(channel, std::move(confirms));
+      SendSubscribe(channel, std::move(confirms), shard);
     } else if (!confirms.empty()) {
       waiting_confirms_[channel].push_back(std::move(confirms.front()));
     }
   }
 
-  void DoUnsubscribe(const std::string& channel) {
+  void DoUnsubscribe(const std::string& channel, bool shard) {
     wanted_.erase(channel);
     waiting_confirms_.erase(channel);
     if (state_ != State::kUp || sub_ == nullptr || sub_->closed) return;
     // Its confirmation ("unsubscribe", channel, count) is ignored; messages already on their
     // way are dropped by OnMessage.
-    AppendCommand(sub_->out, {"UNSUBSCRIBE", channel});
+    AppendCommand(sub_->out, {shard ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", channel});
     StartWrite(sub_);
+    if (shard) shard_order_.push_back(ShardCommand{channel, /*unsubscribe=*/true});
   }
 
   // A reply or a failure for a request that was sent.
@@ -1158,9 +1215,10 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   std::size_t next_sentinel_ = 0;
   std::optional<std::string> topology_change_;
   std::optional<asio::steady_timer> watch_timer_;  // reset by Shutdown
-  std::set<std::string> wanted_;                   // channels to keep subscribed
+  std::map<std::string, bool> wanted_;             // channels to keep subscribed -> shard channel
   std::map<std::string, std::vector<std::function<void()>>> waiting_confirms_;  // not sent yet
   std::deque<SubRequest> sub_inflight_;
+  std::deque<ShardCommand> shard_order_;
   std::vector<std::function<void()>> events_;
   bool flushing_ = false;
   bool destroyed_ = false;
@@ -1198,10 +1256,20 @@ void RedisClient::Eval(const RedisScript& script, std::vector<std::string> keys,
 }
 
 void RedisClient::Subscribe(std::string channel, std::function<void()> confirmed) {
-  impl_->Subscribe(std::move(channel), std::move(confirmed));
+  impl_->Subscribe(std::move(channel), std::move(confirmed), /*shard=*/false);
 }
 
-void RedisClient::Unsubscribe(std::string channel) { impl_->Unsubscribe(std::move(channel)); }
+void RedisClient::Unsubscribe(std::string channel) {
+  impl_->Unsubscribe(std::move(channel), /*shard=*/false);
+}
+
+void RedisClient::SubscribeShard(std::string channel, std::function<void()> confirmed) {
+  impl_->Subscribe(std::move(channel), std::move(confirmed), /*shard=*/true);
+}
+
+void RedisClient::UnsubscribeShard(std::string channel) {
+  impl_->Unsubscribe(std::move(channel), /*shard=*/true);
+}
 
 bool RedisClient::up() const { return impl_->up(); }
 std::size_t RedisClient::pending() const { return impl_->pending(); }

@@ -109,6 +109,11 @@ struct RedisHooks {  // all called on the io_context thread; any may be empty
   std::function<void(const std::string& why)> on_down;
   // A message on a subscribed channel (only channels still wanted).
   std::function<void(std::string_view channel, std::string_view payload)> on_message;
+  // A shard channel (SubscribeShard) this client no longer holds although it was not asked to
+  // let go: Redis Cluster moved its slot to another node (an unsolicited `sunsubscribe`), or
+  // answered its SSUBSCRIBE with a redirection (`redirect` is the error: "MOVED 1234 h:p").
+  // The channel is no longer wanted here; messages published since may have been missed.
+  std::function<void(const std::string& channel, const std::string& redirect)> on_shard_lost;
   // Per command that was sent to Redis, when it completes (ok: Redis answered, even with an
   // error reply) or fails; seconds from the Command/Eval call. Commands refused before being
   // sent (not up, queue full, stopped) are not reported.
@@ -146,6 +151,10 @@ class RedisConnection {
                     std::vector<std::string> args, RedisCallback cb) = 0;
   virtual void Subscribe(std::string channel, std::function<void()> confirmed) = 0;
   virtual void Unsubscribe(std::string channel) = 0;
+  // Sharded pub/sub (Redis 7: SSUBSCRIBE, SPUBLISH): a shard channel lives in its name's hash
+  // slot, like a key. Same contract as Subscribe, plus RedisHooks::on_shard_lost.
+  virtual void SubscribeShard(std::string channel, std::function<void()> confirmed) = 0;
+  virtual void UnsubscribeShard(std::string channel) = 0;
   virtual bool up() const = 0;
   virtual std::size_t pending() const = 0;
 };
@@ -183,6 +192,11 @@ class RedisClient final : public RedisConnection {
   // unsubscribed before its SUBSCRIBE was sent, or on Stop().
   void Subscribe(std::string channel, std::function<void()> confirmed) override;
   void Unsubscribe(std::string channel) override;
+  // The same with SSUBSCRIBE / SUNSUBSCRIBE, on the same subscriber connection. A redirection in
+  // answer (the node does not serve the channel's slot), or Redis dropping the subscription
+  // because the slot moved, is not an outage: the channel is dropped and on_shard_lost says so.
+  void SubscribeShard(std::string channel, std::function<void()> confirmed) override;
+  void UnsubscribeShard(std::string channel) override;
 
   bool up() const override;  // both connections ready
   // Commands accepted and not yet answered (including ones still being posted to the io thread)

@@ -19,6 +19,10 @@ namespace {
 
 namespace asio = boost::asio;
 
+// How long a lost shard channel waits before its owner is told (and subscribes again): long
+// enough for the refreshed map to say where the slot went, short next to a resync.
+constexpr std::chrono::milliseconds kLostDelay{100};
+
 // Commands the store sends that name no key: any primary takes them.
 bool Keyless(const std::string& name) {
   static constexpr std::string_view kNames[] = {"publish", "ping", "time",
@@ -118,6 +122,21 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     if (RedisClient* c = PubSubClient()) c->Unsubscribe(channel);
   }
 
+  // ---- shard channels: each on the primary that serves its slot ----
+
+  void SubscribeShard(const std::string& channel, std::function<void()> confirmed) {
+    ShardChannel& sc = shard_wanted_[channel];
+    if (confirmed) sc.waiting.push_back(std::move(confirmed));
+    PlaceShard(channel, sc);
+  }
+
+  void UnsubscribeShard(const std::string& channel) {
+    const auto it = shard_wanted_.find(channel);
+    if (it == shard_wanted_.end()) return;
+    if (NodeState* n = Find(it->second.on)) n->client->UnsubscribeShard(channel);
+    shard_wanted_.erase(it);
+  }
+
   std::vector<std::string> Primaries() const {
     std::vector<std::string> out;
     for (const auto& n : map_.primaries) out.push_back(cluster::ToString(n));
@@ -137,6 +156,89 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     std::unique_ptr<RedisClient> client;
     bool up = false;
   };
+
+  // A shard channel the owner wants: the node it is subscribed on (empty: not placed yet, no map
+  // or no owner for its slot), and confirmations that wait for it to be placed.
+  struct ShardChannel {
+    std::string on;
+    std::vector<std::function<void()>> waiting;
+  };
+
+  NodeState* Find(const std::string& endpoint) {
+    if (endpoint.empty()) return nullptr;
+    const auto it = nodes_.find(endpoint);
+    return it == nodes_.end() ? nullptr : it->second.get();
+  }
+
+  // Subscribes `channel` on its slot's owner, if the map names one; otherwise it waits for the
+  // next map (OnSlots). Already placed there: SSUBSCRIBE again, which confirms again.
+  void PlaceShard(const std::string& channel, ShardChannel& sc) {
+    if (!have_map_ || stopped_) return;
+    const cluster::Node* owner = map_.OwnerOf(cluster::KeySlot(channel));
+    if (owner == nullptr) return;
+    const std::string endpoint = cluster::ToString(*owner);
+    if (!sc.on.empty() && sc.on != endpoint) {
+      if (NodeState* old = Find(sc.on)) old->client->UnsubscribeShard(channel);
+    }
+    sc.on = endpoint;
+    NodeState* n = Ensure(endpoint);
+    auto waiting = std::exchange(sc.waiting, {});
+    if (waiting.empty()) {
+      n->client->SubscribeShard(channel, {});
+    } else {
+      for (auto& f : waiting) n->client->SubscribeShard(channel, std::move(f));
+    }
+  }
+
+  // The node `endpoint` no longer holds `channel` (its slot moved, or it redirected the
+  // SSUBSCRIBE). The channel is dropped and the owner told, a little later (after the map is
+  // refreshed, so that subscribing again goes where the slot is now): messages published in
+  // between may be lost, and only the owner knows what to read again.
+  void OnShardLost(const std::string& endpoint, const std::string& channel,
+                   const std::string& redirect) {
+    const auto it = shard_wanted_.find(channel);
+    if (it == shard_wanted_.end() || it->second.on != endpoint) return;
+    shard_wanted_.erase(it);
+    if (auto moved = cluster::ParseRedirect(redirect);
+        moved && moved->kind == cluster::RedirectKind::kMoved && !moved->to.host.empty()) {
+      Own(moved->slot, moved->to);
+    }
+    RefreshSoon();
+    TellLost(channel);
+  }
+
+  void TellLost(const std::string& channel) {
+    lost_.push_back(channel);
+    if (lost_.size() > 1) return;  // a timer is already on its way
+    auto t = std::make_shared<asio::steady_timer>(io_, kLostDelay);
+    t->async_wait([w = weak_from_this(), t](const boost::system::error_code& ec) {
+      auto self = w.lock();
+      if (ec || !self || self->stopped_) return;
+      for (const auto& ch : std::exchange(self->lost_, {})) {
+        if (self->shard_wanted_.contains(ch)) continue;  // subscribed again meanwhile
+        if (self->hooks_.on_shard_lost) self->hooks_.on_shard_lost(ch, {});
+      }
+    });
+  }
+
+  // After a new map: channels whose slot is served elsewhere now are lost on the old node
+  // (Redis also says so with `sunsubscribe`, unless the node died); unplaced ones are placed.
+  void ReplaceShards() {
+    std::vector<std::string> moved;
+    for (auto& [channel, sc] : shard_wanted_) {
+      if (sc.on.empty()) {
+        PlaceShard(channel, sc);
+        continue;
+      }
+      const cluster::Node* owner = map_.OwnerOf(cluster::KeySlot(channel));
+      if (owner == nullptr || cluster::ToString(*owner) != sc.on) moved.push_back(channel);
+    }
+    for (const auto& channel : moved) {
+      const std::string on = shard_wanted_[channel].on;
+      if (NodeState* old = Find(on)) old->client->UnsubscribeShard(channel);
+      OnShardLost(on, channel, {});
+    }
+  }
 
   std::string Because() const { return last_why_.empty() ? "" : ": " + last_why_; }
 
@@ -252,9 +354,16 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     };
     h.on_message = [w, endpoint](std::string_view channel, std::string_view payload) {
       auto self = w.lock();
-      if (!self || endpoint != self->pubsub_node_) return;
-      if (!self->wanted_.contains(std::string(channel))) return;
-      if (self->hooks_.on_message) self->hooks_.on_message(channel, payload);
+      if (!self) return;
+      const std::string name(channel);
+      const auto shard = self->shard_wanted_.find(name);
+      const bool from_owner = shard != self->shard_wanted_.end()
+                                  ? shard->second.on == endpoint
+                                  : endpoint == self->pubsub_node_ && self->wanted_.contains(name);
+      if (from_owner && self->hooks_.on_message) self->hooks_.on_message(channel, payload);
+    };
+    h.on_shard_lost = [w, endpoint](const std::string& channel, const std::string& redirect) {
+      if (auto self = w.lock()) self->OnShardLost(endpoint, channel, redirect);
     };
     h.on_command = [w](double seconds, bool ok) {
       auto self = w.lock();
@@ -363,6 +472,7 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     std::set<std::string> primaries;
     for (const auto& n : map_.primaries) primaries.insert(cluster::ToString(n));
     for (const auto& endpoint : primaries) Ensure(endpoint);
+    ReplaceShards();
     for (auto it = nodes_.begin(); it != nodes_.end();) {
       if (primaries.contains(it->first)) {
         ++it;
@@ -477,6 +587,8 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
   std::string pubsub_node_;
   std::set<std::string> wanted_;
   std::map<std::string, std::vector<std::function<void()>>> waiting_confirms_;
+  std::map<std::string, ShardChannel> shard_wanted_;
+  std::vector<std::string> lost_;  // shard channels to tell the owner about (TellLost)
 
   friend class RedisClusterClient;
 };
@@ -517,6 +629,19 @@ void RedisClusterClient::Subscribe(std::string channel, std::function<void()> co
 void RedisClusterClient::Unsubscribe(std::string channel) {
   asio::dispatch(impl_->io_, [w = std::weak_ptr<Impl>(impl_), channel = std::move(channel)] {
     if (auto self = w.lock()) self->Unsubscribe(channel);
+  });
+}
+
+void RedisClusterClient::SubscribeShard(std::string channel, std::function<void()> confirmed) {
+  asio::dispatch(impl_->io_, [w = std::weak_ptr<Impl>(impl_), channel = std::move(channel),
+                              confirmed = std::move(confirmed)]() mutable {
+    if (auto self = w.lock()) self->SubscribeShard(channel, std::move(confirmed));
+  });
+}
+
+void RedisClusterClient::UnsubscribeShard(std::string channel) {
+  asio::dispatch(impl_->io_, [w = std::weak_ptr<Impl>(impl_), channel = std::move(channel)] {
+    if (auto self = w.lock()) self->UnsubscribeShard(channel);
   });
 }
 

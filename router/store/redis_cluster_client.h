@@ -17,6 +17,11 @@
 // - Pub/sub: classic SUBSCRIBE on one primary (PUBLISH reaches every node of a cluster); when
 //   that primary leaves the map, every channel is subscribed again on another (after on_down and
 //   on_up, so the store's resync covers what was missed).
+// - Sharded pub/sub (SubscribeShard, Redis 7): each shard channel is SSUBSCRIBEd on the primary
+//   that serves its slot, so a change travels only inside its shard. When the slot moves (Redis
+//   drops the subscription with `sunsubscribe`, the SSUBSCRIBE is redirected, or a new map says
+//   so), the channel is dropped and on_shard_lost tells the owner ~100 ms later, once the map
+//   says where the slot went: the owner subscribes again and reads what it may have missed.
 //
 // Threading: as RedisClient, everything on the io_context's thread; Command, Eval, Subscribe and
 // Unsubscribe must be called there (the store's thread). Start, Stop, up and pending from any.
@@ -56,6 +61,8 @@ class RedisClusterClient final : public RedisConnection {
             RedisCallback cb) override;
   void Subscribe(std::string channel, std::function<void()> confirmed) override;
   void Unsubscribe(std::string channel) override;
+  void SubscribeShard(std::string channel, std::function<void()> confirmed) override;
+  void UnsubscribeShard(std::string channel) override;
   bool up() const override;
   std::size_t pending() const override;
 

@@ -73,11 +73,37 @@ std::string AdmissionRecentKey(std::string_view server) {
 std::string HelloAddressKey(std::string_view address) {
   return "vr:ha:{" + std::string(address) + "}";
 }
-std::string SpaceChannel(std::string_view space) {
+namespace {
+// What follows `prefix` in `channel`, if that is a valid id (a shard channel: inside the braces).
+std::optional<std::string_view> NameOf(std::string_view channel, std::string_view prefix,
+                                       PubSub mode) {
+  if (!channel.starts_with(prefix)) return std::nullopt;
+  channel.remove_prefix(prefix.size());
+  if (mode == PubSub::kSharded) {
+    if (channel.size() < 2 || channel.front() != '{' || channel.back() != '}') return std::nullopt;
+    channel = channel.substr(1, channel.size() - 2);
+  }
+  if (channel.empty()) return std::nullopt;
+  return channel;
+}
+}  // namespace
+
+// A shard channel is named exactly as the key whose slot it must share: the same string hashes
+// to the same slot whatever the name holds (a name starting with '}' has an empty hash tag, and
+// then the whole string is hashed). Channels and keys are separate namespaces in Redis.
+std::string SpaceChannel(std::string_view space, PubSub mode) {
+  if (mode == PubSub::kSharded) return SpaceKey(space);
   return std::string(kSpaceChannelPrefix) + std::string(space);
 }
-std::string UserChannel(std::string_view user) {
+std::string UserChannel(std::string_view user, PubSub mode) {
+  if (mode == PubSub::kSharded) return UserKey(user);
   return std::string(kUserChannelPrefix) + std::string(user);
+}
+std::optional<std::string_view> SpaceOfChannel(std::string_view channel, PubSub mode) {
+  return NameOf(channel, mode == PubSub::kSharded ? "vr:" : kSpaceChannelPrefix, mode);
+}
+std::optional<std::string_view> UserOfChannel(std::string_view channel, PubSub mode) {
+  return NameOf(channel, mode == PubSub::kSharded ? "vr:u:" : kUserChannelPrefix, mode);
 }
 std::string ReplicaSpacesKey(std::string_view replica) {
   return "vr:rs:{" + std::string(replica) + "}";
@@ -146,10 +172,13 @@ assign::Assignment ToAssignment(std::string_view user, std::string_view space, c
 // `int`, `id` and `dec` accept exactly what DecodeNumber, proto::IsValidId and DecodeRecord
 // accept (RedisStoreTrustTest, tests/router/store/store_contract_test.cc, writes bad values into
 // a real Redis and checks both sides agree). `found` collects the defects seen, which `reply`
-// appends to the script's answer for the replica to count and log.
+// appends to the script's answer for the replica to count and log. SHARDED is rewritten by
+// SpaceScriptFor; `told` collects the user changes a sharded script hands back (VRTELL).
 #define VR_LUA_PRELUDE                                                                          \
+  "local SHARDED = false\n"                                                                     \
   "local MAX = 9007199254740991\n"                                                              \
   "local found = {}\n"                                                                          \
+  "local told = {}\n"                                                                           \
   "local function num(x) return string.format('%.0f', x) end\n"                                 \
   "local function int(s)\n"                                                                     \
   "  if type(s) ~= 'string' or #s > 16 or not string.find(s, '^%d+$') then return nil end\n"    \
@@ -176,6 +205,7 @@ assign::Assignment ToAssignment(std::string_view user, std::string_view space, c
   "  return num(c.e) .. '\\t' .. c.srv .. '\\t' .. c.rep .. '\\t' .. c.ses .. '\\t' .. c.det\n" \
   "end\n"                                                                                       \
   "local function reply(t)\n"                                                                   \
+  "  for _, m in ipairs(told) do table.insert(t, {ok = 'VRTELL ' .. m}) end\n"                  \
   "  if #found > 0 then table.insert(t, {ok = 'VRDEFECTS ' .. table.concat(found, ',')}) end\n" \
   "  return t\n"                                                                                \
   "end\n"                                                                                       \
@@ -200,8 +230,13 @@ assign::Assignment ToAssignment(std::string_view user, std::string_view space, c
   "  end\n"                                                                                     \
   "  local msg = num(seq) .. '\\t' .. kind .. '\\t' .. space .. '\\t' .. user .. '\\t' .. "     \
   "rec .. '\\t' .. from\n"                                                                      \
-  "  redis.call('PUBLISH', 'vr:space:' .. space, msg)\n"                                        \
-  "  if to_user then redis.call('PUBLISH', 'vr:user:' .. user, msg) end\n"                      \
+  "  if SHARDED then\n"                                                                         \
+  "    redis.call('SPUBLISH', KEYS[1], msg)\n"                                                  \
+  "    if to_user then table.insert(told, msg) end\n"                                           \
+  "  else\n"                                                                                    \
+  "    redis.call('PUBLISH', 'vr:space:' .. space, msg)\n"                                      \
+  "    if to_user then redis.call('PUBLISH', 'vr:user:' .. user, msg) end\n"                    \
+  "  end\n"                                                                                     \
   "  return seq\n"                                                                              \
   "end\n"
 
@@ -389,5 +424,14 @@ return {1, n, ttl}
 )lua";
 
 #undef VR_LUA_PRELUDE
+
+std::string SpaceScriptFor(std::string_view script, PubSub mode) {
+  std::string out(script);
+  if (mode == PubSub::kClassic) return out;
+  static constexpr std::string_view kClassicLine = "local SHARDED = false\n";
+  const auto at = out.find(kClassicLine);
+  if (at != std::string::npos) out.replace(at, kClassicLine.size(), "local SHARDED = true\n");
+  return out;
+}
 
 }  // namespace vrouter::store::redis

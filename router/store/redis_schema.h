@@ -14,6 +14,11 @@
 //   vr:admr:{<server>}  ZSET  its placements of the last few seconds -> when (ms, Redis clock)
 // Channels: vr:space:<space> (every change of the space, for local copies), vr:user:<user> (every
 // change of the user, for watchers), vr:fleet (video-server reports, shared scoring evidence).
+// On Redis Cluster the space and user channels are shard channels (PubSub::kSharded), named
+// exactly as the space's and the user's keys (vr:{<space>}, vr:u:{<user>}), so each lives in its
+// key's slot. A script SPUBLISHes the space's change itself; it cannot publish in the user's
+// slot (a script touches one slot), so it hands the user's message back ("VRTELL <message>",
+// kTellPrefix) and the replica SPUBLISHes it.
 //
 // A record is "epoch\tserver\treplica\tsession\tdetached_ms" (ids hold no control characters).
 // A change message is "seq\tkind\tspace\tuser\t<record>\tfrom_server", kind one of:
@@ -40,8 +45,15 @@ namespace vrouter::store::redis {
 
 std::string SpaceKey(std::string_view space);
 std::string UserKey(std::string_view user);
-std::string SpaceChannel(std::string_view space);
-std::string UserChannel(std::string_view user);
+// How changes travel: classic pub/sub (one Redis, with or without Sentinel: every subscriber
+// hears every PUBLISH) or sharded pub/sub (Redis Cluster, Redis >= 7: a change travels only
+// inside the shard that holds its slot).
+enum class PubSub : std::uint8_t { kClassic, kSharded };
+std::string SpaceChannel(std::string_view space, PubSub mode);
+std::string UserChannel(std::string_view user, PubSub mode);
+// The space (user) a space (user) channel of `mode` carries; nullopt: not such a channel.
+std::optional<std::string_view> SpaceOfChannel(std::string_view channel, PubSub mode);
+std::optional<std::string_view> UserOfChannel(std::string_view channel, PubSub mode);
 std::string ReplicaSpacesKey(std::string_view replica);
 std::string ReplicaLoadKey(std::string_view replica);
 std::string ReapLockKey(std::string_view replica);
@@ -133,6 +145,11 @@ extern const std::string_view kDetachScript;
 extern const std::string_view kRemoveScript;
 extern const std::string_view kExpireScript;
 extern const std::string_view kOrphanScript;
+// A space script's text for `mode`: as above for kClassic; for kSharded it SPUBLISHes the space's
+// change and appends each change its watchers must hear to its answer, after the script's own
+// elements and before any VRDEFECTS, as a status "VRTELL <change message>".
+std::string SpaceScriptFor(std::string_view script, PubSub mode);
+inline constexpr std::string_view kTellPrefix = "VRTELL ";
 // Lease: KEYS[1] = vr:replicas (refused with kCorruptReplyPrefix when not a sorted set),
 // ARGV replica ttl_ms forget_ms
 //   -> {now_ms, dead_count, dead replica..., live replica...}

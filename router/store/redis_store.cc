@@ -297,17 +297,37 @@ class RedisStore::Impl {
     }
     if (!IsArray(reply) || reply->elements.empty()) return;
     const RedisReply& last = reply->elements.back();
-    if (last.type != RedisReply::Type::kStatus || !last.str.starts_with(redis::kDefectsPrefix)) {
-      return;
+    if (IsStatus(last, redis::kDefectsPrefix)) {
+      std::string_view names = std::string_view(last.str).substr(redis::kDefectsPrefix.size());
+      while (!names.empty()) {
+        const auto comma = names.find(',');
+        const auto d = redis::DefectFromName(names.substr(0, comma));
+        NoteDefect(d.value_or(redis::Defect::kOther), key);
+        names.remove_prefix(comma == std::string_view::npos ? names.size() : comma + 1);
+      }
+      reply->elements.pop_back();
     }
-    std::string_view names = std::string_view(last.str).substr(redis::kDefectsPrefix.size());
-    while (!names.empty()) {
-      const auto comma = names.find(',');
-      const auto d = redis::DefectFromName(names.substr(0, comma));
-      NoteDefect(d.value_or(redis::Defect::kOther), key);
-      names.remove_prefix(comma == std::string_view::npos ? names.size() : comma + 1);
+    // A sharded script's user changes (redis_schema.h): published to the users' shard channels.
+    std::vector<std::string> told;
+    while (!reply->elements.empty() && IsStatus(reply->elements.back(), redis::kTellPrefix)) {
+      told.push_back(reply->elements.back().str.substr(redis::kTellPrefix.size()));
+      reply->elements.pop_back();
     }
-    reply->elements.pop_back();
+    for (auto it = told.rbegin(); it != told.rend(); ++it) Tell(std::move(*it));
+  }
+
+  static bool IsStatus(const RedisReply& r, std::string_view prefix) {
+    return r.type == RedisReply::Type::kStatus && r.str.starts_with(prefix);
+  }
+
+  // SPUBLISHes a change handed back by a sharded script to its user's channel. Not atomic with
+  // the script: a replica that dies between the two leaves that one change unheard by the
+  // user's watchers (their next change, or a resync, tells them where the user is).
+  void Tell(std::string message) {
+    auto m = redis::DecodeChange(message);
+    if (!m) return NoteDefect(redis::Defect::kOther, "VRTELL");
+    client_->Command({"SPUBLISH", redis::UserChannel(m->user, pubsub_), std::move(message)},
+                     [](const RedisResult&) {});
   }
 
   // A script on `key` (a space's key: EvalSpace), its reply inspected first.
@@ -782,8 +802,7 @@ class RedisStore::Impl {
     st.phase_since = Clock::now();
     st.buffered.clear();
     const std::uint64_t gen = ++st.generation;
-    client_->Subscribe(redis::SpaceChannel(space),
-                       [this, space, gen] { LoadSnapshot(space, gen); });
+    Listen(redis::SpaceChannel(space, pubsub_), [this, space, gen] { LoadSnapshot(space, gen); });
   }
 
   void LoadSnapshot(const std::string& space, std::uint64_t gen) {
@@ -878,14 +897,13 @@ class RedisStore::Impl {
     auto m = redis::DecodeChange(payload);
     if (!m) return RejectChange(ChangeRejection::kMalformed, channel);
     // A change is about the user (or in the space) its channel names; anything else is forged.
-    if (channel.starts_with(redis::kUserChannelPrefix)) {
-      if (channel.substr(redis::kUserChannelPrefix.size()) != m->user) {
-        return RejectChange(ChangeRejection::kWrongChannel, channel);
-      }
+    if (auto user = redis::UserOfChannel(channel, pubsub_)) {
+      if (*user != m->user) return RejectChange(ChangeRejection::kWrongChannel, channel);
       return NotifyWatchers(*m);
     }
-    if (!channel.starts_with(redis::kSpaceChannelPrefix)) return;
-    const std::string space(channel.substr(redis::kSpaceChannelPrefix.size()));
+    auto of_space = redis::SpaceOfChannel(channel, pubsub_);
+    if (!of_space) return;
+    const std::string space(*of_space);
     if (m->space != space) return RejectChange(ChangeRejection::kWrongChannel, channel);
     auto it = spaces_.find(space);
     if (it == spaces_.end()) return;
@@ -928,7 +946,7 @@ class RedisStore::Impl {
       // instead, and the sequence number is not taken: a real change of that number still
       // applies, and if this one was real (a resume presenting a huge epoch), the next change
       // is a gap and the space reloads.
-      RejectChange(ChangeRejection::kEpochAhead, redis::SpaceChannel(space));
+      RejectChange(ChangeRejection::kEpochAhead, redis::SpaceChannel(space, pubsub_));
       return RefreshRecord(space, m.user);
     }
     if (m.seq != st.seq + 1) {
@@ -1021,7 +1039,7 @@ class RedisStore::Impl {
     if (m.record.epoch > EpochCeiling()) {
       // Ahead of Redis's clock: a forged `left` or `moved` would silence every later change of
       // the user for its watchers (their epochs would look stale). Tell them what Redis holds.
-      RejectChange(ChangeRejection::kEpochAhead, redis::UserChannel(m.user));
+      RejectChange(ChangeRejection::kEpochAhead, redis::UserChannel(m.user, pubsub_));
       ReadRemote({m.user}, [this, user = m.user](StoreResult<Assignments> r) {
         if (auto* found = std::get_if<Assignments>(&r)) ReconcileWatched(user, found->front());
       });
@@ -1077,7 +1095,7 @@ class RedisStore::Impl {
     }
     if (fresh.empty() && unconfirmed.empty()) return ready();
     if (!client_->up()) {
-      for (auto& u : fresh) client_->Subscribe(redis::UserChannel(u), Confirmer(u));
+      for (auto& u : fresh) Listen(redis::UserChannel(u, pubsub_), Confirmer(u));
       return ready();  // the resync after the outage re-reads them and tells what changed
     }
     // Ready when every SUBSCRIBE is confirmed, or after the command timeout (an outage began:
@@ -1105,11 +1123,47 @@ class RedisStore::Impl {
     };
     for (auto& u : unconfirmed) watched_[u].on_confirmed.emplace_back(one_done);
     for (auto& u : fresh) {
-      client_->Subscribe(redis::UserChannel(u), [confirm = Confirmer(u), one_done] {
+      Listen(redis::UserChannel(u, pubsub_), [confirm = Confirmer(u), one_done] {
         confirm();
         one_done();
       });
     }
+  }
+
+  // The space and user channels: classic or shard channels (redis_schema.h, PubSub).
+  void Listen(const std::string& channel, std::function<void()> confirmed) {
+    if (pubsub_ == redis::PubSub::kSharded) {
+      return client_->SubscribeShard(channel, std::move(confirmed));
+    }
+    client_->Subscribe(channel, std::move(confirmed));
+  }
+  void StopListening(const std::string& channel) {
+    if (pubsub_ == redis::PubSub::kSharded) return client_->UnsubscribeShard(channel);
+    client_->Unsubscribe(channel);
+  }
+
+  // Redis Cluster moved a shard channel's slot (RedisHooks::on_shard_lost): changes published
+  // since may have been missed. A space is subscribed and loaded again; a watched user is
+  // subscribed again, then read again, and its watchers told what changed.
+  void OnChannelLost(const std::string& channel) {
+    metrics_.store_channels_moved->Increment();
+    if (auto of_space = redis::SpaceOfChannel(channel, pubsub_)) {
+      const std::string space(*of_space);
+      if (spaces_.contains(space)) Subscribe(space);
+      return;
+    }
+    auto of_user = redis::UserOfChannel(channel, pubsub_);
+    if (!of_user) return;
+    const std::string user(*of_user);
+    auto it = watched_.find(user);
+    if (it == watched_.end()) return;
+    it->second.confirmed = false;
+    Listen(channel, [this, user, confirm = Confirmer(user)] {
+      confirm();
+      ReadRemote({user}, [this, user](StoreResult<Assignments> r) {
+        if (auto* found = std::get_if<Assignments>(&r)) ReconcileWatched(user, found->front());
+      });
+    });
   }
 
   // Marks the user's channel confirmed and releases the watchers that waited for it.
@@ -1128,7 +1182,7 @@ class RedisStore::Impl {
       if (it == watched_.end()) continue;
       if (--it->second.refs > 0) continue;
       watched_.erase(it);
-      client_->Unsubscribe(redis::UserChannel(u));
+      StopListening(redis::UserChannel(u, pubsub_));
     }
   }
 
@@ -1146,6 +1200,9 @@ class RedisStore::Impl {
     h.on_up = [this] { OnUp(); };
     h.on_down = [this](const std::string& why) { OnDown(why); };
     h.on_message = [this](std::string_view c, std::string_view p) { OnMessage(c, p); };
+    h.on_shard_lost = [this](const std::string& channel, const std::string&) {
+      OnChannelLost(channel);
+    };
     h.on_command = [this](double seconds, bool ok) {
       metrics_.redis_command_seconds->Observe(seconds);
       if (!ok) metrics_.redis_command_errors->Increment();
@@ -1191,7 +1248,7 @@ class RedisStore::Impl {
     log::Info("store_resync", {{"spaces", spaces_.size()}, {"watched", watched_.size()}});
     for (auto& [space, st] : spaces_) Subscribe(space);
     for (const auto& [user, w] : watched_) {
-      if (!w.confirmed) client_->Subscribe(redis::UserChannel(user), Confirmer(user));
+      if (!w.confirmed) Listen(redis::UserChannel(user, pubsub_), Confirmer(user));
     }
     // Watchers may have missed changes during the outage: read each watched user again.
     std::vector<std::string> users;
@@ -1301,7 +1358,7 @@ class RedisStore::Impl {
           }
         }
         if (!keep) {
-          client_->Unsubscribe(redis::SpaceChannel(it->first));
+          StopListening(redis::SpaceChannel(it->first, pubsub_));
           local_.DropSpace(it->first);
           spaces_.erase(it);
         }
@@ -1438,6 +1495,9 @@ class RedisStore::Impl {
 
   // ---------------------------------------------------------------- state
   const RedisStoreOptions opt_;
+  // Sharded pub/sub on Redis Cluster (a change travels only inside its shard), classic otherwise.
+  const redis::PubSub pubsub_ =
+      opt_.cluster_seeds.empty() ? redis::PubSub::kClassic : redis::PubSub::kSharded;
   const std::string me_;
   telemetry::Metrics& metrics_;
   const ReplacedHandler on_replaced_;
@@ -1455,12 +1515,12 @@ class RedisStore::Impl {
   std::array<prometheus::Counter*, std::size(kChangeRejectionNames)> rejected_{};
   std::array<prometheus::Counter*, kGossipAuthErrorCount> gossip_refused_{};
 
-  const RedisScript put_{std::string(redis::kPutScript)};
-  const RedisScript attach_{std::string(redis::kAttachScript)};
-  const RedisScript detach_{std::string(redis::kDetachScript)};
-  const RedisScript remove_{std::string(redis::kRemoveScript)};
-  const RedisScript expire_{std::string(redis::kExpireScript)};
-  const RedisScript orphan_{std::string(redis::kOrphanScript)};
+  const RedisScript put_{redis::SpaceScriptFor(redis::kPutScript, pubsub_)};
+  const RedisScript attach_{redis::SpaceScriptFor(redis::kAttachScript, pubsub_)};
+  const RedisScript detach_{redis::SpaceScriptFor(redis::kDetachScript, pubsub_)};
+  const RedisScript remove_{redis::SpaceScriptFor(redis::kRemoveScript, pubsub_)};
+  const RedisScript expire_{redis::SpaceScriptFor(redis::kExpireScript, pubsub_)};
+  const RedisScript orphan_{redis::SpaceScriptFor(redis::kOrphanScript, pubsub_)};
   const RedisScript lease_{std::string(redis::kLeaseScript)};
   const RedisScript pointer_delete_{std::string(redis::kPointerDeleteScript)};
   const RedisScript own_load_{std::string(redis::kOwnLoadScript)};

@@ -87,6 +87,8 @@ class Metrics {
   // Live sessions' assignments written back because Redis no longer held them (a restart, a
   // failover that lost the last writes).
   prometheus::Counter* store_reasserted = nullptr;
+  // Shard channels (Redis Cluster) subscribed again because their slot moved to another node.
+  prometheus::Counter* store_channels_moved = nullptr;
   prometheus::Counter* store_space_loads = nullptr;  // space snapshots loaded
   prometheus::Gauge* store_local_spaces = nullptr;   // spaces held in local memory
   prometheus::Counter* store_gaps = nullptr;  // change streams that skipped a sequence number

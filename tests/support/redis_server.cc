@@ -12,6 +12,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -412,5 +414,20 @@ bool ClusterFleet::Start(int primaries, int replicas, std::string& error) {
 }
 
 std::vector<std::uint16_t> ClusterFleet::ports() const { return PortsOf(nodes_); }
+
+std::string ClusterNodeId(std::uint16_t port) {
+  const std::string reply = InlineCommand(port, "CLUSTER MYID");  // "$40\r\n<id>\r\n"
+  const auto start = reply.find("\r\n");
+  return start == std::string::npos ? "" : reply.substr(start + 2, 40);
+}
+
+bool ReshardCluster(std::uint16_t from, std::uint16_t to, int slots) {
+  const std::string command =
+      "/usr/bin/redis-cli --cluster reshard 127.0.0.1:" + std::to_string(from) +
+      " --cluster-from " + ClusterNodeId(from) + " --cluster-to " + ClusterNodeId(to) +
+      " --cluster-slots " + std::to_string(slots) +
+      " --cluster-yes --cluster-pipeline 10 >/dev/null 2>&1";
+  return std::system(command.c_str()) == 0;  // NOLINT(cert-env33-c): the test's own command
+}
 
 }  // namespace vrouter::testing

@@ -107,4 +107,11 @@ class ClusterFleet {
 // arrives within 500 ms (empty when nothing does). For tests' readiness checks.
 std::string InlineCommand(std::uint16_t port, const std::string& command);
 
+// The node id of the Redis Cluster node at 127.0.0.1:`port` (CLUSTER MYID), empty if none.
+std::string ClusterNodeId(std::uint16_t port);
+
+// Moves `slots` hash slots (the lowest first) from the primary at `from` to the one at `to`
+// with `redis-cli --cluster reshard`, keys included: true when it succeeded.
+bool ReshardCluster(std::uint16_t from, std::uint16_t to, int slots);
+
 }  // namespace vrouter::testing

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "router/store/cluster_slots.h"
+
 namespace vrouter::store::redis {
 namespace {
 
@@ -230,12 +232,54 @@ TEST(RedisSchemaKeys, OtherKeysAndChannels) {
   EXPECT_EQ(ReplicaSpacesKey("r1"), "vr:rs:{r1}");
   EXPECT_EQ(ReplicaLoadKey("r1"), "vr:rl:{r1}");
   EXPECT_EQ(ReapLockKey("r1"), "vr:reap:{r1}");
-  EXPECT_EQ(SpaceChannel("room-1"), "vr:space:room-1");
-  EXPECT_EQ(UserChannel("alice"), "vr:user:alice");
+  EXPECT_EQ(SpaceChannel("room-1", PubSub::kClassic), "vr:space:room-1");
+  EXPECT_EQ(UserChannel("alice", PubSub::kClassic), "vr:user:alice");
+  EXPECT_EQ(SpaceChannel("room-1", PubSub::kSharded), "vr:{room-1}");
+  EXPECT_EQ(UserChannel("alice", PubSub::kSharded), "vr:u:{alice}");
   EXPECT_EQ(kReplicasKey, "vr:replicas");
   EXPECT_EQ(kFleetChannel, "vr:fleet");
-  EXPECT_TRUE(SpaceChannel("x").starts_with(kSpaceChannelPrefix));
-  EXPECT_TRUE(UserChannel("x").starts_with(kUserChannelPrefix));
+  EXPECT_TRUE(SpaceChannel("x", PubSub::kClassic).starts_with(kSpaceChannelPrefix));
+}
+
+// A shard channel lives in its name's slot: the space's (user's) channel must share the slot of
+// the space's (user's) key, or a script could not SPUBLISH it and watchers would listen on
+// another shard. Names with braces too: one starting with '}' has an empty hash tag (the whole
+// string is hashed).
+TEST(RedisSchemaKeys, ShardChannelsShareTheirKeysSlot) {
+  for (const std::string name : {"room-1", "a", "x}y", "{z}", "}", "long-name-0123456789"}) {
+    EXPECT_EQ(cluster::KeySlot(SpaceChannel(name, PubSub::kSharded)),
+              cluster::KeySlot(SpaceKey(name)))
+        << name;
+    EXPECT_EQ(cluster::KeySlot(UserChannel(name, PubSub::kSharded)),
+              cluster::KeySlot(UserKey(name)))
+        << name;
+  }
+}
+
+TEST(RedisSchemaKeys, ChannelsNameTheirSpaceOrUser) {
+  for (const PubSub mode : {PubSub::kClassic, PubSub::kSharded}) {
+    EXPECT_EQ(SpaceOfChannel(SpaceChannel("room-1", mode), mode), "room-1");
+    EXPECT_EQ(UserOfChannel(UserChannel("alice", mode), mode), "alice");
+    EXPECT_EQ(SpaceOfChannel(UserChannel("alice", mode), mode), std::nullopt);
+    EXPECT_EQ(UserOfChannel(SpaceChannel("room-1", mode), mode), std::nullopt);
+    EXPECT_EQ(SpaceOfChannel(kFleetChannel, mode), std::nullopt);
+  }
+  // A classic channel heard in sharded mode (or a truncated one) names nothing.
+  EXPECT_EQ(SpaceOfChannel("vr:space:room-1", PubSub::kSharded), std::nullopt);
+  EXPECT_EQ(SpaceOfChannel("vr:{room-1", PubSub::kSharded), std::nullopt);
+  EXPECT_EQ(UserOfChannel("vr:u:{}", PubSub::kSharded), std::nullopt);
+  EXPECT_EQ(SpaceOfChannel("vr:space:", PubSub::kClassic), std::nullopt);
+}
+
+TEST(RedisScriptsTest, ShardedScriptsSpublishTheSpaceAndHandBackTheUsersChange) {
+  for (const std::string_view script :
+       {kPutScript, kAttachScript, kDetachScript, kRemoveScript, kExpireScript, kOrphanScript}) {
+    EXPECT_EQ(SpaceScriptFor(script, PubSub::kClassic), script);
+    const std::string sharded = SpaceScriptFor(script, PubSub::kSharded);
+    EXPECT_NE(sharded, script);
+    EXPECT_NE(sharded.find("local SHARDED = true\n"), std::string::npos);
+    EXPECT_EQ(sharded.find("local SHARDED = false\n"), std::string::npos);
+  }
 }
 
 TEST(RedisSchemaKeys, ToAssignmentCarriesTheRecord) {
@@ -269,7 +313,8 @@ TEST(RedisScriptsTest, EveryKeyAScriptTouchesIsDeclared) {
       const auto name_end = rest.find('\'', 1);
       ASSERT_NE(name_end, std::string_view::npos) << name;
       const std::string_view command = rest.substr(1, name_end - 1);
-      if (command == "TIME" || command == "PUBLISH") continue;
+      // SPUBLISH names a shard channel of the space's slot (ShardChannelsShareTheirKeysSlot).
+      if (command == "TIME" || command == "PUBLISH" || command == "SPUBLISH") continue;
       const std::string_view first = rest.substr(name_end + 1);
       EXPECT_TRUE(first.starts_with(", KEYS[")) << name << ": " << command << first.substr(0, 30);
     }
