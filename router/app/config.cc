@@ -138,7 +138,9 @@ base::Result<std::optional<RedisUrl>> ParseStoreUrl(std::string_view text) {
   if (text == "memory") return std::nullopt;
   constexpr std::string_view kScheme = "redis://", kTlsScheme = "rediss://",
                              kSentinelScheme = "redis-sentinel://",
-                             kClusterScheme = "redis-cluster://";
+                             kTlsSentinelScheme = "rediss-sentinel://",
+                             kClusterScheme = "redis-cluster://",
+                             kTlsClusterScheme = "rediss-cluster://";
   RedisUrl url;
   bool sentinel = false, cluster = false;
   if (text.starts_with(kTlsScheme)) {
@@ -146,17 +148,19 @@ base::Result<std::optional<RedisUrl>> ParseStoreUrl(std::string_view text) {
     text.remove_prefix(kTlsScheme.size());
   } else if (text.starts_with(kScheme)) {
     text.remove_prefix(kScheme.size());
-  } else if (text.starts_with(kSentinelScheme)) {
+  } else if (text.starts_with(kSentinelScheme) || text.starts_with(kTlsSentinelScheme)) {
     sentinel = true;
-    text.remove_prefix(kSentinelScheme.size());
-  } else if (text.starts_with(kClusterScheme)) {
+    url.tls = text.starts_with(kTlsSentinelScheme);  // the Sentinels and the primary
+    text.remove_prefix(url.tls ? kTlsSentinelScheme.size() : kSentinelScheme.size());
+  } else if (text.starts_with(kClusterScheme) || text.starts_with(kTlsClusterScheme)) {
     cluster = true;
-    text.remove_prefix(kClusterScheme.size());
+    url.tls = text.starts_with(kTlsClusterScheme);  // every node
+    text.remove_prefix(url.tls ? kTlsClusterScheme.size() : kClusterScheme.size());
   } else {
     return base::Fail(
         "expected 'memory', redis[s]://[[USER]:PASSWORD@]HOST:PORT[/DB], "
-        "redis-sentinel://[[USER]:PASSWORD@]HOST:PORT,...,HOST:PORT/MASTER[/DB] or "
-        "redis-cluster://[[USER]:PASSWORD@]HOST:PORT,...,HOST:PORT");
+        "redis[s]-sentinel://[[USER]:PASSWORD@]HOST:PORT,...,HOST:PORT/MASTER[/DB] or "
+        "redis[s]-cluster://[[USER]:PASSWORD@]HOST:PORT,...,HOST:PORT");
   }
   if (const auto at = text.rfind('@'); at != std::string_view::npos) {
     std::string_view auth = text.substr(0, at);

@@ -34,7 +34,7 @@ struct RedisUrl {
   std::string password;
   int db = 0;
   std::string username;  // an ACL user (AUTH USER PASSWORD); empty: the default user
-  bool tls = false;      // rediss://
+  bool tls = false;      // rediss://, rediss-sentinel:// (Sentinels too), rediss-cluster://
   // redis-sentinel://: the Sentinels to ask, and the name they know the primary by (host and
   // port above are then unused).
   struct Node {

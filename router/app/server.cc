@@ -361,6 +361,7 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
       o.redis.sentinel.sentinels.emplace_back(s.host, s.port);
     o.redis.sentinel.master_name = c.redis->master_name;
     o.redis.sentinel.password = c.redis_sentinel_password;
+    o.redis.sentinel.tls = c.redis->tls && !c.redis->sentinels.empty();
     for (const auto& n : c.redis->cluster_nodes) o.cluster_seeds.emplace_back(n.host, n.port);
     o.redis.port = c.redis->port;
     o.redis.username = c.redis->username;

@@ -52,9 +52,10 @@ std::string ShowStore(const std::optional<RedisUrl>& url) {
     }
     return out;
   };
-  if (!url->cluster_nodes.empty()) return "redis-cluster://" + nodes(url->cluster_nodes);
+  const std::string s = url->tls ? "s" : "";
+  if (!url->cluster_nodes.empty()) return "redis" + s + "-cluster://" + nodes(url->cluster_nodes);
   if (!url->sentinels.empty()) {
-    return "redis-sentinel://" + nodes(url->sentinels) + "/" + url->master_name + "/" +
+    return "redis" + s + "-sentinel://" + nodes(url->sentinels) + "/" + url->master_name + "/" +
            std::to_string(url->db);
   }
   const std::string host =
@@ -220,7 +221,8 @@ options::Table<Config> MakeTable() {
            "memory (one replica) or redis://[[USER]:PASSWORD@]HOST:PORT[/DB] shared by every replica "
            "(rediss:// for TLS; redis-sentinel://[[USER]:PASSWORD@]HOST:PORT,.../MASTER[/DB] "
            "behind Sentinel; redis-cluster://[[USER]:PASSWORD@]HOST:PORT,... for a Redis Cluster; "
-           "prefer VROUTER_STORE when it holds a password)",
+           "rediss-sentinel:// and rediss-cluster:// over TLS; prefer VROUTER_STORE when it holds "
+           "a password)",
            ParseStore, ShowStore);
   t.Text("redis-tls-ca", VROUTER_FIELD(redis_tls_ca),
          "rediss://: PEM file of the CAs the server's certificate must chain to (default: the "

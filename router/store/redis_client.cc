@@ -386,7 +386,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   // connection asks where the primary is and subscribes to +switch-master.
   std::shared_ptr<Conn> OpenConn(Role role, const std::string& host, std::uint16_t port,
                                  std::string& why) {
-    const bool tls = role != Role::kSentinel && tls_;
+    const bool tls = (role != Role::kSentinel || options_.sentinel.tls) && tls_;
     if (tls && tls_error_) {
       why = *tls_error_;
       return nullptr;

@@ -80,6 +80,9 @@ struct RedisSentinelOptions {
   std::vector<std::pair<std::string, std::uint16_t>> sentinels;  // empty: host and port below
   std::string master_name;
   std::string username, password;  // the Sentinels' own AUTH, if they ask for one
+  // The Sentinels over TLS too (rediss-sentinel://), with RedisOptions::tls's files and checks;
+  // needs tls.enabled (a deployment that encrypts Sentinels encrypts Redis).
+  bool tls = false;
 };
 
 struct RedisOptions {
@@ -96,7 +99,7 @@ struct RedisOptions {
   // Commands accepted and not yet answered, both connections (see pending()).
   std::size_t max_pending = 10000;
   std::chrono::milliseconds backoff_min{100}, backoff_max{5000};
-  RedisTlsOptions tls;  // not to Sentinels
+  RedisTlsOptions tls;  // to Sentinels too when sentinel.tls
   RedisSentinelOptions sentinel;
 };
 

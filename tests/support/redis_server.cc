@@ -13,7 +13,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -165,6 +164,10 @@ bool RedisServer::Launch() {
                           options_.tls_dir + "/key.pem", std::string("--tls-ca-cert-file"), cert,
                           std::string("--tls-auth-clients"), std::string("yes")}) {
       args.push_back(std::move(a));
+    }
+    if (options_.sentinel_for != 0) {
+      args.push_back("--tls-replication");
+      args.push_back("yes");
     }
   }
   if (!options_.acl_user.empty()) {

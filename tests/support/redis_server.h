@@ -25,7 +25,9 @@ struct RedisServerOptions {
   // A replica of the primary on this port of 127.0.0.1 (replicaof), when not 0.
   std::uint16_t replica_of = 0;
   // A Sentinel (redis-server --sentinel) monitoring the primary on this port of 127.0.0.1 as
-  // `master_name`, quorum 2, down after 1 s, when not 0 (the other fields are then ignored).
+  // `master_name`, quorum 2, down after 1 s, when not 0 (the other fields but tls_dir are then
+  // ignored). With tls_dir, the Sentinel also listens for TLS and speaks TLS to the primary
+  // (tls-replication: `sentinel_for` is then the primary's TLS port).
   std::uint16_t sentinel_for = 0;
   std::string master_name = "vrouter";
   // A Redis Cluster node (cluster-enabled) that serves all 16384 slots alone: it answers as a

@@ -256,7 +256,20 @@ TEST(ConfigTest, StoreUrlForms) {
             (std::vector<RedisUrl::Node>{{"10.0.0.1", 7000}, {"n2", 6379}, {"::1", 7002}}));
   EXPECT_TRUE(cluster->sentinels.empty());
   EXPECT_EQ(cluster->username, "u");
+  EXPECT_FALSE(cluster->tls);
+  // Over TLS: the Sentinels and the primary, or every cluster node.
+  const auto tls_sentinel = ok("rediss-sentinel://s1:26380,s2/vr-main");
+  ASSERT_TRUE(tls_sentinel.has_value());
+  EXPECT_TRUE(tls_sentinel->tls);
+  EXPECT_EQ(tls_sentinel->sentinels, (std::vector<RedisUrl::Node>{{"s1", 26380}, {"s2", 26379}}));
+  const auto tls_cluster = ok("rediss-cluster://n1:7000");
+  ASSERT_TRUE(tls_cluster.has_value());
+  EXPECT_TRUE(tls_cluster->tls);
+  EXPECT_EQ(tls_cluster->cluster_nodes, (std::vector<RedisUrl::Node>{{"n1", 7000}}));
   for (std::string_view bad : {"redis-cluster://h1:1/0",
+                               "rediss-cluster://",
+                               "rediss-sentinel://h1:1",
+                               "redis-sentinels://h1:1/m",
                                "redis-cluster://",
                                "redis-cluster://h1:1,",
                                "redis-cluster://h:0",

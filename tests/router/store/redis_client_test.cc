@@ -594,6 +594,32 @@ TEST_F(RedisClientTest, TlsWithAClientCertificate) {
   EXPECT_EQ(ReplyOf(Call({"GET", "big"})).str, big);
 }
 
+// rediss-sentinel://: the client asks a Sentinel over TLS, which watches a TLS-only primary
+// over TLS too, and connects to the primary it names over TLS. Plain text to the Sentinel's TLS
+// port fails and says where.
+TEST_F(RedisClientTest, SentinelOverTls) {
+  StartServer({.password = "", .acl_user = "", .tls_dir = VROUTER_TEST_CERT_DIR});
+  RedisServerOptions watch;
+  watch.sentinel_for = server_->tls_port();
+  watch.tls_dir = VROUTER_TEST_CERT_DIR;
+  RedisServer sentinel(watch);
+  ASSERT_TRUE(sentinel.ok()) << sentinel.error();
+  RedisOptions o = Options();
+  o.tls = TestTls();
+  o.sentinel.sentinels.emplace_back("127.0.0.1", sentinel.tls_port());
+  o.sentinel.master_name = "vrouter";
+  o.sentinel.tls = true;
+  StartClient(o);
+  EXPECT_EQ(ReplyOf(Call({"SET", "k", "over tls, via a Sentinel over tls"})).str, "OK");
+  EXPECT_EQ(ReplyOf(Call({"GET", "k"})).str, "over tls, via a Sentinel over tls");
+
+  RedisOptions plain = o;
+  plain.sentinel.tls = false;
+  plain.connect_timeout = 500ms;
+  const std::string why = FirstDown(io_, plain);
+  EXPECT_NE(why.find("127.0.0.1:" + std::to_string(sentinel.tls_port())), std::string::npos) << why;
+}
+
 // What goes wrong with TLS says what: a certificate for another name, no client certificate, a CA
 // file that cannot be read, plain text to the TLS port. None comes up; each keeps retrying.
 TEST_F(RedisClientTest, TlsFailuresSayWhy) {
