@@ -37,6 +37,7 @@ ALLOWED = {
 NO_NETWORK_STACK = ["proto", "router/base", "router/edge", "router/fleet", "router/assign",
                     "router/telemetry", "router/store", "router/service"]
 NETWORK_STACK_EXCEPTIONS = {"router/store/redis_client.cc", "router/store/redis_cluster_client.cc",
+                            "router/store/redis_gateway.cc", "router/store/user_watches.cc",
                             "router/store/redis_store.cc"}
 
 MAX_LINES = 600

@@ -1,3 +1,6 @@
+// Why this file is longer than ~600 lines: routing, redirections, the slot map's refreshes and
+// the subscriptions (classic on one primary, shard channels on their slot's primary) all follow
+// the same map and the same per-node clients, and are easier to check together.
 #include "router/store/redis_cluster_client.h"
 
 #include <algorithm>
