@@ -123,6 +123,10 @@ struct RedisHooks {  // all called on the io_context thread; any may be empty
   std::function<void(double seconds, bool ok)> on_command;
   // Before each reconnection attempt after an outage (not the first connection).
   std::function<void()> on_reconnect_attempt;
+  // Redis Cluster only: some shards cannot be written while the client is up (their primary is
+  // down and not replaced yet, or slots have no primary), with how many primaries and why
+  // ("primaries down: 10.0.0.21:6379"); called again with 0 and "" once all are back.
+  std::function<void(std::size_t primaries_down, const std::string& why)> on_partial;
 };
 
 // A Lua script sent by EVALSHA, falling back to EVAL when Redis answers NOSCRIPT (its script

@@ -158,6 +158,7 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     cluster::Node address;
     std::unique_ptr<RedisClient> client;
     bool up = false;
+    std::string down_why;  // why its client went down (empty: up, or not tried yet)
   };
 
   // A shard channel the owner wants: the node it is subscribed on (empty: not placed yet, no map
@@ -256,6 +257,12 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
 
   void SendTo(const std::string& endpoint, std::shared_ptr<Request> req, bool asking) {
     NodeState* n = Ensure(endpoint);
+    if (n != nullptr && !n->client->up() && !n->down_why.empty()) {
+      // The shard's primary is down (until the cluster promotes its replica): its slots fail at
+      // once, the other shards' keep working.
+      return Finish(*req, RedisFailure{RedisFailureKind::kDisconnected,
+                                       "the primary " + endpoint + " is down: " + n->down_why});
+    }
     if (n == nullptr || !n->client->up()) {
       // A node this client has not reached (yet): wait a little, within the redirect budget.
       if (++req->redirects > kMaxRedirects) {
@@ -380,16 +387,38 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void OnNodeUp(const std::string& endpoint) {
-    if (auto it = nodes_.find(endpoint); it != nodes_.end()) it->second->up = true;
+    NodeState* n = Find(endpoint);
+    if (n == nullptr) return;
+    n->up = true;
+    const bool was_down = !n->down_why.empty();
+    n->down_why.clear();
     if (!have_map_) Refresh();
+    // Back after an outage (a restart, maybe without its data): what was published meanwhile,
+    // or lost with it, is read again by the channels' owner.
+    if (was_down) LoseShardsOn(endpoint);
     Evaluate();
   }
 
   void OnNodeDown(const std::string& endpoint, const std::string& why) {
-    if (auto it = nodes_.find(endpoint); it != nodes_.end()) it->second->up = false;
+    if (NodeState* n = Find(endpoint)) {
+      n->up = false;
+      n->down_why = why;
+    }
     last_why_ = endpoint + ": " + why;
     Evaluate();
     RefreshSoon();
+  }
+
+  // Every shard channel placed on `endpoint` is lost (and its owner told).
+  void LoseShardsOn(const std::string& endpoint) {
+    std::vector<std::string> channels;
+    for (const auto& [channel, sc] : shard_wanted_) {
+      if (sc.on == endpoint) channels.push_back(channel);
+    }
+    for (const auto& channel : channels) {
+      if (NodeState* n = Find(endpoint)) n->client->UnsubscribeShard(channel);
+      OnShardLost(endpoint, channel, {});
+    }
   }
 
   // ---- the slot map ----
@@ -516,27 +545,50 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
 
   // ---- up and down ----
 
+  // Up while the client has a map and at least one primary to talk to: a shard whose primary is
+  // down fails its own slots' commands (kDisconnected, at once) and the others work on
+  // (on_partial says which are down). Down when no primary is reachable, or no map.
   void Evaluate() {
-    bool all = have_map_ && map_.unassigned() == 0 && !map_.primaries.empty();
+    std::size_t live = 0, primaries_down = 0;
+    std::string down;
     for (const auto& p : map_.primaries) {
-      if (!all) break;
-      const auto it = nodes_.find(cluster::ToString(p));
-      all = it != nodes_.end() && it->second->up && it->second->client->up();
+      const std::string endpoint = cluster::ToString(p);
+      const NodeState* n = Find(endpoint);
+      if (n != nullptr && n->up && n->client->up()) {
+        ++live;
+      } else if (n == nullptr || !n->down_why.empty()) {  // not merely still connecting
+        ++primaries_down;
+        down += (down.empty() ? "" : ", ") + endpoint;
+      }
     }
-    if (all && !up_) {
+    const bool serving = have_map_ && live > 0;
+    if (serving && !up_) {
       up_ = true;
       outage_reported_ = false;
       EnsurePubSub();
       if (hooks_.on_up) hooks_.on_up();
-    } else if (!all && (up_ || !outage_reported_) && started_ && !stopped_) {
+    } else if (!serving && (up_ || !outage_reported_) && started_ && !stopped_) {
       const bool was_up = up_;
       up_ = false;
       if (was_up || !last_why_.empty()) {
         outage_reported_ = true;
         if (hooks_.on_down) {
-          hooks_.on_down(last_why_.empty() ? "a primary is down" : last_why_);
+          hooks_.on_down(last_why_.empty() ? "no primary is reachable" : last_why_);
         }
       }
+    }
+    if (!serving) return;
+    EnsurePubSub();
+    std::string partial;
+    if (primaries_down > 0) partial = "primaries down: " + down;
+    if (map_.unassigned() > 0) {
+      partial += (partial.empty() ? "" : "; ") + std::to_string(map_.unassigned()) +
+                 " slots have no primary";
+      primaries_down = std::max<std::size_t>(primaries_down, 1);
+    }
+    if (partial != partial_) {
+      partial_ = partial;
+      if (hooks_.on_partial) hooks_.on_partial(primaries_down, partial);
     }
   }
 
@@ -546,9 +598,24 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     return it == nodes_.end() ? nullptr : it->second->client.get();
   }
 
+  // Classic channels live on one primary that is up; when it goes down, they move to another
+  // (messages published meanwhile are lost: vr:fleet only, whose reports repeat every second).
   void EnsurePubSub() {
-    if (PubSubClient() != nullptr || map_.primaries.empty()) return;
-    pubsub_node_ = cluster::ToString(map_.primaries.front());
+    const NodeState* current = Find(pubsub_node_);
+    if (current != nullptr && current->down_why.empty()) return;
+    std::string next;
+    for (const auto& p : map_.primaries) {
+      const NodeState* n = Find(cluster::ToString(p));
+      if (n != nullptr && n->up && n->client->up()) {
+        next = cluster::ToString(p);
+        break;
+      }
+    }
+    if (next.empty()) return;
+    if (RedisClient* old = PubSubClient()) {
+      for (const auto& channel : wanted_) old->Unsubscribe(channel);
+    }
+    pubsub_node_ = next;
     RedisClient* c = PubSubClient();
     if (c == nullptr) return;
     for (const auto& channel : wanted_) {
@@ -582,6 +649,7 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
   bool started_ = false, stopped_ = false, refreshing_ = false, refresh_soon_ = false;
   bool outage_reported_ = false;
   std::string last_why_;
+  std::string partial_;  // what on_partial last said
   cluster::SlotMap map_;
   bool have_map_ = false;
   std::map<std::string, std::unique_ptr<NodeState>> nodes_;  // by "host:port"

@@ -9,14 +9,15 @@
 //   ASKING then the command to the node named, once; TRYAGAIN and CLUSTERDOWN are retried after
 //   100 ms. At most kMaxRedirects resends per command: a redirect loop or a MOVED to a node that
 //   cannot be reached fails the command (kDisconnected), never spins.
-// - Up: when every slot has a primary and every primary's connections are up. A primary going
-//   down (a crash, before the cluster fails it over) takes the whole client down (the store then
-//   refuses writes with the retryable `unavailable`), and the map is refreshed every 250 ms until
-//   the cluster names a new primary for its slots; its client then comes up and so does this one
-//   (on_up: the store resynchronizes).
-// - Pub/sub: classic SUBSCRIBE on one primary (PUBLISH reaches every node of a cluster); when
-//   that primary leaves the map, every channel is subscribed again on another (after on_down and
-//   on_up, so the store's resync covers what was missed).
+// - Up: while the client has a slot map and at least one primary answers. A primary going down
+//   (a crash, before the cluster fails it over) takes down only its own slots: their commands
+//   fail at once with kDisconnected (the store answers the retryable `unavailable`) while the
+//   other shards work on, and on_partial says which primaries are down. The map is refreshed
+//   every 250 ms until the cluster names a new primary for those slots; their shard channels
+//   are then lost (on_shard_lost), so the owner reloads what the new primary holds (and writes
+//   back what the failover lost). on_down only when no primary answers at all.
+// - Pub/sub: classic SUBSCRIBE on one primary that is up (PUBLISH reaches every node of a
+//   cluster); when it goes down or leaves the map, every classic channel moves to another.
 // - Sharded pub/sub (SubscribeShard, Redis 7): each shard channel is SSUBSCRIBEd on the primary
 //   that serves its slot, so a change travels only inside its shard. When the slot moves (Redis
 //   drops the subscription with `sunsubscribe`, the SSUBSCRIBE is redirected, or a new map says

@@ -227,6 +227,17 @@ class RedisStore::Impl {
       if (!ok) metrics_.redis_command_errors->Increment();
     };
     h.on_reconnect_attempt = [this] { metrics_.redis_reconnects->Increment(); };
+    h.on_partial = [this](std::size_t primaries_down, const std::string& why) {
+      metrics_.redis_primaries_down->Set(static_cast<double>(primaries_down));
+      if (primaries_down > 0) {
+        log::Warn("store_partial", {{"why", why},
+                                    {"effect",
+                                     "writes in those shards get the retryable "
+                                     "`unavailable`; the other shards work on"}});
+      } else {
+        log::Info("store_whole", {{"why", "every shard has its primary again"}});
+      }
+    };
     return h;
   }
 

@@ -220,6 +220,11 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
                        .Help("Redis commands sent and not yet answered")
                        .Register(r)
                        .Add({});
+  redis_primaries_down = &BuildGauge()
+                              .Name("vrouter_redis_primaries_down")
+                              .Help("Redis Cluster primaries down and not yet replaced")
+                              .Register(r)
+                              .Add({});
   store_resyncs = &BuildCounter()
                        .Name("vrouter_store_resyncs_total")
                        .Help("Full resynchronizations of the local copy after a Redis outage")

@@ -82,6 +82,8 @@ class Metrics {
   prometheus::Counter* redis_command_errors = nullptr;  // failed: disconnected, timeout, full
   prometheus::Counter* redis_reconnects = nullptr;      // connection attempts after an outage
   prometheus::Gauge* redis_up = nullptr;
+  // Redis Cluster: primaries down and not yet replaced (their shards refuse writes).
+  prometheus::Gauge* redis_primaries_down = nullptr;
   prometheus::Gauge* redis_pending = nullptr;    // commands sent and not yet answered
   prometheus::Counter* store_resyncs = nullptr;  // full resynchronizations after an outage
   // Live sessions' assignments written back because Redis no longer held them (a restart, a

@@ -127,6 +127,9 @@ bool RedisServer::Launch() {
     if (options_.cluster_member) {
       args.push_back("--cluster-node-timeout");
       args.push_back("1000");
+      // As README advises for vrouter: a shard without a primary stops only its own slots.
+      args.push_back("--cluster-require-full-coverage");
+      args.push_back("no");
     }
     args.push_back("--cluster-enabled");
     args.push_back("yes");

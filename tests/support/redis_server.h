@@ -34,7 +34,7 @@ struct RedisServerOptions {
   // cluster does, CROSSSLOT included, without other nodes.
   bool cluster_node = false;
   // A Redis Cluster node left for ClusterFleet to join to others (cluster-enabled, node timeout
-  // 1 s, no slots of its own yet).
+  // 1 s, cluster-require-full-coverage no, no slots of its own yet).
   bool cluster_member = false;
 };
 

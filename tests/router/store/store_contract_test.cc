@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <thread>
@@ -1670,6 +1671,8 @@ struct FailoverCase {
   std::function<void(RedisStoreOptions&)> topology;  // how the stores reach Redis
   std::function<void()> lose_writes;  // before the kill: make the promoted replica fall behind
   std::function<void()> kill;         // kill -9 of the primary (and anything after it)
+  // A Cluster: the spaces of the other shards take writes all through the failover.
+  bool other_shards_work = false;
 };
 
 void FailoverUnderLoad(const FailoverCase& run) {
@@ -1705,6 +1708,8 @@ void FailoverUnderLoad(const FailoverCase& run) {
   std::mutex mu;
   std::vector<std::pair<std::string, std::string>> live;  // (user, space) written
   std::optional<Clock::time_point> killed_at, resumed_at;
+  std::set<std::string> refused_in;  // spaces where a write was refused after the kill
+  int written_elsewhere = 0;         // meanwhile, in spaces that were never refused
   std::atomic<int> refused{0};
   std::atomic<bool> stop{false};
   auto writer = [&](AssignmentStore& s, const std::string& replica) {
@@ -1723,9 +1728,17 @@ void FailoverUnderLoad(const FailoverCase& run) {
       if (put != nullptr && put->written) {
         std::lock_guard lock(mu);
         live.emplace_back(user, space_of(i));
-        if (after_kill && !resumed_at) resumed_at = Clock::now();
+        // Resumed: a write succeeds in a space that had refused one since the kill (on a
+        // Cluster, the other shards' spaces never stop).
+        if (after_kill && !resumed_at && refused_in.contains(space_of(i))) {
+          resumed_at = Clock::now();
+        } else if (after_kill && !resumed_at) {
+          ++written_elsewhere;
+        }
       } else {
         ++refused;  // unavailable through the failover: a client would retry
+        std::lock_guard lock(mu);
+        if (after_kill) refused_in.insert(space_of(i));
       }
       std::this_thread::sleep_for(2ms);
     }
@@ -1779,9 +1792,13 @@ void FailoverUnderLoad(const FailoverCase& run) {
   std::cout << run.name << " failover under load: writes resumed "
             << std::chrono::duration_cast<std::chrono::milliseconds>(failover).count()
             << " ms after kill -9 of a primary; " << live.size() << " users written, "
-            << refused.load() << " writes refused meanwhile (retryable), "
+            << refused.load() << " writes refused meanwhile (retryable), " << written_elsewhere
+            << " written meanwhile in spaces that never stopped, "
             << metrics.store_reasserted->Value() << " written back, " << missing.size()
             << " missing\n";
+  if (run.other_shards_work) {
+    EXPECT_GT(written_elsewhere, 0) << "one dead primary stopped the other shards too";
+  }
   EXPECT_TRUE(all_there) << missing.size() << " live users lost, e.g. "
                          << (missing.empty() ? "" : missing[0]);
   if (run.lose_writes) {
@@ -1821,18 +1838,44 @@ TEST(RedisSentinelTest, APrimaryKilledUnderLoadLosesNoLiveUser) {
 
 // The same in a Redis Cluster of three primaries with a replica each: one primary is killed;
 // the other shards keep their data, its replica takes its slots over.
+// The node of `fleet` that replicates the primary at `port` (INFO replication: slave0:...).
+RedisServer* ReplicaOf(vrouter::testing::ClusterFleet& fleet, std::uint16_t port) {
+  const std::string info = InlineCommand(port, "INFO replication");
+  const auto at = info.find("slave0:ip=127.0.0.1,port=");
+  if (at == std::string::npos) return nullptr;
+  const int replica_port = std::stoi(info.substr(at + 25));
+  for (auto& node : fleet.nodes()) {
+    if (node->port() == replica_port) return node.get();
+  }
+  return nullptr;
+}
+
 TEST(RedisClusterTest, APrimaryKilledUnderLoadLosesNoLiveUser) {
   vrouter::testing::ClusterFleet fleet;
   std::string error;
   ASSERT_TRUE(fleet.Start(3, 1, error)) << error;
+  RedisServer* replica = nullptr;
   FailoverUnderLoad({"cluster",
                      [&](RedisStoreOptions& o) {
                        for (std::uint16_t port : fleet.ports()) {
                          o.cluster_seeds.emplace_back("127.0.0.1", port);
                        }
                      },
-                     {},
-                     [&] { fleet.nodes().front()->Kill(); }});
+                     // The killed primary's replica falls behind, as in the Sentinel case.
+                     [&] {
+                       replica = ReplicaOf(fleet, fleet.ports().front());
+                       ASSERT_NE(replica, nullptr) << "the first primary has no replica";
+                       ASSERT_TRUE(replica->Pause());
+                       RawRedis primary(fleet.ports().front());
+                       ASSERT_TRUE(primary.ok());
+                       ASSERT_TRUE(primary.Call({"CLIENT", "KILL", "TYPE", "replica"}).has_value());
+                       std::this_thread::sleep_for(300ms);
+                     },
+                     [&] {
+                       fleet.nodes().front()->Kill();
+                       ASSERT_TRUE(replica->Resume());
+                     },
+                     /*other_shards_work=*/true});
 }
 
 // Issue 18: a live reshard of the slots that hold busy spaces and watched users, while one
