@@ -32,6 +32,7 @@
 #include "router/service/service.h"
 #include "router/service/session_registry.h"
 #include "router/store/memory_store.h"
+#include "router/store/redis_client.h"
 #include "router/store/redis_store.h"
 #include "router/telemetry/metrics.h"
 
@@ -50,6 +51,8 @@ namespace {
 
 // How often detached assignments past their resume grace are expired.
 constexpr auto kSweepInterval = std::chrono::seconds(1);
+// How long start-up waits to ask redis[s]://HOST:PORT whether it is a Redis Cluster node.
+constexpr auto kClusterProbeTimeout = std::chrono::seconds(3);
 // Longer than any bucket takes to refill and than a strike window (SECURITY.md's limits).
 constexpr auto kBudgetIdle = std::chrono::seconds(60);
 // How often shutdown checks whether every session has gone.
@@ -381,6 +384,25 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
     }
     o.redis.connect_timeout = c.redis_timeout;
     o.redis.command_timeout = c.redis_timeout;
+    // redis[s]://HOST:PORT that turns out to be a Redis Cluster node: the cluster, seeded by it.
+    // Asked once at start-up (the store's mode, and so its scripts, are chosen here); when
+    // Redis cannot be asked now, it is taken for one Redis, and said so.
+    if (c.redis->sentinels.empty() && c.redis->cluster_nodes.empty()) {
+      std::string why;
+      const auto cluster = store::RedisClient::IsClusterNode(o.redis, kClusterProbeTimeout, why);
+      if (cluster == true) {
+        log::Info("store_is_cluster", {{"seed", o.redis.host + ":" + std::to_string(o.redis.port)},
+                                       {"detail", "a Redis Cluster node: used as the cluster"}});
+        if (o.redis.db != 0) return base::Fail("--store: a Redis Cluster has one database: no /DB");
+        o.cluster_seeds.emplace_back(o.redis.host, o.redis.port);
+      } else if (!cluster) {
+        log::Warn("store_cluster_probe_failed",
+                  {{"why", why},
+                   {"detail",
+                    "taken for one Redis; if it is a Redis Cluster node, restart once "
+                    "it answers, or use redis-cluster://"}});
+      }
+    }
     // The store's identity of this process: the replica id plus a per-start suffix, so a
     // restarted replica (same StatefulSet ordinal) never mistakes its predecessor's sessions for
     // its own; the predecessor's lease lapses and its users get the resume grace.

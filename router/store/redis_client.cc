@@ -1271,6 +1271,43 @@ void RedisClient::UnsubscribeShard(std::string channel) {
   impl_->Unsubscribe(std::move(channel), /*shard=*/true);
 }
 
+std::optional<bool> RedisClient::IsClusterNode(const RedisOptions& options,
+                                               std::chrono::milliseconds timeout,
+                                               std::string& why) {
+  asio::io_context io;
+  std::optional<bool> answer;
+  std::unique_ptr<RedisClient> client;
+  RedisHooks hooks;
+  hooks.on_up = [&] {
+    client->Command({"CLUSTER", "SLOTS"}, [&](const RedisResult& r) {
+      const auto* reply = std::get_if<RedisReply>(&r);
+      if (reply == nullptr) {
+        why = std::get<RedisFailure>(r).message;
+      } else if (reply->type == RedisReply::Type::kArray) {
+        answer = true;
+      } else if (reply->type == RedisReply::Type::kError &&
+                 reply->str.find("cluster support disabled") != std::string::npos) {
+        answer = false;
+      } else {
+        why = "CLUSTER SLOTS answered: " + reply->str;
+      }
+      io.stop();
+    });
+  };
+  hooks.on_down = [&](const std::string& down) {  // the first attempt failed: cannot tell now
+    why = down;
+    io.stop();
+  };
+  RedisOptions o = options;
+  o.connect_timeout = std::min(o.connect_timeout, timeout);
+  client = std::make_unique<RedisClient>(io, std::move(o), std::move(hooks));
+  client->Start();
+  io.run_for(timeout);
+  if (!answer && why.empty()) why = "no answer within " + Millis(timeout);
+  client.reset();  // the io_context is not running: allowed
+  return answer;
+}
+
 bool RedisClient::up() const { return impl_->up(); }
 std::size_t RedisClient::pending() const { return impl_->pending(); }
 

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -204,6 +205,14 @@ class RedisClient final : public RedisConnection {
   // because the slot moved, is not an outage: the channel is dropped and on_shard_lost says so.
   void SubscribeShard(std::string channel, std::function<void()> confirmed) override;
   void UnsubscribeShard(std::string channel) override;
+
+  // Whether the Redis at `options` (its address, AUTH and TLS; not behind Sentinel) is a Redis
+  // Cluster node: CLUSTER SLOTS answers a map there and "cluster support disabled" elsewhere.
+  // Asked over connections of its own on a private io_context, so it blocks the caller for up to
+  // `timeout` (one connection attempt); nullopt when it cannot tell (unreachable, AUTH refused,
+  // another error), with why.
+  static std::optional<bool> IsClusterNode(const RedisOptions& options,
+                                           std::chrono::milliseconds timeout, std::string& why);
 
   bool up() const override;  // both connections ready
   // Commands accepted and not yet answered (including ones still being posted to the io thread)

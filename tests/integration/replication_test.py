@@ -305,10 +305,12 @@ async def over_tls(a, b):
 
 
 async def on_a_cluster(nodes, replicas):
-    """Three replicas on a six-node Redis Cluster: people join across them; a primary is killed
-    (kill -9) and its replica promoted; 1,000 slots move (a live reshard) while people look each
+    """Three replicas on a six-node Redis Cluster (the third given one node's address only):
+    people join across them; a primary is killed (kill -9) and its replica promoted; 1,000 slots move (a live reshard) while people look each
     other up. No live user is lost: every assignment is still found, with its epoch, from every
     replica."""
+    assert any("store_is_cluster" in line for line in replicas[2].lines), \
+        "c-c did not find out that its redis:// address is a cluster node"
     people = []
     for i in range(30):
         c = await Client(f"cl-{i}", f"cs-{i % 10}").welcomed(replicas[i % 3].ws)
@@ -388,7 +390,8 @@ def run_replicas(names, redis, fleet_file, store, scenario_of, timeout):
     and on failure prints their logs' ends."""
     replicas = []
     try:
-        replicas = [Replica(n, redis.port, fleet_file, store) for n in names]
+        replicas = [Replica(n, redis.port, fleet_file, store(n) if callable(store) else store)
+                    for n in names]
         for r in replicas:
             deadline = time.time() + 10
             while r.readyz()[0] != 200:
@@ -425,7 +428,13 @@ def main():
         # redis-cluster://: three primaries with a replica each, three vrouter replicas.
         nodes = make_cluster(os.path.join(tmp, "cluster"), 3, 1, REDIS_SERVER)
         try:
-            store = ["--store", "redis-cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in nodes)]
+            # Two replicas name the cluster; the third names one node as plain redis://, which it
+            # finds out is a cluster node.
+            def store(name):
+                if name == "c-c":
+                    return ["--store", f"redis://127.0.0.1:{nodes[1].port}"]
+                return ["--store",
+                        "redis-cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in nodes)]
             run_replicas(("c-a", "c-b", "c-c"), nodes[1], fleet_file, store,
                          lambda _redis, replicas: on_a_cluster(nodes, replicas), 90)
         finally:

@@ -620,6 +620,29 @@ TEST_F(RedisClientTest, SentinelOverTls) {
   EXPECT_NE(why.find("127.0.0.1:" + std::to_string(sentinel.tls_port())), std::string::npos) << why;
 }
 
+// redis://HOST:PORT may name a Redis Cluster node: the app asks before it picks the store's mode.
+TEST_F(RedisClientTest, TellsAClusterNodeFromOneRedis) {
+  std::string why;
+  StartServer();
+  EXPECT_EQ(RedisClient::IsClusterNode(Options(), 2s, why), false) << why;
+  RedisServerOptions node;
+  node.cluster_node = true;
+  RedisServer cluster(node);
+  ASSERT_TRUE(cluster.ok()) << cluster.error();
+  RedisOptions o = Options();
+  o.port = cluster.port();
+  EXPECT_EQ(RedisClient::IsClusterNode(o, 2s, why), true) << why;
+  // Nobody there: cannot tell, at once, and says why.
+  RedisServer gone;
+  gone.Kill();
+  o.port = gone.port();
+  why.clear();
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(RedisClient::IsClusterNode(o, 2s, why), std::nullopt);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1500ms);
+  EXPECT_NE(why.find("refused"), std::string::npos) << why;
+}
+
 // What goes wrong with TLS says what: a certificate for another name, no client certificate, a CA
 // file that cannot be read, plain text to the TLS port. None comes up; each keeps retrying.
 TEST_F(RedisClientTest, TlsFailuresSayWhy) {
