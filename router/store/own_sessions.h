@@ -25,14 +25,12 @@ class OwnSessions {
   OwnSessions(RedisGateway& gw, LocalCopy& local, const RedisStoreOptions& opt,
               ReplacedHandler on_replaced);
 
+  // AssignmentStore's Put, Attach, Detach and Remove (store.h), on the store's thread.
   void DoPut(assign::Assignment desired, std::uint64_t expected, std::uint64_t min_epoch,
              PutDone done);
-
   void DoAttach(const std::string& user, const std::string& space, std::uint64_t session,
                 AttachDone done);
-
   void DoDetach(const std::string& user, std::uint64_t session);
-
   void DoRemove(const std::string& user, std::uint64_t session, RemoveDone done);
 
   // After a (re)load: this replica's records match its live sessions. A live session whose record
@@ -42,10 +40,13 @@ class OwnSessions {
   // Whether a record change took a user away from this replica's live session.
   void CheckOwnership(const assign::Assignment& a);
 
+  // Writes a live session's assignment back where Redis lost it (vrouter_store_reasserted_total).
   void Reassert(const assign::Assignment& own);
 
+  // Deletes the user's pointer (vr:u:{user}) if it still names `space`.
   void DeletePointer(const std::string& user, const std::string& space);
 
+  // This replica's live users per video server (vr:rl:{replica}, expiring with its lease).
   void WriteOwnLoad();
 
   // A record of `space` removed by someone else while this replica's session still holds the
@@ -76,6 +77,7 @@ class OwnSessions {
 
   void SendDetach(const std::string& user, std::uint64_t session, const std::string& space);
 
+  // Attaches the session to its user's record in `space` (the attach script).
   void AttachIn(const std::string& user, const std::string& space, std::uint64_t session,
                 AttachDone done);
 

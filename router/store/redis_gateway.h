@@ -78,16 +78,15 @@ class RedisGateway {
   void RejectChange(ChangeRejection why, std::string_view channel);
 
   // Checks a reply for what the store held at `key`: a WRONGTYPE error is a defect of the key,
-  // and a script's trailing "VRDEFECTS ..." report is counted and removed from the reply.
+  // a script's trailing "VRDEFECTS ..." report is counted and removed from the reply, and so are
+  // a sharded script's "VRTELL ..." user changes, which are published (Tell).
   void Inspect(const std::string& key, RedisResult& r);
-
-  // the script: a replica that dies between the two leaves that one change unheard by the
-  // user's watchers (their next change, or a resync, tells them where the user is).
 
   // A script on `key` (a space's key: EvalSpace), its reply inspected first.
   void EvalOn(const RedisScript& script, const std::string& key, std::vector<std::string> args,
               RedisCallback cb);
 
+  // A space script: on the space's key.
   void EvalSpace(const RedisScript& script, const std::string& space, std::vector<std::string> args,
                  RedisCallback cb);
 
@@ -109,9 +108,9 @@ class RedisGateway {
   // The records of `users` in `space` (nullopt where there is none): one HGET each.
   void ReadInSpace(const std::string& space, std::vector<std::string> users, LookupDone done);
 
-  // The space and user channels: classic or shard channels (redis_schema.h, PubSub).
+  // Subscribes to (unsubscribes from) a space or user channel: classic or shard channels
+  // (redis_schema.h, PubSub). `confirmed` as for RedisConnection::Subscribe.
   void Listen(const std::string& channel, std::function<void()> confirmed);
-
   void StopListening(const std::string& channel);
 
   // Whether a log line about `what` is due (at most one per kLogEvery).

@@ -62,11 +62,15 @@ class SpaceCopies {
     std::vector<redis::ChangeMessage> buffered;
   };
 
+  // HGETALL of the space (load `gen`; a newer load makes it stale): the copy replaced, the
+  // changes buffered meanwhile applied if newer, this replica's own records reconciled.
   void LoadSnapshot(const std::string& space, std::uint64_t gen);
 
   // The local time a detached record was detached at, from the Redis-clock ms in the record.
   base::SteadyTime DetachedSince(const redis::Record& r, base::SteadyTime now) const;
 
+  // One change of a loaded space, in sequence order: a gap reloads the space, an epoch ahead of
+  // Redis's clock is read from Redis instead.
   void ApplySpaceChange(const std::string& space, redis::ChangeMessage m);
 
   // Replaces the local copy's record of `user` in `space` with what Redis holds now.
