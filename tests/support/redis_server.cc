@@ -168,8 +168,12 @@ bool RedisServer::Launch() {
                           std::string("--tls-auth-clients"), std::string("yes")}) {
       args.push_back(std::move(a));
     }
-    if (options_.sentinel_for != 0) {
+    if (options_.sentinel_for != 0 || options_.cluster_member) {
       args.push_back("--tls-replication");
+      args.push_back("yes");
+    }
+    if (options_.cluster_member) {  // the bus too; CLUSTER SLOTS then names the TLS ports
+      args.push_back("--tls-cluster");
       args.push_back("yes");
     }
   }
@@ -376,17 +380,24 @@ bool SentinelFleet::Start(std::string& error) {
 
 std::vector<std::uint16_t> SentinelFleet::sentinel_ports() const { return PortsOf(sentinels_); }
 
-bool ClusterFleet::Start(int primaries, int replicas, std::string& error) {
+bool ClusterFleet::Start(int primaries, int replicas, std::string& error,
+                         const std::string& tls_dir) {
   std::string command = "/usr/bin/redis-cli --cluster create";
+  if (!tls_dir.empty()) {
+    const std::string cert = tls_dir + "/cert.pem";
+    command += " --tls --cacert " + cert + " --cert " + cert + " --key " + tls_dir + "/key.pem";
+  }
   for (int i = 0; i < primaries * (1 + replicas); ++i) {
     RedisServerOptions o;
     o.cluster_member = true;
+    o.tls_dir = tls_dir;
     nodes_.push_back(std::make_unique<RedisServer>(o));
     if (!nodes_.back()->ok()) {
       error = "node: " + nodes_.back()->error();
       return false;
     }
-    command += " 127.0.0.1:" + std::to_string(nodes_.back()->port());
+    const auto& n = *nodes_.back();
+    command += " 127.0.0.1:" + std::to_string(tls_dir.empty() ? n.port() : n.tls_port());
   }
   command += " --cluster-replicas " + std::to_string(replicas) + " --cluster-yes >/dev/null 2>&1";
   if (std::system(command.c_str()) != 0) {  // NOLINT(cert-env33-c): the tests' own command

@@ -95,7 +95,9 @@ class SentinelFleet {
 // cluster_state:ok.
 class ClusterFleet {
  public:
-  bool Start(int primaries, int replicas, std::string& error);
+  // With `tls_dir` (as RedisServerOptions::tls_dir): the cluster speaks TLS on its bus and to
+  // clients that connect over TLS, whom CLUSTER SLOTS tells the TLS ports (tls_port()).
+  bool Start(int primaries, int replicas, std::string& error, const std::string& tls_dir = {});
   std::vector<std::unique_ptr<RedisServer>>& nodes() { return nodes_; }
   // Every node's port, in creation order: redis-cli made the first `primaries` the primaries, in
   // slot order.

@@ -55,9 +55,11 @@ class ClusterClientTest : public ::testing::Test {
     done.get_future().wait();
   }
 
-  void StartClient(const ClusterFleet& fleet) {
+  void StartClient(ClusterFleet& fleet, const RedisTlsOptions& tls = {}) {
     RedisClusterOptions o;
-    o.seeds.emplace_back("127.0.0.1", fleet.ports().front());
+    o.seeds.emplace_back("127.0.0.1",
+                         tls.enabled ? fleet.nodes().front()->tls_port() : fleet.ports().front());
+    o.node.tls = tls;
     o.node.connect_timeout = 500ms;
     o.node.command_timeout = 1000ms;
     o.node.backoff_min = 20ms;
@@ -211,6 +213,41 @@ TEST_F(ClusterClientTest, FollowsALiveReshard) {
   EXPECT_EQ(InlineCommand(ports[0], "DBSIZE").find(":0\r\n") != std::string::npos ||
                 InlineCommand(ports[1], "DBSIZE").find(":0\r\n") == std::string::npos,
             true);
+}
+
+// rediss-cluster://: every node over TLS (client certificate included), the slot map naming the
+// TLS ports, commands on every shard and a shard channel.
+TEST_F(ClusterClientTest, WorksOverTls) {
+  ClusterFleet fleet;
+  std::string error;
+  const std::string dir = VROUTER_TEST_CERT_DIR;
+  ASSERT_TRUE(fleet.Start(3, 0, error, dir)) << error;
+  StartClient(fleet,
+              RedisTlsOptions{true, dir + "/cert.pem", dir + "/cert.pem", dir + "/key.pem", ""});
+  std::vector<std::string> primaries;
+  Run([&] { primaries = client_->Primaries(); });
+  ASSERT_EQ(primaries.size(), 3u);
+  for (const auto& node : fleet.nodes()) {  // the TLS ports, not the plain ones
+    EXPECT_NE(std::find(primaries.begin(), primaries.end(),
+                        "127.0.0.1:" + std::to_string(node->tls_port())),
+              primaries.end());
+  }
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_EQ(Text(Call({"SET", "tls-" + std::to_string(i), std::to_string(i)})), "OK") << i;
+  }
+  for (int i = 0; i < 60; ++i) {
+    EXPECT_EQ(Text(Call({"GET", "tls-" + std::to_string(i)})), std::to_string(i));
+  }
+  auto confirmed = std::make_shared<std::promise<void>>();
+  asio::post(io_, [&, confirmed] {
+    client_->SubscribeShard("ch:{tls}", [confirmed] { confirmed->set_value(); });
+  });
+  ASSERT_EQ(confirmed->get_future().wait_for(kWait), std::future_status::ready);
+  EXPECT_EQ(Text(Call({"SPUBLISH", "ch:{tls}", "over tls"})), "1");
+  EXPECT_TRUE(Eventually([&] {
+    std::lock_guard lock(mu_);
+    return std::find(messages_.begin(), messages_.end(), "ch:{tls} over tls") != messages_.end();
+  }));
 }
 
 // Sharded pub/sub: a shard channel is held by the primary that serves its slot, and nobody else;
