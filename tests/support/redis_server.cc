@@ -391,6 +391,7 @@ bool ClusterFleet::Start(int primaries, int replicas, std::string& error,
     RedisServerOptions o;
     o.cluster_member = true;
     o.tls_dir = tls_dir;
+    o.acl_user = acl_user;
     nodes_.push_back(std::make_unique<RedisServer>(o));
     if (!nodes_.back()->ok()) {
       error = "node: " + nodes_.back()->error();

@@ -98,6 +98,8 @@ class ClusterFleet {
   // With `tls_dir` (as RedisServerOptions::tls_dir): the cluster speaks TLS on its bus and to
   // clients that connect over TLS, whom CLUSTER SLOTS tells the TLS ports (tls_port()).
   bool Start(int primaries, int replicas, std::string& error, const std::string& tls_dir = {});
+  // An ACL user on every node (RedisServerOptions::acl_user), when set before Start().
+  std::string acl_user;
   std::vector<std::unique_ptr<RedisServer>>& nodes() { return nodes_; }
   // Every node's port, in creation order: redis-cli made the first `primaries` the primaries, in
   // slot order.

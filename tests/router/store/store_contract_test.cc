@@ -2074,5 +2074,78 @@ TEST(RedisAclTest, TheMinimalRulesAllowEverythingTheStoreSends) {
   EXPECT_EQ(entries.elements.size(), 0u) << "denied: " << denied;
 }
 
+// The same rules on a Redis Cluster, where the store also asks for the slot map, follows
+// redirections (ASKING) and uses sharded pub/sub (SSUBSCRIBE, SPUBLISH): joins, watches, a
+// held space, fleet gossip, hello and admission counters, every node's ACL LOG empty after.
+TEST(RedisAclTest, TheMinimalRulesSufficeOnACluster) {
+  vrouter::testing::ClusterFleet fleet;
+  fleet.acl_user = AclUserDirective();
+  std::string error;
+  ASSERT_TRUE(fleet.Start(3, 0, error)) << error;
+  telemetry::Metrics metrics{"test", "test"};
+  Replaced replaced_a, replaced_b;
+  auto options = [&](const std::string& replica) {
+    RedisStoreOptions o;
+    for (std::uint16_t port : fleet.ports()) o.cluster_seeds.emplace_back("127.0.0.1", port);
+    o.redis.username = kAclUser;
+    o.redis.password = kAclPassword;
+    o.replica_id = replica;
+    o.housekeeping_interval = 100ms;
+    o.replica_key = "test-replica-key-0123456789";
+    return o;
+  };
+  RedisStore a(options("r1"), metrics, replaced_a.Handler());
+  RedisStore b(options("r2"), metrics, replaced_b.Handler());
+  ChangeLog heard;
+  b.SetChangeListener(heard.Listener());
+  std::atomic<bool> gossip{false};
+  b.SetFleetListener([&](std::string_view) { gossip = true; });
+  a.Start();
+  b.Start();
+  ASSERT_TRUE(WaitUntil([&] { return a.Problem().empty() && b.Problem().empty(); }))
+      << a.Problem() << " / " << b.Problem();
+  std::vector<std::string> users;
+  for (int i = 0; i < 12; ++i) users.push_back("acl-u" + std::to_string(i));
+  Watch(b, users);
+  b.EnterSpace("acl-room-0");
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    const std::string space = "acl-room-" + std::to_string(i % 4);
+    ASSERT_TRUE(
+        Put(a, Assignment{users[i], space, "vs-1", 0, "r1", i + 1, Clock::now()}, 0).written)
+        << users[i];
+  }
+  for (const auto& u : users) {
+    EXPECT_TRUE(heard.WaitFor(ChangeOf(u, Kind::kAssigned)).has_value()) << u;
+  }
+  a.PublishFleet(
+      EncodeGossip({"r1", GossipRegistered{{"sfu-1", "wss://sfu-1.example/", "eu", 100, true}}}));
+  EXPECT_TRUE(WaitUntil([&] { return gossip.load(); })) << "fleet gossip never arrived";
+  const auto admitted =
+      Await<StoreResult<Admission>>([&](std::function<void(StoreResult<Admission>)> done) {
+        a.Admit("sfu-1", 10, 100, 1000ms, std::move(done));
+      });
+  EXPECT_TRUE(admitted && std::holds_alternative<Admission>(*admitted));
+  const auto counted =
+      Await<StoreResult<HelloCounts>>([&](std::function<void(StoreResult<HelloCounts>)> done) {
+        a.CountHello("acl-u0", "10.0.0.1", 1000ms, std::move(done));
+      });
+  EXPECT_TRUE(counted && std::holds_alternative<HelloCounts>(*counted));
+  a.Stop();
+  b.Stop();
+  for (std::uint16_t port : fleet.ports()) {
+    RawRedis raw(port);
+    ASSERT_TRUE(raw.ok());
+    const auto log = raw.Call({"ACL", "LOG"});
+    ASSERT_TRUE(log && std::holds_alternative<RedisReply>(*log));
+    std::string denied;
+    for (const auto& entry : std::get<RedisReply>(*log).elements) {
+      for (std::size_t i = 0; i + 1 < entry.elements.size(); i += 2) {
+        if (entry.elements[i].str == "object") denied += entry.elements[i + 1].str + " ";
+      }
+    }
+    EXPECT_TRUE(denied.empty()) << "denied on node " << port << ": " << denied;
+  }
+}
+
 }  // namespace
 }  // namespace vrouter::store
