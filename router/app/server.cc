@@ -395,6 +395,8 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
                                        {"detail", "a Redis Cluster node: used as the cluster"}});
         if (o.redis.db != 0) return base::Fail("--store: a Redis Cluster has one database: no /DB");
         o.cluster_seeds.emplace_back(o.redis.host, o.redis.port);
+        // Each node's certificate carries its own name, not the seed's (as rediss-cluster://).
+        o.redis.tls.server_name = c.redis_tls_server_name;
       } else if (!cluster) {
         log::Warn("store_cluster_probe_failed",
                   {{"why", why},

@@ -86,7 +86,7 @@ void OwnSessions::DoDetach(const std::string& user, std::uint64_t session) {
   } else {
     return;
   }
-  if (!client_->up()) return;  // the resync after the outage detaches it
+  if (!client_->up()) return;  // the resync (or reload of its space) after the outage detaches it
   SendDetach(user, session, space);
 }
 
@@ -314,9 +314,10 @@ void OwnSessions::SendDetach(const std::string& user, std::uint64_t session,
                              const std::string& space) {
   gw_.EvalSpace(gw_.scripts.detach, space, {user, me_, std::to_string(session), space},
                 [this, user, session, space](const RedisResult& r) {
-                  // Not reaching Redis is repaired by the resync after an outage; anything else
-                  // (queue full, error reply) is tried again by housekeeping, except a corrupt
-                  // space (isolated until an operator repairs it; its record is unusable anyway).
+                  // Not reaching Redis is repaired by the resync (or the reload of the space's
+                  // shard) after the outage; anything else (queue full, error reply) is tried again
+                  // by housekeeping, except a corrupt space (isolated until an operator repairs it;
+                  // its record is unusable anyway).
                   auto* failure = std::get_if<RedisFailure>(&r);
                   const bool retry = failure != nullptr
                                          ? failure->kind != RedisFailureKind::kDisconnected &&

@@ -255,6 +255,12 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     });
   }
 
+  void ForgetShard(std::string channel) {
+    asio::post(io_, [w = weak_from_this(), channel = std::move(channel)] {
+      if (auto self = w.lock()) self->DoForgetShard(channel);
+    });
+  }
+
   void Unsubscribe(std::string channel, bool shard) {
     asio::post(io_, [w = weak_from_this(), channel = std::move(channel), shard] {
       if (auto self = w.lock()) self->DoUnsubscribe(channel, shard);
@@ -579,11 +585,16 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   // The subscriber connection after its handshake: confirmations and messages. An error (an ACL
-  // that refuses the channel) ends the session with Redis's reason.
+  // that refuses the channel) ends the session with Redis's reason; a redirection (a shard
+  // command at a node that no longer serves its slot) never does.
   void OnSubscriberReply(Conn& c, const redisReply& reply) {
     if (reply.type == REDIS_REPLY_ERROR) {
       std::string error(reply.str, reply.len);
-      if (!shard_order_.empty() && IsRedirection(error)) return OnShardRefused(std::move(error));
+      if (IsRedirection(error)) {
+        // Unmatched: the answer to a SUNSUBSCRIBE whose entry Redis's own `sunsubscribe` took.
+        if (!shard_order_.empty()) OnShardRefused(std::move(error));
+        return;
+      }
       c.death = "Redis at " + c.endpoint + " refused a subscription: " + error;
       return;
     }
@@ -618,8 +629,8 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   static bool IsRedirection(std::string_view error) {
-    return error.starts_with("MOVED ") || error.starts_with("ASK ") ||
-           error.starts_with("TRYAGAIN") || error.starts_with("CLUSTERDOWN");
+    return error.starts_with("MOVED ") || error.starts_with("TRYAGAIN") ||
+           error.starts_with("CLUSTERDOWN");
   }
 
   // The node does not serve the slot of the shard command at the head of the queue.
@@ -1129,6 +1140,13 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     }
   }
 
+  // Drops a shard channel without telling Redis: the node no longer serves its slot, so it has
+  // dropped the subscription itself (and would answer a SUNSUBSCRIBE with a redirection).
+  void DoForgetShard(const std::string& channel) {
+    wanted_.erase(channel);
+    waiting_confirms_.erase(channel);
+  }
+
   void DoUnsubscribe(const std::string& channel, bool shard) {
     wanted_.erase(channel);
     waiting_confirms_.erase(channel);
@@ -1271,6 +1289,8 @@ void RedisClient::UnsubscribeShard(std::string channel) {
   impl_->Unsubscribe(std::move(channel), /*shard=*/true);
 }
 
+void RedisClient::ForgetShard(std::string channel) { impl_->ForgetShard(std::move(channel)); }
+
 std::optional<bool> RedisClient::IsClusterNode(const RedisOptions& options,
                                                std::chrono::milliseconds timeout,
                                                std::string& why) {
@@ -1282,7 +1302,8 @@ std::optional<bool> RedisClient::IsClusterNode(const RedisOptions& options,
     client->Command({"CLUSTER", "SLOTS"}, [&](const RedisResult& r) {
       const auto* reply = std::get_if<RedisReply>(&r);
       if (reply == nullptr) {
-        why = std::get<RedisFailure>(r).message;
+        const auto& failure = std::get<RedisFailure>(r);
+        if (failure.kind != RedisFailureKind::kStopped) why = failure.message;
       } else if (reply->type == RedisReply::Type::kArray) {
         answer = true;
       } else if (reply->type == RedisReply::Type::kError &&
@@ -1300,6 +1321,7 @@ std::optional<bool> RedisClient::IsClusterNode(const RedisOptions& options,
   };
   RedisOptions o = options;
   o.connect_timeout = std::min(o.connect_timeout, timeout);
+  o.db = 0;  // a cluster node refuses SELECT of any other
   client = std::make_unique<RedisClient>(io, std::move(o), std::move(hooks));
   client->Start();
   io.run_for(timeout);

@@ -205,6 +205,8 @@ class RedisClient final : public RedisConnection {
   // because the slot moved, is not an outage: the channel is dropped and on_shard_lost says so.
   void SubscribeShard(std::string channel, std::function<void()> confirmed) override;
   void UnsubscribeShard(std::string channel) override;
+  // Drops a shard channel without a SUNSUBSCRIBE: for a node that no longer serves its slot.
+  void ForgetShard(std::string channel);
 
   // Whether the Redis at `options` (its address, AUTH and TLS; not behind Sentinel) is a Redis
   // Cluster node: CLUSTER SLOTS answers a map there and "cluster support disabled" elsewhere.

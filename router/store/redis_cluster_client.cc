@@ -25,6 +25,8 @@ namespace asio = boost::asio;
 // How long a lost shard channel waits before its owner is told (and subscribes again): long
 // enough for the refreshed map to say where the slot went, short next to a resync.
 constexpr std::chrono::milliseconds kLostDelay{100};
+// The same when the cluster answered TRYAGAIN or CLUSTERDOWN: no sooner than this.
+constexpr std::chrono::milliseconds kBusyLostDelay{1000};
 
 // Commands the store sends that name no key: any primary takes them.
 bool Keyless(const std::string& name) {
@@ -99,8 +101,8 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     const cluster::Node* owner = nullptr;
     if (key != nullptr && have_map_) {
       owner = map_.OwnerOf(cluster::KeySlot(*key));
-    } else if (key == nullptr && have_map_ && !map_.primaries.empty()) {
-      owner = &map_.primaries.front();
+    } else if (key == nullptr && have_map_) {
+      owner = LivePrimary();  // keyless (PUBLISH, SCRIPT LOAD): any primary that answers
     }
     if (owner == nullptr) {
       return Finish(*req, RedisFailure{RedisFailureKind::kDisconnected,
@@ -168,6 +170,20 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     std::vector<std::function<void()>> waiting;
   };
 
+  // A primary whose connections are up (the classic pub/sub node first), or null.
+  const cluster::Node* LivePrimary() {
+    const cluster::Node* fallback = nullptr;
+    for (const auto& p : map_.primaries) {
+      const std::string endpoint = cluster::ToString(p);
+      const NodeState* n = Find(endpoint);
+      if (n == nullptr || !n->up || !n->client->up()) continue;
+      if (endpoint == pubsub_node_) return &p;
+      if (fallback == nullptr) fallback = &p;
+    }
+    if (fallback == nullptr && !map_.primaries.empty()) fallback = &map_.primaries.front();
+    return fallback;
+  }
+
   NodeState* Find(const std::string& endpoint) {
     if (endpoint.empty()) return nullptr;
     const auto it = nodes_.find(endpoint);
@@ -182,7 +198,7 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     if (owner == nullptr) return;
     const std::string endpoint = cluster::ToString(*owner);
     if (!sc.on.empty() && sc.on != endpoint) {
-      if (NodeState* old = Find(sc.on)) old->client->UnsubscribeShard(channel);
+      if (NodeState* old = Find(sc.on)) old->client->ForgetShard(channel);  // not its slot now
     }
     sc.on = endpoint;
     NodeState* n = Ensure(endpoint);
@@ -203,22 +219,27 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     const auto it = shard_wanted_.find(channel);
     if (it == shard_wanted_.end() || it->second.on != endpoint) return;
     shard_wanted_.erase(it);
-    if (auto moved = cluster::ParseRedirect(redirect);
-        moved && moved->kind == cluster::RedirectKind::kMoved && !moved->to.host.empty()) {
+    const auto moved = cluster::ParseRedirect(redirect);
+    if (moved && moved->kind == cluster::RedirectKind::kMoved && !moved->to.host.empty()) {
       Own(moved->slot, moved->to);
     }
     RefreshSoon();
-    TellLost(channel);
+    // A busy or failing cluster (TRYAGAIN, CLUSTERDOWN) is asked again less often than a slot
+    // that moved, whose new owner the next map names.
+    const bool busy = !redirect.empty() && !moved;
+    (busy ? slow_lost_ : lost_).push_back(channel);
+    TellLost(busy);
   }
 
-  void TellLost(const std::string& channel) {
-    lost_.push_back(channel);
-    if (lost_.size() > 1) return;  // a timer is already on its way
-    auto t = std::make_shared<asio::steady_timer>(io_, kLostDelay);
-    t->async_wait([w = weak_from_this(), t](const boost::system::error_code& ec) {
+  // Tells the owner about the lost channels of one list, after a delay, in one batch.
+  void TellLost(bool busy) {
+    std::vector<std::string>& list = busy ? slow_lost_ : lost_;
+    if (list.size() > 1) return;  // a timer is already on its way
+    auto t = std::make_shared<asio::steady_timer>(io_, busy ? kBusyLostDelay : kLostDelay);
+    t->async_wait([w = weak_from_this(), t, busy](const boost::system::error_code& ec) {
       auto self = w.lock();
       if (ec || !self || self->stopped_) return;
-      for (const auto& ch : std::exchange(self->lost_, {})) {
+      for (const auto& ch : std::exchange(busy ? self->slow_lost_ : self->lost_, {})) {
         if (self->shard_wanted_.contains(ch)) continue;  // subscribed again meanwhile
         if (self->hooks_.on_shard_lost) self->hooks_.on_shard_lost(ch, {});
       }
@@ -239,7 +260,7 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     }
     for (const auto& channel : moved) {
       const std::string on = shard_wanted_[channel].on;
-      if (NodeState* old = Find(on)) old->client->UnsubscribeShard(channel);
+      if (NodeState* old = Find(on)) old->client->ForgetShard(channel);  // not its slot now
       OnShardLost(on, channel, {});
     }
   }
@@ -416,7 +437,7 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
       if (sc.on == endpoint) channels.push_back(channel);
     }
     for (const auto& channel : channels) {
-      if (NodeState* n = Find(endpoint)) n->client->UnsubscribeShard(channel);
+      if (NodeState* n = Find(endpoint)) n->client->ForgetShard(channel);
       OnShardLost(endpoint, channel, {});
     }
   }
@@ -562,10 +583,10 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
       }
     }
     const bool serving = have_map_ && live > 0;
+    if (serving) EnsurePubSub();  // classic channels on a primary that answers (first: on_up)
     if (serving && !up_) {
       up_ = true;
       outage_reported_ = false;
-      EnsurePubSub();
       if (hooks_.on_up) hooks_.on_up();
     } else if (!serving && (up_ || !outage_reported_) && started_ && !stopped_) {
       const bool was_up = up_;
@@ -578,7 +599,6 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
       }
     }
     if (!serving) return;
-    EnsurePubSub();
     std::string partial;
     if (primaries_down > 0) partial = "primaries down: " + down;
     if (map_.unassigned() > 0) {
@@ -659,7 +679,7 @@ class RedisClusterClient::Impl : public std::enable_shared_from_this<Impl> {
   std::set<std::string> wanted_;
   std::map<std::string, std::vector<std::function<void()>>> waiting_confirms_;
   std::map<std::string, ShardChannel> shard_wanted_;
-  std::vector<std::string> lost_;  // shard channels to tell the owner about (TellLost)
+  std::vector<std::string> lost_, slow_lost_;  // shard channels to tell the owner about
 
   friend class RedisClusterClient;
 };

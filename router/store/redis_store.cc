@@ -228,17 +228,27 @@ class RedisStore::Impl {
     };
     h.on_reconnect_attempt = [this] { metrics_.redis_reconnects->Increment(); };
     h.on_partial = [this](std::size_t primaries_down, const std::string& why) {
-      metrics_.redis_primaries_down->Set(static_cast<double>(primaries_down));
-      if (primaries_down > 0) {
-        log::Warn("store_partial", {{"why", why},
-                                    {"effect",
-                                     "writes in those shards get the retryable "
-                                     "`unavailable`; the other shards work on"}});
-      } else {
-        log::Info("store_whole", {{"why", "every shard has its primary again"}});
-      }
+      OnPartial(primaries_down, why);
     };
     return h;
+  }
+
+  // Redis Cluster: some shards down (their primary not replaced yet), or all whole again. The
+  // spaces of a shard that comes back reload when their channels move or their node returns;
+  // watched users are read again here, wherever their channels live, since a record of theirs
+  // may have been in the shard (and lost with it).
+  void OnPartial(std::size_t primaries_down, const std::string& why) {
+    metrics_.redis_primaries_down->Set(static_cast<double>(primaries_down));
+    if (primaries_down > 0) {
+      log::Warn("store_partial", {{"why", why},
+                                  {"effect",
+                                   "writes in those shards get the retryable "
+                                   "`unavailable`; the other shards work on"}});
+      was_partial_ = true;
+      return;
+    }
+    log::Info("store_whole", {{"why", "every shard has its primary again"}});
+    if (std::exchange(was_partial_, false)) watches_.Resync();
   }
 
   void OnDown(const std::string& why) {
@@ -394,7 +404,8 @@ class RedisStore::Impl {
   GossipSealer sealer_;  // store thread only
   GossipOpener opener_;  // store thread only
   std::array<prometheus::Counter*, kGossipAuthErrorCount> gossip_refused_{};
-  bool was_down_ = false;  // store thread only
+  bool was_down_ = false;     // store thread only
+  bool was_partial_ = false;  // store thread only: a shard was down (OnPartial)
 
   // Any thread.
   mutable vrouter::Mutex mu_;

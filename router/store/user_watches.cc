@@ -34,7 +34,7 @@ void UserWatches::DoWatch(std::vector<std::string> users, ReadyDone ready) {
   if (fresh.empty() && unconfirmed.empty()) return ready();
   if (!client_->up()) {
     for (auto& u : fresh) gw_.Listen(redis::UserChannel(u, pubsub_), Confirmer(u));
-    return ready();  // the resync after the outage re-reads them and tells what changed
+    return ready();  // the resync after the outage (or a shard's) re-reads them, tells changes
   }
   // Ready when every SUBSCRIBE is confirmed, or after the command timeout (an outage began:
   // the resync covers it), whichever comes first.

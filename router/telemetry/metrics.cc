@@ -235,11 +235,12 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
                           .Help("Live users' assignments written back after Redis lost them")
                           .Register(r)
                           .Add({});
-  store_channels_moved = &BuildCounter()
-                              .Name("vrouter_store_channels_moved_total")
-                              .Help("Shard channels subscribed again after their slot moved")
-                              .Register(r)
-                              .Add({});
+  store_channels_moved =
+      &BuildCounter()
+           .Name("vrouter_store_channels_moved_total")
+           .Help("Shard channels subscribed again: their slot moved, or their node came back")
+           .Register(r)
+           .Add({});
   store_space_loads = &BuildCounter()
                            .Name("vrouter_store_space_loads_total")
                            .Help("Space snapshots loaded into the local copy")

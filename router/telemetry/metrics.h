@@ -89,7 +89,7 @@ class Metrics {
   // Live sessions' assignments written back because Redis no longer held them (a restart, a
   // failover that lost the last writes).
   prometheus::Counter* store_reasserted = nullptr;
-  // Shard channels (Redis Cluster) subscribed again because their slot moved to another node.
+  // Shard channels (Redis Cluster) subscribed again: their slot moved, or their node came back.
   prometheus::Counter* store_channels_moved = nullptr;
   prometheus::Counter* store_space_loads = nullptr;  // space snapshots loaded
   prometheus::Gauge* store_local_spaces = nullptr;   // spaces held in local memory
