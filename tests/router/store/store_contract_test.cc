@@ -1841,9 +1841,10 @@ TEST(RedisSentinelTest, APrimaryKilledUnderLoadLosesNoLiveUser) {
 // The node of `fleet` that replicates the primary at `port` (INFO replication: slave0:...).
 RedisServer* ReplicaOf(vrouter::testing::ClusterFleet& fleet, std::uint16_t port) {
   const std::string info = InlineCommand(port, "INFO replication");
-  const auto at = info.find("slave0:ip=127.0.0.1,port=");
+  constexpr std::string_view kReplicaLine = "slave0:ip=127.0.0.1,port=";
+  const auto at = info.find(kReplicaLine);
   if (at == std::string::npos) return nullptr;
-  const int replica_port = std::stoi(info.substr(at + 25));
+  const int replica_port = std::stoi(info.substr(at + kReplicaLine.size()));
   for (auto& node : fleet.nodes()) {
     if (node->port() == replica_port) return node.get();
   }
