@@ -71,8 +71,7 @@ void CheckRedisUrl(const app::RedisUrl& url, std::string_view text) {
     if (n.host.empty() || n.port == 0) Fail("ParseStoreUrl: a cluster node without address", text);
   }
   if (!url.cluster_nodes.empty()) {
-    if (!url.sentinels.empty() || url.tls || url.db != 0)
-      Fail("ParseStoreUrl: cluster mixed", text);
+    if (!url.sentinels.empty() || url.db != 0) Fail("ParseStoreUrl: cluster mixed", text);
   } else if (url.sentinels.empty()) {
     if (url.host.empty()) Fail("ParseStoreUrl: empty host", text);
     if (url.port == 0) Fail("ParseStoreUrl: port 0", text);
@@ -83,7 +82,6 @@ void CheckRedisUrl(const app::RedisUrl& url, std::string_view text) {
     if (url.master_name.empty() || url.master_name.find_first_of("/ \t\r\n") != std::string::npos) {
       Fail("ParseStoreUrl: a primary's name that cannot be printed back", text);
     }
-    if (url.tls) Fail("ParseStoreUrl: TLS behind Sentinel", text);
   }
   if (url.db < 0 || url.db > 15) Fail("ParseStoreUrl: db outside [0, 15]", text);
   if (!url.username.empty() && url.password.empty()) Fail("ParseStoreUrl: user, no password", text);
@@ -111,7 +109,7 @@ void CheckStoreUrl(std::string_view text) {
   };
   std::string printed;
   if (!url->cluster_nodes.empty()) {
-    printed = "redis-cluster://";
+    printed = url->tls ? "rediss-cluster://" : "redis-cluster://";
     if (!url->password.empty()) printed += url->username + ":" + url->password + "@";
     for (std::size_t i = 0; i < url->cluster_nodes.size(); ++i) {
       const auto& n = url->cluster_nodes[i];
@@ -124,7 +122,7 @@ void CheckStoreUrl(std::string_view text) {
     if (!url->password.empty()) printed += url->username + ":" + url->password + "@";
     printed += host(url->host) + ":" + std::to_string(url->port) + "/" + std::to_string(url->db);
   } else {
-    printed = "redis-sentinel://";
+    printed = url->tls ? "rediss-sentinel://" : "redis-sentinel://";
     if (!url->password.empty()) printed += url->username + ":" + url->password + "@";
     for (std::size_t i = 0; i < url->sentinels.size(); ++i) {
       const auto& s = url->sentinels[i];
