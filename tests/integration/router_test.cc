@@ -8,6 +8,7 @@
 
 #include "proto/codec.h"
 #include "router/edge/token.h"
+#include "router/net/handler_slot.h"
 #include "tests/support/test_client.h"
 #include "tests/support/test_server.h"
 
@@ -60,6 +61,7 @@ std::string Metrics(TestServer& s) { return HttpRequest(s.admin_port(), "GET", "
 class RouterTest : public ::testing::TestWithParam<bool> {};  // param: TLS
 
 TEST_P(RouterTest, JoinLookupWatchMovedLeft) {
+  const std::uint64_t overflows_before = net::handler_slot_overflows.load();
   TestServer server;
   const bool tls = GetParam();
   const auto port = tls ? server.wss_port() : server.ws_port();
@@ -100,6 +102,8 @@ TEST_P(RouterTest, JoinLookupWatchMovedLeft) {
   auto left = bob->Expect<proto::Left>();
   ASSERT_TRUE(left);
   EXPECT_EQ(left->user, "carol");
+  // Every session's read and timer waits fit the room the session keeps for them.
+  EXPECT_EQ(net::handler_slot_overflows.load(), overflows_before);
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, RouterTest, ::testing::Values(false, true),
