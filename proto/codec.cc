@@ -10,6 +10,7 @@
 #include "proto/client_view.h"
 #include "proto/json_scan.h"
 #include "proto/json_util.h"
+#include "proto/json_writer.h"
 #include "proto/video_server_messages.h"  // kMaxUrlBytes: the same limit on both protocols
 
 namespace vrouter::proto {
@@ -221,132 +222,10 @@ struct ClientEncoder {
   void operator()(const Leave&) {}
 };
 
-// Router -> client messages are written straight into the frame (no DOM): they are the hot path
-// of every lookup. The output is what json::serialize would print for the same fields in the same
-// order (tests compare the two).
-//
-// The bytes are staged in a buffer on the stack and appended to `out` a few hundred at a time:
-// a std::string append or push_back is a call and a capacity check (GCC does not inline them
-// here), and a field was four of them (comma, quote, key, quote and colon), a string value three
-// more. Strings are copied in runs of plain characters, escapes only where needed. The Writer
-// appends what is staged when it goes out of scope.
-class Writer {
- public:
-  explicit Writer(std::string& out) : out_(out) {}
-  Writer(const Writer&) = delete;
-  Writer& operator=(const Writer&) = delete;
-  ~Writer() { Drain(); }
-
-  Writer& Key(std::string_view key) {
-    if (need_comma_) Put(',');
-    Put('"');
-    Put(key);  // keys are our own literals: nothing to escape
-    Put("\":");
-    need_comma_ = false;
-    return *this;
-  }
-  void String(std::string_view s) {
-    Put('"');
-    const char* const end = s.data() + s.size();
-    const char* clean = s.data();  // [clean, p) needs no escaping
-    for (const char* p = s.data();; ++p) {
-      p = internal::EndOfPlainRun(p, end, /*stop_at_non_ascii=*/false);
-      Put(std::string_view(clean, static_cast<std::size_t>(p - clean)));
-      if (p == end) break;
-      clean = p + 1;
-      const auto c = static_cast<unsigned char>(*p);
-      switch (c) {
-        case '"':
-          Put("\\\"");
-          break;
-        case '\\':
-          Put("\\\\");
-          break;
-        case '\b':
-          Put("\\b");
-          break;
-        case '\f':
-          Put("\\f");
-          break;
-        case '\n':
-          Put("\\n");
-          break;
-        case '\r':
-          Put("\\r");
-          break;
-        case '\t':
-          Put("\\t");
-          break;
-        default: {
-          constexpr char kHex[] = "0123456789abcdef";
-          Put("\\u00");
-          Put(kHex[c >> 4]);
-          Put(kHex[c & 0xF]);
-        }
-      }
-    }
-    Put('"');
-    need_comma_ = true;
-  }
-  void Uint(std::uint64_t v) {
-    if (kStageBytes - staged_ < kMaxUintChars) Drain();
-    auto [end, ec] = std::to_chars(stage_ + staged_, stage_ + kStageBytes, v);
-    (void)ec;  // kMaxUintChars hold any uint64
-    staged_ = static_cast<std::size_t>(end - stage_);
-    need_comma_ = true;
-  }
-  void Bool(bool v) {
-    Put(v ? std::string_view("true") : std::string_view("false"));
-    need_comma_ = true;
-  }
-  void Null() {
-    Put("null");
-    need_comma_ = true;
-  }
-  void BeginObject() { Open('{'); }
-  void EndObject() { Close('}'); }
-  void BeginArray() { Open('['); }
-  void EndArray() { Close(']'); }
-
- private:
-  static constexpr std::size_t kStageBytes = 512;
-  static constexpr std::size_t kMaxUintChars = 20;
-
-  void Put(char c) {
-    if (staged_ == kStageBytes) Drain();
-    stage_[staged_++] = c;
-  }
-  void Put(std::string_view s) {
-    if (s.empty()) return;  // memcpy from a null data() would be undefined, even of 0 bytes
-    if (kStageBytes - staged_ < s.size()) {
-      Drain();
-      if (s.size() > kStageBytes) {
-        out_.append(s);
-        return;
-      }
-    }
-    std::memcpy(stage_ + staged_, s.data(), s.size());
-    staged_ += s.size();
-  }
-  void Drain() {
-    out_.append(stage_, staged_);
-    staged_ = 0;
-  }
-  void Open(char c) {
-    if (need_comma_) Put(',');
-    Put(c);
-    need_comma_ = false;
-  }
-  void Close(char c) {
-    Put(c);
-    need_comma_ = true;
-  }
-
-  std::string& out_;
-  char stage_[kStageBytes];
-  std::size_t staged_ = 0;
-  bool need_comma_ = false;
-};
+// Router -> client messages are written straight into the frame (no DOM, json_writer.h): they are
+// the hot path of every lookup. The output is what json::serialize would print for the same
+// fields in the same order (tests compare the two).
+using Writer = JsonWriter;
 
 void WriteServerRef(Writer& w, const ServerRefView& s) {
   w.BeginObject();

@@ -2,10 +2,14 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <array>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cmath>
+#include <optional>
+#include <type_traits>
 
+#include "proto/json_writer.h"
 #include "router/admin/dashboard_assets.h"
 #include "router/service/fleet_controller.h"
 
@@ -29,6 +33,52 @@ void RefreshGauges(service::Service& s) {
   s.metrics.ready->Set(s.draining.load() || !s.store.Problem().empty() ? 0 : 1);
 }
 
+// The answers the dashboard polls every second (/readyz, /v1/whoami, /v1/replica, /v1/servers)
+// are written straight into the body (proto::JsonWriter), without a DOM: building and freeing one
+// cost ~4 µs per video server (bench/admin_bench.cc). The rare answers keep Json() above.
+template <class T>
+void Put(proto::JsonWriter& w, const T& v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    w.Bool(v);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    w.Double(v);
+  } else if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
+    w.Int(v);
+  } else if constexpr (std::is_integral_v<T>) {
+    w.Uint(v);
+  } else if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+    w.String(v);
+  } else {  // std::optional
+    if (v) {
+      Put(w, *v);
+    } else {
+      w.Null();
+    }
+  }
+}
+
+template <class T>
+void Field(proto::JsonWriter& w, std::string_view key, const T& v) {
+  w.Key(key);
+  Put(w, v);
+}
+
+std::optional<std::int64_t> Ms(std::optional<std::chrono::milliseconds> d) {
+  return d ? std::optional<std::int64_t>(d->count()) : std::nullopt;
+}
+
+// The body of an answer written with `write`, then a newline (as Json() ends it).
+template <class Write>
+AdminResponse Written(int status, Write write) {
+  AdminResponse r{status, "application/json", {}, {}};
+  {
+    proto::JsonWriter w(r.body);
+    write(w);
+  }
+  r.body += '\n';
+  return r;
+}
+
 AdminResponse Readiness(service::Service& s) {
   const bool draining = s.draining.load();
   // A replica that cannot write to the shared store refuses joins: it is not ready, and says why
@@ -36,128 +86,156 @@ AdminResponse Readiness(service::Service& s) {
   const std::string store_problem = s.store.Problem();
   const bool ready = !draining && store_problem.empty();
   const auto fleet = s.fleet.Snapshot();
-  json::object body{
-      {"ready", ready},
-      {"replica", s.replica_id},
-      {"draining", draining},
-      {"store", store_problem.empty() ? json::value("ok") : json::value(store_problem)},
-      {"video_servers", fleet->servers().size()},
-      {"auth_configured", !s.client_keys.Get()->empty()},
-      {"connections", s.open_connections.load()}};
+  const bool auth_configured = !s.client_keys.Get()->empty();
   const fleet::FleetView view = s.fleet_control.View();
-  json::object states;
-  for (int i = 0; i < fleet::kServerStateCount; ++i) {
-    states[fleet::ServerStateName(static_cast<fleet::ServerState>(i))] = 0;
-  }
-  for (const auto& v : view.servers) {
-    states[fleet::ServerStateName(v.state)] =
-        states[fleet::ServerStateName(v.state)].as_int64() + 1;
-  }
-  body["fleet"] = json::object{{"states", std::move(states)}, {"panic", view.panic}};
-  json::array warnings;
-  if (fleet->empty()) warnings.emplace_back("no video servers: joins fail with no_video_server");
-  // Panic is about the fleet (or this router's view of it), not this replica: it stays ready,
-  // since refusing clients would not help them, but says so loudly.
-  if (view.panic) warnings.emplace_back("fleet panic: " + view.panic_detail);
-  if (s.client_keys.Get()->empty())
-    warnings.emplace_back(
-        "no client token key (--auth-secret, --auth-keys-dir): hello fails with "
-        "auth_not_configured");
-  if (!store_problem.empty()) warnings.emplace_back("store: " + store_problem);
-  body["warnings"] = std::move(warnings);
-  return Json(ready ? 200 : 503, body);
-}
-
-json::value Ms(std::optional<std::chrono::milliseconds> d) {
-  return d ? json::value(d->count()) : json::value(nullptr);
+  std::array<std::int64_t, fleet::kServerStateCount> states{};
+  for (const auto& v : view.servers) ++states[static_cast<std::size_t>(v.state)];
+  return Written(ready ? 200 : 503, [&](proto::JsonWriter& w) {
+    w.BeginObject();
+    Field(w, "ready", ready);
+    Field(w, "replica", s.replica_id);
+    Field(w, "draining", draining);
+    Field(w, "store", store_problem.empty() ? std::string_view("ok") : store_problem);
+    Field(w, "video_servers", fleet->servers().size());
+    Field(w, "auth_configured", auth_configured);
+    Field(w, "connections", s.open_connections.load());
+    w.Key("fleet");
+    w.BeginObject();
+    w.Key("states");
+    w.BeginObject();
+    for (int i = 0; i < fleet::kServerStateCount; ++i) {
+      Field(w, fleet::ServerStateName(static_cast<fleet::ServerState>(i)),
+            states[static_cast<std::size_t>(i)]);
+    }
+    w.EndObject();
+    Field(w, "panic", view.panic);
+    w.EndObject();
+    w.Key("warnings");
+    w.BeginArray();
+    if (fleet->empty()) w.String("no video servers: joins fail with no_video_server");
+    // Panic is about the fleet (or this router's view of it), not this replica: it stays ready,
+    // since refusing clients would not help them, but says so loudly.
+    if (view.panic) w.String("fleet panic: " + view.panic_detail);
+    if (!auth_configured) {
+      w.String(
+          "no client token key (--auth-secret, --auth-keys-dir): hello fails with "
+          "auth_not_configured");
+    }
+    if (!store_problem.empty()) w.String("store: " + store_problem);
+    w.EndArray();
+    w.EndObject();
+  });
 }
 
 // One server as the operator sees it: what it is, where it stands, every signal behind the score.
-json::object ServerJson(const fleet::ServerView& v, base::SteadyTime now) {
-  json::array history;
-  for (const auto& h : v.history) {
-    history.push_back(json::object{
-        {"from", fleet::ServerStateName(h.from)},
-        {"to", fleet::ServerStateName(h.to)},
-        {"reason", fleet::ChangeReasonName(h.reason)},
-        {"ago_ms", std::chrono::duration_cast<std::chrono::milliseconds>(now - h.at).count()}});
-  }
-  json::object rates;
+void WriteServer(proto::JsonWriter& w, const fleet::ServerView& v, base::SteadyTime now) {
+  w.BeginObject();
+  Field(w, "id", v.server.id);
+  Field(w, "url", v.server.url);
+  Field(w, "region", v.server.region);
+  Field(w, "capacity", v.server.capacity);
+  Field(w, "declared", v.declared);
+  Field(w, "monitored", v.monitored);
+  Field(w, "connected", v.connected);
+  Field(w, "state", fleet::ServerStateName(v.state));
+  Field(w, "reason", fleet::ChangeReasonName(v.reason));
+  Field(w, "in_state_ms", v.in_state.count());
+  Field(w, "assigned", v.own);
+  Field(w, "eligible", v.score.eligible());
+  Field(w, "ineligible_reason",
+        v.score.eligible()
+            ? std::nullopt
+            : std::optional<std::string_view>(fleet::IneligibleName(v.score.ineligible)));
+  w.Key("score");
+  w.BeginObject();
+  Field(w, "effective_load", v.score.effective_load);
+  Field(w, "utilization", v.score.utilization);
+  Field(w, "interval_cap", v.score.interval_cap);
+  w.EndObject();
+  w.Key("signals");
+  w.BeginObject();
+  Field(w, "reported_load", v.reported_load);
+  Field(w, "counter_load", v.counter_load);
+  Field(w, "own_assigned", v.own);
+  Field(w, "pending_since_report", v.pending);
+  Field(w, "failure_reporters", v.failure_reporters);
+  Field(w, "failure_share", v.failure_share);
+  Field(w, "forwarding", fleet::ForwardingName(v.forwarding));
+  Field(w, "consecutive_bad_reports", v.bad_reports);
+  Field(w, "slow_start_weight", v.weight);
+  Field(w, "new_users_this_interval", v.new_this_interval);
+  Field(w, "last_report_age_ms", Ms(v.last_report_age));
+  Field(w, "peers", v.latest.peers);
+  Field(w, "media_peers", v.latest.media_peers);
+  Field(w, "cpu", v.latest.cpu);
+  Field(w, "streams_in", v.latest.streams_in);
+  Field(w, "streams_out", v.latest.streams_out);
+  Field(w, "seq", v.latest.seq);
+  w.Key("rates");
   if (v.rates) {
-    rates = json::object{{"packets_in", v.rates->packets_in},
-                         {"packets_out", v.rates->packets_out},
-                         {"bytes_in", v.rates->bytes_in},
-                         {"bytes_out", v.rates->bytes_out},
-                         {"over_seconds", v.rates->seconds}};
+    w.BeginObject();
+    Field(w, "packets_in", v.rates->packets_in);
+    Field(w, "packets_out", v.rates->packets_out);
+    Field(w, "bytes_in", v.rates->bytes_in);
+    Field(w, "bytes_out", v.rates->bytes_out);
+    Field(w, "over_seconds", v.rates->seconds);
+    w.EndObject();
+  } else {
+    w.Null();
   }
-  return json::object{
-      {"id", v.server.id},
-      {"url", v.server.url},
-      {"region", v.server.region},
-      {"capacity", v.server.capacity},
-      {"declared", v.declared},
-      {"monitored", v.monitored},
-      {"connected", v.connected},
-      {"state", fleet::ServerStateName(v.state)},
-      {"reason", fleet::ChangeReasonName(v.reason)},
-      {"in_state_ms", v.in_state.count()},
-      {"assigned", v.own},
-      {"eligible", v.score.eligible()},
-      {"ineligible_reason", v.score.eligible()
-                                ? json::value(nullptr)
-                                : json::value(fleet::IneligibleName(v.score.ineligible))},
-      {"score", json::object{{"effective_load", v.score.effective_load},
-                             {"utilization", v.score.utilization},
-                             {"interval_cap", v.score.interval_cap}}},
-      {"signals",
-       json::object{{"reported_load", v.reported_load},
-                    {"counter_load", v.counter_load},
-                    {"own_assigned", v.own},
-                    {"pending_since_report", v.pending},
-                    {"failure_reporters", v.failure_reporters},
-                    {"failure_share", v.failure_share},
-                    {"forwarding", fleet::ForwardingName(v.forwarding)},
-                    {"consecutive_bad_reports", v.bad_reports},
-                    {"slow_start_weight", v.weight},
-                    {"new_users_this_interval", v.new_this_interval},
-                    {"last_report_age_ms", Ms(v.last_report_age)},
-                    {"peers", v.latest.peers},
-                    {"media_peers", v.latest.media_peers},
-                    {"cpu", v.latest.cpu},
-                    {"streams_in", v.latest.streams_in ? json::value(*v.latest.streams_in)
-                                                       : json::value(nullptr)},
-                    {"streams_out", v.latest.streams_out ? json::value(*v.latest.streams_out)
-                                                         : json::value(nullptr)},
-                    {"seq", v.latest.seq},
-                    {"rates", v.rates ? json::value(std::move(rates)) : json::value(nullptr)}}},
-      {"ejection",
-       json::object{{"reason", v.eject_reason ? json::value(fleet::EjectReasonName(*v.eject_reason))
-                                              : json::value(nullptr)},
-                    {"remaining_ms", Ms(v.ejected_for)},
-                    {"times", v.ejections},
-                    {"multiplier", v.ejection_multiplier},
-                    {"probation", v.probation}}},
-      {"reports", json::object{{"accepted", v.stats_accepted},
-                               {"reordered", v.stats_reordered},
-                               {"resets", v.stats_resets},
-                               {"recent_restarts", v.recent_restarts}}},
-      {"history", std::move(history)}};
+  w.EndObject();
+  w.Key("ejection");
+  w.BeginObject();
+  Field(w, "reason",
+        v.eject_reason ? std::optional<std::string_view>(fleet::EjectReasonName(*v.eject_reason))
+                       : std::nullopt);
+  Field(w, "remaining_ms", Ms(v.ejected_for));
+  Field(w, "times", v.ejections);
+  Field(w, "multiplier", v.ejection_multiplier);
+  Field(w, "probation", v.probation);
+  w.EndObject();
+  w.Key("reports");
+  w.BeginObject();
+  Field(w, "accepted", v.stats_accepted);
+  Field(w, "reordered", v.stats_reordered);
+  Field(w, "resets", v.stats_resets);
+  Field(w, "recent_restarts", v.recent_restarts);
+  w.EndObject();
+  w.Key("history");
+  w.BeginArray();
+  for (const auto& h : v.history) {
+    w.BeginObject();
+    Field(w, "from", fleet::ServerStateName(h.from));
+    Field(w, "to", fleet::ServerStateName(h.to));
+    Field(w, "reason", fleet::ChangeReasonName(h.reason));
+    Field(w, "ago_ms", std::chrono::duration_cast<std::chrono::milliseconds>(now - h.at).count());
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
 }
 
 AdminResponse Servers(service::Service& s) {
   const fleet::FleetView view = s.fleet_control.View();
-  json::array out;
-  for (const auto& v : view.servers) out.push_back(ServerJson(v, view.taken_at));
-  return Json(200, json::object{{"panic", view.panic},
-                                {"panic_detail", view.panic_detail},
-                                {"max_ejected", view.max_ejected},
-                                {"servers", std::move(out)}});
+  return Written(200, [&](proto::JsonWriter& w) {
+    w.BeginObject();
+    Field(w, "panic", view.panic);
+    Field(w, "panic_detail", view.panic_detail);
+    Field(w, "max_ejected", view.max_ejected);
+    w.Key("servers");
+    w.BeginArray();
+    for (const auto& v : view.servers) WriteServer(w, v, view.taken_at);
+    w.EndArray();
+    w.EndObject();
+  });
 }
 
 AdminResponse ServerOf(service::Service& s, std::string_view id) {
   const fleet::FleetView view = s.fleet_control.View();
   for (const auto& v : view.servers) {
-    if (v.server.id == id) return Json(200, ServerJson(v, view.taken_at));
+    if (v.server.id == id) {
+      return Written(200, [&](proto::JsonWriter& w) { WriteServer(w, v, view.taken_at); });
+    }
   }
   return NotFound("no such video server");
 }
@@ -236,9 +314,13 @@ AdminResponse Forbidden(std::string_view what) {
 
 // GET /v1/whoami: what the caller's credential allows (the dashboard shows controls from it).
 AdminResponse WhoAmI(const service::Service& s, edge::AdminAccess access) {
-  return Json(200, json::object{{"access", edge::AdminAccessName(access)},
-                                {"tokens_configured", s.admin.configured()},
-                                {"replica", s.replica_id}});
+  return Written(200, [&](proto::JsonWriter& w) {
+    w.BeginObject();
+    Field(w, "access", edge::AdminAccessName(access));
+    Field(w, "tokens_configured", s.admin.configured());
+    Field(w, "replica", s.replica_id);
+    w.EndObject();
+  });
 }
 
 // Counts kept as doubles by prometheus-cpp, shown as the whole numbers they are.
@@ -250,42 +332,52 @@ std::int64_t GaugeValue(const prometheus::Gauge* g) { return g ? std::llround(g-
 AdminResponse Replica(service::Service& s) {
   RefreshGauges(s);
   const telemetry::Metrics& m = s.metrics;
-  json::object received, sent, errors;
-  for (std::size_t i = 0; i < std::size(proto::kClientTypeNames); ++i) {
-    received[proto::kClientTypeNames[i]] = CounterValue(m.messages_received[i]);
-  }
-  for (std::size_t i = 0; i < std::size(proto::kServerTypeNames); ++i) {
-    sent[proto::kServerTypeNames[i]] = CounterValue(m.messages_sent[i]);
-  }
-  for (int i = 0; i < proto::kErrorCodeCount; ++i) {
-    const std::int64_t v = CounterValue(m.errors[static_cast<std::size_t>(i)]);
-    if (v > 0) errors[proto::ErrorCodeName(static_cast<proto::ErrorCode>(i))] = v;
-  }
   const std::string store_problem = s.store.Problem();
   const auto uptime =
       std::chrono::duration_cast<std::chrono::milliseconds>(s.steady_now() - s.started_at);
-  return Json(
-      200,
-      json::object{
-          {"replica", s.replica_id},
-          {"uptime_ms", uptime.count()},
-          {"draining", s.draining.load()},
-          {"store", store_problem.empty() ? json::value("ok") : json::value(store_problem)},
-          {"connections",
-           json::object{
-               {"open", s.open_connections.load()},
-               {"max", s.limits.max_connections},
-               {"ws", GaugeValue(m.connections[static_cast<int>(telemetry::Transport::kWs)])},
-               {"wss", GaugeValue(m.connections[static_cast<int>(telemetry::Transport::kWss)])},
-               {"video_servers", GaugeValue(m.video_server_connections)}}},
-          {"assignments", s.store.size()},
-          {"watches", GaugeValue(m.watches)},
-          {"totals", json::object{{"received", std::move(received)},
-                                  {"sent", std::move(sent)},
-                                  {"errors", std::move(errors)},
-                                  {"refused_overload", CounterValue(m.rejected_overload)},
-                                  {"slow_consumer_closes", CounterValue(m.slow_consumer_closes)},
-                                  {"sessions_replaced", CounterValue(m.sessions_replaced)}}}});
+  return Written(200, [&](proto::JsonWriter& w) {
+    w.BeginObject();
+    Field(w, "replica", s.replica_id);
+    Field(w, "uptime_ms", uptime.count());
+    Field(w, "draining", s.draining.load());
+    Field(w, "store", store_problem.empty() ? std::string_view("ok") : store_problem);
+    w.Key("connections");
+    w.BeginObject();
+    Field(w, "open", s.open_connections.load());
+    Field(w, "max", s.limits.max_connections);
+    Field(w, "ws", GaugeValue(m.connections[static_cast<int>(telemetry::Transport::kWs)]));
+    Field(w, "wss", GaugeValue(m.connections[static_cast<int>(telemetry::Transport::kWss)]));
+    Field(w, "video_servers", GaugeValue(m.video_server_connections));
+    w.EndObject();
+    Field(w, "assignments", s.store.size());
+    Field(w, "watches", GaugeValue(m.watches));
+    w.Key("totals");
+    w.BeginObject();
+    w.Key("received");
+    w.BeginObject();
+    for (std::size_t i = 0; i < std::size(proto::kClientTypeNames); ++i) {
+      Field(w, proto::kClientTypeNames[i], CounterValue(m.messages_received[i]));
+    }
+    w.EndObject();
+    w.Key("sent");
+    w.BeginObject();
+    for (std::size_t i = 0; i < std::size(proto::kServerTypeNames); ++i) {
+      Field(w, proto::kServerTypeNames[i], CounterValue(m.messages_sent[i]));
+    }
+    w.EndObject();
+    w.Key("errors");
+    w.BeginObject();
+    for (int i = 0; i < proto::kErrorCodeCount; ++i) {
+      const std::int64_t v = CounterValue(m.errors[static_cast<std::size_t>(i)]);
+      if (v > 0) Field(w, proto::ErrorCodeName(static_cast<proto::ErrorCode>(i)), v);
+    }
+    w.EndObject();
+    Field(w, "refused_overload", CounterValue(m.rejected_overload));
+    Field(w, "slow_consumer_closes", CounterValue(m.slow_consumer_closes));
+    Field(w, "sessions_replaced", CounterValue(m.sessions_replaced));
+    w.EndObject();
+    w.EndObject();
+  });
 }
 
 // The dashboard's static files, embedded in the binary (no CDN, no files to ship next to it).

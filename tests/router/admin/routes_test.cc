@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "tests/support/service_harness.h"
 
@@ -100,6 +103,83 @@ TEST_F(AdminRoutesTest, ServerViewDrainAndUndrain) {
   EXPECT_NE(all.body.find(R"("history":[)"), std::string::npos);
   auto ready = Local("GET", "/readyz");
   EXPECT_NE(ready.body.find(R"("pending":1)"), std::string::npos) << ready.body;
+}
+
+// The answers the dashboard polls, read back as JSON: every field it shows, with its type.
+TEST_F(AdminRoutesTest, PolledAnswersParseWithEveryField) {
+  fleet_control.Declare(
+      {{"a", "wss://a/", "eu", 10, true}, {"b \"quoted\"", "wss://b/", "us", 5, true}});
+  proto::Stats stats{.seq = 1,
+                     .peers = 4,
+                     .media_peers = 3,
+                     .packets_in = 1000,
+                     .packets_out = 2000,
+                     .bytes_in = 5000,
+                     .bytes_out = 9000,
+                     .cpu = 0.25,
+                     .streams_in = 3,
+                     .streams_out = 6};
+  fleet_control.OnStats("a", stats);
+  now += std::chrono::seconds(1);
+  stats.seq = 2;
+  stats.packets_in += 900;
+  stats.packets_out += 1800;
+  fleet_control.OnStats("a", stats);
+  store.Put(assign::Assignment{"u1", "s", "a", 0, "r1", 1, base::SteadyTime{}}, 0, 0);
+  ASSERT_EQ(Local("POST", "/v1/servers/a/drain").status, 200);
+  if (const char* dump = std::getenv("VR_ADMIN_DUMP")) {
+    for (std::string path : {"/v1/servers", "/readyz", "/v1/replica", "/v1/whoami"}) {
+      const std::string body = Local("GET", path).body;
+      std::replace(path.begin(), path.end(), '/', '_');
+      if (std::FILE* f = std::fopen((std::string(dump) + path).c_str(), "w")) {
+        std::fwrite(body.data(), 1, body.size(), f);
+        std::fclose(f);
+      }
+    }
+  }
+
+  const auto servers = boost::json::parse(Local("GET", "/v1/servers").body).as_object();
+  EXPECT_FALSE(servers.at("panic").as_bool());
+  const auto& list = servers.at("servers").as_array();
+  ASSERT_EQ(list.size(), 2u);
+  const auto& a = list[0].as_object().at("id") == "a" ? list[0].as_object() : list[1].as_object();
+  const auto& b = list[0].as_object().at("id") == "a" ? list[1].as_object() : list[0].as_object();
+  EXPECT_EQ(b.at("id").as_string(), "b \"quoted\"");
+  EXPECT_EQ(a.at("state").as_string(), "draining");
+  EXPECT_EQ(a.at("capacity").to_number<int>(), 10);
+  EXPECT_EQ(a.at("assigned").to_number<int>(), 1);
+  const auto& signals = a.at("signals").as_object();
+  EXPECT_DOUBLE_EQ(signals.at("cpu").to_number<double>(), 0.25);
+  EXPECT_EQ(signals.at("streams_in").to_number<int>(), 3);
+  EXPECT_EQ(signals.at("seq").to_number<int>(), 2);
+  EXPECT_TRUE(signals.at("last_report_age_ms").is_number());
+  EXPECT_DOUBLE_EQ(signals.at("rates").at("packets_in").to_number<double>(), 900);
+  EXPECT_TRUE(b.at("signals").at("rates").is_null());
+  EXPECT_TRUE(b.at("signals").at("streams_in").is_null());
+  EXPECT_TRUE(a.at("ejection").at("reason").is_null());
+  EXPECT_TRUE(a.at("score").at("effective_load").is_number());
+  const auto& history = a.at("history").as_array();
+  ASSERT_FALSE(history.empty());
+  EXPECT_EQ(history.back().at("to").as_string(), "draining");
+  EXPECT_TRUE(history.back().at("ago_ms").is_number());
+
+  const auto ready = boost::json::parse(Local("GET", "/readyz").body).as_object();
+  EXPECT_TRUE(ready.at("ready").as_bool());
+  EXPECT_EQ(ready.at("fleet").at("states").at("draining").to_number<int>(), 1);
+  EXPECT_EQ(ready.at("fleet").at("states").as_object().size(),
+            static_cast<std::size_t>(fleet::kServerStateCount));
+  const auto& warnings = ready.at("warnings").as_array();
+  ASSERT_EQ(warnings.size(), 1u);  // no client token key
+  EXPECT_NE(std::string_view(warnings[0].as_string()).find("no client token key"),
+            std::string_view::npos);
+
+  const auto replica = boost::json::parse(Local("GET", "/v1/replica").body).as_object();
+  EXPECT_EQ(replica.at("replica").as_string(), "r1");
+  EXPECT_EQ(replica.at("assignments").to_number<int>(), 1);
+  EXPECT_TRUE(replica.at("totals").at("received").at("lookup").is_number());
+  EXPECT_TRUE(replica.at("totals").at("sent").at("lookup_result").is_number());
+  const auto who = boost::json::parse(Local("GET", "/v1/whoami").body).as_object();
+  EXPECT_EQ(who.at("access").as_string(), "write");
 }
 
 // ---- who may do what (no token configured: loopback only) ----
