@@ -9,6 +9,7 @@
 // not escaped.
 #pragma once
 
+#include <cassert>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -27,6 +28,26 @@ class JsonWriter {
   JsonWriter& operator=(const JsonWriter&) = delete;
   ~JsonWriter() { Drain(); }
 
+  // A key that is a literal: its bytes, the quotes, the colon and any comma are staged with
+  // copies of sizes known when compiling, a few moves (Key(string_view) makes four calls, ~100
+  // instructions a key under callgrind, and an answer has nine keys per user).
+  template <std::size_t N>
+  JsonWriter& Key(const char (&key)[N]) {
+    constexpr std::size_t kLength = N - 1;
+    static_assert(kLength + 4 <= kStageBytes, "a key longer than the stage");
+    assert(std::char_traits<char>::length(key) == kLength);  // a literal, not a char buffer
+    if (kStageBytes - staged_ < kLength + 4) Drain();
+    char* p = stage_ + staged_;
+    if (need_comma_) *p++ = ',';
+    *p++ = '"';
+    std::memcpy(p, key, kLength);
+    p += kLength;
+    *p++ = '"';
+    *p++ = ':';
+    staged_ = static_cast<std::size_t>(p - stage_);
+    need_comma_ = false;
+    return *this;
+  }
   JsonWriter& Key(std::string_view key) {
     if (need_comma_) Put(',');
     Put('"');
