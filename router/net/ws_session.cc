@@ -4,8 +4,10 @@
 // pure parts live in router/edge (framing, the upgrade check, the phases) and are tested there.
 #include "router/net/ws_session.h"
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -21,6 +23,8 @@
 #include <limits>
 #include <optional>
 #include <random>
+#include <type_traits>
+#include <variant>
 
 #include "proto/codec.h"
 #include "proto/messages.h"
@@ -34,6 +38,7 @@
 #include "router/edge/ws_upgrade.h"
 #include "router/net/handler_slot.h"
 #include "router/net/nonblocking_io.h"
+#include "router/net/readiness_loop.h"
 #include "router/net/tls_stream.h"
 #include "router/service/client_protocol.h"
 #include "router/service/video_server_protocol.h"
@@ -130,6 +135,7 @@ template <class NextLayer>
 class WsSession final : public service::SessionHandle,
                         public service::SessionTransport,
                         private edge::WsFrameSink,
+                        private ReadinessWaiter,
                         public std::enable_shared_from_this<WsSession<NextLayer>> {
   static constexpr bool kTls = std::is_same_v<NextLayer, TlsStream>;
 
@@ -150,6 +156,7 @@ class WsSession final : public service::SessionHandle,
   }
 
   ~WsSession() override {
+    if (loop_fd_ >= 0) ::close(loop_fd_);
     EndHandshake();
     ReleaseIpSlot();
     service_.open_connections.fetch_sub(1, std::memory_order_relaxed);
@@ -239,6 +246,12 @@ class WsSession final : public service::SessionHandle,
     } else {
       return stream_;
     }
+  }
+
+  // The descriptor to read and write: the readiness loop's once open (ws), else the socket's.
+  int fd() {
+    if (loop_fd_ >= 0) return loop_fd_;
+    return socket().native_handle();
   }
 
   int transport_index() const { return static_cast<int>(transport_); }
@@ -492,6 +505,7 @@ class WsSession final : public service::SessionHandle,
     EndHandshake();
     parser_.reset();
     Enter(WsPhase::kOpen);
+    if constexpr (!kTls) WatchInLoop();
     service_.metrics.handshakes_ok[transport_index()]->Increment();
     auto self = this->shared_from_this();
     if (peer_ == edge::WsPeer::kClient) {
@@ -573,10 +587,18 @@ class WsSession final : public service::SessionHandle,
   // ======== Reading: wait for readiness, then read into a buffer per thread ========
 
   void WaitReadable(Socket::wait_type what) {
-    socket().async_wait(
-        what, InSlot(read_slot_, [self = this->shared_from_this()](boost::system::error_code ec) {
-          self->OnReadable(ec);
-        }));
+    if (loop_fd_ >= 0) {
+      want_read_ = true;  // the next edge (OnReady); the socket was read until empty
+      return;
+    }
+    auto on_readable = [self = this->shared_from_this()](boost::system::error_code ec) {
+      self->OnReadable(ec);
+    };
+    if constexpr (kTls) {
+      socket().async_wait(what, InSlot(read_slot_, std::move(on_readable)));
+    } else {  // only if the readiness loop refused the descriptor
+      socket().async_wait(what, std::move(on_readable));
+    }
   }
 
   // Reads what is there without blocking and parses it. A connection holds no read buffer while
@@ -620,8 +642,7 @@ class WsSession final : public service::SessionHandle,
       r = FromTlsStep(tls.Read(data, size));
       r.drained = r.bytes > 0 && tls.ReadDrained();
     } else {
-      r = FromSyscall(Socket::wait_read,
-                      [&] { return ::recv(socket().native_handle(), data, size, 0); });
+      r = FromSyscall(Socket::wait_read, [&] { return ::recv(fd(), data, size, 0); });
       if (r.bytes == 0 && !r.wait && !r.error) r.error = asio::error::eof;
       // A short read: the socket was empty, so the next arrival raises an event.
       r.drained = r.bytes > 0 && r.bytes < size;
@@ -735,6 +756,10 @@ class WsSession final : public service::SessionHandle,
       if (r.error) return Abort();
       if (r.wait) {
         write_waiting_ = true;
+        if (loop_fd_ >= 0) {
+          want_write_ = true;  // the next edge (OnReady)
+          return;
+        }
         return socket().async_wait(*r.wait,
                                    [self = this->shared_from_this()](boost::system::error_code ec) {
                                      self->write_waiting_ = false;
@@ -765,8 +790,7 @@ class WsSession final : public service::SessionHandle,
       msghdr message{};
       message.msg_iov = gathered.pieces.data();
       message.msg_iovlen = gathered.count;
-      r = FromSyscall(Socket::wait_write,
-                      [&] { return ::sendmsg(socket().native_handle(), &message, MSG_NOSIGNAL); });
+      r = FromSyscall(Socket::wait_write, [&] { return ::sendmsg(fd(), &message, MSG_NOSIGNAL); });
     }
     return r;
   }
@@ -842,6 +866,10 @@ class WsSession final : public service::SessionHandle,
                                    });
       }
     }
+    if (loop_fd_ >= 0) {
+      ::shutdown(loop_fd_, SHUT_WR);
+      return;
+    }
     boost::system::error_code ignored;
     socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
@@ -852,6 +880,18 @@ class WsSession final : public service::SessionHandle,
     Enter(WsPhase::kAborted);
     queue_.clear();
     queued_bytes_ = 0;
+    if (loop_fd_ >= 0) {
+      CloseWatched();
+      // As a closed socket's pending waits complete with operation_aborted:
+      want_write_ = false;
+      if (want_read_) {
+        want_read_ = false;
+        asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+          self->OnReadable(asio::error::operation_aborted);
+        });
+      }
+      return;
+    }
     boost::system::error_code ignored;
     socket().close(ignored);  // pending waits complete with operation_aborted
   }
@@ -872,8 +912,61 @@ class WsSession final : public service::SessionHandle,
       }
     }
     queue_.clear();
+    CloseWatched();
     boost::system::error_code ignored;
     socket().close(ignored);
+  }
+
+  // ======== The readiness loop (ws once open) ========
+
+  // Hands the open ws connection's descriptor from Asio's reactor to the thread's readiness loop
+  // (readiness_loop.h): no re-registration per wait, no per-wait operation. Called at open,
+  // before anything is written (no wait of the socket's is pending).
+  void WatchInLoop() {
+    const int fd = socket().native_handle();
+    auto& loop =
+        ReadinessLoop::Of(static_cast<asio::io_context&>(stream_.get_executor().context()));
+    if (!loop.Add(fd, this, this->shared_from_this())) {
+      // The kernel refused (memory, max_user_watches): this connection stays on Asio's reactor.
+      log::Warn("readiness_loop_refused", {{"session", session_id_}, {"errno", errno}});
+      return;
+    }
+    boost::system::error_code ec;
+    socket().release(ec);  // out of Asio's reactor; nothing of the socket's is pending
+    if (ec) {
+      loop.Remove(fd);
+      return;
+    }
+    loop_ = &loop;
+    loop_fd_ = fd;
+  }
+
+  void CloseWatched() {
+    if (loop_fd_ < 0) return;
+    loop_->Remove(loop_fd_);
+    ::close(loop_fd_);
+    loop_fd_ = -1;
+  }
+
+  // ---- ReadinessWaiter: the session's thread ----
+
+  void OnReady(std::uint32_t events) override {
+    if (loop_fd_ < 0) return;  // closed in this batch: its keepalive goes after it
+    if (want_write_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0) {
+      want_write_ = false;
+      write_waiting_ = false;
+      Flush();
+    }
+    if (want_read_ && (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0) {
+      want_read_ = false;
+      OnReadable({});
+    }
+  }
+
+  void OnLoopShutdown() override {
+    if (loop_fd_ >= 0) ::close(loop_fd_);
+    loop_fd_ = -1;
+    want_read_ = want_write_ = false;
   }
 
   NextLayer stream_;
@@ -882,9 +975,17 @@ class WsSession final : public service::SessionHandle,
   // Handshake deadline, then hello deadline and idle checks, then delayed closes (goaway), then
   // the closing handshake's deadlines.
   SessionTimer timer_;
-  // The two waits an idle open session always has pending (readable, liveness timer) live here,
-  // not in blocks of their own (handler_slot.h).
-  HandlerSlot<kReadWaitBytes> read_slot_;
+  // The two waits an idle open wss session always has pending (readable, liveness timer) live
+  // here, not in blocks of their own (handler_slot.h); an open ws session waits for readability
+  // in the readiness loop instead, with no operation.
+  [[no_unique_address]] std::conditional_t<kTls, HandlerSlot<kReadWaitBytes>, std::monostate>
+      read_slot_;
+  // ws once open: the descriptor, taken from the socket and watched by the thread's readiness
+  // loop, and what the session waits for there (-1 and false otherwise).
+  ReadinessLoop* loop_ = nullptr;
+  int loop_fd_ = -1;
+  bool want_read_ = false;
+  bool want_write_ = false;
   HandlerSlot<kTimerWaitBytes> timer_slot_;
   service::Service& service_;
   const telemetry::Transport transport_;
