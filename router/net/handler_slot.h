@@ -1,10 +1,11 @@
 // Room for one pending asynchronous operation inside the object that waits for it.
 //
-// Every Asio wait allocates its operation (the handler and Asio's bookkeeping). A WebSocket
-// session always has two pending, the read wait and the liveness timer, and through Asio's
-// per-thread recycling allocator each lands in whatever cached block is free: often one sized
-// for the handshake's much larger read (heaptrack: 279 and 252 bytes per idle connection, each
-// with its own malloc header). A HandlerSlot holds such an operation inside the session instead;
+// Every Asio wait allocates its operation (the handler and Asio's bookkeeping). An open WebSocket
+// session always has its liveness timer's wait pending, and a wss session its read wait too (a
+// ws session's readiness is the readiness loop's, with no operation); through Asio's per-thread
+// recycling allocator each landed in whatever cached block was free, often one sized for the
+// handshake's much larger read (heaptrack: 279 and 252 bytes per idle connection, each with its
+// own malloc header). A HandlerSlot holds such an operation inside the session instead;
 // Asio uses it because the handler names it as its allocator (the associated allocator that
 // Asio's "custom memory allocation" example uses; Boost 1.74 has no bind_allocator, so the
 // handler carries it itself, see SlotHandler).

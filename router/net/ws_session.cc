@@ -756,10 +756,7 @@ class WsSession final : public service::SessionHandle,
       if (r.error) return Abort();
       if (r.wait) {
         write_waiting_ = true;
-        if (loop_fd_ >= 0) {
-          want_write_ = true;  // the next edge (OnReady)
-          return;
-        }
+        if (loop_fd_ >= 0) return;  // the next writable edge (OnReady)
         return socket().async_wait(*r.wait,
                                    [self = this->shared_from_this()](boost::system::error_code ec) {
                                      self->write_waiting_ = false;
@@ -882,8 +879,8 @@ class WsSession final : public service::SessionHandle,
     queued_bytes_ = 0;
     if (loop_fd_ >= 0) {
       CloseWatched();
-      // As a closed socket's pending waits complete with operation_aborted:
-      want_write_ = false;
+      // As a closed socket's pending read wait completes with operation_aborted (a write wait
+      // has nothing left to write: the loop no longer tells this session anything):
       if (want_read_) {
         want_read_ = false;
         asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
@@ -952,8 +949,7 @@ class WsSession final : public service::SessionHandle,
 
   void OnReady(std::uint32_t events) override {
     if (loop_fd_ < 0) return;  // closed in this batch: its keepalive goes after it
-    if (want_write_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0) {
-      want_write_ = false;
+    if (write_waiting_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0) {
       write_waiting_ = false;
       Flush();
     }
@@ -966,7 +962,7 @@ class WsSession final : public service::SessionHandle,
   void OnLoopShutdown() override {
     if (loop_fd_ >= 0) ::close(loop_fd_);
     loop_fd_ = -1;
-    want_read_ = want_write_ = false;
+    want_read_ = false;
   }
 
   NextLayer stream_;
@@ -981,11 +977,11 @@ class WsSession final : public service::SessionHandle,
   [[no_unique_address]] std::conditional_t<kTls, HandlerSlot<kReadWaitBytes>, std::monostate>
       read_slot_;
   // ws once open: the descriptor, taken from the socket and watched by the thread's readiness
-  // loop, and what the session waits for there (-1 and false otherwise).
+  // loop, and whether the session waits to read there (-1 and false otherwise; a write waits
+  // there when write_waiting_).
   ReadinessLoop* loop_ = nullptr;
   int loop_fd_ = -1;
   bool want_read_ = false;
-  bool want_write_ = false;
   HandlerSlot<kTimerWaitBytes> timer_slot_;
   service::Service& service_;
   const telemetry::Transport transport_;

@@ -2,10 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <boost/json.hpp>
-#include <cstdio>
-#include <cstdlib>
 
 #include "tests/support/service_harness.h"
 
@@ -127,17 +124,6 @@ TEST_F(AdminRoutesTest, PolledAnswersParseWithEveryField) {
   fleet_control.OnStats("a", stats);
   store.Put(assign::Assignment{"u1", "s", "a", 0, "r1", 1, base::SteadyTime{}}, 0, 0);
   ASSERT_EQ(Local("POST", "/v1/servers/a/drain").status, 200);
-  if (const char* dump = std::getenv("VR_ADMIN_DUMP")) {
-    for (std::string path : {"/v1/servers", "/readyz", "/v1/replica", "/v1/whoami"}) {
-      const std::string body = Local("GET", path).body;
-      std::replace(path.begin(), path.end(), '/', '_');
-      if (std::FILE* f = std::fopen((std::string(dump) + path).c_str(), "w")) {
-        std::fwrite(body.data(), 1, body.size(), f);
-        std::fclose(f);
-      }
-    }
-  }
-
   const auto servers = boost::json::parse(Local("GET", "/v1/servers").body).as_object();
   EXPECT_FALSE(servers.at("panic").as_bool());
   const auto& list = servers.at("servers").as_array();
