@@ -23,6 +23,7 @@
 #include "router/assign/watch_hub.h"
 #include "router/base/log.h"
 #include "router/base/result.h"
+#include "router/base/wake_clock.h"
 #include "router/fleet/directory.h"
 #include "router/net/listener.h"
 #include "router/net/tls.h"
@@ -472,7 +473,8 @@ base::Result<std::unique_ptr<Server>> Server::Create(const Config& config) {
                        std::chrono::system_clock::now().time_since_epoch())
                 .count();
           },
-      .steady_now = steady_now,
+      // Sessions read it per frame (rate limits, assignment times): once per wake-up suffices.
+      .steady_now = [] { return base::WakeClock::Now(); },
   });
   impl->service->proxy_protocol = c.proxy_protocol;
   impl->service->rejoin_window = c.resume_grace;

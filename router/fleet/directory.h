@@ -43,17 +43,45 @@ class DirectorySnapshot {
   absl::flat_hash_map<std::string, std::size_t> index_;
 };
 
-// Thread-safe holder of the current snapshot. Snapshot() can be called from any thread.
+// Thread-safe holder of the current snapshot. Snapshot() and Current() can be called from any
+// thread.
 class Directory {
  public:
-  Directory() : current_(std::make_shared<const DirectorySnapshot>()) {}
+  Directory() : current_(std::make_shared<const DirectorySnapshot>()), version_(NextVersion()) {}
   std::shared_ptr<const DirectorySnapshot> Snapshot() const { return current_.load(); }
   void Replace(std::vector<VideoServer> servers) {
     current_.store(std::make_shared<const DirectorySnapshot>(std::move(servers)));
+    version_.store(NextVersion(), std::memory_order_release);
+  }
+
+  // The current snapshot as this thread last took it: while nothing changed, one atomic load and
+  // no reference count touched (Snapshot() costs a locked load and two atomic counts, which every
+  // lookup paid). The reference holds until this thread's next Current() call on any Directory.
+  const DirectorySnapshot& Current() const {
+    thread_local Taken taken;
+    const std::uint64_t version = version_.load(std::memory_order_acquire);
+    if (taken.version != version) {
+      // Loaded after the version: at worst newer than `version`, and taken again next time.
+      taken.snapshot = Snapshot();
+      taken.version = version;
+    }
+    return *taken.snapshot;
   }
 
  private:
+  struct Taken {
+    std::uint64_t version = 0;  // never a directory's: versions start at 1
+    std::shared_ptr<const DirectorySnapshot> snapshot;
+  };
+  // Unique across every Directory of the process, so a thread's taken snapshot can never be
+  // mistaken for another directory's (tests make many, possibly at the same address).
+  static std::uint64_t NextVersion() {
+    static std::atomic<std::uint64_t> last{0};
+    return last.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+
   AtomicSharedPtr<const DirectorySnapshot> current_;
+  std::atomic<std::uint64_t> version_;
 };
 
 // Parses the `--video-servers` file: a JSON array of {"id","url","region","capacity"} with an

@@ -31,6 +31,7 @@
 #include "proto/video_server_messages.h"
 #include "router/base/fifo_queue.h"
 #include "router/base/log.h"
+#include "router/base/wake_clock.h"
 #include "router/edge/forwarded_for.h"
 #include "router/edge/proxy_protocol.h"
 #include "router/edge/ws_frame.h"
@@ -580,7 +581,7 @@ class WsSession final : public service::SessionHandle,
 
   // Any frame from the peer (a message, a pong, a ping) proves it alive and answers our ping.
   void Heard() {
-    last_heard_ = SteadyClock::now();
+    last_heard_ = base::WakeClock::Now();
     pinged_ = false;
   }
 
@@ -642,7 +643,7 @@ class WsSession final : public service::SessionHandle,
       r = FromTlsStep(tls.Read(data, size));
       r.drained = r.bytes > 0 && tls.ReadDrained();
     } else {
-      r = FromSyscall(Socket::wait_read, [&] { return ::recv(fd(), data, size, 0); });
+      r = FromSyscall(Socket::wait_read, [&] { return RecvUncancellable(fd(), data, size); });
       if (r.bytes == 0 && !r.wait && !r.error) r.error = asio::error::eof;
       // A short read: the socket was empty, so the next arrival raises an event.
       r.drained = r.bytes > 0 && r.bytes < size;
@@ -787,7 +788,8 @@ class WsSession final : public service::SessionHandle,
       msghdr message{};
       message.msg_iov = gathered.pieces.data();
       message.msg_iovlen = gathered.count;
-      r = FromSyscall(Socket::wait_write, [&] { return ::sendmsg(fd(), &message, MSG_NOSIGNAL); });
+      r = FromSyscall(Socket::wait_write,
+                      [&] { return SendmsgUncancellable(fd(), &message, MSG_NOSIGNAL); });
     }
     return r;
   }

@@ -171,7 +171,7 @@ Metrics::Metrics(std::string_view version, std::string_view commit)
   lookup_seconds =
       &prometheus::BuildHistogram()
            .Name("vrouter_lookup_duration_seconds")
-           .Help("Time to answer a lookup, from decoded request to queued answer")
+           .Help("Time to answer a lookup, from the wake-up that read it to its queued answer")
            .Register(r)
            .Add({}, prometheus::Histogram::BucketBoundaries{0.00005, 0.0001, 0.00025, 0.0005, 0.001,
                                                             0.0025, 0.005, 0.01, 0.025, 0.1, 1.0});
