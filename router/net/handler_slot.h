@@ -1,19 +1,19 @@
 // Room for one pending asynchronous operation inside the object that waits for it.
 //
-// Every Asio wait allocates its operation (the handler and Asio's bookkeeping). An open WebSocket
-// session always has its liveness timer's wait pending, and a wss session its read wait too (a
-// ws session's readiness is the readiness loop's, with no operation); through Asio's per-thread
-// recycling allocator each landed in whatever cached block was free, often one sized for the
-// handshake's much larger read (heaptrack: 279 and 252 bytes per idle connection, each with its
-// own malloc header). A HandlerSlot holds such an operation inside the session instead;
+// Every Asio wait allocates its operation (the handler and Asio's bookkeeping). An open wss
+// session always has its read wait pending (a ws session's readiness is the readiness loop's, and
+// liveness is the thread's sweep, neither with an operation per session); through Asio's
+// per-thread recycling allocator it landed in whatever cached block was free, often one sized for
+// the handshake's much larger read (heaptrack: 279 bytes per idle connection, with its own malloc
+// header). A HandlerSlot holds such an operation inside the session instead;
 // Asio uses it because the handler names it as its allocator (the associated allocator that
 // Asio's "custom memory allocation" example uses; Boost 1.74 has no bind_allocator, so the
 // handler carries it itself, see SlotHandler).
 //
-// A slot holds one operation at a time. When it is taken (a timer re-armed while its cancelled
-// wait is still to complete) or the operation is larger than the slot, the allocation falls back
-// to the heap, so a too small slot costs memory, never correctness. Single-threaded: used only
-// from the session's own thread (one io_context per thread).
+// A slot holds one operation at a time. When it is taken (a wait started again while its
+// cancelled predecessor is still to complete) or the operation is larger than the slot, the
+// allocation falls back to the heap, so a too small slot costs memory, never correctness.
+// Single-threaded: used only from the session's own thread (one io_context per thread).
 #pragma once
 
 #include <atomic>

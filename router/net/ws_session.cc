@@ -38,6 +38,7 @@
 #include "router/edge/ws_phase.h"
 #include "router/edge/ws_upgrade.h"
 #include "router/net/handler_slot.h"
+#include "router/net/liveness_sweep.h"
 #include "router/net/nonblocking_io.h"
 #include "router/net/readiness_loop.h"
 #include "router/net/tls_stream.h"
@@ -81,12 +82,10 @@ constexpr std::size_t kMaxFramesPerWrite = 32;
 // What one TLS write takes: a record's payload, so that it is one record and one send.
 constexpr std::size_t kTlsWriteBytes = std::size_t{16} * 1024;
 
-// Room for the operation of the pending read wait and of the pending timer wait (Asio's
-// operation, the handler and its shared_ptr to the session). Measured with Boost 1.74 and GCC 12:
-// 104 and 88 bytes. The integration tests fail if either slot is too small
-// (handler_slot_overflows).
+// Room for the operation of an open wss session's pending read wait (Asio's operation, the
+// handler and its shared_ptr to the session). Measured with Boost 1.74 and GCC 12: 104 bytes. The
+// integration tests fail if the slot is too small (handler_slot_overflows).
 constexpr std::size_t kReadWaitBytes = 112;
-constexpr std::size_t kTimerWaitBytes = 96;
 
 // Jittered Retry-After for 503 and 429, so a refused storm does not come back in lockstep.
 int RetryAfterSeconds() {
@@ -137,6 +136,7 @@ class WsSession final : public service::SessionHandle,
                         public service::SessionTransport,
                         private edge::WsFrameSink,
                         private ReadinessWaiter,
+                        private LivenessWatched,
                         public std::enable_shared_from_this<WsSession<NextLayer>> {
   static constexpr bool kTls = std::is_same_v<NextLayer, TlsStream>;
 
@@ -144,7 +144,6 @@ class WsSession final : public service::SessionHandle,
   WsSession(Socket socket, service::Service& service, telemetry::Transport transport,
             asio::ssl::context* tls, const edge::IpAddress& peer)
       : stream_(MakeStream(std::move(socket), tls)),
-        timer_(stream_.get_executor()),
         service_(service),
         transport_(transport),
         session_id_(service.next_session_id.fetch_add(1, std::memory_order_relaxed)),
@@ -166,10 +165,8 @@ class WsSession final : public service::SessionHandle,
   void Run() {
     // PROXY header, TLS handshake, upgrade request and our answer within handshake_timeout
     // (slowloris).
-    timer_.expires_after(service_.limits.handshake_timeout);
-    // Not in the timer's slot: the liveness wait that replaces it at open would find the slot
-    // still held by this cancelled wait (it completes after) and go to the heap for good.
-    timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
+    Timer().expires_after(service_.limits.handshake_timeout);
+    Timer().async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
       if (!ec && self->phase_ <= WsPhase::kRefused) self->Abort();  // not open in time
     });
     // Only a trusted balancer may say who the client is; anyone else is the client itself (and
@@ -197,9 +194,9 @@ class WsSession final : public service::SessionHandle,
                  if (edge::IsClosingOrDone(self->phase_)) return;
                  if (delay.count() <= 0) return self->Close(code, reason);
                  // Replaces the liveness checks: the connection is on its way out.
-                 self->timer_.expires_after(delay);
-                 // Not in the timer's slot: it carries the reason (and is rare).
-                 self->timer_.async_wait([self, code, reason](boost::system::error_code ec) {
+                 self->StopLivenessChecks();
+                 self->Timer().expires_after(delay);
+                 self->Timer().async_wait([self, code, reason](boost::system::error_code ec) {
                    if (!ec) self->Close(code, reason);
                  });
                });
@@ -257,10 +254,14 @@ class WsSession final : public service::SessionHandle,
 
   int transport_index() const { return static_cast<int>(transport_); }
 
-  // Every wait on the session's timer: its operation lives in timer_slot_.
-  template <class Handler>
-  void WaitTimer(Handler handler) {
-    timer_.async_wait(InSlot(timer_slot_, std::move(handler)));
+  // The session's own timer, for the rare deadlines (the handshake, a delayed close, the steps of
+  // closing): made when first needed, dropped at open. Liveness is the thread's sweep.
+  SessionTimer& Timer() {
+    if (!timer_) timer_ = std::make_unique<SessionTimer>(stream_.get_executor());
+    return *timer_;
+  }
+  void CancelTimer() {
+    if (timer_) timer_->cancel();
   }
 
   // ======== The opening handshake ========
@@ -268,7 +269,7 @@ class WsSession final : public service::SessionHandle,
   void HandshakeFailed(std::string_view stage, boost::system::error_code ec) {
     // The deadline timer holds the session: cancel it, or a peer that left mid-handshake would
     // keep its descriptor and its place under --max-connections until the deadline.
-    timer_.cancel();
+    CancelTimer();
     Abort();
     service_.metrics.handshakes_failed[transport_index()]->Increment();
     log::Debug("handshake_failed",
@@ -299,7 +300,7 @@ class WsSession final : public service::SessionHandle,
     if (!service_.handshakes_per_ip.TryAcquire(client_ip_, limit)) {
       service_.metrics.rejected_handshakes_per_ip->Increment();
       log::Debug("handshakes_per_ip_limit", {{"ip", client_ip_.ToString()}});
-      timer_.cancel();
+      CancelTimer();
       Abort();
       return false;
     }
@@ -493,7 +494,7 @@ class WsSession final : public service::SessionHandle,
                                            MSG_DONTWAIT) > 0;
                ++i) {
           }
-          self->timer_.cancel();
+          self->CancelTimer();
           self->Abort();
         });
     if (!edge::IsRetryLater(refusal)) {
@@ -528,8 +529,9 @@ class WsSession final : public service::SessionHandle,
           service_, *this, std::weak_ptr<service::SessionHandle>(self), session_id_);
     }
     opened_at_ = last_heard_ = SteadyClock::now();
-    ScheduleLivenessCheck(
-        opened_at_ + std::min(service_.limits.hello_timeout, service_.limits.idle_timeout / 2));
+    timer_.reset();  // the handshake deadline (its wait completes as cancelled)
+    WatchLiveness(static_cast<asio::io_context&>(stream_.get_executor().context()),
+                  std::min(service_.limits.hello_timeout, service_.limits.idle_timeout / 2) / 4);
     // Frames the client sent right behind its upgrade request came in with it.
     if (buffer_.size() > 0) {
       const auto data = buffer_.data();
@@ -550,18 +552,11 @@ class WsSession final : public service::SessionHandle,
   // ======== Liveness ========
 
   // Hello deadline, then the idle timeout: a connection silent for idle_timeout / 2 is pinged, one
-  // silent for idle_timeout (a half-open TCP connection, a vanished peer) is dropped. One timer
-  // wake-up per half idle period, whatever the traffic.
-  void ScheduleLivenessCheck(SteadyClock::time_point at) {
-    timer_.expires_at(at);
-    WaitTimer([self = this->shared_from_this()](boost::system::error_code ec) {
-      if (!ec) self->CheckLiveness();
-    });
-  }
-
-  void CheckLiveness() {
-    if (edge::IsClosingOrDone(phase_)) return;
-    const auto now = SteadyClock::now();
+  // silent for idle_timeout (a half-open TCP connection, a vanished peer) is dropped. Asked by the
+  // thread's sweep (liveness_sweep.h) every quarter of the shortest of those intervals (at most
+  // 1 s), whatever the traffic.
+  void CheckLiveness(base::SteadyTime now) override {
+    if (edge::IsClosingOrDone(phase_)) return StopLivenessChecks();  // closing has its deadlines
     const auto idle = service_.limits.idle_timeout;
     if (!protocol_->authenticated() && now - opened_at_ >= service_.limits.hello_timeout) {
       return Close(proto::close_code::kHelloTimeout, "hello_timeout");
@@ -572,11 +567,6 @@ class WsSession final : public service::SessionHandle,
       pinged_ = true;
       Enqueue({nullptr, WsOpcode::kPing});  // in line with the frames
     }
-    auto next = last_heard_ + (pinged_ ? idle : idle / 2);
-    if (!protocol_->authenticated()) {
-      next = std::min(next, opened_at_ + service_.limits.hello_timeout);
-    }
-    ScheduleLivenessCheck(std::max(next, now + std::chrono::milliseconds(1)));
   }
 
   // Any frame from the peer (a message, a pong, a ping) proves it alive and answers our ping.
@@ -827,8 +817,9 @@ class WsSession final : public service::SessionHandle,
   // Each step of closing (our close frame out, the peer's answer, the peer's FIN) gets as long as
   // a handshake; a peer that stalls a step is dropped.
   void ArmClosingDeadline() {
-    timer_.expires_after(service_.limits.handshake_timeout);
-    WaitTimer([self = this->shared_from_this()](boost::system::error_code ec) {
+    StopLivenessChecks();
+    Timer().expires_after(service_.limits.handshake_timeout);
+    Timer().async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
       if (!ec) self->Abort();
     });
   }
@@ -898,7 +889,8 @@ class WsSession final : public service::SessionHandle,
   void Finish(boost::system::error_code ec) {
     if (phase_ == WsPhase::kFinished) return;
     Enter(WsPhase::kFinished);
-    timer_.cancel();
+    CancelTimer();
+    StopLivenessChecks();
     if (ec && ec != asio::error::operation_aborted && ec != asio::error::eof &&
         ec != asio::error::connection_reset && ec != asio::error::broken_pipe) {
       log::Debug("session_error", {{"session", session_id_}, {"error", ec.message()}});
@@ -970,12 +962,12 @@ class WsSession final : public service::SessionHandle,
   NextLayer stream_;
   beast::flat_buffer buffer_;  // the PROXY header and upgrade request; empty once open
   std::unique_ptr<http::request_parser<http::empty_body>> parser_;  // during the handshake
-  // Handshake deadline, then hello deadline and idle checks, then delayed closes (goaway), then
-  // the closing handshake's deadlines.
-  SessionTimer timer_;
-  // The two waits an idle open wss session always has pending (readable, liveness timer) live
-  // here, not in blocks of their own (handler_slot.h); an open ws session waits for readability
-  // in the readiness loop instead, with no operation.
+  // Handshake deadline, delayed closes (goaway), the closing handshake's deadlines; none while
+  // open (Timer()).
+  std::unique_ptr<SessionTimer> timer_;
+  // The wait an idle open wss session always has pending (readable) lives here, not in a block of
+  // its own (handler_slot.h); an open ws session waits for readability in the readiness loop
+  // instead, with no operation.
   [[no_unique_address]] std::conditional_t<kTls, HandlerSlot<kReadWaitBytes>, std::monostate>
       read_slot_;
   // ws once open: the descriptor, taken from the socket and watched by the thread's readiness
@@ -984,7 +976,6 @@ class WsSession final : public service::SessionHandle,
   ReadinessLoop* loop_ = nullptr;
   int loop_fd_ = -1;
   bool want_read_ = false;
-  HandlerSlot<kTimerWaitBytes> timer_slot_;
   service::Service& service_;
   const telemetry::Transport transport_;
   const std::uint64_t session_id_;
