@@ -281,7 +281,7 @@ class WsSession final : public service::SessionHandle,
   void EndHandshake() {
     if (holds_address_handshake_slot_) {
       holds_address_handshake_slot_ = false;
-      service_.handshakes_per_ip.Release(handshake_ip_);
+      service_.handshakes_per_ip.Release(handshake_->ip);
     }
     if (!holds_handshake_slot_) return;
     holds_handshake_slot_ = false;
@@ -305,7 +305,7 @@ class WsSession final : public service::SessionHandle,
       return false;
     }
     holds_address_handshake_slot_ = true;
-    handshake_ip_ = client_ip_;  // X-Forwarded-For may still change client_ip_
+    handshake_->ip = client_ip_;  // X-Forwarded-For may still change client_ip_
     return true;
   }
 
@@ -319,11 +319,11 @@ class WsSession final : public service::SessionHandle,
   // client address from it, and hand whatever followed it to TLS or HTTP.
   void ReadProxyHeader() {
     socket().async_read_some(
-        buffer_.prepare(512),
+        handshake_->buffer.prepare(512),
         [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
           if (ec) return self->HandshakeFailed("proxy_header", ec);
-          self->buffer_.commit(n);
-          const auto data = self->buffer_.cdata();
+          self->handshake_->buffer.commit(n);
+          const auto data = self->handshake_->buffer.cdata();
           const auto result =
               edge::ParseProxyHeader({static_cast<const std::uint8_t*>(data.data()), data.size()});
           switch (result.status) {
@@ -339,7 +339,7 @@ class WsSession final : public service::SessionHandle,
               if (!result.header.local && result.header.source) {
                 self->client_ip_ = *result.header.source;
               }
-              self->buffer_.consume(result.header.length);
+              self->handshake_->buffer.consume(result.header.length);
               // A LOCAL header (the balancer's health check) or a source that is itself a
               // trusted proxy is not one client address: as in Run(), no per-address slot.
               if (!self->service_.trusted_proxies.Contains(self->client_ip_) &&
@@ -360,26 +360,27 @@ class WsSession final : public service::SessionHandle,
   void StartHandshake() {
     if constexpr (kTls) {
       // Bytes read with the PROXY header belong to the ClientHello.
-      if (buffer_.size() > 0) {
-        const auto data = buffer_.cdata();
+      beast::flat_buffer& buffer = handshake_->buffer;
+      if (buffer.size() > 0) {
+        const auto data = buffer.cdata();
         stream_.Prepend({static_cast<const char*>(data.data()), data.size()});
-        buffer_.clear();
-        buffer_.shrink_to_fit();
+        buffer.clear();
+        buffer.shrink_to_fit();
       }
       stream_.async_handshake([self = this->shared_from_this()](boost::system::error_code ec) {
         if (ec) return self->HandshakeFailed("tls_handshake", ec);
         self->ReadUpgrade();
       });
     } else {
-      ReadUpgrade();  // bytes after a PROXY header are the start of the request, in buffer_
+      ReadUpgrade();  // bytes after a PROXY header are the start of the request, in the buffer
     }
   }
 
   void ReadUpgrade() {
-    parser_ = std::make_unique<http::request_parser<http::empty_body>>();
-    parser_->header_limit(kMaxUpgradeHeaderBytes);
-    parser_->body_limit(0);
-    http::async_read(stream_, buffer_, *parser_,
+    auto& parser = handshake_->parser.emplace();
+    parser.header_limit(kMaxUpgradeHeaderBytes);
+    parser.body_limit(0);
+    http::async_read(stream_, handshake_->buffer, parser,
                      [self = this->shared_from_this()](boost::system::error_code ec, std::size_t) {
                        if (ec) return self->HandshakeFailed("http_read", ec);
                        self->OnUpgradeRequest();
@@ -389,7 +390,7 @@ class WsSession final : public service::SessionHandle,
   // Every check and its order are edge::CheckUpgrade's (pure); the session gathers the replica's
   // state for it, counts the refusal and writes the answer.
   void OnUpgradeRequest() {
-    const auto& req = parser_->get();
+    const auto& req = handshake_->parser->get();
     const auto subprotocols = req.find(http::field::sec_websocket_protocol);
     const edge::UpgradeRequest request{
         .method = req.method_string(),
@@ -505,7 +506,9 @@ class WsSession final : public service::SessionHandle,
 
   void OnOpen() {
     EndHandshake();
-    parser_.reset();
+    // The session holds no read buffer from here on: what the handshake read is freed with it
+    // once the frames that came behind the upgrade request are parsed.
+    const std::unique_ptr<Handshake> handshake = std::move(handshake_);
     Enter(WsPhase::kOpen);
     if constexpr (!kTls) WatchInLoop();
     service_.metrics.handshakes_ok[transport_index()]->Increment();
@@ -533,14 +536,13 @@ class WsSession final : public service::SessionHandle,
     WatchLiveness(static_cast<asio::io_context&>(stream_.get_executor().context()),
                   std::min(service_.limits.hello_timeout, service_.limits.idle_timeout / 2) / 4);
     // Frames the client sent right behind its upgrade request came in with it.
-    if (buffer_.size() > 0) {
-      const auto data = buffer_.data();
+    if (handshake->buffer.size() > 0) {
+      const auto data = handshake->buffer.data();
       in_batch_ = true;
       const auto error = reader_.Consume(static_cast<char*>(data.data()), data.size(), *this);
       in_batch_ = false;
       if (error) OnProtocolError(*error);
     }
-    buffer_ = {};  // the session holds no read buffer from here on
     if (phase_ == WsPhase::kAborted) return Finish(asio::error::operation_aborted);
     Flush();
     if (phase_ == WsPhase::kAborted) return Finish(asio::error::operation_aborted);
@@ -960,8 +962,13 @@ class WsSession final : public service::SessionHandle,
   }
 
   NextLayer stream_;
-  beast::flat_buffer buffer_;  // the PROXY header and upgrade request; empty once open
-  std::unique_ptr<http::request_parser<http::empty_body>> parser_;  // during the handshake
+  // What only the opening handshake needs, on the heap until open: an open session holds none.
+  struct Handshake {
+    beast::flat_buffer buffer;  // the PROXY header and upgrade request
+    std::optional<http::request_parser<http::empty_body>> parser;
+    edge::IpAddress ip;  // the address holding the per-address handshake slot
+  };
+  std::unique_ptr<Handshake> handshake_ = std::make_unique<Handshake>();
   // Handshake deadline, delayed closes (goaway), the closing handshake's deadlines; none while
   // open (Timer()).
   std::unique_ptr<SessionTimer> timer_;
@@ -998,8 +1005,7 @@ class WsSession final : public service::SessionHandle,
   bool holds_address_handshake_slot_ = false;  // counts in Service::handshakes_per_ip
   bool authenticated_ = false;                 // hello or register succeeded
   std::uint32_t messages_before_auth_ = 0;
-  edge::IpAddress handshake_ip_;  // the address holding the handshake slot
-  edge::IpAddress client_ip_;     // the peer, or who a trusted proxy says it serves
+  edge::IpAddress client_ip_;  // the peer, or who a trusted proxy says it serves
   SteadyClock::time_point ping_window_start_{};
   std::uint32_t pings_in_window_ = 0;
 };
