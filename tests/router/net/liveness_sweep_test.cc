@@ -16,7 +16,7 @@ namespace asio = boost::asio;
 using std::chrono::milliseconds;
 
 // A session stand-in that counts its checks and can act in them.
-struct Checked : LivenessWatched {
+struct Checked final : LivenessWatched {
   int checks = 0;
   std::vector<base::SteadyTime> at;
   std::function<void(Checked&)> on_check;
