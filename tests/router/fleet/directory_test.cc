@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 namespace vrouter::fleet {
 namespace {
 
@@ -55,6 +57,29 @@ TEST(FleetTest, SnapshotsSwapAtomically) {
   fleet.Replace({VideoServer{"a", "u", "r", 1}});
   EXPECT_TRUE(before->empty());  // readers keep the snapshot they hold
   EXPECT_EQ(fleet.Snapshot()->servers().size(), 1u);
+}
+
+TEST(FleetTest, ThisThreadsViewFollowsEveryReplaceAndNeverMixesDirectories) {
+  Directory a;
+  EXPECT_TRUE(a.Current().empty());
+  a.Replace({VideoServer{"a1", "u", "r", 1}});
+  ASSERT_NE(a.Current().Find("a1"), nullptr);
+  // Another directory (even one made where a destroyed one was) is never answered from a's view.
+  {
+    Directory b;
+    b.Replace({VideoServer{"b1", "u", "r", 1}});
+    EXPECT_NE(b.Current().Find("b1"), nullptr);
+    EXPECT_EQ(b.Current().Find("a1"), nullptr);
+  }
+  Directory c;
+  EXPECT_TRUE(c.Current().empty());
+  EXPECT_NE(a.Current().Find("a1"), nullptr);
+  a.Replace({VideoServer{"a2", "u", "r", 1}});
+  EXPECT_EQ(a.Current().Find("a1"), nullptr);
+  EXPECT_NE(a.Current().Find("a2"), nullptr);
+  // Other threads take their own view.
+  std::thread other([&] { EXPECT_NE(a.Current().Find("a2"), nullptr); });
+  other.join();
 }
 
 }  // namespace
