@@ -509,6 +509,9 @@ class WsSession final : public service::SessionHandle,
     // The session holds no read buffer from here on: what the handshake read is freed with it
     // once the frames that came behind the upgrade request are parsed.
     const std::unique_ptr<Handshake> handshake = std::move(handshake_);
+    // The handshake deadline goes (its wait completes as cancelled) before anything below can
+    // start closing, whose steps make a timer of their own.
+    timer_.reset();
     Enter(WsPhase::kOpen);
     if constexpr (!kTls) WatchInLoop();
     service_.metrics.handshakes_ok[transport_index()]->Increment();
@@ -532,9 +535,10 @@ class WsSession final : public service::SessionHandle,
           service_, *this, std::weak_ptr<service::SessionHandle>(self), session_id_);
     }
     opened_at_ = last_heard_ = SteadyClock::now();
-    timer_.reset();  // the handshake deadline (its wait completes as cancelled)
-    WatchLiveness(static_cast<asio::io_context&>(stream_.get_executor().context()),
-                  std::min(service_.limits.hello_timeout, service_.limits.idle_timeout / 2) / 4);
+    if (!edge::IsClosingOrDone(phase_)) {  // not told to go at once (the drain above)
+      WatchLiveness(static_cast<asio::io_context&>(stream_.get_executor().context()),
+                    std::min(service_.limits.hello_timeout, service_.limits.idle_timeout / 2) / 4);
+    }
     // Frames the client sent right behind its upgrade request came in with it.
     if (handshake->buffer.size() > 0) {
       const auto data = handshake->buffer.data();
