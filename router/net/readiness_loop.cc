@@ -94,7 +94,7 @@ class Loop final : public ReadinessLoop, public asio::io_context::service {
   void Deliver() {
     for (int batch = 0; batch < kMaxBatchesPerWake; ++batch) {
       const int n = ::epoll_wait(epoll_fd_, events_.data(), kBatch, 0);
-      if (n <= 0) return;                  // none (or EINTR: Asio waits again)
+      if (n <= 0) return;                 // none (or EINTR: Asio waits again)
       const base::WakeClock::Batch wake;  // one clock read for the frames of these sockets
       for (int i = 0; i < n; ++i) {
         const auto at = static_cast<std::size_t>(i);
