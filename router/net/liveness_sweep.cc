@@ -71,7 +71,7 @@ class LivenessSweep final : public asio::io_context::service {
       armed_ = false;
       if (ec == asio::error::operation_aborted && size_ == 0) return;
       if (!ec) Sweep();
-      if (size_ > 0) Arm();
+      if (size_ > 0 && !armed_) Arm();  // a check may have watched again (Add arms)
     });
   }
 

@@ -67,11 +67,12 @@ IoResult FromSyscall(Socket::wait_type would_block, Call call) {
 // around every call they switch asynchronous cancellation on and off, two atomic
 // compare-and-swaps on the thread's state, ~4 % of the router's user time per lookup in `perf`.
 // The router never cancels a thread. Sanitizer builds keep the wrappers, which their
-// interceptors check.
+// interceptors check (MemorySanitizer must see what recv wrote).
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define VROUTER_SOCKET_CALLS_INTERCEPTED 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
 #define VROUTER_SOCKET_CALLS_INTERCEPTED 1
 #endif
 #endif

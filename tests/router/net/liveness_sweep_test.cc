@@ -100,6 +100,8 @@ TEST(LivenessSweepTest, TheShortestPeriodWinsWithinBounds) {
   io.run();
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(500));
   EXPECT_EQ(fast.checks, 1);
+  // `slow` came next in that sweep: stopped before its turn, it was not checked.
+  EXPECT_EQ(slow.checks, 0);
   // Watching again is harmless; stopping twice too.
   fast.Watch(io, milliseconds(1));
   fast.Watch(io, milliseconds(1));
